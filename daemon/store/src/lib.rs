@@ -1,0 +1,29 @@
+//! The image store core of bty: pure functions over bytes, paths and
+//! directory listings. No async, no actors: the daemon's catalog and hasher
+//! actors call into this crate, and fuzz targets link it alone.
+//!
+//! - [`canon`]: `src` canonicalisation and the `ref` (sha256 of the canonical src)
+//! - [`oras_ref`]: `oras://host/repo:tag|@sha256:…` references
+//! - [`catalog_file`]: `catalog.toml` parse / validate / serialize
+//! - [`names`]: cached file names, slugs, validation of operator file names
+//! - [`format`]: image formats by extension and by magic bytes
+//! - [`sidecar`]: `<file>.sha256` sidecars
+//! - [`atomic`]: temp file + fsync + rename writes
+//! - [`marker`]: the `.bty-storage.json` storage marker
+//! - [`scan`]: the image-root scan
+//! - [`merge`]: scan + entries → listing rows with action gates
+//! - [`export`]: the `catalog.toml` a receiver can fetch
+//! - [`digest`]: the sha256 loop
+
+pub mod atomic;
+pub mod canon;
+pub mod catalog_file;
+pub mod digest;
+pub mod export;
+pub mod format;
+pub mod marker;
+pub mod merge;
+pub mod names;
+pub mod oras_ref;
+pub mod scan;
+pub mod sidecar;

@@ -1,0 +1,113 @@
+//! Opening a gRPC channel to btyd: over its Unix socket (the default) or
+//! over TCP (`http://host:port`), optionally with a bearer token.
+
+use hyper_util::rt::TokioIo;
+use std::path::PathBuf;
+use thiserror::Error;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+/// Where btyd listens, as a client names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A Unix domain socket path.
+    Unix(PathBuf),
+    /// An `http://host:port` URL.
+    Tcp(String),
+}
+
+/// Why a target could not be used.
+#[derive(Debug, Error)]
+pub enum ChannelError {
+    /// The endpoint string is not `unix:PATH`, a path, or `http(s)://…`.
+    #[error("invalid endpoint {0:?}: expected unix:///path, /path or http://host:port")]
+    InvalidEndpoint(String),
+    /// Connecting failed.
+    #[error("cannot connect to btyd at {target}")]
+    Connect {
+        /// The target, as given.
+        target: String,
+        /// What the transport said.
+        #[source]
+        source: tonic::transport::Error,
+    },
+}
+
+impl Target {
+    /// Parse `unix:///path`, `unix:path`, a bare path, or `http(s)://…`.
+    pub fn parse(endpoint: &str) -> Result<Self, ChannelError> {
+        if let Some(path) = endpoint.strip_prefix("unix://") {
+            return Ok(Self::Unix(PathBuf::from(path)));
+        }
+        if let Some(path) = endpoint.strip_prefix("unix:") {
+            return Ok(Self::Unix(PathBuf::from(path)));
+        }
+        if endpoint.starts_with("http://") || endpoint.starts_with("https://") {
+            return Ok(Self::Tcp(endpoint.to_owned()));
+        }
+        if endpoint.starts_with('/') || endpoint.starts_with('.') {
+            return Ok(Self::Unix(PathBuf::from(endpoint)));
+        }
+        Err(ChannelError::InvalidEndpoint(endpoint.to_owned()))
+    }
+
+    /// A channel that connects on first use (and reconnects after errors).
+    pub fn lazy_channel(&self) -> Result<Channel, ChannelError> {
+        match self {
+            Self::Unix(path) => {
+                let path = path.clone();
+                // The URI is ignored by the connector; tonic needs a valid one.
+                let endpoint = Endpoint::from_static("http://[::]:50051");
+                Ok(endpoint.connect_with_connector_lazy(tower::service_fn(move |_: Uri| {
+                    let path = path.clone();
+                    async move {
+                        let stream = tokio::net::UnixStream::connect(path).await?;
+                        Ok::<_, std::io::Error>(TokioIo::new(stream))
+                    }
+                })))
+            }
+            Self::Tcp(url) => Endpoint::from_shared(url.clone())
+                .map(|e| e.connect_lazy())
+                .map_err(|_| ChannelError::InvalidEndpoint(url.clone())),
+        }
+    }
+
+    /// Connect now, failing fast if btyd is not there.
+    pub async fn connect(&self) -> Result<Channel, ChannelError> {
+        let channel = self.lazy_channel()?;
+        let target = self.to_string();
+        // Drive one connection attempt so a missing daemon is reported here.
+        let mut probe = channel.clone();
+        std::future::poll_fn(|cx| tower::Service::poll_ready(&mut probe, cx))
+            .await
+            .map_err(|source| ChannelError::Connect { target, source })?;
+        Ok(channel)
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unix(path) => write!(f, "unix://{}", path.display()),
+            Self::Tcp(url) => f.write_str(url),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_endpoints() {
+        assert_eq!(
+            Target::parse("unix:///run/bty/btyd.sock").ok(),
+            Some(Target::Unix("/run/bty/btyd.sock".into()))
+        );
+        assert_eq!(Target::parse("/tmp/s").ok(), Some(Target::Unix("/tmp/s".into())));
+        assert_eq!(
+            Target::parse("http://127.0.0.1:50051").ok(),
+            Some(Target::Tcp("http://127.0.0.1:50051".into()))
+        );
+        assert!(Target::parse("ftp://x").is_err());
+    }
+}
