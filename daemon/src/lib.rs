@@ -1,1 +1,14 @@
-//! btyd
+//! btyd: the bty daemon. It owns the image store and the disks; every front
+//! end (btyctl, bty-web, scripts) is a client of its gRPC API.
+//!
+//! Inside, a ractor supervision tree of actors that own one concern each and
+//! talk only by messages (see `actors`); the pure store logic lives in the
+//! `bty-store` crate.
+
+pub mod actors;
+pub mod config;
+pub mod daemon;
+pub mod events;
+pub mod grpc;
+pub mod jobs;
+pub mod watch;

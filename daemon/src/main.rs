@@ -1,1 +1,86 @@
-fn main() {}
+//! `btyd`: command line, logging, signals; everything else is in the library.
+
+use anyhow::Context;
+use btyd::config::{Config, Environment, FileConfig, Overrides};
+use clap::Parser;
+use std::path::PathBuf;
+
+/// The bty daemon: image catalog, downloads, hashing and flashing behind a
+/// gRPC API, with the web pages embedded.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Config file (default /etc/bty/btyd.toml when it exists).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// State directory (catalog.toml, jobs/, default image root).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// Image store directory (default <state-dir>/images).
+    #[arg(long)]
+    image_root: Option<PathBuf>,
+    /// gRPC Unix socket (default <state-dir>/btyd.sock with --state-dir).
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// Web listener host:port, or "off".
+    #[arg(long)]
+    web_listen: Option<String>,
+    /// Optional gRPC TCP listener host:port.
+    #[arg(long)]
+    grpc_tcp: Option<String>,
+    /// Validate the configuration, print it, and exit.
+    #[arg(long)]
+    check_config: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    init_logging();
+    let overrides = Overrides {
+        config_file: args.config.clone(),
+        state_dir: args.state_dir,
+        image_root: args.image_root,
+        socket: args.socket,
+        web_listen: args.web_listen,
+        grpc_tcp: args.grpc_tcp,
+    };
+    let file = FileConfig::load(overrides.config_file.as_deref())?;
+    let config = Config::resolve(file, &overrides, &Environment::from_process())?;
+    if args.check_config {
+        println!("{config:#?}");
+        return Ok(());
+    }
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        btyd::daemon::run(config, shutdown_signal())
+            .await
+            .context("btyd failed")
+    })
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("BTY_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+/// SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGTERM; only Ctrl-C stops btyd");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

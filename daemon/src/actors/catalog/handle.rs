@@ -1,0 +1,120 @@
+//! The catalog's handle: one async method per request, no logic.
+
+use super::error::CatalogError;
+use super::import::ImportReport;
+use super::messages::{AddEntry, CatalogMessage, ImportSource, RemovedEntry};
+use crate::actors::{call_failed, slot::ActorSlot};
+use bty_store::catalog_file::CatalogEntry;
+use bty_store::merge::Row;
+use ractor::ActorRef;
+
+/// Cheap to clone; follows the catalog across restarts.
+#[derive(Debug, Clone, Default)]
+pub struct CatalogHandle {
+    slot: ActorSlot<CatalogMessage>,
+}
+
+fn unavailable<T>(e: &ractor::RactorErr<T>) -> CatalogError {
+    CatalogError::Unavailable(call_failed("catalog", e))
+}
+
+impl CatalogHandle {
+    /// A handle reading `slot`.
+    pub fn new(slot: ActorSlot<CatalogMessage>) -> Self {
+        Self { slot }
+    }
+
+    /// The slot the supervisor fills.
+    pub(crate) fn slot(&self) -> &ActorSlot<CatalogMessage> {
+        &self.slot
+    }
+
+    fn actor(&self) -> Result<ActorRef<CatalogMessage>, CatalogError> {
+        self.slot
+            .get()
+            .ok_or_else(|| CatalogError::Unavailable("catalog actor is not running".to_owned()))
+    }
+
+    fn cast(&self, msg: CatalogMessage) {
+        match self.actor() {
+            Ok(actor) => {
+                if actor.cast(msg).is_err() {
+                    tracing::warn!("catalog stopped; notification dropped");
+                }
+            }
+            Err(_) => tracing::warn!("catalog not running; notification dropped"),
+        }
+    }
+
+    /// The merged rows.
+    pub async fn list(&self, query: &str) -> Result<Vec<Row>, CatalogError> {
+        let query = query.to_owned();
+        ractor::call!(self.actor()?, |reply| CatalogMessage::List { query, reply })
+            .map_err(|e| unavailable(&e))
+    }
+
+    /// Add a remote entry; returns it with its ref.
+    pub async fn add_entry(
+        &self,
+        request: AddEntry,
+    ) -> Result<(CatalogEntry, String), CatalogError> {
+        ractor::call!(self.actor()?, |reply| CatalogMessage::AddEntry {
+            request,
+            reply
+        })
+        .map_err(|e| unavailable(&e))?
+    }
+
+    /// Remove a remote entry.
+    pub async fn remove_entry(&self, src_or_ref: &str) -> Result<RemovedEntry, CatalogError> {
+        let src_or_ref = src_or_ref.to_owned();
+        ractor::call!(self.actor()?, |reply| CatalogMessage::RemoveEntry {
+            src_or_ref,
+            reply
+        })
+        .map_err(|e| unavailable(&e))?
+    }
+
+    /// Import a catalog.
+    pub async fn import(&self, source: ImportSource) -> Result<ImportReport, CatalogError> {
+        ractor::call!(self.actor()?, |reply| CatalogMessage::Import {
+            source,
+            reply
+        })
+        .map_err(|e| unavailable(&e))?
+    }
+
+    /// The exportable catalog.toml.
+    pub async fn export(&self, base_url: &str) -> Result<String, CatalogError> {
+        let base_url = base_url.to_owned();
+        ractor::call!(self.actor()?, |reply| CatalogMessage::Export {
+            base_url,
+            reply
+        })
+        .map_err(|e| unavailable(&e))
+    }
+
+    /// The image root changed.
+    pub fn rescan(&self) {
+        self.cast(CatalogMessage::Rescan);
+    }
+
+    /// A sidecar was written.
+    pub fn image_hashed(&self, name: &str, sha256: &str) {
+        self.cast(CatalogMessage::ImageHashed {
+            name: name.to_owned(),
+            sha256: sha256.to_owned(),
+        });
+    }
+
+    /// Re-queue every unhashed file.
+    pub fn requeue_unhashed(&self) {
+        self.cast(CatalogMessage::RequeueUnhashed);
+    }
+
+    /// Test-only: make the catalog panic.
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_panic(&self) {
+        self.cast(CatalogMessage::InjectPanic);
+    }
+}

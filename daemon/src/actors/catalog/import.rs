@@ -1,0 +1,173 @@
+//! Merging an imported catalog into the stored one: new entries are added,
+//! entries with the same canonical src get their metadata updated, and
+//! entries that cannot be taken are reported one by one.
+
+use bty_store::canon::canonicalise_src;
+use bty_store::catalog_file::{CatalogEntry, CatalogFile};
+
+/// What an import did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportReport {
+    /// Where the catalog came from.
+    pub source: String,
+    /// New entries.
+    pub imported: u32,
+    /// Existing entries (same src) whose metadata changed.
+    pub updated: u32,
+    /// Existing entries already identical.
+    pub skipped: u32,
+    /// `(entry name, why)` for entries not taken.
+    pub errors: Vec<(String, String)>,
+}
+
+impl ImportReport {
+    /// Whether the stored catalog changed.
+    pub fn changed(&self) -> bool {
+        self.imported + self.updated > 0
+    }
+}
+
+/// Merge `incoming` into `stored`. `incoming` has been parsed and validated
+/// already, so every src canonicalises.
+pub fn import_entries(
+    stored: &mut CatalogFile,
+    incoming: CatalogFile,
+    source: &str,
+) -> ImportReport {
+    let mut report = ImportReport {
+        source: source.to_owned(),
+        ..ImportReport::default()
+    };
+    for entry in incoming.entries {
+        let canonical = match canonicalise_src(&entry.src) {
+            Ok(c) => c,
+            Err(e) => {
+                report.errors.push((entry.name.clone(), e.to_string()));
+                continue;
+            }
+        };
+        let same_src = stored
+            .entries
+            .iter()
+            .position(|s| canonicalise_src(&s.src).is_ok_and(|c| c == canonical));
+        let name_owner = stored.entries.iter().position(|s| s.name == entry.name);
+        if let Some(owner) = name_owner.filter(|o| Some(*o) != same_src) {
+            let why = format!(
+                "an entry named {:?} already exists with src {}",
+                entry.name, stored.entries[owner].src
+            );
+            report.errors.push((entry.name.clone(), why));
+            continue;
+        }
+        match same_src {
+            Some(i) => {
+                let merged = updated_entry(&stored.entries[i], entry);
+                if merged == stored.entries[i] {
+                    report.skipped += 1;
+                } else {
+                    stored.entries[i] = merged;
+                    report.updated += 1;
+                }
+            }
+            None => {
+                stored.entries.push(entry);
+                report.imported += 1;
+            }
+        }
+    }
+    report
+}
+
+/// The stored entry with the imported metadata; the stored src spelling and
+/// keys the import does not carry are kept.
+fn updated_entry(stored: &CatalogEntry, incoming: CatalogEntry) -> CatalogEntry {
+    let mut extra = stored.extra.clone();
+    extra.extend(incoming.extra);
+    CatalogEntry {
+        name: incoming.name,
+        src: stored.src.clone(),
+        sha256: incoming.sha256,
+        format: incoming.format.or_else(|| stored.format.clone()),
+        size_bytes: incoming.size_bytes.or(stored.size_bytes),
+        description: incoming.description.or_else(|| stored.description.clone()),
+        extra,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(name: &str, src: &str) -> CatalogEntry {
+        CatalogEntry {
+            name: name.into(),
+            src: src.into(),
+            sha256: None,
+            format: Some("img.gz".into()),
+            size_bytes: None,
+            description: None,
+            extra: toml::Table::new(),
+        }
+    }
+
+    fn file(entries: Vec<CatalogEntry>) -> CatalogFile {
+        CatalogFile {
+            entries,
+            extra: toml::Table::new(),
+        }
+    }
+
+    #[test]
+    fn adds_updates_skips_and_reports() {
+        let mut stored = file(vec![
+            entry("a", "https://example.com/a.img.gz"),
+            entry("b", "https://example.com/b.img.gz"),
+        ]);
+        let mut changed_b = entry("b", "https://EXAMPLE.com:443/b.img.gz");
+        changed_b.description = Some("new".into());
+        let incoming = file(vec![
+            entry("a", "https://example.com/a.img.gz"),
+            changed_b,
+            entry("c", "https://example.com/c.img.gz"),
+            entry("a", "https://example.com/other.img.gz"),
+        ]);
+        let report = import_entries(&mut stored, incoming, "test");
+        assert_eq!((report.imported, report.updated, report.skipped), (1, 1, 1));
+        assert_eq!(report.errors.len(), 1);
+        assert!(
+            report.errors[0].1.contains("already exists"),
+            "{:?}",
+            report.errors
+        );
+        assert_eq!(stored.entries.len(), 3);
+        // The stored spelling of src is kept on update.
+        assert_eq!(stored.entries[1].src, "https://example.com/b.img.gz");
+        assert_eq!(stored.entries[1].description.as_deref(), Some("new"));
+    }
+
+    #[test]
+    fn reimport_is_idempotent() {
+        let mut stored = file(vec![]);
+        let incoming = file(vec![entry("a", "https://example.com/a.img.gz")]);
+        assert_eq!(
+            import_entries(&mut stored, incoming.clone(), "x").imported,
+            1
+        );
+        let again = import_entries(&mut stored, incoming, "x");
+        assert_eq!((again.imported, again.updated, again.skipped), (0, 0, 1));
+        assert!(!again.changed());
+    }
+
+    #[test]
+    fn keeps_unknown_keys_of_stored_entries() {
+        let mut s = entry("a", "https://example.com/a.img.gz");
+        s.extra
+            .insert("origin".into(), toml::Value::String("url".into()));
+        let mut stored = file(vec![s]);
+        let mut incoming = entry("a", "https://example.com/a.img.gz");
+        incoming.size_bytes = Some(5);
+        import_entries(&mut stored, file(vec![incoming]), "x");
+        assert!(stored.entries[0].extra.contains_key("origin"));
+        assert_eq!(stored.entries[0].size_bytes, Some(5));
+    }
+}

@@ -1,0 +1,16 @@
+//! The catalog: the one owner of the image index — `catalog.toml` entries
+//! merged with the files in the image root and their sidecars. Lists rows,
+//! imports/exports catalogs, adds and removes entries, persists every change
+//! atomically and publishes catalog events.
+
+mod actor;
+mod error;
+mod handle;
+mod import;
+mod messages;
+
+pub use actor::{CatalogActor, CatalogArgs};
+pub use error::CatalogError;
+pub use handle::CatalogHandle;
+pub use import::{ImportReport, import_entries};
+pub use messages::{AddEntry, CatalogMessage, ImportSource, RemovedEntry};

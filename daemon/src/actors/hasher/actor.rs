@@ -1,0 +1,286 @@
+//! The hasher actor: a queue of hash jobs and a flat `match` over messages.
+//! Bytes are read by [`super::task::HashTask`] on the blocking pool.
+
+use super::error::HasherError;
+use super::handle::HasherHandle;
+use super::messages::{HashOutcome, HasherMessage};
+use super::task::HashTask;
+use crate::actors::catalog::CatalogHandle;
+use crate::events::EventBus;
+use crate::jobs::{JobKind, JobSnapshot, JobState, RateMeter};
+use bty_store::names::{is_cache_file_name, validate_image_file_name};
+use bty_store::sidecar::{Sidecar, read_sidecar};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// Finished jobs kept for listing.
+const HISTORY: usize = 200;
+/// Wait before re-hashing a file that changed under us (still being written).
+const SETTLE: Duration = Duration::from_secs(1);
+
+/// What the supervisor gives the hasher at each (re)start.
+#[derive(Debug, Clone)]
+pub struct HasherArgs {
+    /// The image store.
+    pub image_root: PathBuf,
+    /// Jobs running at once.
+    pub max_parallel: usize,
+    /// Where job events go.
+    pub events: EventBus,
+    /// Told about every hash.
+    pub catalog: CatalogHandle,
+    /// This actor's own handle, given to tasks for their reports.
+    pub me: HasherHandle,
+}
+
+/// The behaviour.
+#[derive(Debug, Default)]
+pub struct HasherActor;
+
+/// One job and what the actor needs to drive it.
+#[derive(Debug)]
+struct HashJob {
+    snapshot: JobSnapshot,
+    cancel: Arc<AtomicBool>,
+    meter: RateMeter,
+}
+
+/// The hasher's state.
+#[derive(Debug)]
+pub struct HasherState {
+    args: HasherArgs,
+    jobs: BTreeMap<String, HashJob>,
+    queue: VecDeque<String>,
+    running: usize,
+}
+
+impl Actor for HasherActor {
+    type Msg = HasherMessage;
+    type State = HasherState;
+    type Arguments = HasherArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: HasherArgs,
+    ) -> Result<HasherState, ActorProcessingErr> {
+        Ok(HasherState {
+            args,
+            jobs: BTreeMap::new(),
+            queue: VecDeque::new(),
+            running: 0,
+        })
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        message: HasherMessage,
+        state: &mut HasherState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            HasherMessage::Enqueue { name, reply } => {
+                let result = state.enqueue(&name);
+                if let Err(e) = &result {
+                    tracing::debug!(name, error = %e, "hash request refused");
+                }
+                if let Some(reply) = reply {
+                    let _ = reply.send(result);
+                }
+            }
+            HasherMessage::Progress { id, bytes_done } => state.progress(&id, bytes_done),
+            HasherMessage::Finished { id, name, outcome } => state.finished(&id, &name, outcome),
+            HasherMessage::Cancel { id, reply } => {
+                let _ = reply.send(state.cancel(&id));
+            }
+            HasherMessage::List { reply } => {
+                let _ = reply.send(state.list());
+            }
+            HasherMessage::Get { id, reply } => {
+                let _ = reply.send(state.jobs.get(&id).map(|j| j.snapshot.clone()));
+            }
+            #[cfg(feature = "fault-injection")]
+            HasherMessage::InjectPanic => panic!("injected hasher fault"),
+        }
+        Ok(())
+    }
+}
+
+impl HasherState {
+    fn enqueue(&mut self, name: &str) -> Result<JobSnapshot, HasherError> {
+        // Cached downloads are hashable too; every other reserved name is not.
+        if !is_cache_file_name(name) {
+            validate_image_file_name(name).map_err(|e| HasherError::InvalidName(e.to_string()))?;
+        }
+        let path = self.args.image_root.join(name);
+        let meta = std::fs::symlink_metadata(&path)
+            .map_err(|_| HasherError::NoSuchFile(name.to_owned()))?;
+        if !meta.file_type().is_file() {
+            return Err(HasherError::NoSuchFile(name.to_owned()));
+        }
+        if let Some(active) = self
+            .jobs
+            .values()
+            .find(|j| j.snapshot.subject == name && j.snapshot.state.is_active())
+        {
+            return Ok(active.snapshot.clone());
+        }
+        let mut snapshot = JobSnapshot::queued(JobKind::Hash, name, Some(meta.len()));
+        if let Sidecar::Fresh(sha) = read_sidecar(&path) {
+            // Never re-hash a file whose sidecar is fresh.
+            snapshot.start("hashing");
+            snapshot.bytes_done = meta.len();
+            snapshot.sha256 = Some(sha.clone());
+            snapshot.finish(JobState::Completed, None);
+            self.args.events.job(&snapshot);
+            self.args.catalog.image_hashed(name, &sha);
+            self.insert(snapshot.clone());
+            return Ok(snapshot);
+        }
+        self.args.events.job(&snapshot);
+        self.queue.push_back(snapshot.id.clone());
+        self.insert(snapshot.clone());
+        self.start_queued();
+        Ok(self
+            .jobs
+            .get(&snapshot.id)
+            .map_or(snapshot, |j| j.snapshot.clone()))
+    }
+
+    fn insert(&mut self, snapshot: JobSnapshot) {
+        let job = HashJob {
+            snapshot,
+            cancel: Arc::new(AtomicBool::new(false)),
+            meter: RateMeter::new(Duration::from_secs(3)),
+        };
+        self.jobs.insert(job.snapshot.id.clone(), job);
+        self.prune();
+    }
+
+    /// Drop the oldest finished jobs beyond the history size.
+    fn prune(&mut self) {
+        let finished: Vec<String> = self
+            .jobs
+            .values()
+            .filter(|j| !j.snapshot.state.is_active())
+            .map(|j| j.snapshot.id.clone())
+            .collect();
+        if finished.len() > HISTORY {
+            let mut by_age: Vec<(i64, String)> = finished
+                .into_iter()
+                .filter_map(|id| self.jobs.get(&id).map(|j| (j.snapshot.created_at_ms, id)))
+                .collect();
+            by_age.sort();
+            for (_, id) in by_age.iter().take(by_age.len() - HISTORY) {
+                self.jobs.remove(id);
+            }
+        }
+    }
+
+    fn start_queued(&mut self) {
+        while self.running < self.args.max_parallel {
+            let Some(id) = self.queue.pop_front() else {
+                break;
+            };
+            let Some(job) = self.jobs.get_mut(&id) else {
+                continue;
+            };
+            job.snapshot.start("hashing");
+            self.args.events.job(&job.snapshot);
+            self.running += 1;
+            let task = HashTask {
+                id: id.clone(),
+                name: job.snapshot.subject.clone(),
+                path: self.args.image_root.join(&job.snapshot.subject),
+                cancel: job.cancel.clone(),
+                handle: self.args.me.clone(),
+            };
+            tokio::task::spawn_blocking(move || task.run());
+        }
+    }
+
+    fn progress(&mut self, id: &str, bytes_done: u64) {
+        if let Some(job) = self.jobs.get_mut(id) {
+            if job.snapshot.state == JobState::Running {
+                job.snapshot.bytes_done = bytes_done;
+                job.snapshot.rate_bps = job.meter.record(bytes_done);
+                self.args.events.job(&job.snapshot);
+            }
+        }
+    }
+
+    fn finished(&mut self, id: &str, name: &str, outcome: HashOutcome) {
+        if let HashOutcome::Hashed { sha256, .. } = &outcome {
+            // Even a job this incarnation never started (it survived a
+            // restart) wrote a valid sidecar: the catalog must know.
+            self.args.catalog.image_hashed(name, sha256);
+        }
+        let Some(job) = self.jobs.get_mut(id) else {
+            tracing::info!(id, name, "result of a job from before a restart");
+            return;
+        };
+        self.running = self.running.saturating_sub(1);
+        match outcome {
+            HashOutcome::Hashed { sha256, bytes } => {
+                job.snapshot.bytes_done = bytes;
+                job.snapshot.sha256 = Some(sha256);
+                job.snapshot.finish(JobState::Completed, None);
+            }
+            HashOutcome::Cancelled => {
+                job.snapshot.finish(
+                    JobState::Cancelled,
+                    Some("cancelled by operator".to_owned()),
+                );
+            }
+            HashOutcome::Failed(reason) => {
+                tracing::warn!(name, reason, "hash failed");
+                job.snapshot.finish(JobState::Failed, Some(reason));
+            }
+            HashOutcome::Changed => {
+                job.snapshot.finish(
+                    JobState::Failed,
+                    Some("file changed while hashing; hashing again once it settles".to_owned()),
+                );
+                let me = self.args.me.clone();
+                let name = name.to_owned();
+                tokio::spawn(async move {
+                    tokio::time::sleep(SETTLE).await;
+                    me.enqueue_detached(&name);
+                });
+            }
+        }
+        self.args.events.job(&job.snapshot);
+        self.start_queued();
+    }
+
+    fn cancel(&mut self, id: &str) -> Result<JobSnapshot, HasherError> {
+        let job = self
+            .jobs
+            .get_mut(id)
+            .ok_or_else(|| HasherError::NoSuchJob(id.to_owned()))?;
+        match job.snapshot.state {
+            JobState::Queued => {
+                self.queue.retain(|q| q != id);
+                job.snapshot.finish(
+                    JobState::Cancelled,
+                    Some("cancelled by operator".to_owned()),
+                );
+                self.args.events.job(&job.snapshot);
+            }
+            // The task checks the flag per chunk and reports `Cancelled`.
+            JobState::Running => job.cancel.store(true, Ordering::Relaxed),
+            JobState::Completed | JobState::Failed | JobState::Cancelled => {}
+        }
+        Ok(job.snapshot.clone())
+    }
+
+    fn list(&self) -> Vec<JobSnapshot> {
+        let mut jobs: Vec<JobSnapshot> = self.jobs.values().map(|j| j.snapshot.clone()).collect();
+        jobs.sort_by(|a, b| b.created_at_ms.cmp(&a.created_at_ms).then(b.id.cmp(&a.id)));
+        jobs
+    }
+}

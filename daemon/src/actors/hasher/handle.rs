@@ -1,0 +1,108 @@
+//! The hasher's handle: one async method per request, no logic.
+
+use super::error::HasherError;
+use super::messages::{HashOutcome, HasherMessage};
+use crate::actors::{call_failed, slot::ActorSlot};
+use crate::jobs::JobSnapshot;
+
+/// Cheap to clone; follows the hasher across restarts.
+#[derive(Debug, Clone, Default)]
+pub struct HasherHandle {
+    slot: ActorSlot<HasherMessage>,
+}
+
+impl HasherHandle {
+    /// A handle reading `slot`.
+    pub fn new(slot: ActorSlot<HasherMessage>) -> Self {
+        Self { slot }
+    }
+
+    /// The slot the supervisor fills.
+    pub(crate) fn slot(&self) -> &ActorSlot<HasherMessage> {
+        &self.slot
+    }
+
+    fn actor(&self) -> Result<ractor::ActorRef<HasherMessage>, HasherError> {
+        self.slot
+            .get()
+            .ok_or_else(|| HasherError::Unavailable("hasher actor is not running".to_owned()))
+    }
+
+    /// Queue a hash job for `name` (or get the active one).
+    pub async fn enqueue(&self, name: &str) -> Result<JobSnapshot, HasherError> {
+        let name = name.to_owned();
+        ractor::call!(self.actor()?, |reply| HasherMessage::Enqueue {
+            name,
+            reply: Some(reply)
+        })
+        .map_err(|e| HasherError::Unavailable(call_failed("hasher", &e)))?
+    }
+
+    /// Queue without waiting for the answer (the catalog's auto-enqueue).
+    pub fn enqueue_detached(&self, name: &str) {
+        if let Ok(actor) = self.actor() {
+            let msg = HasherMessage::Enqueue {
+                name: name.to_owned(),
+                reply: None,
+            };
+            if actor.cast(msg).is_err() {
+                tracing::warn!(name, "hasher stopped; hash request dropped until restart");
+            }
+        }
+    }
+
+    /// Cancel a job.
+    pub async fn cancel(&self, id: &str) -> Result<JobSnapshot, HasherError> {
+        let id = id.to_owned();
+        ractor::call!(self.actor()?, |reply| HasherMessage::Cancel { id, reply })
+            .map_err(|e| HasherError::Unavailable(call_failed("hasher", &e)))?
+    }
+
+    /// All known jobs, newest first.
+    pub async fn list(&self) -> Result<Vec<JobSnapshot>, HasherError> {
+        ractor::call!(self.actor()?, |reply| HasherMessage::List { reply })
+            .map_err(|e| HasherError::Unavailable(call_failed("hasher", &e)))
+    }
+
+    /// One job.
+    pub async fn get(&self, id: &str) -> Result<Option<JobSnapshot>, HasherError> {
+        let id = id.to_owned();
+        ractor::call!(self.actor()?, |reply| HasherMessage::Get { id, reply })
+            .map_err(|e| HasherError::Unavailable(call_failed("hasher", &e)))
+    }
+
+    /// Task report: progress. Dropped if the hasher is restarting.
+    pub(crate) fn progress(&self, id: &str, bytes_done: u64) {
+        if let Ok(actor) = self.actor() {
+            let _ = actor.cast(HasherMessage::Progress {
+                id: id.to_owned(),
+                bytes_done,
+            });
+        }
+    }
+
+    /// Task report: the end. Goes to whichever hasher is current.
+    pub(crate) fn finished(&self, id: &str, name: &str, outcome: HashOutcome) {
+        let msg = HasherMessage::Finished {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            outcome,
+        };
+        match self.actor() {
+            Ok(actor) => {
+                if actor.cast(msg).is_err() {
+                    tracing::warn!(id, name, "hasher stopped before a job's result arrived");
+                }
+            }
+            Err(_) => tracing::warn!(id, name, "hasher stopped before a job's result arrived"),
+        }
+    }
+
+    /// Test-only: make the hasher panic.
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_panic(&self) -> Result<(), HasherError> {
+        self.actor()?
+            .cast(HasherMessage::InjectPanic)
+            .map_err(|e| HasherError::Unavailable(e.to_string()))
+    }
+}

@@ -1,0 +1,74 @@
+//! Messages the hasher understands.
+
+use super::error::HasherError;
+use crate::jobs::JobSnapshot;
+use ractor::RpcReplyPort;
+
+/// How a hash task ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HashOutcome {
+    /// Hashed and the sidecar is written.
+    Hashed {
+        /// Lowercase hex.
+        sha256: String,
+        /// Bytes read.
+        bytes: u64,
+    },
+    /// The file changed while it was read; hash it again later.
+    Changed,
+    /// Cancelled on request.
+    Cancelled,
+    /// Failed with a reason.
+    Failed(String),
+}
+
+/// Requests and task reports.
+#[derive(Debug)]
+pub enum HasherMessage {
+    /// Queue a job for a file (or return the active one); `reply` is `None`
+    /// for fire-and-forget requests from the catalog.
+    Enqueue {
+        /// Bare file name in the image root.
+        name: String,
+        /// Where the job goes.
+        reply: Option<RpcReplyPort<Result<JobSnapshot, HasherError>>>,
+    },
+    /// A task read this many bytes.
+    Progress {
+        /// Job id.
+        id: String,
+        /// Bytes read so far.
+        bytes_done: u64,
+    },
+    /// A task ended.
+    Finished {
+        /// Job id.
+        id: String,
+        /// File name (so a restarted actor can still tell the catalog).
+        name: String,
+        /// How it ended.
+        outcome: HashOutcome,
+    },
+    /// Cancel a job.
+    Cancel {
+        /// Job id.
+        id: String,
+        /// The job after the request.
+        reply: RpcReplyPort<Result<JobSnapshot, HasherError>>,
+    },
+    /// All known jobs, newest first.
+    List {
+        /// The jobs.
+        reply: RpcReplyPort<Vec<JobSnapshot>>,
+    },
+    /// One job.
+    Get {
+        /// Job id.
+        id: String,
+        /// The job, if known.
+        reply: RpcReplyPort<Option<JobSnapshot>>,
+    },
+    /// Test-only: panic inside the handler to exercise supervision.
+    #[cfg(feature = "fault-injection")]
+    InjectPanic,
+}

@@ -1,0 +1,14 @@
+//! The daemon's actors: a supervisor and its children, each owning one
+//! concern and talking only by messages. Handles are cheap clones that read
+//! the current `ActorRef` from a [`slot::ActorSlot`], so they keep working
+//! after the supervisor restarts a child.
+
+pub mod catalog;
+pub mod hasher;
+pub mod slot;
+pub mod supervisor;
+
+/// Turn a failed `ractor::call!` into a readable reason.
+pub(crate) fn call_failed<T>(actor: &str, err: &ractor::RactorErr<T>) -> String {
+    format!("{actor} actor unavailable ({err})")
+}

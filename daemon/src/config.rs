@@ -1,0 +1,395 @@
+//! btyd configuration: the TOML file (`/etc/bty/btyd.toml` or `--config`),
+//! command-line overrides and systemd's directory variables, resolved once at
+//! start-up into one validated [`Config`]. Nothing reads the environment later.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// The system-wide config file read when `--config` is not given.
+pub const SYSTEM_CONFIG: &str = "/etc/bty/btyd.toml";
+/// The release catalog upstream publishes ("Fetch latest catalog").
+pub const DEFAULT_RELEASE_CATALOG_URL: &str =
+    "https://github.com/safl/bty/releases/latest/download/catalog.toml";
+/// Where the web listener binds by default.
+pub const DEFAULT_WEB_LISTEN: &str = "127.0.0.1:8080";
+
+/// Why the configuration could not be used.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML or has unknown keys.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (names the key and line).
+        message: String,
+    },
+    /// A setting has a value that cannot work.
+    #[error("invalid setting {key} = {value:?}: {why}")]
+    Invalid {
+        /// The setting's dotted name.
+        key: &'static str,
+        /// The value given.
+        value: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+}
+
+/// The config file as written: every key optional, unknown keys rejected.
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileConfig {
+    /// Where catalog.toml, jobs/ and (by default) images/ live.
+    pub state_dir: Option<PathBuf>,
+    /// The image store; default `<state_dir>/images`.
+    pub image_root: Option<PathBuf>,
+    /// The catalog "Fetch latest catalog" imports.
+    pub release_catalog_url: Option<String>,
+    /// `[grpc]`
+    pub grpc: GrpcSection,
+    /// `[web]`
+    pub web: WebSection,
+    /// `[downloads]`
+    pub downloads: WorkerSection,
+    /// `[hashing]`
+    pub hashing: WorkerSection,
+    /// `[registries."host:port"]`
+    pub registries: BTreeMap<String, RegistryConfig>,
+}
+
+/// `[grpc]` section.
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrpcSection {
+    /// Unix socket path.
+    pub socket: Option<PathBuf>,
+    /// Optional TCP listener, e.g. `127.0.0.1:50051`; empty = off.
+    pub tcp: Option<String>,
+}
+
+/// `[web]` section.
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebSection {
+    /// `host:port`, or `off`.
+    pub listen: Option<String>,
+}
+
+/// `[downloads]` / `[hashing]` sections.
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerSection {
+    /// How many jobs run at once.
+    pub max_parallel: Option<u32>,
+}
+
+/// `[registries."host:port"]`: per-registry settings.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistryConfig {
+    /// Plain http allowed (loopback test registries).
+    pub insecure: bool,
+    /// Optional credentials for the token flow.
+    pub username: Option<String>,
+    /// Optional credentials for the token flow.
+    pub password: Option<String>,
+}
+
+/// Command-line overrides; each beats the config file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--config`
+    pub config_file: Option<PathBuf>,
+    /// `--state-dir`
+    pub state_dir: Option<PathBuf>,
+    /// `--image-root`
+    pub image_root: Option<PathBuf>,
+    /// `--socket`
+    pub socket: Option<PathBuf>,
+    /// `--web-listen` (`off` disables)
+    pub web_listen: Option<String>,
+    /// `--grpc-tcp`
+    pub grpc_tcp: Option<String>,
+}
+
+/// What the process environment contributes, read once by `main`.
+#[derive(Debug, Default, Clone)]
+pub struct Environment {
+    /// systemd `$STATE_DIRECTORY`.
+    pub state_directory: Option<PathBuf>,
+    /// systemd `$RUNTIME_DIRECTORY`.
+    pub runtime_directory: Option<PathBuf>,
+    /// `$HOME`, for the non-root default state dir.
+    pub home: Option<PathBuf>,
+    /// Whether the process runs as root.
+    pub is_root: bool,
+}
+
+impl Environment {
+    /// Read the process environment (only `main` calls this).
+    pub fn from_process() -> Self {
+        let var = |k: &str| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        // systemd may pass several colon-separated dirs; the first is ours.
+        let first = |p: PathBuf| {
+            p.to_str()
+                .and_then(|s| s.split(':').next())
+                .map(PathBuf::from)
+                .unwrap_or(p)
+        };
+        Self {
+            state_directory: var("STATE_DIRECTORY").map(first),
+            runtime_directory: var("RUNTIME_DIRECTORY").map(first),
+            home: var("HOME"),
+            is_root: rustix::process::geteuid().is_root(),
+        }
+    }
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// State directory (catalog.toml, jobs/).
+    pub state_dir: PathBuf,
+    /// Image store.
+    pub image_root: PathBuf,
+    /// `<state_dir>/catalog.toml`.
+    pub catalog_path: PathBuf,
+    /// gRPC Unix socket.
+    pub socket: PathBuf,
+    /// Optional gRPC TCP listener.
+    pub grpc_tcp: Option<SocketAddr>,
+    /// Web listener, `None` = off.
+    pub web_listen: Option<SocketAddr>,
+    /// "Fetch latest catalog" source.
+    pub release_catalog_url: String,
+    /// Parallel downloads.
+    pub downloads_max_parallel: u32,
+    /// Parallel hash jobs.
+    pub hashing_max_parallel: u32,
+    /// Per-registry settings.
+    pub registries: BTreeMap<String, RegistryConfig>,
+}
+
+impl FileConfig {
+    /// Parse config text; `path` names the file in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Read the explicit `--config` file, else the system one if present.
+    pub fn load(explicit: Option<&Path>) -> Result<Self, ConfigError> {
+        let (path, required) = match explicit {
+            Some(p) => (p.to_owned(), true),
+            None => (PathBuf::from(SYSTEM_CONFIG), false),
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Self::parse(&text, &path),
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(source) => Err(ConfigError::Read { path, source }),
+        }
+    }
+}
+
+impl Config {
+    /// Resolve file settings, overrides and environment into a `Config`.
+    pub fn resolve(
+        file: FileConfig,
+        overrides: &Overrides,
+        env: &Environment,
+    ) -> Result<Self, ConfigError> {
+        let state_dir_flag = overrides.state_dir.clone();
+        let state_dir = state_dir_flag
+            .clone()
+            .or(file.state_dir)
+            .or_else(|| env.state_directory.clone())
+            .unwrap_or_else(|| default_state_dir(env));
+        let image_root = overrides
+            .image_root
+            .clone()
+            .or(file.image_root)
+            .unwrap_or_else(|| state_dir.join("images"));
+        let socket = overrides
+            .socket
+            .clone()
+            .or_else(|| state_dir_flag.as_ref().map(|d| d.join("btyd.sock")))
+            .or(file.grpc.socket)
+            .or_else(|| env.runtime_directory.as_ref().map(|d| d.join("btyd.sock")))
+            .unwrap_or_else(|| {
+                if env.is_root {
+                    PathBuf::from(bty_proto::DEFAULT_SOCKET)
+                } else {
+                    state_dir.join("btyd.sock")
+                }
+            });
+        let web_listen = overrides
+            .web_listen
+            .clone()
+            .or(file.web.listen)
+            .unwrap_or_else(|| DEFAULT_WEB_LISTEN.to_owned());
+        let web_listen = parse_listen("web.listen", &web_listen)?;
+        let grpc_tcp = match overrides.grpc_tcp.clone().or(file.grpc.tcp) {
+            Some(addr) => parse_listen("grpc.tcp", &addr)?,
+            None => None,
+        };
+        let downloads_max_parallel =
+            positive("downloads.max_parallel", file.downloads.max_parallel, 2)?;
+        let hashing_max_parallel = positive("hashing.max_parallel", file.hashing.max_parallel, 1)?;
+        let release_catalog_url = file
+            .release_catalog_url
+            .unwrap_or_else(|| DEFAULT_RELEASE_CATALOG_URL.to_owned());
+        if !(release_catalog_url.starts_with("http://")
+            || release_catalog_url.starts_with("https://")
+            || release_catalog_url.starts_with("oras://"))
+        {
+            return Err(ConfigError::Invalid {
+                key: "release_catalog_url",
+                value: release_catalog_url,
+                why: "must be an http(s):// URL or an oras:// reference",
+            });
+        }
+        Ok(Self {
+            catalog_path: state_dir.join("catalog.toml"),
+            state_dir,
+            image_root,
+            socket,
+            grpc_tcp,
+            web_listen,
+            release_catalog_url,
+            downloads_max_parallel,
+            hashing_max_parallel,
+            registries: file.registries,
+        })
+    }
+
+    /// Where interrupted downloads keep what they need to resume.
+    pub fn jobs_dir(&self) -> PathBuf {
+        self.state_dir.join("jobs")
+    }
+}
+
+fn default_state_dir(env: &Environment) -> PathBuf {
+    if env.is_root {
+        PathBuf::from("/var/lib/bty")
+    } else {
+        env.home
+            .as_ref()
+            .map(|h| h.join(".local/state/bty"))
+            .unwrap_or_else(|| PathBuf::from(".bty"))
+    }
+}
+
+/// `off` or empty → `None`; otherwise a socket address.
+fn parse_listen(key: &'static str, value: &str) -> Result<Option<SocketAddr>, ConfigError> {
+    let value = value.trim();
+    if value.is_empty() || value.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    value.parse().map(Some).map_err(|_| ConfigError::Invalid {
+        key,
+        value: value.to_owned(),
+        why: "expected host:port (an IP address and a port) or \"off\"",
+    })
+}
+
+fn positive(key: &'static str, value: Option<u32>, default: u32) -> Result<u32, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(0) => Err(ConfigError::Invalid {
+            key,
+            value: "0".to_owned(),
+            why: "must be at least 1",
+        }),
+        Some(n) => Ok(n),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env() -> Environment {
+        Environment {
+            home: Some("/home/op".into()),
+            ..Environment::default()
+        }
+    }
+
+    #[test]
+    fn defaults_for_a_non_root_user_are_local() {
+        let c = Config::resolve(FileConfig::default(), &Overrides::default(), &env()).unwrap();
+        assert_eq!(c.state_dir, PathBuf::from("/home/op/.local/state/bty"));
+        assert_eq!(c.image_root, c.state_dir.join("images"));
+        assert_eq!(c.socket, c.state_dir.join("btyd.sock"));
+        assert_eq!(c.web_listen, Some("127.0.0.1:8080".parse().unwrap()));
+        assert_eq!((c.downloads_max_parallel, c.hashing_max_parallel), (2, 1));
+        assert_eq!(c.grpc_tcp, None);
+    }
+
+    #[test]
+    fn state_dir_flag_puts_the_socket_inside_it() {
+        let o = Overrides {
+            state_dir: Some("/tmp/s".into()),
+            ..Overrides::default()
+        };
+        let file = FileConfig::parse("[grpc]\nsocket = \"/run/x.sock\"\n", Path::new("t")).unwrap();
+        let c = Config::resolve(file, &o, &env()).unwrap();
+        assert_eq!(c.socket, PathBuf::from("/tmp/s/btyd.sock"));
+    }
+
+    #[test]
+    fn systemd_directories_are_used() {
+        let e = Environment {
+            state_directory: Some("/var/lib/bty".into()),
+            runtime_directory: Some("/run/bty".into()),
+            is_root: true,
+            ..env()
+        };
+        let c = Config::resolve(FileConfig::default(), &Overrides::default(), &e).unwrap();
+        assert_eq!(c.socket, PathBuf::from("/run/bty/btyd.sock"));
+        assert_eq!(c.image_root, PathBuf::from("/var/lib/bty/images"));
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_bad_values() {
+        let err = FileConfig::parse("bogus = 1\n", Path::new("f.toml")).unwrap_err();
+        assert!(err.to_string().contains("bogus"), "{err}");
+        let file = FileConfig::parse("[hashing]\nmax_parallel = 0\n", Path::new("f")).unwrap();
+        let err = Config::resolve(file, &Overrides::default(), &env()).unwrap_err();
+        assert!(err.to_string().contains("hashing.max_parallel"), "{err}");
+        let o = Overrides {
+            web_listen: Some("localhost".into()),
+            ..Overrides::default()
+        };
+        assert!(Config::resolve(FileConfig::default(), &o, &env()).is_err());
+    }
+
+    #[test]
+    fn web_can_be_turned_off() {
+        let o = Overrides {
+            web_listen: Some("off".into()),
+            ..Overrides::default()
+        };
+        let c = Config::resolve(FileConfig::default(), &o, &env()).unwrap();
+        assert_eq!(c.web_listen, None);
+    }
+}

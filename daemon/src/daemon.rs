@@ -1,0 +1,268 @@
+//! Start-up and shutdown of a whole btyd: check the store, spawn the actor
+//! tree, the directory watcher, the gRPC listeners and the embedded web
+//! adapter; tell systemd when ready; stop in order.
+
+use crate::actors::catalog::{CatalogArgs, CatalogHandle};
+use crate::actors::hasher::{HasherArgs, HasherHandle};
+use crate::actors::supervisor::{RestartBudget, Supervisor, SupervisorArgs, SupervisorMessage};
+use crate::config::Config;
+use crate::events::EventBus;
+use crate::grpc::{self, CatalogApi, EventApi, JobApi, Services};
+use bty_store::atomic::remove_stale_temp_files;
+use bty_store::marker::ensure_marker;
+use bty_store::scan::unrecognised_files;
+use ractor::Actor;
+use std::future::Future;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+use tokio_util::sync::CancellationToken;
+
+/// The daemon's version, in markers and `DescribeStore`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Why btyd could not start (or stopped with an error).
+#[derive(Debug, Error)]
+pub enum DaemonError {
+    /// A directory could not be created.
+    #[error("cannot create {path}")]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The storage marker says this image root is not ours to use.
+    #[error(transparent)]
+    Marker(#[from] bty_store::marker::MarkerError),
+    /// Another btyd already serves the socket.
+    #[error("another btyd is already listening on {0}; stop it or pass --socket")]
+    SocketInUse(PathBuf),
+    /// A listener could not be bound.
+    #[error("cannot listen on {what}")]
+    Bind {
+        /// Which listener.
+        what: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The actor tree could not start.
+    #[error("cannot start the actors: {0}")]
+    Actors(String),
+    /// The directory watcher could not start.
+    #[error("cannot watch the image root {path}")]
+    Watch {
+        /// The image root.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// gRPC failed.
+    #[error(transparent)]
+    Grpc(#[from] grpc::GrpcError),
+    /// The web listener failed.
+    #[error("web server failed")]
+    Web(#[source] std::io::Error),
+    /// The supervisor gave up (restart budget exhausted).
+    #[error("the actor supervisor stopped: {0}")]
+    SupervisorStopped(String),
+}
+
+/// Run btyd until `shutdown` resolves or the supervisor gives up.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
+    prepare_store(&config)?;
+
+    let events = EventBus::new();
+    let hasher = HasherHandle::default();
+    let catalog = CatalogHandle::default();
+    let args = SupervisorArgs {
+        hasher: HasherArgs {
+            image_root: config.image_root.clone(),
+            max_parallel: config.hashing_max_parallel as usize,
+            events: events.clone(),
+            catalog: catalog.clone(),
+            me: hasher.clone(),
+        },
+        catalog: CatalogArgs {
+            image_root: config.image_root.clone(),
+            catalog_path: config.catalog_path.clone(),
+            events: events.clone(),
+            hasher: hasher.clone(),
+        },
+        catalog_handle: catalog.clone(),
+        budget: RestartBudget::default(),
+    };
+    let (supervisor, supervisor_done) = Actor::spawn(None, Supervisor, args)
+        .await
+        .map_err(|e| DaemonError::Actors(e.to_string()))?;
+    let watcher =
+        crate::watch::spawn_watcher(&config.image_root, catalog.clone()).map_err(|source| {
+            DaemonError::Watch {
+                path: config.image_root.clone(),
+                source,
+            }
+        })?;
+
+    let services = Services {
+        catalog: CatalogApi {
+            catalog: catalog.clone(),
+            hasher: hasher.clone(),
+            info: bty_proto::v1::StoreInfo {
+                image_root: config.image_root.display().to_string(),
+                catalog_path: config.catalog_path.display().to_string(),
+                release_catalog_url: config.release_catalog_url.clone(),
+                daemon_version: VERSION.to_owned(),
+                download_max_parallel: config.downloads_max_parallel,
+                hash_max_parallel: config.hashing_max_parallel,
+            },
+        },
+        jobs: JobApi {
+            hasher: hasher.clone(),
+            events: events.clone(),
+        },
+        events: EventApi { events },
+    };
+
+    let stop = CancellationToken::new();
+    let mut servers = tokio::task::JoinSet::new();
+    let unix = bind_socket(&config.socket)?;
+    let token = stop.clone();
+    let unix_services = services.clone();
+    servers.spawn(async move {
+        grpc::serve_unix(unix_services, unix, token.cancelled_owned())
+            .await
+            .map_err(DaemonError::from)
+    });
+    if let Some(addr) = config.grpc_tcp {
+        let tcp = bind_tcp(addr, "gRPC TCP").await?;
+        let token = stop.clone();
+        servers.spawn(async move {
+            grpc::serve_tcp(services, tcp, token.cancelled_owned())
+                .await
+                .map_err(DaemonError::from)
+        });
+    }
+    let web_addr = match config.web_listen {
+        Some(addr) => {
+            let listener = bind_tcp(addr, "web").await?;
+            let local = listener.local_addr().unwrap_or(addr);
+            let channel = bty_proto::channel::Target::Unix(config.socket.clone())
+                .lazy_channel()
+                .map_err(|e| DaemonError::Actors(e.to_string()))?;
+            let router = bty_web::router(channel, bty_web::WebOptions::default());
+            let token = stop.clone();
+            servers.spawn(async move {
+                bty_web::serve(listener, router, token.cancelled_owned())
+                    .await
+                    .map_err(DaemonError::Web)
+            });
+            Some(local)
+        }
+        None => None,
+    };
+
+    tracing::info!(
+        socket = %config.socket.display(),
+        web = %web_addr.map_or("off".to_owned(), |a| format!("http://{a}/ui/images")),
+        image_root = %config.image_root.display(),
+        "btyd ready"
+    );
+    notify_ready();
+
+    let mut supervisor_done = supervisor_done;
+    let outcome = tokio::select! {
+        () = shutdown => Ok(()),
+        _ = &mut supervisor_done => Err(DaemonError::SupervisorStopped("restart budget exhausted".to_owned())),
+        Some(result) = servers.join_next() => match result {
+            Ok(Err(e)) => Err(e),
+            _ => Ok(()),
+        },
+    };
+    tracing::info!("btyd stopping");
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    stop.cancel();
+    watcher.abort();
+    if outcome.is_ok() {
+        let _ = ractor::call!(supervisor, SupervisorMessage::Shutdown);
+        let _ = supervisor_done.await;
+    }
+    while servers.join_next().await.is_some() {}
+    let _ = std::fs::remove_file(&config.socket);
+    outcome
+}
+
+/// Create the directories, check the storage marker, clean up after a crash.
+fn prepare_store(config: &Config) -> Result<(), DaemonError> {
+    for dir in [&config.state_dir, &config.image_root] {
+        std::fs::create_dir_all(dir).map_err(|source| DaemonError::CreateDir {
+            path: dir.clone(),
+            source,
+        })?;
+    }
+    ensure_marker(&config.image_root, VERSION)?;
+    for dir in [&config.state_dir, &config.image_root] {
+        match remove_stale_temp_files(dir) {
+            Ok(removed) => {
+                for path in removed {
+                    tracing::info!(path = %path.display(), "removed a temp file left by a crash");
+                }
+            }
+            Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "cannot clean temp files"),
+        }
+    }
+    if let Ok(names) = unrecognised_files(&config.image_root) {
+        for name in names {
+            tracing::warn!(
+                name,
+                "unrecognised file in the image root; ignored by the scan"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Bind the Unix socket: refuse if a live daemon answers on it, replace a
+/// stale one, and open it to the socket's group (mode 0660).
+fn bind_socket(path: &Path) -> Result<tokio::net::UnixListener, DaemonError> {
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(DaemonError::SocketInUse(path.to_owned()));
+        }
+        let _ = std::fs::remove_file(path);
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|source| DaemonError::CreateDir {
+            path: parent.to_owned(),
+            source,
+        })?;
+    }
+    let bind_error = |source| DaemonError::Bind {
+        what: format!("unix socket {}", path.display()),
+        source,
+    };
+    let listener = tokio::net::UnixListener::bind(path).map_err(bind_error)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(bind_error)?;
+    Ok(listener)
+}
+
+async fn bind_tcp(
+    addr: std::net::SocketAddr,
+    what: &str,
+) -> Result<tokio::net::TcpListener, DaemonError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| DaemonError::Bind {
+            what: format!("{what} {addr}"),
+            source,
+        })
+}
+
+/// READY=1 for systemd's `Type=notify`; a no-op outside systemd.
+fn notify_ready() {
+    if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+        tracing::debug!(error = %e, "sd_notify failed");
+    }
+}

@@ -1,0 +1,162 @@
+//! The daemon's event stream: job snapshots and catalog changes, fanned out
+//! to every watcher (gRPC `Subscribe`, the web's SSE) with a bounded buffer,
+//! plus a short history of notable events for the pages' activity cards.
+
+use crate::jobs::{JobSnapshot, now_ms};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::broadcast;
+
+/// How many events a slow watcher may lag before it is told to resync.
+const CHANNEL_CAPACITY: usize = 1024;
+/// How many notable events the activity history keeps.
+const HISTORY: usize = 200;
+
+/// Something in the catalog changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CatalogEvent {
+    /// Past tense, dotted: `entry.added`, `image.hashed`, `catalog.imported`…
+    pub kind: String,
+    /// What it is about.
+    pub subject: String,
+    /// One line for an operator.
+    pub summary: String,
+    /// Whether it reports a failure.
+    pub failed: bool,
+}
+
+/// What an event carries.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventBody {
+    /// A job changed.
+    Job(JobSnapshot),
+    /// The catalog changed.
+    Catalog(CatalogEvent),
+}
+
+/// One event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// Monotonic per daemon run.
+    pub seq: u64,
+    /// Epoch milliseconds.
+    pub at_ms: i64,
+    /// The payload.
+    pub body: EventBody,
+}
+
+/// A cheap, cloneable publisher/subscriber hub.
+#[derive(Debug, Clone)]
+pub struct EventBus {
+    tx: broadcast::Sender<Arc<Event>>,
+    seq: Arc<AtomicU64>,
+    history: Arc<Mutex<VecDeque<Arc<Event>>>>,
+}
+
+impl Default for EventBus {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EventBus {
+    /// An empty bus.
+    pub fn new() -> Self {
+        let (tx, _) = broadcast::channel(CHANNEL_CAPACITY);
+        Self {
+            tx,
+            seq: Arc::new(AtomicU64::new(1)),
+            history: Arc::new(Mutex::new(VecDeque::with_capacity(HISTORY))),
+        }
+    }
+
+    /// Publish a job snapshot (progress and state changes).
+    pub fn job(&self, job: &JobSnapshot) {
+        let notable = !job.state.is_active() || job.started_at_ms.is_none();
+        self.publish(EventBody::Job(job.clone()), notable);
+    }
+
+    /// Publish a catalog change.
+    pub fn catalog(&self, kind: &str, subject: &str, summary: impl Into<String>, failed: bool) {
+        let event = CatalogEvent {
+            kind: kind.to_owned(),
+            subject: subject.to_owned(),
+            summary: summary.into(),
+            failed,
+        };
+        if failed {
+            tracing::warn!(kind, subject, summary = %event.summary, "catalog event");
+        } else {
+            tracing::info!(kind, subject, summary = %event.summary, "catalog event");
+        }
+        self.publish(EventBody::Catalog(event), true);
+    }
+
+    fn publish(&self, body: EventBody, notable: bool) {
+        let event = Arc::new(Event {
+            seq: self.seq.fetch_add(1, Ordering::Relaxed),
+            at_ms: now_ms(),
+            body,
+        });
+        if notable {
+            // A poisoned lock only means a panic elsewhere mid-push; the
+            // deque itself is still valid.
+            let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+            if history.len() == HISTORY {
+                history.pop_front();
+            }
+            history.push_back(event.clone());
+        }
+        // No subscribers is fine: nobody is watching.
+        let _ = self.tx.send(event);
+    }
+
+    /// A live subscription; lagging receivers get `RecvError::Lagged`.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.tx.subscribe()
+    }
+
+    /// Notable events, newest first.
+    pub fn recent(&self, limit: usize) -> Vec<Arc<Event>> {
+        let history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        history.iter().rev().take(limit).cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jobs::{JobKind, JobState};
+
+    #[tokio::test]
+    async fn subscribers_see_events_in_order() {
+        let bus = EventBus::new();
+        let mut rx = bus.subscribe();
+        bus.catalog("entry.added", "https://x/a.img", "added a.img", false);
+        let mut job = JobSnapshot::queued(JobKind::Hash, "a.img", Some(1));
+        bus.job(&job);
+        job.finish(JobState::Completed, None);
+        bus.job(&job);
+        let a = rx.recv().await.unwrap();
+        let b = rx.recv().await.unwrap();
+        assert!(a.seq < b.seq);
+        assert!(matches!(&a.body, EventBody::Catalog(c) if c.kind == "entry.added"));
+        assert_eq!(bus.recent(10).len(), 3);
+    }
+
+    #[test]
+    fn history_skips_progress_and_is_bounded() {
+        let bus = EventBus::new();
+        let mut job = JobSnapshot::queued(JobKind::Hash, "a", None);
+        job.start("hashing");
+        for _ in 0..10 {
+            bus.job(&job);
+        }
+        assert!(bus.recent(100).is_empty());
+        for i in 0..(HISTORY + 5) {
+            bus.catalog("x", &i.to_string(), "", false);
+        }
+        assert_eq!(bus.recent(usize::MAX).len(), HISTORY);
+    }
+}

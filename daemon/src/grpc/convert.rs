@@ -1,0 +1,132 @@
+//! Domain types ⇄ `bty.v1` messages, in one place.
+
+use crate::actors::catalog::ImportReport;
+use crate::events::{Event, EventBody};
+use crate::jobs::{JobKind, JobSnapshot, JobState};
+use bty_proto::v1;
+use bty_store::catalog_file::CatalogEntry;
+use bty_store::merge::Row;
+
+/// A merged row.
+pub(crate) fn image(row: Row) -> v1::Image {
+    v1::Image {
+        id: row.id,
+        names: row.names,
+        sha256: row.sha256,
+        format: row.format,
+        size_bytes: row.size_bytes,
+        sources: row
+            .sources
+            .into_iter()
+            .map(|s| v1::Source {
+                kind: s.kind.as_str().to_owned(),
+                location: s.location,
+            })
+            .collect(),
+        cached: row.cached,
+        actions: Some(v1::Actions {
+            fetch: row.actions.fetch,
+            update: row.actions.update,
+            cache_delete: row.actions.cache_delete,
+            entry_delete: row.actions.entry_delete,
+        }),
+        r#ref: row.image_ref,
+        hashing: false,
+    }
+}
+
+/// A catalog entry with its ref.
+pub(crate) fn entry(entry: CatalogEntry, image_ref: String) -> v1::Entry {
+    v1::Entry {
+        name: entry.name,
+        src: entry.src,
+        r#ref: image_ref,
+        sha256: entry.sha256,
+        format: entry.format,
+        size_bytes: entry.size_bytes,
+        description: entry.description,
+    }
+}
+
+/// An import report.
+pub(crate) fn import_report(report: ImportReport) -> v1::ImportReport {
+    v1::ImportReport {
+        source: report.source,
+        imported: report.imported,
+        updated: report.updated,
+        skipped: report.skipped,
+        errors: report
+            .errors
+            .into_iter()
+            .map(|(name, error)| v1::EntryError { name, error })
+            .collect(),
+    }
+}
+
+/// A job kind from the wire (`UNSPECIFIED` = any).
+pub(crate) fn job_kind_filter(kind: i32) -> Option<JobKind> {
+    match v1::JobKind::try_from(kind).unwrap_or(v1::JobKind::Unspecified) {
+        v1::JobKind::Download => Some(JobKind::Download),
+        v1::JobKind::Hash => Some(JobKind::Hash),
+        v1::JobKind::Flash => Some(JobKind::Flash),
+        v1::JobKind::Unspecified => None,
+    }
+}
+
+/// A job snapshot.
+pub(crate) fn job(job: JobSnapshot) -> v1::Job {
+    let kind = match job.kind {
+        JobKind::Download => v1::JobKind::Download,
+        JobKind::Hash => v1::JobKind::Hash,
+        JobKind::Flash => v1::JobKind::Flash,
+    };
+    let state = match job.state {
+        JobState::Queued => v1::JobState::Queued,
+        JobState::Running => v1::JobState::Running,
+        JobState::Completed => v1::JobState::Completed,
+        JobState::Failed => v1::JobState::Failed,
+        JobState::Cancelled => v1::JobState::Cancelled,
+    };
+    v1::Job {
+        id: job.id,
+        kind: kind.into(),
+        subject: job.subject,
+        state: state.into(),
+        bytes_done: job.bytes_done,
+        bytes_total: job.bytes_total,
+        rate_bps: job.rate_bps,
+        error: job.error,
+        created_at_ms: job.created_at_ms,
+        started_at_ms: job.started_at_ms,
+        finished_at_ms: job.finished_at_ms,
+        sha256: job.sha256,
+        phase: job.phase,
+    }
+}
+
+/// An event.
+pub(crate) fn event(event: &Event) -> v1::Event {
+    let body = match &event.body {
+        EventBody::Job(j) => v1::event::Body::Job(job(j.clone())),
+        EventBody::Catalog(c) => v1::event::Body::Catalog(v1::CatalogChanged {
+            kind: c.kind.clone(),
+            subject: c.subject.clone(),
+            summary: c.summary.clone(),
+            failed: c.failed,
+        }),
+    };
+    v1::Event {
+        seq: event.seq,
+        at_ms: event.at_ms,
+        body: Some(body),
+    }
+}
+
+/// The "you missed events" marker for lagging watchers.
+pub(crate) fn resync(missed: u64) -> v1::Event {
+    v1::Event {
+        seq: 0,
+        at_ms: crate::jobs::now_ms(),
+        body: Some(v1::event::Body::Resync(v1::Resync { missed })),
+    }
+}

@@ -1,0 +1,34 @@
+//! Domain errors → `tonic::Status`, in one place.
+
+use crate::actors::catalog::CatalogError;
+use crate::actors::hasher::HasherError;
+use tonic::Status;
+
+impl From<CatalogError> for Status {
+    fn from(e: CatalogError) -> Self {
+        let msg = e.to_string();
+        match e {
+            CatalogError::Invalid(_) => Status::invalid_argument(msg),
+            CatalogError::AlreadyExists(_) => Status::already_exists(msg),
+            CatalogError::NotFound(_) => Status::not_found(msg),
+            CatalogError::ReadOnly { .. } => Status::failed_precondition(msg),
+            CatalogError::Unsupported(_) => Status::unimplemented(msg),
+            CatalogError::Io { .. } => {
+                tracing::error!(error = %msg, "catalog i/o failure");
+                Status::internal(msg)
+            }
+            CatalogError::Unavailable(_) => Status::unavailable(msg),
+        }
+    }
+}
+
+impl From<HasherError> for Status {
+    fn from(e: HasherError) -> Self {
+        let msg = e.to_string();
+        match e {
+            HasherError::InvalidName(_) => Status::invalid_argument(msg),
+            HasherError::NoSuchFile(_) | HasherError::NoSuchJob(_) => Status::not_found(msg),
+            HasherError::Unavailable(_) => Status::unavailable(msg),
+        }
+    }
+}
