@@ -1,1 +1,115 @@
-fn main() {}
+//! btyctl: the command-line client of btyd. Parses the command line,
+//! connects, dispatches to one command module, and turns the outcome into
+//! the documented exit code.
+
+mod client;
+mod commands;
+mod exit;
+mod job;
+mod output;
+mod progress;
+
+use crate::client::{Ctx, Daemon};
+use crate::exit::{CtlError, EXIT_CODES_HELP};
+use crate::output::Output;
+use bty_proto::channel::Target;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Manage the images, catalog, jobs and disks of a bty daemon.
+#[derive(Debug, Parser)]
+#[command(name = "btyctl", version, after_help = EXIT_CODES_HELP)]
+struct Cli {
+    /// Unix socket of btyd.
+    #[arg(
+        long,
+        global = true,
+        env = "BTY_SOCKET",
+        value_name = "PATH",
+        default_value = bty_proto::DEFAULT_SOCKET
+    )]
+    socket: PathBuf,
+    /// btyd endpoint instead of the socket: unix:///path or http://host:port.
+    #[arg(long, global = true, value_name = "URL", value_parser = parse_endpoint)]
+    endpoint: Option<Target>,
+    /// Print exactly one JSON document on stdout (lists as arrays).
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List images.
+    #[command(subcommand)]
+    Images(commands::images::ImagesCommand),
+    /// Import, export and refresh the catalog.
+    #[command(subcommand)]
+    Catalog(commands::catalog::CatalogCommand),
+    /// Add and remove remote catalog entries.
+    #[command(subcommand)]
+    Entries(commands::entries::EntriesCommand),
+    /// List, watch and cancel jobs.
+    #[command(subcommand)]
+    Jobs(commands::jobs::JobsCommand),
+    /// Queue a sha256 job for a file in the image root.
+    Hash(commands::hash::HashArgs),
+}
+
+fn parse_endpoint(endpoint: &str) -> Result<Target, String> {
+    Target::parse(endpoint).map_err(|err| err.to_string())
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cli = parse_cli();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("btyctl: {}", err.report());
+            ExitCode::from(u8::from(err.exit()))
+        }
+    }
+}
+
+/// Parse the command line (clap exits 2 on usage errors). `--socket` and
+/// `--endpoint` exclude each other only when both are typed: a `BTY_SOCKET`
+/// from the environment must not stop `--endpoint` from overriding it.
+fn parse_cli() -> Cli {
+    use clap::parser::ValueSource;
+    use clap::{CommandFactory, FromArgMatches};
+
+    let mut command = Cli::command();
+    let matches = command.get_matches_mut();
+    let typed_socket = matches.value_source("socket") == Some(ValueSource::CommandLine);
+    if typed_socket
+        && matches.contains_id("endpoint")
+        && matches.get_one::<Target>("endpoint").is_some()
+    {
+        command
+            .error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "the argument '--socket <PATH>' cannot be used with '--endpoint <URL>'",
+            )
+            .exit();
+    }
+    Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit())
+}
+
+async fn run(cli: Cli) -> Result<(), CtlError> {
+    let target = cli.endpoint.unwrap_or(Target::Unix(cli.socket));
+    let ctx = Ctx {
+        daemon: Daemon::connect(&target).await?,
+        out: Output::new(cli.json),
+    };
+    let outcome = match cli.command {
+        Command::Images(command) => commands::images::run(&ctx, command).await,
+        Command::Catalog(command) => commands::catalog::run(&ctx, command).await,
+        Command::Entries(command) => commands::entries::run(&ctx, command).await,
+        Command::Jobs(command) => commands::jobs::run(&ctx, command).await,
+        Command::Hash(args) => commands::hash::run(&ctx, args).await,
+    };
+    outcome.map_err(|err| err.with_target(&target))
+}

@@ -73,14 +73,30 @@ impl Target {
 
     /// Connect now, failing fast if btyd is not there.
     pub async fn connect(&self) -> Result<Channel, ChannelError> {
-        let channel = self.lazy_channel()?;
-        let target = self.to_string();
-        // Drive one connection attempt so a missing daemon is reported here.
-        let mut probe = channel.clone();
-        std::future::poll_fn(|cx| tower::Service::poll_ready(&mut probe, cx))
-            .await
-            .map_err(|source| ChannelError::Connect { target, source })?;
-        Ok(channel)
+        let connect_error = |source| ChannelError::Connect {
+            target: self.to_string(),
+            source,
+        };
+        match self {
+            Self::Unix(path) => {
+                let path = path.clone();
+                Endpoint::from_static("http://[::]:50051")
+                    .connect_with_connector(tower::service_fn(move |_: Uri| {
+                        let path = path.clone();
+                        async move {
+                            let stream = tokio::net::UnixStream::connect(path).await?;
+                            Ok::<_, std::io::Error>(TokioIo::new(stream))
+                        }
+                    }))
+                    .await
+                    .map_err(connect_error)
+            }
+            Self::Tcp(url) => Endpoint::from_shared(url.clone())
+                .map_err(|_| ChannelError::InvalidEndpoint(url.clone()))?
+                .connect()
+                .await
+                .map_err(connect_error),
+        }
     }
 }
 

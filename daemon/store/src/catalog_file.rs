@@ -1,5 +1,38 @@
 //! `catalog.toml`: parse, validate and serialize (schema v1, ref §1.1).
-//! Helper A fills in parsing; the types below are the shared contract.
+//!
+//! Stricter than upstream where upstream crashed or let bad data through:
+//! `size_bytes` must be a non-negative integer, `src` must canonicalise,
+//! two entries with the same canonical src are refused, and the input is
+//! capped at [`MAX_CATALOG_BYTES`]. Unknown keys are kept and written back.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::canon::{self, Scheme, SrcError};
+use crate::format::format_from_name;
+use serde::Serialize;
+
+mod error;
+pub use error::CatalogError;
+
+/// Largest catalog accepted, checked before parsing (remote catalogs are
+/// untrusted input).
+pub const MAX_CATALOG_BYTES: usize = 4 * 1024 * 1024;
+
+/// The only `version` this bty understands.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Per-entry keys with a meaning; everything else goes to `extra`.
+const ENTRY_KEYS: [&str; 7] = [
+    "name",
+    "src",
+    "sha256",
+    "format",
+    "size_bytes",
+    "description",
+    "ref",
+];
+/// Top-level keys with a meaning.
+const TOP_KEYS: [&str; 2] = ["version", "images"];
 
 /// One `[[images]]` entry: a remote image (http(s):// or oras://).
 #[derive(Debug, Clone, PartialEq)]
@@ -28,3 +61,353 @@ pub struct CatalogFile {
     /// Unknown top-level keys, kept verbatim.
     pub extra: toml::Table,
 }
+
+impl CatalogFile {
+    /// Parse and validate a catalog. `source` labels it in error messages
+    /// (a path or URL).
+    pub fn parse(bytes: &[u8], source: &str) -> Result<CatalogFile, CatalogError> {
+        let at = source.to_owned();
+        if bytes.len() > MAX_CATALOG_BYTES {
+            return Err(CatalogError::TooLarge {
+                at,
+                size: bytes.len(),
+                max: MAX_CATALOG_BYTES,
+            });
+        }
+        let mut doc = parse_toml(bytes, &at)?;
+        match doc.remove("version") {
+            Some(toml::Value::Integer(SCHEMA_VERSION)) => {}
+            // A float 1.0 is refused too: upstream's `== 1` accepted it by accident.
+            other => {
+                let found = other.map_or_else(|| "(missing)".to_owned(), |v| v.to_string());
+                return Err(CatalogError::Version { at, found });
+            }
+        }
+        let images = match doc.remove("images") {
+            None => Vec::new(),
+            Some(toml::Value::Array(items)) => items,
+            Some(other) => {
+                return Err(CatalogError::ImagesNotArray {
+                    at,
+                    found: other.type_str(),
+                });
+            }
+        };
+        let mut entries: Vec<CatalogEntry> = Vec::with_capacity(images.len());
+        let mut by_src: HashMap<String, usize> = HashMap::new();
+        for (i, item) in images.into_iter().enumerate() {
+            let index = i + 1;
+            let toml::Value::Table(table) = item else {
+                return Err(CatalogError::EntryNotTable {
+                    at,
+                    index,
+                    found: item.type_str(),
+                });
+            };
+            let (entry, canonical) = parse_entry(table, index, &at)?;
+            if entries.iter().any(|e| e.name == entry.name) {
+                return Err(CatalogError::DuplicateName {
+                    at,
+                    name: entry.name,
+                });
+            }
+            if let Some(&first) = by_src.get(&canonical) {
+                return Err(CatalogError::DuplicateSrc {
+                    at,
+                    first: entries[first].name.clone(),
+                    second: entry.name,
+                    canonical,
+                });
+            }
+            by_src.insert(canonical, entries.len());
+            entries.push(entry);
+        }
+        Ok(CatalogFile {
+            entries,
+            extra: doc,
+        })
+    }
+
+    /// Serialize as `catalog.toml`: `version = 1`, the unknown top-level
+    /// keys, then one `[[images]]` per entry with the known fields in a fixed
+    /// order followed by the entry's unknown keys. Re-parses to `self`
+    /// (entries with the same data, unknown keys included).
+    pub fn to_toml_string(&self) -> String {
+        let full = DocOut::new(self, true);
+        match toml::to_string(&full) {
+            Ok(text) => text,
+            // Only the unknown keys are arbitrary values; bty's own fields
+            // are strings and in-range integers and always serialize.
+            Err(_) => toml::to_string(&DocOut::new(self, false)).unwrap_or_default(),
+        }
+    }
+}
+
+impl CatalogEntry {
+    /// The entry's ref: sha256 of its canonical src.
+    pub fn image_ref(&self) -> Result<String, SrcError> {
+        canon::image_ref(&self.src)
+    }
+
+    /// File name of the entry's cached download in the image root.
+    pub fn cache_file_name(&self) -> Result<String, SrcError> {
+        let image_ref = self.image_ref()?;
+        Ok(crate::names::cache_file_name(
+            &image_ref,
+            &self.name,
+            self.format.as_deref(),
+        ))
+    }
+}
+
+fn parse_toml(bytes: &[u8], at: &str) -> Result<toml::Table, CatalogError> {
+    let not_toml = |detail: String| CatalogError::NotToml {
+        at: at.to_owned(),
+        detail,
+    };
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        not_toml(format!(
+            "not UTF-8 (invalid byte at offset {})",
+            e.valid_up_to()
+        ))
+    })?;
+    text.parse::<toml::Table>().map_err(|e| {
+        let message = e.message().trim_end();
+        match e.span() {
+            Some(span) => {
+                let (line, column) = line_column(text, span.start);
+                not_toml(format!("{message} at line {line}, column {column}"))
+            }
+            None => not_toml(message.to_owned()),
+        }
+    })
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    (line, column)
+}
+
+/// Validate one entry; returns it with its canonical src (for duplicates).
+fn parse_entry(
+    mut table: toml::Table,
+    index: usize,
+    at: &str,
+) -> Result<(CatalogEntry, String), CatalogError> {
+    let mut entry_label = format!("#{index}");
+    let missing = |field, entry: &str| CatalogError::MissingField {
+        at: at.to_owned(),
+        entry: entry.to_owned(),
+        field,
+    };
+    let name_value = table
+        .remove("name")
+        .ok_or_else(|| missing("name", &entry_label))?;
+    let name = string_field(name_value, "name", &entry_label, at)?;
+    entry_label = format!("#{index} ({name:?})");
+    let entry = entry_label.as_str();
+    if name.trim().is_empty() {
+        return Err(CatalogError::EmptyName {
+            at: at.to_owned(),
+            entry: entry.to_owned(),
+        });
+    }
+    let src_value = table.remove("src").ok_or_else(|| missing("src", entry))?;
+    let src = string_field(src_value, "src", entry, at)?;
+    let supplied_ref = table
+        .remove("ref")
+        .map(|v| string_field(v, "ref", entry, at))
+        .transpose()?;
+    let canonical = check_src(&src, supplied_ref.as_deref(), entry, at)?;
+
+    let sha256 = table
+        .remove("sha256")
+        .map(|v| parse_sha256(v, entry, at))
+        .transpose()?;
+    let format = table
+        .remove("format")
+        .map(|v| string_field(v, "format", entry, at))
+        .transpose()?
+        .filter(|f| !f.is_empty())
+        .or_else(|| format_from_name(&name).map(|f| f.as_str().to_owned()));
+    let size_bytes = table
+        .remove("size_bytes")
+        .map(|v| parse_size(v, entry, at))
+        .transpose()?;
+    let description = table
+        .remove("description")
+        .map(|v| string_field(v, "description", entry, at))
+        .transpose()?;
+    let entry = CatalogEntry {
+        name,
+        src,
+        sha256,
+        format,
+        size_bytes,
+        description,
+        extra: table,
+    };
+    Ok((entry, canonical))
+}
+
+/// Refuse local and malformed srcs, verify a supplied ref; returns the
+/// canonical src.
+fn check_src(
+    src: &str,
+    supplied_ref: Option<&str>,
+    entry: &str,
+    at: &str,
+) -> Result<String, CatalogError> {
+    if canon::scheme(src) == Ok(Scheme::File) {
+        return Err(CatalogError::LocalSrc {
+            at: at.to_owned(),
+            entry: entry.to_owned(),
+            src: src.to_owned(),
+        });
+    }
+    let canonical = canon::canonicalise_src(src).map_err(|e| {
+        let reason = Box::new(e);
+        match supplied_ref {
+            Some(_) => CatalogError::RefUnverifiable {
+                at: at.to_owned(),
+                entry: entry.to_owned(),
+                reason,
+            },
+            None => CatalogError::BadSrc {
+                at: at.to_owned(),
+                entry: entry.to_owned(),
+                reason,
+            },
+        }
+    })?;
+    if let Some(supplied) = supplied_ref {
+        let supplied = supplied.trim().to_ascii_lowercase();
+        let expected = crate::digest::sha256_bytes(canonical.as_bytes());
+        if supplied != expected {
+            return Err(CatalogError::RefMismatch {
+                at: at.to_owned(),
+                entry: entry.to_owned(),
+                supplied,
+                expected,
+            });
+        }
+    }
+    Ok(canonical)
+}
+
+fn string_field(
+    value: toml::Value,
+    field: &'static str,
+    entry: &str,
+    at: &str,
+) -> Result<String, CatalogError> {
+    match value {
+        toml::Value::String(s) => Ok(s),
+        other => Err(CatalogError::FieldType {
+            at: at.to_owned(),
+            entry: entry.to_owned(),
+            field,
+            expected: "string",
+            found: other.type_str(),
+        }),
+    }
+}
+
+/// Trimmed and lower-cased, like upstream, then 64 hex digits.
+fn parse_sha256(value: toml::Value, entry: &str, at: &str) -> Result<String, CatalogError> {
+    let normalised = match &value {
+        toml::Value::String(s) => Some(s.trim().to_ascii_lowercase()),
+        _ => None,
+    };
+    match normalised {
+        Some(hex) if crate::digest::is_sha256_hex(&hex) => Ok(hex),
+        _ => Err(CatalogError::BadSha256 {
+            at: at.to_owned(),
+            entry: entry.to_owned(),
+            found: value.to_string(),
+        }),
+    }
+}
+
+fn parse_size(value: toml::Value, entry: &str, at: &str) -> Result<u64, CatalogError> {
+    match &value {
+        toml::Value::Integer(n) if *n >= 0 => Ok(n.unsigned_abs()),
+        _ => Err(CatalogError::BadSize {
+            at: at.to_owned(),
+            entry: entry.to_owned(),
+            found: value.to_string(),
+        }),
+    }
+}
+
+/// The document as written: field order here is the order in the file.
+#[derive(Serialize)]
+struct DocOut<'a> {
+    version: i64,
+    #[serde(flatten)]
+    extra: BTreeMap<&'a str, &'a toml::Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    images: Vec<EntryOut<'a>>,
+}
+
+#[derive(Serialize)]
+struct EntryOut<'a> {
+    name: &'a str,
+    src: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sha256: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    format: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    size_bytes: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    #[serde(flatten)]
+    extra: BTreeMap<&'a str, &'a toml::Value>,
+}
+
+impl<'a> DocOut<'a> {
+    fn new(file: &'a CatalogFile, with_extra: bool) -> Self {
+        DocOut {
+            version: SCHEMA_VERSION,
+            extra: unknown_keys(&file.extra, &TOP_KEYS, with_extra),
+            images: file
+                .entries
+                .iter()
+                .map(|e| EntryOut {
+                    name: &e.name,
+                    src: &e.src,
+                    sha256: e.sha256.as_deref(),
+                    format: e.format.as_deref(),
+                    // TOML integers are i64; a larger size cannot be written.
+                    size_bytes: e.size_bytes.and_then(|n| i64::try_from(n).ok()),
+                    description: e.description.as_deref(),
+                    extra: unknown_keys(&e.extra, &ENTRY_KEYS, with_extra),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The extra keys to write: a key that shadows a known one would make a
+/// duplicate key, so the known field wins.
+fn unknown_keys<'a>(
+    table: &'a toml::Table,
+    known: &[&str],
+    with_extra: bool,
+) -> BTreeMap<&'a str, &'a toml::Value> {
+    if !with_extra {
+        return BTreeMap::new();
+    }
+    table
+        .iter()
+        .filter(|(k, _)| !known.contains(&k.as_str()))
+        .map(|(k, v)| (k.as_str(), v))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -120,7 +120,10 @@ mod tests {
     #[test]
     fn slug_table() {
         for (name, want) in [
-            ("nosi debian-sysdev (x86_64, rolling)", "nosi-debian-sysdev-x86_64-rolling"),
+            (
+                "nosi debian-sysdev (x86_64, rolling)",
+                "nosi-debian-sysdev-x86_64-rolling",
+            ),
             ("My.Image.img.gz", "my-image-img-gz"),
             ("foo_bar--baz", "foo_bar-baz"),
             ("ÄÖÜ", "image"),
@@ -140,12 +143,18 @@ mod tests {
             "catalog-ecfc56475d8b-nosi-debian-sysdev-x86_64-rolling.img.gz"
         );
         assert_eq!(cache_file_name(r, "x", None), "catalog-ecfc56475d8b-x.img");
-        assert_eq!(cache_file_name(r, "x", Some(".qcow2")), "catalog-ecfc56475d8b-x.qcow2");
+        assert_eq!(
+            cache_file_name(r, "x", Some(".qcow2")),
+            "catalog-ecfc56475d8b-x.qcow2"
+        );
     }
 
     #[test]
     fn cache_grammar_is_full_not_prefix_only() {
-        assert_eq!(cache_ref_prefix("catalog-ecfc56475d8b-x.img"), Some("ecfc56475d8b"));
+        assert_eq!(
+            cache_ref_prefix("catalog-ecfc56475d8b-x.img"),
+            Some("ecfc56475d8b")
+        );
         for name in [
             "catalog-foo.img",
             "catalog-ECFC56475D8B-x.img",
@@ -162,12 +171,29 @@ mod tests {
     fn validates_operator_names() {
         assert!(validate_image_file_name("debian.img.gz").is_ok());
         assert!(validate_image_file_name("catalog-foo.img").is_ok());
-        for bad in ["", ".", "..", "a/b", "../x", "a\\b", "a\0b", ".bty-storage.json"] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "../x",
+            "a\\b",
+            "a\0b",
+            ".bty-storage.json",
+        ] {
             assert!(validate_image_file_name(bad).is_err(), "{bad:?}");
         }
-        for reserved in ["x.img.sha256", "x.img.partial", "catalog-ecfc56475d8b-x.img", ".hidden"] {
+        for reserved in [
+            "x.img.sha256",
+            "x.img.partial",
+            "catalog-ecfc56475d8b-x.img",
+            ".hidden",
+        ] {
             assert!(
-                matches!(validate_image_file_name(reserved), Err(NameError::Reserved(..))),
+                matches!(
+                    validate_image_file_name(reserved),
+                    Err(NameError::Reserved(..))
+                ),
                 "{reserved}"
             );
         }

@@ -1,1 +1,290 @@
-//! TODO: being written.
+//! `<file>.sha256` sidecars: `<hex>  <basename>\n`, the `sha256sum` line
+//! format, so an operator can run `sha256sum -c x.img.sha256`. A sidecar
+//! older than its file is stale: the file changed after it was hashed.
+
+use std::ffi::OsString;
+use std::fs::{self, File};
+use std::io::{self, ErrorKind, Read};
+use std::path::{Path, PathBuf};
+
+use crate::atomic::write_atomic;
+use crate::digest::is_sha256_hex;
+use crate::names::SIDECAR_SUFFIX;
+
+/// A sidecar is one short line; anything longer is not one of ours.
+const MAX_SIDECAR_LEN: u64 = 4096;
+
+/// What the sidecar of a file says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sidecar {
+    /// No sidecar.
+    Missing,
+    /// A valid sha256, written no earlier than the file's last change.
+    Fresh(String),
+    /// A valid sha256, but the file changed after it was written.
+    Stale(String),
+    /// A sidecar exists but holds no sha256 (typo, truncated, unreadable).
+    Invalid,
+}
+
+impl Sidecar {
+    /// The sha256 when it can be trusted (fresh), else `None`.
+    pub fn fresh_sha256(&self) -> Option<&str> {
+        match self {
+            Self::Fresh(sha) => Some(sha),
+            _ => None,
+        }
+    }
+}
+
+/// `<file>.sha256`, next to `file`.
+pub fn sidecar_path(file: &Path) -> PathBuf {
+    let mut s = OsString::from(file.as_os_str());
+    s.push(SIDECAR_SUFFIX);
+    PathBuf::from(s)
+}
+
+/// Read and judge the sidecar of `file`. Never fails: an unreadable sidecar
+/// is [`Sidecar::Invalid`]; when the file itself cannot be stat'ed a valid
+/// sidecar is [`Sidecar::Stale`], since freshness cannot be shown.
+pub fn read_sidecar(file: &Path) -> Sidecar {
+    let path = sidecar_path(file);
+    let sidecar_mtime = match fs::metadata(&path) {
+        Ok(m) if m.is_file() => m.modified().ok(),
+        Ok(_) => return Sidecar::Invalid,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Sidecar::Missing,
+        Err(_) => return Sidecar::Invalid,
+    };
+    let Some(sha) = read_hex(&path) else {
+        return Sidecar::Invalid;
+    };
+    let file_mtime = fs::metadata(file).and_then(|m| m.modified()).ok();
+    match (sidecar_mtime, file_mtime) {
+        (Some(s), Some(f)) if s >= f => Sidecar::Fresh(sha),
+        _ => Sidecar::Stale(sha),
+    }
+}
+
+/// The first whitespace-separated token of the sidecar, lowercased, when it
+/// is a sha256. A `\` prefix (sha256sum's escaped-name marker) is allowed.
+fn read_hex(path: &Path) -> Option<String> {
+    let mut text = String::new();
+    File::open(path)
+        .ok()?
+        .take(MAX_SIDECAR_LEN)
+        .read_to_string(&mut text)
+        .ok()?;
+    let token = text.split_whitespace().next()?;
+    let token = token
+        .strip_prefix('\\')
+        .unwrap_or(token)
+        .to_ascii_lowercase();
+    is_sha256_hex(&token).then_some(token)
+}
+
+/// Write `<sha256>  <basename>\n` next to `file`, atomically. The sidecar
+/// ends up no older than the file (a file with a future mtime gets a sidecar
+/// with that mtime), so it reads back as [`Sidecar::Fresh`].
+///
+/// The caller must make sure the file did not change while it was hashed
+/// (compare its mtime before and after), or a wrong hash would look fresh.
+pub fn write_sidecar(file: &Path, sha256: &str) -> io::Result<()> {
+    let sha = sha256.to_ascii_lowercase();
+    if !is_sha256_hex(&sha) {
+        return Err(io::Error::new(
+            ErrorKind::InvalidInput,
+            format!("not a sha256: {sha256:?}"),
+        ));
+    }
+    let name = file
+        .file_name()
+        .ok_or_else(|| {
+            io::Error::new(
+                ErrorKind::InvalidInput,
+                format!("{} has no file name", file.display()),
+            )
+        })?
+        .to_string_lossy();
+    let path = sidecar_path(file);
+    write_atomic(&path, sidecar_line(&sha, &name).as_bytes())?;
+    if let Ok(file_mtime) = fs::metadata(file).and_then(|m| m.modified()) {
+        let sidecar = File::options().write(true).open(&path)?;
+        if sidecar.metadata()?.modified()? < file_mtime {
+            sidecar.set_modified(file_mtime)?;
+        }
+    }
+    Ok(())
+}
+
+/// One `sha256sum` line. Names with `\` or a newline are escaped the way GNU
+/// sha256sum does it (leading `\`), so `sha256sum -c` still finds the file.
+fn sidecar_line(sha: &str, name: &str) -> String {
+    if name.contains(['\\', '\n', '\r']) {
+        let escaped = name
+            .replace('\\', "\\\\")
+            .replace('\n', "\\n")
+            .replace('\r', "\\r");
+        format!("\\{sha}  {escaped}\n")
+    } else {
+        format!("{sha}  {name}\n")
+    }
+}
+
+/// Remove the sidecar of `file`; an absent sidecar is fine.
+pub fn remove_sidecar(file: &Path) -> io::Result<()> {
+    match fs::remove_file(sidecar_path(file)) {
+        Err(e) if e.kind() != ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::sha256_bytes;
+    use std::time::{Duration, SystemTime};
+
+    const SHA: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+
+    fn set_mtime(path: &Path, t: SystemTime) {
+        File::options()
+            .write(true)
+            .open(path)
+            .expect("open")
+            .set_modified(t)
+            .expect("set_modified");
+    }
+
+    fn image(dir: &Path, name: &str) -> PathBuf {
+        let path = dir.join(name);
+        fs::write(&path, b"abc").expect("write image");
+        path
+    }
+
+    #[test]
+    fn path_appends_suffix() {
+        assert_eq!(
+            sidecar_path(Path::new("/r/x.img.gz")),
+            Path::new("/r/x.img.gz.sha256")
+        );
+    }
+
+    #[test]
+    fn write_then_read_is_fresh() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = image(dir.path(), "x.img");
+        assert_eq!(read_sidecar(&file), Sidecar::Missing);
+        write_sidecar(&file, &SHA.to_uppercase()).expect("write");
+        assert_eq!(
+            fs::read_to_string(sidecar_path(&file)).expect("read"),
+            format!("{SHA}  x.img\n")
+        );
+        assert_eq!(read_sidecar(&file), Sidecar::Fresh(SHA.to_owned()));
+        assert_eq!(read_sidecar(&file).fresh_sha256(), Some(SHA));
+    }
+
+    #[test]
+    fn older_sidecar_is_stale() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = image(dir.path(), "x.img");
+        write_sidecar(&file, SHA).expect("write");
+        let now = SystemTime::now();
+        set_mtime(&sidecar_path(&file), now - Duration::from_secs(60));
+        set_mtime(&file, now);
+        assert_eq!(read_sidecar(&file), Sidecar::Stale(SHA.to_owned()));
+        assert_eq!(read_sidecar(&file).fresh_sha256(), None);
+    }
+
+    #[test]
+    fn sidecar_of_future_file_is_fresh() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = image(dir.path(), "x.img");
+        set_mtime(&file, SystemTime::now() + Duration::from_secs(3600));
+        write_sidecar(&file, SHA).expect("write");
+        assert_eq!(read_sidecar(&file), Sidecar::Fresh(SHA.to_owned()));
+    }
+
+    #[test]
+    fn parse_table() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = image(dir.path(), "x.img");
+        for (content, want) in [
+            (format!("{SHA}  x.img\n"), Sidecar::Fresh(SHA.to_owned())),
+            (
+                format!("{}\n", SHA.to_uppercase()),
+                Sidecar::Fresh(SHA.to_owned()),
+            ),
+            (format!("  {SHA} *x.img"), Sidecar::Fresh(SHA.to_owned())),
+            (
+                format!("\\{SHA}  x\\nimg\n"),
+                Sidecar::Fresh(SHA.to_owned()),
+            ),
+            (format!("{}  x.img\n", &SHA[1..]), Sidecar::Invalid),
+            ("".to_owned(), Sidecar::Invalid),
+            ("not a hash\n".to_owned(), Sidecar::Invalid),
+        ] {
+            let side = sidecar_path(&file);
+            fs::write(&side, &content).expect("write sidecar");
+            set_mtime(&file, SystemTime::now() - Duration::from_secs(10));
+            assert_eq!(read_sidecar(&file), want, "{content:?}");
+        }
+        fs::write(sidecar_path(&file), [0xff, 0xfe, 0x00]).expect("write");
+        assert_eq!(read_sidecar(&file), Sidecar::Invalid);
+    }
+
+    #[test]
+    fn directory_sidecar_is_invalid_and_missing_file_is_stale() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("gone.img");
+        fs::write(sidecar_path(&file), format!("{SHA}  gone.img\n")).expect("write");
+        assert_eq!(read_sidecar(&file), Sidecar::Stale(SHA.to_owned()));
+        let other = dir.path().join("d.img");
+        fs::create_dir(sidecar_path(&other)).expect("mkdir");
+        assert_eq!(read_sidecar(&other), Sidecar::Invalid);
+    }
+
+    #[test]
+    fn write_refuses_bad_hash_and_remove_is_idempotent() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = image(dir.path(), "x.img");
+        assert!(write_sidecar(&file, "abc").is_err());
+        assert_eq!(read_sidecar(&file), Sidecar::Missing);
+        write_sidecar(&file, SHA).expect("write");
+        remove_sidecar(&file).expect("remove");
+        remove_sidecar(&file).expect("remove again");
+        assert_eq!(read_sidecar(&file), Sidecar::Missing);
+    }
+
+    #[test]
+    fn escapes_awkward_names() {
+        assert_eq!(
+            sidecar_line(SHA, "a\\b\nc"),
+            format!("\\{SHA}  a\\\\b\\nc\n")
+        );
+    }
+
+    #[test]
+    fn sha256sum_accepts_written_sidecar() {
+        let Ok(probe) = std::process::Command::new("sha256sum")
+            .arg("--version")
+            .output()
+        else {
+            return; // sha256sum not installed
+        };
+        if !probe.status.success() {
+            return;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        for name in ["disk image.img", "weird\\name.img"] {
+            let file = image(dir.path(), name);
+            write_sidecar(&file, &sha256_bytes(b"abc")).expect("write");
+            let out = std::process::Command::new("sha256sum")
+                .arg("-c")
+                .arg(sidecar_path(&file).file_name().expect("name"))
+                .current_dir(dir.path())
+                .output()
+                .expect("run sha256sum");
+            assert!(out.status.success(), "{name}: {out:?}");
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! Jobs as btyctl shows them: the JSON shape, the table, and the names of
+//! kinds and states shared by every command that queues or watches a job.
+
+use crate::output::{Table, format_bytes, format_rate, or_dash};
+use bty_proto::v1::{Job, JobKind, JobState};
+use serde::Serialize;
+
+/// A job as JSON (`jobs list|watch|cancel`, `hash`, later `fetch`/`flash`).
+#[derive(Debug, Serialize)]
+pub(crate) struct JobView {
+    id: String,
+    kind: &'static str,
+    subject: String,
+    state: &'static str,
+    bytes_done: u64,
+    bytes_total: Option<u64>,
+    rate_bps: u64,
+    error: Option<String>,
+    sha256: Option<String>,
+    phase: String,
+    created_at_ms: i64,
+    started_at_ms: Option<i64>,
+    finished_at_ms: Option<i64>,
+}
+
+impl From<&Job> for JobView {
+    fn from(job: &Job) -> Self {
+        Self {
+            id: job.id.clone(),
+            kind: kind_name(job.kind()),
+            subject: job.subject.clone(),
+            state: state_name(job.state()),
+            bytes_done: job.bytes_done,
+            bytes_total: job.bytes_total,
+            rate_bps: job.rate_bps,
+            error: job.error.clone(),
+            sha256: job.sha256.clone(),
+            phase: job.phase.clone(),
+            created_at_ms: job.created_at_ms,
+            started_at_ms: job.started_at_ms,
+            finished_at_ms: job.finished_at_ms,
+        }
+    }
+}
+
+/// `download`, `hash` or `flash`.
+pub(crate) fn kind_name(kind: JobKind) -> &'static str {
+    match kind {
+        JobKind::Download => "download",
+        JobKind::Hash => "hash",
+        JobKind::Flash => "flash",
+        JobKind::Unspecified => "unspecified",
+    }
+}
+
+/// `queued`, `running`, `completed`, `failed` or `cancelled`.
+pub(crate) fn state_name(state: JobState) -> &'static str {
+    match state {
+        JobState::Queued => "queued",
+        JobState::Running => "running",
+        JobState::Completed => "completed",
+        JobState::Failed => "failed",
+        JobState::Cancelled => "cancelled",
+        JobState::Unspecified => "unspecified",
+    }
+}
+
+/// Whether the job has reached a final state.
+pub(crate) fn is_finished(job: &Job) -> bool {
+    matches!(
+        job.state(),
+        JobState::Completed | JobState::Failed | JobState::Cancelled
+    )
+}
+
+/// `1.5 GiB / 3.0 GiB (50%)`, or just the bytes done when the total is unknown.
+pub(crate) fn progress_text(job: &Job) -> String {
+    match job.bytes_total {
+        Some(total) if total > 0 => {
+            let percent = job.bytes_done.saturating_mul(100) / total;
+            format!(
+                "{} / {} ({percent}%)",
+                format_bytes(job.bytes_done),
+                format_bytes(total)
+            )
+        }
+        _ => format_bytes(job.bytes_done),
+    }
+}
+
+/// Jobs as a table, one per line, or a note when there are none.
+pub(crate) fn jobs_table(jobs: &[Job]) -> String {
+    if jobs.is_empty() {
+        return "no jobs".to_owned();
+    }
+    let mut table = Table::new(&[
+        "ID", "KIND", "STATE", "SUBJECT", "PROGRESS", "RATE", "DETAIL",
+    ]);
+    for job in jobs {
+        let rate = (job.state() == JobState::Running).then(|| format_rate(job.rate_bps));
+        // A failed job's reason matters more than its last phase.
+        let detail = job
+            .error
+            .clone()
+            .or_else(|| Some(job.phase.clone()).filter(|p| !p.is_empty()));
+        table.push(vec![
+            job.id.clone(),
+            kind_name(job.kind()).to_owned(),
+            state_name(job.state()).to_owned(),
+            job.subject.clone(),
+            progress_text(job),
+            or_dash(rate),
+            or_dash(detail),
+        ]);
+    }
+    table.render()
+}
+
+/// One line saying how a job ended, e.g. `job 7 completed (sha256 ab…)`.
+pub(crate) fn summary_line(job: &Job) -> String {
+    let mut line = format!(
+        "{} job {} {}: {}",
+        kind_name(job.kind()),
+        job.id,
+        state_name(job.state()),
+        job.subject
+    );
+    if let Some(sha) = &job.sha256 {
+        line.push_str(&format!(" (sha256 {sha})"));
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(state: JobState) -> Job {
+        Job {
+            id: "j1".into(),
+            kind: JobKind::Hash.into(),
+            subject: "disk.img".into(),
+            state: state.into(),
+            bytes_done: 512,
+            bytes_total: Some(1024),
+            ..Job::default()
+        }
+    }
+
+    #[test]
+    fn job_json_has_the_documented_keys() {
+        let value = serde_json::to_value(JobView::from(&job(JobState::Running))).expect("json");
+        let object = value.as_object().expect("an object");
+        let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
+        let mut expected = vec![
+            "id",
+            "kind",
+            "subject",
+            "state",
+            "bytes_done",
+            "bytes_total",
+            "rate_bps",
+            "error",
+            "sha256",
+            "phase",
+            "created_at_ms",
+            "started_at_ms",
+            "finished_at_ms",
+        ];
+        expected.sort_unstable();
+        keys.sort_unstable();
+        assert_eq!(keys, expected);
+        assert_eq!(value["kind"], "hash");
+        assert_eq!(value["state"], "running");
+        assert!(value["error"].is_null());
+    }
+
+    #[test]
+    fn only_final_states_finish() {
+        assert!(!is_finished(&job(JobState::Queued)));
+        assert!(!is_finished(&job(JobState::Running)));
+        assert!(is_finished(&job(JobState::Completed)));
+        assert!(is_finished(&job(JobState::Failed)));
+        assert!(is_finished(&job(JobState::Cancelled)));
+    }
+
+    #[test]
+    fn progress_shows_percent_when_total_known() {
+        assert_eq!(
+            progress_text(&job(JobState::Running)),
+            "512 B / 1.0 KiB (50%)"
+        );
+        let unknown = Job {
+            bytes_total: None,
+            ..job(JobState::Running)
+        };
+        assert_eq!(progress_text(&unknown), "512 B");
+    }
+}

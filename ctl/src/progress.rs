@@ -1,0 +1,129 @@
+//! The progress bar shown on stderr while a job is watched: bytes, the
+//! daemon's rate and an ETA derived from it. Hidden for `--json` and when
+//! stderr is not a terminal, so scripts and logs see no control codes.
+
+use crate::job::{kind_name, state_name};
+use crate::output::{format_bytes, format_duration, format_rate};
+use bty_proto::v1::{Job, JobState};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
+use std::time::Duration;
+
+const BAR_TEMPLATE: &str = "{prefix} [{bar:30.cyan/blue}] {msg}";
+const SPINNER_TEMPLATE: &str = "{spinner} {prefix} {msg}";
+
+/// A progress bar following one job's snapshots.
+#[derive(Debug)]
+pub(crate) struct JobProgress {
+    bar: ProgressBar,
+}
+
+impl JobProgress {
+    /// A bar on stderr, or a hidden one when `json` or stderr is no TTY.
+    pub(crate) fn new(json: bool) -> Self {
+        if json || !std::io::stderr().is_terminal() {
+            return Self {
+                bar: ProgressBar::hidden(),
+            };
+        }
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        bar.set_style(style(SPINNER_TEMPLATE));
+        // The spinner keeps moving between snapshots so a slow job looks alive.
+        bar.enable_steady_tick(Duration::from_millis(120));
+        Self { bar }
+    }
+
+    /// Show the latest snapshot of the job.
+    pub(crate) fn update(&self, job: &Job) {
+        // Text first, so the first frame drawn by a style change is complete.
+        self.bar
+            .set_prefix(format!("{} {}", kind_name(job.kind()), job.subject));
+        self.bar.set_message(status_text(job));
+        match job.bytes_total {
+            Some(total) if self.bar.length() != Some(total) => {
+                self.bar.set_style(style(BAR_TEMPLATE));
+                self.bar.set_length(total);
+            }
+            None if self.bar.length().is_some() => {
+                self.bar.set_style(style(SPINNER_TEMPLATE));
+                self.bar.unset_length();
+            }
+            _ => {}
+        }
+        self.bar.set_position(job.bytes_done);
+    }
+
+    /// Remove the bar; the caller prints the outcome.
+    pub(crate) fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+fn style(template: &str) -> ProgressStyle {
+    // The templates are constants; a bad one falls back to a plain bar.
+    ProgressStyle::with_template(template)
+        .map(|s| s.progress_chars("=> "))
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+}
+
+/// `1.5 GiB / 3.0 GiB  12.0 MiB/s  ETA 2:08  writing`.
+fn status_text(job: &Job) -> String {
+    let mut parts = Vec::new();
+    match job.bytes_total {
+        Some(total) => parts.push(format!(
+            "{} / {}",
+            format_bytes(job.bytes_done),
+            format_bytes(total)
+        )),
+        None => parts.push(format_bytes(job.bytes_done)),
+    }
+    if job.state() == JobState::Running {
+        parts.push(format_rate(job.rate_bps));
+        if let Some(eta) = eta_secs(job) {
+            parts.push(format!("ETA {}", format_duration(eta)));
+        }
+    }
+    let phase = if job.phase.is_empty() {
+        state_name(job.state())
+    } else {
+        &job.phase
+    };
+    parts.push(phase.to_owned());
+    parts.join("  ")
+}
+
+/// Seconds left at the daemon's current rate, when both are known.
+fn eta_secs(job: &Job) -> Option<u64> {
+    let total = job.bytes_total?;
+    (job.rate_bps > 0).then(|| total.saturating_sub(job.bytes_done).div_ceil(job.rate_bps))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn running(done: u64, total: Option<u64>, rate: u64) -> Job {
+        Job {
+            state: JobState::Running.into(),
+            bytes_done: done,
+            bytes_total: total,
+            rate_bps: rate,
+            phase: "downloading".into(),
+            ..Job::default()
+        }
+    }
+
+    #[test]
+    fn eta_uses_daemon_rate() {
+        assert_eq!(eta_secs(&running(0, Some(1000), 100)), Some(10));
+        assert_eq!(eta_secs(&running(950, Some(1000), 100)), Some(1));
+        assert_eq!(eta_secs(&running(0, Some(1000), 0)), None);
+        assert_eq!(eta_secs(&running(0, None, 100)), None);
+    }
+
+    #[test]
+    fn status_text_shows_bytes_rate_eta_phase() {
+        let text = status_text(&running(1024, Some(4096), 1024));
+        assert_eq!(text, "1.0 KiB / 4.0 KiB  1.0 KiB/s  ETA 0:03  downloading");
+    }
+}

@@ -1,0 +1,403 @@
+//! Table tests for [`super::merge`]: scans and entries are built in memory;
+//! refs are sha256 of the src string (the merge does not canonicalise).
+
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use super::*;
+use crate::format::ImageFormat;
+use crate::names;
+use crate::sidecar::Sidecar;
+
+const SHA_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+const SHA_B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+const SHA_C: &str = "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
+
+fn file(name: &str, size: u64, format: ImageFormat, sidecar: Sidecar) -> ScannedFile {
+    ScannedFile {
+        name: name.to_owned(),
+        path: PathBuf::from("/root").join(name),
+        size_bytes: size,
+        modified: SystemTime::UNIX_EPOCH,
+        format,
+        sidecar,
+        cache_ref_prefix: names::cache_ref_prefix(name).map(str::to_owned),
+    }
+}
+
+fn fresh(sha: &str) -> Sidecar {
+    Sidecar::Fresh(sha.to_owned())
+}
+
+fn entry(name: &str, src: &str, sha: Option<&str>, format: Option<&str>) -> CatalogEntry {
+    CatalogEntry {
+        name: name.to_owned(),
+        src: src.to_owned(),
+        sha256: sha.map(str::to_owned),
+        format: format.map(str::to_owned),
+        size_bytes: Some(1000),
+        description: None,
+        extra: toml::Table::new(),
+    }
+}
+
+fn mentry(e: &CatalogEntry, kind: SourceKind) -> MergeEntry<'_> {
+    MergeEntry {
+        entry: e,
+        image_ref: sha256_bytes(e.src.as_bytes()),
+        kind,
+    }
+}
+
+/// The cache file an entry's bytes would be stored in.
+fn cache_file_of(e: &CatalogEntry, size: u64, sidecar: Sidecar) -> ScannedFile {
+    let name = cache_file_name(
+        &sha256_bytes(e.src.as_bytes()),
+        &e.name,
+        e.format.as_deref(),
+    );
+    let format = e
+        .format
+        .as_deref()
+        .and_then(ImageFormat::from_id)
+        .unwrap_or(ImageFormat::Img);
+    file(&name, size, format, sidecar)
+}
+
+fn local(path: &str) -> RowSource {
+    RowSource {
+        kind: SourceKind::Local,
+        location: path.to_owned(),
+    }
+}
+
+fn remote(kind: SourceKind, src: &str) -> RowSource {
+    RowSource {
+        kind,
+        location: src.to_owned(),
+    }
+}
+
+const NONE: Actions = Actions {
+    fetch: false,
+    update: false,
+    cache_delete: false,
+    entry_delete: false,
+};
+const FETCHABLE: Actions = Actions {
+    fetch: true,
+    update: false,
+    cache_delete: false,
+    entry_delete: true,
+};
+const CACHED: Actions = Actions {
+    fetch: false,
+    update: true,
+    cache_delete: true,
+    entry_delete: true,
+};
+
+#[test]
+fn local_ref_is_the_file_src_ref() {
+    // ref §1.2 vector for `file://debian.img.gz`.
+    assert_eq!(
+        local_ref("debian.img.gz"),
+        "2851310dad05bf963ec0c718ad83579b4157d4a387b4bc5f6997f2e6c837460d"
+    );
+}
+
+#[test]
+fn local_file_alone_has_one_local_source_and_no_actions() {
+    let scan = [file("a.img.gz", 42, ImageFormat::ImgGz, fresh(SHA_A))];
+    let rows = merge(&scan, &[]);
+    assert_eq!(
+        rows,
+        [Row {
+            id: SHA_A.to_owned(),
+            image_ref: local_ref("a.img.gz"),
+            names: vec!["a.img.gz".to_owned()],
+            sha256: Some(SHA_A.to_owned()),
+            format: Some("img.gz".to_owned()),
+            size_bytes: Some(42),
+            sources: vec![local("/root/a.img.gz")],
+            cached: true,
+            actions: NONE,
+            file_name: Some("a.img.gz".to_owned()),
+        }]
+    );
+}
+
+#[test]
+fn unhashed_or_stale_local_file_is_keyed_by_its_file_ref() {
+    for sidecar in [
+        Sidecar::Missing,
+        Sidecar::Invalid,
+        Sidecar::Stale(SHA_A.to_owned()),
+    ] {
+        let rows = merge(&[file("a.img", 7, ImageFormat::Img, sidecar.clone())], &[]);
+        assert_eq!(rows.len(), 1, "{sidecar:?}");
+        let row = &rows[0];
+        assert_eq!(row.sha256, None, "{sidecar:?}");
+        assert_eq!(row.id, local_ref("a.img"));
+        assert_eq!(row.image_ref, local_ref("a.img"));
+        assert_eq!(row.actions, NONE);
+    }
+}
+
+#[test]
+fn pinned_remote_entry_uncached_can_be_fetched_and_deleted() {
+    let e = entry(
+        "Debian",
+        "https://x.test/d.img.xz",
+        Some(SHA_B),
+        Some("img.xz"),
+    );
+    let rows = merge(&[], &[mentry(&e, SourceKind::Url)]);
+    assert_eq!(
+        rows,
+        [Row {
+            id: SHA_B.to_owned(),
+            image_ref: sha256_bytes(e.src.as_bytes()),
+            names: vec!["Debian".to_owned()],
+            sha256: Some(SHA_B.to_owned()),
+            format: Some("img.xz".to_owned()),
+            size_bytes: Some(1000),
+            sources: vec![remote(SourceKind::Url, "https://x.test/d.img.xz")],
+            cached: false,
+            actions: FETCHABLE,
+            file_name: None,
+        }]
+    );
+}
+
+#[test]
+fn cached_remote_entry_can_be_updated_and_cache_deleted() {
+    let e = entry(
+        "Debian",
+        "https://x.test/d.img.xz",
+        Some(SHA_B),
+        Some("img.xz"),
+    );
+    let cache = cache_file_of(&e, 555, Sidecar::Missing);
+    let rows = merge(
+        std::slice::from_ref(&cache),
+        &[mentry(&e, SourceKind::Manifest)],
+    );
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    let row = &rows[0];
+    assert!(row.cached);
+    assert_eq!(row.actions, CACHED);
+    assert_eq!(row.size_bytes, Some(555));
+    assert_eq!(row.sources, [remote(SourceKind::Manifest, &e.src)]);
+    assert_eq!(row.file_name.as_deref(), Some(cache.name.as_str()));
+    assert_eq!(row.names, ["Debian"]);
+}
+
+#[test]
+fn local_and_remote_with_same_sha_collapse() {
+    let e = entry(
+        "Debian 12",
+        "oras://r.test/a/b:1",
+        Some(SHA_A),
+        Some("img.gz"),
+    );
+    let scan = [file("debian.img.gz", 42, ImageFormat::ImgGz, fresh(SHA_A))];
+    let rows = merge(&scan, &[mentry(&e, SourceKind::Manifest)]);
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    let row = &rows[0];
+    assert_eq!(row.id, SHA_A);
+    assert_eq!(row.names, ["debian.img.gz", "Debian 12"]);
+    assert_eq!(
+        row.sources,
+        [
+            local("/root/debian.img.gz"),
+            remote(SourceKind::Manifest, "oras://r.test/a/b:1")
+        ]
+    );
+    assert!(row.cached);
+    assert_eq!(row.actions, CACHED);
+    assert_eq!(row.image_ref, sha256_bytes(e.src.as_bytes()));
+    assert_eq!(row.file_name.as_deref(), Some("debian.img.gz"));
+    assert_eq!(row.size_bytes, Some(42));
+}
+
+#[test]
+fn two_entries_with_same_sha_collapse() {
+    let e1 = entry("One", "https://a.test/x.img", Some(SHA_C), Some("img"));
+    let e2 = entry("Two", "https://b.test/x.img", Some(SHA_C), None);
+    let rows = merge(
+        &[],
+        &[
+            mentry(&e1, SourceKind::Url),
+            mentry(&e2, SourceKind::Manifest),
+        ],
+    );
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    let row = &rows[0];
+    assert_eq!(row.names, ["One", "Two"]);
+    assert_eq!(
+        row.sources,
+        [
+            remote(SourceKind::Url, "https://a.test/x.img"),
+            remote(SourceKind::Manifest, "https://b.test/x.img")
+        ]
+    );
+    assert_eq!(row.image_ref, sha256_bytes(e1.src.as_bytes()));
+    assert_eq!(row.format.as_deref(), Some("img"));
+    assert_eq!(row.actions, FETCHABLE);
+}
+
+#[test]
+fn cache_hit_of_one_entry_marks_the_collapsed_row_cached() {
+    let e1 = entry("One", "https://a.test/x.img", Some(SHA_C), Some("img"));
+    let e2 = entry("Two", "https://b.test/x.img", Some(SHA_C), Some("img"));
+    let cache = cache_file_of(&e2, 9, Sidecar::Missing);
+    let rows = merge(
+        std::slice::from_ref(&cache),
+        &[
+            mentry(&e1, SourceKind::Manifest),
+            mentry(&e2, SourceKind::Manifest),
+        ],
+    );
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    assert!(rows[0].cached);
+    assert_eq!(rows[0].actions, CACHED);
+    assert_eq!(rows[0].file_name.as_deref(), Some(cache.name.as_str()));
+    // First known size: e1's catalog size, not the cache file's.
+    assert_eq!(rows[0].size_bytes, Some(1000));
+}
+
+#[test]
+fn unpinned_entries_dedupe_by_ref() {
+    let e1 = entry("Rolling", "oras://r.test/a/b:latest", None, Some("img.gz"));
+    let e2 = entry(
+        "Rolling again",
+        "oras://r.test/a/b:latest",
+        None,
+        Some("img.gz"),
+    );
+    let rows = merge(
+        &[],
+        &[
+            mentry(&e1, SourceKind::Manifest),
+            mentry(&e2, SourceKind::Manifest),
+        ],
+    );
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    assert_eq!(rows[0].names, ["Rolling", "Rolling again"]);
+    assert_eq!(rows[0].sources.len(), 1);
+    assert_eq!(rows[0].id, sha256_bytes(e1.src.as_bytes()));
+    assert_eq!(rows[0].sha256, None);
+}
+
+#[test]
+fn unpinned_cached_entry_takes_sha_from_fresh_cache_sidecar() {
+    let e = entry("Rolling", "oras://r.test/a/b:latest", None, Some("img.gz"));
+    for (sidecar, want) in [
+        (fresh(SHA_B), Some(SHA_B)),
+        (Sidecar::Stale(SHA_B.to_owned()), None),
+        (Sidecar::Invalid, None),
+        (Sidecar::Missing, None),
+    ] {
+        let scan = [cache_file_of(&e, 5, sidecar.clone())];
+        let rows = merge(&scan, &[mentry(&e, SourceKind::Manifest)]);
+        assert_eq!(rows.len(), 1, "{sidecar:?}");
+        assert_eq!(rows[0].sha256.as_deref(), want, "{sidecar:?}");
+        assert!(rows[0].cached);
+        let id = want.map_or_else(|| sha256_bytes(e.src.as_bytes()), str::to_owned);
+        assert_eq!(rows[0].id, id);
+    }
+}
+
+#[test]
+fn pinned_sha_wins_over_cache_sidecar() {
+    let e = entry("Pinned", "https://a.test/p.img", Some(SHA_A), Some("img"));
+    let scan = [cache_file_of(&e, 5, fresh(SHA_B))];
+    let rows = merge(&scan, &[mentry(&e, SourceKind::Url)]);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].sha256.as_deref(), Some(SHA_A));
+}
+
+#[test]
+fn orphan_cache_file_is_shown_as_local() {
+    let e = entry("Gone", "https://a.test/g.img.gz", None, Some("img.gz"));
+    let orphan = cache_file_of(&e, 5, fresh(SHA_A));
+    // A cache file whose entry's format changed is not that entry's cache.
+    let other = entry("Other", "https://a.test/o.img", None, Some("img.gz"));
+    let stale_format = cache_file_of(
+        &entry("Other", &other.src, None, Some("img")),
+        6,
+        Sidecar::Missing,
+    );
+    let scan = [orphan.clone(), stale_format.clone()];
+    let rows = merge(&scan, &[mentry(&other, SourceKind::Manifest)]);
+    assert_eq!(rows.len(), 3, "{rows:#?}");
+    let orphan_row = rows
+        .iter()
+        .find(|r| r.names == [orphan.name.clone()])
+        .expect("orphan row");
+    assert_eq!(
+        orphan_row.sources,
+        [local(&format!("/root/{}", orphan.name))]
+    );
+    assert_eq!(orphan_row.actions, NONE);
+    assert_eq!(orphan_row.sha256.as_deref(), Some(SHA_A));
+    let entry_row = rows
+        .iter()
+        .find(|r| r.names == ["Other"])
+        .expect("entry row");
+    assert!(!entry_row.cached);
+    assert_eq!(entry_row.actions, FETCHABLE);
+    assert!(rows.iter().any(|r| r.names == [stale_format.name.clone()]));
+}
+
+#[test]
+fn hashed_rows_first_then_unhashed_each_by_first_name() {
+    let scan = [
+        file("b.img", 1, ImageFormat::Img, fresh(SHA_B)),
+        file("Z.img", 1, ImageFormat::Img, Sidecar::Missing),
+        file("c.img", 1, ImageFormat::Img, Sidecar::Missing),
+        file("a.img", 1, ImageFormat::Img, fresh(SHA_A)),
+    ];
+    let e1 = entry("B-remote", "https://a.test/1.img", None, None);
+    let e2 = entry("Ä", "https://a.test/2.img", Some(SHA_C), None);
+    let rows = merge(
+        &scan,
+        &[mentry(&e1, SourceKind::Url), mentry(&e2, SourceKind::Url)],
+    );
+    let order: Vec<&str> = rows.iter().map(|r| r.names[0].as_str()).collect();
+    // Byte order: uppercase before lowercase, non-ASCII last.
+    assert_eq!(order, ["a.img", "b.img", "Ä", "B-remote", "Z.img", "c.img"]);
+}
+
+#[test]
+fn same_content_local_files_share_a_row_keyed_by_the_first() {
+    let scan = [
+        file("a.img", 1, ImageFormat::Img, fresh(SHA_A)),
+        file("copy.img", 1, ImageFormat::Img, fresh(SHA_A)),
+    ];
+    let rows = merge(&scan, &[]);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].names, ["a.img", "copy.img"]);
+    assert_eq!(
+        rows[0].sources,
+        [local("/root/a.img"), local("/root/copy.img")]
+    );
+    assert_eq!(rows[0].image_ref, local_ref("a.img"));
+    assert_eq!(rows[0].file_name.as_deref(), Some("a.img"));
+    assert_eq!(rows[0].actions, NONE);
+}
+
+#[test]
+fn unhashed_duplicate_learns_sha_from_pinned_twin() {
+    let e1 = entry("Loose", "https://a.test/x.img", None, None);
+    let e2 = entry("Pinned", "https://a.test/x.img", Some(SHA_A), None);
+    let rows = merge(
+        &[],
+        &[mentry(&e1, SourceKind::Url), mentry(&e2, SourceKind::Url)],
+    );
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    assert_eq!(rows[0].sha256.as_deref(), Some(SHA_A));
+    assert_eq!(rows[0].id, SHA_A);
+    assert_eq!(rows[0].names, ["Loose", "Pinned"]);
+}

@@ -1,0 +1,226 @@
+//! The catalog routes: `GET /catalog.toml`, entries, imports, and the
+//! download/cache actions of the images page.
+
+use super::{JsonBody, QueryArgs};
+use crate::error::WebError;
+use crate::fmt::origin;
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use bty_proto::v1::import_catalog_request::Source;
+use bty_proto::v1::{
+    AddEntryRequest, Entry, ExportCatalogRequest, ImportCatalogRequest, ImportReport,
+    RemoveEntryRequest,
+};
+use serde::{Deserialize, Serialize};
+
+/// `GET /catalog.toml`: what another bty can import from this one.
+pub(crate) async fn export(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, WebError> {
+    let request = ExportCatalogRequest {
+        base_url: origin(&headers),
+    };
+    let toml = state
+        .catalog()
+        .export_catalog(request)
+        .await?
+        .into_inner()
+        .toml;
+    Ok(([(CONTENT_TYPE, "application/toml")], toml))
+}
+
+/// Body of `POST /catalog/entries`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AddEntryBody {
+    image_url: String,
+    #[serde(rename = "ref")]
+    reference: Option<String>,
+    sha256: Option<String>,
+    name: Option<String>,
+}
+
+/// An entry as JSON; `bty_image_ref` / `disk_image_sha` repeat `ref` /
+/// `sha256` under upstream's column names.
+#[derive(Debug, Serialize)]
+pub(crate) struct EntryJson {
+    name: String,
+    src: String,
+    #[serde(rename = "ref")]
+    reference: String,
+    sha256: Option<String>,
+    format: Option<String>,
+    size_bytes: Option<u64>,
+    description: Option<String>,
+    bty_image_ref: String,
+    disk_image_sha: Option<String>,
+}
+
+impl From<Entry> for EntryJson {
+    fn from(entry: Entry) -> Self {
+        Self {
+            bty_image_ref: entry.r#ref.clone(),
+            disk_image_sha: entry.sha256.clone(),
+            name: entry.name,
+            src: entry.src,
+            reference: entry.r#ref,
+            sha256: entry.sha256,
+            format: entry.format,
+            size_bytes: entry.size_bytes,
+            description: entry.description,
+        }
+    }
+}
+
+/// An optional string field: absent and empty mean the same.
+fn given(value: Option<String>) -> Option<String> {
+    value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+/// `POST /catalog/entries` → 201 with the new entry.
+pub(crate) async fn add_entry(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<AddEntryBody>,
+) -> Result<(StatusCode, Json<EntryJson>), WebError> {
+    let url = body.image_url.trim().to_owned();
+    if url.is_empty() {
+        return Err(WebError::InvalidRequest("image_url is required".to_owned()));
+    }
+    let request = AddEntryRequest {
+        url,
+        name: given(body.name),
+        sha256: given(body.sha256),
+        r#ref: given(body.reference),
+    };
+    let entry = state.catalog().add_entry(request).await?.into_inner();
+    Ok((StatusCode::CREATED, Json(entry.into())))
+}
+
+/// Query of `DELETE /catalog/entries`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct RemoveQuery {
+    src: String,
+}
+
+/// `DELETE /catalog/entries?src=` → 204.
+pub(crate) async fn remove_entry(
+    State(state): State<AppState>,
+    QueryArgs(query): QueryArgs<RemoveQuery>,
+) -> Result<StatusCode, WebError> {
+    if query.src.trim().is_empty() {
+        return Err(WebError::InvalidRequest("src is required".to_owned()));
+    }
+    let request = RemoveEntryRequest {
+        src_or_ref: query.src,
+    };
+    state.catalog().remove_entry(request).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Query of `POST /catalog/import`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ImportQuery {
+    source: String,
+}
+
+/// The answer of an import.
+#[derive(Debug, Serialize)]
+pub(crate) struct ImportJson {
+    source: String,
+    imported: u32,
+    updated: u32,
+    skipped: u32,
+    errors: Vec<EntryErrorJson>,
+}
+
+#[derive(Debug, Serialize)]
+struct EntryErrorJson {
+    name: String,
+    error: String,
+}
+
+impl From<ImportReport> for ImportJson {
+    fn from(report: ImportReport) -> Self {
+        Self {
+            source: report.source,
+            imported: report.imported,
+            updated: report.updated,
+            skipped: report.skipped,
+            errors: report
+                .errors
+                .into_iter()
+                .map(|e| EntryErrorJson {
+                    name: e.name,
+                    error: e.error,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `POST /catalog/import?source=<path|url>`: a URL (http(s), oras) is
+/// fetched by the daemon, anything else is a path on the daemon's host.
+pub(crate) async fn import(
+    State(state): State<AppState>,
+    QueryArgs(query): QueryArgs<ImportQuery>,
+) -> Result<Json<ImportJson>, WebError> {
+    let source = query.source.trim().to_owned();
+    if source.is_empty() {
+        return Err(WebError::InvalidRequest("source is required".to_owned()));
+    }
+    let is_url = ["http://", "https://", "oras://"]
+        .iter()
+        .any(|p| source.starts_with(p));
+    let request = ImportCatalogRequest {
+        label: source.clone(),
+        source: Some(if is_url {
+            Source::Url(source)
+        } else {
+            Source::Path(source)
+        }),
+    };
+    let report = state.catalog().import_catalog(request).await?.into_inner();
+    Ok(Json(report.into()))
+}
+
+/// Body of `POST /catalog/downloads`: the row id (upstream sent `name`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DownloadBody {
+    id: Option<String>,
+    name: Option<String>,
+    /// Re-pull a cached entry (the page's Update button).
+    #[serde(default)]
+    update: bool,
+}
+
+const DOWNLOADS_LATER: &str = "downloads are not available from this btyd yet";
+
+/// `POST /catalog/downloads`: validated here; btyd has no download RPC yet.
+pub(crate) async fn start_download(
+    JsonBody(body): JsonBody<DownloadBody>,
+) -> Result<StatusCode, WebError> {
+    let key = given(body.id).or_else(|| given(body.name));
+    let Some(key) = key else {
+        return Err(WebError::InvalidRequest("id is required".to_owned()));
+    };
+    tracing::debug!(
+        key,
+        update = body.update,
+        "download requested before btyd supports it"
+    );
+    Err(WebError::NotImplemented(DOWNLOADS_LATER.to_owned()))
+}
+
+/// `DELETE /catalog/cache/{id}`: btyd has no cache-delete RPC yet.
+pub(crate) async fn delete_cache(Path(id): Path<String>) -> Result<StatusCode, WebError> {
+    tracing::debug!(id, "cache delete requested before btyd supports it");
+    Err(WebError::NotImplemented(
+        "deleting cached copies is not available from this btyd yet".to_owned(),
+    ))
+}

@@ -1,0 +1,138 @@
+//! `GET /images` (upstream's `ImageEntry` list, ref §3.5) and `GET
+//! /api/images` (the merged rows as SPEC §2 spells them).
+
+use crate::error::WebError;
+use crate::fmt::{origin, percent_encode};
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use bty_proto::v1::{Image, ListImagesRequest};
+use serde::Serialize;
+
+/// One entry of `GET /images`.
+#[derive(Debug, Serialize)]
+pub(crate) struct ImageEntry {
+    name: String,
+    format: String,
+    size_bytes: u64,
+    url: String,
+    #[serde(rename = "ref")]
+    reference: String,
+    sha_short: Option<String>,
+    cached: bool,
+}
+
+impl ImageEntry {
+    /// The entry for a row, or `None` when the row has nothing to fetch
+    /// from: cached rows are served by sha (so they need one), others by
+    /// their first remote source.
+    fn new(image: Image, origin: &str) -> Option<Self> {
+        let name = image.names.first()?.clone();
+        let sha = image.sha256.filter(|s| !s.is_empty());
+        let url = if image.cached {
+            format!(
+                "{origin}/images/{}/{}",
+                sha.as_deref()?,
+                percent_encode(&name)
+            )
+        } else {
+            image
+                .sources
+                .iter()
+                .find(|s| matches!(s.kind.as_str(), "url" | "manifest"))
+                .map(|s| s.location.clone())?
+        };
+        Some(Self {
+            name,
+            format: image.format.unwrap_or_default(),
+            size_bytes: image.size_bytes.unwrap_or(0),
+            url,
+            reference: image.r#ref,
+            sha_short: sha.map(|s| s.chars().take(12).collect()),
+            cached: image.cached,
+        })
+    }
+}
+
+async fn list_images(state: &AppState) -> Result<Vec<Image>, WebError> {
+    let response = state
+        .catalog()
+        .list_images(ListImagesRequest::default())
+        .await?;
+    Ok(response.into_inner().images)
+}
+
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<ImageEntry>>, WebError> {
+    let origin = origin(&headers);
+    let images = list_images(&state).await?;
+    Ok(Json(
+        images
+            .into_iter()
+            .filter_map(|i| ImageEntry::new(i, &origin))
+            .collect(),
+    ))
+}
+
+/// A merged row as SPEC §2 spells it.
+#[derive(Debug, Serialize)]
+pub(crate) struct ImageRow {
+    id: String,
+    names: Vec<String>,
+    sha256: Option<String>,
+    format: Option<String>,
+    size_bytes: Option<u64>,
+    sources: Vec<SourceRow>,
+    cached: bool,
+    actions: ActionsRow,
+}
+
+#[derive(Debug, Serialize)]
+struct SourceRow {
+    kind: String,
+    location: String,
+}
+
+#[derive(Debug, Serialize)]
+struct ActionsRow {
+    fetch: bool,
+    update: bool,
+    cache_delete: bool,
+    entry_delete: bool,
+}
+
+impl From<Image> for ImageRow {
+    fn from(image: Image) -> Self {
+        let actions = image.actions.unwrap_or_default();
+        Self {
+            id: image.id,
+            names: image.names,
+            sha256: image.sha256,
+            format: image.format,
+            size_bytes: image.size_bytes,
+            sources: image
+                .sources
+                .into_iter()
+                .map(|s| SourceRow {
+                    kind: s.kind,
+                    location: s.location,
+                })
+                .collect(),
+            cached: image.cached,
+            actions: ActionsRow {
+                fetch: actions.fetch,
+                update: actions.update,
+                cache_delete: actions.cache_delete,
+                entry_delete: actions.entry_delete,
+            },
+        }
+    }
+}
+
+pub(crate) async fn rows(State(state): State<AppState>) -> Result<Json<Vec<ImageRow>>, WebError> {
+    let images = list_images(&state).await?;
+    Ok(Json(images.into_iter().map(ImageRow::from).collect()))
+}

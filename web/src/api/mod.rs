@@ -1,0 +1,91 @@
+//! The JSON/HTTP routes, compatible with upstream bty's (ref §8.1), and the
+//! health probe.
+
+mod catalog;
+mod hashes;
+mod images;
+
+use crate::error::WebError;
+use crate::state::AppState;
+use axum::Router;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::routing::{delete, get, post};
+use serde::de::DeserializeOwned;
+use std::time::Duration;
+
+/// How long `/healthz` waits for btyd before calling it down.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/images", get(images::list))
+        .route("/api/images", get(images::rows))
+        .route("/catalog.toml", get(catalog::export))
+        .route(
+            "/catalog/entries",
+            post(catalog::add_entry).delete(catalog::remove_entry),
+        )
+        .route("/catalog/import", post(catalog::import))
+        .route("/catalog/downloads", post(catalog::start_download))
+        .route("/catalog/cache/{id}", delete(catalog::delete_cache))
+        .route("/catalog/hashes", get(hashes::list).post(hashes::start))
+        .route("/catalog/hashes/{name}", delete(hashes::cancel))
+}
+
+/// `200 ok` when btyd answers `DescribeStore`, `503` otherwise.
+async fn healthz(State(state): State<AppState>) -> (StatusCode, &'static str) {
+    match tokio::time::timeout(HEALTH_TIMEOUT, state.store()).await {
+        Ok(Ok(_)) => (StatusCode::OK, "ok"),
+        Ok(Err(status)) => {
+            tracing::debug!(code = ?status.code(), message = status.message(), "health check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "btyd is not reachable")
+        }
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "btyd did not answer in time",
+        ),
+    }
+}
+
+/// `Json<T>` whose rejections are [`WebError`]s (JSON `detail`, 422).
+pub(crate) struct JsonBody<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = WebError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        axum::Json::<T>::from_request(req, state)
+            .await
+            .map(|axum::Json(value)| Self(value))
+            .map_err(|rejection: JsonRejection| WebError::InvalidRequest(rejection.body_text()))
+    }
+}
+
+/// `Query<T>` whose rejections are [`WebError`]s (JSON `detail`, 422).
+pub(crate) struct QueryArgs<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryArgs<T> {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(value)| Self(value))
+            .map_err(|rejection: QueryRejection| WebError::InvalidRequest(rejection.body_text()))
+    }
+}
+
+/// A bare file name as upstream's API accepts it: not empty, no `/`, `\`
+/// or NUL (the daemon applies the full rules).
+pub(crate) fn check_bare_name(name: &str) -> Result<(), WebError> {
+    if name.is_empty() || name.contains(['/', '\\', '\0']) {
+        return Err(WebError::InvalidRequest(format!(
+            "name must be a bare file name, got {name:?}"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,173 @@
+//! Small pure formatting helpers shared by pages and routes: percent
+//! encoding, the request origin, byte counts, timestamps, job labels.
+
+use axum::http::HeaderMap;
+use axum::http::header::HOST;
+use bty_proto::v1::{JobKind, JobState};
+use std::fmt::Write as _;
+
+/// Percent-encode everything but RFC 3986 unreserved characters (like
+/// Python's `quote(s, safe="")`), for path segments and query values.
+pub(crate) fn percent_encode(input: &str) -> String {
+    let mut out = String::with_capacity(input.len());
+    for byte in input.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            // Writing to a String cannot fail.
+            let _ = write!(out, "%{byte:02X}");
+        }
+    }
+    out
+}
+
+/// `http://<Host>` of the request. A missing or odd Host header (anything
+/// but a host name, IPv4/IPv6 literal and port) falls back to localhost, so
+/// a forged header cannot inject text into URLs we hand out.
+pub(crate) fn origin(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(HOST)
+        .and_then(|value| value.to_str().ok())
+        .filter(|host| {
+            !host.is_empty()
+                && host.bytes().all(|b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
+                })
+        })
+        .unwrap_or("localhost:8080");
+    format!("http://{host}")
+}
+
+/// A byte count for people: `1.5 GiB`, `812 B`.
+pub(crate) fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    // Precision loss above 2^53 bytes is irrelevant for a one-decimal label.
+    #[allow(clippy::cast_precision_loss)]
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// Percent done, 0..=100, when the total is known.
+pub(crate) fn percent(done: u64, total: Option<u64>) -> Option<u8> {
+    let total = total.filter(|t| *t > 0)?;
+    let pct = (u128::from(done.min(total)) * 100) / u128::from(total);
+    u8::try_from(pct).ok()
+}
+
+/// Unix epoch milliseconds as `YYYY-MM-DD HH:MM:SS` (UTC).
+pub(crate) fn timestamp(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// Unix epoch milliseconds as RFC 3339 UTC, for JSON.
+pub(crate) fn rfc3339(ms: i64) -> String {
+    let mut s = timestamp(ms);
+    s.replace_range(10..11, "T");
+    s.push('Z');
+    s
+}
+
+/// Days since 1970-01-01 → (year, month, day), H. Hinnant's algorithm.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    // d is 1..=31 and m 1..=12 by construction.
+    (
+        y,
+        u32::try_from(m).unwrap_or(1),
+        u32::try_from(d).unwrap_or(1),
+    )
+}
+
+/// The lower-case name of a job state, as upstream's JSON spells it.
+pub(crate) fn job_state(state: i32) -> &'static str {
+    match JobState::try_from(state).unwrap_or(JobState::Unspecified) {
+        JobState::Queued => "queued",
+        JobState::Running => "running",
+        JobState::Completed => "completed",
+        JobState::Failed => "failed",
+        JobState::Cancelled => "cancelled",
+        JobState::Unspecified => "unknown",
+    }
+}
+
+/// The lower-case name of a job kind.
+pub(crate) fn job_kind(kind: i32) -> &'static str {
+    match JobKind::try_from(kind).unwrap_or(JobKind::Unspecified) {
+        JobKind::Download => "download",
+        JobKind::Hash => "hash",
+        JobKind::Flash => "flash",
+        JobKind::Unspecified => "job",
+    }
+}
+
+/// Whether a job state is queued or running.
+pub(crate) fn job_active(state: i32) -> bool {
+    matches!(
+        JobState::try_from(state),
+        Ok(JobState::Queued | JobState::Running)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_like_python_quote_with_no_safe_chars() {
+        assert_eq!(
+            percent_encode("a b (x86_64).img"),
+            "a%20b%20%28x86_64%29.img"
+        );
+        assert_eq!(percent_encode("a/b?c&d=é"), "a%2Fb%3Fc%26d%3D%C3%A9");
+        assert_eq!(percent_encode("A-z.0_~"), "A-z.0_~");
+    }
+
+    #[test]
+    fn origin_rejects_forged_hosts() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(origin(&headers), "http://localhost:8080");
+        headers.insert(HOST, "bty.lan:8080".parse().unwrap());
+        assert_eq!(origin(&headers), "http://bty.lan:8080");
+        headers.insert(HOST, "[::1]:80".parse().unwrap());
+        assert_eq!(origin(&headers), "http://[::1]:80");
+        headers.insert(HOST, "evil\"/x".parse().unwrap());
+        assert_eq!(origin(&headers), "http://localhost:8080");
+    }
+
+    #[test]
+    fn formats_timestamps_and_sizes() {
+        assert_eq!(timestamp(0), "1970-01-01 00:00:00");
+        assert_eq!(timestamp(1_795_633_457_000), "2026-11-25 19:04:17");
+        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00Z");
+        assert_eq!(human_bytes(812), "812 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
+        assert_eq!(percent(50, Some(200)), Some(25));
+        assert_eq!(percent(5, None), None);
+        assert_eq!(percent(500, Some(200)), Some(100));
+    }
+}

@@ -1,0 +1,158 @@
+//! The images page's catalog forms: `POST /ui/catalog/upload` (multipart
+//! catalog.toml) and `POST /ui/catalog/fetch-release`. Both answer with a
+//! `303` back to the images page, carrying `?error=` on failure (ref §1.7,
+//! §1.8). Parsing and importing are the daemon's job.
+
+use crate::error::{WebError, redirect_with_error};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::extract::multipart::{Field, Multipart, MultipartRejection};
+use axum::http::StatusCode;
+use axum::response::Redirect;
+use bty_proto::v1::import_catalog_request::Source;
+use bty_proto::v1::{FetchLatestCatalogRequest, ImportCatalogRequest, ImportReport};
+
+/// Largest catalog.toml accepted by upload (as upstream: 1 MiB).
+pub(crate) const MAX_CATALOG_BYTES: usize = 1024 * 1024;
+
+/// Request body limit of the upload route: the file plus room for the
+/// multipart framing, so a file just over the cap still gets a message.
+pub(crate) const UPLOAD_BODY_LIMIT: usize = MAX_CATALOG_BYTES + 64 * 1024;
+
+const TOO_LARGE: &str = "catalog upload is larger than 1 MiB; is this actually a catalog.toml?";
+
+pub(crate) async fn upload(
+    State(state): State<AppState>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Redirect {
+    let result = match multipart {
+        Ok(multipart) => read_catalog(multipart).await,
+        Err(rejection) => Err(WebError::InvalidRequest(format!(
+            "upload is not a multipart form: {}",
+            rejection.body_text()
+        ))),
+    };
+    let (content, label) = match result {
+        Ok(upload) => upload,
+        Err(error) => return error.redirect_to_images(),
+    };
+    let request = ImportCatalogRequest {
+        label,
+        source: Some(Source::Content(content)),
+    };
+    match state.catalog().import_catalog(request).await {
+        Ok(report) => after_import(&report.into_inner()),
+        Err(status) => WebError::from(status).redirect_to_images(),
+    }
+}
+
+/// The `file` field's bytes and label, checked in upstream's order: present,
+/// extension, size, non-empty.
+async fn read_catalog(mut multipart: Multipart) -> Result<(Vec<u8>, String), WebError> {
+    loop {
+        let field = multipart.next_field().await.map_err(read_error)?;
+        let Some(field) = field else {
+            return Err(WebError::InvalidRequest("no file in upload".to_owned()));
+        };
+        if field.name() != Some("file") {
+            continue;
+        }
+        let file_name = field.file_name().unwrap_or_default().to_owned();
+        if !file_name.is_empty() && !has_catalog_extension(&file_name) {
+            return Err(WebError::BadRequest(format!(
+                "unexpected file extension for {file_name:?}: expected a .toml catalog"
+            )));
+        }
+        let content = read_capped(field).await?;
+        if content.is_empty() {
+            return Err(WebError::BadRequest("upload was empty".to_owned()));
+        }
+        let label = if file_name.is_empty() {
+            "<upload>".to_owned()
+        } else {
+            file_name
+        };
+        return Ok((content, label));
+    }
+}
+
+fn has_catalog_extension(file_name: &str) -> bool {
+    let lower = file_name.to_ascii_lowercase();
+    lower.ends_with(".toml") || lower.ends_with(".tml")
+}
+
+/// The field's bytes, refusing more than [`MAX_CATALOG_BYTES`].
+async fn read_capped(mut field: Field<'_>) -> Result<Vec<u8>, WebError> {
+    let mut content = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(read_error)? {
+        if content.len() + chunk.len() > MAX_CATALOG_BYTES {
+            return Err(WebError::TooLarge(TOO_LARGE.to_owned()));
+        }
+        content.extend_from_slice(&chunk);
+    }
+    Ok(content)
+}
+
+/// A body that stopped at the route's limit is an oversized catalog; other
+/// read errors are malformed forms.
+fn read_error(error: axum::extract::multipart::MultipartError) -> WebError {
+    if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        WebError::TooLarge(TOO_LARGE.to_owned())
+    } else {
+        WebError::InvalidRequest(format!("could not read the upload: {}", error.body_text()))
+    }
+}
+
+/// Back to the images page; entries the daemon refused are reported in the
+/// banner, since the rest of the import went through silently.
+fn after_import(report: &ImportReport) -> Redirect {
+    tracing::info!(
+        source = report.source,
+        imported = report.imported,
+        updated = report.updated,
+        skipped = report.skipped,
+        errors = report.errors.len(),
+        "catalog imported"
+    );
+    if report.errors.is_empty() {
+        return Redirect::to("/ui/images");
+    }
+    let failed: Vec<String> = report
+        .errors
+        .iter()
+        .map(|e| format!("{}: {}", e.name, e.error))
+        .collect();
+    let message = format!(
+        "imported {} and updated {} entries from {}; {} entries were refused: {}",
+        report.imported,
+        report.updated,
+        report.source,
+        report.errors.len(),
+        failed.join("; ")
+    );
+    redirect_with_error("/ui/images", &message)
+}
+
+pub(crate) async fn fetch_release(State(state): State<AppState>) -> Redirect {
+    match state
+        .catalog()
+        .fetch_latest_catalog(FetchLatestCatalogRequest {})
+        .await
+    {
+        Ok(report) => after_import(&report.into_inner()),
+        Err(status) => WebError::from(status).redirect_to_images(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_toml_and_tml_in_any_case() {
+        assert!(has_catalog_extension("catalog.toml"));
+        assert!(has_catalog_extension("CATALOG.TML"));
+        assert!(!has_catalog_extension("catalog.toml.txt"));
+        assert!(!has_catalog_extension("image.img"));
+    }
+}

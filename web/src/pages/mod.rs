@@ -1,0 +1,104 @@
+//! The HTML pages under `/ui` and what they share: the routes, the
+//! "Recent activity" rows built from btyd's event log.
+
+mod catalog;
+mod hashing;
+mod images;
+
+use crate::fmt;
+use crate::state::AppState;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::response::Redirect;
+use axum::routing::{get, post};
+use bty_proto::v1::event::Body;
+use bty_proto::v1::{Event, JobState, RecentEventsRequest};
+
+/// How many events the activity cards show.
+const RECENT_EVENTS: u32 = 15;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/ui", get(index))
+        .route("/ui/images", get(images::page))
+        .route("/ui/hashing", get(hashing::page))
+        .route(
+            "/ui/catalog/upload",
+            // The handler gives every oversize upload a readable message; this
+            // limit only stops the body from being read past that point.
+            post(catalog::upload).layer(DefaultBodyLimit::max(catalog::UPLOAD_BODY_LIMIT)),
+        )
+        .route("/ui/catalog/fetch-release", post(catalog::fetch_release))
+}
+
+/// `/` and `/ui` land on the images page.
+pub(crate) async fn index() -> Redirect {
+    Redirect::to("/ui/images")
+}
+
+/// One line of a "Recent activity" card.
+pub(crate) struct EventRow {
+    /// `YYYY-MM-DD HH:MM:SS` UTC.
+    pub(crate) when: String,
+    /// The full RFC 3339 time, for the tooltip.
+    pub(crate) when_full: String,
+    pub(crate) kind: String,
+    pub(crate) summary: String,
+    pub(crate) failed: bool,
+}
+
+impl EventRow {
+    /// The row for an event; `None` for bookkeeping events (resync).
+    fn from_event(event: Event) -> Option<Self> {
+        let (kind, summary, failed) = match event.body? {
+            Body::Catalog(change) => (change.kind, change.summary, change.failed),
+            Body::Job(job) => {
+                let kind = fmt::job_kind(job.kind);
+                let state = fmt::job_state(job.state);
+                let mut summary = format!("{kind} of {} {state}", job.subject);
+                if let Some(error) = job.error.filter(|e| !e.is_empty()) {
+                    summary.push_str(": ");
+                    summary.push_str(&error);
+                }
+                let failed = job.state == JobState::Failed as i32;
+                (format!("{kind}.{state}"), summary, failed)
+            }
+            Body::Resync(_) => return None,
+        };
+        Some(Self {
+            when: fmt::timestamp(event.at_ms),
+            when_full: fmt::rfc3339(event.at_ms),
+            kind,
+            summary,
+            failed,
+        })
+    }
+}
+
+/// The newest events that pass `keep`, or `None` when btyd did not answer:
+/// a page still renders without its activity card.
+pub(crate) async fn recent_events(
+    state: &AppState,
+    keep: impl Fn(&EventRow) -> bool,
+) -> Option<Vec<EventRow>> {
+    // Ask for more than shown so a filtered card is not left empty.
+    let request = RecentEventsRequest {
+        limit: RECENT_EVENTS * 4,
+    };
+    match state.events().recent_events(request).await {
+        Ok(response) => Some(
+            response
+                .into_inner()
+                .events
+                .into_iter()
+                .filter_map(EventRow::from_event)
+                .filter(|row| keep(row))
+                .take(RECENT_EVENTS as usize)
+                .collect(),
+        ),
+        Err(status) => {
+            tracing::warn!(code = ?status.code(), message = status.message(), "recent events unavailable");
+            None
+        }
+    }
+}
