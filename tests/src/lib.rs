@@ -46,14 +46,20 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Opt
         if let Some(v) = check() {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
 /// sha256 of a file, with the standard tool.
 pub fn sha256sum(path: &Path) -> String {
-    let out = Command::new("sha256sum").arg(path).output().expect("sha256sum runs");
+    let out = Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("sha256sum runs");
     assert!(out.status.success());
     String::from_utf8_lossy(&out.stdout)
         .split_whitespace()
@@ -64,7 +70,9 @@ pub fn sha256sum(path: &Path) -> String {
 
 /// Run a command and insist it succeeds.
 pub fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed: {}\n{}",
@@ -136,7 +144,11 @@ impl Daemon {
             .expect("btyd starts");
         self.child = Some(child);
         wait_for(Duration::from_secs(30), "btyd to answer", || {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 panic!("btyd exited early ({status}):\n{}", self.log());
             }
             let ok = TcpStream::connect(self.web).is_ok()
@@ -160,9 +172,14 @@ impl Daemon {
 
     /// SIGTERM and wait; returns whether it exited 0.
     pub fn stop(&mut self) -> bool {
-        let Some(mut child) = self.child.take() else { return true };
+        let Some(mut child) = self.child.take() else {
+            return true;
+        };
         let pid = rustix_pid(&child);
-        let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             if let Ok(Some(status)) = child.try_wait() {
@@ -206,13 +223,19 @@ impl Daemon {
             String::from_utf8_lossy(&out.stderr)
         );
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!("btyctl {args:?} printed non-JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))
+            panic!(
+                "btyctl {args:?} printed non-JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
         })
     }
 
     /// `images list --json` as an array.
     pub fn images(&self) -> Vec<serde_json::Value> {
-        self.ctl_json(&["images", "list"]).as_array().cloned().expect("an array")
+        self.ctl_json(&["images", "list"])
+            .as_array()
+            .cloned()
+            .expect("an array")
     }
 
     /// GET a path on the web listener.
@@ -263,6 +286,9 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
 /// Read a whole file to a string.
 pub fn read_to_string(path: &Path) -> String {
     let mut s = String::new();
-    std::fs::File::open(path).unwrap().read_to_string(&mut s).unwrap();
+    std::fs::File::open(path)
+        .unwrap()
+        .read_to_string(&mut s)
+        .unwrap();
     s
 }

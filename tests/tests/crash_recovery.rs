@@ -40,45 +40,78 @@ fn kill_during_hash_leaves_no_partial_sidecar_and_loses_nothing() {
     let catalog_before = std::fs::read(daemon.state_dir.join("catalog.toml")).unwrap();
     let small_sidecar = sidecar_path(&daemon.image_root.join("aaa-hashed.img"));
     let sidecar_before = std::fs::read(&small_sidecar).unwrap();
-    let sidecar_mtime = std::fs::metadata(&small_sidecar).unwrap().modified().unwrap();
+    let sidecar_mtime = std::fs::metadata(&small_sidecar)
+        .unwrap()
+        .modified()
+        .unwrap();
 
     // Wait until the big file is being hashed, then kill -9.
-    wait_for(Duration::from_secs(30), "the big hash to be running", || {
-        let jobs = daemon.ctl_json(&["jobs", "list", "--active"]);
-        jobs.as_array()
-            .unwrap()
-            .iter()
-            .any(|j| j["subject"] == "big.img" && j["state"] == "running" && j["bytes_done"].as_u64() > Some(0))
-            .then_some(())
-    });
+    wait_for(
+        Duration::from_secs(30),
+        "the big hash to be running",
+        || {
+            let jobs = daemon.ctl_json(&["jobs", "list", "--active"]);
+            jobs.as_array()
+                .unwrap()
+                .iter()
+                .any(|j| {
+                    j["subject"] == "big.img"
+                        && j["state"] == "running"
+                        && j["bytes_done"].as_u64() > Some(0)
+                })
+                .then_some(())
+        },
+    );
     daemon.kill9();
     let big_sidecar = sidecar_path(&daemon.image_root.join("big.img"));
-    assert!(!big_sidecar.exists(), "a sidecar was written for a half-read file");
+    assert!(
+        !big_sidecar.exists(),
+        "a sidecar was written for a half-read file"
+    );
 
     daemon.restart();
     let expected = sha_of_zeros(BIG);
-    let rows = wait_for(Duration::from_secs(120), "big.img to be hashed after restart", || {
-        let rows = daemon.images();
-        rows.iter()
-            .any(|r| r["names"][0] == "big.img" && r["sha256"].is_string())
-            .then_some(rows)
-    });
+    let rows = wait_for(
+        Duration::from_secs(120),
+        "big.img to be hashed after restart",
+        || {
+            let rows = daemon.images();
+            rows.iter()
+                .any(|r| r["names"][0] == "big.img" && r["sha256"].is_string())
+                .then_some(rows)
+        },
+    );
     let big = rows.iter().find(|r| r["names"][0] == "big.img").unwrap();
     assert_eq!(big["sha256"], expected.as_str());
     let sidecar = std::fs::read_to_string(&big_sidecar).unwrap();
     assert_eq!(sidecar, format!("{expected}  big.img\n"));
 
     // Nothing else changed: catalog.toml, the other sidecar, no temp files.
-    assert_eq!(std::fs::read(daemon.state_dir.join("catalog.toml")).unwrap(), catalog_before);
+    assert_eq!(
+        std::fs::read(daemon.state_dir.join("catalog.toml")).unwrap(),
+        catalog_before
+    );
     assert_eq!(std::fs::read(&small_sidecar).unwrap(), sidecar_before);
-    assert_eq!(std::fs::metadata(&small_sidecar).unwrap().modified().unwrap(), sidecar_mtime);
+    assert_eq!(
+        std::fs::metadata(&small_sidecar)
+            .unwrap()
+            .modified()
+            .unwrap(),
+        sidecar_mtime
+    );
     let leftovers: Vec<String> = std::fs::read_dir(&daemon.image_root)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with('.') && n != ".bty-storage.json")
         .collect();
-    assert!(leftovers.is_empty(), "temp files left behind: {leftovers:?}");
-    let small_row = rows.iter().find(|r| r["names"][0] == "aaa-hashed.img").unwrap();
+    assert!(
+        leftovers.is_empty(),
+        "temp files left behind: {leftovers:?}"
+    );
+    let small_row = rows
+        .iter()
+        .find(|r| r["names"][0] == "aaa-hashed.img")
+        .unwrap();
     assert_eq!(small_row["sha256"], small_sha.as_str());
     assert_eq!(rows.len(), 3, "{rows:#?}");
 }

@@ -31,7 +31,10 @@ fn make_images(work: &Path, root: &Path) {
     let raw_path = work.join("disk.img");
     std::fs::write(&raw_path, &raw).unwrap();
     drop_file(root, "alpha.img", &raw);
-    run(Command::new("zstd").args(["-q", "-3", "-o"]).arg(root.join("bravo.img.zst")).arg(&raw_path));
+    run(Command::new("zstd")
+        .args(["-q", "-3", "-o"])
+        .arg(root.join("bravo.img.zst"))
+        .arg(&raw_path));
     run(Command::new("qemu-img")
         .args(["convert", "-q", "-f", "raw", "-O", "qcow2"])
         .arg(&raw_path)
@@ -94,7 +97,10 @@ fn lists_hashes_and_renders_local_and_remote_images() {
     // Remote entries: not cached, Fetch and Entry delete only.
     let pinned = row(&rows, "debian (pinned)");
     assert_eq!(pinned["cached"], false);
-    assert_eq!(pinned["sha256"], "4e5f9cbbbb6e7c0a3f0d8d6c5b9c7e1d2f3a4b5c6d7e8f90112233445566778a");
+    assert_eq!(
+        pinned["sha256"],
+        "4e5f9cbbbb6e7c0a3f0d8d6c5b9c7e1d2f3a4b5c6d7e8f90112233445566778a"
+    );
     assert_eq!(gates(pinned), [true, false, false, true]);
     let rolling = row(&rows, "nosi fedora-sysdev (x86_64, rolling)");
     assert_eq!(rolling["sha256"], Value::Null);
@@ -110,7 +116,11 @@ fn lists_hashes_and_renders_local_and_remote_images() {
         .current_dir(&daemon.image_root)
         .output()
         .unwrap();
-    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
 
     // A file copied in while the daemon runs appears and gets hashed.
     run(Command::new("cp")
@@ -140,19 +150,36 @@ fn lists_hashes_and_renders_local_and_remote_images() {
         assert_eq!(button_states(&html, name), [false; 4], "{name}");
     }
     for name in ["debian (pinned)", "nosi fedora-sysdev (x86_64, rolling)"] {
-        assert_eq!(button_states(&html, name), [true, false, false, true], "{name}");
+        assert_eq!(
+            button_states(&html, name),
+            [true, false, false, true],
+            "{name}"
+        );
     }
 }
 
 /// Whether the Fetch / Update / Cache delete / Entry delete buttons of the
 /// row named `name` are enabled.
 fn button_states(html: &str, name: &str) -> [bool; 4] {
-    let marker = format!("<tr data-row-name=\"{}\"", name.replace('(', "(").replace('"', "&quot;"));
-    let start = html.find(&marker).unwrap_or_else(|| panic!("no row {name}"));
+    let marker = format!(
+        "<tr data-row-name=\"{}\"",
+        name.replace('(', "(").replace('"', "&quot;")
+    );
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no row {name}"));
     let rest = &html[start..];
     let row = &rest[..rest.find("</tr>").unwrap()];
-    ["bty-fetch-btn", "bty-update-btn", "bty-cache-delete-btn", "bty-catalog-entry-delete-btn"].map(|class| {
-        let at = row.find(class).unwrap_or_else(|| panic!("{name}: no {class}"));
+    [
+        "bty-fetch-btn",
+        "bty-update-btn",
+        "bty-cache-delete-btn",
+        "bty-catalog-entry-delete-btn",
+    ]
+    .map(|class| {
+        let at = row
+            .find(class)
+            .unwrap_or_else(|| panic!("{name}: no {class}"));
         let tag_start = row[..at].rfind("<button").unwrap();
         let tag_end = at + row[at..].find('>').unwrap();
         !row[tag_start..tag_end].contains(" disabled")

@@ -58,7 +58,10 @@ async fn start(root: &Path, budget: RestartBudget) -> Tree {
 fn sparse_files(root: &Path) {
     std::fs::create_dir_all(root).unwrap();
     for name in FILES {
-        std::fs::File::create(root.join(name)).unwrap().set_len(FILE).unwrap();
+        std::fs::File::create(root.join(name))
+            .unwrap()
+            .set_len(FILE)
+            .unwrap();
     }
 }
 
@@ -79,10 +82,10 @@ async fn hasher_panic_is_restarted_and_the_queue_continues() {
 
     // Panic while a job runs and others wait in the queue.
     wait_until("a hash job to run", async || {
-        tree.hasher
-            .list()
-            .await
-            .is_ok_and(|jobs| jobs.iter().any(|j| j.state == btyd::jobs::JobState::Running))
+        tree.hasher.list().await.is_ok_and(|jobs| {
+            jobs.iter()
+                .any(|j| j.state == btyd::jobs::JobState::Running)
+        })
     })
     .await;
     tree.hasher.inject_panic().unwrap();
@@ -100,7 +103,11 @@ async fn hasher_panic_is_restarted_and_the_queue_continues() {
     .await;
     let expected = sha256_reader(std::io::repeat(0).take(FILE), &mut |_| {}, &|| false).unwrap();
     for name in FILES {
-        assert_eq!(read_sidecar(&root.join(name)), Sidecar::Fresh(expected.clone()), "{name}");
+        assert_eq!(
+            read_sidecar(&root.join(name)),
+            Sidecar::Fresh(expected.clone()),
+            "{name}"
+        );
     }
     wait_until("the catalog to list every hash", async || {
         let rows = tree.catalog.list("").await.unwrap();
@@ -120,7 +127,10 @@ async fn catalog_panic_is_restarted_and_reloads_its_state() {
     std::fs::write(root.join("x.img"), b"bytes").unwrap();
     let tree = start(&root, RestartBudget::default()).await;
     wait_until("x.img hashed", async || {
-        tree.catalog.list("").await.is_ok_and(|r| r.len() == 1 && r[0].sha256.is_some())
+        tree.catalog
+            .list("")
+            .await
+            .is_ok_and(|r| r.len() == 1 && r[0].sha256.is_some())
     })
     .await;
     tree.catalog.inject_panic();
