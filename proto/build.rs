@@ -4,7 +4,11 @@
 use prost::Message;
 use std::path::PathBuf;
 
-const PROTOS: &[&str] = &["bty/v1/catalog.proto", "bty/v1/jobs.proto", "bty/v1/events.proto"];
+const PROTOS: &[&str] = &[
+    "bty/v1/catalog.proto",
+    "bty/v1/jobs.proto",
+    "bty/v1/events.proto",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     for proto in PROTOS {

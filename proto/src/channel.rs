@@ -57,13 +57,15 @@ impl Target {
                 let path = path.clone();
                 // The URI is ignored by the connector; tonic needs a valid one.
                 let endpoint = Endpoint::from_static("http://[::]:50051");
-                Ok(endpoint.connect_with_connector_lazy(tower::service_fn(move |_: Uri| {
-                    let path = path.clone();
-                    async move {
-                        let stream = tokio::net::UnixStream::connect(path).await?;
-                        Ok::<_, std::io::Error>(TokioIo::new(stream))
-                    }
-                })))
+                Ok(
+                    endpoint.connect_with_connector_lazy(tower::service_fn(move |_: Uri| {
+                        let path = path.clone();
+                        async move {
+                            let stream = tokio::net::UnixStream::connect(path).await?;
+                            Ok::<_, std::io::Error>(TokioIo::new(stream))
+                        }
+                    })),
+                )
             }
             Self::Tcp(url) => Endpoint::from_shared(url.clone())
                 .map(|e| e.connect_lazy())
@@ -119,7 +121,10 @@ mod tests {
             Target::parse("unix:///run/bty/btyd.sock").ok(),
             Some(Target::Unix("/run/bty/btyd.sock".into()))
         );
-        assert_eq!(Target::parse("/tmp/s").ok(), Some(Target::Unix("/tmp/s".into())));
+        assert_eq!(
+            Target::parse("/tmp/s").ok(),
+            Some(Target::Unix("/tmp/s".into()))
+        );
         assert_eq!(
             Target::parse("http://127.0.0.1:50051").ok(),
             Some(Target::Tcp("http://127.0.0.1:50051".into()))

@@ -227,5 +227,8 @@ fn web_catalog_upload_rejects_bad_files_without_touching_the_catalog() {
     assert_eq!(page.status, 200);
     assert!(!page.text().contains("<script>alert(1)</script>"));
     let text = page.text();
-    assert!(text.contains("&lt;script&gt;") || text.contains("&#60;script&#62;"), "{text}");
+    assert!(
+        text.contains("&lt;script&gt;") || text.contains("&#60;script&#62;"),
+        "{text}"
+    );
 }

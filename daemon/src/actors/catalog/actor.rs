@@ -313,12 +313,12 @@ impl CatalogState {
             }
         }
         let image_ref = image_ref(&url).map_err(|e| invalid(&e))?;
-        if let Some(given) = &request.image_ref {
-            if given.trim().to_lowercase() != image_ref {
-                return Err(CatalogError::Invalid(format!(
-                    "ref {given} does not match image_url (expected {image_ref})"
-                )));
-            }
+        if let Some(given) = &request.image_ref
+            && given.trim().to_lowercase() != image_ref
+        {
+            return Err(CatalogError::Invalid(format!(
+                "ref {given} does not match image_url (expected {image_ref})"
+            )));
         }
         if let Some(i) = self.position_of(&url) {
             return Err(CatalogError::AlreadyExists(format!(

@@ -204,12 +204,12 @@ impl HasherState {
     }
 
     fn progress(&mut self, id: &str, bytes_done: u64) {
-        if let Some(job) = self.jobs.get_mut(id) {
-            if job.snapshot.state == JobState::Running {
-                job.snapshot.bytes_done = bytes_done;
-                job.snapshot.rate_bps = job.meter.record(bytes_done);
-                self.args.events.job(&job.snapshot);
-            }
+        if let Some(job) = self.jobs.get_mut(id)
+            && job.snapshot.state == JobState::Running
+        {
+            job.snapshot.bytes_done = bytes_done;
+            job.snapshot.rate_bps = job.meter.record(bytes_done);
+            self.args.events.job(&job.snapshot);
         }
     }
 
