@@ -1,0 +1,1 @@
+//! bty-disks: being written.

@@ -1,0 +1,1 @@
+//! bty-fetch: being written.

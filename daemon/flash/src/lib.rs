@@ -1,0 +1,1 @@
+//! bty-flash: being written.

@@ -1,0 +1,1 @@
+//! bty-oci: being written.
