@@ -72,7 +72,7 @@ impl WebError {
     fn log(&self) {
         match self {
             Self::Grpc(status) if self.status().is_server_error() => {
-                tracing::warn!(code = ?status.code(), message = status.message(), "btyd call failed");
+                tracing::warn!(code = ?status.code(), detail = status.message(), "btyd call failed");
             }
             Self::Render(source) => tracing::error!(error = %source, "template rendering failed"),
             _ => {}

@@ -9,6 +9,12 @@ use bty_store::merge::Row;
 
 /// A merged row.
 pub(crate) fn image(row: Row) -> v1::Image {
+    // A local file without a fresh sidecar is queued or being hashed.
+    let hashing = row.sha256.is_none()
+        && row
+            .sources
+            .iter()
+            .any(|s| s.kind == bty_store::merge::SourceKind::Local);
     v1::Image {
         id: row.id,
         names: row.names,
@@ -31,7 +37,7 @@ pub(crate) fn image(row: Row) -> v1::Image {
             entry_delete: row.actions.entry_delete,
         }),
         r#ref: row.image_ref,
-        hashing: false,
+        hashing,
     }
 }
 

@@ -41,7 +41,7 @@ async fn healthz(State(state): State<AppState>) -> (StatusCode, &'static str) {
     match tokio::time::timeout(HEALTH_TIMEOUT, state.store()).await {
         Ok(Ok(_)) => (StatusCode::OK, "ok"),
         Ok(Err(status)) => {
-            tracing::debug!(code = ?status.code(), message = status.message(), "health check failed");
+            tracing::debug!(code = ?status.code(), detail = status.message(), "health check failed");
             (StatusCode::SERVICE_UNAVAILABLE, "btyd is not reachable")
         }
         Err(_) => (

@@ -97,7 +97,7 @@ pub(crate) async fn recent_events(
                 .collect(),
         ),
         Err(status) => {
-            tracing::warn!(code = ?status.code(), message = status.message(), "recent events unavailable");
+            tracing::warn!(code = ?status.code(), detail = status.message(), "recent events unavailable");
             None
         }
     }

@@ -18,6 +18,9 @@ use tokio_stream::wrappers::UnixListenerStream;
 use tonic::{Code, Request as GrpcRequest, Response, Status};
 use tower::ServiceExt as _;
 
+mod fixtures;
+pub use fixtures::*;
+
 /// What the fake daemon answers, and what it was asked.
 #[derive(Debug, Default)]
 pub struct Daemon {
@@ -329,147 +332,5 @@ pub async fn send(router: &Router, request: Request<Body>) -> Reply {
         status,
         headers,
         body: String::from_utf8_lossy(&bytes).into_owned(),
-    }
-}
-
-// ---- fixtures -------------------------------------------------------------
-
-pub const SHA_LOCAL: &str = "81d5e7200000000000000000000000000000000000000000000000000000aaaa";
-pub const SHA_REMOTE: &str = "b4423fdb0000000000000000000000000000000000000000000000000000bbbb";
-
-pub fn source(kind: &str, location: &str) -> Source {
-    Source {
-        kind: kind.to_owned(),
-        location: location.to_owned(),
-    }
-}
-
-pub fn actions(
-    fetch: bool,
-    update: bool,
-    cache_delete: bool,
-    entry_delete: bool,
-) -> Option<Actions> {
-    Some(Actions {
-        fetch,
-        update,
-        cache_delete,
-        entry_delete,
-    })
-}
-
-/// Four rows covering the gates: a hashed local file, a cached remote
-/// entry, an uncached oras entry with a hostile name, an unhashed local file.
-pub fn sample_images() -> Vec<Image> {
-    vec![
-        Image {
-            id: SHA_LOCAL.to_owned(),
-            names: vec!["lab-bench.img".to_owned()],
-            sha256: Some(SHA_LOCAL.to_owned()),
-            format: Some("img".to_owned()),
-            size_bytes: Some(4096),
-            sources: vec![source("local", "/var/lib/bty/images/lab-bench.img")],
-            cached: true,
-            actions: actions(false, false, false, false),
-            r#ref: "1".repeat(64),
-            hashing: false,
-        },
-        Image {
-            id: SHA_REMOTE.to_owned(),
-            names: vec![
-                "debian (x86_64) custom.img.zst".to_owned(),
-                "alias.img.zst".to_owned(),
-            ],
-            sha256: Some(SHA_REMOTE.to_owned()),
-            format: Some("img.zst".to_owned()),
-            size_bytes: Some(3 * 1024 * 1024),
-            sources: vec![source("url", "https://example.com/debian.img.zst")],
-            cached: true,
-            actions: actions(false, true, true, true),
-            r#ref: "2".repeat(64),
-            hashing: false,
-        },
-        Image {
-            id: "3".repeat(64),
-            names: vec!["nosi <script>alert(1)</script>".to_owned()],
-            sha256: None,
-            format: Some("img.gz".to_owned()),
-            size_bytes: None,
-            sources: vec![source("manifest", "oras://ghcr.io/safl/nosi/debian:latest")],
-            cached: false,
-            actions: actions(true, false, false, true),
-            r#ref: "3".repeat(64),
-            hashing: false,
-        },
-        Image {
-            id: "4".repeat(64),
-            names: vec!["new.img".to_owned()],
-            sha256: None,
-            format: None,
-            size_bytes: Some(10),
-            sources: vec![source("local", "/var/lib/bty/images/new.img")],
-            cached: true,
-            actions: actions(false, false, false, false),
-            r#ref: "4".repeat(64),
-            hashing: true,
-        },
-    ]
-}
-
-pub fn hash_job(id: &str, subject: &str, state: JobState, done: u64, total: Option<u64>) -> Job {
-    Job {
-        id: id.to_owned(),
-        kind: JobKind::Hash as i32,
-        subject: subject.to_owned(),
-        state: state as i32,
-        bytes_done: done,
-        bytes_total: total,
-        created_at_ms: 1_795_633_457_000,
-        ..Job::default()
-    }
-}
-
-pub fn sample_store() -> StoreInfo {
-    StoreInfo {
-        image_root: "/var/lib/bty/images".to_owned(),
-        catalog_path: "/var/lib/bty/catalog.toml".to_owned(),
-        release_catalog_url: "https://github.com/safl/bty/releases/latest/download/catalog.toml"
-            .to_owned(),
-        daemon_version: "0.1.0".to_owned(),
-        download_max_parallel: 2,
-        hash_max_parallel: 1,
-    }
-}
-
-pub fn sample_daemon() -> Daemon {
-    Daemon {
-        images: sample_images(),
-        store: sample_store(),
-        jobs: vec![
-            hash_job("h1", "new.img", JobState::Running, 25, Some(100)),
-            hash_job("h2", "old.img", JobState::Completed, 100, Some(100)),
-        ],
-        events: vec![
-            Event {
-                seq: 2,
-                at_ms: 1_795_633_457_000,
-                body: Some(event::Body::Catalog(CatalogChanged {
-                    kind: "catalog.imported".to_owned(),
-                    subject: "<upload>".to_owned(),
-                    summary: "imported 2 entries from catalog.toml".to_owned(),
-                    failed: false,
-                })),
-            },
-            Event {
-                seq: 1,
-                at_ms: 1_795_633_400_000,
-                body: Some(event::Body::Job(Job {
-                    error: Some("read error".to_owned()),
-                    ..hash_job("h0", "broken.img", JobState::Failed, 5, Some(10))
-                })),
-            },
-        ],
-        export_toml: "version = 1\n".to_owned(),
-        ..Daemon::default()
     }
 }
