@@ -49,6 +49,7 @@ pub(crate) fn kind_name(kind: JobKind) -> &'static str {
         JobKind::Download => "download",
         JobKind::Hash => "hash",
         JobKind::Flash => "flash",
+        JobKind::Push => "push",
         JobKind::Unspecified => "unspecified",
     }
 }

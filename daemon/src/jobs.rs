@@ -13,6 +13,8 @@ pub enum JobKind {
     Hash,
     /// An image onto block devices.
     Flash,
+    /// An image from the store to an OCI registry.
+    Push,
 }
 
 impl JobKind {
@@ -22,13 +24,14 @@ impl JobKind {
             Self::Download => "dl",
             Self::Hash => "hash",
             Self::Flash => "flash",
+            Self::Push => "push",
         }
     }
 
     /// The kind a job id belongs to.
     pub fn of_id(id: &str) -> Option<Self> {
         let prefix = id.split('-').next()?;
-        [Self::Download, Self::Hash, Self::Flash]
+        [Self::Download, Self::Hash, Self::Flash, Self::Push]
             .into_iter()
             .find(|k| k.id_prefix() == prefix)
     }

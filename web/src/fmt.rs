@@ -120,6 +120,7 @@ pub(crate) fn job_kind(kind: i32) -> &'static str {
         JobKind::Download => "download",
         JobKind::Hash => "hash",
         JobKind::Flash => "flash",
+        JobKind::Push => "push",
         JobKind::Unspecified => "job",
     }
 }

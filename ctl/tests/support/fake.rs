@@ -262,6 +262,34 @@ impl CatalogService for Fake {
     ) -> Result<Response<StoreInfo>, Status> {
         Ok(Response::new(StoreInfo::default()))
     }
+
+    async fn fetch_image(
+        &self,
+        _: Request<bty_proto::v1::FetchImageRequest>,
+    ) -> Result<Response<bty_proto::v1::Job>, Status> {
+        Err(Status::unimplemented("fake daemon: fetch"))
+    }
+
+    async fn delete_cache(
+        &self,
+        _: Request<bty_proto::v1::DeleteCacheRequest>,
+    ) -> Result<Response<bty_proto::v1::DeleteCacheResponse>, Status> {
+        Err(Status::unimplemented("fake daemon: delete cache"))
+    }
+
+    async fn push_image(
+        &self,
+        _: Request<bty_proto::v1::PushImageRequest>,
+    ) -> Result<Response<bty_proto::v1::Job>, Status> {
+        Err(Status::unimplemented("fake daemon: push"))
+    }
+
+    async fn upload_image(
+        &self,
+        _: Request<tonic::Streaming<bty_proto::v1::UploadImageChunk>>,
+    ) -> Result<Response<bty_proto::v1::UploadImageResponse>, Status> {
+        Err(Status::unimplemented("fake daemon: upload"))
+    }
 }
 
 type JobStream = Pin<Box<dyn Stream<Item = Result<Job, Status>> + Send>>;

@@ -124,4 +124,29 @@ impl CatalogService for CatalogApi {
     ) -> Result<Response<v1::StoreInfo>, Status> {
         Ok(Response::new(self.info.clone()))
     }
+
+    async fn fetch_image(
+        &self,
+        _request: Request<v1::FetchImageRequest>,
+    ) -> Result<Response<v1::Job>, Status> {
+        Err(Status::unimplemented("fetch arrives with the downloader"))
+    }
+
+    async fn delete_cache(
+        &self,
+        _request: Request<v1::DeleteCacheRequest>,
+    ) -> Result<Response<v1::DeleteCacheResponse>, Status> {
+        Err(Status::unimplemented("cache delete arrives with the downloader"))
+    }
+
+    async fn push_image(&self, _request: Request<v1::PushImageRequest>) -> Result<Response<v1::Job>, Status> {
+        Err(Status::unimplemented("push arrives with the downloader"))
+    }
+
+    async fn upload_image(
+        &self,
+        _request: Request<tonic::Streaming<v1::UploadImageChunk>>,
+    ) -> Result<Response<v1::UploadImageResponse>, Status> {
+        Err(Status::unimplemented("upload arrives with the downloader"))
+    }
 }

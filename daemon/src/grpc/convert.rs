@@ -75,6 +75,7 @@ pub(crate) fn job_kind_filter(kind: i32) -> Option<JobKind> {
         v1::JobKind::Download => Some(JobKind::Download),
         v1::JobKind::Hash => Some(JobKind::Hash),
         v1::JobKind::Flash => Some(JobKind::Flash),
+        v1::JobKind::Push => Some(JobKind::Push),
         v1::JobKind::Unspecified => None,
     }
 }
@@ -85,6 +86,7 @@ pub(crate) fn job(job: JobSnapshot) -> v1::Job {
         JobKind::Download => v1::JobKind::Download,
         JobKind::Hash => v1::JobKind::Hash,
         JobKind::Flash => v1::JobKind::Flash,
+        JobKind::Push => v1::JobKind::Push,
     };
     let state = match job.state {
         JobState::Queued => v1::JobState::Queued,
