@@ -66,6 +66,8 @@ pub struct FileConfig {
     pub downloads: WorkerSection,
     /// `[hashing]`
     pub hashing: WorkerSection,
+    /// `[uploads]`
+    pub uploads: UploadSection,
     /// `[registries."host:port"]`
     pub registries: BTreeMap<String, RegistryConfig>,
 }
@@ -94,7 +96,22 @@ pub struct WebSection {
 pub struct WorkerSection {
     /// How many jobs run at once.
     pub max_parallel: Option<u32>,
+    /// Downloads only: seconds without a byte before a transfer is retried.
+    pub stall_timeout_secs: Option<u64>,
 }
+
+/// `[uploads]` section.
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct UploadSection {
+    /// Largest upload accepted, in bytes.
+    pub max_bytes: Option<u64>,
+}
+
+/// Default upload cap: 200 GiB, as upstream.
+pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 200 << 30;
+/// Default stall timeout of downloads.
+pub const DEFAULT_STALL_TIMEOUT_SECS: u64 = 30;
 
 /// `[registries."host:port"]`: per-registry settings.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -183,6 +200,10 @@ pub struct Config {
     pub downloads_max_parallel: u32,
     /// Parallel hash jobs.
     pub hashing_max_parallel: u32,
+    /// Seconds without a byte before a download is retried.
+    pub downloads_stall_timeout_secs: u64,
+    /// Largest upload accepted.
+    pub max_upload_bytes: u64,
     /// Per-registry settings.
     pub registries: BTreeMap<String, RegistryConfig>,
 }
@@ -254,6 +275,18 @@ impl Config {
         let downloads_max_parallel =
             positive("downloads.max_parallel", file.downloads.max_parallel, 2)?;
         let hashing_max_parallel = positive("hashing.max_parallel", file.hashing.max_parallel, 1)?;
+        let stall = file
+            .downloads
+            .stall_timeout_secs
+            .unwrap_or(DEFAULT_STALL_TIMEOUT_SECS);
+        if stall == 0 {
+            return Err(ConfigError::Invalid {
+                key: "downloads.stall_timeout_secs",
+                value: "0".to_owned(),
+                why: "must be at least 1",
+            });
+        }
+        let max_upload_bytes = file.uploads.max_bytes.unwrap_or(DEFAULT_MAX_UPLOAD_BYTES);
         let release_catalog_url = file
             .release_catalog_url
             .unwrap_or_else(|| DEFAULT_RELEASE_CATALOG_URL.to_owned());
@@ -277,6 +310,8 @@ impl Config {
             release_catalog_url,
             downloads_max_parallel,
             hashing_max_parallel,
+            downloads_stall_timeout_secs: stall,
+            max_upload_bytes,
             registries: file.registries,
         })
     }

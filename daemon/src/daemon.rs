@@ -3,6 +3,7 @@
 //! adapter; tell systemd when ready; stop in order.
 
 use crate::actors::catalog::{CatalogArgs, CatalogHandle};
+use crate::actors::downloader::{DownloaderArgs, DownloaderHandle};
 use crate::actors::hasher::{HasherArgs, HasherHandle};
 use crate::actors::supervisor::{RestartBudget, Supervisor, SupervisorArgs, SupervisorMessage};
 use crate::config::Config;
@@ -63,6 +64,9 @@ pub enum DaemonError {
     /// gRPC failed.
     #[error(transparent)]
     Grpc(#[from] grpc::GrpcError),
+    /// The HTTP client could not be built.
+    #[error("cannot build the HTTP client")]
+    Http(#[source] bty_fetch::FetchError),
     /// The web listener failed.
     #[error("web server failed")]
     Web(#[source] std::io::Error),
@@ -78,6 +82,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let events = EventBus::new();
     let hasher = HasherHandle::default();
     let catalog = CatalogHandle::default();
+    let downloader = DownloaderHandle::default();
+    let http = bty_fetch::http_client(&bty_fetch::ClientOptions::default()).map_err(DaemonError::Http)?;
     let args = SupervisorArgs {
         hasher: HasherArgs {
             image_root: config.image_root.clone(),
@@ -93,6 +99,22 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             hasher: hasher.clone(),
         },
         catalog_handle: catalog.clone(),
+        downloader: Some(DownloaderArgs {
+            image_root: config.image_root.clone(),
+            jobs_dir: config.jobs_dir(),
+            max_parallel: config.downloads_max_parallel as usize,
+            max_upload_bytes: config.max_upload_bytes,
+            oci: bty_oci::OciClient::new(oci_config(&config), http.clone()),
+            http,
+            fetch_options: bty_fetch::FetchOptions {
+                stall_timeout: std::time::Duration::from_secs(config.downloads_stall_timeout_secs),
+                ..bty_fetch::FetchOptions::default()
+            },
+            events: events.clone(),
+            catalog: catalog.clone(),
+            me: downloader.clone(),
+            tasks: std::sync::Arc::default(),
+        }),
         budget: RestartBudget::default(),
     };
     let (supervisor, supervisor_done) = Actor::spawn(None, Supervisor, args)
@@ -110,6 +132,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         catalog: CatalogApi {
             catalog: catalog.clone(),
             hasher: hasher.clone(),
+            downloader: downloader.clone(),
             info: bty_proto::v1::StoreInfo {
                 image_root: config.image_root.display().to_string(),
                 catalog_path: config.catalog_path.display().to_string(),
@@ -121,6 +144,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         },
         jobs: JobApi {
             hasher: hasher.clone(),
+            downloader: downloader.clone(),
             events: events.clone(),
         },
         events: EventApi { events },
@@ -265,4 +289,24 @@ fn notify_ready() {
     if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
         tracing::debug!(error = %e, "sd_notify failed");
     }
+}
+
+/// Registry settings from the config, for the OCI client.
+fn oci_config(config: &Config) -> bty_oci::OciConfig {
+    let mut oci = bty_oci::OciConfig::default();
+    for (host, registry) in &config.registries {
+        if registry.insecure {
+            oci.insecure.insert(host.clone());
+        }
+        if let (Some(username), Some(password)) = (&registry.username, &registry.password) {
+            oci.credentials.insert(
+                host.clone(),
+                bty_oci::Credentials {
+                    username: username.clone(),
+                    password: password.clone(),
+                },
+            );
+        }
+    }
+    oci
 }

@@ -44,6 +44,7 @@ async fn start(root: &Path, budget: RestartBudget) -> Tree {
             hasher: hasher.clone(),
         },
         catalog_handle: catalog.clone(),
+        downloader: None,
         budget,
     };
     let (supervisor, done) = Actor::spawn(None, Supervisor, args).await.unwrap();

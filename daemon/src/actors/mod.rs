@@ -4,6 +4,7 @@
 //! after the supervisor restarts a child.
 
 pub mod catalog;
+pub mod downloader;
 pub mod hasher;
 pub mod slot;
 pub mod supervisor;

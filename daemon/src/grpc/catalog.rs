@@ -1,8 +1,10 @@
 //! `bty.v1.CatalogService`: validate, call the catalog or hasher, convert.
 
 use super::convert;
-use crate::actors::catalog::{AddEntry, CatalogHandle, ImportSource};
+use crate::actors::catalog::{AddEntry, CatalogHandle, ImportSource, RemoteMetadata};
+use crate::actors::downloader::{DownloaderHandle, UploadRequest};
 use crate::actors::hasher::HasherHandle;
+use bty_store::catalog_file::MAX_CATALOG_BYTES;
 use bty_proto::v1::{self, catalog_service_server::CatalogService, import_catalog_request::Source};
 use tonic::{Request, Response, Status};
 
@@ -11,7 +13,20 @@ use tonic::{Request, Response, Status};
 pub struct CatalogApi {
     pub(crate) catalog: CatalogHandle,
     pub(crate) hasher: HasherHandle,
+    pub(crate) downloader: DownloaderHandle,
     pub(crate) info: v1::StoreInfo,
+}
+
+impl CatalogApi {
+    /// Fetch a catalog from a URL (http(s) or oras), then import its bytes.
+    async fn import_url(&self, url: String) -> Result<v1::ImportReport, Status> {
+        let content = self.downloader.fetch_document(&url, MAX_CATALOG_BYTES).await?;
+        let report = self
+            .catalog
+            .import(ImportSource::Bytes { content, label: url })
+            .await?;
+        Ok(convert::import_report(report))
+    }
 }
 
 #[tonic::async_trait]
@@ -34,6 +49,17 @@ impl CatalogService for CatalogApi {
         if r.url.trim().is_empty() {
             return Err(Status::invalid_argument("url is required"));
         }
+        // oras refs are resolved at add time: title, size, format.
+        let remote = if r.url.trim().to_ascii_lowercase().starts_with("oras://") {
+            let resolved = self.downloader.resolve_oras(r.url.trim()).await?;
+            Some(RemoteMetadata {
+                title: resolved.title,
+                size_bytes: Some(resolved.size_bytes),
+                format: resolved.format,
+            })
+        } else {
+            None
+        };
         let (entry, image_ref) = self
             .catalog
             .add_entry(AddEntry {
@@ -41,6 +67,7 @@ impl CatalogService for CatalogApi {
                 name: r.name,
                 sha256: r.sha256,
                 image_ref: r.r#ref,
+                remote,
             })
             .await?;
         Ok(Response::new(convert::entry(entry, image_ref)))
@@ -76,7 +103,7 @@ impl CatalogService for CatalogApi {
                 },
             },
             Some(Source::Path(path)) => ImportSource::Path(path.into()),
-            Some(Source::Url(url)) => ImportSource::Url(url),
+            Some(Source::Url(url)) => return Ok(Response::new(self.import_url(url).await?)),
             None => {
                 return Err(Status::invalid_argument(
                     "one of content, path or url is required",
@@ -91,9 +118,8 @@ impl CatalogService for CatalogApi {
         &self,
         _request: Request<v1::FetchLatestCatalogRequest>,
     ) -> Result<Response<v1::ImportReport>, Status> {
-        let source = ImportSource::Url(self.info.release_catalog_url.clone());
-        let report = self.catalog.import(source).await?;
-        Ok(Response::new(convert::import_report(report)))
+        let url = self.info.release_catalog_url.clone();
+        Ok(Response::new(self.import_url(url).await?))
     }
 
     async fn export_catalog(
@@ -127,26 +153,87 @@ impl CatalogService for CatalogApi {
 
     async fn fetch_image(
         &self,
-        _request: Request<v1::FetchImageRequest>,
+        request: Request<v1::FetchImageRequest>,
     ) -> Result<Response<v1::Job>, Status> {
-        Err(Status::unimplemented("fetch arrives with the downloader"))
+        let r = request.into_inner();
+        if r.id.trim().is_empty() {
+            return Err(Status::invalid_argument("id is required"));
+        }
+        let spec = self.catalog.download_spec(&r.id, r.update).await?;
+        let job = self.downloader.fetch(spec).await?;
+        Ok(Response::new(convert::job(job)))
     }
 
     async fn delete_cache(
         &self,
-        _request: Request<v1::DeleteCacheRequest>,
+        request: Request<v1::DeleteCacheRequest>,
     ) -> Result<Response<v1::DeleteCacheResponse>, Status> {
-        Err(Status::unimplemented("cache delete arrives with the downloader"))
+        let outcome = self.catalog.delete_cache(&request.into_inner().id).await?;
+        Ok(Response::new(v1::DeleteCacheResponse {
+            deleted: outcome.deleted,
+            reason: outcome.reason,
+            sha256: outcome.sha256,
+            file_name: outcome.file_name,
+        }))
     }
 
-    async fn push_image(&self, _request: Request<v1::PushImageRequest>) -> Result<Response<v1::Job>, Status> {
-        Err(Status::unimplemented("push arrives with the downloader"))
+    async fn push_image(&self, request: Request<v1::PushImageRequest>) -> Result<Response<v1::Job>, Status> {
+        let r = request.into_inner();
+        if !r.target.trim().to_ascii_lowercase().starts_with("oras://") {
+            return Err(Status::invalid_argument(format!(
+                "push target must be an oras:// reference, got {:?}",
+                r.target
+            )));
+        }
+        let image = self.catalog.resolve_local(&r.image).await?;
+        let job = self.downloader.push(image.path, r.target.trim()).await?;
+        Ok(Response::new(convert::job(job)))
     }
 
     async fn upload_image(
         &self,
-        _request: Request<tonic::Streaming<v1::UploadImageChunk>>,
+        request: Request<tonic::Streaming<v1::UploadImageChunk>>,
     ) -> Result<Response<v1::UploadImageResponse>, Status> {
-        Err(Status::unimplemented("upload arrives with the downloader"))
+        use v1::upload_image_chunk::Part;
+        let mut stream = request.into_inner();
+        let header = match stream.message().await? {
+            Some(v1::UploadImageChunk { part: Some(Part::Header(h)) }) => h,
+            _ => return Err(Status::invalid_argument("the first upload message must carry the file name")),
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        let upload = self.downloader.upload(UploadRequest {
+            name: header.name,
+            size_bytes: header.size_bytes,
+            chunks: rx,
+        });
+        // Forward the stream while the downloader stores it; dropping `tx`
+        // without the final `None` aborts the upload.
+        let forward = async move {
+            loop {
+                match stream.message().await {
+                    Ok(Some(v1::UploadImageChunk { part: Some(Part::Data(data)) })) => {
+                        if tx.send(Some(data.into())).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(Some(_)) => return,
+                    Ok(None) => {
+                        let _ = tx.send(None).await;
+                        return;
+                    }
+                    Err(status) => {
+                        tracing::warn!(%status, "upload stream broke");
+                        return;
+                    }
+                }
+            }
+        };
+        let (uploaded, ()) = tokio::join!(upload, forward);
+        let uploaded = uploaded?;
+        Ok(Response::new(v1::UploadImageResponse {
+            name: uploaded.name,
+            size_bytes: uploaded.size_bytes,
+            sha256: uploaded.sha256,
+        }))
     }
 }

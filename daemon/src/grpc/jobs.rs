@@ -1,6 +1,7 @@
 //! `bty.v1.JobService`: jobs of every worker, routed by the id's kind prefix.
 
 use super::convert;
+use crate::actors::downloader::DownloaderHandle;
 use crate::actors::hasher::HasherHandle;
 use crate::events::{EventBody, EventBus};
 use crate::jobs::{JobKind, JobSnapshot};
@@ -15,6 +16,7 @@ use tonic::{Request, Response, Status};
 #[derive(Debug, Clone)]
 pub struct JobApi {
     pub(crate) hasher: HasherHandle,
+    pub(crate) downloader: DownloaderHandle,
     pub(crate) events: EventBus,
 }
 
@@ -24,6 +26,15 @@ impl JobApi {
         if kind.is_none_or(|k| k == JobKind::Hash) {
             jobs.extend(self.hasher.list().await?);
         }
+        if kind.is_none_or(|k| matches!(k, JobKind::Download | JobKind::Push)) {
+            jobs.extend(
+                self.downloader
+                    .list()
+                    .await?
+                    .into_iter()
+                    .filter(|j| kind.is_none_or(|k| k == j.kind)),
+            );
+        }
         jobs.sort_by(|a, b| b.created_at_ms.cmp(&a.created_at_ms).then(b.id.cmp(&a.id)));
         Ok(jobs)
     }
@@ -31,6 +42,7 @@ impl JobApi {
     async fn find(&self, id: &str) -> Result<JobSnapshot, Status> {
         let found = match JobKind::of_id(id) {
             Some(JobKind::Hash) => self.hasher.get(id).await?,
+            Some(JobKind::Download | JobKind::Push) => self.downloader.get(id).await?,
             _ => None,
         };
         found.ok_or_else(|| Status::not_found(format!("no job with id {id:?}")))
@@ -72,6 +84,7 @@ impl JobService for JobApi {
         let id = request.into_inner().id;
         let job = match JobKind::of_id(&id) {
             Some(JobKind::Hash) => self.hasher.cancel(&id).await?,
+            Some(JobKind::Download | JobKind::Push) => self.downloader.cancel(&id).await?,
             _ => return Err(Status::not_found(format!("no job with id {id:?}"))),
         };
         Ok(Response::new(convert::job(job)))

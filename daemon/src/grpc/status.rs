@@ -1,6 +1,7 @@
 //! Domain errors → `tonic::Status`, in one place.
 
 use crate::actors::catalog::CatalogError;
+use crate::actors::downloader::DownloaderError;
 use crate::actors::hasher::HasherError;
 use tonic::Status;
 
@@ -29,6 +30,23 @@ impl From<HasherError> for Status {
             HasherError::InvalidName(_) => Status::invalid_argument(msg),
             HasherError::NoSuchFile(_) | HasherError::NoSuchJob(_) => Status::not_found(msg),
             HasherError::Unavailable(_) => Status::unavailable(msg),
+        }
+    }
+}
+
+impl From<DownloaderError> for Status {
+    fn from(e: DownloaderError) -> Self {
+        let msg = e.to_string();
+        match e {
+            DownloaderError::Invalid(_) => Status::invalid_argument(msg),
+            DownloaderError::NoSuchJob(_) => Status::not_found(msg),
+            DownloaderError::Remote(_) => Status::failed_precondition(msg),
+            DownloaderError::TooLarge { .. } => Status::resource_exhausted(msg),
+            DownloaderError::Io(_) => {
+                tracing::error!(error = %msg, "downloader i/o failure");
+                Status::internal(msg)
+            }
+            DownloaderError::Unavailable(_) => Status::unavailable(msg),
         }
     }
 }

@@ -43,13 +43,15 @@ pub struct CatalogActor;
 /// The catalog's state.
 #[derive(Debug)]
 pub struct CatalogState {
-    args: CatalogArgs,
-    file: CatalogFile,
+    pub(super) args: CatalogArgs,
+    pub(super) file: CatalogFile,
     /// Set when catalog.toml on disk does not parse: mutations are refused
     /// so the operator's file is never overwritten.
-    load_error: Option<String>,
-    scan: Vec<ScannedFile>,
-    rows: Vec<Row>,
+    pub(super) load_error: Option<String>,
+    pub(super) scan: Vec<ScannedFile>,
+    pub(super) rows: Vec<Row>,
+    /// Cache files being downloaded: hashed inline, never by the hasher.
+    pub(super) landing: std::collections::BTreeSet<String>,
 }
 
 impl Actor for CatalogActor {
@@ -75,6 +77,7 @@ impl Actor for CatalogActor {
             load_error,
             scan: Vec::new(),
             rows: Vec::new(),
+            landing: std::collections::BTreeSet::new(),
         };
         state.rescan();
         Ok(state)
@@ -105,6 +108,24 @@ impl Actor for CatalogActor {
             CatalogMessage::Rescan => state.rescan(),
             CatalogMessage::ImageHashed { name, sha256 } => state.image_hashed(&name, &sha256),
             CatalogMessage::RequeueUnhashed => state.requeue_unhashed(),
+            CatalogMessage::DownloadSpec { key, update, reply } => {
+                let _ = reply.send(state.download_spec(&key, update));
+            }
+            CatalogMessage::ExpectLanding { name, reply } => {
+                state.landing.insert(name);
+                let _ = reply.send(());
+            }
+            CatalogMessage::Landed(landed) => state.landed(landed),
+            CatalogMessage::LandingAbandoned { name } => {
+                state.landing.remove(&name);
+                state.rescan();
+            }
+            CatalogMessage::DeleteCache { key, reply } => {
+                let _ = reply.send(state.delete_cache(&key));
+            }
+            CatalogMessage::ResolveLocal { key, reply } => {
+                let _ = reply.send(state.resolve_local(&key));
+            }
             #[cfg(feature = "fault-injection")]
             CatalogMessage::InjectPanic => panic!("injected catalog fault"),
         }
@@ -164,7 +185,7 @@ impl CatalogState {
     }
 
     /// Re-read the image root; ask for hashes of new or changed files.
-    fn rescan(&mut self) {
+    pub(super) fn rescan(&mut self) {
         let scan = match scan_image_root(&self.args.image_root) {
             Ok(scan) => scan,
             Err(e) => {
@@ -188,7 +209,10 @@ impl CatalogState {
                     false,
                 );
             }
-            if changed && !matches!(file.sidecar, Sidecar::Fresh(_)) {
+            if changed
+                && !matches!(file.sidecar, Sidecar::Fresh(_))
+                && !self.landing.contains(&file.name)
+            {
                 to_hash.push(file.name.clone());
             }
         }
@@ -210,7 +234,7 @@ impl CatalogState {
 
     fn requeue_unhashed(&self) {
         for file in &self.scan {
-            if !matches!(file.sidecar, Sidecar::Fresh(_)) {
+            if !matches!(file.sidecar, Sidecar::Fresh(_)) && !self.landing.contains(&file.name) {
                 self.args.hasher.enqueue_detached(&file.name);
             }
         }
@@ -235,7 +259,7 @@ impl CatalogState {
         );
     }
 
-    fn rebuild_rows(&mut self) {
+    pub(super) fn rebuild_rows(&mut self) {
         let entries: Vec<MergeEntry<'_>> = self
             .file
             .entries
@@ -257,7 +281,7 @@ impl CatalogState {
         self.rows = merge(&self.scan, &entries);
     }
 
-    fn ensure_writable(&self) -> Result<(), CatalogError> {
+    pub(super) fn ensure_writable(&self) -> Result<(), CatalogError> {
         match &self.load_error {
             Some(reason) => Err(CatalogError::ReadOnly {
                 path: self.args.catalog_path.display().to_string(),
@@ -268,7 +292,7 @@ impl CatalogState {
     }
 
     /// Write `file` to catalog.toml atomically, then adopt it.
-    fn persist(&mut self, file: CatalogFile) -> Result<(), CatalogError> {
+    pub(super) fn persist(&mut self, file: CatalogFile) -> Result<(), CatalogError> {
         write_atomic(&self.args.catalog_path, file.to_toml_string().as_bytes()).map_err(
             |source| CatalogError::Io {
                 what: format!("cannot write {}", self.args.catalog_path.display()),
@@ -280,7 +304,7 @@ impl CatalogState {
         Ok(())
     }
 
-    fn position_of(&self, src_or_ref: &str) -> Option<usize> {
+    pub(super) fn position_of(&self, src_or_ref: &str) -> Option<usize> {
         let wanted = src_or_ref.trim();
         let canonical = canonicalise_src(wanted).ok();
         self.file.entries.iter().position(|e| {
@@ -297,12 +321,13 @@ impl CatalogState {
         let invalid = |e: &dyn std::fmt::Display| {
             CatalogError::Invalid(format!("invalid image_url {url:?}: {e}"))
         };
-        match scheme(&url).map_err(|e| invalid(&e))? {
-            Scheme::Http | Scheme::Https => {}
+        let remote = request.remote.clone().unwrap_or_default();
+        let is_oras = match scheme(&url).map_err(|e| invalid(&e))? {
+            Scheme::Http | Scheme::Https => false,
+            Scheme::Oras if request.remote.is_some() => true,
             Scheme::Oras => {
                 return Err(CatalogError::Unsupported(
-                    "adding oras:// entries needs the registry client (the downloader), which this build does not have yet"
-                        .to_owned(),
+                    "oras:// entries are resolved by the downloader before they are added".to_owned(),
                 ));
             }
             Scheme::File => {
@@ -311,7 +336,7 @@ impl CatalogState {
                         .to_owned(),
                 ));
             }
-        }
+        };
         let image_ref = image_ref(&url).map_err(|e| invalid(&e))?;
         if let Some(given) = &request.image_ref
             && given.trim().to_lowercase() != image_ref
@@ -326,9 +351,19 @@ impl CatalogState {
                 self.file.entries[i].src
             )));
         }
+        let default_name = if is_oras {
+            // The layer title, else the repository's last path segment.
+            remote.title.clone().or_else(|| {
+                let canonical = canonicalise_src(&url).ok()?;
+                let parsed = bty_store::oras_ref::OrasRef::parse(&canonical).ok()?;
+                parsed.repository.rsplit('/').next().map(str::to_owned)
+            })
+        } else {
+            url_file_name(&url)
+        };
         let name = match request.name.filter(|n| !n.trim().is_empty()) {
             Some(name) => name.trim().to_owned(),
-            None => url_file_name(&url).ok_or_else(|| {
+            None => default_name.ok_or_else(|| {
                 CatalogError::Invalid("image_url must end in a filename component".to_owned())
             })?,
         };
@@ -348,12 +383,16 @@ impl CatalogState {
         };
         let mut extra = toml::Table::new();
         extra.insert(ORIGIN_KEY.to_owned(), toml::Value::String("url".to_owned()));
+        let format = remote
+            .format
+            .clone()
+            .or_else(|| format_from_name(&name).map(|f| f.as_str().to_owned()));
         let entry = CatalogEntry {
-            format: format_from_name(&name).map(|f| f.as_str().to_owned()),
+            format,
             name,
             src: url,
             sha256,
-            size_bytes: None,
+            size_bytes: remote.size_bytes,
             description: None,
             extra,
         };
@@ -400,7 +439,7 @@ impl CatalogState {
     }
 
     /// Delete a cached file and its sidecar; true if the file existed.
-    fn remove_cached(&self, name: &str) -> bool {
+    pub(super) fn remove_cached(&self, name: &str) -> bool {
         let path = self.args.image_root.join(name);
         match std::fs::remove_file(&path) {
             Ok(()) => {
@@ -422,11 +461,6 @@ impl CatalogState {
         let (bytes, label) = match source {
             ImportSource::Bytes { content, label } => (content, label),
             ImportSource::Path(path) => (read_capped(&path)?, path.display().to_string()),
-            ImportSource::Url(url) => {
-                return Err(CatalogError::Unsupported(format!(
-                    "importing from {url} needs the downloader, which this build does not have yet; upload the file instead"
-                )));
-            }
         };
         let incoming = CatalogFile::parse(&bytes, &label).map_err(|e| {
             self.args

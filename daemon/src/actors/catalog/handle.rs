@@ -2,7 +2,10 @@
 
 use super::error::CatalogError;
 use super::import::ImportReport;
-use super::messages::{AddEntry, CatalogMessage, ImportSource, RemovedEntry};
+use super::messages::{
+    AddEntry, CacheDeleted, CatalogMessage, DownloadSpec, ImportSource, Landed, LocalImage,
+    RemovedEntry,
+};
 use crate::actors::{call_failed, slot::ActorSlot};
 use bty_store::catalog_file::CatalogEntry;
 use bty_store::merge::Row;
@@ -110,6 +113,46 @@ impl CatalogHandle {
     /// Re-queue every unhashed file.
     pub fn requeue_unhashed(&self) {
         self.cast(CatalogMessage::RequeueUnhashed);
+    }
+
+    /// What to download for an entry.
+    pub async fn download_spec(&self, key: &str, update: bool) -> Result<DownloadSpec, CatalogError> {
+        let key = key.to_owned();
+        ractor::call!(self.actor()?, |reply| CatalogMessage::DownloadSpec { key, update, reply })
+            .map_err(|e| unavailable(&e))?
+    }
+
+    /// Announce a download of `name` (suppresses auto-hashing of it).
+    pub async fn expect_landing(&self, name: &str) -> Result<(), CatalogError> {
+        let name = name.to_owned();
+        ractor::call!(self.actor()?, |reply| CatalogMessage::ExpectLanding { name, reply })
+            .map_err(|e| unavailable(&e))
+    }
+
+    /// A download landed.
+    pub fn landed(&self, landed: Landed) {
+        self.cast(CatalogMessage::Landed(landed));
+    }
+
+    /// A download ended without landing.
+    pub fn landing_abandoned(&self, name: &str) {
+        self.cast(CatalogMessage::LandingAbandoned {
+            name: name.to_owned(),
+        });
+    }
+
+    /// Remove an entry's cached bytes.
+    pub async fn delete_cache(&self, key: &str) -> Result<CacheDeleted, CatalogError> {
+        let key = key.to_owned();
+        ractor::call!(self.actor()?, |reply| CatalogMessage::DeleteCache { key, reply })
+            .map_err(|e| unavailable(&e))?
+    }
+
+    /// Resolve an image to a file in the image root.
+    pub async fn resolve_local(&self, key: &str) -> Result<LocalImage, CatalogError> {
+        let key = key.to_owned();
+        ractor::call!(self.actor()?, |reply| CatalogMessage::ResolveLocal { key, reply })
+            .map_err(|e| unavailable(&e))?
     }
 
     /// Test-only: make the catalog panic.

@@ -5,6 +5,7 @@ use super::import::ImportReport;
 use bty_store::catalog_file::CatalogEntry;
 use bty_store::merge::Row;
 use ractor::RpcReplyPort;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 /// Where a catalog to import comes from.
@@ -19,8 +20,6 @@ pub enum ImportSource {
     },
     /// A path the daemon reads.
     Path(PathBuf),
-    /// An http(s):// URL or oras:// reference.
-    Url(String),
 }
 
 /// Add one remote entry by URL.
@@ -34,6 +33,19 @@ pub struct AddEntry {
     pub sha256: Option<String>,
     /// ref to verify against the URL.
     pub image_ref: Option<String>,
+    /// What resolving the source found (oras: layer title and size).
+    pub remote: Option<RemoteMetadata>,
+}
+
+/// Metadata learnt from the remote at add time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RemoteMetadata {
+    /// The artifact's file name (OCI title annotation).
+    pub title: Option<String>,
+    /// Size of the stored bytes.
+    pub size_bytes: Option<u64>,
+    /// Format from the title.
+    pub format: Option<String>,
 }
 
 /// What `RemoveEntry` removed.
@@ -45,6 +57,75 @@ pub struct RemovedEntry {
     pub image_ref: String,
     /// Whether cached bytes were deleted too.
     pub cache_removed: bool,
+}
+
+/// Everything the downloader needs to fetch (or update) one entry. It is
+/// persisted under `state_dir/jobs/` so a restarted daemon resumes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DownloadSpec {
+    /// The entry's ref (job key).
+    pub image_ref: String,
+    /// Display name.
+    pub name: String,
+    /// Remote source.
+    pub src: String,
+    /// Pinned content digest: the bytes must match.
+    pub pinned_sha256: Option<String>,
+    /// Size the catalog declares, if any.
+    pub size_bytes: Option<u64>,
+    /// `catalog-<ref12>-<slug>.<ext>` in the image root.
+    pub cache_file_name: String,
+    /// Re-pull a cached entry.
+    pub update: bool,
+    /// sha256 of the cached bytes, when cached.
+    pub cached_sha256: Option<String>,
+    /// ETag of the cached bytes' response.
+    pub etag: Option<String>,
+    /// Last-Modified of the cached bytes' response.
+    pub last_modified: Option<String>,
+}
+
+/// A download finished and its bytes (with sidecar) are in place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Landed {
+    /// The entry's ref.
+    pub image_ref: String,
+    /// File name in the image root.
+    pub cache_file_name: String,
+    /// sha256 of the bytes.
+    pub sha256: String,
+    /// Validators to ask upstream "changed?" next time.
+    pub etag: Option<String>,
+    /// Validators to ask upstream "changed?" next time.
+    pub last_modified: Option<String>,
+}
+
+/// A file in the image root, resolved from a row id, ref, src or name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalImage {
+    /// Absolute path.
+    pub path: PathBuf,
+    /// File name in the image root.
+    pub file_name: String,
+    /// Content sha256, when known.
+    pub sha256: Option<String>,
+    /// Format id.
+    pub format: Option<String>,
+    /// The row's names.
+    pub names: Vec<String>,
+}
+
+/// What a cache delete did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheDeleted {
+    /// Whether a file was removed.
+    pub deleted: bool,
+    /// Why not, when nothing was removed.
+    pub reason: String,
+    /// sha256 of the removed bytes.
+    pub sha256: Option<String>,
+    /// The cache file name.
+    pub file_name: String,
 }
 
 /// Requests and notifications.
@@ -97,6 +178,44 @@ pub enum CatalogMessage {
     /// Ask the hasher again for every file without a fresh sidecar (after
     /// the hasher restarted and lost its queue).
     RequeueUnhashed,
+    /// What to download for an entry (by row id, ref, src or name).
+    DownloadSpec {
+        /// Row id, ref, src or entry name.
+        key: String,
+        /// Re-pull a cached entry.
+        update: bool,
+        /// The spec.
+        reply: RpcReplyPort<Result<DownloadSpec, CatalogError>>,
+    },
+    /// A download of this cache file is under way: don't hash it when it
+    /// appears (the downloader hashes inline and writes the sidecar).
+    ExpectLanding {
+        /// Cache file name.
+        name: String,
+        /// Acknowledged once recorded.
+        reply: RpcReplyPort<()>,
+    },
+    /// A download landed.
+    Landed(Landed),
+    /// A download ended without landing.
+    LandingAbandoned {
+        /// Cache file name.
+        name: String,
+    },
+    /// Remove an entry's cached bytes.
+    DeleteCache {
+        /// Row id, ref, src or entry name.
+        key: String,
+        /// What happened.
+        reply: RpcReplyPort<Result<CacheDeleted, CatalogError>>,
+    },
+    /// Resolve a row id, ref, sha256 or name to a file in the image root.
+    ResolveLocal {
+        /// Row id, ref, sha256, src, entry name or file name.
+        key: String,
+        /// The file.
+        reply: RpcReplyPort<Result<LocalImage, CatalogError>>,
+    },
     /// Test-only: panic inside the handler to exercise supervision.
     #[cfg(feature = "fault-injection")]
     InjectPanic,

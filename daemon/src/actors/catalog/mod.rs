@@ -7,10 +7,14 @@ mod actor;
 mod error;
 mod handle;
 mod import;
+mod landing;
 mod messages;
 
 pub use actor::{CatalogActor, CatalogArgs};
 pub use error::CatalogError;
 pub use handle::CatalogHandle;
 pub use import::{ImportReport, import_entries};
-pub use messages::{AddEntry, CatalogMessage, ImportSource, RemovedEntry};
+pub use messages::{
+    AddEntry, CacheDeleted, CatalogMessage, DownloadSpec, ImportSource, Landed, LocalImage,
+    RemoteMetadata, RemovedEntry,
+};

@@ -2,6 +2,7 @@
 
 use super::budget::RestartBudget;
 use crate::actors::catalog::{CatalogActor, CatalogArgs, CatalogHandle};
+use crate::actors::downloader::{DownloaderActor, DownloaderArgs};
 use crate::actors::hasher::{HasherActor, HasherArgs};
 use ractor::{
     Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
@@ -17,6 +18,9 @@ pub struct SupervisorArgs {
     pub catalog: CatalogArgs,
     /// The catalog's handle, whose slot the supervisor fills.
     pub catalog_handle: CatalogHandle,
+    /// Downloader arguments (its handle is `downloader.me`); `None` runs
+    /// without one (tests of the catalog and hasher alone).
+    pub downloader: Option<DownloaderArgs>,
     /// Restart budget.
     pub budget: RestartBudget,
 }
@@ -38,6 +42,7 @@ pub struct Supervisor;
 enum Child {
     Hasher,
     Catalog,
+    Downloader,
 }
 
 /// The supervisor's state.
@@ -68,6 +73,9 @@ impl Actor for Supervisor {
         // The hasher first: the catalog asks it for hashes as it starts.
         state.spawn(Child::Hasher, &myself).await?;
         state.spawn(Child::Catalog, &myself).await?;
+        if state.args.downloader.is_some() {
+            state.spawn(Child::Downloader, &myself).await?;
+        }
         Ok(state)
     }
 
@@ -91,6 +99,9 @@ impl Actor for Supervisor {
                 }
                 state.args.hasher.me.slot().clear();
                 state.args.catalog_handle.slot().clear();
+                if let Some(downloader) = &state.args.downloader {
+                    downloader.me.slot().clear();
+                }
                 myself.stop(None);
                 let _ = reply.send(());
             }
@@ -167,6 +178,15 @@ impl SupervisorState {
                 )
                 .await?;
                 self.args.catalog_handle.slot().set(actor.clone());
+                actor.get_cell()
+            }
+            Child::Downloader => {
+                let Some(args) = self.args.downloader.clone() else {
+                    return Ok(());
+                };
+                let (actor, _) =
+                    Actor::spawn_linked(None, DownloaderActor, args.clone(), myself.get_cell()).await?;
+                args.me.slot().set(actor.clone());
                 actor.get_cell()
             }
         };

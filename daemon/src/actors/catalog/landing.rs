@@ -1,0 +1,179 @@
+//! The catalog's side of downloads and lookups: what to fetch for an entry,
+//! recording landed bytes and their validators, cache deletes, and resolving
+//! any key an operator types (row id, ref, sha256, src, name) to a file.
+
+use super::actor::CatalogState;
+use super::error::CatalogError;
+use super::messages::{CacheDeleted, DownloadSpec, Landed, LocalImage};
+use bty_store::merge::SourceKind;
+use bty_store::sidecar::Sidecar;
+
+/// Entry keys remembering the validators of the cached bytes, so Update can
+/// ask upstream "changed?" without downloading. Upstream ignores them.
+const ETAG_KEY: &str = "cached_etag";
+const LAST_MODIFIED_KEY: &str = "cached_last_modified";
+
+impl CatalogState {
+    /// The index of the entry a key names: ref, src, entry name, or the id
+    /// of a row that has a remote source.
+    fn entry_for(&self, key: &str) -> Option<usize> {
+        let key = key.trim();
+        if let Some(i) = self.position_of(key) {
+            return Some(i);
+        }
+        if let Some(i) = self.file.entries.iter().position(|e| e.name == key) {
+            return Some(i);
+        }
+        let row = self
+            .rows
+            .iter()
+            .find(|r| r.id == key || r.sha256.as_deref() == Some(key))?;
+        row.sources
+            .iter()
+            .filter(|s| s.kind != SourceKind::Local)
+            .find_map(|s| self.position_of(&s.location))
+    }
+
+    pub(super) fn download_spec(&self, key: &str, update: bool) -> Result<DownloadSpec, CatalogError> {
+        let index = self.entry_for(key).ok_or_else(|| {
+            CatalogError::NotFound(format!("no remote catalog entry for {key:?}"))
+        })?;
+        let entry = &self.file.entries[index];
+        let image_ref = entry.image_ref().map_err(|e| CatalogError::Invalid(e.to_string()))?;
+        let cache_file_name = entry
+            .cache_file_name()
+            .map_err(|e| CatalogError::Invalid(e.to_string()))?;
+        let cached = self.scan.iter().find(|f| f.name == cache_file_name);
+        if update && cached.is_none() {
+            return Err(CatalogError::Invalid(format!(
+                "{} is not cached: use fetch, not update",
+                entry.name
+            )));
+        }
+        let extra = |k: &str| entry.extra.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+        Ok(DownloadSpec {
+            image_ref,
+            name: entry.name.clone(),
+            src: entry.src.clone(),
+            pinned_sha256: entry.sha256.clone(),
+            size_bytes: entry.size_bytes,
+            cache_file_name,
+            update,
+            cached_sha256: cached.and_then(|f| match &f.sidecar {
+                Sidecar::Fresh(sha) => Some(sha.clone()),
+                _ => None,
+            }),
+            etag: extra(ETAG_KEY),
+            last_modified: extra(LAST_MODIFIED_KEY),
+        })
+    }
+
+    pub(super) fn landed(&mut self, landed: Landed) {
+        self.landing.remove(&landed.cache_file_name);
+        let index = self
+            .file
+            .entries
+            .iter()
+            .position(|e| e.image_ref().is_ok_and(|r| r == landed.image_ref));
+        if let Some(index) = index
+            && self.load_error.is_none()
+        {
+            let mut file = self.file.clone();
+            let extra = &mut file.entries[index].extra;
+            let mut set = |key: &str, value: &Option<String>| match value {
+                Some(v) => {
+                    extra.insert(key.to_owned(), toml::Value::String(v.clone()));
+                }
+                None => {
+                    extra.remove(key);
+                }
+            };
+            set(ETAG_KEY, &landed.etag);
+            set(LAST_MODIFIED_KEY, &landed.last_modified);
+            if file != self.file
+                && let Err(e) = self.persist(file)
+            {
+                tracing::warn!(error = %e, "cannot record download validators");
+            }
+        }
+        self.rescan();
+        self.args.events.catalog(
+            "cache.populated",
+            &landed.cache_file_name,
+            format!(
+                "{} landed: sha256 {}",
+                landed.cache_file_name,
+                &landed.sha256[..landed.sha256.len().min(12)]
+            ),
+            false,
+        );
+    }
+
+    pub(super) fn delete_cache(&mut self, key: &str) -> Result<CacheDeleted, CatalogError> {
+        let index = self.entry_for(key).ok_or_else(|| {
+            CatalogError::NotFound(format!("no remote catalog entry for {key:?}"))
+        })?;
+        let entry = &self.file.entries[index];
+        let file_name = entry
+            .cache_file_name()
+            .map_err(|e| CatalogError::Invalid(e.to_string()))?;
+        if self.landing.contains(&file_name) {
+            return Err(CatalogError::AlreadyExists(format!(
+                "{} is being downloaded; cancel the download first",
+                entry.name
+            )));
+        }
+        let sha256 = self.scan.iter().find(|f| f.name == file_name).and_then(|f| match &f.sidecar {
+            Sidecar::Fresh(sha) => Some(sha.clone()),
+            _ => None,
+        });
+        let name = entry.name.clone();
+        let deleted = self.remove_cached(&file_name);
+        self.rescan();
+        if deleted {
+            self.args
+                .events
+                .catalog("cache.deleted", &name, format!("deleted the local copy of {name}"), false);
+        }
+        Ok(CacheDeleted {
+            deleted,
+            reason: if deleted { String::new() } else { "not cached".to_owned() },
+            sha256,
+            file_name,
+        })
+    }
+
+    pub(super) fn resolve_local(&self, key: &str) -> Result<LocalImage, CatalogError> {
+        let key = key.trim();
+        let row = self
+            .rows
+            .iter()
+            .find(|r| {
+                r.id == key
+                    || r.sha256.as_deref() == Some(key)
+                    || r.image_ref == key
+                    || r.file_name.as_deref() == Some(key)
+                    || r.names.iter().any(|n| n == key)
+                    || r.sources.iter().any(|s| s.location == key)
+            })
+            .or_else(|| {
+                let index = self.entry_for(key)?;
+                let name = self.file.entries[index].cache_file_name().ok()?;
+                self.rows.iter().find(|r| r.file_name.as_deref() == Some(name.as_str()))
+            })
+            .ok_or_else(|| CatalogError::NotFound(format!("no image matches {key:?}")))?;
+        let file_name = row.file_name.clone().filter(|_| row.cached).ok_or_else(|| {
+            CatalogError::NotFound(format!(
+                "{} has no local copy; fetch it first",
+                row.names.first().map_or(key, String::as_str)
+            ))
+        })?;
+        Ok(LocalImage {
+            path: self.args.image_root.join(&file_name),
+            file_name,
+            sha256: row.sha256.clone(),
+            format: row.format.clone(),
+            names: row.names.clone(),
+        })
+    }
+}

@@ -1,0 +1,352 @@
+//! The downloader actor: a queue of download and push jobs (at most
+//! `max_parallel` running), persisted so restarts resume them; a flat
+//! `match` over messages. Bytes move in tasks (`task.rs`, `upload.rs`).
+
+use super::error::DownloaderError;
+use super::handle::DownloaderHandle;
+use super::messages::{DownloaderMessage, JobOutcome, UploadRequest};
+use super::task::{TaskContext, run_download, run_push};
+use super::{persist, task, upload};
+use crate::actors::catalog::{CatalogHandle, DownloadSpec};
+use crate::events::EventBus;
+use crate::jobs::{JobKind, JobSnapshot, JobState, RateMeter};
+use bty_fetch::FetchOptions;
+use bty_oci::OciClient;
+use bty_store::names::validate_image_file_name;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::task::AbortHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Finished jobs kept for listing.
+const HISTORY: usize = 200;
+
+/// Tasks of every incarnation, so a restarted downloader can stop the
+/// previous one's tasks (they would race the resumed jobs for the same
+/// `.partial` files). Aborting keeps partials for resume.
+pub type TaskRegistry = Arc<Mutex<Vec<AbortHandle>>>;
+
+/// What the supervisor gives the downloader at each (re)start.
+#[derive(Debug, Clone)]
+pub struct DownloaderArgs {
+    /// The image store.
+    pub image_root: PathBuf,
+    /// `state_dir/jobs`.
+    pub jobs_dir: PathBuf,
+    /// Jobs running at once.
+    pub max_parallel: usize,
+    /// Largest upload accepted.
+    pub max_upload_bytes: u64,
+    /// HTTP client (shared connection pool).
+    pub http: reqwest::Client,
+    /// OCI client (shared token cache).
+    pub oci: OciClient,
+    /// Retry/stall policy.
+    pub fetch_options: FetchOptions,
+    /// Job events.
+    pub events: EventBus,
+    /// Told when bytes land.
+    pub catalog: CatalogHandle,
+    /// This actor's own handle, for task reports.
+    pub me: DownloaderHandle,
+    /// Tasks of every incarnation.
+    pub tasks: TaskRegistry,
+}
+
+/// The behaviour.
+#[derive(Debug, Default)]
+pub struct DownloaderActor;
+
+#[derive(Debug)]
+enum Work {
+    Download(DownloadSpec),
+    Push { path: PathBuf, target: String },
+}
+
+#[derive(Debug)]
+struct Job {
+    snapshot: JobSnapshot,
+    work: Work,
+    cancel: CancellationToken,
+    meter: RateMeter,
+}
+
+/// The downloader's state.
+#[derive(Debug)]
+pub struct DownloaderState {
+    args: DownloaderArgs,
+    jobs: BTreeMap<String, Job>,
+    queue: VecDeque<String>,
+    running: usize,
+}
+
+impl Actor for DownloaderActor {
+    type Msg = DownloaderMessage;
+    type State = DownloaderState;
+    type Arguments = DownloaderArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: DownloaderArgs,
+    ) -> Result<DownloaderState, ActorProcessingErr> {
+        for task in args.tasks.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+            task.abort();
+        }
+        let mut state = DownloaderState {
+            args,
+            jobs: BTreeMap::new(),
+            queue: VecDeque::new(),
+            running: 0,
+        };
+        for spec in persist::load_all(&state.args.jobs_dir) {
+            tracing::info!(name = spec.name, "resuming an interrupted download");
+            state.enqueue(Work::Download(spec));
+        }
+        Ok(state)
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        message: DownloaderMessage,
+        state: &mut DownloaderState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            DownloaderMessage::Fetch { spec, reply } => {
+                let _ = reply.send(state.fetch(spec));
+            }
+            DownloaderMessage::Push { path, target, reply } => {
+                let _ = reply.send(Ok(state.enqueue(Work::Push { path, target })));
+            }
+            DownloaderMessage::ResolveOras { reference, reply } => {
+                let oci = state.args.oci.clone();
+                tokio::spawn(async move {
+                    let result = task::resolve_oras(&oci, &reference).await;
+                    let _ = reply.send(result.map_err(DownloaderError::Remote));
+                });
+            }
+            DownloaderMessage::FetchDocument { url, cap, reply } => {
+                let (http, oci) = (state.args.http.clone(), state.args.oci.clone());
+                tokio::spawn(async move {
+                    let result = task::fetch_document(&http, &oci, &url, cap).await;
+                    let _ = reply.send(result.map_err(DownloaderError::Remote));
+                });
+            }
+            DownloaderMessage::Upload { request, reply } => state.upload(request, reply),
+            DownloaderMessage::Progress { id, bytes_done, bytes_total } => {
+                state.progress(&id, bytes_done, bytes_total);
+            }
+            DownloaderMessage::Finished { id, outcome } => state.finished(&id, outcome),
+            DownloaderMessage::Cancel { id, reply } => {
+                let _ = reply.send(state.cancel(&id));
+            }
+            DownloaderMessage::List { reply } => {
+                let mut jobs: Vec<JobSnapshot> = state.jobs.values().map(|j| j.snapshot.clone()).collect();
+                jobs.sort_by(|a, b| b.created_at_ms.cmp(&a.created_at_ms).then(b.id.cmp(&a.id)));
+                let _ = reply.send(jobs);
+            }
+            DownloaderMessage::Get { id, reply } => {
+                let _ = reply.send(state.jobs.get(&id).map(|j| j.snapshot.clone()));
+            }
+            #[cfg(feature = "fault-injection")]
+            DownloaderMessage::InjectPanic => panic!("injected downloader fault"),
+        }
+        Ok(())
+    }
+}
+
+impl DownloaderState {
+    fn fetch(&mut self, spec: DownloadSpec) -> Result<JobSnapshot, DownloaderError> {
+        // A second request for an entry already queued/running joins it.
+        if let Some(active) = self.jobs.values().find(|j| {
+            j.snapshot.state.is_active() && matches!(&j.work, Work::Download(s) if s.image_ref == spec.image_ref)
+        }) {
+            return Ok(active.snapshot.clone());
+        }
+        persist::save(&self.args.jobs_dir, &spec)
+            .map_err(|e| DownloaderError::Io(format!("cannot record the download job: {e}")))?;
+        Ok(self.enqueue(Work::Download(spec)))
+    }
+
+    fn enqueue(&mut self, work: Work) -> JobSnapshot {
+        let (kind, subject, total) = match &work {
+            Work::Download(spec) => (JobKind::Download, spec.name.clone(), spec.size_bytes),
+            Work::Push { path, target } => (
+                JobKind::Push,
+                format!("{} → {target}", path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()),
+                std::fs::metadata(path).ok().map(|m| m.len()),
+            ),
+        };
+        let snapshot = JobSnapshot::queued(kind, subject, total);
+        self.args.events.job(&snapshot);
+        let id = snapshot.id.clone();
+        self.jobs.insert(
+            id.clone(),
+            Job {
+                snapshot,
+                work,
+                cancel: CancellationToken::new(),
+                meter: RateMeter::new(Duration::from_secs(3)),
+            },
+        );
+        self.queue.push_back(id.clone());
+        self.prune();
+        self.start_queued();
+        self.jobs.get(&id).map(|j| j.snapshot.clone()).unwrap_or_else(|| JobSnapshot::queued(kind, "", None))
+    }
+
+    fn start_queued(&mut self) {
+        while self.running < self.args.max_parallel {
+            let Some(id) = self.queue.pop_front() else { break };
+            let Some(job) = self.jobs.get_mut(&id) else { continue };
+            let phase = match job.work {
+                Work::Download(_) => "downloading",
+                Work::Push { .. } => "pushing",
+            };
+            job.snapshot.start(phase);
+            self.args.events.job(&job.snapshot);
+            self.running += 1;
+            let ctx = TaskContext {
+                id: id.clone(),
+                image_root: self.args.image_root.clone(),
+                jobs_dir: self.args.jobs_dir.clone(),
+                http: self.args.http.clone(),
+                oci: self.args.oci.clone(),
+                fetch_options: self.args.fetch_options.clone(),
+                catalog: self.args.catalog.clone(),
+                me: self.args.me.clone(),
+                cancel: job.cancel.clone(),
+            };
+            let handle = match &job.work {
+                Work::Download(spec) => tokio::spawn(run_download(ctx, spec.clone())),
+                Work::Push { path, target } => tokio::spawn(run_push(ctx, path.clone(), target.clone())),
+            };
+            let mut tasks = self.args.tasks.lock().unwrap_or_else(|e| e.into_inner());
+            tasks.retain(|t| !t.is_finished());
+            tasks.push(handle.abort_handle());
+        }
+    }
+
+    fn progress(&mut self, id: &str, bytes_done: u64, bytes_total: Option<u64>) {
+        if let Some(job) = self.jobs.get_mut(id)
+            && job.snapshot.state == JobState::Running
+        {
+            job.snapshot.bytes_done = bytes_done;
+            if bytes_total.is_some() {
+                job.snapshot.bytes_total = bytes_total;
+            }
+            job.snapshot.rate_bps = job.meter.record(bytes_done);
+            self.args.events.job(&job.snapshot);
+        }
+    }
+
+    fn finished(&mut self, id: &str, outcome: JobOutcome) {
+        let Some(job) = self.jobs.get_mut(id) else { return };
+        self.running = self.running.saturating_sub(1);
+        match outcome {
+            JobOutcome::Completed { sha256, bytes, note } => {
+                job.snapshot.sha256 = sha256;
+                job.snapshot.bytes_done = bytes.max(job.snapshot.bytes_done);
+                job.snapshot.finish(JobState::Completed, None);
+                if !note.is_empty() {
+                    job.snapshot.phase = note;
+                }
+            }
+            JobOutcome::Cancelled => {
+                job.snapshot
+                    .finish(JobState::Cancelled, Some("cancelled by operator".to_owned()));
+            }
+            JobOutcome::Failed(reason) => {
+                tracing::warn!(subject = job.snapshot.subject, reason, "job failed");
+                job.snapshot.finish(JobState::Failed, Some(reason));
+            }
+        }
+        if let Work::Download(spec) = &job.work {
+            persist::remove(&self.args.jobs_dir, &spec.image_ref);
+            if job.snapshot.state != JobState::Completed {
+                // The job is over: its partial would never be resumed.
+                let partial = self.args.image_root.join(format!("{}.partial", spec.cache_file_name));
+                let _ = std::fs::remove_file(partial);
+            }
+        }
+        self.args.events.job(&job.snapshot);
+        self.start_queued();
+    }
+
+    fn cancel(&mut self, id: &str) -> Result<JobSnapshot, DownloaderError> {
+        let job = self
+            .jobs
+            .get_mut(id)
+            .ok_or_else(|| DownloaderError::NoSuchJob(id.to_owned()))?;
+        match job.snapshot.state {
+            JobState::Queued => {
+                self.queue.retain(|q| q != id);
+                job.snapshot
+                    .finish(JobState::Cancelled, Some("cancelled by operator".to_owned()));
+                if let Work::Download(spec) = &job.work {
+                    persist::remove(&self.args.jobs_dir, &spec.image_ref);
+                }
+                self.args.events.job(&job.snapshot);
+            }
+            JobState::Running => job.cancel.cancel(),
+            JobState::Completed | JobState::Failed | JobState::Cancelled => {}
+        }
+        Ok(job.snapshot.clone())
+    }
+
+    fn upload(
+        &mut self,
+        request: UploadRequest,
+        reply: RpcReplyPort<Result<super::messages::Uploaded, DownloaderError>>,
+    ) {
+        if let Err(e) = validate_image_file_name(&request.name) {
+            let _ = reply.send(Err(DownloaderError::Invalid(e.to_string())));
+            return;
+        }
+        let image_root = self.args.image_root.clone();
+        let cap = self.args.max_upload_bytes;
+        let catalog = self.args.catalog.clone();
+        let events = self.args.events.clone();
+        tokio::spawn(async move {
+            let name = request.name.clone();
+            if let Err(e) = catalog.expect_landing(&name).await {
+                let _ = reply.send(Err(DownloaderError::Unavailable(e.to_string())));
+                return;
+            }
+            let result = tokio::task::spawn_blocking(move || upload::store_upload(&image_root, request, cap))
+                .await
+                .unwrap_or_else(|e| Err(DownloaderError::Io(format!("upload task failed: {e}"))));
+            catalog.landing_abandoned(&name);
+            match &result {
+                Ok(done) => events.catalog(
+                    "image.uploaded",
+                    &name,
+                    format!("{name} uploaded ({} bytes)", done.size_bytes),
+                    false,
+                ),
+                Err(e) => events.catalog("image.upload.failed", &name, e.to_string(), true),
+            }
+            let _ = reply.send(result);
+        });
+    }
+
+    fn prune(&mut self) {
+        let mut finished: Vec<(i64, String)> = self
+            .jobs
+            .values()
+            .filter(|j| !j.snapshot.state.is_active())
+            .map(|j| (j.snapshot.created_at_ms, j.snapshot.id.clone()))
+            .collect();
+        if finished.len() > HISTORY {
+            finished.sort();
+            let excess = finished.len() - HISTORY;
+            for (_, id) in finished.into_iter().take(excess) {
+                self.jobs.remove(&id);
+            }
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! The downloader's handle: one async method per request, no logic.
+
+use super::error::DownloaderError;
+use super::messages::{DownloaderMessage, JobOutcome, OrasResolved, UploadRequest, Uploaded};
+use crate::actors::catalog::DownloadSpec;
+use crate::actors::{call_failed, slot::ActorSlot};
+use crate::jobs::JobSnapshot;
+use ractor::ActorRef;
+use std::path::PathBuf;
+
+/// Cheap to clone; follows the downloader across restarts.
+#[derive(Debug, Clone, Default)]
+pub struct DownloaderHandle {
+    slot: ActorSlot<DownloaderMessage>,
+}
+
+fn unavailable<T>(e: &ractor::RactorErr<T>) -> DownloaderError {
+    DownloaderError::Unavailable(call_failed("downloader", e))
+}
+
+impl DownloaderHandle {
+    /// The slot the supervisor fills.
+    pub(crate) fn slot(&self) -> &ActorSlot<DownloaderMessage> {
+        &self.slot
+    }
+
+    fn actor(&self) -> Result<ActorRef<DownloaderMessage>, DownloaderError> {
+        self.slot.get().ok_or_else(|| {
+            DownloaderError::Unavailable("downloader actor is not running".to_owned())
+        })
+    }
+
+    fn cast(&self, msg: DownloaderMessage) {
+        if let Ok(actor) = self.actor() {
+            let _ = actor.cast(msg);
+        }
+    }
+
+    /// Queue a download (or get the active one for the same entry).
+    pub async fn fetch(&self, spec: DownloadSpec) -> Result<JobSnapshot, DownloaderError> {
+        ractor::call!(self.actor()?, |reply| DownloaderMessage::Fetch { spec, reply })
+            .map_err(|e| unavailable(&e))?
+    }
+
+    /// Push a file to a registry.
+    pub async fn push(&self, path: PathBuf, target: &str) -> Result<JobSnapshot, DownloaderError> {
+        let target = target.to_owned();
+        ractor::call!(self.actor()?, |reply| DownloaderMessage::Push { path, target, reply })
+            .map_err(|e| unavailable(&e))?
+    }
+
+    /// Resolve an `oras://` reference.
+    pub async fn resolve_oras(&self, reference: &str) -> Result<OrasResolved, DownloaderError> {
+        let reference = reference.to_owned();
+        ractor::call!(self.actor()?, |reply| DownloaderMessage::ResolveOras { reference, reply })
+            .map_err(|e| unavailable(&e))?
+    }
+
+    /// Fetch a small document, capped.
+    pub async fn fetch_document(&self, url: &str, cap: usize) -> Result<Vec<u8>, DownloaderError> {
+        let url = url.to_owned();
+        ractor::call!(self.actor()?, |reply| DownloaderMessage::FetchDocument { url, cap, reply })
+            .map_err(|e| unavailable(&e))?
+    }
+
+    /// Store an upload; resolves once every byte is in place.
+    pub async fn upload(&self, request: UploadRequest) -> Result<Uploaded, DownloaderError> {
+        ractor::call!(self.actor()?, |reply| DownloaderMessage::Upload { request, reply })
+            .map_err(|e| unavailable(&e))?
+    }
+
+    /// Cancel a job.
+    pub async fn cancel(&self, id: &str) -> Result<JobSnapshot, DownloaderError> {
+        let id = id.to_owned();
+        ractor::call!(self.actor()?, |reply| DownloaderMessage::Cancel { id, reply })
+            .map_err(|e| unavailable(&e))?
+    }
+
+    /// All known jobs, newest first.
+    pub async fn list(&self) -> Result<Vec<JobSnapshot>, DownloaderError> {
+        ractor::call!(self.actor()?, |reply| DownloaderMessage::List { reply }).map_err(|e| unavailable(&e))
+    }
+
+    /// One job.
+    pub async fn get(&self, id: &str) -> Result<Option<JobSnapshot>, DownloaderError> {
+        let id = id.to_owned();
+        ractor::call!(self.actor()?, |reply| DownloaderMessage::Get { id, reply })
+            .map_err(|e| unavailable(&e))
+    }
+
+    /// Task report: progress.
+    pub(crate) fn progress(&self, id: &str, bytes_done: u64, bytes_total: Option<u64>) {
+        self.cast(DownloaderMessage::Progress {
+            id: id.to_owned(),
+            bytes_done,
+            bytes_total,
+        });
+    }
+
+    /// Task report: the end.
+    pub(crate) fn finished(&self, id: &str, outcome: JobOutcome) {
+        self.cast(DownloaderMessage::Finished {
+            id: id.to_owned(),
+            outcome,
+        });
+    }
+
+    /// Test-only: make the downloader panic.
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_panic(&self) -> Result<(), DownloaderError> {
+        self.actor()?
+            .cast(DownloaderMessage::InjectPanic)
+            .map_err(|e| DownloaderError::Unavailable(e.to_string()))
+    }
+}

@@ -1,0 +1,143 @@
+//! Messages the downloader understands.
+
+use super::error::DownloaderError;
+use crate::actors::catalog::DownloadSpec;
+use crate::jobs::JobSnapshot;
+use ractor::RpcReplyPort;
+use std::path::PathBuf;
+
+/// What an `oras://` reference resolved to (add-time metadata).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrasResolved {
+    /// Layer digest, hex without `sha256:`.
+    pub sha256: String,
+    /// Layer title annotation, if any.
+    pub title: Option<String>,
+    /// Layer size.
+    pub size_bytes: u64,
+    /// Format from the title.
+    pub format: Option<String>,
+}
+
+/// An upload: a bare file name and a stream of chunks.
+#[derive(Debug)]
+pub struct UploadRequest {
+    /// Validated bare file name.
+    pub name: String,
+    /// Declared size, checked against what arrives.
+    pub size_bytes: Option<u64>,
+    /// The bytes, in order; the sender closes it at the end. A sender that
+    /// drops without sending `None` aborts the upload.
+    pub chunks: tokio::sync::mpsc::Receiver<Option<bytes::Bytes>>,
+}
+
+/// A finished upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uploaded {
+    /// File name.
+    pub name: String,
+    /// Bytes stored.
+    pub size_bytes: u64,
+    /// Their sha256 (the sidecar is written).
+    pub sha256: String,
+}
+
+/// How a job task ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobOutcome {
+    /// Done; `note` says e.g. "up to date".
+    Completed {
+        /// sha256 of the bytes, when the job has one.
+        sha256: Option<String>,
+        /// Bytes in place.
+        bytes: u64,
+        /// Human note ("up to date", "pushed sha256:…").
+        note: String,
+    },
+    /// Cancelled on request.
+    Cancelled,
+    /// Failed with a reason.
+    Failed(String),
+}
+
+/// Requests and task reports.
+#[derive(Debug)]
+pub enum DownloaderMessage {
+    /// Queue a download (or return the active job for the same entry).
+    Fetch {
+        /// What to fetch.
+        spec: DownloadSpec,
+        /// The job.
+        reply: RpcReplyPort<Result<JobSnapshot, DownloaderError>>,
+    },
+    /// Push a file from the store to a registry.
+    Push {
+        /// The file.
+        path: PathBuf,
+        /// `oras://host/repo:tag`.
+        target: String,
+        /// The job.
+        reply: RpcReplyPort<Result<JobSnapshot, DownloaderError>>,
+    },
+    /// Resolve an `oras://` reference (digest, title, size).
+    ResolveOras {
+        /// The reference.
+        reference: String,
+        /// What it resolved to.
+        reply: RpcReplyPort<Result<OrasResolved, DownloaderError>>,
+    },
+    /// Fetch a small document (a catalog) from http(s) or oras, capped.
+    FetchDocument {
+        /// URL or oras reference.
+        url: String,
+        /// Byte cap.
+        cap: usize,
+        /// The bytes.
+        reply: RpcReplyPort<Result<Vec<u8>, DownloaderError>>,
+    },
+    /// Store an upload.
+    Upload {
+        /// Name and chunks.
+        request: UploadRequest,
+        /// The result, once all bytes are in.
+        reply: RpcReplyPort<Result<Uploaded, DownloaderError>>,
+    },
+    /// A task progressed.
+    Progress {
+        /// Job id.
+        id: String,
+        /// Bytes so far.
+        bytes_done: u64,
+        /// Total, when known.
+        bytes_total: Option<u64>,
+    },
+    /// A task ended.
+    Finished {
+        /// Job id.
+        id: String,
+        /// How.
+        outcome: JobOutcome,
+    },
+    /// Cancel a job.
+    Cancel {
+        /// Job id.
+        id: String,
+        /// The job after the request.
+        reply: RpcReplyPort<Result<JobSnapshot, DownloaderError>>,
+    },
+    /// All known jobs.
+    List {
+        /// The jobs.
+        reply: RpcReplyPort<Vec<JobSnapshot>>,
+    },
+    /// One job.
+    Get {
+        /// Job id.
+        id: String,
+        /// The job.
+        reply: RpcReplyPort<Option<JobSnapshot>>,
+    },
+    /// Test-only: panic inside the handler to exercise supervision.
+    #[cfg(feature = "fault-injection")]
+    InjectPanic,
+}

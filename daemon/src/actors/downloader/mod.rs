@@ -1,0 +1,18 @@
+//! The downloader: jobs that turn a source (an http(s) URL, an `oras://`
+//! artifact, an upload stream) into a file in the image root — `.partial`
+//! staging, resume, retries, inline sha256, digest verification, atomic
+//! rename — then tell the catalog "bytes landed". Also pushes images to OCI
+//! registries and fetches small documents (catalogs) for imports.
+
+mod actor;
+mod error;
+mod handle;
+mod messages;
+mod persist;
+mod task;
+mod upload;
+
+pub use actor::{DownloaderActor, DownloaderArgs, TaskRegistry};
+pub use error::DownloaderError;
+pub use handle::DownloaderHandle;
+pub use messages::{DownloaderMessage, OrasResolved, UploadRequest, Uploaded};

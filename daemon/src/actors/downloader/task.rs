@@ -1,0 +1,255 @@
+//! Download and push tasks: async, off the actor, one per job. They report
+//! progress and their outcome to the downloader by message.
+
+use super::handle::DownloaderHandle;
+use super::messages::{JobOutcome, OrasResolved};
+use super::persist::checkpoint_path;
+use crate::actors::catalog::{CatalogHandle, DownloadSpec, Landed};
+use bty_fetch::{FetchError, FetchOptions, FetchRequest, Progress, Unchanged};
+use bty_oci::OciClient;
+use bty_store::canon::{Scheme, scheme};
+use bty_store::oras_ref::OrasRef;
+use bty_store::sidecar::{remove_sidecar, write_sidecar};
+use reqwest::header::HeaderMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// How often a task reports progress.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+/// What every task needs.
+#[derive(Debug, Clone)]
+pub(crate) struct TaskContext {
+    pub(crate) id: String,
+    pub(crate) image_root: PathBuf,
+    pub(crate) jobs_dir: PathBuf,
+    pub(crate) http: reqwest::Client,
+    pub(crate) oci: OciClient,
+    pub(crate) fetch_options: FetchOptions,
+    pub(crate) catalog: CatalogHandle,
+    pub(crate) me: DownloaderHandle,
+    pub(crate) cancel: CancellationToken,
+}
+
+impl TaskContext {
+    /// A progress callback that reports at most every `PROGRESS_EVERY`.
+    fn reporter(&self) -> impl Fn(Progress) + Send + Sync + '_ {
+        let last = Mutex::new(Instant::now() - PROGRESS_EVERY);
+        move |p: Progress| {
+            let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+            if last.elapsed() >= PROGRESS_EVERY {
+                *last = Instant::now();
+                self.me.progress(&self.id, p.bytes_done, p.bytes_total);
+            }
+        }
+    }
+}
+
+/// Where the bytes come from and what they must hash to.
+struct Source {
+    url: String,
+    headers: HeaderMap,
+    expected_sha256: Option<String>,
+    expected_size: Option<u64>,
+}
+
+/// Run a download job to the end and report it.
+pub(crate) async fn run_download(ctx: TaskContext, spec: DownloadSpec) {
+    let outcome = download(&ctx, &spec).await;
+    if !matches!(outcome, JobOutcome::Completed { .. }) {
+        ctx.catalog.landing_abandoned(&spec.cache_file_name);
+    }
+    ctx.me.finished(&ctx.id, outcome);
+}
+
+async fn download(ctx: &TaskContext, spec: &DownloadSpec) -> JobOutcome {
+    let source = match source_for(ctx, spec).await {
+        Ok(Some(source)) => source,
+        Ok(None) => {
+            return JobOutcome::Completed {
+                sha256: spec.cached_sha256.clone(),
+                bytes: 0,
+                note: "up to date: upstream unchanged, nothing downloaded".to_owned(),
+            };
+        }
+        Err(reason) => return JobOutcome::Failed(reason),
+    };
+    if let Err(e) = ctx.catalog.expect_landing(&spec.cache_file_name).await {
+        return JobOutcome::Failed(e.to_string());
+    }
+    // Land beside the old file (hidden from the scan), swap only once verified.
+    let dest = ctx.image_root.join(&spec.cache_file_name);
+    let staged = ctx.image_root.join(format!(".{}.landed", spec.cache_file_name));
+    let request = FetchRequest {
+        url: source.url,
+        headers: source.headers,
+        partial: ctx.image_root.join(format!("{}.partial", spec.cache_file_name)),
+        dest: staged.clone(),
+        checkpoint: Some(checkpoint_path(&ctx.jobs_dir, &spec.image_ref)),
+        expected_sha256: source.expected_sha256,
+        expected_size: source.expected_size,
+    };
+    let reporter = ctx.reporter();
+    let fetched = match bty_fetch::fetch(&ctx.http, &request, &ctx.fetch_options, &reporter, &ctx.cancel).await {
+        Ok(fetched) => fetched,
+        Err(FetchError::Cancelled) => return JobOutcome::Cancelled,
+        Err(e) => return JobOutcome::Failed(e.to_string()),
+    };
+    if let Err(e) = swap_in(&staged, &dest, &fetched.sha256) {
+        return JobOutcome::Failed(format!("cannot move {} into place: {e}", spec.cache_file_name));
+    }
+    ctx.catalog.landed(Landed {
+        image_ref: spec.image_ref.clone(),
+        cache_file_name: spec.cache_file_name.clone(),
+        sha256: fetched.sha256.clone(),
+        etag: fetched.etag.clone(),
+        last_modified: fetched.last_modified.clone(),
+    });
+    let note = if fetched.resumed_from > 0 {
+        format!("resumed at byte {}", fetched.resumed_from)
+    } else {
+        String::new()
+    };
+    JobOutcome::Completed {
+        sha256: Some(fetched.sha256),
+        bytes: fetched.size,
+        note,
+    }
+}
+
+/// The old file and its sidecar stay until the new bytes are verified; then
+/// the sidecar goes first (never a fresh-looking sidecar with the wrong
+/// digest), the file is renamed over, and the new sidecar is written.
+fn swap_in(staged: &Path, dest: &Path, sha256: &str) -> std::io::Result<()> {
+    remove_sidecar(dest)?;
+    std::fs::rename(staged, dest)?;
+    if let Some(dir) = dest.parent() {
+        bty_store::atomic::fsync_dir(dir)?;
+    }
+    write_sidecar(dest, sha256)
+}
+
+/// Resolve where to fetch from; `None` when an update finds upstream unchanged.
+async fn source_for(ctx: &TaskContext, spec: &DownloadSpec) -> Result<Option<Source>, String> {
+    match scheme(&spec.src).map_err(|e| e.to_string())? {
+        Scheme::Http | Scheme::Https => {
+            if spec.update && (spec.etag.is_some() || spec.last_modified.is_some()) {
+                let meta = bty_fetch::probe(&ctx.http, &spec.src, &HeaderMap::new())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if bty_fetch::unchanged(spec.etag.as_deref(), spec.last_modified.as_deref(), &meta)
+                    == Unchanged::Yes
+                {
+                    return Ok(None);
+                }
+            }
+            Ok(Some(Source {
+                url: spec.src.clone(),
+                headers: HeaderMap::new(),
+                expected_sha256: spec.pinned_sha256.clone(),
+                expected_size: spec.size_bytes,
+            }))
+        }
+        Scheme::Oras => {
+            let reference = OrasRef::parse(&bty_store::canon::canonicalise_src(&spec.src).map_err(|e| e.to_string())?)
+                .map_err(|e| e.to_string())?;
+            let resolved = ctx.oci.resolve(&reference).await.map_err(|e| e.to_string())?;
+            let digest = resolved.layer.digest.clone();
+            let hex = digest.strip_prefix("sha256:").unwrap_or(&digest).to_owned();
+            if let Some(pinned) = &spec.pinned_sha256
+                && *pinned != hex
+            {
+                return Err(format!(
+                    "the registry's layer digest sha256:{hex} does not match the pinned sha256 {pinned}"
+                ));
+            }
+            if spec.update && spec.cached_sha256.as_deref() == Some(hex.as_str()) {
+                return Ok(None);
+            }
+            let (url, headers) = ctx
+                .oci
+                .blob_request(&reference, &digest)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(Some(Source {
+                url,
+                headers,
+                expected_sha256: Some(hex),
+                expected_size: Some(resolved.layer.size),
+            }))
+        }
+        Scheme::File => Err("file:// sources are local; nothing to download".to_owned()),
+    }
+}
+
+/// Resolve an oras reference for add-time metadata.
+pub(crate) async fn resolve_oras(oci: &OciClient, reference: &str) -> Result<OrasResolved, String> {
+    let canonical = bty_store::canon::canonicalise_src(reference).map_err(|e| e.to_string())?;
+    let parsed = OrasRef::parse(&canonical).map_err(|e| e.to_string())?;
+    let resolved = oci.resolve(&parsed).await.map_err(|e| format!("could not resolve oras ref: {e}"))?;
+    let digest = resolved.layer.digest;
+    Ok(OrasResolved {
+        sha256: digest.strip_prefix("sha256:").unwrap_or(&digest).to_owned(),
+        title: resolved.layer.title,
+        size_bytes: resolved.layer.size,
+        format: resolved.format,
+    })
+}
+
+/// Fetch a small document (a catalog) from http(s) or an oras artifact.
+pub(crate) async fn fetch_document(
+    http: &reqwest::Client,
+    oci: &OciClient,
+    url: &str,
+    cap: usize,
+) -> Result<Vec<u8>, String> {
+    match scheme(url).map_err(|e| e.to_string())? {
+        Scheme::Http | Scheme::Https => bty_fetch::fetch_bytes(http, url, &HeaderMap::new(), cap)
+            .await
+            .map_err(|e| format!("fetching {url} failed: {e}")),
+        Scheme::Oras => {
+            let canonical = bty_store::canon::canonicalise_src(url).map_err(|e| e.to_string())?;
+            let parsed = OrasRef::parse(&canonical).map_err(|e| e.to_string())?;
+            let resolved = oci.resolve(&parsed).await.map_err(|e| e.to_string())?;
+            oci.fetch_blob(&parsed, &resolved.layer.digest, cap)
+                .await
+                .map_err(|e| format!("fetching {url} failed: {e}"))
+        }
+        Scheme::File => Err("file:// catalogs are read with a path, not a URL".to_owned()),
+    }
+}
+
+/// Run a push job to the end and report it.
+pub(crate) async fn run_push(ctx: TaskContext, path: PathBuf, target: String) {
+    let outcome = push(&ctx, &path, &target).await;
+    ctx.me.finished(&ctx.id, outcome);
+}
+
+async fn push(ctx: &TaskContext, path: &Path, target: &str) -> JobOutcome {
+    let parsed = match bty_store::canon::canonicalise_src(target)
+        .map_err(|e| e.to_string())
+        .and_then(|c| OrasRef::parse(&c).map_err(|e| e.to_string()))
+    {
+        Ok(r) => r,
+        Err(e) => return JobOutcome::Failed(format!("invalid push target {target:?}: {e}")),
+    };
+    let title = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "image".to_owned());
+    let media_type = "application/vnd.bty.image.layer.v1";
+    let push = ctx.oci.push(&parsed, path, &title, media_type);
+    tokio::select! {
+        () = ctx.cancel.cancelled() => JobOutcome::Cancelled,
+        result = push => match result {
+            Ok(pushed) => JobOutcome::Completed {
+                sha256: Some(pushed.layer_digest.trim_start_matches("sha256:").to_owned()),
+                bytes: pushed.size,
+                note: format!("pushed {parsed} (manifest {})", pushed.manifest_digest),
+            },
+            Err(e) => JobOutcome::Failed(e.to_string()),
+        },
+    }
+}
