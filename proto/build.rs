@@ -8,6 +8,7 @@ const PROTOS: &[&str] = &[
     "bty/v1/catalog.proto",
     "bty/v1/jobs.proto",
     "bty/v1/events.proto",
+    "bty/v1/flash.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

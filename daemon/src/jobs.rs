@@ -88,6 +88,25 @@ pub struct JobSnapshot {
     pub sha256: Option<String>,
     /// Free-form phase (`hashing`, `writing`, `verifying`…).
     pub phase: String,
+    /// Flash jobs: one entry per target.
+    pub targets: Vec<TargetSnapshot>,
+    /// Flash jobs: bytes read from the (compressed) source.
+    pub source_bytes: u64,
+}
+
+/// Where one flash target stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetSnapshot {
+    /// Device or file path.
+    pub path: String,
+    /// `writing`, `syncing`, `verifying`, `done`, `failed`, `cancelled`, `refused`.
+    pub state: String,
+    /// Bytes written to it.
+    pub bytes_written: u64,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Read-back verification result.
+    pub verified: Option<bool>,
 }
 
 impl JobSnapshot {
@@ -107,6 +126,8 @@ impl JobSnapshot {
             finished_at_ms: None,
             sha256: None,
             phase: "queued".to_owned(),
+            targets: Vec::new(),
+            source_bytes: 0,
         }
     }
 

@@ -109,6 +109,18 @@ pub(crate) fn job(job: JobSnapshot) -> v1::Job {
         finished_at_ms: job.finished_at_ms,
         sha256: job.sha256,
         phase: job.phase,
+        targets: job
+            .targets
+            .into_iter()
+            .map(|t| v1::TargetStatus {
+                path: t.path,
+                state: t.state,
+                bytes_written: t.bytes_written,
+                error: t.error,
+                verified: t.verified,
+            })
+            .collect(),
+        source_bytes: job.source_bytes,
     }
 }
 
