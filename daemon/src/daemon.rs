@@ -128,6 +128,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             }
         })?;
 
+    let jobs = JobApi {
+        hasher: hasher.clone(),
+        downloader: downloader.clone(),
+        events: events.clone(),
+    };
     let services = Services {
         catalog: CatalogApi {
             catalog: catalog.clone(),
@@ -142,12 +147,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 hash_max_parallel: config.hashing_max_parallel,
             },
         },
-        jobs: JobApi {
-            hasher: hasher.clone(),
-            downloader: downloader.clone(),
-            events: events.clone(),
+        jobs: jobs.clone(),
+        events: EventApi {
+            events,
+            jobs,
+            catalog: catalog.clone(),
         },
-        events: EventApi { events },
     };
 
     let stop = CancellationToken::new();

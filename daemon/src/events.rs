@@ -3,6 +3,7 @@
 //! plus a short history of notable events for the pages' activity cards.
 
 use crate::jobs::{JobSnapshot, now_ms};
+use crate::metrics::Metrics;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -52,6 +53,7 @@ pub struct EventBus {
     tx: broadcast::Sender<Arc<Event>>,
     seq: Arc<AtomicU64>,
     history: Arc<Mutex<VecDeque<Arc<Event>>>>,
+    metrics: Metrics,
 }
 
 impl Default for EventBus {
@@ -68,11 +70,13 @@ impl EventBus {
             tx,
             seq: Arc::new(AtomicU64::new(1)),
             history: Arc::new(Mutex::new(VecDeque::with_capacity(HISTORY))),
+            metrics: Metrics::default(),
         }
     }
 
     /// Publish a job snapshot (progress and state changes).
     pub fn job(&self, job: &JobSnapshot) {
+        self.metrics.job_finished(job);
         let notable = !job.state.is_active() || job.started_at_ms.is_none();
         self.publish(EventBody::Job(job.clone()), notable);
     }
@@ -110,6 +114,11 @@ impl EventBus {
         }
         // No subscribers is fine: nobody is watching.
         let _ = self.tx.send(event);
+    }
+
+    /// Counters fed by job events.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// A live subscription; lagging receivers get `RecvError::Lagged`.

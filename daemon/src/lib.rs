@@ -11,4 +11,6 @@ pub mod daemon;
 pub mod events;
 pub mod grpc;
 pub mod jobs;
+pub mod metrics;
+pub mod serve;
 pub mod watch;

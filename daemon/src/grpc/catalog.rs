@@ -236,4 +236,68 @@ impl CatalogService for CatalogApi {
             sha256: uploaded.sha256,
         }))
     }
+
+    async fn stat_image(
+        &self,
+        request: Request<v1::StatImageRequest>,
+    ) -> Result<Response<v1::ImageStat>, Status> {
+        Ok(Response::new(self.stat(&request.into_inner().key).await?.1))
+    }
+
+    type ReadImageStream = std::pin::Pin<
+        Box<dyn tokio_stream::Stream<Item = Result<v1::ImageChunk, Status>> + Send>,
+    >;
+
+    async fn read_image(
+        &self,
+        request: Request<v1::ReadImageRequest>,
+    ) -> Result<Response<Self::ReadImageStream>, Status> {
+        use tokio_stream::StreamExt;
+        use v1::image_chunk::Part;
+        let r = request.into_inner();
+        let (path, stat) = self.stat(&r.key).await?;
+        if r.offset > stat.size_bytes {
+            return Err(Status::out_of_range(format!(
+                "offset {} is past the end ({} bytes)",
+                r.offset, stat.size_bytes
+            )));
+        }
+        let first = tokio_stream::once(Ok(v1::ImageChunk {
+            part: Some(Part::Stat(stat)),
+        }));
+        let data = tokio_stream::wrappers::ReceiverStream::new(crate::serve::read_range(
+            path, r.offset, r.length,
+        ))
+        .map(|chunk| match chunk {
+            Ok(data) => Ok(v1::ImageChunk {
+                part: Some(Part::Data(data.to_vec())),
+            }),
+            Err(e) => Err(Status::internal(format!("reading the image failed: {e}"))),
+        });
+        Ok(Response::new(Box::pin(first.chain(data))))
+    }
+}
+
+impl CatalogApi {
+    /// Resolve a key to a stored file and describe it.
+    async fn stat(&self, key: &str) -> Result<(std::path::PathBuf, v1::ImageStat), Status> {
+        let image = self.catalog.resolve_local(key).await?;
+        let meta = std::fs::metadata(&image.path)
+            .map_err(|e| Status::not_found(format!("{} is gone: {e}", image.file_name)))?;
+        let modified_ms = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        Ok((
+            image.path,
+            v1::ImageStat {
+                file_name: image.file_name,
+                size_bytes: meta.len(),
+                sha256: image.sha256,
+                format: image.format,
+                modified_ms,
+            },
+        ))
+    }
 }

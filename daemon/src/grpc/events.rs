@@ -1,6 +1,8 @@
 //! `bty.v1.EventService`: the live event stream and recent history.
 
 use super::convert;
+use super::jobs::JobApi;
+use crate::actors::catalog::CatalogHandle;
 use crate::events::EventBus;
 use bty_proto::v1::{self, event_service_server::EventService};
 use std::pin::Pin;
@@ -13,6 +15,8 @@ use tonic::{Request, Response, Status};
 #[derive(Debug, Clone)]
 pub struct EventApi {
     pub(crate) events: EventBus,
+    pub(crate) jobs: JobApi,
+    pub(crate) catalog: CatalogHandle,
 }
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<v1::Event, Status>> + Send>>;
@@ -59,6 +63,24 @@ impl EventService for EventApi {
                 .iter()
                 .map(|e| convert::event(e))
                 .collect(),
+        }))
+    }
+
+    async fn metrics(
+        &self,
+        _request: Request<v1::MetricsRequest>,
+    ) -> Result<Response<v1::MetricsResponse>, Status> {
+        let active: Vec<_> = self
+            .jobs
+            .all(None)
+            .await?
+            .into_iter()
+            .filter(|j| j.state.is_active())
+            .collect();
+        let rows = self.catalog.list("").await?;
+        let cached = rows.iter().filter(|r| r.cached).count();
+        Ok(Response::new(v1::MetricsResponse {
+            prometheus_text: self.events.metrics().render(&active, rows.len(), cached),
         }))
     }
 }

@@ -21,7 +21,7 @@ pub struct JobApi {
 }
 
 impl JobApi {
-    async fn all(&self, kind: Option<JobKind>) -> Result<Vec<JobSnapshot>, Status> {
+    pub(crate) async fn all(&self, kind: Option<JobKind>) -> Result<Vec<JobSnapshot>, Status> {
         let mut jobs = Vec::new();
         if kind.is_none_or(|k| k == JobKind::Hash) {
             jobs.extend(self.hasher.list().await?);

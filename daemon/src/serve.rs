@@ -1,0 +1,48 @@
+//! Reading an image's stored bytes for clients (the web's `/images/{key}`
+//! with `Range`): a blocking reader feeding a bounded channel, so a slow
+//! client never holds more than a few chunks in memory.
+
+use bytes::Bytes;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::PathBuf;
+use tokio::sync::mpsc;
+
+/// Chunk size of served bytes.
+const CHUNK: usize = 1 << 20;
+
+/// Stream `length` bytes (0 = to the end) of `path` from `offset`.
+pub fn read_range(path: PathBuf, offset: u64, length: u64) -> mpsc::Receiver<std::io::Result<Bytes>> {
+    let (tx, rx) = mpsc::channel(4);
+    tokio::task::spawn_blocking(move || {
+        let result = (|| -> std::io::Result<()> {
+            let mut file = File::open(&path)?;
+            let size = file.metadata()?.len();
+            if offset > size {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("offset {offset} is past the end ({size} bytes)"),
+                ));
+            }
+            file.seek(SeekFrom::Start(offset))?;
+            let mut left = if length == 0 { size - offset } else { length.min(size - offset) };
+            while left > 0 {
+                let mut buf = vec![0u8; CHUNK.min(usize::try_from(left).unwrap_or(CHUNK))];
+                let n = file.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                buf.truncate(n);
+                left -= n as u64;
+                if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
+                    return Ok(()); // the client went away
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    rx
+}
