@@ -11,6 +11,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod http;
+pub mod origin;
+pub mod registry;
 
 /// The workspace's `target/<profile>` directory holding the binaries.
 pub fn bin_dir() -> PathBuf {

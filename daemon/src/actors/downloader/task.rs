@@ -53,6 +53,9 @@ struct Source {
     headers: HeaderMap,
     expected_sha256: Option<String>,
     expected_size: Option<u64>,
+    /// For registry pulls: the reference and blob digest (token refresh).
+    oras: Option<OrasRef>,
+    digest: String,
 }
 
 /// Run a download job to the end and report it.
@@ -83,19 +86,38 @@ async fn download(ctx: &TaskContext, spec: &DownloadSpec) -> JobOutcome {
     let dest = ctx.image_root.join(&spec.cache_file_name);
     let staged = ctx.image_root.join(format!(".{}.landed", spec.cache_file_name));
     let request = FetchRequest {
-        url: source.url,
-        headers: source.headers,
+        url: source.url.clone(),
+        headers: source.headers.clone(),
         partial: ctx.image_root.join(format!("{}.partial", spec.cache_file_name)),
         dest: staged.clone(),
         checkpoint: Some(checkpoint_path(&ctx.jobs_dir, &spec.image_ref)),
-        expected_sha256: source.expected_sha256,
+        expected_sha256: source.expected_sha256.clone(),
         expected_size: source.expected_size,
     };
     let reporter = ctx.reporter();
-    let fetched = match bty_fetch::fetch(&ctx.http, &request, &ctx.fetch_options, &reporter, &ctx.cancel).await {
-        Ok(fetched) => fetched,
-        Err(FetchError::Cancelled) => return JobOutcome::Cancelled,
-        Err(e) => return JobOutcome::Failed(e.to_string()),
+    let mut request = request;
+    let mut refreshes = 0;
+    let fetched = loop {
+        match bty_fetch::fetch(&ctx.http, &request, &ctx.fetch_options, &reporter, &ctx.cancel).await {
+            Ok(fetched) => break fetched,
+            Err(FetchError::Cancelled) => return JobOutcome::Cancelled,
+            // A registry token expired during a long pull: get a fresh one
+            // and resume from the partial (bounded, so a real 401 fails).
+            Err(e) if e.status() == Some(reqwest::StatusCode::UNAUTHORIZED) && refreshes < 3 => {
+                let Some(reference) = source.oras.as_ref() else {
+                    return JobOutcome::Failed(e.to_string());
+                };
+                refreshes += 1;
+                match ctx.oci.blob_request(reference, &source.digest).await {
+                    Ok((url, headers)) => {
+                        request.url = url;
+                        request.headers = headers;
+                    }
+                    Err(e) => return JobOutcome::Failed(e.to_string()),
+                }
+            }
+            Err(e) => return JobOutcome::Failed(e.to_string()),
+        }
     };
     if let Err(e) = swap_in(&staged, &dest, &fetched.sha256) {
         return JobOutcome::Failed(format!("cannot move {} into place: {e}", spec.cache_file_name));
@@ -150,6 +172,8 @@ async fn source_for(ctx: &TaskContext, spec: &DownloadSpec) -> Result<Option<Sou
                 headers: HeaderMap::new(),
                 expected_sha256: spec.pinned_sha256.clone(),
                 expected_size: spec.size_bytes,
+                oras: None,
+                digest: String::new(),
             }))
         }
         Scheme::Oras => {
@@ -178,6 +202,8 @@ async fn source_for(ctx: &TaskContext, spec: &DownloadSpec) -> Result<Option<Sou
                 headers,
                 expected_sha256: Some(hex),
                 expected_size: Some(resolved.layer.size),
+                oras: Some(reference),
+                digest,
             }))
         }
         Scheme::File => Err("file:// sources are local; nothing to download".to_owned()),
