@@ -4,6 +4,7 @@
 use crate::exit::CtlError;
 use bty_proto::channel::Target;
 use bty_proto::v1::catalog_service_client::CatalogServiceClient;
+use bty_proto::v1::flash_service_client::FlashServiceClient;
 use bty_proto::v1::job_service_client::JobServiceClient;
 use tonic::transport::Channel;
 
@@ -23,6 +24,11 @@ impl Daemon {
     /// The catalog service (images, entries, catalog import/export, hashing).
     pub(crate) fn catalog(&self) -> CatalogServiceClient<Channel> {
         CatalogServiceClient::new(self.channel.clone())
+    }
+
+    /// The flash service (disk listing, flashing).
+    pub(crate) fn flash(&self) -> FlashServiceClient<Channel> {
+        FlashServiceClient::new(self.channel.clone())
     }
 
     /// The job service (list, watch, cancel).

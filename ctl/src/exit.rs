@@ -15,7 +15,7 @@ Exit codes:
   2  usage error (bad flags or arguments)
   3  not found
   4  already exists / conflict
-  5  invalid argument / refused input
+  5  invalid argument / refused input / flash not confirmed
   6  btyd unreachable (cannot connect, or unavailable)
   7  job failed or was cancelled
   8  failed precondition / permission denied";
@@ -104,6 +104,36 @@ pub(crate) enum CtlError {
     /// Writing to stdout failed (e.g. a closed pipe).
     #[error("cannot write output")]
     Output(#[source] std::io::Error),
+    /// An upload whose image name cannot be taken from the file's path.
+    #[error("cannot tell an image name from {}: pass --name", .0.display())]
+    NoName(PathBuf),
+    /// A flash target that is neither a listed disk nor an allowed file.
+    #[error("no such disk: {0}")]
+    NoSuchDisk(String),
+    /// A regular file named as a flash target without `--allow-file`.
+    #[error("{0} is a regular file, not a disk: pass --allow-file to write to it")]
+    FileTarget(String),
+    /// The operator did not type `yes` at the flash prompt.
+    #[error("not confirmed")]
+    NotConfirmed,
+    /// A flash needs confirmation but stdin is not a terminal to ask on.
+    #[error(
+        "stdin is not a terminal, so btyctl will not prompt: pass --yes to confirm the targets"
+    )]
+    NoTerminal,
+    /// Reading the operator's answer failed.
+    #[error("cannot read the confirmation")]
+    Prompt(#[source] std::io::Error),
+    /// A flash job ended with targets that were not written.
+    #[error("job {id}: {} of {total} targets not written: {}", .failed.len(), .failed.join(", "))]
+    TargetsFailed {
+        /// The job id.
+        id: String,
+        /// How many targets the job had.
+        total: usize,
+        /// `path (state: error)` of each target that failed, was refused or cancelled.
+        failed: Vec<String>,
+    },
 }
 
 impl CtlError {
@@ -114,8 +144,12 @@ impl CtlError {
             Self::Connect(_) => Exit::Other,
             Self::Unreachable { .. } => Exit::Unreachable,
             Self::Status(status) => Exit::from_code(status.code()),
-            Self::JobEnded { .. } => Exit::JobFailed,
-            Self::WatchEnded(..) | Self::Output(_) => Exit::Other,
+            Self::JobEnded { .. } | Self::TargetsFailed { .. } => Exit::JobFailed,
+            Self::WatchEnded(..) | Self::Output(_) | Self::Prompt(_) => Exit::Other,
+            Self::NoSuchDisk(_) => Exit::NotFound,
+            Self::NoName(_) | Self::FileTarget(_) | Self::NotConfirmed | Self::NoTerminal => {
+                Exit::Invalid
+            }
             Self::ReadFile { source, .. } => match source.kind() {
                 std::io::ErrorKind::NotFound => Exit::NotFound,
                 std::io::ErrorKind::PermissionDenied => Exit::Refused,
@@ -215,5 +249,22 @@ mod tests {
         };
         assert_eq!(u8::from(err.exit()), 7);
         assert_eq!(err.report(), "job j1 failed: digest mismatch");
+    }
+
+    #[test]
+    fn flash_refusals_have_their_documented_codes() {
+        assert_eq!(u8::from(CtlError::NotConfirmed.exit()), 5);
+        assert_eq!(u8::from(CtlError::NoTerminal.exit()), 5);
+        assert_eq!(u8::from(CtlError::NoSuchDisk("/dev/x".into()).exit()), 3);
+        let failed = CtlError::TargetsFailed {
+            id: "f1".into(),
+            total: 2,
+            failed: vec!["/dev/sdc (failed: write error)".into()],
+        };
+        assert_eq!(u8::from(failed.exit()), 7);
+        assert_eq!(
+            failed.report(),
+            "job f1: 1 of 2 targets not written: /dev/sdc (failed: write error)"
+        );
     }
 }

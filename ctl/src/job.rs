@@ -2,10 +2,10 @@
 //! kinds and states shared by every command that queues or watches a job.
 
 use crate::output::{Table, format_bytes, format_rate, or_dash};
-use bty_proto::v1::{Job, JobKind, JobState};
+use bty_proto::v1::{Job, JobKind, JobState, TargetStatus};
 use serde::Serialize;
 
-/// A job as JSON (`jobs list|watch|cancel`, `hash`, later `fetch`/`flash`).
+/// A job as JSON (`jobs`, `hash`, `fetch`, `update`, `push`, `flash`).
 #[derive(Debug, Serialize)]
 pub(crate) struct JobView {
     id: String,
@@ -21,6 +21,30 @@ pub(crate) struct JobView {
     created_at_ms: i64,
     started_at_ms: Option<i64>,
     finished_at_ms: Option<i64>,
+    source_bytes: u64,
+    targets: Vec<TargetView>,
+}
+
+/// One flash target's status as JSON.
+#[derive(Debug, Serialize)]
+pub(crate) struct TargetView {
+    path: String,
+    state: String,
+    bytes_written: u64,
+    error: Option<String>,
+    verified: Option<bool>,
+}
+
+impl From<&TargetStatus> for TargetView {
+    fn from(target: &TargetStatus) -> Self {
+        Self {
+            path: target.path.clone(),
+            state: target.state.clone(),
+            bytes_written: target.bytes_written,
+            error: target.error.clone(),
+            verified: target.verified,
+        }
+    }
 }
 
 impl From<&Job> for JobView {
@@ -39,11 +63,13 @@ impl From<&Job> for JobView {
             created_at_ms: job.created_at_ms,
             started_at_ms: job.started_at_ms,
             finished_at_ms: job.finished_at_ms,
+            source_bytes: job.source_bytes,
+            targets: job.targets.iter().map(TargetView::from).collect(),
         }
     }
 }
 
-/// `download`, `hash` or `flash`.
+/// `download`, `hash`, `flash` or `push`.
 pub(crate) fn kind_name(kind: JobKind) -> &'static str {
     match kind {
         JobKind::Download => "download",
@@ -132,6 +158,39 @@ pub(crate) fn summary_line(job: &Job) -> String {
     line
 }
 
+/// One flash target: `/dev/sdb  writing  1.5 GiB written  verified: -`,
+/// with the target's error at the end when it has one.
+pub(crate) fn target_line(target: &TargetStatus) -> String {
+    let verified = match target.verified {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "-",
+    };
+    let mut line = format!(
+        "{}  {}  {} written  verified: {verified}",
+        target.path,
+        target.state,
+        format_bytes(target.bytes_written)
+    );
+    if let Some(error) = &target.error {
+        line.push_str(&format!("  error: {error}"));
+    }
+    line
+}
+
+/// The targets that were not written: failed, refused or cancelled ones,
+/// each as `path (state: error)`.
+pub(crate) fn unwritten_targets(job: &Job) -> Vec<String> {
+    job.targets
+        .iter()
+        .filter(|t| matches!(t.state.as_str(), "failed" | "refused" | "cancelled"))
+        .map(|t| match &t.error {
+            Some(error) => format!("{} ({}: {error})", t.path, t.state),
+            None => format!("{} ({})", t.path, t.state),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,6 +226,8 @@ mod tests {
             "created_at_ms",
             "started_at_ms",
             "finished_at_ms",
+            "source_bytes",
+            "targets",
         ];
         expected.sort_unstable();
         keys.sort_unstable();
@@ -196,5 +257,49 @@ mod tests {
             ..job(JobState::Running)
         };
         assert_eq!(progress_text(&unknown), "512 B");
+    }
+
+    fn target(state: &str, verified: Option<bool>, error: Option<&str>) -> TargetStatus {
+        TargetStatus {
+            path: "/dev/sdb".into(),
+            state: state.into(),
+            bytes_written: 2048,
+            error: error.map(str::to_owned),
+            verified,
+        }
+    }
+
+    #[test]
+    fn target_lines_show_state_bytes_and_verification() {
+        assert_eq!(
+            target_line(&target("done", Some(true), None)),
+            "/dev/sdb  done  2.0 KiB written  verified: yes"
+        );
+        assert_eq!(
+            target_line(&target("failed", None, Some("EIO"))),
+            "/dev/sdb  failed  2.0 KiB written  verified: -  error: EIO"
+        );
+    }
+
+    #[test]
+    fn failed_refused_and_cancelled_targets_are_unwritten() {
+        let flash = Job {
+            targets: vec![
+                target("done", Some(true), None),
+                target("failed", Some(false), Some("verify mismatch")),
+                target("refused", None, None),
+                target("cancelled", None, None),
+                target("verifying", None, None),
+            ],
+            ..job(JobState::Completed)
+        };
+        assert_eq!(
+            unwritten_targets(&flash),
+            [
+                "/dev/sdb (failed: verify mismatch)",
+                "/dev/sdb (refused)",
+                "/dev/sdb (cancelled)"
+            ]
+        );
     }
 }

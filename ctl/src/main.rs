@@ -56,6 +56,21 @@ enum Command {
     Jobs(commands::jobs::JobsCommand),
     /// Queue a sha256 job for a file in the image root.
     Hash(commands::hash::HashArgs),
+    /// Download a remote entry's bytes into the cache and watch the job.
+    Fetch(commands::fetch::FetchArgs),
+    /// Re-pull a cached remote entry if upstream changed, and watch the job.
+    Update(commands::update::UpdateArgs),
+    /// Remove cached bytes of remote entries.
+    #[command(subcommand)]
+    Cache(commands::cache::CacheCommand),
+    /// Stream a local file into btyd's image root.
+    Upload(commands::upload::UploadArgs),
+    /// Publish an image to an OCI registry as an ORAS artifact.
+    Push(commands::push::PushArgs),
+    /// List block devices and whether bty may write them.
+    Disks(commands::disks::DisksArgs),
+    /// Write an image to one or more disks, after confirmation.
+    Flash(commands::flash::FlashArgs),
 }
 
 fn parse_endpoint(endpoint: &str) -> Result<Target, String> {
@@ -110,6 +125,13 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
         Command::Entries(command) => commands::entries::run(&ctx, command).await,
         Command::Jobs(command) => commands::jobs::run(&ctx, command).await,
         Command::Hash(args) => commands::hash::run(&ctx, args).await,
+        Command::Fetch(args) => commands::fetch::run(&ctx, args).await,
+        Command::Update(args) => commands::update::run(&ctx, args).await,
+        Command::Cache(command) => commands::cache::run(&ctx, command).await,
+        Command::Upload(args) => commands::upload::run(&ctx, args).await,
+        Command::Push(args) => commands::push::run(&ctx, args).await,
+        Command::Disks(args) => commands::disks::run(&ctx, args).await,
+        Command::Flash(args) => commands::flash::run(&ctx, args).await,
     };
     outcome.map_err(|err| err.with_target(&target))
 }

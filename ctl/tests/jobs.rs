@@ -3,7 +3,8 @@
 
 mod support;
 
-use support::fake::{FAILED_JOB, HASHED_SHA, OK_JOB, RUNNING_JOB};
+use support::fake::HASHED_SHA;
+use support::fake_jobs::{FAILED_JOB, OK_JOB, RUNNING_JOB};
 use support::{FakeDaemon, keys, sorted};
 
 const JOB_KEYS: &[&str] = &[
@@ -20,6 +21,8 @@ const JOB_KEYS: &[&str] = &[
     "created_at_ms",
     "started_at_ms",
     "finished_at_ms",
+    "source_bytes",
+    "targets",
 ];
 
 #[tokio::test]
@@ -60,6 +63,9 @@ async fn filters_active_jobs_by_kind() {
         .await;
     none.assert_code(0);
     assert_eq!(none.stdout.trim(), "no jobs");
+    let push = daemon.btyctl(&["jobs", "list", "--kind", "push"]).await;
+    push.assert_code(0);
+    assert_eq!(push.stdout.trim(), "no jobs");
 }
 
 #[tokio::test]

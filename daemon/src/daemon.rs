@@ -4,11 +4,12 @@
 
 use crate::actors::catalog::{CatalogArgs, CatalogHandle};
 use crate::actors::downloader::{DownloaderArgs, DownloaderHandle};
+use crate::actors::flasher::{FlasherArgs, FlasherHandle};
 use crate::actors::hasher::{HasherArgs, HasherHandle};
 use crate::actors::supervisor::{RestartBudget, Supervisor, SupervisorArgs, SupervisorMessage};
 use crate::config::Config;
 use crate::events::EventBus;
-use crate::grpc::{self, CatalogApi, EventApi, JobApi, Services};
+use crate::grpc::{self, CatalogApi, EventApi, FlashApi, JobApi, Services};
 use bty_store::atomic::remove_stale_temp_files;
 use bty_store::marker::ensure_marker;
 use bty_store::scan::unrecognised_files;
@@ -83,6 +84,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let hasher = HasherHandle::default();
     let catalog = CatalogHandle::default();
     let downloader = DownloaderHandle::default();
+    let flasher = FlasherHandle::default();
     let http = bty_fetch::http_client(&bty_fetch::ClientOptions::default()).map_err(DaemonError::Http)?;
     let args = SupervisorArgs {
         hasher: HasherArgs {
@@ -115,6 +117,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             me: downloader.clone(),
             tasks: std::sync::Arc::default(),
         }),
+        flasher: Some(FlasherArgs {
+            paths: bty_disks::SystemPaths::default(),
+            events: events.clone(),
+            me: flasher.clone(),
+        }),
         budget: RestartBudget::default(),
     };
     let (supervisor, supervisor_done) = Actor::spawn(None, Supervisor, args)
@@ -131,6 +138,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let jobs = JobApi {
         hasher: hasher.clone(),
         downloader: downloader.clone(),
+        flasher: flasher.clone(),
         events: events.clone(),
     };
     let services = Services {
@@ -151,6 +159,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         events: EventApi {
             events,
             jobs,
+            catalog: catalog.clone(),
+        },
+        flash: FlashApi {
+            flasher,
             catalog: catalog.clone(),
         },
     };

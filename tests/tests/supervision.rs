@@ -45,6 +45,7 @@ async fn start(root: &Path, budget: RestartBudget) -> Tree {
         },
         catalog_handle: catalog.clone(),
         downloader: None,
+        flasher: None,
         budget,
     };
     let (supervisor, done) = Actor::spawn(None, Supervisor, args).await.unwrap();

@@ -1,4 +1,5 @@
-//! `btyctl jobs`: list, watch and cancel download, hash and flash jobs.
+//! `btyctl jobs`: list, watch and cancel download, hash, flash and push
+//! jobs; and the watch loop every command that queues a job ends in.
 
 use crate::client::Ctx;
 use crate::exit::CtlError;
@@ -40,6 +41,8 @@ pub(crate) enum KindArg {
     Hash,
     /// Writes to disks.
     Flash,
+    /// Uploads to OCI registries.
+    Push,
 }
 
 impl From<KindArg> for JobKind {
@@ -48,6 +51,7 @@ impl From<KindArg> for JobKind {
             KindArg::Download => Self::Download,
             KindArg::Hash => Self::Hash,
             KindArg::Flash => Self::Flash,
+            KindArg::Push => Self::Push,
         }
     }
 }
@@ -84,11 +88,21 @@ pub(crate) async fn run(ctx: &Ctx, command: JobsCommand) -> Result<(), CtlError>
 }
 
 /// Follow a job until it ends, with a progress bar on stderr; print how it
-/// ended and fail with exit 7 unless it completed. Commands that queue a job
-/// (`hash --wait`, later `fetch`, `flash`) end here.
+/// ended and fail with exit 7 unless it completed.
 pub(crate) async fn watch(ctx: &Ctx, id: &str) -> Result<(), CtlError> {
-    let progress = JobProgress::new(ctx.out.is_json());
-    let last = follow(ctx, id, &progress).await;
+    watch_with(ctx, id, summary_line).await.map(drop)
+}
+
+/// [`watch`], with `human` rendering the final job for the text output.
+/// Commands that queue a job (`hash --wait`, `fetch`, `update`, `push`,
+/// `flash`) end here; the completed job is returned for further checks.
+pub(crate) async fn watch_with(
+    ctx: &Ctx,
+    id: &str,
+    human: impl FnOnce(&Job) -> String,
+) -> Result<Job, CtlError> {
+    let mut progress = JobProgress::new(ctx.out.is_json());
+    let last = follow(ctx, id, &mut progress).await;
     progress.finish();
     let job = match last? {
         Some(job) if is_finished(&job) => job,
@@ -104,9 +118,9 @@ pub(crate) async fn watch(ctx: &Ctx, id: &str) -> Result<(), CtlError> {
         let state = state_name(job.state());
         return Err(CtlError::WatchEnded(job.id, state));
     }
-    ctx.out.emit(&JobView::from(&job), || summary_line(&job))?;
+    ctx.out.emit(&JobView::from(&job), || human(&job))?;
     match job.state() {
-        JobState::Completed => Ok(()),
+        JobState::Completed => Ok(job),
         state => Err(CtlError::JobEnded {
             id: job.id,
             state: state_name(state),
@@ -117,7 +131,7 @@ pub(crate) async fn watch(ctx: &Ctx, id: &str) -> Result<(), CtlError> {
 
 /// Feed snapshots to the bar until the job ends or the stream closes;
 /// returns the last snapshot seen.
-async fn follow(ctx: &Ctx, id: &str, progress: &JobProgress) -> Result<Option<Job>, CtlError> {
+async fn follow(ctx: &Ctx, id: &str, progress: &mut JobProgress) -> Result<Option<Job>, CtlError> {
     let request = GetJobRequest { id: id.to_owned() };
     let mut stream = ctx.daemon.jobs().watch_job(request).await?.into_inner();
     let mut last = None;

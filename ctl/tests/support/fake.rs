@@ -1,34 +1,34 @@
-//! The fake services: fixed rows and jobs, and errors chosen by the
+//! The fake catalog service: fixed rows, and errors chosen by the
 //! request's text so each test can ask for the status code it pins.
 
-use super::Recorded;
+use super::fake_jobs::{FAILED_JOB, FETCH_JOB, OK_JOB, PUSH_JOB, UPDATE_JOB, job, queued};
+use super::{Recorded, Upload};
 use bty_proto::v1::catalog_service_server::CatalogService;
 use bty_proto::v1::import_catalog_request::Source as ImportSource;
-use bty_proto::v1::job_service_server::JobService;
+use bty_proto::v1::upload_image_chunk::Part;
 use bty_proto::v1::{
-    Actions, AddEntryRequest, CancelJobRequest, DescribeStoreRequest, Entry, EntryError,
-    ExportCatalogRequest, ExportCatalogResponse, FetchLatestCatalogRequest, GetJobRequest,
-    HashImageRequest, Image, ImportCatalogRequest, ImportReport, Job, JobKind, JobState,
-    ListImagesRequest, ListImagesResponse, ListJobsRequest, ListJobsResponse, RemoveEntryRequest,
-    RemoveEntryResponse, Source, StoreInfo,
+    Actions, AddEntryRequest, DeleteCacheRequest, DeleteCacheResponse, DescribeStoreRequest, Entry,
+    EntryError, ExportCatalogRequest, ExportCatalogResponse, FetchImageRequest,
+    FetchLatestCatalogRequest, HashImageRequest, Image, ImageChunk, ImageStat,
+    ImportCatalogRequest, ImportReport, Job, JobKind, JobState, ListImagesRequest,
+    ListImagesResponse, PushImageRequest, ReadImageRequest, RemoveEntryRequest,
+    RemoveEntryResponse, Source, StatImageRequest, StoreInfo, UploadImageChunk,
+    UploadImageResponse,
 };
+use sha2::{Digest, Sha256};
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio_stream::Stream;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
 /// sha256 of the hashed local row.
 pub(crate) const HASHED_SHA: &str =
     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
-const REMOTE_REF: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+pub(crate) const REMOTE_REF: &str =
+    "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 const ADDED_REF: &str = "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
-/// A hash job that completes.
-pub(crate) const OK_JOB: &str = "job-ok";
-/// A download job that fails.
-pub(crate) const FAILED_JOB: &str = "job-fail";
-/// A download job still running (cancellable).
-pub(crate) const RUNNING_JOB: &str = "job-run";
-const CANCELLED_JOB: &str = "job-cancel";
+/// An entry name the fake `FetchImage`/`DeleteCache` know.
+pub(crate) const REMOTE_NAME: &str = "alpine.iso";
 
 #[derive(Debug, Clone)]
 pub(crate) struct Fake {
@@ -73,44 +73,6 @@ fn images() -> Vec<Image> {
             hashing: false,
         },
     ]
-}
-
-fn job(id: &str, kind: JobKind, state: JobState) -> Job {
-    let finished = matches!(
-        state,
-        JobState::Completed | JobState::Failed | JobState::Cancelled
-    );
-    Job {
-        id: id.into(),
-        kind: kind.into(),
-        subject: "debian.img".into(),
-        state: state.into(),
-        bytes_done: if finished { 4096 } else { 1024 },
-        bytes_total: Some(4096),
-        rate_bps: 2048,
-        error: (state == JobState::Failed).then(|| "connection reset by peer".into()),
-        sha256: (state == JobState::Completed).then(|| HASHED_SHA.into()),
-        phase: "downloading".into(),
-        created_at_ms: 1_700_000_000_000,
-        started_at_ms: Some(1_700_000_000_100),
-        finished_at_ms: finished.then_some(1_700_000_001_000),
-    }
-}
-
-fn jobs() -> Vec<Job> {
-    vec![
-        job(OK_JOB, JobKind::Hash, JobState::Completed),
-        job(RUNNING_JOB, JobKind::Download, JobState::Running),
-        job(FAILED_JOB, JobKind::Download, JobState::Failed),
-        job(CANCELLED_JOB, JobKind::Flash, JobState::Cancelled),
-    ]
-}
-
-fn find_job(id: &str) -> Result<Job, Status> {
-    jobs()
-        .into_iter()
-        .find(|j| j.id == id)
-        .ok_or_else(|| Status::not_found(format!("no job {id}")))
 }
 
 fn report(source: &str) -> ImportReport {
@@ -265,82 +227,135 @@ impl CatalogService for Fake {
 
     async fn fetch_image(
         &self,
-        _: Request<bty_proto::v1::FetchImageRequest>,
-    ) -> Result<Response<bty_proto::v1::Job>, Status> {
-        Err(Status::unimplemented("fake daemon: fetch"))
+        request: Request<FetchImageRequest>,
+    ) -> Result<Response<Job>, Status> {
+        let request = request.into_inner();
+        self.recorded
+            .fetches
+            .lock()
+            .expect("lock")
+            .push(request.clone());
+        if request.id != REMOTE_NAME && request.id != REMOTE_REF {
+            return Err(Status::not_found(format!("no entry {}", request.id)));
+        }
+        let id = if request.update {
+            UPDATE_JOB
+        } else {
+            FETCH_JOB
+        };
+        queued(id).map(Response::new)
     }
 
     async fn delete_cache(
         &self,
-        _: Request<bty_proto::v1::DeleteCacheRequest>,
-    ) -> Result<Response<bty_proto::v1::DeleteCacheResponse>, Status> {
-        Err(Status::unimplemented("fake daemon: delete cache"))
+        request: Request<DeleteCacheRequest>,
+    ) -> Result<Response<DeleteCacheResponse>, Status> {
+        let id = request.into_inner().id;
+        self.recorded
+            .cache_deletes
+            .lock()
+            .expect("lock")
+            .push(id.clone());
+        let response = match id.as_str() {
+            REMOTE_NAME | REMOTE_REF => DeleteCacheResponse {
+                deleted: true,
+                reason: String::new(),
+                sha256: Some(HASHED_SHA.into()),
+                file_name: REMOTE_NAME.into(),
+            },
+            "uncached.iso" => DeleteCacheResponse {
+                deleted: false,
+                reason: "not cached".into(),
+                sha256: None,
+                file_name: "uncached.iso".into(),
+            },
+            _ => return Err(Status::not_found(format!("no entry {id}"))),
+        };
+        Ok(Response::new(response))
     }
 
     async fn push_image(
         &self,
-        _: Request<bty_proto::v1::PushImageRequest>,
-    ) -> Result<Response<bty_proto::v1::Job>, Status> {
-        Err(Status::unimplemented("fake daemon: push"))
+        request: Request<PushImageRequest>,
+    ) -> Result<Response<Job>, Status> {
+        let request = request.into_inner();
+        self.recorded
+            .pushes
+            .lock()
+            .expect("lock")
+            .push(request.clone());
+        if request.image != "debian.img" && request.image != HASHED_SHA {
+            return Err(Status::not_found(format!("no image {}", request.image)));
+        }
+        queued(PUSH_JOB).map(Response::new)
     }
 
     async fn upload_image(
         &self,
-        _: Request<tonic::Streaming<bty_proto::v1::UploadImageChunk>>,
-    ) -> Result<Response<bty_proto::v1::UploadImageResponse>, Status> {
-        Err(Status::unimplemented("fake daemon: upload"))
+        request: Request<Streaming<UploadImageChunk>>,
+    ) -> Result<Response<UploadImageResponse>, Status> {
+        let upload = receive_upload(request.into_inner()).await?;
+        let response = UploadImageResponse {
+            name: upload.header.name.clone(),
+            size_bytes: upload.bytes,
+            sha256: upload.sha256.clone(),
+        };
+        self.recorded.uploads.lock().expect("lock").push(upload);
+        Ok(Response::new(response))
+    }
+
+    async fn stat_image(
+        &self,
+        _request: Request<StatImageRequest>,
+    ) -> Result<Response<ImageStat>, Status> {
+        Err(Status::unimplemented("fake daemon: stat image"))
+    }
+
+    type ReadImageStream = Pin<Box<dyn Stream<Item = Result<ImageChunk, Status>> + Send>>;
+
+    async fn read_image(
+        &self,
+        _request: Request<ReadImageRequest>,
+    ) -> Result<Response<Self::ReadImageStream>, Status> {
+        Err(Status::unimplemented("fake daemon: read image"))
     }
 }
 
-type JobStream = Pin<Box<dyn Stream<Item = Result<Job, Status>> + Send>>;
-
-#[tonic::async_trait]
-impl JobService for Fake {
-    type WatchJobStream = JobStream;
-
-    async fn list_jobs(
-        &self,
-        request: Request<ListJobsRequest>,
-    ) -> Result<Response<ListJobsResponse>, Status> {
-        let request = request.into_inner();
-        let jobs = jobs()
-            .into_iter()
-            .filter(|j| {
-                !request.active_only || matches!(j.state(), JobState::Queued | JobState::Running)
-            })
-            .filter(|j| request.kind() == JobKind::Unspecified || j.kind() == request.kind())
-            .collect();
-        Ok(Response::new(ListJobsResponse { jobs }))
-    }
-
-    async fn get_job(&self, request: Request<GetJobRequest>) -> Result<Response<Job>, Status> {
-        find_job(&request.into_inner().id).map(Response::new)
-    }
-
-    async fn cancel_job(
-        &self,
-        request: Request<CancelJobRequest>,
-    ) -> Result<Response<Job>, Status> {
-        let job = find_job(&request.into_inner().id)?;
-        if job.state() != JobState::Running {
-            return Err(Status::failed_precondition(format!(
-                "job {} already ended",
-                job.id
-            )));
+/// Read an upload as btyd would: a header first, then only data; the bytes
+/// are hashed, not kept.
+async fn receive_upload(mut stream: Streaming<UploadImageChunk>) -> Result<Upload, Status> {
+    let header = match stream.message().await?.and_then(|c| c.part) {
+        Some(Part::Header(header)) => header,
+        _ => {
+            return Err(Status::invalid_argument(
+                "the first message must be the header",
+            ));
         }
-        let mut cancelled = job;
-        cancelled.set_state(JobState::Cancelled);
-        cancelled.error = Some("cancelled by operator".into());
-        Ok(Response::new(cancelled))
+    };
+    let mut upload = Upload {
+        header,
+        data_messages: 0,
+        largest_message: 0,
+        bytes: 0,
+        sha256: String::new(),
+    };
+    let mut hasher = Sha256::new();
+    while let Some(chunk) = stream.message().await? {
+        match chunk.part {
+            Some(Part::Data(data)) => {
+                upload.data_messages += 1;
+                upload.largest_message = upload.largest_message.max(data.len());
+                upload.bytes += data.len() as u64;
+                hasher.update(&data);
+            }
+            _ => return Err(Status::invalid_argument("a second header")),
+        }
     }
+    upload.sha256 = hex(&hasher.finalize());
+    Ok(upload)
+}
 
-    async fn watch_job(
-        &self,
-        request: Request<GetJobRequest>,
-    ) -> Result<Response<JobStream>, Status> {
-        let last = find_job(&request.into_inner().id)?;
-        // A running snapshot first, so the progress path runs before the end.
-        let snapshots = vec![Ok(job(&last.id, last.kind(), JobState::Running)), Ok(last)];
-        Ok(Response::new(Box::pin(tokio_stream::iter(snapshots))))
-    }
+/// Lowercase hex of a digest.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

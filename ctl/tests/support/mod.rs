@@ -5,10 +5,15 @@
 #![allow(dead_code)]
 
 pub(crate) mod fake;
+pub(crate) mod fake_flash;
+pub(crate) mod fake_jobs;
 
-use bty_proto::v1::ImportCatalogRequest;
 use bty_proto::v1::catalog_service_server::CatalogServiceServer;
+use bty_proto::v1::flash_service_server::FlashServiceServer;
 use bty_proto::v1::job_service_server::JobServiceServer;
+use bty_proto::v1::{
+    FetchImageRequest, FlashRequest, ImportCatalogRequest, PushImageRequest, UploadHeader,
+};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tempfile::TempDir;
@@ -22,6 +27,33 @@ pub(crate) struct Recorded {
     pub(crate) imports: Mutex<Vec<ImportCatalogRequest>>,
     /// Every `ListImages` query, in order.
     pub(crate) queries: Mutex<Vec<String>>,
+    /// Every `FetchImage` request, in order.
+    pub(crate) fetches: Mutex<Vec<FetchImageRequest>>,
+    /// Every `DeleteCache` id, in order.
+    pub(crate) cache_deletes: Mutex<Vec<String>>,
+    /// Every `PushImage` request, in order.
+    pub(crate) pushes: Mutex<Vec<PushImageRequest>>,
+    /// Every completed `UploadImage` stream, in order.
+    pub(crate) uploads: Mutex<Vec<Upload>>,
+    /// How many times `ListDisks` was called.
+    pub(crate) disk_listings: Mutex<usize>,
+    /// Every `Flash` request, in order.
+    pub(crate) flashes: Mutex<Vec<FlashRequest>>,
+}
+
+/// What the fake received in one upload stream.
+#[derive(Debug)]
+pub(crate) struct Upload {
+    /// The first message (the fake rejects streams that start otherwise).
+    pub(crate) header: UploadHeader,
+    /// How many data messages followed.
+    pub(crate) data_messages: usize,
+    /// The largest data message, in bytes.
+    pub(crate) largest_message: usize,
+    /// Data bytes received.
+    pub(crate) bytes: u64,
+    /// sha256 (hex) of the data bytes.
+    pub(crate) sha256: String,
 }
 
 /// A fake daemon serving on `socket` until dropped.
@@ -48,7 +80,8 @@ impl FakeDaemon {
         tokio::spawn(async move {
             tonic::transport::Server::builder()
                 .add_service(CatalogServiceServer::new(fake.clone()))
-                .add_service(JobServiceServer::new(fake))
+                .add_service(JobServiceServer::new(fake.clone()))
+                .add_service(FlashServiceServer::new(fake))
                 .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async {
                     let _ = stopped.await;
                 })

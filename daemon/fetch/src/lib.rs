@@ -1,1 +1,30 @@
-//! bty-fetch: being written.
+//! bty-fetch: resumable, verified HTTP(S) downloads into a file (SPEC §4),
+//! plus small capped document fetches and HEAD probes.
+//!
+//! [`fetch`] streams a body into a `.partial` file while hashing it, retries
+//! transient failures with backoff, resumes with `Range` + `If-Range`
+//! (also across daemon restarts, via a JSON checkpoint), checks length and
+//! sha256, and only then renames the file into place. [`http_client`] builds
+//! the one `reqwest::Client` everything shares.
+
+#![warn(missing_docs)]
+
+mod attempt;
+mod checkpoint;
+mod client;
+mod document;
+mod error;
+mod fetch;
+mod probe;
+mod request;
+mod retry;
+mod sink;
+
+pub use checkpoint::Checkpoint;
+pub use client::{ClientOptions, USER_AGENT, http_client};
+pub use document::{Document, fetch_bytes, fetch_document};
+pub use error::FetchError;
+pub use fetch::{discard, fetch};
+pub use probe::{RemoteMeta, Unchanged, probe, unchanged};
+pub use request::{FetchRequest, Fetched, Progress};
+pub use retry::FetchOptions;

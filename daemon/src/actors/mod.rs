@@ -5,6 +5,7 @@
 
 pub mod catalog;
 pub mod downloader;
+pub mod flasher;
 pub mod hasher;
 pub mod slot;
 pub mod supervisor;

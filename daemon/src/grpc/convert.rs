@@ -150,3 +150,40 @@ pub(crate) fn resync(missed: u64) -> v1::Event {
         body: Some(v1::event::Body::Resync(v1::Resync { missed })),
     }
 }
+
+/// A disk with its verdict.
+pub(crate) fn disk(disk: bty_disks::Disk) -> v1::Disk {
+    let refusals: Vec<String> = match &disk.verdict {
+        bty_disks::Verdict::Writable => Vec::new(),
+        bty_disks::Verdict::Refused(r) => r.iter().map(ToString::to_string).collect(),
+    };
+    v1::Disk {
+        path: disk.path.display().to_string(),
+        name: disk.name,
+        size_bytes: disk.size_bytes,
+        model: disk.model,
+        vendor: disk.vendor,
+        serial: disk.serial,
+        transport: disk.transport,
+        removable: disk.removable,
+        read_only: disk.read_only,
+        rotational: disk.rotational,
+        logical_block_size: disk.logical_block_size,
+        physical_block_size: disk.physical_block_size,
+        partitions: disk
+            .partitions
+            .into_iter()
+            .map(|p| v1::Partition {
+                path: p.path.display().to_string(),
+                size_bytes: p.size_bytes,
+                mounts: p.mounts,
+            })
+            .collect(),
+        mounts: disk.mounts,
+        holders: disk.holders,
+        swap: disk.swap,
+        system_disk: disk.system_disk,
+        writable: refusals.is_empty(),
+        refusals,
+    }
+}

@@ -2,6 +2,7 @@
 
 use super::convert;
 use crate::actors::downloader::DownloaderHandle;
+use crate::actors::flasher::FlasherHandle;
 use crate::actors::hasher::HasherHandle;
 use crate::events::{EventBody, EventBus};
 use crate::jobs::{JobKind, JobSnapshot};
@@ -17,6 +18,7 @@ use tonic::{Request, Response, Status};
 pub struct JobApi {
     pub(crate) hasher: HasherHandle,
     pub(crate) downloader: DownloaderHandle,
+    pub(crate) flasher: FlasherHandle,
     pub(crate) events: EventBus,
 }
 
@@ -35,6 +37,9 @@ impl JobApi {
                     .filter(|j| kind.is_none_or(|k| k == j.kind)),
             );
         }
+        if kind.is_none_or(|k| k == JobKind::Flash) {
+            jobs.extend(self.flasher.list().await?);
+        }
         jobs.sort_by(|a, b| b.created_at_ms.cmp(&a.created_at_ms).then(b.id.cmp(&a.id)));
         Ok(jobs)
     }
@@ -43,7 +48,8 @@ impl JobApi {
         let found = match JobKind::of_id(id) {
             Some(JobKind::Hash) => self.hasher.get(id).await?,
             Some(JobKind::Download | JobKind::Push) => self.downloader.get(id).await?,
-            _ => None,
+            Some(JobKind::Flash) => self.flasher.get(id).await?,
+            None => None,
         };
         found.ok_or_else(|| Status::not_found(format!("no job with id {id:?}")))
     }
@@ -85,7 +91,8 @@ impl JobService for JobApi {
         let job = match JobKind::of_id(&id) {
             Some(JobKind::Hash) => self.hasher.cancel(&id).await?,
             Some(JobKind::Download | JobKind::Push) => self.downloader.cancel(&id).await?,
-            _ => return Err(Status::not_found(format!("no job with id {id:?}"))),
+            Some(JobKind::Flash) => self.flasher.cancel(&id).await?,
+            None => return Err(Status::not_found(format!("no job with id {id:?}"))),
         };
         Ok(Response::new(convert::job(job)))
     }

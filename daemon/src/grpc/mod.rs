@@ -4,16 +4,18 @@
 mod catalog;
 mod convert;
 mod events;
+mod flash;
 mod jobs;
 mod status;
 
 pub use catalog::CatalogApi;
 pub use events::EventApi;
+pub use flash::FlashApi;
 pub use jobs::JobApi;
 
 use bty_proto::v1::{
     catalog_service_server::CatalogServiceServer, event_service_server::EventServiceServer,
-    job_service_server::JobServiceServer,
+    flash_service_server::FlashServiceServer, job_service_server::JobServiceServer,
 };
 use std::future::Future;
 use thiserror::Error;
@@ -40,6 +42,8 @@ pub struct Services {
     pub jobs: JobApi,
     /// EventService.
     pub events: EventApi,
+    /// FlashService.
+    pub flash: FlashApi,
 }
 
 /// Serve on a Unix listener until `shutdown` resolves.
@@ -75,6 +79,7 @@ async fn router(services: Services) -> Result<tonic::transport::server::Router, 
         .await;
     reporter.set_serving::<JobServiceServer<JobApi>>().await;
     reporter.set_serving::<EventServiceServer<EventApi>>().await;
+    reporter.set_serving::<FlashServiceServer<FlashApi>>().await;
     // Both reflection versions: grpcurl speaks v1, many clients (Python's
     // grpcio-reflection among them) still ask v1alpha.
     let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -91,5 +96,6 @@ async fn router(services: Services) -> Result<tonic::transport::server::Router, 
         .add_service(reflection_v1alpha)
         .add_service(CatalogServiceServer::new(services.catalog))
         .add_service(JobServiceServer::new(services.jobs))
-        .add_service(EventServiceServer::new(services.events)))
+        .add_service(EventServiceServer::new(services.events))
+        .add_service(FlashServiceServer::new(services.flash)))
 }

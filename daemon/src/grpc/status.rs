@@ -2,6 +2,7 @@
 
 use crate::actors::catalog::CatalogError;
 use crate::actors::downloader::DownloaderError;
+use crate::actors::flasher::FlasherError;
 use crate::actors::hasher::HasherError;
 use tonic::Status;
 
@@ -47,6 +48,19 @@ impl From<DownloaderError> for Status {
                 Status::internal(msg)
             }
             DownloaderError::Unavailable(_) => Status::unavailable(msg),
+        }
+    }
+}
+
+impl From<FlasherError> for Status {
+    fn from(e: FlasherError) -> Self {
+        let msg = e.to_string();
+        match e {
+            FlasherError::Invalid(_) => Status::invalid_argument(msg),
+            FlasherError::Refused(_) => Status::failed_precondition(msg),
+            FlasherError::NoSuchJob(_) => Status::not_found(msg),
+            FlasherError::Disks(_) => Status::internal(msg),
+            FlasherError::Unavailable(_) => Status::unavailable(msg),
         }
     }
 }

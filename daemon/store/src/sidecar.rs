@@ -65,8 +65,7 @@ pub fn read_sidecar(file: &Path) -> Sidecar {
     }
 }
 
-/// The first whitespace-separated token of the sidecar, lowercased, when it
-/// is a sha256. A `\` prefix (sha256sum's escaped-name marker) is allowed.
+/// The sha256 in a sidecar's text, read by [`read_sidecar`] from disk.
 fn read_hex(path: &Path) -> Option<String> {
     let mut text = String::new();
     File::open(path)
@@ -74,6 +73,13 @@ fn read_hex(path: &Path) -> Option<String> {
         .take(MAX_SIDECAR_LEN)
         .read_to_string(&mut text)
         .ok()?;
+    parse_sidecar(&text)
+}
+
+/// The sha256 a sidecar's text holds: its first whitespace-separated token,
+/// lowercased, when that is 64 hex digits. A `\` prefix (sha256sum's
+/// escaped-name marker) is allowed. Pure, so fuzz targets can call it.
+pub fn parse_sidecar(text: &str) -> Option<String> {
     let token = text.split_whitespace().next()?;
     let token = token
         .strip_prefix('\\')

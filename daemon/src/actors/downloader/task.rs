@@ -16,6 +16,18 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
+/// An error and its causes on one line ("gave up on …: connection reset").
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// How often a task reports progress.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
@@ -105,7 +117,7 @@ async fn download(ctx: &TaskContext, spec: &DownloadSpec) -> JobOutcome {
             // and resume from the partial (bounded, so a real 401 fails).
             Err(e) if e.status() == Some(reqwest::StatusCode::UNAUTHORIZED) && refreshes < 3 => {
                 let Some(reference) = source.oras.as_ref() else {
-                    return JobOutcome::Failed(e.to_string());
+                    return JobOutcome::Failed(chain(&e));
                 };
                 refreshes += 1;
                 match ctx.oci.blob_request(reference, &source.digest).await {
@@ -116,7 +128,10 @@ async fn download(ctx: &TaskContext, spec: &DownloadSpec) -> JobOutcome {
                     Err(e) => return JobOutcome::Failed(e.to_string()),
                 }
             }
-            Err(e) => return JobOutcome::Failed(e.to_string()),
+            Err(e) => {
+                bty_fetch::discard(&request).await;
+                return JobOutcome::Failed(chain(&e));
+            }
         }
     };
     if let Err(e) = swap_in(&staged, &dest, &fetched.sha256) {
@@ -171,7 +186,9 @@ async fn source_for(ctx: &TaskContext, spec: &DownloadSpec) -> Result<Option<Sou
                 url: spec.src.clone(),
                 headers: HeaderMap::new(),
                 expected_sha256: spec.pinned_sha256.clone(),
-                expected_size: spec.size_bytes,
+                // A catalog's size_bytes is informational; the server's
+                // Content-Length is what the fetch checks.
+                expected_size: None,
                 oras: None,
                 digest: String::new(),
             }))

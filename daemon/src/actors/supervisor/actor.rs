@@ -3,6 +3,7 @@
 use super::budget::RestartBudget;
 use crate::actors::catalog::{CatalogActor, CatalogArgs, CatalogHandle};
 use crate::actors::downloader::{DownloaderActor, DownloaderArgs};
+use crate::actors::flasher::{FlasherActor, FlasherArgs};
 use crate::actors::hasher::{HasherActor, HasherArgs};
 use ractor::{
     Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
@@ -21,6 +22,8 @@ pub struct SupervisorArgs {
     /// Downloader arguments (its handle is `downloader.me`); `None` runs
     /// without one (tests of the catalog and hasher alone).
     pub downloader: Option<DownloaderArgs>,
+    /// Flasher arguments (its handle is `flasher.me`); `None` runs without.
+    pub flasher: Option<FlasherArgs>,
     /// Restart budget.
     pub budget: RestartBudget,
 }
@@ -43,6 +46,7 @@ enum Child {
     Hasher,
     Catalog,
     Downloader,
+    Flasher,
 }
 
 /// The supervisor's state.
@@ -76,6 +80,9 @@ impl Actor for Supervisor {
         if state.args.downloader.is_some() {
             state.spawn(Child::Downloader, &myself).await?;
         }
+        if state.args.flasher.is_some() {
+            state.spawn(Child::Flasher, &myself).await?;
+        }
         Ok(state)
     }
 
@@ -101,6 +108,9 @@ impl Actor for Supervisor {
                 state.args.catalog_handle.slot().clear();
                 if let Some(downloader) = &state.args.downloader {
                     downloader.me.slot().clear();
+                }
+                if let Some(flasher) = &state.args.flasher {
+                    flasher.me.slot().clear();
                 }
                 myself.stop(None);
                 let _ = reply.send(());
@@ -186,6 +196,15 @@ impl SupervisorState {
                 };
                 let (actor, _) =
                     Actor::spawn_linked(None, DownloaderActor, args.clone(), myself.get_cell()).await?;
+                args.me.slot().set(actor.clone());
+                actor.get_cell()
+            }
+            Child::Flasher => {
+                let Some(args) = self.args.flasher.clone() else {
+                    return Ok(());
+                };
+                let (actor, _) =
+                    Actor::spawn_linked(None, FlasherActor, args.clone(), myself.get_cell()).await?;
                 args.me.slot().set(actor.clone());
                 actor.get_cell()
             }

@@ -1,0 +1,101 @@
+//! `flash IMAGE TARGET [--no-verify]`: flash an image file (any supported
+//! format, sniffed by content) to a block device or regular file, the way the
+//! daemon's flasher does; used by `scripts/bench-flash`.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use bty_flash::{
+    FlashOptions, HashingReader, TargetKind, TargetSpec, flash, flash_qcow2, open_decoder,
+    virtual_size,
+};
+use bty_store::format::{Container, sniff_file};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let verify = !args.iter().any(|a| a == "--no-verify");
+    let paths: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
+    let [image, target] = paths[..] else {
+        eprintln!("usage: flash IMAGE TARGET [--no-verify]");
+        return ExitCode::from(2);
+    };
+    let (image, target) = (PathBuf::from(image), PathBuf::from(target));
+    let kind = match std::fs::metadata(&target) {
+        Ok(m) if std::os::unix::fs::FileTypeExt::is_block_device(&m.file_type()) => {
+            TargetKind::BlockDevice
+        }
+        _ => TargetKind::RegularFile,
+    };
+    let targets = vec![TargetSpec {
+        path: target,
+        kind,
+        size_bytes: None,
+    }];
+    let container = match sniff_file(&image) {
+        Ok(c) => c.unwrap_or(Container::Raw),
+        Err(e) => {
+            eprintln!("flash: {}: {e}", image.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut opts = FlashOptions {
+        verify,
+        image_size: virtual_size(&image).ok().flatten(),
+        ..FlashOptions::default()
+    };
+    let cancel = AtomicBool::new(false);
+    let start = Instant::now();
+    let report = if container == Container::Qcow2 {
+        flash_qcow2(&image, targets, &opts, &|_| {}, &cancel)
+    } else {
+        let file = match File::open(&image) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("flash: {}: {e}", image.display());
+                return ExitCode::FAILURE;
+            }
+        };
+        let hashing = HashingReader::new(file);
+        opts.source_meter = Some(hashing.tally());
+        let source = match open_decoder(BufReader::with_capacity(1 << 20, hashing), container) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("flash: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        flash(source, targets, &opts, &|_| {}, &cancel)
+    };
+    let mut ok = true;
+    for t in &report.targets {
+        match &t.result {
+            Ok(done) => eprintln!(
+                "flash: {} <- {} bytes in {:.2}s, verified {:?}, sha256 {}",
+                t.path.display(),
+                done.written,
+                start.elapsed().as_secs_f64(),
+                done.verified,
+                report.image_sha256
+            ),
+            Err(e) => {
+                ok = false;
+                let mut msg = e.to_string();
+                let mut src = std::error::Error::source(e);
+                while let Some(s) = src {
+                    msg.push_str(&format!(": {s}"));
+                    src = s.source();
+                }
+                eprintln!("flash: {}: {msg}", t.path.display());
+            }
+        }
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

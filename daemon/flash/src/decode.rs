@@ -1,0 +1,268 @@
+//! Decoders by container (magic bytes, not names), and the classification of
+//! read errors into decode / source / digest failures.
+
+use std::io::{self, BufRead, Read};
+
+use liblzma::bufread::XzDecoder;
+use liblzma::stream::MtStreamBuilder;
+
+use bty_store::format::{Container, FormatError, detect};
+
+use crate::FlashError;
+use crate::hashing::{DigestMismatch, SourceReadError};
+
+/// A reader of the raw disk bytes inside `reader`, which holds `container`.
+///
+/// Every decoder reads its input to the end (concatenated zstd frames, xz
+/// streams, gzip members and bzip2 streams all decode), so a
+/// [`crate::HashingReader`] below it sees the whole source. Decoder errors
+/// surface from the returned reader marked so that the pipeline reports them
+/// as [`FlashError::Decode`].
+pub fn open_decoder(
+    reader: impl BufRead + Send + 'static,
+    container: Container,
+) -> Result<Box<dyn Read + Send>, FlashError> {
+    let format = container_name(container);
+    let decoded: Box<dyn Read + Send> = match container {
+        Container::Raw => return Ok(Box::new(reader)),
+        Container::Qcow2 => return Err(FlashError::NeedsQemuImg),
+        Container::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(reader).map_err(
+            |e| FlashError::DecoderInit {
+                format,
+                source: FlashError::arc(e),
+            },
+        )?),
+        Container::Xz => Box::new(XzStreams::new(reader)?),
+        Container::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(reader)),
+        Container::Bzip2 => Box::new(bzip2::bufread::MultiBzDecoder::new(reader)),
+    };
+    Ok(Box::new(DecodeReader {
+        inner: decoded,
+        format,
+        produced: 0,
+    }))
+}
+
+/// The container of an image from its name (file name or URL path segment)
+/// and first bytes ([`bty_store::format::SNIFF_LEN`]; empty when not yet
+/// known), trusting the bytes over the name. Tarballs and unknown formats
+/// are refused with [`FlashError::Tarball`] / [`FlashError::Unsupported`]
+/// (whose message lists the supported formats).
+pub fn detect_container(name: &str, header: &[u8]) -> Result<Container, FlashError> {
+    match detect(name, header) {
+        Ok(format) => Ok(format.container()),
+        Err(FormatError::Tarball { .. }) => Err(FlashError::Tarball),
+        Err(FormatError::Unrecognised { .. }) => Err(FlashError::Unsupported),
+        Err(e @ FormatError::Mismatch { .. }) => Err(FlashError::Format(e)),
+    }
+}
+
+/// The short name of a container for messages (`zstd`, `xz`…).
+pub fn container_name(container: Container) -> &'static str {
+    match container {
+        Container::Raw => "raw",
+        Container::Zstd => "zstd",
+        Container::Xz => "xz",
+        Container::Gzip => "gzip",
+        Container::Bzip2 => "bzip2",
+        Container::Qcow2 => "qcow2",
+    }
+}
+
+/// Marks decoder errors (as opposed to source errors passing through).
+struct DecodeReader {
+    inner: Box<dyn Read + Send>,
+    format: &'static str,
+    produced: u64,
+}
+
+impl Read for DecodeReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.inner.read(buf) {
+            Ok(n) => {
+                self.produced += n as u64;
+                Ok(n)
+            }
+            Err(e) if is_marked(&e) => Err(e),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(e),
+            Err(e) => Err(io::Error::new(
+                e.kind(),
+                DecodeFailure {
+                    format: self.format,
+                    source: e,
+                },
+            )),
+        }
+    }
+}
+
+fn is_marked(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|i| {
+        i.is::<SourceReadError>() || i.is::<DigestMismatch>() || i.is::<DecodeFailure>()
+    })
+}
+
+/// io-error payload: the decoder rejected its input.
+#[derive(Debug, thiserror::Error)]
+#[error("{format} decoding failed")]
+struct DecodeFailure {
+    format: &'static str,
+    #[source]
+    source: io::Error,
+}
+
+/// Turn a read error of the decoded stream (after `at` decoded bytes) into
+/// the matching [`FlashError`].
+pub(crate) fn classify(err: io::Error, at: u64) -> FlashError {
+    let kind = err.kind();
+    let Some(inner) = err.get_ref() else {
+        return FlashError::Read {
+            at,
+            source: FlashError::arc(err),
+        };
+    };
+    if !(inner.is::<DecodeFailure>()
+        || inner.is::<DigestMismatch>()
+        || inner.is::<SourceReadError>())
+    {
+        return FlashError::Read {
+            at,
+            source: FlashError::arc(err),
+        };
+    }
+    // Checked above: one of our payloads, so `into_inner` is `Some`.
+    let Some(payload) = err.into_inner() else {
+        return FlashError::Read {
+            at,
+            source: FlashError::arc(io::Error::from(kind)),
+        };
+    };
+    let payload = match payload.downcast::<DecodeFailure>() {
+        Ok(d) => {
+            return FlashError::Decode {
+                format: d.format,
+                at,
+                source: FlashError::arc(d.source),
+            };
+        }
+        Err(p) => p,
+    };
+    let payload = match payload.downcast::<DigestMismatch>() {
+        Ok(d) => {
+            return FlashError::SourceDigestMismatch {
+                expected: d.expected,
+                actual: d.actual,
+            };
+        }
+        Err(p) => p,
+    };
+    match payload.downcast::<SourceReadError>() {
+        Ok(s) => FlashError::Read {
+            at,
+            source: FlashError::arc(s.0),
+        },
+        Err(p) => FlashError::Read {
+            at,
+            source: FlashError::arc(io::Error::new(kind, p)),
+        },
+    }
+}
+
+/// Multithreaded xz decoding of every concatenated stream in the input.
+///
+/// liblzma's multithreaded decoder cannot be given `LZMA_CONCATENATED`
+/// (the builder has no flags setter), so each stream gets its own decoder:
+/// after a stream ends, stream padding (NUL bytes) is skipped and a new
+/// decoder starts if more input follows.
+struct XzStreams<R: BufRead> {
+    decoder: Option<XzDecoder<R>>,
+}
+
+impl<R: BufRead> XzStreams<R> {
+    fn new(reader: R) -> Result<Self, FlashError> {
+        Ok(Self {
+            decoder: Some(XzDecoder::new_stream(reader, mt_stream()?)),
+        })
+    }
+}
+
+fn mt_stream() -> Result<liblzma::stream::Stream, FlashError> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    MtStreamBuilder::new()
+        .threads(u32::try_from(threads).unwrap_or(1))
+        .memlimit_threading(u64::MAX)
+        // Defaults to 0, which makes every stream fail with MemLimit.
+        .memlimit_stop(u64::MAX)
+        .decoder()
+        .map_err(|e| FlashError::DecoderInit {
+            format: "xz",
+            source: FlashError::arc(e.into()),
+        })
+}
+
+impl<R: BufRead> Read for XzStreams<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            let Some(decoder) = self.decoder.as_mut() else {
+                return Ok(0);
+            };
+            let n = decoder.read(buf)?;
+            if n > 0 {
+                return Ok(n);
+            }
+            // End of one stream: more streams may follow after padding.
+            let Some(done) = self.decoder.take() else {
+                return Ok(0);
+            };
+            let mut input = done.into_inner();
+            if !skip_stream_padding(&mut input)? {
+                return Ok(0);
+            }
+            let stream = mt_stream().map_err(io::Error::other)?;
+            self.decoder = Some(XzDecoder::new_stream(input, stream));
+        }
+    }
+}
+
+/// Skip NUL bytes; whether input remains afterwards.
+fn skip_stream_padding(input: &mut impl BufRead) -> io::Result<bool> {
+    loop {
+        let buf = input.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(false);
+        }
+        let zeros = buf.iter().take_while(|&&b| b == 0).count();
+        let more = zeros < buf.len();
+        input.consume(zeros);
+        if more {
+            return Ok(true);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detection_refuses_tarballs_and_unknown_formats() {
+        let zstd = [0x28, 0xB5, 0x2F, 0xFD, 0, 0];
+        assert_eq!(detect_container("x.img", &zstd).unwrap(), Container::Zstd);
+        assert_eq!(detect_container("x.img", &[0; 512]).unwrap(), Container::Raw);
+        assert!(matches!(detect_container("x.tar.gz", &[0x1F, 0x8B, 8]), Err(FlashError::Tarball)));
+        let err = detect_container("x.vmdk", &[1, 2, 3]).unwrap_err();
+        assert!(matches!(err, FlashError::Unsupported));
+        assert!(err.to_string().contains(".img.zst"), "{err}");
+        assert!(FlashError::Tarball.to_string().contains("extract"));
+        assert!(matches!(detect_container("x.img.xz", &[0; 16]), Err(FlashError::Format(_))));
+    }
+
+    #[test]
+    fn qcow2_is_not_streamed() {
+        let r = std::io::Cursor::new(Vec::new());
+        assert!(matches!(open_decoder(r, Container::Qcow2), Err(FlashError::NeedsQemuImg)));
+    }
+}

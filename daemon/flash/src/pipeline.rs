@@ -1,0 +1,254 @@
+//! The coordinator of a streaming flash: starts the reader and one writer
+//! per target, relays cancel, reports progress, and collects the outcome.
+
+use std::io::Read;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel, sync_channel};
+use std::sync::{Arc, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::progress::{TargetStats, snapshot};
+use crate::reader::{Msg, ReaderShared, run_reader};
+use crate::target::open_target;
+use crate::verify::read_back_sha256;
+use crate::writer::BlockWriter;
+use crate::{
+    FlashError, FlashOptions, FlashReport, Phase, Progress, TargetDone, TargetOutcome, TargetSpec,
+};
+
+/// How often cancel is polled and queues are re-checked.
+pub(crate) const POLL: Duration = Duration::from_millis(100);
+/// Minimum time between two progress reports.
+pub(crate) const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+/// Chunks queued per writer: one being written, two waiting (decoding
+/// overlaps writing without letting a slow target buffer the whole image).
+const QUEUE: usize = 2;
+
+/// Why a writer stopped short.
+enum WriterStop {
+    /// Its own failure (or cancel).
+    Failed(FlashError),
+    /// The reader stopped sending; the reader's outcome says why.
+    SourceEnded,
+}
+
+/// Write the decoded image from `source` to every target at once.
+///
+/// `source` yields raw disk bytes (see [`crate::open_decoder`]); it is read
+/// once, whatever the number of targets. A target that fails drops out and
+/// the others go on. `observer` gets progress at most about four times a
+/// second; `cancel` is polled every 100 ms, and a cancelled flash returns
+/// within about a second (writers stop at the next chunk; a source blocked
+/// in `read` is abandoned to its thread). No target whose result is an error
+/// had its first region written.
+pub fn flash(
+    source: Box<dyn Read + Send>,
+    targets: Vec<TargetSpec>,
+    opts: &FlashOptions,
+    observer: &(dyn Fn(Progress) + Sync),
+    cancel: &AtomicBool,
+) -> FlashReport {
+    let stop = Arc::new(AtomicBool::new(false));
+    let shared = Arc::new(ReaderShared::default());
+    let stats: Vec<TargetStats> = targets.iter().map(|_| TargetStats::default()).collect();
+    let (senders, receivers): (Vec<_>, Vec<_>) =
+        targets.iter().map(|_| sync_channel::<Msg>(QUEUE)).unzip();
+
+    let reader = {
+        let (stop, shared) = (Arc::clone(&stop), Arc::clone(&shared));
+        let buffer_size = opts.buffer_size;
+        thread::Builder::new()
+            .name("bty-flash-read".into())
+            .spawn(move || run_reader(source, senders, buffer_size, stop, shared))
+    };
+    if let Err(e) = reader {
+        let err = FlashError::Read {
+            at: 0,
+            source: FlashError::arc(e),
+        };
+        return failed_report(&targets, &err);
+    }
+
+    let mut results: Vec<Option<Result<TargetDone, WriterStop>>> =
+        targets.iter().map(|_| None).collect();
+    thread::scope(|s| {
+        let (done_tx, done_rx) = channel();
+        for (i, rx) in receivers.into_iter().enumerate() {
+            let (spec, st, stop, done_tx) = (&targets[i], &stats[i], &*stop, done_tx.clone());
+            s.spawn(move || {
+                let result = run_writer(spec, rx, opts, stop, st);
+                st.failed.store(result.is_err(), Ordering::Relaxed);
+                st.set_phase(Phase::Done);
+                let _ = done_tx.send((i, result));
+            });
+        }
+        drop(done_tx);
+        let mut last_report: Option<Instant> = None;
+        let mut remaining = targets.len();
+        while remaining > 0 {
+            if cancel.load(Ordering::Relaxed) {
+                stop.store(true, Ordering::Relaxed);
+            }
+            match done_rx.recv_timeout(POLL) {
+                Ok((i, result)) => {
+                    results[i] = Some(result);
+                    remaining -= 1;
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            if last_report.is_none_or(|t| t.elapsed() >= PROGRESS_EVERY) {
+                observer(source_progress(&targets, &stats, &shared, opts));
+                last_report = Some(Instant::now());
+            }
+        }
+    });
+    // Every writer is gone; a reader still running (all targets failed, or a
+    // source blocked in read) stops at its next chunk.
+    stop.store(true, Ordering::Relaxed);
+    observer(source_progress(&targets, &stats, &shared, opts));
+
+    let outcome = shared
+        .outcome
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take();
+    let (image_sha256, bytes, source_error) = match outcome {
+        Some(o) => (o.sha256, o.bytes, o.error),
+        None => (String::new(), shared.decoded.load(Ordering::Relaxed), None),
+    };
+    let cancelled = cancel.load(Ordering::Relaxed);
+    let outcomes = targets
+        .iter()
+        .zip(results)
+        .zip(&stats)
+        .map(|((spec, result), st)| {
+            let result = match result {
+                Some(Ok(done)) => Ok(done),
+                Some(Err(WriterStop::Failed(e))) => Err(e),
+                _ if cancelled => Err(FlashError::Cancelled),
+                _ => Err(source_error.clone().unwrap_or(FlashError::NoTargets)),
+            };
+            TargetOutcome {
+                path: spec.path.clone(),
+                written: st.written.load(Ordering::Relaxed),
+                result,
+            }
+        })
+        .collect();
+    FlashReport {
+        image_sha256,
+        bytes,
+        decode_passes: 1,
+        targets: outcomes,
+    }
+}
+
+fn failed_report(targets: &[TargetSpec], err: &FlashError) -> FlashReport {
+    FlashReport {
+        image_sha256: String::new(),
+        bytes: 0,
+        decode_passes: 1,
+        targets: targets
+            .iter()
+            .map(|t| TargetOutcome {
+                path: t.path.clone(),
+                written: 0,
+                result: Err(err.clone()),
+            })
+            .collect(),
+    }
+}
+
+/// One target: write every chunk, then (only when the image is complete and
+/// nobody cancelled) sync, write the first region, sync, re-read the
+/// partition table, and verify.
+fn run_writer(
+    spec: &TargetSpec,
+    rx: Receiver<Msg>,
+    opts: &FlashOptions,
+    stop: &AtomicBool,
+    stats: &TargetStats,
+) -> Result<TargetDone, WriterStop> {
+    let (sink, capacity) = open_target(spec, opts).map_err(WriterStop::Failed)?;
+    if let (Some(needed), Some(capacity)) = (opts.image_size, capacity)
+        && needed > capacity
+    {
+        return Err(WriterStop::Failed(FlashError::TargetTooSmall {
+            path: spec.path.clone(),
+            needed,
+            capacity,
+        }));
+    }
+    let mut writer = BlockWriter::new(
+        spec.path.clone(),
+        sink,
+        opts.first_region,
+        opts.zero_skip,
+        capacity,
+    );
+    let cancelled = || stop.load(Ordering::Relaxed);
+    let (total, sha256) = loop {
+        if cancelled() {
+            return Err(WriterStop::Failed(FlashError::Cancelled));
+        }
+        match rx.recv_timeout(POLL) {
+            Ok(Msg::Data(chunk)) => {
+                writer
+                    .push(chunk.offset, chunk.bytes())
+                    .map_err(WriterStop::Failed)?;
+                stats.written.store(writer.accepted(), Ordering::Relaxed);
+            }
+            Ok(Msg::End { total, sha256 }) => break (total, sha256),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return Err(WriterStop::SourceEnded),
+        }
+    };
+    drop(rx);
+    stats.set_phase(Phase::Syncing);
+    if cancelled() {
+        return Err(WriterStop::Failed(FlashError::Cancelled));
+    }
+    let sink = writer.finish(total).map_err(WriterStop::Failed)?;
+    sink.reread_partitions();
+    drop(sink);
+    if !opts.verify {
+        return Ok(TargetDone {
+            written: total,
+            verified: None,
+        });
+    }
+    stats.set_phase(Phase::Verifying);
+    let actual = read_back_sha256(
+        &spec.path,
+        total,
+        opts.direct_io,
+        opts.buffer_size,
+        stop,
+        &stats.verified,
+    )
+    .map_err(WriterStop::Failed)?;
+    if actual != sha256 {
+        return Err(WriterStop::Failed(FlashError::VerifyMismatch {
+            path: spec.path.clone(),
+            expected: sha256,
+            actual,
+        }));
+    }
+    Ok(TargetDone {
+        written: total,
+        verified: Some(true),
+    })
+}
+
+fn source_progress(
+    targets: &[TargetSpec],
+    stats: &[TargetStats],
+    shared: &ReaderShared,
+    opts: &FlashOptions,
+) -> Progress {
+    let decoded = shared.decoded.load(Ordering::Relaxed);
+    let source_bytes = opts.source_meter.as_ref().map_or(decoded, |m| m.bytes());
+    snapshot(targets, stats, source_bytes, opts.image_size)
+}

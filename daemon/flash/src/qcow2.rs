@@ -1,0 +1,354 @@
+//! qcow2 targets through `qemu-img` (a qcow2 cannot be streamed): the image
+//! beyond the first region is converted first, the first region last, both
+//! through raw "views" (`driver=raw,offset=…,size=…`), so the first-MiB-last
+//! guarantee of [`crate::flash`] holds here too. Verify is
+//! `qemu-img compare` over exactly the virtual size.
+
+use std::fs::OpenOptions;
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{RecvTimeoutError, channel};
+use std::thread;
+use std::time::Instant;
+
+use rustix::fs::OFlags;
+
+use crate::aligned::round_up;
+use crate::pipeline::{POLL, PROGRESS_EVERY};
+use crate::progress::{TargetStats, snapshot};
+use crate::qemu_img::run;
+use crate::target::open_maybe_direct;
+use crate::{
+    FlashError, FlashOptions, FlashReport, Phase, Progress, TargetDone, TargetKind, TargetOutcome,
+    TargetSpec, ioctl, virtual_size,
+};
+
+/// Flash a qcow2 image to every target (one `qemu-img` per target, in
+/// parallel). Same contract as [`crate::flash`]: per-target outcomes, first
+/// region written last, cancel within about a second (SIGTERM, then SIGKILL).
+/// `image_sha256` stays empty: qemu-img decodes, not this crate; verify uses
+/// `qemu-img compare` instead of a digest.
+pub fn flash_qcow2(
+    image: &Path,
+    targets: Vec<TargetSpec>,
+    opts: &FlashOptions,
+    observer: &(dyn Fn(Progress) + Sync),
+    cancel: &AtomicBool,
+) -> FlashReport {
+    let size = match virtual_size(image) {
+        Ok(Some(size)) => size,
+        Ok(None) => {
+            return report(
+                &targets,
+                &[],
+                targets
+                    .iter()
+                    .map(|_| Err(FlashError::Unsupported))
+                    .collect(),
+                0,
+            );
+        }
+        Err(e) => {
+            return report(
+                &targets,
+                &[],
+                targets.iter().map(|_| Err(e.clone())).collect(),
+                0,
+            );
+        }
+    };
+    let stats: Vec<TargetStats> = targets.iter().map(|_| TargetStats::default()).collect();
+    let stop = AtomicBool::new(false);
+    let mut results: Vec<Result<TargetDone, FlashError>> =
+        targets.iter().map(|_| Err(FlashError::Cancelled)).collect();
+    thread::scope(|s| {
+        let (done_tx, done_rx) = channel();
+        for (i, spec) in targets.iter().enumerate() {
+            let (st, stop, done_tx) = (&stats[i], &stop, done_tx.clone());
+            s.spawn(move || {
+                let result = flash_one(image, size, spec, opts, stop, st);
+                st.failed.store(result.is_err(), Ordering::Relaxed);
+                st.set_phase(Phase::Done);
+                let _ = done_tx.send((i, result));
+            });
+        }
+        drop(done_tx);
+        let mut last_report: Option<Instant> = None;
+        loop {
+            if cancel.load(Ordering::Relaxed) {
+                stop.store(true, Ordering::Relaxed);
+            }
+            match done_rx.recv_timeout(POLL) {
+                Ok((i, result)) => results[i] = result,
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            if last_report.is_none_or(|t| t.elapsed() >= PROGRESS_EVERY) {
+                observer(progress(&targets, &stats, size));
+                last_report = Some(Instant::now());
+            }
+        }
+    });
+    observer(progress(&targets, &stats, size));
+    report(&targets, &stats, results, size)
+}
+
+fn progress(targets: &[TargetSpec], stats: &[TargetStats], size: u64) -> Progress {
+    let written = stats
+        .iter()
+        .map(|s| s.written.load(Ordering::Relaxed))
+        .max()
+        .unwrap_or(0);
+    snapshot(targets, stats, written, Some(size))
+}
+
+fn report(
+    targets: &[TargetSpec],
+    stats: &[TargetStats],
+    results: Vec<Result<TargetDone, FlashError>>,
+    size: u64,
+) -> FlashReport {
+    FlashReport {
+        image_sha256: String::new(),
+        bytes: size,
+        decode_passes: 1,
+        targets: targets
+            .iter()
+            .zip(results)
+            .enumerate()
+            .map(|(i, (t, result))| TargetOutcome {
+                path: t.path.clone(),
+                written: stats
+                    .get(i)
+                    .map_or(0, |s| s.written.load(Ordering::Relaxed)),
+                result,
+            })
+            .collect(),
+    }
+}
+
+/// One target: body, sync, first region, sync, BLKRRPART, compare.
+fn flash_one(
+    image: &Path,
+    size: u64,
+    spec: &TargetSpec,
+    opts: &FlashOptions,
+    stop: &AtomicBool,
+    stats: &TargetStats,
+) -> Result<TargetDone, FlashError> {
+    let open_err = |e: std::io::Error| FlashError::Open {
+        path: spec.path.clone(),
+        source: FlashError::arc(e),
+    };
+    let (probe, direct) =
+        open_maybe_direct(&spec.path, target_flags(spec), opts.direct_io).map_err(open_err)?;
+    let capacity = match spec.kind {
+        TargetKind::BlockDevice => Some(match spec.size_bytes {
+            Some(s) => s,
+            None => ioctl::device_size(&probe).map_err(open_err)?,
+        }),
+        TargetKind::RegularFile => spec.size_bytes,
+    };
+    if let Some(capacity) = capacity.filter(|&c| c < size) {
+        return Err(FlashError::TargetTooSmall {
+            path: spec.path.clone(),
+            needed: size,
+            capacity,
+        });
+    }
+    drop(probe);
+    if spec.kind == TargetKind::RegularFile {
+        // Sized to the image without touching the bytes already there, so
+        // a failed flash leaves the old first region in place.
+        let file = OpenOptions::new()
+            .write(true)
+            .open(&spec.path)
+            .map_err(open_err)?;
+        file.set_len(size).map_err(open_err)?;
+    }
+    let cache = if direct { "none" } else { "writeback" };
+    let head = round_up(usize::try_from(opts.first_region.min(size)).unwrap_or(0)) as u64;
+    let head = head.min(size);
+    if size > head {
+        let (src, dst) = (
+            view(image, "file", head, None),
+            target_view(spec, head, None),
+        );
+        let body = |pct: f64| head + ((size - head) as f64 * pct / 100.0) as u64;
+        run_convert(&src, &dst, cache, stop, &|pct| {
+            stats.written.store(body(pct), Ordering::Relaxed)
+        })?;
+    }
+    stats.set_phase(Phase::Syncing);
+    sync_target(spec)?;
+    if stop.load(Ordering::Relaxed) {
+        return Err(FlashError::Cancelled);
+    }
+    if head > 0 {
+        let (src, dst) = (
+            view(image, "file", 0, Some(head)),
+            target_view(spec, 0, Some(head)),
+        );
+        run_convert(&src, &dst, cache, stop, &|_| {})?;
+        sync_target(spec)?;
+    }
+    stats.written.store(size, Ordering::Relaxed);
+    if spec.kind == TargetKind::BlockDevice
+        && let Ok(f) = OpenOptions::new().write(true).open(&spec.path)
+        && let Err(e) = ioctl::reread_partitions(&f)
+    {
+        tracing::info!(path = %spec.path.display(), error = %e, "BLKRRPART failed; partition table not re-read");
+    }
+    if !opts.verify {
+        return Ok(TargetDone {
+            written: size,
+            verified: None,
+        });
+    }
+    stats.set_phase(Phase::Verifying);
+    compare(image, spec, size, cache, stop)?;
+    stats.verified.store(size, Ordering::Relaxed);
+    Ok(TargetDone {
+        written: size,
+        verified: Some(true),
+    })
+}
+
+fn target_flags(spec: &TargetSpec) -> OFlags {
+    match spec.kind {
+        TargetKind::BlockDevice => OFlags::WRONLY | OFlags::CLOEXEC,
+        TargetKind::RegularFile => OFlags::WRONLY | OFlags::CLOEXEC | OFlags::CREATE,
+    }
+}
+
+fn sync_target(spec: &TargetSpec) -> Result<(), FlashError> {
+    let sync_err = |e: std::io::Error| FlashError::Sync {
+        path: spec.path.clone(),
+        source: FlashError::arc(e),
+    };
+    OpenOptions::new()
+        .write(true)
+        .open(&spec.path)
+        .and_then(|f| f.sync_all())
+        .map_err(sync_err)
+}
+
+/// qemu-img option strings double commas inside values.
+fn escape(path: &Path) -> String {
+    path.to_string_lossy().replace(',', ",,")
+}
+
+/// A raw window `[offset, offset+size)` onto the qcow2 image's contents.
+fn view(image: &Path, protocol: &str, offset: u64, size: Option<u64>) -> String {
+    let size = size.map(|s| format!(",size={s}")).unwrap_or_default();
+    format!(
+        "driver=raw,offset={offset}{size},file.driver=qcow2,file.file.driver={protocol},file.file.filename={}",
+        escape(image)
+    )
+}
+
+/// A raw window onto the target.
+fn target_view(spec: &TargetSpec, offset: u64, size: Option<u64>) -> String {
+    let protocol = match spec.kind {
+        TargetKind::BlockDevice => "host_device",
+        TargetKind::RegularFile => "file",
+    };
+    let size = size.map(|s| format!(",size={s}")).unwrap_or_default();
+    format!(
+        "driver=raw,offset={offset}{size},file.driver={protocol},file.filename={}",
+        escape(&spec.path)
+    )
+}
+
+fn run_convert(
+    src: &str,
+    dst: &str,
+    cache: &str,
+    stop: &AtomicBool,
+    on_percent: &(dyn Fn(f64) + Sync),
+) -> Result<(), FlashError> {
+    let mut cmd = Command::new("qemu-img");
+    cmd.args([
+        "convert",
+        "-p",
+        "-n",
+        "-t",
+        cache,
+        "--image-opts",
+        src,
+        "--target-image-opts",
+        dst,
+    ]);
+    run(cmd, stop, on_percent)?.check("convert")
+}
+
+fn compare(
+    image: &Path,
+    spec: &TargetSpec,
+    size: u64,
+    cache: &str,
+    stop: &AtomicBool,
+) -> Result<(), FlashError> {
+    let mut cmd = Command::new("qemu-img");
+    cmd.args(["compare", "-T", cache, "--image-opts"])
+        .arg(format!(
+            "driver=qcow2,file.driver=file,file.filename={}",
+            escape(image)
+        ))
+        .arg(target_view(spec, 0, Some(size)));
+    let finished = run(cmd, stop, &|_| {})?;
+    // Exit status 1: the images differ (2 and up: an error).
+    if finished.code == Some(1) {
+        return Err(FlashError::CompareMismatch {
+            path: spec.path.clone(),
+            detail: finished.output,
+        });
+    }
+    finished.check("compare")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compare_tells_a_mismatch_from_a_match() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (raw, qcow) = (tmp.path().join("a.raw"), tmp.path().join("a.qcow2"));
+        let data: Vec<u8> = (0..1u32 << 20).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(&raw, &data).unwrap();
+        let status = Command::new("qemu-img")
+            .args(["convert", "-q", "-f", "raw", "-O", "qcow2"])
+            .arg(&raw)
+            .arg(&qcow)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let target = tmp.path().join("t.raw");
+        let mut bigger = data.clone();
+        bigger.extend_from_slice(&[0xAA; 8192]);
+        std::fs::write(&target, &bigger).unwrap();
+        let spec = TargetSpec {
+            path: target.clone(),
+            kind: TargetKind::RegularFile,
+            size_bytes: None,
+        };
+        let stop = AtomicBool::new(false);
+        let size = data.len() as u64;
+        // Extra bytes past the virtual size are not compared.
+        compare(&qcow, &spec, size, "writeback", &stop).unwrap();
+        bigger[4242] ^= 1;
+        std::fs::write(&target, &bigger).unwrap();
+        let err = compare(&qcow, &spec, size, "writeback", &stop).unwrap_err();
+        assert!(
+            matches!(&err, FlashError::CompareMismatch { detail, .. } if detail.contains("4096")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn commas_in_paths_are_doubled() {
+        assert_eq!(escape(Path::new("/a,b")), "/a,,b");
+    }
+}

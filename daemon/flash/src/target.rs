@@ -1,0 +1,216 @@
+//! Opening a target and the real [`BlockSink`]: `pwrite` at explicit
+//! offsets through `O_DIRECT` where the target allows it, `BLKZEROOUT` or
+//! holes for zero runs, `fsync`, `BLKRRPART`.
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{FallocateFlags, FileType, Mode, OFlags};
+use rustix::io::Errno;
+
+use crate::aligned::ALIGN;
+use crate::ioctl;
+use crate::writer::BlockSink;
+use crate::{FlashError, FlashOptions, TargetKind, TargetSpec};
+
+/// How a sink makes a zero run read back as zeros.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ZeroMode {
+    /// Write the zeros (zero skipping off, or nothing better works).
+    Write,
+    /// `BLKZEROOUT` on a block device.
+    ZeroOut,
+    /// Nothing: a fresh regular file reads zeros where nothing was written.
+    Skip,
+    /// `fallocate(PUNCH_HOLE)` over old contents of a regular file.
+    PunchHole,
+}
+
+/// A target opened for writing.
+#[derive(Debug)]
+pub(crate) struct FileSink {
+    path: PathBuf,
+    fd: OwnedFd,
+    direct: bool,
+    zero: ZeroMode,
+    kind: TargetKind,
+}
+
+/// Open `spec` for writing; returns the sink and the target's capacity.
+pub(crate) fn open_target(
+    spec: &TargetSpec,
+    opts: &FlashOptions,
+) -> Result<(FileSink, Option<u64>), FlashError> {
+    let open_err = |e: io::Error| FlashError::Open {
+        path: spec.path.clone(),
+        source: FlashError::arc(e),
+    };
+    let mut flags = OFlags::WRONLY | OFlags::CLOEXEC;
+    if spec.kind == TargetKind::RegularFile {
+        flags |= OFlags::CREATE;
+    }
+    let (fd, direct) = open_maybe_direct(&spec.path, flags, opts.direct_io).map_err(open_err)?;
+    let stat = rustix::fs::fstat(&fd).map_err(|e| open_err(e.into()))?;
+    let file_type = FileType::from_raw_mode(stat.st_mode);
+    let (zero, capacity) = match spec.kind {
+        TargetKind::BlockDevice => {
+            if !file_type.is_block_device() {
+                return Err(open_err(io::Error::other("not a block device")));
+            }
+            let capacity = match spec.size_bytes {
+                Some(size) => Some(size),
+                None => Some(ioctl::device_size(&fd).map_err(open_err)?),
+            };
+            (ZeroMode::ZeroOut, capacity)
+        }
+        TargetKind::RegularFile => {
+            if !file_type.is_file() {
+                return Err(open_err(io::Error::other("not a regular file")));
+            }
+            let fresh = stat.st_size == 0;
+            (
+                if fresh {
+                    ZeroMode::Skip
+                } else {
+                    ZeroMode::PunchHole
+                },
+                spec.size_bytes,
+            )
+        }
+    };
+    let zero = if opts.zero_skip {
+        zero
+    } else {
+        ZeroMode::Write
+    };
+    Ok((
+        FileSink {
+            path: spec.path.clone(),
+            fd,
+            direct,
+            zero,
+            kind: spec.kind,
+        },
+        capacity,
+    ))
+}
+
+/// Open with `O_DIRECT` when asked; fall back to buffered I/O when the
+/// filesystem refuses it (tmpfs answers `EINVAL`). Returns whether direct.
+pub(crate) fn open_maybe_direct(
+    path: &Path,
+    flags: OFlags,
+    direct: bool,
+) -> io::Result<(OwnedFd, bool)> {
+    let mode = Mode::from_raw_mode(0o644);
+    if direct {
+        match rustix::fs::open(path, flags | OFlags::DIRECT, mode) {
+            Ok(fd) => return Ok((fd, true)),
+            Err(Errno::INVAL) => {
+                tracing::debug!(path = %path.display(), "O_DIRECT refused; using buffered I/O");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok((rustix::fs::open(path, flags, mode)?, false))
+}
+
+impl FileSink {
+    /// Leave direct I/O for the rest of this target (an unaligned tail, or
+    /// a filesystem that accepted `O_DIRECT` at open but not on write).
+    fn stop_direct(&mut self) -> io::Result<()> {
+        if self.direct {
+            let flags = rustix::fs::fcntl_getfl(&self.fd)?;
+            rustix::fs::fcntl_setfl(&self.fd, flags - OFlags::DIRECT)?;
+            self.direct = false;
+        }
+        Ok(())
+    }
+
+    /// Re-read the partition table of a block device; failures are logged
+    /// (EINVAL: a device without partition scanning, e.g. a plain loop).
+    pub(crate) fn reread_partitions(&self) {
+        if self.kind != TargetKind::BlockDevice {
+            return;
+        }
+        if let Err(e) = ioctl::reread_partitions(&self.fd) {
+            tracing::info!(path = %self.path.display(), error = %e, "BLKRRPART failed; partition table not re-read");
+        }
+    }
+}
+
+fn pwrite_all(fd: &OwnedFd, mut data: &[u8], mut offset: u64) -> io::Result<()> {
+    while !data.is_empty() {
+        match rustix::io::pwrite(fd, data, offset) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                data = &data[n..];
+                offset += n as u64;
+            }
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+impl BlockSink for FileSink {
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+        if !self.direct {
+            return pwrite_all(&self.fd, data, offset);
+        }
+        let aligned = data.len() / ALIGN * ALIGN;
+        if aligned > 0 {
+            match pwrite_all(&self.fd, &data[..aligned], offset) {
+                Err(e) if e.raw_os_error() == Some(Errno::INVAL.raw_os_error()) => {
+                    tracing::debug!(path = %self.path.display(), "O_DIRECT write refused; using buffered I/O");
+                    self.stop_direct()?;
+                    pwrite_all(&self.fd, &data[..aligned], offset)?;
+                }
+                r => r?,
+            }
+        }
+        if aligned < data.len() {
+            // The final partial block cannot go through O_DIRECT.
+            self.stop_direct()?;
+            pwrite_all(&self.fd, &data[aligned..], offset + aligned as u64)?;
+        }
+        Ok(())
+    }
+
+    fn zero_range(&mut self, offset: u64, zeros: &[u8]) -> io::Result<()> {
+        let len = zeros.len() as u64;
+        let done = match self.zero {
+            ZeroMode::Write => false,
+            ZeroMode::Skip => true,
+            ZeroMode::ZeroOut => ioctl::zero_out(&self.fd, offset, len).is_ok(),
+            ZeroMode::PunchHole => rustix::fs::fallocate(
+                &self.fd,
+                FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
+                offset,
+                len,
+            )
+            .is_ok(),
+        };
+        if !done {
+            if self.zero != ZeroMode::Write {
+                tracing::debug!(path = %self.path.display(), mode = ?self.zero, "zeroing refused; writing zeros");
+                self.zero = ZeroMode::Write;
+            }
+            self.write_at(offset, zeros)?;
+        }
+        Ok(())
+    }
+
+    fn set_final_len(&mut self, len: u64) -> io::Result<()> {
+        if self.kind == TargetKind::RegularFile {
+            rustix::fs::ftruncate(&self.fd, len)?;
+        }
+        Ok(())
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        Ok(rustix::fs::fsync(&self.fd)?)
+    }
+}

@@ -1,0 +1,257 @@
+//! Broken sources fail cleanly and never write the first MiB; one failing
+//! target does not stop the others; cancel returns promptly.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use bty_flash::{FlashError, FlashOptions, HashingReader, flash, open_decoder};
+use bty_store::format::Container;
+use support::*;
+
+/// A target (loop device when root, else a file) full of noise.
+struct NoisyTarget {
+    _lo: Option<LoopDev>,
+    spec: bty_flash::TargetSpec,
+    before: Vec<u8>,
+}
+
+fn noisy_target(dir: &std::path::Path, name: &str, seed: u64) -> NoisyTarget {
+    if can_use_loop(name) {
+        let lo = LoopDev::new(dir, name, 32 * MIB, seed);
+        let before = first_mib(&lo.dev);
+        NoisyTarget {
+            spec: lo.spec(),
+            _lo: Some(lo),
+            before,
+        }
+    } else {
+        let path = dir.join(name);
+        noise_file(&path, 32 * MIB, seed);
+        NoisyTarget {
+            spec: file_spec(&path),
+            _lo: None,
+            before: first_mib(&path),
+        }
+    }
+}
+
+fn damaged_source_fails(kind: &str, ext: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let target = noisy_target(tmp.path(), "lo", 11);
+    let report = flash_path(
+        &image(&format!("{kind}.{ext}")),
+        vec![target.spec.clone()],
+        &FlashOptions::default(),
+        &AtomicBool::new(false),
+    );
+    let err = report.targets[0].result.as_ref().unwrap_err();
+    let format = match err {
+        FlashError::Decode { format, .. } => *format,
+        other => panic!("{kind}.{ext}: expected a decode error, got {other:?}"),
+    };
+    let message = err.to_string();
+    assert!(message.contains("corrupt or truncated"), "{message}");
+    assert!(message.contains(format), "{message}");
+    assert_eq!(
+        first_mib(&target.spec.path),
+        target.before,
+        "{kind}.{ext}: first MiB was written"
+    );
+}
+
+#[test]
+fn corrupt_sources_fail_without_touching_the_first_mib() {
+    for ext in ["img.zst", "img.xz", "img.gz", "img.bz2"] {
+        damaged_source_fails("corrupt", ext);
+    }
+}
+
+#[test]
+fn truncated_sources_fail_without_touching_the_first_mib() {
+    for ext in ["img.zst", "img.xz", "img.gz", "img.bz2"] {
+        damaged_source_fails("truncated", ext);
+    }
+}
+
+#[test]
+fn wrong_source_digest_fails_without_touching_the_first_mib() {
+    let tmp = tempfile::tempdir().unwrap();
+    let target = noisy_target(tmp.path(), "lo", 12);
+    let hashing = HashingReader::new(File::open(image("disk.img.gz")).unwrap())
+        .expect_sha256("ab".repeat(32));
+    let source = open_decoder(BufReader::new(hashing), Container::Gzip).unwrap();
+    let report = flash(
+        source,
+        vec![target.spec.clone()],
+        &FlashOptions::default(),
+        &|_| {},
+        &AtomicBool::new(false),
+    );
+    assert!(
+        matches!(
+            report.targets[0].result,
+            Err(FlashError::SourceDigestMismatch { .. })
+        ),
+        "{:?}",
+        report.targets[0].result
+    );
+    assert_eq!(first_mib(&target.spec.path), target.before);
+}
+
+#[test]
+fn a_too_small_target_fails_alone() {
+    if !can_use_loop("a_too_small_target_fails_alone") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let good = LoopDev::new(tmp.path(), "good", 32 * MIB, 1);
+    let small = LoopDev::new(tmp.path(), "small", 12 * MIB, 2);
+    let file = tmp.path().join("out.img");
+    let small_before = first_mib(&small.dev);
+    let report = flash_path(
+        &image("disk.img.zst"),
+        vec![good.spec(), small.spec(), file_spec(&file)],
+        &FlashOptions::default(),
+        &AtomicBool::new(false),
+    );
+    assert!(
+        matches!(
+            report.targets[1].result,
+            Err(FlashError::TargetTooSmall { .. })
+        ),
+        "{:?}",
+        report.targets[1].result
+    );
+    assert!(report.targets[1].partially_written());
+    assert_eq!(first_mib(&small.dev), small_before);
+    let ok: Vec<_> = vec![report.targets[0].clone(), report.targets[2].clone()];
+    let report = bty_flash::FlashReport {
+        targets: ok,
+        ..report
+    };
+    assert_flashed_ok(&report, &[&good.dev, &file], true);
+}
+
+#[test]
+fn a_write_error_fails_that_target_alone() {
+    // A full filesystem: a 4 MiB tmpfs cannot hold the 24 MiB image.
+    if !can_use_loop("a_write_error_fails_that_target_alone") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mnt = tmp.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    run(std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+        .arg(&mnt));
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(mnt.clone());
+    let full = mnt.join("out.img");
+    let good = tmp.path().join("good.img");
+    let report = flash_path(
+        &image("disk.img.xz"),
+        vec![file_spec(&full), file_spec(&good)],
+        &FlashOptions::default(),
+        &AtomicBool::new(false),
+    );
+    assert!(
+        matches!(report.targets[0].result, Err(FlashError::Write { .. })),
+        "{:?}",
+        report.targets[0].result
+    );
+    let report = bty_flash::FlashReport {
+        targets: vec![report.targets[1].clone()],
+        ..report
+    };
+    assert_flashed_ok(&report, &[&good], true);
+}
+
+/// Yields the raw image slowly: 256 KiB per 50 ms.
+struct Slow(File);
+
+impl Read for Slow {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        thread::sleep(Duration::from_millis(50));
+        let n = buf.len().min(256 << 10);
+        self.0.read(&mut buf[..n])
+    }
+}
+
+#[test]
+fn cancel_returns_within_a_second_and_leaves_the_first_mib() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = noisy_target(tmp.path(), "a", 21);
+    let b_path = tmp.path().join("b.img");
+    noise_file(&b_path, 32 * MIB, 22);
+    let b_before = first_mib(&b_path);
+    let cancel = AtomicBool::new(false);
+    let cancelled_at = std::sync::Mutex::new(None);
+    let report = thread::scope(|s| {
+        s.spawn(|| {
+            thread::sleep(Duration::from_millis(1500));
+            *cancelled_at.lock().unwrap() = Some(Instant::now());
+            cancel.store(true, Ordering::Relaxed);
+        });
+        let source = Box::new(Slow(File::open(raw_image()).unwrap()));
+        flash(
+            source,
+            vec![a.spec.clone(), file_spec(&b_path)],
+            &FlashOptions::default(),
+            &|_| {},
+            &cancel,
+        )
+    });
+    let elapsed = cancelled_at.lock().unwrap().unwrap().elapsed();
+    assert!(
+        elapsed < Duration::from_secs(1),
+        "returned {elapsed:?} after cancel"
+    );
+    for t in &report.targets {
+        assert!(
+            matches!(t.result, Err(FlashError::Cancelled)),
+            "{:?}",
+            t.result
+        );
+        assert!(t.partially_written(), "some bytes should have been written");
+    }
+    assert_eq!(first_mib(&a.spec.path), a.before);
+    assert_eq!(first_mib(&b_path), b_before);
+}
+
+#[test]
+fn progress_is_reported_at_most_about_four_times_a_second() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out.img");
+    let calls = std::sync::Mutex::new(Vec::new());
+    let source = Box::new(Slow(File::open(raw_image()).unwrap()).take(8 * MIB));
+    let observer = |p: bty_flash::Progress| calls.lock().unwrap().push((Instant::now(), p));
+    let report = flash(
+        source,
+        vec![file_spec(&out)],
+        &FlashOptions::default(),
+        &observer,
+        &AtomicBool::new(false),
+    );
+    assert!(report.all_ok());
+    let calls = calls.into_inner().unwrap();
+    assert!(calls.len() >= 3, "{} progress calls", calls.len());
+    // All but the final report are at least 250 ms apart.
+    for w in calls[..calls.len() - 1].windows(2) {
+        assert!(w[1].0 - w[0].0 >= Duration::from_millis(240));
+    }
+    let last = &calls.last().unwrap().1;
+    assert_eq!(last.per_target[0].written, 8 * MIB);
+    assert_eq!(last.phase, bty_flash::Phase::Done);
+}

@@ -1,0 +1,196 @@
+//! The flasher actor: checks requests, keeps the flash jobs, and runs each
+//! in a [`super::task::FlashTask`] on the blocking pool.
+
+use super::error::FlasherError;
+use super::handle::FlasherHandle;
+use super::messages::{FlashJobRequest, FlasherMessage};
+use super::safety::check_confirmed;
+use super::task::{Checked, FlashTask, container_of, target_snapshot};
+use crate::events::EventBus;
+use crate::jobs::{JobKind, JobSnapshot, JobState};
+use bty_disks::SystemPaths;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Finished jobs kept for listing.
+const HISTORY: usize = 100;
+
+/// What the supervisor gives the flasher at each (re)start.
+#[derive(Debug, Clone)]
+pub struct FlasherArgs {
+    /// Where sysfs/procfs live (tests may point elsewhere).
+    pub paths: SystemPaths,
+    /// Job events.
+    pub events: EventBus,
+    /// This actor's own handle, for task reports.
+    pub me: FlasherHandle,
+}
+
+/// The behaviour.
+#[derive(Debug, Default)]
+pub struct FlasherActor;
+
+#[derive(Debug)]
+struct FlashJob {
+    snapshot: JobSnapshot,
+    cancel: Arc<AtomicBool>,
+}
+
+/// The flasher's state.
+#[derive(Debug)]
+pub struct FlasherState {
+    args: FlasherArgs,
+    jobs: BTreeMap<String, FlashJob>,
+}
+
+impl Actor for FlasherActor {
+    type Msg = FlasherMessage;
+    type State = FlasherState;
+    type Arguments = FlasherArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: FlasherArgs,
+    ) -> Result<FlasherState, ActorProcessingErr> {
+        Ok(FlasherState {
+            args,
+            jobs: BTreeMap::new(),
+        })
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        message: FlasherMessage,
+        state: &mut FlasherState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            FlasherMessage::ListDisks { reply } => {
+                let paths = state.args.paths.clone();
+                tokio::task::spawn_blocking(move || {
+                    let disks = bty_disks::list_disks(&paths).map_err(|e| FlasherError::Disks(e.to_string()));
+                    let _ = reply.send(disks);
+                });
+            }
+            FlasherMessage::Flash { request, reply } => {
+                let _ = reply.send(state.flash(request));
+            }
+            FlasherMessage::Update { id, job } => state.update(&id, job),
+            FlasherMessage::Cancel { id, reply } => {
+                let _ = reply.send(state.cancel(&id));
+            }
+            FlasherMessage::List { reply } => {
+                let mut jobs: Vec<JobSnapshot> = state.jobs.values().map(|j| j.snapshot.clone()).collect();
+                jobs.sort_by(|a, b| b.created_at_ms.cmp(&a.created_at_ms).then(b.id.cmp(&a.id)));
+                let _ = reply.send(jobs);
+            }
+            FlasherMessage::Get { id, reply } => {
+                let _ = reply.send(state.jobs.get(&id).map(|j| j.snapshot.clone()));
+            }
+            #[cfg(feature = "fault-injection")]
+            FlasherMessage::InjectPanic => panic!("injected flasher fault"),
+        }
+        Ok(())
+    }
+}
+
+impl FlasherState {
+    fn flash(&mut self, request: FlashJobRequest) -> Result<JobSnapshot, FlasherError> {
+        if request.targets.is_empty() {
+            return Err(FlasherError::Invalid("no targets given".to_owned()));
+        }
+        // Unknown formats and tarballs are refused before any disk is touched.
+        container_of(&request.image).map_err(FlasherError::Invalid)?;
+        let image_size = bty_flash::virtual_size(&request.image).map_err(|e| FlasherError::Invalid(e.to_string()))?;
+        let busy: Vec<String> = self
+            .jobs
+            .values()
+            .filter(|j| j.snapshot.state.is_active())
+            .flat_map(|j| j.snapshot.targets.iter().map(|t| t.path.clone()))
+            .collect();
+        let checked: Vec<Checked> = request
+            .targets
+            .iter()
+            .map(|t| {
+                let result = if busy.contains(&t.path.display().to_string()) {
+                    Err(format!("refusing {}: another flash job is writing it", t.path.display()))
+                } else {
+                    check_confirmed(&self.args.paths, t, image_size, request.allow_file)
+                };
+                (t.clone(), result)
+            })
+            .collect();
+        if checked.iter().all(|(_, r)| r.is_err()) {
+            let reasons: Vec<String> = checked.iter().filter_map(|(_, r)| r.as_ref().err().cloned()).collect();
+            return Err(FlasherError::Refused(reasons.join("; ")));
+        }
+        let subject = format!(
+            "{} → {}",
+            request.label,
+            request
+                .targets
+                .iter()
+                .map(|t| t.path.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut snapshot = JobSnapshot::queued(JobKind::Flash, subject, image_size);
+        snapshot.targets = checked.iter().map(|(t, r)| target_snapshot(t, r)).collect();
+        self.args.events.job(&snapshot);
+        let cancel = Arc::new(AtomicBool::new(false));
+        let task = FlashTask {
+            job: snapshot.clone(),
+            request,
+            checked,
+            image_size,
+            paths: self.args.paths.clone(),
+            cancel: cancel.clone(),
+            me: self.args.me.clone(),
+        };
+        self.jobs.insert(snapshot.id.clone(), FlashJob { snapshot: snapshot.clone(), cancel });
+        self.prune();
+        tokio::task::spawn_blocking(move || task.run());
+        Ok(snapshot)
+    }
+
+    fn update(&mut self, id: &str, job: JobSnapshot) {
+        if let Some(entry) = self.jobs.get_mut(id) {
+            // A finished job stays finished (late progress is ignored).
+            if !entry.snapshot.state.is_active() {
+                return;
+            }
+            entry.snapshot = job;
+            self.args.events.job(&entry.snapshot);
+        }
+    }
+
+    fn cancel(&mut self, id: &str) -> Result<JobSnapshot, FlasherError> {
+        let job = self
+            .jobs
+            .get_mut(id)
+            .ok_or_else(|| FlasherError::NoSuchJob(id.to_owned()))?;
+        if job.snapshot.state.is_active() {
+            job.cancel.store(true, Ordering::Relaxed);
+        }
+        Ok(job.snapshot.clone())
+    }
+
+    fn prune(&mut self) {
+        let mut finished: Vec<(i64, String)> = self
+            .jobs
+            .values()
+            .filter(|j| j.snapshot.state != JobState::Queued && !j.snapshot.state.is_active())
+            .map(|j| (j.snapshot.created_at_ms, j.snapshot.id.clone()))
+            .collect();
+        if finished.len() > HISTORY {
+            finished.sort();
+            let excess = finished.len() - HISTORY;
+            for (_, id) in finished.into_iter().take(excess) {
+                self.jobs.remove(&id);
+            }
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! The flasher's handle: one async method per request, no logic.
+
+use super::error::FlasherError;
+use super::messages::{FlashJobRequest, FlasherMessage};
+use crate::actors::{call_failed, slot::ActorSlot};
+use crate::jobs::JobSnapshot;
+use bty_disks::Disk;
+use ractor::ActorRef;
+
+/// Cheap to clone; follows the flasher across restarts.
+#[derive(Debug, Clone, Default)]
+pub struct FlasherHandle {
+    slot: ActorSlot<FlasherMessage>,
+}
+
+fn unavailable<T>(e: &ractor::RactorErr<T>) -> FlasherError {
+    FlasherError::Unavailable(call_failed("flasher", e))
+}
+
+impl FlasherHandle {
+    /// The slot the supervisor fills.
+    pub(crate) fn slot(&self) -> &ActorSlot<FlasherMessage> {
+        &self.slot
+    }
+
+    fn actor(&self) -> Result<ActorRef<FlasherMessage>, FlasherError> {
+        self.slot
+            .get()
+            .ok_or_else(|| FlasherError::Unavailable("flasher actor is not running".to_owned()))
+    }
+
+    /// Block devices with verdicts.
+    pub async fn list_disks(&self) -> Result<Vec<Disk>, FlasherError> {
+        ractor::call!(self.actor()?, |reply| FlasherMessage::ListDisks { reply }).map_err(|e| unavailable(&e))?
+    }
+
+    /// Check the targets and start a flash.
+    pub async fn flash(&self, request: FlashJobRequest) -> Result<JobSnapshot, FlasherError> {
+        ractor::call!(self.actor()?, |reply| FlasherMessage::Flash { request, reply })
+            .map_err(|e| unavailable(&e))?
+    }
+
+    /// Cancel a job.
+    pub async fn cancel(&self, id: &str) -> Result<JobSnapshot, FlasherError> {
+        let id = id.to_owned();
+        ractor::call!(self.actor()?, |reply| FlasherMessage::Cancel { id, reply })
+            .map_err(|e| unavailable(&e))?
+    }
+
+    /// All known jobs.
+    pub async fn list(&self) -> Result<Vec<JobSnapshot>, FlasherError> {
+        ractor::call!(self.actor()?, |reply| FlasherMessage::List { reply }).map_err(|e| unavailable(&e))
+    }
+
+    /// One job.
+    pub async fn get(&self, id: &str) -> Result<Option<JobSnapshot>, FlasherError> {
+        let id = id.to_owned();
+        ractor::call!(self.actor()?, |reply| FlasherMessage::Get { id, reply }).map_err(|e| unavailable(&e))
+    }
+
+    /// Task report.
+    pub(crate) fn update(&self, job: JobSnapshot) {
+        if let Ok(actor) = self.actor() {
+            let _ = actor.cast(FlasherMessage::Update {
+                id: job.id.clone(),
+                job,
+            });
+        }
+    }
+
+    /// Test-only: make the flasher panic.
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_panic(&self) -> Result<(), FlasherError> {
+        self.actor()?
+            .cast(FlasherMessage::InjectPanic)
+            .map_err(|e| FlasherError::Unavailable(e.to_string()))
+    }
+}

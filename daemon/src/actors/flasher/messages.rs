@@ -1,0 +1,83 @@
+//! Messages the flasher understands.
+
+use super::error::FlasherError;
+use crate::jobs::JobSnapshot;
+use bty_disks::Disk;
+use ractor::RpcReplyPort;
+use std::path::PathBuf;
+
+/// A target and the identity the operator confirmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfirmedTarget {
+    /// Device or file path.
+    pub path: PathBuf,
+    /// The size the operator saw.
+    pub size_bytes: u64,
+    /// The serial the operator saw.
+    pub serial: Option<String>,
+    /// The model the operator saw.
+    pub model: Option<String>,
+}
+
+/// A resolved flash request.
+#[derive(Debug, Clone)]
+pub struct FlashJobRequest {
+    /// The image file (local or cached).
+    pub image: PathBuf,
+    /// How the operator named it (for the job's subject).
+    pub label: String,
+    /// Known sha256 of the stored bytes: the stream is verified against it.
+    pub sha256: Option<String>,
+    /// Where to write.
+    pub targets: Vec<ConfirmedTarget>,
+    /// Read back and compare after writing.
+    pub verify: bool,
+    /// Regular files allowed as targets.
+    pub allow_file: bool,
+}
+
+/// Requests and task reports.
+#[derive(Debug)]
+pub enum FlasherMessage {
+    /// Block devices with verdicts.
+    ListDisks {
+        /// The disks.
+        reply: RpcReplyPort<Result<Vec<Disk>, FlasherError>>,
+    },
+    /// Check the targets and start a flash job.
+    Flash {
+        /// What to write where.
+        request: FlashJobRequest,
+        /// The job, or why nothing was started.
+        reply: RpcReplyPort<Result<JobSnapshot, FlasherError>>,
+    },
+    /// A task progressed (or finished: `finished` set).
+    Update {
+        /// Job id.
+        id: String,
+        /// The task's view of the job.
+        job: JobSnapshot,
+    },
+    /// Cancel a job.
+    Cancel {
+        /// Job id.
+        id: String,
+        /// The job after the request.
+        reply: RpcReplyPort<Result<JobSnapshot, FlasherError>>,
+    },
+    /// All known jobs.
+    List {
+        /// The jobs.
+        reply: RpcReplyPort<Vec<JobSnapshot>>,
+    },
+    /// One job.
+    Get {
+        /// Job id.
+        id: String,
+        /// The job.
+        reply: RpcReplyPort<Option<JobSnapshot>>,
+    },
+    /// Test-only: panic inside the handler to exercise supervision.
+    #[cfg(feature = "fault-injection")]
+    InjectPanic,
+}

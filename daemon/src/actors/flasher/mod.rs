@@ -1,0 +1,16 @@
+//! The flasher: lists disks, checks that a target is safe, and runs flash
+//! jobs (source → decode → aligned writes → fsync → read-back verify; qcow2
+//! through `qemu-img`). It asks the catalog to resolve images and never
+//! edits the store.
+
+mod actor;
+mod error;
+mod handle;
+mod messages;
+mod safety;
+mod task;
+
+pub use actor::{FlasherActor, FlasherArgs};
+pub use error::FlasherError;
+pub use handle::FlasherHandle;
+pub use messages::{ConfirmedTarget, FlashJobRequest, FlasherMessage};

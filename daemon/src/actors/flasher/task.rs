@@ -1,0 +1,205 @@
+//! The flash task: on the blocking pool, re-checks every target, picks the
+//! decoder by content, runs the `bty-flash` pipeline and turns its progress
+//! and report into job snapshots for the flasher.
+
+use super::handle::FlasherHandle;
+use super::messages::{ConfirmedTarget, FlashJobRequest};
+use super::safety::recheck;
+use crate::jobs::{JobSnapshot, JobState, TargetSnapshot};
+use bty_disks::{SystemPaths, Target};
+use bty_flash::{FlashOptions, FlashReport, HashingReader, Phase, Progress, TargetKind, TargetSpec};
+use bty_store::format::{Container, ImageFormat, detect, read_header, sniff};
+use std::io::BufReader;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+/// A target that passed the request-time check, or why it did not.
+pub(crate) type Checked = (ConfirmedTarget, Result<Target, String>);
+
+/// Everything the task needs.
+pub(crate) struct FlashTask {
+    pub(crate) job: JobSnapshot,
+    pub(crate) request: FlashJobRequest,
+    pub(crate) checked: Vec<Checked>,
+    pub(crate) image_size: Option<u64>,
+    pub(crate) paths: SystemPaths,
+    pub(crate) cancel: Arc<AtomicBool>,
+    pub(crate) me: FlasherHandle,
+}
+
+fn phase_name(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Writing => "writing",
+        Phase::Syncing => "syncing",
+        Phase::Verifying => "verifying",
+        Phase::Done => "done",
+    }
+}
+
+impl FlashTask {
+    /// Run to the end, reporting every step to the flasher.
+    pub(crate) fn run(mut self) {
+        self.job.start("checking");
+        self.me.update(self.job.clone());
+        // Re-check just before writing: same rules, same devices.
+        let mut specs = Vec::new();
+        let mut slots = Vec::new(); // job.targets index of each spec
+        for (i, (confirmed, first)) in self.checked.iter().enumerate() {
+            let result = first.as_ref().map_err(Clone::clone).and_then(|first| {
+                recheck(&self.paths, confirmed, first, self.image_size, self.request.allow_file)
+            });
+            match result {
+                Ok(target) => {
+                    specs.push(TargetSpec {
+                        path: target.path.clone(),
+                        kind: match target.kind {
+                            bty_disks::TargetKind::RegularFile => TargetKind::RegularFile,
+                            bty_disks::TargetKind::BlockDevice { .. } => TargetKind::BlockDevice,
+                        },
+                        size_bytes: Some(target.size_bytes).filter(|_| {
+                            matches!(target.kind, bty_disks::TargetKind::BlockDevice { .. })
+                        }),
+                    });
+                    slots.push(i);
+                }
+                Err(reason) => {
+                    self.job.targets[i].state = "refused".to_owned();
+                    self.job.targets[i].error = Some(reason);
+                }
+            }
+        }
+        if specs.is_empty() {
+            self.finish(None, &slots);
+            return;
+        }
+        let report = self.write(specs, &slots);
+        self.finish(report.as_ref().ok(), &slots);
+        if let Err(reason) = report {
+            self.job.finish(JobState::Failed, Some(reason));
+            self.me.update(self.job.clone());
+        }
+    }
+
+    fn write(&mut self, specs: Vec<TargetSpec>, slots: &[usize]) -> Result<FlashReport, String> {
+        let image = self.request.image.clone();
+        let container = container_of(&image)?;
+        let mut opts = FlashOptions {
+            verify: self.request.verify,
+            image_size: self.image_size,
+            ..FlashOptions::default()
+        };
+        self.job.phase = "writing".to_owned();
+        let job = std::sync::Mutex::new(self.job.clone());
+        let observer = |p: Progress| {
+            let mut job = job.lock().unwrap_or_else(|e| e.into_inner());
+            job.bytes_done = p.written;
+            job.source_bytes = p.source_bytes;
+            if p.total.is_some() {
+                job.bytes_total = p.total;
+            }
+            job.phase = phase_name(p.phase).to_owned();
+            for (t, slot) in p.per_target.iter().zip(slots) {
+                let target = &mut job.targets[*slot];
+                target.bytes_written = t.written;
+                target.state = if t.failed { "failed".to_owned() } else { phase_name(t.phase).to_owned() };
+            }
+            self.me.update(job.clone());
+        };
+        let report = if container == Container::Qcow2 {
+            bty_flash::flash_qcow2(&image, specs, &opts, &observer, &self.cancel)
+        } else {
+            let file = std::fs::File::open(&image)
+                .map_err(|e| format!("cannot open {}: {e}", image.display()))?;
+            let mut reader = HashingReader::new(file);
+            if let Some(sha) = &self.request.sha256 {
+                reader = reader.expect_sha256(sha.clone());
+            }
+            opts.source_meter = Some(reader.tally());
+            let decoder = bty_flash::open_decoder(BufReader::with_capacity(1 << 20, reader), container)
+                .map_err(|e| e.to_string())?;
+            bty_flash::flash(decoder, specs, &opts, &observer, &self.cancel)
+        };
+        self.job = job.into_inner().unwrap_or_else(|e| e.into_inner());
+        Ok(report)
+    }
+
+    fn finish(&mut self, report: Option<&FlashReport>, slots: &[usize]) {
+        if let Some(report) = report {
+            for (outcome, slot) in report.targets.iter().zip(slots) {
+                let target = &mut self.job.targets[*slot];
+                target.bytes_written = outcome.written;
+                match &outcome.result {
+                    Ok(done) => {
+                        target.state = "done".to_owned();
+                        target.verified = done.verified;
+                    }
+                    Err(bty_flash::FlashError::Cancelled) => {
+                        target.state = "cancelled".to_owned();
+                        target.error = Some(if outcome.partially_written() {
+                            "cancelled: partially written (the first MiB was not written, so it does not boot)".to_owned()
+                        } else {
+                            "cancelled before writing".to_owned()
+                        });
+                    }
+                    Err(e) => {
+                        target.state = "failed".to_owned();
+                        target.error = Some(if outcome.partially_written() {
+                            format!("{e} (partially written; the first MiB was not written)")
+                        } else {
+                            e.to_string()
+                        });
+                    }
+                }
+            }
+            if !report.image_sha256.is_empty() {
+                self.job.sha256 = Some(report.image_sha256.clone());
+            }
+            self.job.bytes_done = report.bytes;
+        }
+        let total = self.job.targets.len();
+        let done = self.job.targets.iter().filter(|t| t.state == "done").count();
+        let cancelled = self.job.targets.iter().any(|t| t.state == "cancelled");
+        if done == total {
+            self.job.finish(JobState::Completed, None);
+        } else if cancelled {
+            self.job.finish(JobState::Cancelled, Some("cancelled by operator".to_owned()));
+        } else {
+            let reasons: Vec<String> = self
+                .job
+                .targets
+                .iter()
+                .filter_map(|t| t.error.as_ref().map(|e| format!("{}: {e}", t.path)))
+                .collect();
+            self.job.finish(
+                JobState::Failed,
+                Some(format!("{} of {total} targets failed: {}", total - done, reasons.join("; "))),
+            );
+        }
+        self.me.update(self.job.clone());
+    }
+}
+
+/// The container by content; raw only for names that say so.
+pub(crate) fn container_of(image: &Path) -> Result<Container, String> {
+    let header = read_header(image).map_err(|e| format!("cannot read {}: {e}", image.display()))?;
+    if let Some(container) = sniff(&header) {
+        return Ok(container);
+    }
+    let name = image.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    match detect(&name, &header).map_err(|e| e.to_string())? {
+        ImageFormat::Img | ImageFormat::Raw | ImageFormat::Iso => Ok(Container::Raw),
+        other => Ok(other.container()),
+    }
+}
+
+/// One target's initial snapshot.
+pub(crate) fn target_snapshot(confirmed: &ConfirmedTarget, check: &Result<Target, String>) -> TargetSnapshot {
+    TargetSnapshot {
+        path: confirmed.path.display().to_string(),
+        state: if check.is_ok() { "queued".to_owned() } else { "refused".to_owned() },
+        bytes_written: 0,
+        error: check.as_ref().err().cloned(),
+        verified: None,
+    }
+}

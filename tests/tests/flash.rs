@@ -1,0 +1,93 @@
+//! Flashing through a real btyd onto loop devices the test made: one
+//! decode pass to several targets, a too-small target refused while the
+//! others are written and verified, and a mounted target refused before a
+//! byte is written.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use bty_e2e::loopdev::{LoopDevice, can_use_loop_devices};
+use bty_e2e::{Daemon, noise, run, wait_for};
+use serde_json::Value;
+use std::process::Command;
+use std::time::Duration;
+
+const IMAGE: usize = 24 << 20;
+
+fn raw_image() -> Vec<u8> {
+    let mut raw = noise(IMAGE / 2, 21);
+    raw.extend(std::iter::repeat_n(0u8, IMAGE / 4));
+    raw.extend(noise(IMAGE / 4, 22));
+    raw
+}
+
+fn flash(d: &Daemon, args: &[&str]) -> (i32, Value, String) {
+    let mut full = vec!["--json", "flash"];
+    full.extend_from_slice(args);
+    full.push("--yes");
+    let out = d.ctl(&full);
+    let job = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out.status.code().unwrap_or(-1), job, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn flashes_several_targets_from_one_decode_and_refuses_a_small_one() {
+    if !can_use_loop_devices() {
+        eprintln!("skipping: loop devices need root");
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let raw = raw_image();
+    std::fs::write(work.path().join("disk.img"), &raw).unwrap();
+    let d = Daemon::start_with(|_, root| {
+        run(Command::new("zstd")
+            .args(["-q", "-3", "-o"])
+            .arg(root.join("disk.img.zst"))
+            .arg(work.path().join("disk.img")));
+    });
+    wait_for(Duration::from_secs(30), "the image to be hashed", || {
+        d.images().iter().any(|r| r["sha256"].is_string()).then_some(())
+    });
+    let a = LoopDevice::create(&work.path().join("a"), 32 << 20, 0xAA, false);
+    let b = LoopDevice::create(&work.path().join("b"), 32 << 20, 0xBB, false);
+    let small = LoopDevice::create(&work.path().join("small"), 8 << 20, 0xCC, false);
+
+    let (code, job, stderr) = flash(&d, &["disk.img.zst", a.dev(), b.dev(), small.dev()]);
+    assert_eq!(code, 7, "one target was refused, so the flash must not report success: {stderr}");
+    let targets = job["targets"].as_array().unwrap_or_else(|| panic!("no targets in {job}"));
+    let by_path = |p: &str| targets.iter().find(|t| t["path"] == p).unwrap_or_else(|| panic!("{p} in {job}"));
+    for dev in [&a, &b] {
+        let t = by_path(dev.dev());
+        assert_eq!(t["state"], "done", "{t}");
+        assert_eq!(t["verified"], true, "{t}");
+        let written = std::fs::read(&dev.file).unwrap();
+        assert_eq!(&written[..IMAGE], &raw[..], "{} differs from the image", dev.dev());
+    }
+    let refused = by_path(small.dev());
+    assert_eq!(refused["state"], "refused", "{refused}");
+    assert!(refused["error"].as_str().unwrap().contains("small"), "{refused}");
+    assert!(std::fs::read(&small.file).unwrap().iter().all(|&x| x == 0xCC), "the refused target was written");
+    assert_eq!(job["sha256"].as_str().map(str::len), Some(64), "{job}");
+}
+
+#[test]
+fn refuses_a_mounted_target_before_writing() {
+    if !can_use_loop_devices() {
+        eprintln!("skipping: loop devices need root");
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let raw = raw_image();
+    let d = Daemon::start_with(|_, root| std::fs::write(root.join("disk.img"), &raw).unwrap());
+    let target = LoopDevice::create(&work.path().join("t"), 32 << 20, 0, false);
+    run(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&target.path));
+    let mnt = work.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    run(Command::new("mount").arg(&target.path).arg(&mnt));
+    let before = std::fs::read(&target.file).unwrap();
+    let (code, _, stderr) = flash(&d, &["disk.img", target.dev()]);
+    let after = std::fs::read(&target.file).unwrap();
+    let _ = Command::new("umount").arg(&mnt).status();
+    assert_ne!(code, 0, "a mounted disk must be refused");
+    assert!(stderr.contains("mounted"), "{stderr}");
+    assert!(after == before, "bytes changed on a refused target");
+}
