@@ -98,19 +98,32 @@ pub struct Daemon {
     pub socket: PathBuf,
     /// The web listener.
     pub web: SocketAddr,
+    config: Option<PathBuf>,
     log: PathBuf,
 }
 
 impl Daemon {
     /// A fresh state dir; `prepare` may put files in place before start.
     pub fn start_with(prepare: impl FnOnce(&Path, &Path)) -> Self {
+        Self::start_configured("", prepare)
+    }
+
+    /// Like [`Daemon::start_with`], with a config file of `config_toml`
+    /// (empty = none) passed as `--config`.
+    pub fn start_configured(config_toml: &str, prepare: impl FnOnce(&Path, &Path)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let state_dir = dir.path().join("state");
         let image_root = state_dir.join("images");
         std::fs::create_dir_all(&image_root).unwrap();
         prepare(&state_dir, &image_root);
+        let config = (!config_toml.is_empty()).then(|| {
+            let path = dir.path().join("btyd.toml");
+            std::fs::write(&path, config_toml).expect("config file");
+            path
+        });
         let web: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let mut daemon = Self {
+            config,
             child: None,
             socket: state_dir.join("btyd.sock"),
             log: dir.path().join("btyd.log"),
@@ -134,7 +147,11 @@ impl Daemon {
             .append(true)
             .open(&self.log)
             .unwrap();
-        let child = Command::new(bin("btyd"))
+        let mut command = Command::new(bin("btyd"));
+        if let Some(config) = &self.config {
+            command.arg("--config").arg(config);
+        }
+        let child = command
             .arg("--state-dir")
             .arg(&self.state_dir)
             .arg("--web-listen")
