@@ -80,6 +80,8 @@ pub struct GrpcSection {
     pub socket: Option<PathBuf>,
     /// Optional TCP listener, e.g. `127.0.0.1:50051`; empty = off.
     pub tcp: Option<String>,
+    /// Bearer token TCP clients must send (required when `tcp` is set).
+    pub token: Option<String>,
 }
 
 /// `[web]` section.
@@ -192,6 +194,8 @@ pub struct Config {
     pub socket: PathBuf,
     /// Optional gRPC TCP listener.
     pub grpc_tcp: Option<SocketAddr>,
+    /// Bearer token for the TCP listener.
+    pub grpc_token: Option<String>,
     /// Web listener, `None` = off.
     pub web_listen: Option<SocketAddr>,
     /// "Fetch latest catalog" source.
@@ -272,6 +276,14 @@ impl Config {
             Some(addr) => parse_listen("grpc.tcp", &addr)?,
             None => None,
         };
+        let grpc_token = file.grpc.token.filter(|t| !t.trim().is_empty());
+        if grpc_tcp.is_some() && grpc_token.as_ref().is_none_or(|t| t.len() < 16) {
+            return Err(ConfigError::Invalid {
+                key: "grpc.token",
+                value: "(missing or short)".to_owned(),
+                why: "a TCP listener needs a bearer token of at least 16 characters",
+            });
+        }
         let downloads_max_parallel =
             positive("downloads.max_parallel", file.downloads.max_parallel, 2)?;
         let hashing_max_parallel = positive("hashing.max_parallel", file.hashing.max_parallel, 1)?;
@@ -306,6 +318,7 @@ impl Config {
             image_root,
             socket,
             grpc_tcp,
+            grpc_token,
             web_listen,
             release_catalog_url,
             downloads_max_parallel,

@@ -177,11 +177,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             .await
             .map_err(DaemonError::from)
     });
-    if let Some(addr) = config.grpc_tcp {
+    if let (Some(addr), Some(bearer)) = (config.grpc_tcp, config.grpc_token.clone()) {
         let tcp = bind_tcp(addr, "gRPC TCP").await?;
         let token = stop.clone();
         servers.spawn(async move {
-            grpc::serve_tcp(services, tcp, token.cancelled_owned())
+            grpc::serve_tcp(services, tcp, bearer, token.cancelled_owned())
                 .await
                 .map_err(DaemonError::from)
         });
@@ -212,6 +212,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         "btyd ready"
     );
     notify_ready();
+    let watchdog = sd_notify::watchdog_enabled().map(|period| {
+        let catalog = catalog.clone();
+        tokio::spawn(keep_alive(period, catalog))
+    });
 
     let mut supervisor_done = supervisor_done;
     let outcome = tokio::select! {
@@ -226,6 +230,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     stop.cancel();
     watcher.abort();
+    if let Some(watchdog) = watchdog {
+        watchdog.abort();
+    }
     if outcome.is_ok() {
         let _ = ractor::call!(supervisor, SupervisorMessage::Shutdown);
         let _ = supervisor_done.await;
@@ -326,4 +333,21 @@ fn oci_config(config: &Config) -> bty_oci::OciConfig {
         }
     }
     oci
+}
+
+/// systemd watchdog keep-alives, sent only while the catalog actor answers:
+/// a wedged actor tree stops the pings and systemd restarts the daemon.
+async fn keep_alive(period: std::time::Duration, catalog: CatalogHandle) {
+    let mut tick = tokio::time::interval(period / 2);
+    loop {
+        tick.tick().await;
+        let healthy = tokio::time::timeout(period / 4, catalog.list("__health__"))
+            .await
+            .is_ok_and(|r| r.is_ok());
+        if healthy {
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+        } else {
+            tracing::error!("catalog actor did not answer; withholding the watchdog ping");
+        }
+    }
 }

@@ -51,11 +51,15 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(async move {
+    let outcome = runtime.block_on(async move {
         btyd::daemon::run(config, shutdown_signal())
             .await
             .context("btyd failed")
-    })
+    });
+    // Blocking work (a read, a write) gets a moment to end; a stop must not
+    // hang on it, so SIGTERM exits well within systemd's stop timeout.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(3));
+    outcome
 }
 
 fn init_logging() {

@@ -1,5 +1,6 @@
 //! `bty.v1.CatalogService`: validate, call the catalog or hasher, convert.
 
+use super::audit::audit;
 use super::convert;
 use crate::actors::catalog::{AddEntry, CatalogHandle, ImportSource, RemoteMetadata};
 use crate::actors::downloader::{DownloaderHandle, UploadRequest};
@@ -45,6 +46,7 @@ impl CatalogService for CatalogApi {
         &self,
         request: Request<v1::AddEntryRequest>,
     ) -> Result<Response<v1::Entry>, Status> {
+        audit(&request, "AddEntry");
         let r = request.into_inner();
         if r.url.trim().is_empty() {
             return Err(Status::invalid_argument("url is required"));
@@ -77,6 +79,7 @@ impl CatalogService for CatalogApi {
         &self,
         request: Request<v1::RemoveEntryRequest>,
     ) -> Result<Response<v1::RemoveEntryResponse>, Status> {
+        audit(&request, "RemoveEntry");
         let key = request.into_inner().src_or_ref;
         if key.trim().is_empty() {
             return Err(Status::invalid_argument("src_or_ref is required"));
@@ -92,6 +95,7 @@ impl CatalogService for CatalogApi {
         &self,
         request: Request<v1::ImportCatalogRequest>,
     ) -> Result<Response<v1::ImportReport>, Status> {
+        audit(&request, "ImportCatalog");
         let r = request.into_inner();
         let source = match r.source {
             Some(Source::Content(content)) => ImportSource::Bytes {
@@ -116,8 +120,9 @@ impl CatalogService for CatalogApi {
 
     async fn fetch_latest_catalog(
         &self,
-        _request: Request<v1::FetchLatestCatalogRequest>,
+        request: Request<v1::FetchLatestCatalogRequest>,
     ) -> Result<Response<v1::ImportReport>, Status> {
+        audit(&request, "FetchLatestCatalog");
         let url = self.info.release_catalog_url.clone();
         Ok(Response::new(self.import_url(url).await?))
     }
@@ -140,6 +145,7 @@ impl CatalogService for CatalogApi {
         &self,
         request: Request<v1::HashImageRequest>,
     ) -> Result<Response<v1::Job>, Status> {
+        audit(&request, "HashImage");
         let job = self.hasher.enqueue(&request.into_inner().name).await?;
         Ok(Response::new(convert::job(job)))
     }
@@ -155,6 +161,7 @@ impl CatalogService for CatalogApi {
         &self,
         request: Request<v1::FetchImageRequest>,
     ) -> Result<Response<v1::Job>, Status> {
+        audit(&request, "FetchImage");
         let r = request.into_inner();
         if r.id.trim().is_empty() {
             return Err(Status::invalid_argument("id is required"));
@@ -168,6 +175,7 @@ impl CatalogService for CatalogApi {
         &self,
         request: Request<v1::DeleteCacheRequest>,
     ) -> Result<Response<v1::DeleteCacheResponse>, Status> {
+        audit(&request, "DeleteCache");
         let outcome = self.catalog.delete_cache(&request.into_inner().id).await?;
         Ok(Response::new(v1::DeleteCacheResponse {
             deleted: outcome.deleted,
@@ -178,6 +186,7 @@ impl CatalogService for CatalogApi {
     }
 
     async fn push_image(&self, request: Request<v1::PushImageRequest>) -> Result<Response<v1::Job>, Status> {
+        audit(&request, "PushImage");
         let r = request.into_inner();
         if !r.target.trim().to_ascii_lowercase().starts_with("oras://") {
             return Err(Status::invalid_argument(format!(
@@ -194,6 +203,7 @@ impl CatalogService for CatalogApi {
         &self,
         request: Request<tonic::Streaming<v1::UploadImageChunk>>,
     ) -> Result<Response<v1::UploadImageResponse>, Status> {
+        audit(&request, "UploadImage");
         use v1::upload_image_chunk::Part;
         let mut stream = request.into_inner();
         let header = match stream.message().await? {

@@ -1,5 +1,6 @@
 //! `bty.v1.FlashService`: validate, resolve the image, call the flasher.
 
+use super::audit::audit;
 use super::convert;
 use crate::actors::catalog::CatalogHandle;
 use crate::actors::flasher::{ConfirmedTarget, FlashJobRequest, FlasherHandle};
@@ -27,6 +28,7 @@ impl FlashService for FlashApi {
     }
 
     async fn flash(&self, request: Request<v1::FlashRequest>) -> Result<Response<v1::Job>, Status> {
+        audit(&request, "Flash");
         let r = request.into_inner();
         if r.image.trim().is_empty() {
             return Err(Status::invalid_argument("image is required"));

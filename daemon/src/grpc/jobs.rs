@@ -1,5 +1,6 @@
 //! `bty.v1.JobService`: jobs of every worker, routed by the id's kind prefix.
 
+use super::audit::audit;
 use super::convert;
 use crate::actors::downloader::DownloaderHandle;
 use crate::actors::flasher::FlasherHandle;
@@ -87,6 +88,7 @@ impl JobService for JobApi {
         &self,
         request: Request<v1::CancelJobRequest>,
     ) -> Result<Response<v1::Job>, Status> {
+        audit(&request, "CancelJob");
         let id = request.into_inner().id;
         let job = match JobKind::of_id(&id) {
             Some(JobKind::Hash) => self.hasher.cancel(&id).await?,

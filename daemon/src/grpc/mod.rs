@@ -1,6 +1,7 @@
 //! The gRPC control plane: `bty.v1` services plus `grpc.health.v1` and
 //! reflection, served on the Unix socket and optionally on TCP.
 
+mod audit;
 mod catalog;
 mod convert;
 mod events;
@@ -46,33 +47,75 @@ pub struct Services {
     pub flash: FlashApi,
 }
 
-/// Serve on a Unix listener until `shutdown` resolves.
+/// Serve on a Unix listener until `shutdown` resolves. Access is the
+/// socket's file mode and group.
 pub async fn serve_unix(
     services: Services,
     listener: tokio::net::UnixListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), GrpcError> {
-    router(services)
+    router(services, None)
         .await?
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
         .await?;
     Ok(())
 }
 
-/// Serve on a TCP listener until `shutdown` resolves.
+/// Serve on a TCP listener until `shutdown` resolves; every call must
+/// carry `authorization: Bearer <token>`.
 pub async fn serve_tcp(
     services: Services,
     listener: tokio::net::TcpListener,
+    token: String,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), GrpcError> {
-    router(services)
+    router(services, Some(token.into()))
         .await?
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await?;
     Ok(())
 }
 
-async fn router(services: Services) -> Result<tonic::transport::server::Router, GrpcError> {
+/// Checks the bearer token (when there is one) on every call.
+#[derive(Clone)]
+struct BearerToken(Option<std::sync::Arc<str>>);
+
+impl tonic::service::Interceptor for BearerToken {
+    fn call(&mut self, request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        let Some(expected) = &self.0 else {
+            return Ok(request);
+        };
+        let given = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        // Constant time in the token's length: no early exit on a mismatch.
+        let same = given.len() == expected.len()
+            && given
+                .bytes()
+                .zip(expected.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+        if same {
+            Ok(request)
+        } else {
+            tracing::warn!(peer = ?request.remote_addr(), "rejected a TCP call without a valid token");
+            Err(tonic::Status::unauthenticated("a valid bearer token is required"))
+        }
+    }
+}
+
+type Layered = tower::layer::util::Stack<
+    tonic::service::InterceptorLayer<BearerToken>,
+    tower::layer::util::Identity,
+>;
+
+async fn router(
+    services: Services,
+    token: Option<std::sync::Arc<str>>,
+) -> Result<tonic::transport::server::Router<Layered>, GrpcError> {
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter
         .set_serving::<CatalogServiceServer<CatalogApi>>()
@@ -91,6 +134,7 @@ async fn router(services: Services) -> Result<tonic::transport::server::Router, 
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
     Ok(Server::builder()
+        .layer(tonic::service::InterceptorLayer::new(BearerToken(token)))
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

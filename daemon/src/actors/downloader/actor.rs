@@ -109,6 +109,23 @@ impl Actor for DownloaderActor {
         Ok(state)
     }
 
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut DownloaderState,
+    ) -> Result<(), ActorProcessingErr> {
+        // Checkpoint, don't cancel: dropping the tasks keeps each `.partial`
+        // and its checkpoint, and the job files resume them at next start.
+        let active = state.jobs.values().filter(|j| j.snapshot.state.is_active()).count();
+        for task in state.args.tasks.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+            task.abort();
+        }
+        if active > 0 {
+            tracing::info!(active, "downloads checkpointed; they resume at the next start");
+        }
+        Ok(())
+    }
+
     async fn handle(
         &self,
         _myself: ActorRef<Self::Msg>,

@@ -43,6 +43,8 @@ struct FlashJob {
 pub struct FlasherState {
     args: FlasherArgs,
     jobs: BTreeMap<String, FlashJob>,
+    /// Flash tasks still running on the blocking pool.
+    running: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Actor for FlasherActor {
@@ -58,7 +60,37 @@ impl Actor for FlasherActor {
         Ok(FlasherState {
             args,
             jobs: BTreeMap::new(),
+            running: Arc::default(),
         })
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut FlasherState,
+    ) -> Result<(), ActorProcessingErr> {
+        // A flash is never left writing behind a stopped daemon: cancel it
+        // (the pipeline stops within a second and never writes the first
+        // MiB, so the target does not look bootable) and say so.
+        for job in state.jobs.values().filter(|j| j.snapshot.state.is_active()) {
+            job.cancel.store(true, Ordering::Relaxed);
+            tracing::warn!(
+                job = job.snapshot.id,
+                subject = job.snapshot.subject,
+                "flash interrupted by shutdown: targets are partially written and not bootable"
+            );
+            state.args.events.catalog(
+                "flash.interrupted",
+                &job.snapshot.subject,
+                "flash interrupted by shutdown: partially written",
+                true,
+            );
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        while state.running.load(Ordering::Relaxed) > 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        Ok(())
     }
 
     async fn handle(
@@ -152,7 +184,12 @@ impl FlasherState {
         };
         self.jobs.insert(snapshot.id.clone(), FlashJob { snapshot: snapshot.clone(), cancel });
         self.prune();
-        tokio::task::spawn_blocking(move || task.run());
+        let running = self.running.clone();
+        running.fetch_add(1, Ordering::Relaxed);
+        tokio::task::spawn_blocking(move || {
+            task.run();
+            running.fetch_sub(1, Ordering::Relaxed);
+        });
         Ok(snapshot)
     }
 

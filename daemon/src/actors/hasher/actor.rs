@@ -76,6 +76,20 @@ impl Actor for HasherActor {
         })
     }
 
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut HasherState,
+    ) -> Result<(), ActorProcessingErr> {
+        // A stopping daemon must not wait for a long hash: tasks stop at the
+        // next chunk without writing a sidecar, and the file is hashed again
+        // at the next start.
+        for job in state.jobs.values().filter(|j| j.snapshot.state.is_active()) {
+            job.cancel.store(true, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
     async fn handle(
         &self,
         _myself: ActorRef<Self::Msg>,
