@@ -121,6 +121,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             paths: bty_disks::SystemPaths::default(),
             events: events.clone(),
             me: flasher.clone(),
+            cancels: std::sync::Arc::default(),
         }),
         budget: RestartBudget::default(),
     };

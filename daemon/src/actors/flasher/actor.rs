@@ -26,7 +26,13 @@ pub struct FlasherArgs {
     pub events: EventBus,
     /// This actor's own handle, for task reports.
     pub me: FlasherHandle,
+    /// Cancel flags of running flashes, kept across restarts of the actor:
+    /// a flash task outlives a crashed flasher, and the new one adopts it.
+    pub cancels: CancelRegistry,
 }
+
+/// Cancel flags by job id, shared by every incarnation of the flasher.
+pub type CancelRegistry = Arc<std::sync::Mutex<BTreeMap<String, Arc<AtomicBool>>>>;
 
 /// The behaviour.
 #[derive(Debug, Default)]
@@ -173,6 +179,11 @@ impl FlasherState {
         snapshot.targets = checked.iter().map(|(t, r)| target_snapshot(t, r)).collect();
         self.args.events.job(&snapshot);
         let cancel = Arc::new(AtomicBool::new(false));
+        self.args
+            .cancels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(snapshot.id.clone(), cancel.clone());
         let task = FlashTask {
             job: snapshot.clone(),
             request,
@@ -194,13 +205,34 @@ impl FlasherState {
     }
 
     fn update(&mut self, id: &str, job: JobSnapshot) {
-        if let Some(entry) = self.jobs.get_mut(id) {
-            // A finished job stays finished (late progress is ignored).
-            if !entry.snapshot.state.is_active() {
-                return;
+        let finished = !job.state.is_active();
+        match self.jobs.get_mut(id) {
+            Some(entry) => {
+                // A finished job stays finished (late progress is ignored).
+                if !entry.snapshot.state.is_active() {
+                    return;
+                }
+                entry.snapshot = job;
+                self.args.events.job(&entry.snapshot);
             }
-            entry.snapshot = job;
-            self.args.events.job(&entry.snapshot);
+            None => {
+                // A task started by an earlier incarnation (before a crash):
+                // adopt it so it is listed, cancellable and ends visibly.
+                tracing::info!(id, "adopting a flash job that survived a flasher restart");
+                let cancel = self
+                    .args
+                    .cancels
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(id)
+                    .cloned()
+                    .unwrap_or_default();
+                self.args.events.job(&job);
+                self.jobs.insert(id.to_owned(), FlashJob { snapshot: job, cancel });
+            }
+        }
+        if finished {
+            self.args.cancels.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
         }
     }
 

@@ -10,7 +10,7 @@ mod messages;
 mod safety;
 mod task;
 
-pub use actor::{FlasherActor, FlasherArgs};
+pub use actor::{CancelRegistry, FlasherActor, FlasherArgs};
 pub use error::FlasherError;
 pub use handle::FlasherHandle;
 pub use messages::{ConfirmedTarget, FlashJobRequest, FlasherMessage};
