@@ -90,6 +90,10 @@ pub struct GrpcSection {
 pub struct WebSection {
     /// `host:port`, or `off`.
     pub listen: Option<String>,
+    /// Hex sha256 of the login password (required off loopback, or `token`).
+    pub password_sha256: Option<String>,
+    /// Bearer token for API clients; also accepted as the login password.
+    pub token: Option<String>,
 }
 
 /// `[downloads]` / `[hashing]` sections.
@@ -198,6 +202,10 @@ pub struct Config {
     pub grpc_token: Option<String>,
     /// Web listener, `None` = off.
     pub web_listen: Option<SocketAddr>,
+    /// Hex sha256 of the web login password.
+    pub web_password_sha256: Option<String>,
+    /// Bearer token of the web adapter.
+    pub web_token: Option<String>,
     /// "Fetch latest catalog" source.
     pub release_catalog_url: String,
     /// Parallel downloads.
@@ -272,6 +280,8 @@ impl Config {
             .or(file.web.listen)
             .unwrap_or_else(|| DEFAULT_WEB_LISTEN.to_owned());
         let web_listen = parse_listen("web.listen", &web_listen)?;
+        let web_password_sha256 = file.web.password_sha256.filter(|p| !p.trim().is_empty());
+        let web_token = file.web.token.filter(|t| !t.trim().is_empty());
         let grpc_tcp = match overrides.grpc_tcp.clone().or(file.grpc.tcp) {
             Some(addr) => parse_listen("grpc.tcp", &addr)?,
             None => None,
@@ -320,6 +330,8 @@ impl Config {
             grpc_tcp,
             grpc_token,
             web_listen,
+            web_password_sha256,
+            web_token,
             release_catalog_url,
             downloads_max_parallel,
             hashing_max_parallel,

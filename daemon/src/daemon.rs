@@ -68,6 +68,9 @@ pub enum DaemonError {
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client")]
     Http(#[source] bty_fetch::FetchError),
+    /// The web settings cannot be used (e.g. no login off loopback).
+    #[error("invalid web settings: {0}")]
+    WebConfig(String),
     /// The web listener failed.
     #[error("web server failed")]
     Web(#[source] std::io::Error),
@@ -189,12 +192,26 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     }
     let web_addr = match config.web_listen {
         Some(addr) => {
+            // Off loopback the pages need a login secret: refuse to start
+            // an open web listener rather than expose the disks.
+            let auth = Some(bty_web::WebAuth {
+                password_sha256: config.web_password_sha256.clone(),
+                token: config.web_token.clone(),
+            });
+            bty_web::validate(addr, &auth).map_err(|e| DaemonError::WebConfig(e.to_string()))?;
             let listener = bind_tcp(addr, "web").await?;
             let local = listener.local_addr().unwrap_or(addr);
             let channel = bty_proto::channel::Target::Unix(config.socket.clone())
                 .lazy_channel()
                 .map_err(|e| DaemonError::Actors(e.to_string()))?;
-            let router = bty_web::router(channel, bty_web::WebOptions::default());
+            let options = bty_web::WebOptions {
+                image_root_hint: Some(config.image_root.display().to_string()),
+                auth: Some(bty_web::WebAuth {
+                    password_sha256: config.web_password_sha256.clone(),
+                    token: config.web_token.clone(),
+                }),
+            };
+            let router = bty_web::router(channel, options);
             let token = stop.clone();
             servers.spawn(async move {
                 bty_web::serve(listener, router, token.cancelled_owned())

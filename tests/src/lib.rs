@@ -14,6 +14,7 @@ pub mod http;
 pub mod loopdev;
 pub mod origin;
 pub mod registry;
+pub mod web;
 
 /// The workspace's `target/<profile>` directory holding the binaries.
 pub fn bin_dir() -> PathBuf {

@@ -3,6 +3,7 @@
 //! `303 /ui/images?error=…` redirect for UI forms.
 
 use crate::fmt::percent_encode;
+use crate::pages::Chrome;
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Json;
@@ -36,6 +37,15 @@ pub enum WebError {
     /// A page failed to render (500).
     #[error("page rendering failed")]
     Render(#[from] askama::Error),
+    /// The request needs a login (401).
+    #[error("login required")]
+    Unauthorized,
+    /// The request was refused, e.g. by the CSRF checks (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The adapter's settings are unusable (start-up only).
+    #[error("{0}")]
+    Config(String),
 }
 
 /// The text shown for a gRPC status: the daemon's message for the codes it
@@ -47,6 +57,7 @@ fn grpc_message(status: &tonic::Status) -> String {
         | Code::AlreadyExists
         | Code::FailedPrecondition
         | Code::ResourceExhausted
+        | Code::OutOfRange
         | Code::Unimplemented => status.message().to_owned(),
         // Transport errors name sockets and addresses: keep those in the log.
         Code::Unavailable => "btyd is not reachable".to_owned(),
@@ -64,7 +75,9 @@ impl WebError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
-            Self::Render(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Render(_) | Self::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
         }
     }
 
@@ -81,8 +94,13 @@ impl WebError {
 
     /// The UI-form face: back to the images page with the message.
     pub(crate) fn redirect_to_images(&self) -> Redirect {
+        self.redirect_to("/ui/images")
+    }
+
+    /// The UI-form face: back to `page` with the message.
+    pub(crate) fn redirect_to(&self, page: &str) -> Redirect {
         self.log();
-        redirect_with_error("/ui/images", &self.to_string())
+        redirect_with_error(page, &self.to_string())
     }
 }
 
@@ -99,6 +117,7 @@ pub fn status_for_code(code: Code) -> StatusCode {
         Code::NotFound => StatusCode::NOT_FOUND,
         Code::AlreadyExists | Code::FailedPrecondition => StatusCode::CONFLICT,
         Code::ResourceExhausted => StatusCode::PAYLOAD_TOO_LARGE,
+        Code::OutOfRange => StatusCode::RANGE_NOT_SATISFIABLE,
         Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
         Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -132,7 +151,7 @@ impl From<tonic::Status> for PageError {
 #[derive(Template, WebTemplate)]
 #[template(path = "error.html")]
 struct ErrorPage {
-    nav: &'static str,
+    chrome: Chrome,
     code: u16,
     reason: &'static str,
     message: String,
@@ -143,7 +162,7 @@ impl IntoResponse for PageError {
         self.0.log();
         let status = self.0.status();
         let page = ErrorPage {
-            nav: "",
+            chrome: Chrome::bare(),
             code: status.as_u16(),
             reason: status.canonical_reason().unwrap_or("Error"),
             message: self.0.to_string(),

@@ -21,6 +21,44 @@ pub(crate) fn percent_encode(input: &str) -> String {
     out
 }
 
+/// The `name=value` pairs of an urlencoded form, decoded, in order and
+/// with repeated names kept (several checkboxes share one name).
+pub(crate) fn form_pairs(body: &str) -> Vec<(String, String)> {
+    body.split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+/// Undo form encoding: `+` is a space, `%XX` a byte; bad escapes stay.
+fn percent_decode(input: &str) -> String {
+    let bytes = input.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = |b: u8| char::from(b).to_digit(16);
+                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(hi), Some(lo)) => {
+                        // Two hex digits make at most 255.
+                        out.push(u8::try_from(hi * 16 + lo).unwrap_or(b'?'));
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            byte => out.push(byte),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// `http://<Host>` of the request. A missing or odd Host header (anything
 /// but a host name, IPv4/IPv6 literal and port) falls back to localhost, so
 /// a forged header cannot inject text into URLs we hand out.
@@ -81,6 +119,27 @@ pub(crate) fn rfc3339(ms: i64) -> String {
     s.replace_range(10..11, "T");
     s.push('Z');
     s
+}
+
+/// Unix epoch milliseconds as an HTTP date (`Last-Modified`), e.g.
+/// `Thu, 01 Jan 1970 00:00:00 GMT`.
+pub(crate) fn http_date(ms: i64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    let weekday = usize::try_from(days.rem_euclid(7)).unwrap_or(0);
+    let month = MONTHS[usize::try_from(m.saturating_sub(1)).unwrap_or(0).min(11)];
+    format!(
+        "{}, {d:02} {month} {y:04} {:02}:{:02}:{:02} GMT",
+        DAYS[weekday],
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
 }
 
 /// Days since 1970-01-01 → (year, month, day), H. Hinnant's algorithm.
@@ -148,6 +207,20 @@ mod tests {
     }
 
     #[test]
+    fn decodes_forms_with_repeated_names() {
+        assert_eq!(
+            form_pairs("target=%2Fdev%2Fsda&target=%2Fdev%2Fsdb&x=a+b&bad=%zz&end=%4"),
+            [
+                ("target".to_owned(), "/dev/sda".to_owned()),
+                ("target".to_owned(), "/dev/sdb".to_owned()),
+                ("x".to_owned(), "a b".to_owned()),
+                ("bad".to_owned(), "%zz".to_owned()),
+                ("end".to_owned(), "%4".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
     fn origin_rejects_forged_hosts() {
         let mut headers = HeaderMap::new();
         assert_eq!(origin(&headers), "http://localhost:8080");
@@ -162,6 +235,8 @@ mod tests {
     #[test]
     fn formats_timestamps_and_sizes() {
         assert_eq!(timestamp(0), "1970-01-01 00:00:00");
+        assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(http_date(784_111_777_000), "Sun, 06 Nov 1994 08:49:37 GMT");
         assert_eq!(timestamp(1_795_633_457_000), "2026-11-25 19:04:17");
         assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00Z");
         assert_eq!(human_bytes(812), "812 B");

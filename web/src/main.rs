@@ -3,7 +3,7 @@
 
 use anyhow::Context as _;
 use bty_proto::channel::Target;
-use bty_web::{WebOptions, router, serve};
+use bty_web::{WebAuth, WebOptions, router, serve, validate};
 use clap::Parser;
 use std::net::SocketAddr;
 use tracing_subscriber::EnvFilter;
@@ -21,6 +21,13 @@ struct Args {
     /// Image root to show while btyd cannot be asked for it.
     #[arg(long)]
     image_root_hint: Option<String>,
+    /// Hex sha256 of the login password (required off loopback unless a
+    /// token is set).
+    #[arg(long, env = "BTY_WEB_PASSWORD_SHA256")]
+    password_sha256: Option<String>,
+    /// Bearer token for API clients (also accepted on the login form).
+    #[arg(long, env = "BTY_WEB_TOKEN", hide_env_values = true)]
+    token: Option<String>,
 }
 
 #[tokio::main]
@@ -32,6 +39,11 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let args = Args::parse();
 
+    let auth = (args.password_sha256.is_some() || args.token.is_some()).then_some(WebAuth {
+        password_sha256: args.password_sha256,
+        token: args.token,
+    });
+    validate(args.listen, &auth)?;
     let target = Target::parse(&args.endpoint)?;
     // Lazy: the web adapter starts (and answers 503) while btyd is down.
     let channel = target.lazy_channel()?;
@@ -39,6 +51,7 @@ async fn main() -> anyhow::Result<()> {
         channel,
         WebOptions {
             image_root_hint: args.image_root_hint,
+            auth,
         },
     );
     let listener = tokio::net::TcpListener::bind(args.listen)

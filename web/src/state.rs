@@ -1,9 +1,12 @@
 //! The handlers' shared state: one gRPC client per bty service, all on the
-//! same channel (tonic clients are cheap clones of it).
+//! same channel (tonic clients are cheap clones of it), and the login
+//! sessions.
 
 use crate::WebOptions;
+use crate::auth::{Credentials, Sessions};
 use bty_proto::v1::catalog_service_client::CatalogServiceClient;
 use bty_proto::v1::event_service_client::EventServiceClient;
+use bty_proto::v1::flash_service_client::FlashServiceClient;
 use bty_proto::v1::job_service_client::JobServiceClient;
 use bty_proto::v1::{DescribeStoreRequest, StoreInfo};
 use std::sync::Arc;
@@ -15,16 +18,28 @@ pub(crate) struct AppState {
     catalog: CatalogServiceClient<Channel>,
     jobs: JobServiceClient<Channel>,
     events: EventServiceClient<Channel>,
+    flash: FlashServiceClient<Channel>,
     options: Arc<WebOptions>,
+    /// `None` when no login is configured (loopback only).
+    credentials: Option<Arc<Credentials>>,
+    sessions: Arc<Sessions>,
 }
 
 impl AppState {
     pub(crate) fn new(channel: Channel, options: WebOptions) -> Self {
+        let credentials = options
+            .auth
+            .as_ref()
+            .filter(|a| a.is_configured())
+            .map(|a| Arc::new(Credentials::new(a)));
         Self {
             catalog: CatalogServiceClient::new(channel.clone()),
             jobs: JobServiceClient::new(channel.clone()),
-            events: EventServiceClient::new(channel),
+            events: EventServiceClient::new(channel.clone()),
+            flash: FlashServiceClient::new(channel),
             options: Arc::new(options),
+            credentials,
+            sessions: Arc::new(Sessions::default()),
         }
     }
 
@@ -39,6 +54,19 @@ impl AppState {
 
     pub(crate) fn events(&self) -> EventServiceClient<Channel> {
         self.events.clone()
+    }
+
+    pub(crate) fn flash(&self) -> FlashServiceClient<Channel> {
+        self.flash.clone()
+    }
+
+    /// The configured secrets, when a login is required.
+    pub(crate) fn credentials(&self) -> Option<&Credentials> {
+        self.credentials.as_deref()
+    }
+
+    pub(crate) fn sessions(&self) -> &Sessions {
+        &self.sessions
     }
 
     /// `DescribeStore`, as a `Result` for callers that must have it.

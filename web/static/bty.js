@@ -1,8 +1,12 @@
-// bty-web page behaviour: copy-to-clipboard for sha256 buttons and the
-// per-row actions of the images and hashing pages. Pages read fine without
-// it; only the buttons need it.
+// bty-web page behaviour: the live event stream (navbar badges, online
+// indicator, progress), the per-row actions of the images page, job
+// cancel buttons, the upload widget and copy-to-clipboard. Pages read fine
+// without it; only the buttons and live updates need it.
 (function () {
   "use strict";
+
+  var meta = document.querySelector('meta[name="csrf-token"]');
+  var csrf = meta ? meta.getAttribute("content") : "";
 
   function showError(message) {
     var box = document.getElementById("bty-js-error");
@@ -23,24 +27,308 @@
     });
   }
 
-  function call(method, url, body, button) {
-    var options = { method: method, headers: { "Accept": "application/json" } };
+  // A same-origin request carrying the CSRF token; resolves with the
+  // response when it is 2xx, rejects with the server's message otherwise.
+  function request(method, url, body) {
+    var options = {
+      method: method,
+      credentials: "same-origin",
+      headers: { "Accept": "application/json", "X-CSRF-Token": csrf }
+    };
     if (body !== undefined) {
       options.headers["Content-Type"] = "application/json";
       options.body = JSON.stringify(body);
     }
-    if (button) { button.disabled = true; }
     return fetch(url, options).then(function (response) {
-      if (response.ok) { window.location.reload(); return; }
-      return detailOf(response).then(function (detail) {
-        if (button) { button.disabled = false; }
-        showError(detail);
-      });
-    }, function (error) {
-      if (button) { button.disabled = false; }
-      showError("request failed: " + error);
+      if (response.ok) { return response; }
+      return detailOf(response).then(function (detail) { throw new Error(detail); });
     });
   }
+
+  function humanBytes(n) {
+    var units = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if (n < 1024) { return n + " B"; }
+    var value = n / 1024, unit = 0;
+    while (value >= 1024 && unit + 1 < units.length) { value /= 1024; unit += 1; }
+    return value.toFixed(1) + " " + units[unit];
+  }
+
+  function duration(secs) {
+    secs = Math.floor(secs);
+    if (secs >= 3600) { return Math.floor(secs / 3600) + "h " + String(Math.floor((secs % 3600) / 60)).padStart(2, "0") + "m"; }
+    if (secs >= 60) { return Math.floor(secs / 60) + "m " + String(secs % 60).padStart(2, "0") + "s"; }
+    return secs + "s";
+  }
+
+  function isActive(job) { return job.state === "queued" || job.state === "running"; }
+
+  // ---- live events: one EventSource per page -------------------------
+
+  var jobs = {}; // active jobs by id, for the badges
+  var live = document.getElementById("bty-live");
+
+  function setLive(online) {
+    window.__btyLive = online;
+    if (!live) { return; }
+    live.hidden = false;
+    live.dataset.state = online ? "online" : "offline";
+    live.querySelector(".bty-live-label").textContent = online ? "live" : "offline";
+    live.title = online ? "Live updates from btyd: connected" : "Live updates from btyd: not connected (retrying)";
+  }
+
+  function updateBadges() {
+    var counts = { download: 0, hash: 0, flash: 0 };
+    Object.keys(jobs).forEach(function (id) {
+      var kind = jobs[id].kind === "push" ? "download" : jobs[id].kind;
+      if (counts[kind] !== undefined) { counts[kind] += 1; }
+    });
+    document.querySelectorAll(".bty-nav-badge").forEach(function (badge) {
+      var n = counts[badge.dataset.worker] || 0;
+      badge.textContent = String(n);
+      badge.hidden = n === 0;
+    });
+  }
+
+  function emit(name, detail) {
+    document.dispatchEvent(new CustomEvent(name, { detail: detail }));
+  }
+
+  function connect() {
+    if (!window.EventSource) { return; }
+    var source = new EventSource("/events/workers");
+    source.onopen = function () {
+      jobs = {};
+      updateBadges();
+      setLive(true);
+      emit("bty:connected", {});
+    };
+    source.onerror = function () { setLive(false); }; // EventSource retries by itself
+    source.addEventListener("job", function (event) {
+      var job = JSON.parse(event.data);
+      var previous = jobs[job.id];
+      if (isActive(job)) { jobs[job.id] = job; } else { delete jobs[job.id]; }
+      updateBadges();
+      emit("bty:job", { job: job, previous: previous });
+    });
+    source.addEventListener("catalog", function (event) {
+      emit("bty:catalog", JSON.parse(event.data));
+    });
+    source.addEventListener("resync", function () {
+      // Events were missed: start over with a fresh snapshot.
+      source.close();
+      emit("bty:resync", {});
+      connect();
+    });
+  }
+
+  // ---- jobs tables (downloads, hashing, flash): in-place progress,
+  // re-rendered from the server when a job changes state ----------------
+
+  var pendingRefresh = {};
+
+  function refreshFragment(container) {
+    var url = container.dataset.fragment;
+    if (pendingRefresh[url]) { return; }
+    pendingRefresh[url] = window.setTimeout(function () {
+      fetch(url, { credentials: "same-origin" }).then(function (response) {
+        return response.ok ? response.text() : null;
+      }).then(function (html) {
+        delete pendingRefresh[url];
+        if (!html) { return; }
+        var holder = document.createElement("div");
+        holder.innerHTML = html.trim();
+        var fresh = holder.firstElementChild;
+        var current = document.querySelector('[data-fragment="' + url + '"]');
+        if (fresh && current) { current.replaceWith(fresh); }
+      }, function () { delete pendingRefresh[url]; });
+    }, 250);
+  }
+
+  function setField(row, name, text) {
+    row.querySelectorAll('[data-field="' + name + '"]').forEach(function (el) { el.textContent = text; });
+  }
+
+  function updateJobRow(row, job) {
+    var total = job.bytes_total;
+    var progress = row.querySelector('progress[data-field="progress"]');
+    if (progress && total) {
+      var pct = Math.min(100, Math.floor(job.bytes_done * 100 / total));
+      progress.max = 100;
+      progress.value = pct;
+      setField(row, "percent", pct + "%");
+    }
+    setField(row, "bytes", total ? humanBytes(job.bytes_done) + " / " + humanBytes(total) : humanBytes(job.bytes_done));
+    if (job.rate_bps > 0) {
+      setField(row, "rate", humanBytes(job.rate_bps) + "/s");
+      if (total && total >= job.bytes_done) { setField(row, "eta", "ETA " + duration((total - job.bytes_done) / job.rate_bps)); }
+    }
+    if (job.phase) { setField(row, "phase", job.phase); }
+    (job.targets || []).forEach(function (target) {
+      var item = row.querySelector('[data-target="' + CSS.escape(target.path) + '"]');
+      if (!item) { return; }
+      setField(item, "target-state", target.state);
+      setField(item, "target-written", humanBytes(target.bytes_written));
+    });
+  }
+
+  function onJobForTables(job, previous) {
+    document.querySelectorAll("[data-fragment][data-job-kinds]").forEach(function (container) {
+      if (container.dataset.jobKinds.split(" ").indexOf(job.kind) < 0) { return; }
+      var row = container.querySelector('tr[data-job-id="' + CSS.escape(job.id) + '"]');
+      var targetsChanged = row && (job.targets || []).some(function (t) {
+        var item = row.querySelector('[data-target="' + CSS.escape(t.path) + '"] [data-field="target-state"]');
+        return !item || item.textContent !== t.state;
+      });
+      if (row && previous && previous.state === job.state && !targetsChanged) {
+        updateJobRow(row, job);
+      } else {
+        refreshFragment(container);
+      }
+    });
+  }
+
+  // ---- images page: busy labels and row refreshes ------------------------
+
+  var rowJobs = {}; // job id -> row id, for jobs this page started
+
+  function rowById(id) {
+    return document.querySelector('tr[data-row-id="' + CSS.escape(id) + '"]');
+  }
+
+  function rowForJob(job) {
+    if (rowJobs[job.id]) {
+      var row = rowById(rowJobs[job.id]);
+      if (row) { return row; }
+    }
+    var found = null;
+    document.querySelectorAll("tr[data-names]").forEach(function (candidate) {
+      if (!found && candidate.dataset.names.split("\n").indexOf(job.subject) >= 0) { found = candidate; }
+    });
+    return found;
+  }
+
+  function setLabel(button, text) {
+    var label = button && button.querySelector(".bty-btn-label");
+    if (label) { label.textContent = text; }
+  }
+
+  function setBusy(row, job) {
+    var buttons = row.querySelectorAll(".bty-btn-group button");
+    if (!row.dataset.busy) {
+      var update = row.querySelector(".bty-update-btn");
+      row.dataset.busyUpdate = update && !update.disabled ? "1" : "";
+      buttons.forEach(function (b) { b.dataset.wasDisabled = b.disabled ? "1" : ""; });
+    }
+    row.dataset.busy = job.id;
+    buttons.forEach(function (b) { b.disabled = true; });
+    var pct = job.bytes_total ? " " + Math.floor(job.bytes_done * 100 / job.bytes_total) + "%" : "";
+    if (row.dataset.busyUpdate) {
+      setLabel(row.querySelector(".bty-update-btn"), "Updating" + pct);
+    } else {
+      setLabel(row.querySelector(".bty-fetch-btn"), "Downloading" + pct);
+    }
+  }
+
+  // Re-render one row from the server; its id may change (ref -> sha256).
+  // `mayVanish`: the row may be gone for good (removed file or entry).
+  function refreshRow(row, mayVanish) {
+    var id = row.dataset.rowId;
+    var url = "/ui/images/row/" + encodeURIComponent(id) + "?q=" + encodeURIComponent(row.dataset.rowName || "");
+    return fetch(url, { credentials: "same-origin" }).then(function (response) {
+      if (response.status === 404 && mayVanish) { row.remove(); return null; }
+      return response.ok ? response.text() : null;
+    }).then(function (html) {
+      if (!html) { return; }
+      var body = document.createElement("tbody");
+      body.innerHTML = html.trim();
+      var fresh = body.querySelector("tr");
+      var current = rowById(id) || row;
+      if (fresh && current.parentNode) {
+        Object.keys(rowJobs).forEach(function (jobId) {
+          if (rowJobs[jobId] === id) { rowJobs[jobId] = fresh.dataset.rowId; }
+        });
+        current.replaceWith(fresh);
+      }
+    });
+  }
+
+  function onJobForImages(job) {
+    if (!document.querySelector("table.bty-images")) { return; }
+    var row = rowForJob(job);
+    if (!row) { return; }
+    if ((job.kind === "download" || job.kind === "push") && isActive(job)) {
+      setBusy(row, job);
+      return;
+    }
+    if (!isActive(job)) {
+      delete rowJobs[job.id];
+      if (job.state === "failed" && job.error) { showError(job.subject + ": " + job.error); }
+      // The catalog may learn of the new bytes just after the job ends.
+      refreshRow(row).then(function () {
+        window.setTimeout(function () {
+          var again = rowById(row.dataset.rowId) || rowForJob(job);
+          if (again) { refreshRow(again); }
+        }, 1200);
+      });
+    }
+  }
+
+  // Catalog changes that add or remove rows; others only change a row.
+  var rowSetChanges = ["image.appeared", "image.removed", "entry.added", "entry.deleted", "catalog.imported", "image.uploaded"];
+
+  function onCatalogForImages(change) {
+    if (!document.querySelector("table.bty-images")) { return; }
+    var matched = false;
+    document.querySelectorAll("tr[data-names]").forEach(function (row) {
+      if (row.dataset.names.split("\n").indexOf(change.subject) >= 0) {
+        matched = true;
+        refreshRow(row, change.kind === "image.removed" || change.kind === "entry.deleted");
+      }
+    });
+    if (!matched && rowSetChanges.indexOf(change.kind) >= 0) {
+      var stale = document.getElementById("bty-stale");
+      if (stale) { stale.hidden = false; }
+    }
+  }
+
+  // Without the live stream, follow a started job by polling.
+  function followWithoutStream(jobId, row) {
+    if (window.__btyLive) { return; }
+    var timer = window.setInterval(function () {
+      if (window.__btyLive) { window.clearInterval(timer); return; }
+      fetch("/catalog/downloads", { credentials: "same-origin" }).then(function (r) { return r.json(); }).then(function (list) {
+        var job = (list.downloads || []).filter(function (j) { return j.id === jobId; })[0];
+        if (!job || !isActive(job)) { window.clearInterval(timer); refreshRow(rowById(rowJobs[jobId]) || row); }
+        else { setBusy(rowById(rowJobs[jobId]) || row, job); }
+      });
+    }, 2000);
+  }
+
+  function startDownload(button, update) {
+    var row = button.closest("tr");
+    button.disabled = true;
+    request("POST", "/catalog/downloads", { id: button.dataset.id, update: update }).then(function (response) {
+      return response.json();
+    }).then(function (job) {
+      if (!row) { showStarted(button, job); return; }
+      rowJobs[job.id] = row.dataset.rowId;
+      if (isActive(job)) { setBusy(row, job); followWithoutStream(job.id, row); } else { refreshRow(row); }
+    }).catch(function (error) {
+      button.disabled = false;
+      showError(error.message);
+    });
+  }
+
+  // Outside the images table (the "added" banner): say where to look.
+  function showStarted(button, job) {
+    setLabel(button, "Queued");
+    var note = document.createElement("span");
+    note.className = "bty-muted bty-small";
+    note.textContent = " download " + job.state + " — progress below";
+    button.after(note);
+  }
+
+  // ---- clipboard ----------------------------------------------------------
 
   // Plain-http pages (and unfocused or permission-less ones) have no working
   // Clipboard API: fall back to a hidden textarea and execCommand.
@@ -59,10 +347,11 @@
   }
 
   function copyText(text) {
+    var copied = function () { window.__btyLastCopied = text; };
     if (navigator.clipboard && window.isSecureContext) {
-      return navigator.clipboard.writeText(text).catch(function () { return copyWithTextarea(text); });
+      return navigator.clipboard.writeText(text).catch(function () { return copyWithTextarea(text); }).then(copied);
     }
-    return copyWithTextarea(text);
+    return copyWithTextarea(text).then(copied);
   }
 
   function onShaCopy(button) {
@@ -74,25 +363,51 @@
     });
   }
 
+  // ---- buttons --------------------------------------------------------------
+
+  function thenRefresh(button, promise) {
+    button.disabled = true;
+    promise.then(function () {
+      var row = button.closest("tr[data-row-id]");
+      if (row) { refreshRow(row); return; }
+      var container = button.closest("[data-fragment]");
+      if (container) { refreshFragment(container); } else { window.location.reload(); }
+    }).catch(function (error) {
+      button.disabled = false;
+      showError(error.message);
+    });
+  }
+
   var actions = {
-    "bty-fetch-btn": function (button) {
-      call("POST", "/catalog/downloads", { id: button.dataset.id }, button);
-    },
+    "bty-fetch-btn": function (button) { startDownload(button, false); },
     "bty-update-btn": function (button) {
       if (!window.confirm("Re-pull this image from its source? The cached copy stays usable until the new one is verified.")) { return; }
-      call("POST", "/catalog/downloads", { id: button.dataset.id, update: true }, button);
+      startDownload(button, true);
     },
     "bty-cache-delete-btn": function (button) {
       if (!window.confirm("Delete the local copy of this image? The catalog entry stays.")) { return; }
-      call("DELETE", "/catalog/cache/" + encodeURIComponent(button.dataset.id), undefined, button);
+      thenRefresh(button, request("DELETE", "/catalog/cache/" + encodeURIComponent(button.dataset.id)));
     },
     "bty-catalog-entry-delete-btn": function (button) {
       var src = button.dataset.src;
       if (!window.confirm("Remove the catalog entry " + src + " and its cached copy?")) { return; }
-      call("DELETE", "/catalog/entries?src=" + encodeURIComponent(src), undefined, button);
+      var row = button.closest("tr");
+      button.disabled = true;
+      request("DELETE", "/catalog/entries?src=" + encodeURIComponent(src)).then(function () {
+        // A local file of the same content keeps the row; otherwise it goes.
+        return fetch("/ui/images/row/" + encodeURIComponent(row.dataset.rowId), { credentials: "same-origin" });
+      }).then(function (response) {
+        if (response.status === 404) { row.remove(); } else { refreshRow(row); }
+      }).catch(function (error) {
+        button.disabled = false;
+        showError(error.message);
+      });
     },
     "bty-hash-cancel-btn": function (button) {
-      call("DELETE", "/catalog/hashes/" + encodeURIComponent(button.dataset.name), undefined, button);
+      thenRefresh(button, request("DELETE", "/catalog/hashes/" + encodeURIComponent(button.dataset.name)));
+    },
+    "bty-job-cancel-btn": function (button) {
+      thenRefresh(button, request("DELETE", "/api/jobs/" + encodeURIComponent(button.dataset.jobId)));
     }
   };
 
@@ -104,4 +419,67 @@
       if (button.classList.contains(cls)) { actions[cls](button); }
     });
   });
+
+  // ---- upload widget (downloads page) ----------------------------------
+
+  function setupUpload() {
+    var input = document.getElementById("upload-file");
+    var button = document.getElementById("upload-btn");
+    var bar = document.getElementById("upload-progress");
+    var status = document.getElementById("upload-status");
+    if (!input || !button) { return; }
+    status.textContent = "Pick a file; it is hashed while it uploads.";
+    input.addEventListener("change", function () { button.disabled = !input.files.length; });
+    button.addEventListener("click", function () {
+      var file = input.files[0];
+      if (!file) { return; }
+      var xhr = new XMLHttpRequest();
+      xhr.open("PUT", "/images/" + encodeURIComponent(file.name));
+      xhr.withCredentials = true;
+      xhr.setRequestHeader("Content-Type", "application/octet-stream");
+      xhr.setRequestHeader("X-CSRF-Token", csrf);
+      bar.hidden = false;
+      bar.value = 0;
+      button.disabled = true;
+      status.textContent = "Uploading " + file.name + " (" + humanBytes(file.size) + ")…";
+      xhr.upload.onprogress = function (event) {
+        if (event.lengthComputable) {
+          bar.value = Math.floor(event.loaded * 100 / event.total);
+          status.textContent = "Uploading " + file.name + ": " + humanBytes(event.loaded) + " of " + humanBytes(event.total);
+        }
+      };
+      xhr.onload = function () {
+        button.disabled = false;
+        if (xhr.status >= 200 && xhr.status < 300) {
+          var result = JSON.parse(xhr.responseText);
+          window.__btyLastUpload = result;
+          bar.value = 100;
+          status.textContent = "Uploaded " + result.name + " (" + humanBytes(result.size_bytes) + "), sha256 " + result.sha256 + ".";
+          status.dataset.sha256 = result.sha256;
+        } else {
+          var detail = xhr.responseText;
+          try { detail = JSON.parse(xhr.responseText).detail; } catch (e) { /* keep the text */ }
+          status.textContent = "Upload failed: HTTP " + xhr.status + " " + detail;
+        }
+      };
+      xhr.onerror = function () {
+        button.disabled = false;
+        status.textContent = "Upload failed: network error (too large, or the server went away).";
+      };
+      xhr.send(file);
+    });
+  }
+
+  document.addEventListener("bty:job", function (event) {
+    onJobForTables(event.detail.job, event.detail.previous);
+    onJobForImages(event.detail.job);
+  });
+  document.addEventListener("bty:catalog", function (event) { onCatalogForImages(event.detail); });
+  document.addEventListener("bty:connected", function () {
+    document.querySelectorAll("[data-fragment][data-job-kinds]").forEach(refreshFragment);
+  });
+
+  setupUpload();
+  setLive(false);
+  connect();
 })();

@@ -218,33 +218,6 @@ async fn hashes_list_start_and_cancel() {
 }
 
 #[tokio::test]
-async fn download_and_cache_routes_say_they_are_not_there_yet() {
-    let harness = Harness::start(sample_daemon()).await;
-    let reply = harness
-        .send(json_request(
-            "POST",
-            "/catalog/downloads",
-            json!({"id": "abc"}),
-        ))
-        .await;
-    assert_eq!(reply.status, StatusCode::NOT_IMPLEMENTED);
-    assert!(
-        reply.json()["detail"]
-            .as_str()
-            .unwrap()
-            .contains("not available")
-    );
-    let reply = harness
-        .send(empty_request("DELETE", "/catalog/cache/abc"))
-        .await;
-    assert_eq!(reply.status, StatusCode::NOT_IMPLEMENTED);
-    let reply = harness
-        .send(json_request("POST", "/catalog/downloads", json!({})))
-        .await;
-    assert_eq!(reply.status, 422);
-}
-
-#[tokio::test]
 async fn grpc_codes_map_to_http_statuses() {
     let table = [
         (Code::InvalidArgument, 400, true),

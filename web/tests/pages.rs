@@ -70,7 +70,7 @@ async fn images_page_renders_one_row_per_image() {
     assert!(
         reply
             .body
-            .contains(r#"action="/ui/catalog/upload" enctype="multipart/form-data""#)
+            .contains(r#"action="/ui/catalog/upload?csrf=" enctype="multipart/form-data""#)
     );
     assert!(
         reply
@@ -225,7 +225,7 @@ async fn hashing_page_lists_jobs_with_progress() {
     assert_eq!(reply.status, 200);
     let html = reply.body;
     assert!(html.contains(r#"data-job-subject="new.img""#));
-    assert!(html.contains(r#"<progress max="100" value="25">"#));
+    assert!(html.contains(r#"<progress max="100" value="25" data-field="progress">"#));
     assert!(html.contains("25 B / 100 B"));
     assert!(
         html.contains(r#"data-name="new.img""#),

@@ -143,3 +143,29 @@ async fn router(
         .add_service(EventServiceServer::new(services.events))
         .add_service(FlashServiceServer::new(services.flash)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::BearerToken;
+    use tonic::service::Interceptor;
+
+    fn call(token: Option<&str>, header: Option<&str>) -> Result<(), tonic::Code> {
+        let mut check = BearerToken(token.map(Into::into));
+        let mut request = tonic::Request::new(());
+        if let Some(h) = header {
+            request.metadata_mut().insert("authorization", h.parse().unwrap());
+        }
+        check.call(request).map(|_| ()).map_err(|s| s.code())
+    }
+
+    #[test]
+    fn tcp_calls_need_the_bearer_token() {
+        let token = Some("0123456789abcdef");
+        assert_eq!(call(token, Some("Bearer 0123456789abcdef")), Ok(()));
+        for bad in [None, Some("Bearer wrong"), Some("0123456789abcdef"), Some("Bearer 0123456789abcdeF")] {
+            assert_eq!(call(token, bad), Err(tonic::Code::Unauthenticated), "{bad:?}");
+        }
+        // The Unix socket has no token: access is the socket's mode.
+        assert_eq!(call(None, None), Ok(()));
+    }
+}

@@ -6,7 +6,7 @@ use crate::error::WebError;
 use crate::fmt::origin;
 use crate::state::AppState;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
@@ -186,41 +186,4 @@ pub(crate) async fn import(
     };
     let report = state.catalog().import_catalog(request).await?.into_inner();
     Ok(Json(report.into()))
-}
-
-/// Body of `POST /catalog/downloads`: the row id (upstream sent `name`).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct DownloadBody {
-    id: Option<String>,
-    name: Option<String>,
-    /// Re-pull a cached entry (the page's Update button).
-    #[serde(default)]
-    update: bool,
-}
-
-const DOWNLOADS_LATER: &str = "downloads are not available from this btyd yet";
-
-/// `POST /catalog/downloads`: validated here; btyd has no download RPC yet.
-pub(crate) async fn start_download(
-    JsonBody(body): JsonBody<DownloadBody>,
-) -> Result<StatusCode, WebError> {
-    let key = given(body.id).or_else(|| given(body.name));
-    let Some(key) = key else {
-        return Err(WebError::InvalidRequest("id is required".to_owned()));
-    };
-    tracing::debug!(
-        key,
-        update = body.update,
-        "download requested before btyd supports it"
-    );
-    Err(WebError::NotImplemented(DOWNLOADS_LATER.to_owned()))
-}
-
-/// `DELETE /catalog/cache/{id}`: btyd has no cache-delete RPC yet.
-pub(crate) async fn delete_cache(Path(id): Path<String>) -> Result<StatusCode, WebError> {
-    tracing::debug!(id, "cache delete requested before btyd supports it");
-    Err(WebError::NotImplemented(
-        "deleting cached copies is not available from this btyd yet".to_owned(),
-    ))
 }

@@ -1,6 +1,7 @@
 //! `GET /images` (upstream's `ImageEntry` list, ref §3.5) and `GET
 //! /api/images` (the merged rows as SPEC §2 spells them).
 
+use super::QueryArgs;
 use crate::error::WebError;
 use crate::fmt::{origin, percent_encode};
 use crate::state::AppState;
@@ -8,7 +9,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use bty_proto::v1::{Image, ListImagesRequest};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One entry of `GET /images`.
 #[derive(Debug, Serialize)]
@@ -55,11 +56,11 @@ impl ImageEntry {
     }
 }
 
-async fn list_images(state: &AppState) -> Result<Vec<Image>, WebError> {
-    let response = state
-        .catalog()
-        .list_images(ListImagesRequest::default())
-        .await?;
+async fn list_images(state: &AppState, query: &str) -> Result<Vec<Image>, WebError> {
+    let request = ListImagesRequest {
+        query: query.to_owned(),
+    };
+    let response = state.catalog().list_images(request).await?;
     Ok(response.into_inner().images)
 }
 
@@ -68,7 +69,7 @@ pub(crate) async fn list(
     headers: HeaderMap,
 ) -> Result<Json<Vec<ImageEntry>>, WebError> {
     let origin = origin(&headers);
-    let images = list_images(&state).await?;
+    let images = list_images(&state, "").await?;
     Ok(Json(
         images
             .into_iter()
@@ -132,7 +133,27 @@ impl From<Image> for ImageRow {
     }
 }
 
-pub(crate) async fn rows(State(state): State<AppState>) -> Result<Json<Vec<ImageRow>>, WebError> {
-    let images = list_images(&state).await?;
-    Ok(Json(images.into_iter().map(ImageRow::from).collect()))
+/// `?q=` (the daemon's search) and `?id=` (one row, by id, ref or sha256).
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct RowsQuery {
+    q: Option<String>,
+    id: Option<String>,
+}
+
+pub(crate) async fn rows(
+    State(state): State<AppState>,
+    QueryArgs(query): QueryArgs<RowsQuery>,
+) -> Result<Json<Vec<ImageRow>>, WebError> {
+    let images = list_images(&state, query.q.as_deref().unwrap_or("").trim()).await?;
+    let id = query.id.filter(|id| !id.is_empty());
+    Ok(Json(
+        images
+            .into_iter()
+            .filter(|i| {
+                id.as_deref()
+                    .is_none_or(|id| i.id == id || i.r#ref == id || i.sha256.as_deref() == Some(id))
+            })
+            .map(ImageRow::from)
+            .collect(),
+    ))
 }

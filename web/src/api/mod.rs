@@ -1,18 +1,27 @@
 //! The JSON/HTTP routes, compatible with upstream bty's (ref §8.1), and the
 //! health probe.
 
+mod bytes;
 mod catalog;
+mod downloads;
 mod hashes;
 mod images;
+mod jobs;
+mod upload;
+
+pub(crate) use jobs::JobJson;
 
 use crate::error::WebError;
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request, State};
 use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
+use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
+use bty_proto::v1::MetricsRequest;
 use serde::de::DeserializeOwned;
 use std::time::Duration;
 
@@ -30,10 +39,43 @@ pub(crate) fn routes() -> Router<AppState> {
             post(catalog::add_entry).delete(catalog::remove_entry),
         )
         .route("/catalog/import", post(catalog::import))
-        .route("/catalog/downloads", post(catalog::start_download))
-        .route("/catalog/cache/{id}", delete(catalog::delete_cache))
+        .route(
+            "/images/{key}",
+            get(bytes::get_image)
+                .head(bytes::head_image)
+                // The daemon enforces the configured upload cap (413); the
+                // body is streamed, never buffered, so no limit here.
+                .put(upload::put_image)
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/images/{key}/{name}",
+            get(bytes::get_named).head(bytes::head_named),
+        )
+        .route(
+            "/catalog/downloads",
+            get(downloads::list).post(downloads::start),
+        )
+        .route("/catalog/downloads/{id}", delete(downloads::cancel))
+        .route("/catalog/cache/{id}", delete(downloads::delete_cache))
+        .route("/api/jobs/{id}", delete(jobs::cancel))
+        .route("/metrics", get(metrics))
         .route("/catalog/hashes", get(hashes::list).post(hashes::start))
         .route("/catalog/hashes/{name}", delete(hashes::cancel))
+}
+
+/// `GET /metrics`: btyd's counters and gauges, Prometheus text format.
+async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, WebError> {
+    let text = state
+        .events()
+        .metrics(MetricsRequest {})
+        .await?
+        .into_inner()
+        .prometheus_text;
+    Ok((
+        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        text,
+    ))
 }
 
 /// `200 ok` when btyd answers `DescribeStore`, `503` otherwise.

@@ -1,38 +1,52 @@
 //! `GET /ui/images`: the merged catalog table (SPEC §2, ref §3.4) with its
 //! catalog forms, per-row actions and the recent activity card.
 
-use super::{EventRow, recent_events};
-use crate::error::PageError;
+use super::paging::{Pager, PagingQuery};
+use super::{Chrome, EventRow, recent_events};
+use crate::auth::Viewer;
+use crate::error::{PageError, WebError};
 use crate::fmt;
 use crate::state::AppState;
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use bty_proto::v1::{Image, ListImagesRequest};
 use serde::Deserialize;
 
-/// The `?error=` a UI form redirected with.
+/// The `?error=` a UI form redirected with, the search and the page.
 #[derive(Debug, Deserialize)]
 pub(crate) struct PageQuery {
     error: Option<String>,
+    #[serde(flatten)]
+    paging: PagingQuery,
 }
 
 #[derive(Template, WebTemplate)]
 #[template(path = "images.html")]
 pub(crate) struct ImagesPage {
-    nav: &'static str,
+    chrome: Chrome,
     error: Option<String>,
     image_root: String,
     catalog_path: String,
     release_url: String,
     rows: Vec<RowView>,
+    pager: Pager,
     events: Option<Vec<EventRow>>,
+}
+
+/// One row alone, re-fetched by `bty.js` when its download or hash ends.
+#[derive(Template, WebTemplate)]
+#[template(path = "image_row_fragment.html")]
+pub(crate) struct RowFragment {
+    row: RowView,
 }
 
 /// One table row, ready to print.
 pub(crate) struct RowView {
     id: String,
     first_name: String,
+    /// Every name, one per line, for `bty.js` to match job subjects.
+    names_joined: String,
     names: Vec<String>,
     sha: Option<String>,
     sha_short: String,
@@ -127,6 +141,7 @@ impl RowView {
                 .cloned()
                 .unwrap_or_else(|| image.id.clone()),
             id: image.id,
+            names_joined: image.names.join("\n"),
             names: image.names,
             sha_short: sha
                 .as_deref()
@@ -156,10 +171,14 @@ impl RowView {
 
 pub(crate) async fn page(
     State(state): State<AppState>,
+    viewer: Viewer,
     Query(query): Query<PageQuery>,
 ) -> Result<ImagesPage, PageError> {
+    let request = ListImagesRequest {
+        query: query.paging.search().to_owned(),
+    };
     let mut catalog = state.catalog();
-    let list = catalog.list_images(ListImagesRequest::default());
+    let list = catalog.list_images(request);
     let (list, store, events) = tokio::join!(list, state.store(), recent_events(&state, |_| true));
     let images = list?.into_inner().images;
     let store = store
@@ -167,8 +186,9 @@ pub(crate) async fn page(
             |status| tracing::warn!(code = ?status.code(), "store description unavailable"),
         )
         .ok();
+    let (pager, range) = Pager::new(&query.paging, images.len());
     Ok(ImagesPage {
-        nav: "images",
+        chrome: Chrome::new("images", viewer),
         error: query.error.filter(|e| !e.is_empty()),
         image_root: state.image_root_or_hint(store.as_ref()),
         catalog_path: store
@@ -176,7 +196,58 @@ pub(crate) async fn page(
             .map(|s| s.catalog_path.clone())
             .unwrap_or_default(),
         release_url: store.map(|s| s.release_catalog_url).unwrap_or_default(),
-        rows: images.into_iter().map(RowView::new).collect(),
+        rows: images
+            .into_iter()
+            .skip(range.start)
+            .take(range.len())
+            .map(RowView::new)
+            .collect(),
+        pager,
         events,
+    })
+}
+
+/// `?q=` hint of the row route: a name of the row, so the daemon filters
+/// instead of sending all rows.
+#[derive(Debug, Deserialize)]
+pub(crate) struct RowQuery {
+    q: Option<String>,
+}
+
+/// Whether `image` is the row `key` names: its id, or its ref (a row's id
+/// changes from ref to sha256 once its bytes are hashed).
+fn is_row(image: &Image, key: &str) -> bool {
+    image.id == key || image.r#ref == key || image.sha256.as_deref() == Some(key)
+}
+
+/// `GET /ui/images/row/{id}`: the `<tr>` of one row.
+pub(crate) async fn row(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<RowQuery>,
+) -> Result<RowFragment, PageError> {
+    let hint = query.q.unwrap_or_default();
+    let mut images = state
+        .catalog()
+        .list_images(ListImagesRequest {
+            query: hint.clone(),
+        })
+        .await?
+        .into_inner()
+        .images;
+    if !hint.is_empty() && !images.iter().any(|i| is_row(i, &id)) {
+        images = state
+            .catalog()
+            .list_images(ListImagesRequest::default())
+            .await?
+            .into_inner()
+            .images;
+    }
+    let image = images
+        .into_iter()
+        .find(|i| is_row(i, &id))
+        .ok_or_else(|| WebError::NotFound(format!("no image row {id}")))?;
+    Ok(RowFragment {
+        row: RowView::new(image),
     })
 }

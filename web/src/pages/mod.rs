@@ -2,9 +2,14 @@
 //! "Recent activity" rows built from btyd's event log.
 
 mod catalog;
+mod downloads;
+mod flash;
 mod hashing;
 mod images;
+mod jobs;
+mod paging;
 
+use crate::auth::Viewer;
 use crate::fmt;
 use crate::state::AppState;
 use axum::Router;
@@ -21,7 +26,16 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/ui", get(index))
         .route("/ui/images", get(images::page))
+        .route("/ui/images/row/{id}", get(images::row))
         .route("/ui/hashing", get(hashing::page))
+        .route("/ui/hashing/jobs", get(hashing::jobs_fragment))
+        .route("/ui/downloads", get(downloads::page))
+        .route("/ui/downloads/jobs", get(downloads::jobs_fragment))
+        .route("/ui/downloads/add", post(downloads::add))
+        .route("/ui/flash", get(flash::page))
+        .route("/ui/flash/jobs", get(flash::jobs_fragment))
+        .route("/ui/flash/confirm", post(flash::confirm))
+        .route("/ui/flash/start", post(flash::start))
         .route(
             "/ui/catalog/upload",
             // The handler gives every oversize upload a readable message; this
@@ -34,6 +48,29 @@ pub(crate) fn routes() -> Router<AppState> {
 /// `/` and `/ui` land on the images page.
 pub(crate) async fn index() -> Redirect {
     Redirect::to("/ui/images")
+}
+
+/// What every page's frame needs: the active navbar entry, the CSRF token
+/// for forms and `bty.js`, and whether to offer "Log out".
+pub(crate) struct Chrome {
+    pub(crate) nav: &'static str,
+    pub(crate) csrf: String,
+    pub(crate) logged_in: bool,
+}
+
+impl Chrome {
+    pub(crate) fn new(nav: &'static str, viewer: Viewer) -> Self {
+        Self {
+            nav,
+            csrf: viewer.csrf,
+            logged_in: viewer.logged_in,
+        }
+    }
+
+    /// The frame of an error page, which knows nothing about the viewer.
+    pub(crate) fn bare() -> Self {
+        Self::new("", Viewer::default())
+    }
 }
 
 /// One line of a "Recent activity" card.

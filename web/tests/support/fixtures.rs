@@ -140,6 +140,40 @@ pub fn sample_daemon() -> Daemon {
             },
         ],
         export_toml: "version = 1\n".to_owned(),
+        files: vec![(
+            SHA_LOCAL.to_owned(),
+            ImageStat {
+                file_name: "lab-bench.img".to_owned(),
+                size_bytes: 4096,
+                sha256: Some(SHA_LOCAL.to_owned()),
+                format: Some("img".to_owned()),
+                modified_ms: 784_111_777_000,
+            },
+            lab_bench_bytes(),
+        )],
+        metrics: "# TYPE bty_images gauge\nbty_images 4\n".to_owned(),
         ..Daemon::default()
+    }
+}
+
+/// The 4096 bytes of `lab-bench.img`: byte i is i mod 251, so any slice
+/// is recognisable.
+pub fn lab_bench_bytes() -> Vec<u8> {
+    (0..4096u32).map(|i| (i % 251) as u8).collect()
+}
+
+pub fn disk(path: &str, writable: bool, refusals: &[&str]) -> Disk {
+    Disk {
+        path: path.to_owned(),
+        name: path.trim_start_matches("/dev/").to_owned(),
+        size_bytes: 32 * 1024 * 1024 * 1024,
+        model: Some("Ultra Fit".to_owned()),
+        vendor: Some("SanDisk".to_owned()),
+        serial: Some("4C530001".to_owned()),
+        transport: Some("usb".to_owned()),
+        removable: true,
+        writable,
+        refusals: refusals.iter().map(|r| (*r).to_owned()).collect(),
+        ..Disk::default()
     }
 }

@@ -9,12 +9,15 @@ use axum::http::{HeaderMap, Request, StatusCode};
 use bty_proto::channel::Target;
 use bty_proto::v1::catalog_service_server::{CatalogService, CatalogServiceServer};
 use bty_proto::v1::event_service_server::{EventService, EventServiceServer};
+use bty_proto::v1::flash_service_server::{FlashService, FlashServiceServer};
 use bty_proto::v1::job_service_server::{JobService, JobServiceServer};
 use bty_proto::v1::*;
-use bty_web::{WebOptions, router};
+use bty_web::{WebAuth, WebOptions, router};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tempfile::TempDir;
 use tokio_stream::wrappers::UnixListenerStream;
+use tokio_stream::{Stream, StreamExt as _};
 use tonic::{Code, Request as GrpcRequest, Response, Status};
 use tower::ServiceExt as _;
 
@@ -38,6 +41,21 @@ pub struct Daemon {
     pub hashed: Vec<String>,
     pub cancelled: Vec<String>,
     pub export_base_urls: Vec<String>,
+    /// `ListImagesRequest.query` of every listing.
+    pub list_queries: Vec<String>,
+    pub fetched: Vec<FetchImageRequest>,
+    pub cache_deleted: Vec<String>,
+    /// Served by Stat/ReadImage: `(key, stat, bytes)`.
+    pub files: Vec<(String, ImageStat, Vec<u8>)>,
+    /// `(name, bytes)` of every completed upload.
+    pub uploads: Vec<(String, Vec<u8>)>,
+    /// Upload cap (ResourceExhausted past it); `None` = no cap.
+    pub max_upload: Option<u64>,
+    pub metrics: String,
+    /// What `Subscribe` sends before it goes quiet.
+    pub live_events: Vec<Event>,
+    pub disks: Vec<Disk>,
+    pub flashes: Vec<FlashRequest>,
 }
 
 #[derive(Clone)]
@@ -68,11 +86,22 @@ fn report(source: &str) -> ImportReport {
 impl CatalogService for Fake {
     async fn list_images(
         &self,
-        _: GrpcRequest<ListImagesRequest>,
+        request: GrpcRequest<ListImagesRequest>,
     ) -> Result<Response<ListImagesResponse>, Status> {
-        Ok(Response::new(ListImagesResponse {
-            images: self.daemon()?.images.clone(),
-        }))
+        let query = request.into_inner().query;
+        let mut daemon = self.daemon()?;
+        daemon.list_queries.push(query.clone());
+        // The daemon's filter is richer; names are enough for the adapter.
+        let needle = query.to_lowercase();
+        let images = daemon
+            .images
+            .iter()
+            .filter(|i| {
+                needle.is_empty() || i.names.iter().any(|n| n.to_lowercase().contains(&needle))
+            })
+            .cloned()
+            .collect();
+        Ok(Response::new(ListImagesResponse { images }))
     }
 
     async fn add_entry(
@@ -165,30 +194,123 @@ impl CatalogService for Fake {
 
     async fn fetch_image(
         &self,
-        _: GrpcRequest<bty_proto::v1::FetchImageRequest>,
-    ) -> Result<Response<bty_proto::v1::Job>, Status> {
-        Err(Status::unimplemented("fake daemon: fetch"))
+        request: GrpcRequest<FetchImageRequest>,
+    ) -> Result<Response<Job>, Status> {
+        let request = request.into_inner();
+        let id = request.id.clone();
+        self.daemon()?.fetched.push(request);
+        Ok(Response::new(Job {
+            id: "d1".to_owned(),
+            kind: JobKind::Download as i32,
+            subject: id,
+            state: JobState::Queued as i32,
+            ..Job::default()
+        }))
     }
 
     async fn delete_cache(
         &self,
-        _: GrpcRequest<bty_proto::v1::DeleteCacheRequest>,
-    ) -> Result<Response<bty_proto::v1::DeleteCacheResponse>, Status> {
-        Err(Status::unimplemented("fake daemon: delete cache"))
+        request: GrpcRequest<DeleteCacheRequest>,
+    ) -> Result<Response<DeleteCacheResponse>, Status> {
+        let id = request.into_inner().id;
+        self.daemon()?.cache_deleted.push(id.clone());
+        if id == "missing" {
+            return Err(Status::not_found("no such image: missing"));
+        }
+        Ok(Response::new(DeleteCacheResponse {
+            deleted: true,
+            reason: String::new(),
+            sha256: Some(SHA_REMOTE.to_owned()),
+            file_name: "catalog-222222222222-debian.img.zst".to_owned(),
+        }))
     }
 
-    async fn push_image(
-        &self,
-        _: GrpcRequest<bty_proto::v1::PushImageRequest>,
-    ) -> Result<Response<bty_proto::v1::Job>, Status> {
+    async fn push_image(&self, _: GrpcRequest<PushImageRequest>) -> Result<Response<Job>, Status> {
         Err(Status::unimplemented("fake daemon: push"))
     }
 
     async fn upload_image(
         &self,
-        _: GrpcRequest<tonic::Streaming<bty_proto::v1::UploadImageChunk>>,
-    ) -> Result<Response<bty_proto::v1::UploadImageResponse>, Status> {
-        Err(Status::unimplemented("fake daemon: upload"))
+        request: GrpcRequest<tonic::Streaming<UploadImageChunk>>,
+    ) -> Result<Response<UploadImageResponse>, Status> {
+        use upload_image_chunk::Part;
+        let cap = self.daemon()?.max_upload;
+        let mut stream = request.into_inner();
+        let Some(UploadImageChunk {
+            part: Some(Part::Header(header)),
+        }) = stream.message().await?
+        else {
+            return Err(Status::invalid_argument("header first"));
+        };
+        if header.name.starts_with("catalog-") {
+            return Err(Status::invalid_argument("reserved name"));
+        }
+        let mut bytes = Vec::new();
+        loop {
+            match stream.message().await? {
+                Some(UploadImageChunk {
+                    part: Some(Part::Data(data)),
+                }) => {
+                    bytes.extend_from_slice(&data);
+                    if cap.is_some_and(|cap| bytes.len() as u64 > cap) {
+                        return Err(Status::resource_exhausted("upload exceeds the cap"));
+                    }
+                }
+                Some(_) => return Err(Status::invalid_argument("aborted")),
+                None => break,
+            }
+        }
+        if header.size_bytes.is_some_and(|s| s != bytes.len() as u64) {
+            return Err(Status::invalid_argument("size mismatch"));
+        }
+        let size = bytes.len() as u64;
+        self.daemon()?.uploads.push((header.name.clone(), bytes));
+        Ok(Response::new(UploadImageResponse {
+            name: header.name,
+            size_bytes: size,
+            sha256: "f".repeat(64),
+        }))
+    }
+
+    async fn stat_image(
+        &self,
+        request: GrpcRequest<StatImageRequest>,
+    ) -> Result<Response<ImageStat>, Status> {
+        let key = request.into_inner().key;
+        let daemon = self.daemon()?;
+        let file = daemon.files.iter().find(|(k, _, _)| *k == key);
+        let (_, stat, _) = file.ok_or_else(|| Status::not_found(format!("no image {key}")))?;
+        Ok(Response::new(stat.clone()))
+    }
+
+    type ReadImageStream = Pin<Box<dyn Stream<Item = Result<ImageChunk, Status>> + Send>>;
+
+    async fn read_image(
+        &self,
+        request: GrpcRequest<ReadImageRequest>,
+    ) -> Result<Response<Self::ReadImageStream>, Status> {
+        use image_chunk::Part;
+        let request = request.into_inner();
+        let daemon = self.daemon()?;
+        let file = daemon.files.iter().find(|(k, _, _)| *k == request.key);
+        let (_, stat, bytes) =
+            file.ok_or_else(|| Status::not_found(format!("no image {}", request.key)))?;
+        let start = request.offset as usize;
+        let end = if request.length == 0 {
+            bytes.len()
+        } else {
+            (start + request.length as usize).min(bytes.len())
+        };
+        let mut chunks = vec![Ok(ImageChunk {
+            part: Some(Part::Stat(stat.clone())),
+        })];
+        // Small chunks, so the adapter really streams several messages.
+        for piece in bytes[start..end].chunks(1000) {
+            chunks.push(Ok(ImageChunk {
+                part: Some(Part::Data(piece.to_vec())),
+            }));
+        }
+        Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
     }
 }
 
@@ -243,13 +365,26 @@ impl JobService for Fake {
 
 #[tonic::async_trait]
 impl EventService for Fake {
-    type SubscribeStream = tokio_stream::Empty<Result<Event, Status>>;
+    type SubscribeStream = Pin<Box<dyn Stream<Item = Result<Event, Status>> + Send>>;
 
     async fn subscribe(
         &self,
         _: GrpcRequest<SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
-        Err(Status::unimplemented("not in the test double"))
+        let events: Vec<Result<Event, Status>> =
+            self.daemon()?.live_events.iter().cloned().map(Ok).collect();
+        // Then quiet, like a daemon with nothing happening.
+        let stream = tokio_stream::iter(events).chain(tokio_stream::pending());
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn metrics(
+        &self,
+        _: GrpcRequest<MetricsRequest>,
+    ) -> Result<Response<MetricsResponse>, Status> {
+        Ok(Response::new(MetricsResponse {
+            prometheus_text: self.daemon()?.metrics.clone(),
+        }))
     }
 
     async fn recent_events(
@@ -258,6 +393,30 @@ impl EventService for Fake {
     ) -> Result<Response<RecentEventsResponse>, Status> {
         Ok(Response::new(RecentEventsResponse {
             events: self.daemon()?.events.clone(),
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl FlashService for Fake {
+    async fn list_disks(
+        &self,
+        _: GrpcRequest<ListDisksRequest>,
+    ) -> Result<Response<ListDisksResponse>, Status> {
+        Ok(Response::new(ListDisksResponse {
+            disks: self.daemon()?.disks.clone(),
+        }))
+    }
+
+    async fn flash(&self, request: GrpcRequest<FlashRequest>) -> Result<Response<Job>, Status> {
+        let request = request.into_inner();
+        self.daemon()?.flashes.push(request.clone());
+        Ok(Response::new(Job {
+            id: "f1".to_owned(),
+            kind: JobKind::Flash as i32,
+            subject: request.image,
+            state: JobState::Queued as i32,
+            ..Job::default()
         }))
     }
 }
@@ -272,6 +431,22 @@ pub struct Harness {
 
 impl Harness {
     pub async fn start(daemon: Daemon) -> Self {
+        Self::start_with(daemon, WebOptions::default()).await
+    }
+
+    /// Serve with a login: password "hunter2" and token "t0ken".
+    pub async fn start_with_login(daemon: Daemon) -> Self {
+        let options = WebOptions {
+            auth: Some(WebAuth {
+                password_sha256: Some(PASSWORD_SHA256.to_owned()),
+                token: Some("t0ken".to_owned()),
+            }),
+            ..WebOptions::default()
+        };
+        Self::start_with(daemon, options).await
+    }
+
+    pub async fn start_with(daemon: Daemon, options: WebOptions) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("btyd.sock");
         let listener = tokio::net::UnixListener::bind(&socket).unwrap();
@@ -281,13 +456,14 @@ impl Harness {
             tonic::transport::Server::builder()
                 .add_service(CatalogServiceServer::new(fake.clone()))
                 .add_service(JobServiceServer::new(fake.clone()))
-                .add_service(EventServiceServer::new(fake))
+                .add_service(EventServiceServer::new(fake.clone()))
+                .add_service(FlashServiceServer::new(fake))
                 .serve_with_incoming(UnixListenerStream::new(listener))
                 .await
                 .unwrap();
         });
         let channel = Target::Unix(socket).lazy_channel().unwrap();
-        let router = router(channel, WebOptions::default());
+        let router = router(channel, options);
         Self {
             daemon,
             router,
@@ -300,7 +476,21 @@ impl Harness {
         self.daemon.lock().unwrap()
     }
 
-    pub async fn send(&self, request: Request<Body>) -> Reply {
+    /// Send with `Host: bty.test:8080` and a matching `Origin` unless the
+    /// request sets its own (what a browser on the page would send).
+    pub async fn send(&self, mut request: Request<Body>) -> Reply {
+        let headers = request.headers_mut();
+        if !headers.contains_key("host") {
+            headers.insert("host", "bty.test:8080".parse().unwrap());
+        }
+        if !headers.contains_key("origin") && !headers.contains_key("referer") {
+            headers.insert("origin", "http://bty.test:8080".parse().unwrap());
+        }
+        send(&self.router, request).await
+    }
+
+    /// Send exactly this request.
+    pub async fn send_raw(&self, request: Request<Body>) -> Reply {
         send(&self.router, request).await
     }
 
@@ -315,6 +505,10 @@ impl Harness {
     }
 }
 
+/// sha256("hunter2").
+pub const PASSWORD_SHA256: &str =
+    "f52fbd32b2b3b86ff88ef6c490628285f482af15ddcb29541f94bcf526a3f6c7";
+
 /// A router whose daemon socket does not exist.
 pub fn router_without_daemon(dir: &TempDir) -> Router {
     let channel = Target::Unix(dir.path().join("missing.sock"))
@@ -324,6 +518,7 @@ pub fn router_without_daemon(dir: &TempDir) -> Router {
         channel,
         WebOptions {
             image_root_hint: Some("/srv/hint-images".to_owned()),
+            ..WebOptions::default()
         },
     )
 }

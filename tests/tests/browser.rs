@@ -1,0 +1,248 @@
+//! The web pages in a real headless Chromium against a real btyd: catalog
+//! upload, a live Fetch without reloading, uploads with hashing, cancelling
+//! a slow download, copying a sha, flashing a loop device; screenshots of
+//! every page go to `target/artifacts/screenshots/`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use bty_e2e::loopdev::{LoopDevice, can_use_loop_devices};
+use bty_e2e::origin::Origin;
+use bty_e2e::web::webdriver::{Browser, browser_available, screenshot_dir};
+use bty_e2e::{Daemon, drop_file, noise, sha256sum, wait_for};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const LIVE: Duration = Duration::from_secs(60);
+
+fn catalog(origin: &Origin) -> String {
+    format!(
+        "version = 1\n\n[[images]]\nname = \"fast.img\"\nsrc = \"{}\"\nformat = \"img\"\n\n\
+         [[images]]\nname = \"slow.img\"\nsrc = \"{}\"\nformat = \"img\"\n",
+        origin.url("/fast.img"),
+        origin.url("/slow.img")
+    )
+}
+
+fn row_js(name: &str, tail: &str) -> String {
+    format!("var r = document.querySelector('tr[data-row-name=\"{name}\"]'); {tail}")
+}
+
+#[test]
+fn pages_work_in_a_real_browser() {
+    if !browser_available() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let fast = noise(3 << 20, 21);
+    let fast_sha = {
+        let path = work.path().join("fast.img");
+        std::fs::write(&path, &fast).unwrap();
+        sha256sum(&path)
+    };
+    let origin = Origin::start();
+    origin.put("/fast.img", fast);
+    origin.put("/slow.img", noise(64 << 20, 22));
+    let daemon = Daemon::start();
+    let base = daemon.origin();
+    let browser = Browser::start();
+    let shots = screenshot_dir();
+
+    // Upload a catalog through the form: the page comes back with its rows.
+    browser.goto(&format!("{base}/ui/images"));
+    browser.screenshot(&shots.join("images-empty.png"));
+    let catalog_file = work.path().join("catalog.toml");
+    std::fs::write(&catalog_file, catalog(&origin)).unwrap();
+    browser.send_keys("#catalog-file", catalog_file.to_str().unwrap());
+    browser.click("form[action^='/ui/catalog/upload'] button[type=submit]");
+    browser.find("tr[data-row-name='fast.img']");
+    browser.find("tr[data-row-name='slow.img']");
+    browser.wait_js(
+        LIVE,
+        "the live indicator",
+        "return window.__btyLive === true",
+    );
+
+    // Fetch: the row flips to "Local copy: yes" with its sha, no reload.
+    browser.execute("window.__btyMarker = 42", json!([]));
+    browser.click("tr[data-row-name='fast.img'] .bty-fetch-btn");
+    let sha = browser.wait_js(
+        LIVE,
+        "fast.img to be cached",
+        &row_js(
+            "fast.img",
+            "var b = r && r.querySelector('.bty-badge-success'); var s = r && r.querySelector('.bty-sha-copy'); \
+             return b && b.textContent === 'yes' && s ? s.dataset.sha : null;",
+        ),
+    );
+    assert_eq!(sha, Value::String(fast_sha.clone()));
+    assert_eq!(
+        browser.execute("return window.__btyMarker", json!([])),
+        json!(42),
+        "the page was reloaded"
+    );
+
+    // Copy the sha: the clipboard (or the fallback) gets all 64 digits.
+    browser.grant_clipboard();
+    browser.click("tr[data-row-name='fast.img'] .bty-sha-copy");
+    assert_eq!(
+        browser.execute(
+            "return document.getElementById('bty-stale').hidden",
+            json!([])
+        ),
+        json!(true),
+        "a download must not ask for a reload"
+    );
+    let copied = browser.wait_js(
+        Duration::from_secs(10),
+        "the sha to be copied",
+        "return window.__btyLastCopied",
+    );
+    assert_eq!(copied, Value::String(fast_sha.clone()));
+    browser.screenshot(&shots.join("images.png"));
+
+    // Upload a file on the downloads page; it is hashed and listed.
+    let upload = noise(2 << 20, 23);
+    let upload_path = work.path().join("uploaded.img");
+    std::fs::write(&upload_path, &upload).unwrap();
+    let upload_sha = sha256sum(&upload_path);
+    browser.goto(&format!("{base}/ui/downloads"));
+    browser.send_keys("#upload-file", upload_path.to_str().unwrap());
+    browser.click("#upload-btn");
+    let result = browser.wait_js(LIVE, "the upload", "return window.__btyLastUpload");
+    assert_eq!(result["sha256"], Value::String(upload_sha.clone()));
+    browser.screenshot(&shots.join("downloads-uploaded.png"));
+    browser.goto(&format!("{base}/ui/images"));
+    let listed = browser.wait_js(
+        Duration::from_secs(10),
+        "the uploaded row",
+        &row_js(
+            "uploaded.img",
+            "var s = r && r.querySelector('.bty-sha-copy'); return s ? s.dataset.sha : null;",
+        ),
+    );
+    assert_eq!(listed, Value::String(upload_sha));
+
+    // A slow download shows progress on /ui/downloads and can be cancelled.
+    origin.throttle(Duration::from_millis(300));
+    browser.click("tr[data-row-name='slow.img'] .bty-fetch-btn");
+    browser.wait_js(
+        LIVE,
+        "the busy label",
+        &row_js("slow.img", "var f = r && r.querySelector('.bty-fetch-btn'); return f && f.textContent.indexOf('Downloading') >= 0;"),
+    );
+    browser.goto(&format!("{base}/ui/downloads"));
+    browser.wait_js(
+        LIVE,
+        "bytes to arrive",
+        "var t = document.querySelector('#download-jobs tr[data-job-id] [data-field=bytes]'); return t && t.textContent.indexOf('0 B') !== 0 ? t.textContent : null;",
+    );
+    browser.wait_js(
+        Duration::from_secs(10),
+        "the navbar badge",
+        "var b = document.querySelector('.bty-nav-badge[data-worker=download]'); return b && !b.hidden && b.textContent === '1';",
+    );
+    browser.screenshot(&shots.join("downloads.png"));
+    browser.click("#download-jobs .bty-job-cancel-btn");
+    browser.wait_js(
+        LIVE,
+        "the download to be cancelled",
+        "return document.querySelector('#download-history .bty-state-cancelled') !== null;",
+    );
+    let jobs = daemon.ctl_json(&["jobs", "list"]);
+    let slow = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["subject"] == "slow.img")
+        .unwrap_or_else(|| panic!("no slow.img job in {jobs}"));
+    assert_eq!(slow["state"], "cancelled", "{slow}");
+    assert!(
+        !daemon.image_root.join("slow.img").exists(),
+        "a cancelled download left an image"
+    );
+
+    browser.goto(&format!("{base}/ui/hashing"));
+    browser.find("#hash-jobs");
+    browser.screenshot(&shots.join("hashing.png"));
+    browser.goto(&format!("{base}/ui/flash"));
+    browser.find("#disks");
+    browser.screenshot(&shots.join("flash.png"));
+    drop(browser);
+}
+
+#[test]
+fn flashes_a_loop_device_from_the_page() {
+    if !browser_available() {
+        return;
+    }
+    if !can_use_loop_devices() {
+        eprintln!("skipping: flashing a loop device needs root");
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let image = noise(4 << 20, 31);
+    let daemon = Daemon::start_with(|_, root| {
+        drop_file(root, "flash-me.img", &image);
+    });
+    let disks = daemon.ctl(&["--json", "disks"]);
+    if !disks.status.success() {
+        let stderr = String::from_utf8_lossy(&disks.stderr);
+        if stderr.to_lowercase().contains("unimplemented") || stderr.contains("not offer") {
+            eprintln!("skipping: this btyd does not implement flashing yet ({stderr})");
+            return;
+        }
+        panic!("btyctl disks failed: {stderr}");
+    }
+    wait_for(Duration::from_secs(30), "the image to be hashed", || {
+        daemon
+            .images()
+            .iter()
+            .any(|r| r["sha256"].is_string())
+            .then_some(())
+    });
+    let target = LoopDevice::create(&work.path().join("target"), 16 << 20, 0x5A, false);
+    let browser = Browser::start();
+    let base = daemon.origin();
+    browser.goto(&format!("{base}/ui/flash"));
+    let row = format!("tr[data-disk='{}']", target.dev());
+    browser.find(&row);
+    let writable = browser.execute(
+        &format!(
+            "var c = document.querySelector(\"{row} input[name=target]\"); return c && !c.disabled;"
+        ),
+        json!([]),
+    );
+    if writable != json!(true) {
+        let verdict = browser.execute(
+            &format!("return document.querySelector(\"{row}\").innerText"),
+            json!([]),
+        );
+        panic!("the loop device is not offered as a target: {verdict}");
+    }
+    browser.click(&format!("{row} input[name=target]"));
+    browser.execute(
+        "var s = document.getElementById('flash-image'); s.selectedIndex = 1; return s.value;",
+        json!([]),
+    );
+    browser.screenshot(&screenshot_dir().join("flash-choose.png"));
+    browser.click("#flash-form button[type=submit]");
+    browser.find(&format!("tr[data-confirm-target='{}']", target.dev()));
+    browser.screenshot(&screenshot_dir().join("flash-confirm.png"));
+    browser.click("#flash-confirm-box");
+    browser.click("#flash-start");
+    let verified = browser.wait_js(
+        Duration::from_secs(120),
+        "the flash to finish",
+        &format!(
+            "var t = document.querySelector(\"#flash-jobs [data-target='{}']\"); \
+             if (!t) return null; var s = t.querySelector('[data-field=target-state]').textContent; \
+             if (s === 'failed') return 'failed: ' + t.innerText; \
+             return t.querySelector('[data-field=verified]') ? s : null;",
+            target.dev()
+        ),
+    );
+    assert_eq!(verified, json!("done"));
+    browser.screenshot(&screenshot_dir().join("flash-done.png"));
+    let written = std::fs::read(&target.file).unwrap();
+    assert_eq!(&written[..image.len()], &image[..]);
+}

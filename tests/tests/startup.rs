@@ -1,0 +1,46 @@
+//! Start-up refusals: settings that would expose the daemon are rejected
+//! with a message saying what to set, before anything listens.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use bty_e2e::bin;
+use std::process::Command;
+
+fn btyd(args: &[&str], config: Option<&str>) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(bin("btyd"));
+    cmd.arg("--state-dir").arg(dir.path().join("state")).args(args);
+    if let Some(text) = config {
+        let path = dir.path().join("btyd.toml");
+        std::fs::write(&path, text).unwrap();
+        cmd.arg("--config").arg(path);
+    }
+    let out = cmd.output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn refuses_a_web_listener_off_loopback_without_a_login() {
+    let (ok, stderr) = btyd(&["--web-listen", "0.0.0.0:0"], None);
+    assert!(!ok);
+    assert!(stderr.contains("invalid web settings"), "{stderr}");
+}
+
+#[test]
+fn refuses_a_tcp_grpc_listener_without_a_token() {
+    let (ok, stderr) = btyd(&["--grpc-tcp", "127.0.0.1:0", "--check-config"], None);
+    assert!(!ok);
+    assert!(stderr.contains("grpc.token"), "{stderr}");
+    let (ok, stderr) = btyd(
+        &["--grpc-tcp", "127.0.0.1:0", "--check-config"],
+        Some("[grpc]\ntoken = \"0123456789abcdef0123\"\n"),
+    );
+    assert!(ok, "{stderr}");
+}
+
+#[test]
+fn refuses_unknown_config_keys_naming_them() {
+    let (ok, stderr) = btyd(&["--check-config"], Some("[web]\nlisten = \"127.0.0.1:1\"\nlisen = 2\n"));
+    assert!(!ok);
+    assert!(stderr.contains("lisen"), "{stderr}");
+}

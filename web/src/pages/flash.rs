@@ -1,0 +1,344 @@
+//! `/ui/flash`: the disks and their verdicts, choosing an image and
+//! targets, a server-rendered confirmation naming each target's identity,
+//! and the flash jobs with per-target progress.
+//!
+//! The confirmation carries what the operator saw (size, serial, model)
+//! into `FlashRequest.targets`, so the daemon refuses a device that changed
+//! in between (another stick plugged into the same path).
+
+use super::jobs::{JobView, of_kinds, split};
+use super::{Chrome, EventRow, recent_events};
+use crate::auth::Viewer;
+use crate::error::{PageError, WebError};
+use crate::fmt::{self, form_pairs};
+use crate::state::AppState;
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use bty_proto::v1::{
+    Disk, FlashRequest, FlashTarget, Image, JobKind, ListDisksRequest, ListImagesRequest,
+};
+use serde::Deserialize;
+use tonic::Code;
+
+const PAGE: &str = "/ui/flash";
+
+/// A disk, ready to print.
+pub(crate) struct DiskView {
+    path: String,
+    size: String,
+    size_bytes: u64,
+    model: String,
+    /// The daemon's `model` field as is, echoed back in the confirmation.
+    model_raw: String,
+    serial: String,
+    transport: String,
+    removable: bool,
+    writable: bool,
+    refusals: Vec<String>,
+}
+
+impl From<Disk> for DiskView {
+    fn from(disk: Disk) -> Self {
+        let model_raw = disk.model.clone().unwrap_or_default();
+        let model = [disk.vendor, disk.model]
+            .into_iter()
+            .flatten()
+            .filter(|s| !s.trim().is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        Self {
+            size: fmt::human_bytes(disk.size_bytes),
+            size_bytes: disk.size_bytes,
+            model: if model.is_empty() {
+                "unknown model".to_owned()
+            } else {
+                model
+            },
+            model_raw,
+            serial: disk.serial.unwrap_or_default(),
+            transport: disk.transport.unwrap_or_default(),
+            removable: disk.removable,
+            writable: disk.writable,
+            refusals: disk.refusals,
+            path: disk.path,
+        }
+    }
+}
+
+/// An image the operator may pick: cached rows only (bytes are local).
+pub(crate) struct ImageOption {
+    id: String,
+    label: String,
+}
+
+impl ImageOption {
+    fn new(image: &Image) -> Self {
+        let name = image
+            .names
+            .first()
+            .cloned()
+            .unwrap_or_else(|| image.id.clone());
+        let size = image.size_bytes.map(fmt::human_bytes).unwrap_or_default();
+        let sha: String = image
+            .sha256
+            .as_deref()
+            .unwrap_or("unhashed")
+            .chars()
+            .take(12)
+            .collect();
+        Self {
+            id: image.id.clone(),
+            label: format!("{name} ({size}, {sha})"),
+        }
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "flash.html")]
+pub(crate) struct FlashPage {
+    chrome: Chrome,
+    error: Option<String>,
+    /// `None` when btyd cannot list disks (not offered yet, or down).
+    disks: Option<Vec<DiskView>>,
+    disks_note: String,
+    images: Vec<ImageOption>,
+    active: Vec<JobView>,
+    finished: Vec<JobView>,
+    events: Option<Vec<EventRow>>,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "flash_jobs.html")]
+pub(crate) struct FlashJobs {
+    active: Vec<JobView>,
+    finished: Vec<JobView>,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "flash_confirm.html")]
+pub(crate) struct ConfirmPage {
+    chrome: Chrome,
+    image: String,
+    image_label: String,
+    verify: bool,
+    targets: Vec<DiskView>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct FlashQuery {
+    error: Option<String>,
+}
+
+async fn disks(state: &AppState) -> Result<Vec<Disk>, tonic::Status> {
+    Ok(state
+        .flash()
+        .list_disks(ListDisksRequest {})
+        .await?
+        .into_inner()
+        .disks)
+}
+
+async fn cached_images(state: &AppState) -> Result<Vec<Image>, tonic::Status> {
+    let images = state
+        .catalog()
+        .list_images(ListImagesRequest::default())
+        .await?
+        .into_inner()
+        .images;
+    Ok(images.into_iter().filter(|i| i.cached).collect())
+}
+
+fn is_flash_event(row: &EventRow) -> bool {
+    row.kind.starts_with("flash.")
+}
+
+pub(crate) async fn page(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Query(query): Query<FlashQuery>,
+) -> Result<FlashPage, PageError> {
+    let (disks, images, jobs, events) = tokio::join!(
+        disks(&state),
+        cached_images(&state),
+        of_kinds(&state, &[JobKind::Flash]),
+        recent_events(&state, is_flash_event)
+    );
+    let (disks, disks_note) = match disks {
+        Ok(disks) => (
+            Some(disks.into_iter().map(DiskView::from).collect()),
+            String::new(),
+        ),
+        Err(status) if status.code() == Code::Unimplemented => {
+            (None, "This btyd does not offer flashing yet.".to_owned())
+        }
+        Err(status) => (None, WebError::from(status).to_string()),
+    };
+    let (active, finished) = split(jobs.unwrap_or_default());
+    Ok(FlashPage {
+        chrome: Chrome::new("flash", viewer),
+        error: query.error.filter(|e| !e.is_empty()),
+        disks,
+        disks_note,
+        images: images?.iter().map(ImageOption::new).collect(),
+        active,
+        finished,
+        events,
+    })
+}
+
+pub(crate) async fn jobs_fragment(State(state): State<AppState>) -> Result<FlashJobs, PageError> {
+    let (active, finished) = split(of_kinds(&state, &[JobKind::Flash]).await?);
+    Ok(FlashJobs { active, finished })
+}
+
+fn value<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// `POST /ui/flash/confirm`: the chosen targets as the daemon sees them
+/// right now, for the operator to check before anything is written.
+pub(crate) async fn confirm(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    body: String,
+) -> Response {
+    match confirm_page(&state, viewer, &body).await {
+        Ok(page) => page.into_response(),
+        Err(error) => error.redirect_to(PAGE).into_response(),
+    }
+}
+
+async fn confirm_page(
+    state: &AppState,
+    viewer: Viewer,
+    body: &str,
+) -> Result<ConfirmPage, WebError> {
+    let pairs = form_pairs(body);
+    let image = value(&pairs, "image").unwrap_or_default().trim().to_owned();
+    if image.is_empty() {
+        return Err(WebError::BadRequest("choose an image to flash".to_owned()));
+    }
+    let wanted: Vec<&str> = pairs
+        .iter()
+        .filter(|(k, _)| k == "target")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    if wanted.is_empty() {
+        return Err(WebError::BadRequest(
+            "choose at least one target disk".to_owned(),
+        ));
+    }
+    let (disks, images) = tokio::join!(disks(state), cached_images(state));
+    let disks = disks?;
+    let mut targets = Vec::new();
+    for path in wanted {
+        let disk = disks
+            .iter()
+            .find(|d| d.path == path)
+            .ok_or_else(|| WebError::BadRequest(format!("{path} is no longer present")))?;
+        if !disk.writable {
+            return Err(WebError::BadRequest(format!(
+                "{path} may not be written: {}",
+                disk.refusals.join("; ")
+            )));
+        }
+        targets.push(DiskView::from(disk.clone()));
+    }
+    let image_label = images?
+        .iter()
+        .find(|i| i.id == image)
+        .map(|i| ImageOption::new(i).label)
+        .ok_or_else(|| WebError::BadRequest("the chosen image is not cached".to_owned()))?;
+    Ok(ConfirmPage {
+        chrome: Chrome::new("flash", viewer),
+        image,
+        image_label,
+        verify: value(&pairs, "verify").is_some(),
+        targets,
+    })
+}
+
+/// The confirmed targets of the confirmation form: `t<i>_path`,
+/// `t<i>_size`, `t<i>_serial`, `t<i>_model` for i = 0, 1, …
+fn confirmed_targets(pairs: &[(String, String)]) -> Result<Vec<FlashTarget>, WebError> {
+    let mut targets = Vec::new();
+    for i in 0.. {
+        let Some(path) = value(pairs, &format!("t{i}_path")) else {
+            break;
+        };
+        let size = value(pairs, &format!("t{i}_size"))
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| WebError::BadRequest("the confirmation is incomplete".to_owned()))?;
+        let optional = |name: String| {
+            value(pairs, &name)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
+        targets.push(FlashTarget {
+            path: path.to_owned(),
+            confirmed_size_bytes: size,
+            confirmed_serial: optional(format!("t{i}_serial")),
+            confirmed_model: optional(format!("t{i}_model")),
+        });
+    }
+    if targets.is_empty() {
+        return Err(WebError::BadRequest("no confirmed target".to_owned()));
+    }
+    Ok(targets)
+}
+
+/// `POST /ui/flash/start`: flash what was confirmed.
+pub(crate) async fn start(State(state): State<AppState>, body: String) -> Redirect {
+    let pairs = form_pairs(&body);
+    if value(&pairs, "confirm") != Some("yes") {
+        return WebError::BadRequest("tick the confirmation box to flash".to_owned())
+            .redirect_to(PAGE);
+    }
+    let targets = match confirmed_targets(&pairs) {
+        Ok(targets) => targets,
+        Err(error) => return error.redirect_to(PAGE),
+    };
+    let request = FlashRequest {
+        image: value(&pairs, "image").unwrap_or_default().to_owned(),
+        targets,
+        no_verify: value(&pairs, "verify").is_none(),
+        allow_file: false,
+    };
+    match state.flash().flash(request).await {
+        Ok(job) => {
+            let job = job.into_inner();
+            tracing::info!(
+                job = job.id,
+                subject = job.subject,
+                "flash started from the web"
+            );
+            Redirect::to(PAGE)
+        }
+        Err(status) => WebError::from(status).redirect_to(PAGE),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_confirmed_identities_in_order() {
+        let pairs = form_pairs(
+            "t0_path=%2Fdev%2Fsdb&t0_size=1024&t0_serial=S1&t0_model=Stick&t1_path=%2Fdev%2Fsdc&t1_size=2048&t1_serial=&t1_model=",
+        );
+        let targets = confirmed_targets(&pairs).unwrap_or_default();
+        assert_eq!(targets.len(), 2);
+        assert_eq!(targets[0].path, "/dev/sdb");
+        assert_eq!(targets[0].confirmed_size_bytes, 1024);
+        assert_eq!(targets[0].confirmed_serial.as_deref(), Some("S1"));
+        assert_eq!(targets[1].confirmed_serial, None);
+        assert!(confirmed_targets(&form_pairs("t0_path=%2Fdev%2Fsdb")).is_err());
+        assert!(confirmed_targets(&[]).is_err());
+    }
+}
