@@ -88,7 +88,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let catalog = CatalogHandle::default();
     let downloader = DownloaderHandle::default();
     let flasher = FlasherHandle::default();
-    let http = bty_fetch::http_client(&bty_fetch::ClientOptions::default()).map_err(DaemonError::Http)?;
+    let http =
+        bty_fetch::http_client(&bty_fetch::ClientOptions::default()).map_err(DaemonError::Http)?;
     let args = SupervisorArgs {
         hasher: HasherArgs {
             image_root: config.image_root.clone(),

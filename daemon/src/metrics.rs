@@ -46,7 +46,9 @@ impl Metrics {
         }
         let kind = kind_label(job.kind);
         let mut c = self.counters.lock().unwrap_or_else(|e| e.into_inner());
-        *c.finished.entry((kind, state_label(job.state))).or_default() += 1;
+        *c.finished
+            .entry((kind, state_label(job.state)))
+            .or_default() += 1;
         *c.bytes.entry(kind).or_default() += job.bytes_done;
         if let (Some(start), Some(end)) = (job.started_at_ms, job.finished_at_ms) {
             *c.busy_ms.entry(kind).or_default() += u64::try_from(end - start).unwrap_or(0);
@@ -57,34 +59,61 @@ impl Metrics {
     pub fn render(&self, active: &[JobSnapshot], rows: usize, cached_rows: usize) -> String {
         let c = self.counters.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = String::new();
-        let _ = writeln!(out, "# HELP bty_jobs_finished_total Jobs that ended, by kind and final state.");
+        let _ = writeln!(
+            out,
+            "# HELP bty_jobs_finished_total Jobs that ended, by kind and final state."
+        );
         let _ = writeln!(out, "# TYPE bty_jobs_finished_total counter");
         for ((kind, state), n) in &c.finished {
-            let _ = writeln!(out, "bty_jobs_finished_total{{kind=\"{kind}\",state=\"{state}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "bty_jobs_finished_total{{kind=\"{kind}\",state=\"{state}\"}} {n}"
+            );
         }
-        let _ = writeln!(out, "# HELP bty_jobs_active Jobs queued or running, by kind and state.");
+        let _ = writeln!(
+            out,
+            "# HELP bty_jobs_active Jobs queued or running, by kind and state."
+        );
         let _ = writeln!(out, "# TYPE bty_jobs_active gauge");
         let mut gauges: BTreeMap<(&str, &str), u64> = BTreeMap::new();
         for job in active {
-            *gauges.entry((kind_label(job.kind), state_label(job.state))).or_default() += 1;
+            *gauges
+                .entry((kind_label(job.kind), state_label(job.state)))
+                .or_default() += 1;
         }
         for ((kind, state), n) in gauges {
-            let _ = writeln!(out, "bty_jobs_active{{kind=\"{kind}\",state=\"{state}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "bty_jobs_active{{kind=\"{kind}\",state=\"{state}\"}} {n}"
+            );
         }
-        let _ = writeln!(out, "# HELP bty_bytes_total Bytes moved by finished jobs, by kind.");
+        let _ = writeln!(
+            out,
+            "# HELP bty_bytes_total Bytes moved by finished jobs, by kind."
+        );
         let _ = writeln!(out, "# TYPE bty_bytes_total counter");
         for (kind, n) in &c.bytes {
             let _ = writeln!(out, "bty_bytes_total{{kind=\"{kind}\"}} {n}");
         }
-        let _ = writeln!(out, "# HELP bty_job_seconds_total Time finished jobs ran, by kind (bytes/seconds = throughput).");
+        let _ = writeln!(
+            out,
+            "# HELP bty_job_seconds_total Time finished jobs ran, by kind (bytes/seconds = throughput)."
+        );
         let _ = writeln!(out, "# TYPE bty_job_seconds_total counter");
         for (kind, ms) in &c.busy_ms {
-            let _ = writeln!(out, "bty_job_seconds_total{{kind=\"{kind}\"}} {:.3}", *ms as f64 / 1000.0);
+            let _ = writeln!(
+                out,
+                "bty_job_seconds_total{{kind=\"{kind}\"}} {:.3}",
+                *ms as f64 / 1000.0
+            );
         }
         let _ = writeln!(out, "# HELP bty_images Rows in the merged image listing.");
         let _ = writeln!(out, "# TYPE bty_images gauge");
         let _ = writeln!(out, "bty_images {rows}");
-        let _ = writeln!(out, "# HELP bty_images_cached Rows whose bytes are in the image root.");
+        let _ = writeln!(
+            out,
+            "# HELP bty_images_cached Rows whose bytes are in the image root."
+        );
         let _ = writeln!(out, "# TYPE bty_images_cached gauge");
         let _ = writeln!(out, "bty_images_cached {cached_rows}");
         out
@@ -104,7 +133,10 @@ mod tests {
         job.finish(JobState::Completed, None);
         m.job_finished(&job);
         let text = m.render(&[], 3, 1);
-        assert!(text.contains("bty_jobs_finished_total{kind=\"hash\",state=\"completed\"} 1"), "{text}");
+        assert!(
+            text.contains("bty_jobs_finished_total{kind=\"hash\",state=\"completed\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("bty_bytes_total{kind=\"hash\"} 10"), "{text}");
         assert!(text.contains("bty_images 3"));
     }

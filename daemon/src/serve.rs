@@ -12,7 +12,11 @@ use tokio::sync::mpsc;
 const CHUNK: usize = 1 << 20;
 
 /// Stream `length` bytes (0 = to the end) of `path` from `offset`.
-pub fn read_range(path: PathBuf, offset: u64, length: u64) -> mpsc::Receiver<std::io::Result<Bytes>> {
+pub fn read_range(
+    path: PathBuf,
+    offset: u64,
+    length: u64,
+) -> mpsc::Receiver<std::io::Result<Bytes>> {
     let (tx, rx) = mpsc::channel(4);
     tokio::task::spawn_blocking(move || {
         let result = (|| -> std::io::Result<()> {
@@ -25,7 +29,11 @@ pub fn read_range(path: PathBuf, offset: u64, length: u64) -> mpsc::Receiver<std
                 ));
             }
             file.seek(SeekFrom::Start(offset))?;
-            let mut left = if length == 0 { size - offset } else { length.min(size - offset) };
+            let mut left = if length == 0 {
+                size - offset
+            } else {
+                length.min(size - offset)
+            };
             while left > 0 {
                 let mut buf = vec![0u8; CHUNK.min(usize::try_from(left).unwrap_or(CHUNK))];
                 let n = file.read(&mut buf)?;

@@ -5,8 +5,8 @@ use super::convert;
 use crate::actors::catalog::{AddEntry, CatalogHandle, ImportSource, RemoteMetadata};
 use crate::actors::downloader::{DownloaderHandle, UploadRequest};
 use crate::actors::hasher::HasherHandle;
-use bty_store::catalog_file::MAX_CATALOG_BYTES;
 use bty_proto::v1::{self, catalog_service_server::CatalogService, import_catalog_request::Source};
+use bty_store::catalog_file::MAX_CATALOG_BYTES;
 use tonic::{Request, Response, Status};
 
 /// The service: handles and static store facts.
@@ -21,10 +21,16 @@ pub struct CatalogApi {
 impl CatalogApi {
     /// Fetch a catalog from a URL (http(s) or oras), then import its bytes.
     async fn import_url(&self, url: String) -> Result<v1::ImportReport, Status> {
-        let content = self.downloader.fetch_document(&url, MAX_CATALOG_BYTES).await?;
+        let content = self
+            .downloader
+            .fetch_document(&url, MAX_CATALOG_BYTES)
+            .await?;
         let report = self
             .catalog
-            .import(ImportSource::Bytes { content, label: url })
+            .import(ImportSource::Bytes {
+                content,
+                label: url,
+            })
             .await?;
         Ok(convert::import_report(report))
     }
@@ -185,7 +191,10 @@ impl CatalogService for CatalogApi {
         }))
     }
 
-    async fn push_image(&self, request: Request<v1::PushImageRequest>) -> Result<Response<v1::Job>, Status> {
+    async fn push_image(
+        &self,
+        request: Request<v1::PushImageRequest>,
+    ) -> Result<Response<v1::Job>, Status> {
         audit(&request, "PushImage");
         let r = request.into_inner();
         if !r.target.trim().to_ascii_lowercase().starts_with("oras://") {
@@ -207,8 +216,14 @@ impl CatalogService for CatalogApi {
         use v1::upload_image_chunk::Part;
         let mut stream = request.into_inner();
         let header = match stream.message().await? {
-            Some(v1::UploadImageChunk { part: Some(Part::Header(h)) }) => h,
-            _ => return Err(Status::invalid_argument("the first upload message must carry the file name")),
+            Some(v1::UploadImageChunk {
+                part: Some(Part::Header(h)),
+            }) => h,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "the first upload message must carry the file name",
+                ));
+            }
         };
         let (tx, rx) = tokio::sync::mpsc::channel(8);
         let upload = self.downloader.upload(UploadRequest {
@@ -221,7 +236,9 @@ impl CatalogService for CatalogApi {
         let forward = async move {
             loop {
                 match stream.message().await {
-                    Ok(Some(v1::UploadImageChunk { part: Some(Part::Data(data)) })) => {
+                    Ok(Some(v1::UploadImageChunk {
+                        part: Some(Part::Data(data)),
+                    })) => {
                         if tx.send(Some(data.into())).await.is_err() {
                             return;
                         }
@@ -254,9 +271,8 @@ impl CatalogService for CatalogApi {
         Ok(Response::new(self.stat(&request.into_inner().key).await?.1))
     }
 
-    type ReadImageStream = std::pin::Pin<
-        Box<dyn tokio_stream::Stream<Item = Result<v1::ImageChunk, Status>> + Send>,
-    >;
+    type ReadImageStream =
+        std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<v1::ImageChunk, Status>> + Send>>;
 
     async fn read_image(
         &self,

@@ -102,7 +102,9 @@ impl tonic::service::Interceptor for BearerToken {
             Ok(request)
         } else {
             tracing::warn!(peer = ?request.remote_addr(), "rejected a TCP call without a valid token");
-            Err(tonic::Status::unauthenticated("a valid bearer token is required"))
+            Err(tonic::Status::unauthenticated(
+                "a valid bearer token is required",
+            ))
         }
     }
 }
@@ -153,7 +155,9 @@ mod tests {
         let mut check = BearerToken(token.map(Into::into));
         let mut request = tonic::Request::new(());
         if let Some(h) = header {
-            request.metadata_mut().insert("authorization", h.parse().unwrap());
+            request
+                .metadata_mut()
+                .insert("authorization", h.parse().unwrap());
         }
         check.call(request).map(|_| ()).map_err(|s| s.code())
     }
@@ -162,8 +166,17 @@ mod tests {
     fn tcp_calls_need_the_bearer_token() {
         let token = Some("0123456789abcdef");
         assert_eq!(call(token, Some("Bearer 0123456789abcdef")), Ok(()));
-        for bad in [None, Some("Bearer wrong"), Some("0123456789abcdef"), Some("Bearer 0123456789abcdeF")] {
-            assert_eq!(call(token, bad), Err(tonic::Code::Unauthenticated), "{bad:?}");
+        for bad in [
+            None,
+            Some("Bearer wrong"),
+            Some("0123456789abcdef"),
+            Some("Bearer 0123456789abcdeF"),
+        ] {
+            assert_eq!(
+                call(token, bad),
+                Err(tonic::Code::Unauthenticated),
+                "{bad:?}"
+            );
         }
         // The Unix socket has no token: access is the socket's mode.
         assert_eq!(call(None, None), Ok(()));

@@ -116,17 +116,28 @@ impl CatalogHandle {
     }
 
     /// What to download for an entry.
-    pub async fn download_spec(&self, key: &str, update: bool) -> Result<DownloadSpec, CatalogError> {
+    pub async fn download_spec(
+        &self,
+        key: &str,
+        update: bool,
+    ) -> Result<DownloadSpec, CatalogError> {
         let key = key.to_owned();
-        ractor::call!(self.actor()?, |reply| CatalogMessage::DownloadSpec { key, update, reply })
-            .map_err(|e| unavailable(&e))?
+        ractor::call!(self.actor()?, |reply| CatalogMessage::DownloadSpec {
+            key,
+            update,
+            reply
+        })
+        .map_err(|e| unavailable(&e))?
     }
 
     /// Announce a download of `name` (suppresses auto-hashing of it).
     pub async fn expect_landing(&self, name: &str) -> Result<(), CatalogError> {
         let name = name.to_owned();
-        ractor::call!(self.actor()?, |reply| CatalogMessage::ExpectLanding { name, reply })
-            .map_err(|e| unavailable(&e))
+        ractor::call!(self.actor()?, |reply| CatalogMessage::ExpectLanding {
+            name,
+            reply
+        })
+        .map_err(|e| unavailable(&e))
     }
 
     /// A download landed.
@@ -144,15 +155,21 @@ impl CatalogHandle {
     /// Remove an entry's cached bytes.
     pub async fn delete_cache(&self, key: &str) -> Result<CacheDeleted, CatalogError> {
         let key = key.to_owned();
-        ractor::call!(self.actor()?, |reply| CatalogMessage::DeleteCache { key, reply })
-            .map_err(|e| unavailable(&e))?
+        ractor::call!(self.actor()?, |reply| CatalogMessage::DeleteCache {
+            key,
+            reply
+        })
+        .map_err(|e| unavailable(&e))?
     }
 
     /// Resolve an image to a file in the image root.
     pub async fn resolve_local(&self, key: &str) -> Result<LocalImage, CatalogError> {
         let key = key.to_owned();
-        ractor::call!(self.actor()?, |reply| CatalogMessage::ResolveLocal { key, reply })
-            .map_err(|e| unavailable(&e))?
+        ractor::call!(self.actor()?, |reply| CatalogMessage::ResolveLocal {
+            key,
+            reply
+        })
+        .map_err(|e| unavailable(&e))?
     }
 
     /// Test-only: make the catalog panic.

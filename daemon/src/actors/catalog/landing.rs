@@ -34,12 +34,18 @@ impl CatalogState {
             .find_map(|s| self.position_of(&s.location))
     }
 
-    pub(super) fn download_spec(&self, key: &str, update: bool) -> Result<DownloadSpec, CatalogError> {
+    pub(super) fn download_spec(
+        &self,
+        key: &str,
+        update: bool,
+    ) -> Result<DownloadSpec, CatalogError> {
         let index = self.entry_for(key).ok_or_else(|| {
             CatalogError::NotFound(format!("no remote catalog entry for {key:?}"))
         })?;
         let entry = &self.file.entries[index];
-        let image_ref = entry.image_ref().map_err(|e| CatalogError::Invalid(e.to_string()))?;
+        let image_ref = entry
+            .image_ref()
+            .map_err(|e| CatalogError::Invalid(e.to_string()))?;
         let cache_file_name = entry
             .cache_file_name()
             .map_err(|e| CatalogError::Invalid(e.to_string()))?;
@@ -50,7 +56,13 @@ impl CatalogState {
                 entry.name
             )));
         }
-        let extra = |k: &str| entry.extra.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+        let extra = |k: &str| {
+            entry
+                .extra
+                .get(k)
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        };
         Ok(DownloadSpec {
             image_ref,
             name: entry.name.clone(),
@@ -123,21 +135,32 @@ impl CatalogState {
                 entry.name
             )));
         }
-        let sha256 = self.scan.iter().find(|f| f.name == file_name).and_then(|f| match &f.sidecar {
-            Sidecar::Fresh(sha) => Some(sha.clone()),
-            _ => None,
-        });
+        let sha256 = self
+            .scan
+            .iter()
+            .find(|f| f.name == file_name)
+            .and_then(|f| match &f.sidecar {
+                Sidecar::Fresh(sha) => Some(sha.clone()),
+                _ => None,
+            });
         let name = entry.name.clone();
         let deleted = self.remove_cached(&file_name);
         self.rescan();
         if deleted {
-            self.args
-                .events
-                .catalog("cache.deleted", &name, format!("deleted the local copy of {name}"), false);
+            self.args.events.catalog(
+                "cache.deleted",
+                &name,
+                format!("deleted the local copy of {name}"),
+                false,
+            );
         }
         Ok(CacheDeleted {
             deleted,
-            reason: if deleted { String::new() } else { "not cached".to_owned() },
+            reason: if deleted {
+                String::new()
+            } else {
+                "not cached".to_owned()
+            },
             sha256,
             file_name,
         })
@@ -159,15 +182,21 @@ impl CatalogState {
             .or_else(|| {
                 let index = self.entry_for(key)?;
                 let name = self.file.entries[index].cache_file_name().ok()?;
-                self.rows.iter().find(|r| r.file_name.as_deref() == Some(name.as_str()))
+                self.rows
+                    .iter()
+                    .find(|r| r.file_name.as_deref() == Some(name.as_str()))
             })
             .ok_or_else(|| CatalogError::NotFound(format!("no image matches {key:?}")))?;
-        let file_name = row.file_name.clone().filter(|_| row.cached).ok_or_else(|| {
-            CatalogError::NotFound(format!(
-                "{} has no local copy; fetch it first",
-                row.names.first().map_or(key, String::as_str)
-            ))
-        })?;
+        let file_name = row
+            .file_name
+            .clone()
+            .filter(|_| row.cached)
+            .ok_or_else(|| {
+                CatalogError::NotFound(format!(
+                    "{} has no local copy; fetch it first",
+                    row.names.first().map_or(key, String::as_str)
+                ))
+            })?;
         Ok(LocalImage {
             path: self.args.image_root.join(&file_name),
             file_name,

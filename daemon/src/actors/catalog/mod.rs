@@ -4,6 +4,7 @@
 //! atomically and publishes catalog events.
 
 mod actor;
+mod entries;
 mod error;
 mod handle;
 mod import;

@@ -93,7 +93,12 @@ impl Actor for DownloaderActor {
         _myself: ActorRef<Self::Msg>,
         args: DownloaderArgs,
     ) -> Result<DownloaderState, ActorProcessingErr> {
-        for task in args.tasks.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+        for task in args
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
             task.abort();
         }
         let mut state = DownloaderState {
@@ -116,12 +121,25 @@ impl Actor for DownloaderActor {
     ) -> Result<(), ActorProcessingErr> {
         // Checkpoint, don't cancel: dropping the tasks keeps each `.partial`
         // and its checkpoint, and the job files resume them at next start.
-        let active = state.jobs.values().filter(|j| j.snapshot.state.is_active()).count();
-        for task in state.args.tasks.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+        let active = state
+            .jobs
+            .values()
+            .filter(|j| j.snapshot.state.is_active())
+            .count();
+        for task in state
+            .args
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
             task.abort();
         }
         if active > 0 {
-            tracing::info!(active, "downloads checkpointed; they resume at the next start");
+            tracing::info!(
+                active,
+                "downloads checkpointed; they resume at the next start"
+            );
         }
         Ok(())
     }
@@ -136,7 +154,11 @@ impl Actor for DownloaderActor {
             DownloaderMessage::Fetch { spec, reply } => {
                 let _ = reply.send(state.fetch(spec));
             }
-            DownloaderMessage::Push { path, target, reply } => {
+            DownloaderMessage::Push {
+                path,
+                target,
+                reply,
+            } => {
                 let _ = reply.send(Ok(state.enqueue(Work::Push { path, target })));
             }
             DownloaderMessage::ResolveOras { reference, reply } => {
@@ -154,7 +176,11 @@ impl Actor for DownloaderActor {
                 });
             }
             DownloaderMessage::Upload { request, reply } => state.upload(request, reply),
-            DownloaderMessage::Progress { id, bytes_done, bytes_total } => {
+            DownloaderMessage::Progress {
+                id,
+                bytes_done,
+                bytes_total,
+            } => {
                 state.progress(&id, bytes_done, bytes_total);
             }
             DownloaderMessage::Finished { id, outcome } => state.finished(&id, outcome),
@@ -162,7 +188,8 @@ impl Actor for DownloaderActor {
                 let _ = reply.send(state.cancel(&id));
             }
             DownloaderMessage::List { reply } => {
-                let mut jobs: Vec<JobSnapshot> = state.jobs.values().map(|j| j.snapshot.clone()).collect();
+                let mut jobs: Vec<JobSnapshot> =
+                    state.jobs.values().map(|j| j.snapshot.clone()).collect();
                 jobs.sort_by(|a, b| b.created_at_ms.cmp(&a.created_at_ms).then(b.id.cmp(&a.id)));
                 let _ = reply.send(jobs);
             }
@@ -180,7 +207,8 @@ impl DownloaderState {
     fn fetch(&mut self, spec: DownloadSpec) -> Result<JobSnapshot, DownloaderError> {
         // A second request for an entry already queued/running joins it.
         if let Some(active) = self.jobs.values().find(|j| {
-            j.snapshot.state.is_active() && matches!(&j.work, Work::Download(s) if s.image_ref == spec.image_ref)
+            j.snapshot.state.is_active()
+                && matches!(&j.work, Work::Download(s) if s.image_ref == spec.image_ref)
         }) {
             return Ok(active.snapshot.clone());
         }
@@ -194,7 +222,12 @@ impl DownloaderState {
             Work::Download(spec) => (JobKind::Download, spec.name.clone(), spec.size_bytes),
             Work::Push { path, target } => (
                 JobKind::Push,
-                format!("{} → {target}", path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()),
+                format!(
+                    "{} → {target}",
+                    path.file_name()
+                        .map(|n| n.to_string_lossy())
+                        .unwrap_or_default()
+                ),
                 std::fs::metadata(path).ok().map(|m| m.len()),
             ),
         };
@@ -213,13 +246,20 @@ impl DownloaderState {
         self.queue.push_back(id.clone());
         self.prune();
         self.start_queued();
-        self.jobs.get(&id).map(|j| j.snapshot.clone()).unwrap_or_else(|| JobSnapshot::queued(kind, "", None))
+        self.jobs
+            .get(&id)
+            .map(|j| j.snapshot.clone())
+            .unwrap_or_else(|| JobSnapshot::queued(kind, "", None))
     }
 
     fn start_queued(&mut self) {
         while self.running < self.args.max_parallel {
-            let Some(id) = self.queue.pop_front() else { break };
-            let Some(job) = self.jobs.get_mut(&id) else { continue };
+            let Some(id) = self.queue.pop_front() else {
+                break;
+            };
+            let Some(job) = self.jobs.get_mut(&id) else {
+                continue;
+            };
             let phase = match job.work {
                 Work::Download(_) => "downloading",
                 Work::Push { .. } => "pushing",
@@ -240,7 +280,9 @@ impl DownloaderState {
             };
             let handle = match &job.work {
                 Work::Download(spec) => tokio::spawn(run_download(ctx, spec.clone())),
-                Work::Push { path, target } => tokio::spawn(run_push(ctx, path.clone(), target.clone())),
+                Work::Push { path, target } => {
+                    tokio::spawn(run_push(ctx, path.clone(), target.clone()))
+                }
             };
             let mut tasks = self.args.tasks.lock().unwrap_or_else(|e| e.into_inner());
             tasks.retain(|t| !t.is_finished());
@@ -262,10 +304,16 @@ impl DownloaderState {
     }
 
     fn finished(&mut self, id: &str, outcome: JobOutcome) {
-        let Some(job) = self.jobs.get_mut(id) else { return };
+        let Some(job) = self.jobs.get_mut(id) else {
+            return;
+        };
         self.running = self.running.saturating_sub(1);
         match outcome {
-            JobOutcome::Completed { sha256, bytes, note } => {
+            JobOutcome::Completed {
+                sha256,
+                bytes,
+                note,
+            } => {
                 job.snapshot.sha256 = sha256;
                 job.snapshot.bytes_done = bytes.max(job.snapshot.bytes_done);
                 job.snapshot.finish(JobState::Completed, None);
@@ -274,8 +322,10 @@ impl DownloaderState {
                 }
             }
             JobOutcome::Cancelled => {
-                job.snapshot
-                    .finish(JobState::Cancelled, Some("cancelled by operator".to_owned()));
+                job.snapshot.finish(
+                    JobState::Cancelled,
+                    Some("cancelled by operator".to_owned()),
+                );
             }
             JobOutcome::Failed(reason) => {
                 tracing::warn!(subject = job.snapshot.subject, reason, "job failed");
@@ -286,7 +336,10 @@ impl DownloaderState {
             persist::remove(&self.args.jobs_dir, &spec.image_ref);
             if job.snapshot.state != JobState::Completed {
                 // The job is over: its partial would never be resumed.
-                let partial = self.args.image_root.join(format!("{}.partial", spec.cache_file_name));
+                let partial = self
+                    .args
+                    .image_root
+                    .join(format!("{}.partial", spec.cache_file_name));
                 let _ = std::fs::remove_file(partial);
             }
         }
@@ -302,8 +355,10 @@ impl DownloaderState {
         match job.snapshot.state {
             JobState::Queued => {
                 self.queue.retain(|q| q != id);
-                job.snapshot
-                    .finish(JobState::Cancelled, Some("cancelled by operator".to_owned()));
+                job.snapshot.finish(
+                    JobState::Cancelled,
+                    Some("cancelled by operator".to_owned()),
+                );
                 if let Work::Download(spec) = &job.work {
                     persist::remove(&self.args.jobs_dir, &spec.image_ref);
                 }
@@ -334,9 +389,11 @@ impl DownloaderState {
                 let _ = reply.send(Err(DownloaderError::Unavailable(e.to_string())));
                 return;
             }
-            let result = tokio::task::spawn_blocking(move || upload::store_upload(&image_root, request, cap))
-                .await
-                .unwrap_or_else(|e| Err(DownloaderError::Io(format!("upload task failed: {e}"))));
+            let result = tokio::task::spawn_blocking(move || {
+                upload::store_upload(&image_root, request, cap)
+            })
+            .await
+            .unwrap_or_else(|e| Err(DownloaderError::Io(format!("upload task failed: {e}"))));
             catalog.landing_abandoned(&name);
             match &result {
                 Ok(done) => events.catalog(

@@ -38,47 +38,68 @@ impl DownloaderHandle {
 
     /// Queue a download (or get the active one for the same entry).
     pub async fn fetch(&self, spec: DownloadSpec) -> Result<JobSnapshot, DownloaderError> {
-        ractor::call!(self.actor()?, |reply| DownloaderMessage::Fetch { spec, reply })
-            .map_err(|e| unavailable(&e))?
+        ractor::call!(self.actor()?, |reply| DownloaderMessage::Fetch {
+            spec,
+            reply
+        })
+        .map_err(|e| unavailable(&e))?
     }
 
     /// Push a file to a registry.
     pub async fn push(&self, path: PathBuf, target: &str) -> Result<JobSnapshot, DownloaderError> {
         let target = target.to_owned();
-        ractor::call!(self.actor()?, |reply| DownloaderMessage::Push { path, target, reply })
-            .map_err(|e| unavailable(&e))?
+        ractor::call!(self.actor()?, |reply| DownloaderMessage::Push {
+            path,
+            target,
+            reply
+        })
+        .map_err(|e| unavailable(&e))?
     }
 
     /// Resolve an `oras://` reference.
     pub async fn resolve_oras(&self, reference: &str) -> Result<OrasResolved, DownloaderError> {
         let reference = reference.to_owned();
-        ractor::call!(self.actor()?, |reply| DownloaderMessage::ResolveOras { reference, reply })
-            .map_err(|e| unavailable(&e))?
+        ractor::call!(self.actor()?, |reply| DownloaderMessage::ResolveOras {
+            reference,
+            reply
+        })
+        .map_err(|e| unavailable(&e))?
     }
 
     /// Fetch a small document, capped.
     pub async fn fetch_document(&self, url: &str, cap: usize) -> Result<Vec<u8>, DownloaderError> {
         let url = url.to_owned();
-        ractor::call!(self.actor()?, |reply| DownloaderMessage::FetchDocument { url, cap, reply })
-            .map_err(|e| unavailable(&e))?
+        ractor::call!(self.actor()?, |reply| DownloaderMessage::FetchDocument {
+            url,
+            cap,
+            reply
+        })
+        .map_err(|e| unavailable(&e))?
     }
 
     /// Store an upload; resolves once every byte is in place.
     pub async fn upload(&self, request: UploadRequest) -> Result<Uploaded, DownloaderError> {
-        ractor::call!(self.actor()?, |reply| DownloaderMessage::Upload { request, reply })
-            .map_err(|e| unavailable(&e))?
+        ractor::call!(self.actor()?, |reply| DownloaderMessage::Upload {
+            request,
+            reply
+        })
+        .map_err(|e| unavailable(&e))?
     }
 
     /// Cancel a job.
     pub async fn cancel(&self, id: &str) -> Result<JobSnapshot, DownloaderError> {
         let id = id.to_owned();
-        ractor::call!(self.actor()?, |reply| DownloaderMessage::Cancel { id, reply })
-            .map_err(|e| unavailable(&e))?
+        ractor::call!(self.actor()?, |reply| DownloaderMessage::Cancel {
+            id,
+            reply
+        })
+        .map_err(|e| unavailable(&e))?
     }
 
     /// All known jobs, newest first.
     pub async fn list(&self) -> Result<Vec<JobSnapshot>, DownloaderError> {
-        ractor::call!(self.actor()?, |reply| DownloaderMessage::List { reply }).map_err(|e| unavailable(&e))
+        ractor::call!(self.actor()?, |reply| DownloaderMessage::List { reply })
+            .map_err(|e| unavailable(&e))
     }
 
     /// One job.

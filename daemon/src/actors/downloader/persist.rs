@@ -24,7 +24,10 @@ pub(crate) fn save(jobs_dir: &Path, spec: &DownloadSpec) -> std::io::Result<()> 
 
 /// Forget a download that ended.
 pub(crate) fn remove(jobs_dir: &Path, image_ref: &str) {
-    for path in [spec_path(jobs_dir, image_ref), checkpoint_path(jobs_dir, image_ref)] {
+    for path in [
+        spec_path(jobs_dir, image_ref),
+        checkpoint_path(jobs_dir, image_ref),
+    ] {
         if let Err(e) = std::fs::remove_file(&path)
             && e.kind() != std::io::ErrorKind::NotFound
         {

@@ -96,11 +96,15 @@ async fn download(ctx: &TaskContext, spec: &DownloadSpec) -> JobOutcome {
     }
     // Land beside the old file (hidden from the scan), swap only once verified.
     let dest = ctx.image_root.join(&spec.cache_file_name);
-    let staged = ctx.image_root.join(format!(".{}.landed", spec.cache_file_name));
+    let staged = ctx
+        .image_root
+        .join(format!(".{}.landed", spec.cache_file_name));
     let request = FetchRequest {
         url: source.url.clone(),
         headers: source.headers.clone(),
-        partial: ctx.image_root.join(format!("{}.partial", spec.cache_file_name)),
+        partial: ctx
+            .image_root
+            .join(format!("{}.partial", spec.cache_file_name)),
         dest: staged.clone(),
         checkpoint: Some(checkpoint_path(&ctx.jobs_dir, &spec.image_ref)),
         expected_sha256: source.expected_sha256.clone(),
@@ -110,7 +114,15 @@ async fn download(ctx: &TaskContext, spec: &DownloadSpec) -> JobOutcome {
     let mut request = request;
     let mut refreshes = 0;
     let fetched = loop {
-        match bty_fetch::fetch(&ctx.http, &request, &ctx.fetch_options, &reporter, &ctx.cancel).await {
+        match bty_fetch::fetch(
+            &ctx.http,
+            &request,
+            &ctx.fetch_options,
+            &reporter,
+            &ctx.cancel,
+        )
+        .await
+        {
             Ok(fetched) => break fetched,
             Err(FetchError::Cancelled) => return JobOutcome::Cancelled,
             // A registry token expired during a long pull: get a fresh one
@@ -135,7 +147,10 @@ async fn download(ctx: &TaskContext, spec: &DownloadSpec) -> JobOutcome {
         }
     };
     if let Err(e) = swap_in(&staged, &dest, &fetched.sha256) {
-        return JobOutcome::Failed(format!("cannot move {} into place: {e}", spec.cache_file_name));
+        return JobOutcome::Failed(format!(
+            "cannot move {} into place: {e}",
+            spec.cache_file_name
+        ));
     }
     ctx.catalog.landed(Landed {
         image_ref: spec.image_ref.clone(),
@@ -194,9 +209,15 @@ async fn source_for(ctx: &TaskContext, spec: &DownloadSpec) -> Result<Option<Sou
             }))
         }
         Scheme::Oras => {
-            let reference = OrasRef::parse(&bty_store::canon::canonicalise_src(&spec.src).map_err(|e| e.to_string())?)
+            let reference = OrasRef::parse(
+                &bty_store::canon::canonicalise_src(&spec.src).map_err(|e| e.to_string())?,
+            )
+            .map_err(|e| e.to_string())?;
+            let resolved = ctx
+                .oci
+                .resolve(&reference)
+                .await
                 .map_err(|e| e.to_string())?;
-            let resolved = ctx.oci.resolve(&reference).await.map_err(|e| e.to_string())?;
             let digest = resolved.layer.digest.clone();
             let hex = digest.strip_prefix("sha256:").unwrap_or(&digest).to_owned();
             if let Some(pinned) = &spec.pinned_sha256
@@ -231,7 +252,10 @@ async fn source_for(ctx: &TaskContext, spec: &DownloadSpec) -> Result<Option<Sou
 pub(crate) async fn resolve_oras(oci: &OciClient, reference: &str) -> Result<OrasResolved, String> {
     let canonical = bty_store::canon::canonicalise_src(reference).map_err(|e| e.to_string())?;
     let parsed = OrasRef::parse(&canonical).map_err(|e| e.to_string())?;
-    let resolved = oci.resolve(&parsed).await.map_err(|e| format!("could not resolve oras ref: {e}"))?;
+    let resolved = oci
+        .resolve(&parsed)
+        .await
+        .map_err(|e| format!("could not resolve oras ref: {e}"))?;
     let digest = resolved.layer.digest;
     Ok(OrasResolved {
         sha256: digest.strip_prefix("sha256:").unwrap_or(&digest).to_owned(),

@@ -44,13 +44,18 @@ pub(crate) fn store_upload(
     result
 }
 
-fn receive(partial: &Path, request: &mut UploadRequest, cap: u64) -> Result<(u64, String), DownloaderError> {
+fn receive(
+    partial: &Path,
+    request: &mut UploadRequest,
+    cap: u64,
+) -> Result<(u64, String), DownloaderError> {
     if let Some(declared) = request.size_bytes
         && declared > cap
     {
         return Err(DownloaderError::TooLarge { cap });
     }
-    let io = |e: std::io::Error| DownloaderError::Io(format!("cannot write {}: {e}", partial.display()));
+    let io =
+        |e: std::io::Error| DownloaderError::Io(format!("cannot write {}: {e}", partial.display()));
     let mut file = File::create(partial).map_err(io)?;
     let mut hasher = Sha256::new();
     let mut size = 0u64;

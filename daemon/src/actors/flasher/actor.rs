@@ -109,7 +109,8 @@ impl Actor for FlasherActor {
             FlasherMessage::ListDisks { reply } => {
                 let paths = state.args.paths.clone();
                 tokio::task::spawn_blocking(move || {
-                    let disks = bty_disks::list_disks(&paths).map_err(|e| FlasherError::Disks(e.to_string()));
+                    let disks = bty_disks::list_disks(&paths)
+                        .map_err(|e| FlasherError::Disks(e.to_string()));
                     let _ = reply.send(disks);
                 });
             }
@@ -121,7 +122,8 @@ impl Actor for FlasherActor {
                 let _ = reply.send(state.cancel(&id));
             }
             FlasherMessage::List { reply } => {
-                let mut jobs: Vec<JobSnapshot> = state.jobs.values().map(|j| j.snapshot.clone()).collect();
+                let mut jobs: Vec<JobSnapshot> =
+                    state.jobs.values().map(|j| j.snapshot.clone()).collect();
                 jobs.sort_by(|a, b| b.created_at_ms.cmp(&a.created_at_ms).then(b.id.cmp(&a.id)));
                 let _ = reply.send(jobs);
             }
@@ -142,7 +144,8 @@ impl FlasherState {
         }
         // Unknown formats and tarballs are refused before any disk is touched.
         container_of(&request.image).map_err(FlasherError::Invalid)?;
-        let image_size = bty_flash::virtual_size(&request.image).map_err(|e| FlasherError::Invalid(e.to_string()))?;
+        let image_size = bty_flash::virtual_size(&request.image)
+            .map_err(|e| FlasherError::Invalid(e.to_string()))?;
         let busy: Vec<String> = self
             .jobs
             .values()
@@ -154,7 +157,10 @@ impl FlasherState {
             .iter()
             .map(|t| {
                 let result = if busy.contains(&t.path.display().to_string()) {
-                    Err(format!("refusing {}: another flash job is writing it", t.path.display()))
+                    Err(format!(
+                        "refusing {}: another flash job is writing it",
+                        t.path.display()
+                    ))
                 } else {
                     check_confirmed(&self.args.paths, t, image_size, request.allow_file)
                 };
@@ -162,7 +168,10 @@ impl FlasherState {
             })
             .collect();
         if checked.iter().all(|(_, r)| r.is_err()) {
-            let reasons: Vec<String> = checked.iter().filter_map(|(_, r)| r.as_ref().err().cloned()).collect();
+            let reasons: Vec<String> = checked
+                .iter()
+                .filter_map(|(_, r)| r.as_ref().err().cloned())
+                .collect();
             return Err(FlasherError::Refused(reasons.join("; ")));
         }
         let subject = format!(
@@ -193,7 +202,13 @@ impl FlasherState {
             cancel: cancel.clone(),
             me: self.args.me.clone(),
         };
-        self.jobs.insert(snapshot.id.clone(), FlashJob { snapshot: snapshot.clone(), cancel });
+        self.jobs.insert(
+            snapshot.id.clone(),
+            FlashJob {
+                snapshot: snapshot.clone(),
+                cancel,
+            },
+        );
         self.prune();
         let running = self.running.clone();
         running.fetch_add(1, Ordering::Relaxed);
@@ -228,11 +243,21 @@ impl FlasherState {
                     .cloned()
                     .unwrap_or_default();
                 self.args.events.job(&job);
-                self.jobs.insert(id.to_owned(), FlashJob { snapshot: job, cancel });
+                self.jobs.insert(
+                    id.to_owned(),
+                    FlashJob {
+                        snapshot: job,
+                        cancel,
+                    },
+                );
             }
         }
         if finished {
-            self.args.cancels.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+            self.args
+                .cancels
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(id);
         }
     }
 

@@ -31,13 +31,17 @@ impl FlasherHandle {
 
     /// Block devices with verdicts.
     pub async fn list_disks(&self) -> Result<Vec<Disk>, FlasherError> {
-        ractor::call!(self.actor()?, |reply| FlasherMessage::ListDisks { reply }).map_err(|e| unavailable(&e))?
+        ractor::call!(self.actor()?, |reply| FlasherMessage::ListDisks { reply })
+            .map_err(|e| unavailable(&e))?
     }
 
     /// Check the targets and start a flash.
     pub async fn flash(&self, request: FlashJobRequest) -> Result<JobSnapshot, FlasherError> {
-        ractor::call!(self.actor()?, |reply| FlasherMessage::Flash { request, reply })
-            .map_err(|e| unavailable(&e))?
+        ractor::call!(self.actor()?, |reply| FlasherMessage::Flash {
+            request,
+            reply
+        })
+        .map_err(|e| unavailable(&e))?
     }
 
     /// Cancel a job.
@@ -49,13 +53,15 @@ impl FlasherHandle {
 
     /// All known jobs.
     pub async fn list(&self) -> Result<Vec<JobSnapshot>, FlasherError> {
-        ractor::call!(self.actor()?, |reply| FlasherMessage::List { reply }).map_err(|e| unavailable(&e))
+        ractor::call!(self.actor()?, |reply| FlasherMessage::List { reply })
+            .map_err(|e| unavailable(&e))
     }
 
     /// One job.
     pub async fn get(&self, id: &str) -> Result<Option<JobSnapshot>, FlasherError> {
         let id = id.to_owned();
-        ractor::call!(self.actor()?, |reply| FlasherMessage::Get { id, reply }).map_err(|e| unavailable(&e))
+        ractor::call!(self.actor()?, |reply| FlasherMessage::Get { id, reply })
+            .map_err(|e| unavailable(&e))
     }
 
     /// Task report.

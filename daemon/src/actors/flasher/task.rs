@@ -7,7 +7,9 @@ use super::messages::{ConfirmedTarget, FlashJobRequest};
 use super::safety::recheck;
 use crate::jobs::{JobSnapshot, JobState, TargetSnapshot};
 use bty_disks::{SystemPaths, Target};
-use bty_flash::{FlashOptions, FlashReport, HashingReader, Phase, Progress, TargetKind, TargetSpec};
+use bty_flash::{
+    FlashOptions, FlashReport, HashingReader, Phase, Progress, TargetKind, TargetSpec,
+};
 use bty_store::format::{Container, ImageFormat, detect, read_header, sniff};
 use std::io::BufReader;
 use std::path::Path;
@@ -47,7 +49,13 @@ impl FlashTask {
         let mut slots = Vec::new(); // job.targets index of each spec
         for (i, (confirmed, first)) in self.checked.iter().enumerate() {
             let result = first.as_ref().map_err(Clone::clone).and_then(|first| {
-                recheck(&self.paths, confirmed, first, self.image_size, self.request.allow_file)
+                recheck(
+                    &self.paths,
+                    confirmed,
+                    first,
+                    self.image_size,
+                    self.request.allow_file,
+                )
             });
             match result {
                 Ok(target) => {
@@ -102,7 +110,11 @@ impl FlashTask {
             for (t, slot) in p.per_target.iter().zip(slots) {
                 let target = &mut job.targets[*slot];
                 target.bytes_written = t.written;
-                target.state = if t.failed { "failed".to_owned() } else { phase_name(t.phase).to_owned() };
+                target.state = if t.failed {
+                    "failed".to_owned()
+                } else {
+                    phase_name(t.phase).to_owned()
+                };
             }
             self.me.update(job.clone());
         };
@@ -116,8 +128,9 @@ impl FlashTask {
                 reader = reader.expect_sha256(sha.clone());
             }
             opts.source_meter = Some(reader.tally());
-            let decoder = bty_flash::open_decoder(BufReader::with_capacity(1 << 20, reader), container)
-                .map_err(|e| e.to_string())?;
+            let decoder =
+                bty_flash::open_decoder(BufReader::with_capacity(1 << 20, reader), container)
+                    .map_err(|e| e.to_string())?;
             bty_flash::flash(decoder, specs, &opts, &observer, &self.cancel)
         };
         self.job = job.into_inner().unwrap_or_else(|e| e.into_inner());
@@ -158,12 +171,20 @@ impl FlashTask {
             self.job.bytes_done = report.bytes;
         }
         let total = self.job.targets.len();
-        let done = self.job.targets.iter().filter(|t| t.state == "done").count();
+        let done = self
+            .job
+            .targets
+            .iter()
+            .filter(|t| t.state == "done")
+            .count();
         let cancelled = self.job.targets.iter().any(|t| t.state == "cancelled");
         if done == total {
             self.job.finish(JobState::Completed, None);
         } else if cancelled {
-            self.job.finish(JobState::Cancelled, Some("cancelled by operator".to_owned()));
+            self.job.finish(
+                JobState::Cancelled,
+                Some("cancelled by operator".to_owned()),
+            );
         } else {
             let reasons: Vec<String> = self
                 .job
@@ -173,7 +194,11 @@ impl FlashTask {
                 .collect();
             self.job.finish(
                 JobState::Failed,
-                Some(format!("{} of {total} targets failed: {}", total - done, reasons.join("; "))),
+                Some(format!(
+                    "{} of {total} targets failed: {}",
+                    total - done,
+                    reasons.join("; ")
+                )),
             );
         }
         self.me.update(self.job.clone());
@@ -186,7 +211,10 @@ pub(crate) fn container_of(image: &Path) -> Result<Container, String> {
     if let Some(container) = sniff(&header) {
         return Ok(container);
     }
-    let name = image.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = image
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     match detect(&name, &header).map_err(|e| e.to_string())? {
         ImageFormat::Img | ImageFormat::Raw | ImageFormat::Iso => Ok(Container::Raw),
         other => Ok(other.container()),
@@ -194,10 +222,17 @@ pub(crate) fn container_of(image: &Path) -> Result<Container, String> {
 }
 
 /// One target's initial snapshot.
-pub(crate) fn target_snapshot(confirmed: &ConfirmedTarget, check: &Result<Target, String>) -> TargetSnapshot {
+pub(crate) fn target_snapshot(
+    confirmed: &ConfirmedTarget,
+    check: &Result<Target, String>,
+) -> TargetSnapshot {
     TargetSnapshot {
         path: confirmed.path.display().to_string(),
-        state: if check.is_ok() { "queued".to_owned() } else { "refused".to_owned() },
+        state: if check.is_ok() {
+            "queued".to_owned()
+        } else {
+            "refused".to_owned()
+        },
         bytes_written: 0,
         error: check.as_ref().err().cloned(),
         verified: None,

@@ -195,7 +195,8 @@ impl SupervisorState {
                     return Ok(());
                 };
                 let (actor, _) =
-                    Actor::spawn_linked(None, DownloaderActor, args.clone(), myself.get_cell()).await?;
+                    Actor::spawn_linked(None, DownloaderActor, args.clone(), myself.get_cell())
+                        .await?;
                 args.me.slot().set(actor.clone());
                 actor.get_cell()
             }
@@ -204,7 +205,8 @@ impl SupervisorState {
                     return Ok(());
                 };
                 let (actor, _) =
-                    Actor::spawn_linked(None, FlasherActor, args.clone(), myself.get_cell()).await?;
+                    Actor::spawn_linked(None, FlasherActor, args.clone(), myself.get_cell())
+                        .await?;
                 args.me.slot().set(actor.clone());
                 actor.get_cell()
             }

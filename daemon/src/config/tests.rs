@@ -1,0 +1,69 @@
+//! Config resolution: defaults, overrides, systemd directories, refusals.
+
+use super::*;
+
+fn env() -> Environment {
+    Environment {
+        home: Some("/home/op".into()),
+        ..Environment::default()
+    }
+}
+
+#[test]
+fn defaults_for_a_non_root_user_are_local() {
+    let c = Config::resolve(FileConfig::default(), &Overrides::default(), &env()).unwrap();
+    assert_eq!(c.state_dir, PathBuf::from("/home/op/.local/state/bty"));
+    assert_eq!(c.image_root, c.state_dir.join("images"));
+    assert_eq!(c.socket, c.state_dir.join("btyd.sock"));
+    assert_eq!(c.web_listen, Some("127.0.0.1:8080".parse().unwrap()));
+    assert_eq!((c.downloads_max_parallel, c.hashing_max_parallel), (2, 1));
+    assert_eq!(c.grpc_tcp, None);
+}
+
+#[test]
+fn state_dir_flag_puts_the_socket_inside_it() {
+    let o = Overrides {
+        state_dir: Some("/tmp/s".into()),
+        ..Overrides::default()
+    };
+    let file = FileConfig::parse("[grpc]\nsocket = \"/run/x.sock\"\n", Path::new("t")).unwrap();
+    let c = Config::resolve(file, &o, &env()).unwrap();
+    assert_eq!(c.socket, PathBuf::from("/tmp/s/btyd.sock"));
+}
+
+#[test]
+fn systemd_directories_are_used() {
+    let e = Environment {
+        state_directory: Some("/var/lib/bty".into()),
+        runtime_directory: Some("/run/bty".into()),
+        is_root: true,
+        ..env()
+    };
+    let c = Config::resolve(FileConfig::default(), &Overrides::default(), &e).unwrap();
+    assert_eq!(c.socket, PathBuf::from("/run/bty/btyd.sock"));
+    assert_eq!(c.image_root, PathBuf::from("/var/lib/bty/images"));
+}
+
+#[test]
+fn rejects_unknown_keys_and_bad_values() {
+    let err = FileConfig::parse("bogus = 1\n", Path::new("f.toml")).unwrap_err();
+    assert!(err.to_string().contains("bogus"), "{err}");
+    let file = FileConfig::parse("[hashing]\nmax_parallel = 0\n", Path::new("f")).unwrap();
+    let err = Config::resolve(file, &Overrides::default(), &env()).unwrap_err();
+    assert!(err.to_string().contains("hashing.max_parallel"), "{err}");
+    let o = Overrides {
+        web_listen: Some("localhost".into()),
+        ..Overrides::default()
+    };
+    assert!(Config::resolve(FileConfig::default(), &o, &env()).is_err());
+}
+
+#[test]
+fn web_can_be_turned_off() {
+    let o = Overrides {
+        web_listen: Some("off".into()),
+        ..Overrides::default()
+    };
+    let c = Config::resolve(FileConfig::default(), &o, &env()).unwrap();
+    assert_eq!(c.web_listen, None);
+}
