@@ -15,7 +15,8 @@ pub struct LoopDevice {
 impl LoopDevice {
     /// Create `file` with `size` bytes of `fill` and attach it.
     pub fn create(file: &Path, size: u64, fill: u8, read_only: bool) -> Self {
-        std::fs::write(file, vec![fill; usize::try_from(size).expect("size fits")]).expect("backing file");
+        std::fs::write(file, vec![fill; usize::try_from(size).expect("size fits")])
+            .expect("backing file");
         Self::attach(file, read_only)
     }
 

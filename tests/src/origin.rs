@@ -59,8 +59,12 @@ impl Origin {
                 let app = axum::Router::new()
                     .route("/{*path}", axum::routing::get(serve).head(serve))
                     .with_state(served);
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-                addr_tx.send(listener.local_addr().expect("addr")).expect("send addr");
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind");
+                addr_tx
+                    .send(listener.local_addr().expect("addr"))
+                    .expect("send addr");
                 let _ = axum::serve(listener, app)
                     .with_graceful_shutdown(async {
                         let _ = stop.await;
@@ -82,7 +86,10 @@ impl Origin {
         let mut files = self.state.files.lock().expect("files");
         files.version += 1;
         let etag = format!("\"v{}-{}\"", files.version, bytes.len());
-        files.files.insert(path.trim_start_matches('/').to_owned(), (Arc::new(bytes), etag));
+        files.files.insert(
+            path.trim_start_matches('/').to_owned(),
+            (Arc::new(bytes), etag),
+        );
     }
 
     /// The URL of `/path`.
@@ -124,7 +131,11 @@ fn range(headers: &HeaderMap, len: u64) -> Option<(u64, u64)> {
     let spec = value.strip_prefix("bytes=")?;
     let (a, b) = spec.split_once('-')?;
     let start: u64 = a.parse().ok()?;
-    let end = if b.is_empty() { len.checked_sub(1)? } else { b.parse().ok()? };
+    let end = if b.is_empty() {
+        len.checked_sub(1)?
+    } else {
+        b.parse().ok()?
+    };
     (start <= end && end < len).then_some((start, end))
 }
 
@@ -176,12 +187,15 @@ async fn serve(
             if tx.send(Ok(bytes[at..next].to_vec())).await.is_err() {
                 return;
             }
-            stream_state.bytes_sent.fetch_add((next - at) as u64, Ordering::Relaxed);
+            stream_state
+                .bytes_sent
+                .fetch_add((next - at) as u64, Ordering::Relaxed);
             at = next;
         }
     });
     response
-        .body(Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)))
+        .body(Body::from_stream(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        ))
         .expect("response")
 }
-

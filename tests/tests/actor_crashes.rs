@@ -123,10 +123,10 @@ async fn downloader_crash_mid_download_resumes_the_job() {
     wait_until("the restart", async || restarts(&tree).await == 1).await;
     origin.throttle(Duration::ZERO);
     wait_until("the resumed download to land", async || {
-        tree.catalog
-            .list("crash.img")
-            .await
-            .is_ok_and(|rows| rows.first().is_some_and(|r| r.cached && r.sha256.as_deref() == Some(&sha)))
+        tree.catalog.list("crash.img").await.is_ok_and(|rows| {
+            rows.first()
+                .is_some_and(|r| r.cached && r.sha256.as_deref() == Some(&sha))
+        })
     })
     .await;
     // The resumed job (a new id) ended; none is left running.

@@ -211,7 +211,10 @@ fn web_catalog_upload_rejects_bad_files_without_touching_the_catalog() {
             d.web,
             "POST",
             "/ui/catalog/upload",
-            &[("Content-Type", content_type.as_str()), ("Origin", origin.as_str())],
+            &[
+                ("Content-Type", content_type.as_str()),
+                ("Origin", origin.as_str()),
+            ],
             &form,
         );
         assert_eq!(response.status, 303, "{file_name}: {}", response.text());

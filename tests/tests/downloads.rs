@@ -42,7 +42,13 @@ fn fetch_lands_verified_bytes_with_a_sidecar() {
     let sha = sha256_bytes(&bytes);
     origin.put("os/debian.img.zst", bytes.clone());
     let d = Daemon::start();
-    let entry = d.ctl_json(&["entries", "add", &origin.url("os/debian.img.zst"), "--sha256", &sha]);
+    let entry = d.ctl_json(&[
+        "entries",
+        "add",
+        &origin.url("os/debian.img.zst"),
+        "--sha256",
+        &sha,
+    ]);
     let job = d.ctl_json(&["fetch", "debian.img.zst"]);
     assert_eq!(job["state"], "completed", "{job}");
     assert_eq!(job["sha256"], sha.as_str());
@@ -74,7 +80,12 @@ fn pinned_digest_mismatch_discards_the_bytes_and_names_both_digests() {
     let wrong = "0".repeat(64);
     d.ctl_json(&["entries", "add", &origin.url("bad.img"), "--sha256", &wrong]);
     let out = d.ctl(&["--json", "fetch", "bad.img"]);
-    assert_eq!(out.status.code(), Some(7), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let job: Value = serde_json::from_slice(&out.stdout).unwrap();
     let error = job["error"].as_str().unwrap();
     assert!(error.contains(&wrong) && error.contains(&actual), "{error}");
@@ -133,10 +144,14 @@ fn kill_during_download_resumes_from_the_partial() {
         "the partial must survive kill -9"
     );
     d.restart();
-    let rows = wait_for(Duration::from_secs(120), "the resumed download to land", || {
-        let rows = d.images();
-        (row_named(&rows, "big.img")["cached"] == true).then_some(rows)
-    });
+    let rows = wait_for(
+        Duration::from_secs(120),
+        "the resumed download to land",
+        || {
+            let rows = d.images();
+            (row_named(&rows, "big.img")["cached"] == true).then_some(rows)
+        },
+    );
     assert_eq!(row_named(&rows, "big.img")["sha256"], sha.as_str());
     let resent = origin.bytes_sent() - sent_before;
     assert!(
@@ -160,8 +175,15 @@ fn update_asks_upstream_first_and_swaps_in_changed_bytes() {
     // Unchanged upstream: no body requested, the job says so.
     let same = d.ctl_json(&["update", "rolling.img"]);
     assert_eq!(same["state"], "completed", "{same}");
-    assert!(same["phase"].as_str().unwrap().contains("up to date"), "{same}");
-    assert_eq!(origin.body_requests(), bodies, "update of unchanged bytes downloaded a body");
+    assert!(
+        same["phase"].as_str().unwrap().contains("up to date"),
+        "{same}"
+    );
+    assert_eq!(
+        origin.body_requests(),
+        bodies,
+        "update of unchanged bytes downloaded a body"
+    );
 
     // Changed upstream: new bytes, new sha in the listing.
     let v2 = noise(3 << 20, 16);
@@ -194,5 +216,9 @@ fn catalog_import_from_an_http_url() {
     // A missing catalog fails clearly and imports nothing.
     let out = d.ctl(&["catalog", "import", &origin.url("nope.toml")]);
     assert_ne!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("404"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("404"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -26,7 +26,11 @@ fn flash(d: &Daemon, args: &[&str]) -> (i32, Value, String) {
     full.push("--yes");
     let out = d.ctl(&full);
     let job = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    (out.status.code().unwrap_or(-1), job, String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        job,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -45,27 +49,54 @@ fn flashes_several_targets_from_one_decode_and_refuses_a_small_one() {
             .arg(work.path().join("disk.img")));
     });
     wait_for(Duration::from_secs(30), "the image to be hashed", || {
-        d.images().iter().any(|r| r["sha256"].is_string()).then_some(())
+        d.images()
+            .iter()
+            .any(|r| r["sha256"].is_string())
+            .then_some(())
     });
     let a = LoopDevice::create(&work.path().join("a"), 32 << 20, 0xAA, false);
     let b = LoopDevice::create(&work.path().join("b"), 32 << 20, 0xBB, false);
     let small = LoopDevice::create(&work.path().join("small"), 8 << 20, 0xCC, false);
 
     let (code, job, stderr) = flash(&d, &["disk.img.zst", a.dev(), b.dev(), small.dev()]);
-    assert_eq!(code, 7, "one target was refused, so the flash must not report success: {stderr}");
-    let targets = job["targets"].as_array().unwrap_or_else(|| panic!("no targets in {job}"));
-    let by_path = |p: &str| targets.iter().find(|t| t["path"] == p).unwrap_or_else(|| panic!("{p} in {job}"));
+    assert_eq!(
+        code, 7,
+        "one target was refused, so the flash must not report success: {stderr}"
+    );
+    let targets = job["targets"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no targets in {job}"));
+    let by_path = |p: &str| {
+        targets
+            .iter()
+            .find(|t| t["path"] == p)
+            .unwrap_or_else(|| panic!("{p} in {job}"))
+    };
     for dev in [&a, &b] {
         let t = by_path(dev.dev());
         assert_eq!(t["state"], "done", "{t}");
         assert_eq!(t["verified"], true, "{t}");
         let written = std::fs::read(&dev.file).unwrap();
-        assert_eq!(&written[..IMAGE], &raw[..], "{} differs from the image", dev.dev());
+        assert_eq!(
+            &written[..IMAGE],
+            &raw[..],
+            "{} differs from the image",
+            dev.dev()
+        );
     }
     let refused = by_path(small.dev());
     assert_eq!(refused["state"], "refused", "{refused}");
-    assert!(refused["error"].as_str().unwrap().contains("small"), "{refused}");
-    assert!(std::fs::read(&small.file).unwrap().iter().all(|&x| x == 0xCC), "the refused target was written");
+    assert!(
+        refused["error"].as_str().unwrap().contains("small"),
+        "{refused}"
+    );
+    assert!(
+        std::fs::read(&small.file)
+            .unwrap()
+            .iter()
+            .all(|&x| x == 0xCC),
+        "the refused target was written"
+    );
     assert_eq!(job["sha256"].as_str().map(str::len), Some(64), "{job}");
 }
 
@@ -79,7 +110,9 @@ fn refuses_a_mounted_target_before_writing() {
     let raw = raw_image();
     let d = Daemon::start_with(|_, root| std::fs::write(root.join("disk.img"), &raw).unwrap());
     let target = LoopDevice::create(&work.path().join("t"), 32 << 20, 0, false);
-    run(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&target.path));
+    run(Command::new("mkfs.ext4")
+        .args(["-q", "-F"])
+        .arg(&target.path));
     let mnt = work.path().join("mnt");
     std::fs::create_dir(&mnt).unwrap();
     run(Command::new("mount").arg(&target.path).arg(&mnt));

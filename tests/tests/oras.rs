@@ -10,7 +10,10 @@ use bty_e2e::{Daemon, drop_file, noise, wait_for};
 use bty_store::digest::sha256_bytes;
 use std::time::Duration;
 
-fn daemon_for(registry: &Registry, prepare: impl FnOnce(&std::path::Path, &std::path::Path)) -> Daemon {
+fn daemon_for(
+    registry: &Registry,
+    prepare: impl FnOnce(&std::path::Path, &std::path::Path),
+) -> Daemon {
     let config = format!("[registries.\"{}\"]\ninsecure = true\n", registry.host());
     Daemon::start_configured(&config, prepare)
 }
@@ -24,12 +27,19 @@ fn push_then_pull_round_trip_with_verified_digest() {
         drop_file(root, "lab.img.zst", &bytes);
     });
     wait_for(Duration::from_secs(30), "the file to be hashed", || {
-        d.images().iter().any(|r| r["sha256"] == sha.as_str()).then_some(())
+        d.images()
+            .iter()
+            .any(|r| r["sha256"] == sha.as_str())
+            .then_some(())
     });
     let target = format!("oras://{}/lab/images:v1", registry.host());
     let pushed = d.ctl_json(&["push", "lab.img.zst", &target]);
     assert_eq!(pushed["state"], "completed", "{pushed}");
-    assert_eq!(pushed["sha256"], sha.as_str(), "the layer digest is the file's sha256");
+    assert_eq!(
+        pushed["sha256"],
+        sha.as_str(),
+        "the layer digest is the file's sha256"
+    );
 
     // A plain HTTP client sees the same blob.
     let blob = bty_e2e::http::request(
@@ -50,12 +60,17 @@ fn push_then_pull_round_trip_with_verified_digest() {
     assert_eq!(job["state"], "completed", "{job}");
     assert_eq!(job["sha256"], sha.as_str());
     let r = entry["ref"].as_str().unwrap();
-    let cached = d.image_root.join(format!("catalog-{}-lab-img-zst.img.zst", &r[..12]));
+    let cached = d
+        .image_root
+        .join(format!("catalog-{}-lab-img-zst.img.zst", &r[..12]));
     assert_eq!(std::fs::read(cached).unwrap(), bytes);
 
     // Unchanged tag: update moves no bytes.
     let update = d.ctl_json(&["update", &target]);
-    assert!(update["phase"].as_str().unwrap().contains("up to date"), "{update}");
+    assert!(
+        update["phase"].as_str().unwrap().contains("up to date"),
+        "{update}"
+    );
 }
 
 #[test]
@@ -67,7 +82,10 @@ fn catalog_published_as_an_oci_artifact_imports() {
     });
     // Publish the catalog with bty's own push, then import it by reference.
     wait_for(Duration::from_secs(30), "hashing", || {
-        d.images().iter().any(|r| r["sha256"].is_string()).then_some(())
+        d.images()
+            .iter()
+            .any(|r| r["sha256"].is_string())
+            .then_some(())
     });
     let target = format!("oras://{}/lab/catalog:latest", registry.host());
     d.ctl_json(&["push", "catalog.toml.img", &target]);

@@ -9,14 +9,19 @@ use std::process::Command;
 fn btyd(args: &[&str], config: Option<&str>) -> (bool, String) {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(bin("btyd"));
-    cmd.arg("--state-dir").arg(dir.path().join("state")).args(args);
+    cmd.arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .args(args);
     if let Some(text) = config {
         let path = dir.path().join("btyd.toml");
         std::fs::write(&path, text).unwrap();
         cmd.arg("--config").arg(path);
     }
     let out = cmd.output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -40,7 +45,10 @@ fn refuses_a_tcp_grpc_listener_without_a_token() {
 
 #[test]
 fn refuses_unknown_config_keys_naming_them() {
-    let (ok, stderr) = btyd(&["--check-config"], Some("[web]\nlisten = \"127.0.0.1:1\"\nlisen = 2\n"));
+    let (ok, stderr) = btyd(
+        &["--check-config"],
+        Some("[web]\nlisten = \"127.0.0.1:1\"\nlisen = 2\n"),
+    );
     assert!(!ok);
     assert!(stderr.contains("lisen"), "{stderr}");
 }
