@@ -59,9 +59,17 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let hashing = HashingReader::new(file);
-        opts.source_meter = Some(hashing.tally());
-        let source = match open_decoder(BufReader::with_capacity(1 << 20, hashing), container) {
+        // No digest to check here: the source hash only meters compressed
+        // input. A raw source is metered by the pipeline itself (decoded =
+        // source bytes), which saves a second sha256 pass.
+        let reader: Box<dyn std::io::Read + Send> = if container == Container::Raw {
+            Box::new(file)
+        } else {
+            let hashing = HashingReader::new(file);
+            opts.source_meter = Some(hashing.tally());
+            Box::new(hashing)
+        };
+        let source = match open_decoder(BufReader::with_capacity(1 << 20, reader), container) {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("flash: {e}");

@@ -251,18 +251,30 @@ mod tests {
     fn detection_refuses_tarballs_and_unknown_formats() {
         let zstd = [0x28, 0xB5, 0x2F, 0xFD, 0, 0];
         assert_eq!(detect_container("x.img", &zstd).unwrap(), Container::Zstd);
-        assert_eq!(detect_container("x.img", &[0; 512]).unwrap(), Container::Raw);
-        assert!(matches!(detect_container("x.tar.gz", &[0x1F, 0x8B, 8]), Err(FlashError::Tarball)));
+        assert_eq!(
+            detect_container("x.img", &[0; 512]).unwrap(),
+            Container::Raw
+        );
+        assert!(matches!(
+            detect_container("x.tar.gz", &[0x1F, 0x8B, 8]),
+            Err(FlashError::Tarball)
+        ));
         let err = detect_container("x.vmdk", &[1, 2, 3]).unwrap_err();
         assert!(matches!(err, FlashError::Unsupported));
         assert!(err.to_string().contains(".img.zst"), "{err}");
         assert!(FlashError::Tarball.to_string().contains("extract"));
-        assert!(matches!(detect_container("x.img.xz", &[0; 16]), Err(FlashError::Format(_))));
+        assert!(matches!(
+            detect_container("x.img.xz", &[0; 16]),
+            Err(FlashError::Format(_))
+        ));
     }
 
     #[test]
     fn qcow2_is_not_streamed() {
         let r = std::io::Cursor::new(Vec::new());
-        assert!(matches!(open_decoder(r, Container::Qcow2), Err(FlashError::NeedsQemuImg)));
+        assert!(matches!(
+            open_decoder(r, Container::Qcow2),
+            Err(FlashError::NeedsQemuImg)
+        ));
     }
 }

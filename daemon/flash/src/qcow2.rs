@@ -273,6 +273,9 @@ fn run_convert(
         "convert",
         "-p",
         "-n",
+        // Out-of-order writes: measured 1.4 s vs 2.4 s for 2 GiB with
+        // cache=none; the first region is a separate, later run anyway.
+        "-W",
         "-t",
         cache,
         "--image-opts",

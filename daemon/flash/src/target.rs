@@ -47,8 +47,12 @@ pub(crate) fn open_target(
         source: FlashError::arc(e),
     };
     let mut flags = OFlags::WRONLY | OFlags::CLOEXEC;
-    if spec.kind == TargetKind::RegularFile {
-        flags |= OFlags::CREATE;
+    match spec.kind {
+        TargetKind::RegularFile => flags |= OFlags::CREATE,
+        // O_EXCL on a block device: the kernel refuses (EBUSY) while any
+        // partition is mounted or claimed, the last guard against a disk
+        // that got mounted after the safety checks.
+        TargetKind::BlockDevice => flags |= OFlags::EXCL,
     }
     let (fd, direct) = open_maybe_direct(&spec.path, flags, opts.direct_io).map_err(open_err)?;
     let stat = rustix::fs::fstat(&fd).map_err(|e| open_err(e.into()))?;
