@@ -52,7 +52,9 @@ pub enum SrcError {
         port: String,
     },
     /// An `oras://` src that is not a valid reference.
-    #[error("malformed oras src {src:?}")]
+    // The reason is in the message: operators read `to_string()`, and
+    // "malformed" alone does not say what to fix.
+    #[error("malformed oras src {src:?}: {source}")]
     Oras {
         /// The whole src.
         src: String,

@@ -215,6 +215,12 @@ fn parse_entry(
             entry: entry.to_owned(),
         });
     }
+    if name.chars().any(char::is_control) {
+        return Err(CatalogError::ControlName {
+            at: at.to_owned(),
+            entry: entry.to_owned(),
+        });
+    }
     let src_value = table.remove("src").ok_or_else(|| missing("src", entry))?;
     let src = string_field(src_value, "src", entry, at)?;
     let supplied_ref = table
@@ -233,6 +239,15 @@ fn parse_entry(
         .transpose()?
         .filter(|f| !f.is_empty())
         .or_else(|| format_from_name(&name).map(|f| f.as_str().to_owned()));
+    if let Some(f) = &format
+        && !is_format_id(f)
+    {
+        return Err(CatalogError::BadFormat {
+            at: at.to_owned(),
+            entry: entry.to_owned(),
+            format: f.clone(),
+        });
+    }
     let size_bytes = table
         .remove("size_bytes")
         .map(|v| parse_size(v, entry, at))
@@ -251,6 +266,17 @@ fn parse_entry(
         extra: table,
     };
     Ok((entry, canonical))
+}
+
+/// A format id becomes a file-name extension: `[A-Za-z0-9]+` parts joined by
+/// single dots (an optional leading dot is tolerated), at most 32 bytes.
+pub fn is_format_id(format: &str) -> bool {
+    let body = format.strip_prefix('.').unwrap_or(format);
+    !body.is_empty()
+        && body.len() <= 32
+        && body
+            .split('.')
+            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
 /// Refuse local and malformed srcs, verify a supplied ref; returns the

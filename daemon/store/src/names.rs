@@ -24,6 +24,9 @@ pub enum NameError {
     /// `.` or `..`, or a path separator / NUL inside.
     #[error("invalid name {0:?}: must be a bare file name (no '/', '\\', NUL, '.' or '..')")]
     NotBare(String),
+    /// Control characters (newlines, escapes) inside.
+    #[error("invalid name {0:?}: must not contain control characters")]
+    Control(String),
     /// A name bty itself owns in the image root.
     #[error("invalid name {0:?}: reserved for bty's own files ({1})")]
     Reserved(String, &'static str),
@@ -57,9 +60,11 @@ pub fn slug(name: &str) -> String {
 /// leading dots, or `img` when the format is unknown.
 pub fn cache_file_name(image_ref: &str, name: &str, format: Option<&str>) -> String {
     let prefix: String = image_ref.chars().take(REF_PREFIX_LEN).collect();
+    // The format becomes an extension: anything but a plain format id
+    // (e.g. "img/../x") falls back to `img`, so the name stays bare.
     let ext = format
+        .filter(|f| crate::catalog_file::is_format_id(f))
         .map(|f| f.trim_start_matches('.'))
-        .filter(|f| !f.is_empty())
         .unwrap_or("img");
     format!("{CACHE_PREFIX}{prefix}-{}.{ext}", slug(name))
 }
@@ -90,6 +95,9 @@ pub fn validate_image_file_name(name: &str) -> Result<(), NameError> {
     }
     if name == "." || name == ".." || name.contains(['/', '\\', '\0']) {
         return Err(NameError::NotBare(name.to_owned()));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(NameError::Control(name.to_owned()));
     }
     if name.len() > 255 {
         return Err(NameError::TooLong(name.to_owned()));

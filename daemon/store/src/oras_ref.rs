@@ -103,9 +103,14 @@ impl OrasRef {
             .split_once('/')
             .ok_or_else(|| OrasRefError::MissingReference(s.to_owned()))?;
         if !valid_host(host) {
+            // A host with userinfo must not echo the password into logs.
+            let masked = |text: &str| match text.rsplit_once('@') {
+                Some((_, after)) => format!("***@{after}"),
+                None => text.to_owned(),
+            };
             return Err(OrasRefError::Host {
-                reference: s.to_owned(),
-                host: host.to_owned(),
+                reference: format!("{PREFIX}{}", masked(body)),
+                host: masked(host),
             });
         }
         // The repository grammar has neither '@' nor ':', so the first of

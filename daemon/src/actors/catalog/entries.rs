@@ -44,9 +44,8 @@ impl CatalogState {
     ) -> Result<(CatalogEntry, String), CatalogError> {
         self.ensure_writable()?;
         let url = request.url.trim().to_owned();
-        let invalid = |e: &dyn std::fmt::Display| {
-            CatalogError::Invalid(format!("invalid image_url {url:?}: {e}"))
-        };
+        let invalid =
+            |e: &dyn std::fmt::Display| CatalogError::Invalid(format!("invalid image_url: {e}"));
         let remote = request.remote.clone().unwrap_or_default();
         let is_oras = match scheme(&url).map_err(|e| invalid(&e))? {
             Scheme::Http | Scheme::Https => false,

@@ -164,15 +164,13 @@ impl Actor for DownloaderActor {
             DownloaderMessage::ResolveOras { reference, reply } => {
                 let oci = state.args.oci.clone();
                 tokio::spawn(async move {
-                    let result = task::resolve_oras(&oci, &reference).await;
-                    let _ = reply.send(result.map_err(DownloaderError::Remote));
+                    let _ = reply.send(task::resolve_oras(&oci, &reference).await);
                 });
             }
             DownloaderMessage::FetchDocument { url, cap, reply } => {
                 let (http, oci) = (state.args.http.clone(), state.args.oci.clone());
                 tokio::spawn(async move {
-                    let result = task::fetch_document(&http, &oci, &url, cap).await;
-                    let _ = reply.send(result.map_err(DownloaderError::Remote));
+                    let _ = reply.send(task::fetch_document(&http, &oci, &url, cap).await);
                 });
             }
             DownloaderMessage::Upload { request, reply } => state.upload(request, reply),

@@ -1,6 +1,7 @@
 //! Download and push tasks: async, off the actor, one per job. They report
 //! progress and their outcome to the downloader by message.
 
+use super::error::DownloaderError;
 use super::handle::DownloaderHandle;
 use super::messages::{JobOutcome, OrasResolved};
 use super::persist::checkpoint_path;
@@ -248,14 +249,19 @@ async fn source_for(ctx: &TaskContext, spec: &DownloadSpec) -> Result<Option<Sou
     }
 }
 
-/// Resolve an oras reference for add-time metadata.
-pub(crate) async fn resolve_oras(oci: &OciClient, reference: &str) -> Result<OrasResolved, String> {
-    let canonical = bty_store::canon::canonicalise_src(reference).map_err(|e| e.to_string())?;
-    let parsed = OrasRef::parse(&canonical).map_err(|e| e.to_string())?;
-    let resolved = oci
-        .resolve(&parsed)
-        .await
-        .map_err(|e| format!("could not resolve oras ref: {e}"))?;
+/// Resolve an oras reference for add-time metadata: a malformed reference
+/// is the caller's mistake, a registry failure is remote.
+pub(crate) async fn resolve_oras(
+    oci: &OciClient,
+    reference: &str,
+) -> Result<OrasResolved, DownloaderError> {
+    let invalid =
+        |e: &dyn std::fmt::Display| DownloaderError::Invalid(format!("invalid image_url: {e}"));
+    let canonical = bty_store::canon::canonicalise_src(reference).map_err(|e| invalid(&e))?;
+    let parsed = OrasRef::parse(&canonical).map_err(|e| invalid(&e))?;
+    let resolved = oci.resolve(&parsed).await.map_err(|e| {
+        DownloaderError::Remote(format!("could not resolve oras ref: {}", chain(&e)))
+    })?;
     let digest = resolved.layer.digest;
     Ok(OrasResolved {
         sha256: digest.strip_prefix("sha256:").unwrap_or(&digest).to_owned(),
@@ -265,26 +271,38 @@ pub(crate) async fn resolve_oras(oci: &OciClient, reference: &str) -> Result<Ora
     })
 }
 
-/// Fetch a small document (a catalog) from http(s) or an oras artifact.
+/// Fetch a small document (a catalog) from http(s) or an oras artifact. A
+/// malformed URL is the caller's mistake; a failed fetch is remote.
 pub(crate) async fn fetch_document(
     http: &reqwest::Client,
     oci: &OciClient,
     url: &str,
     cap: usize,
-) -> Result<Vec<u8>, String> {
-    match scheme(url).map_err(|e| e.to_string())? {
-        Scheme::Http | Scheme::Https => bty_fetch::fetch_bytes(http, url, &HeaderMap::new(), cap)
-            .await
-            .map_err(|e| format!("fetching {url} failed: {e}")),
+) -> Result<Vec<u8>, DownloaderError> {
+    let invalid =
+        |e: &dyn std::fmt::Display| DownloaderError::Invalid(format!("invalid catalog url: {e}"));
+    // Canonicalising refuses userinfo: credentials in a catalog URL would be
+    // sent to that host as Basic auth.
+    let canonical = bty_store::canon::canonicalise_src(url).map_err(|e| invalid(&e))?;
+    let remote = |e: &dyn std::error::Error| {
+        DownloaderError::Remote(format!("fetching {canonical} failed: {}", chain(e)))
+    };
+    match scheme(&canonical).map_err(|e| invalid(&e))? {
+        Scheme::Http | Scheme::Https => {
+            bty_fetch::fetch_bytes(http, &canonical, &HeaderMap::new(), cap)
+                .await
+                .map_err(|e| remote(&e))
+        }
         Scheme::Oras => {
-            let canonical = bty_store::canon::canonicalise_src(url).map_err(|e| e.to_string())?;
-            let parsed = OrasRef::parse(&canonical).map_err(|e| e.to_string())?;
-            let resolved = oci.resolve(&parsed).await.map_err(|e| e.to_string())?;
+            let parsed = OrasRef::parse(&canonical).map_err(|e| invalid(&e))?;
+            let resolved = oci.resolve(&parsed).await.map_err(|e| remote(&e))?;
             oci.fetch_blob(&parsed, &resolved.layer.digest, cap)
                 .await
-                .map_err(|e| format!("fetching {url} failed: {e}"))
+                .map_err(|e| remote(&e))
         }
-        Scheme::File => Err("file:// catalogs are read with a path, not a URL".to_owned()),
+        Scheme::File => Err(DownloaderError::Invalid(
+            "file:// catalogs are read with a path, not a URL".to_owned(),
+        )),
     }
 }
 

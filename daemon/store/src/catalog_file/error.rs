@@ -86,6 +86,27 @@ pub enum CatalogError {
         /// Which entry.
         entry: String,
     },
+    /// `name` holds control characters (they would reach terminals and logs).
+    #[error("catalog at {at}: entry {entry}: name must not contain control characters")]
+    ControlName {
+        /// Source label.
+        at: String,
+        /// Which entry.
+        entry: String,
+    },
+    /// `format` is not a format id (it becomes a file-name extension).
+    #[error(
+        "catalog at {at}: entry {entry}: format {format:?} is not a format id \
+         (letters, digits and single dots, e.g. \"img.zst\")"
+    )]
+    BadFormat {
+        /// Source label.
+        at: String,
+        /// Which entry.
+        entry: String,
+        /// The value given.
+        format: String,
+    },
     /// `src` is `file://`: catalogs describe remote images only.
     #[error(
         "catalog at {at}: entry {entry}: src {src:?} is local; catalog manifests carry only \

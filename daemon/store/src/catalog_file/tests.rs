@@ -339,14 +339,10 @@ fn hostile_names_round_trip() {
     let names = [
         "quote \" inside",
         "back\\slash",
-        "new\nline",
-        "crlf\r\nend",
-        "tab\there",
         "ünïcødé 日本 (x86_64, rolling)",
         "'single' and \"\"\" triple",
         "ends with backslash \\",
-        "nul\u{0}and del\u{7f}",
-        "[[images]]\nname = \"x\"",
+        "[[images]] name = \"x\"",
     ];
     let cat = CatalogFile {
         entries: names
@@ -365,4 +361,38 @@ fn hostile_names_round_trip() {
         extra: toml::Table::new(),
     };
     assert_eq!(roundtrip(&cat), cat);
+}
+
+#[test]
+fn names_with_control_characters_are_refused() {
+    for name in ["new\\nline", "tab\\there", "esc\\u001b[2J"] {
+        let err = parse(&one(&format!(
+            "name = \"{name}\"\nsrc = \"https://h/a.img\""
+        )))
+        .unwrap_err();
+        assert!(err.to_string().contains("control characters"), "{err}");
+    }
+}
+
+#[test]
+fn formats_must_be_format_ids() {
+    for bad in ["img/../../x", "img\\u0000.sh", "img..gz", "a b", ""] {
+        let text = one(&format!(
+            "name = \"x\"\nsrc = \"https://h/a.img\"\nformat = \"{bad}\""
+        ));
+        match parse(&text) {
+            Err(err) => assert!(err.to_string().contains("format"), "{bad}: {err}"),
+            // An empty format means "derive it from the name".
+            Ok(cat) => assert!(
+                bad.is_empty(),
+                "{bad:?} accepted: {:?}",
+                cat.entries[0].format
+            ),
+        }
+    }
+    let cat = parse(&one(
+        "name = \"x\"\nsrc = \"https://h/a\"\nformat = \"img.zst\"",
+    ))
+    .unwrap();
+    assert_eq!(cat.entries[0].format.as_deref(), Some("img.zst"));
 }
