@@ -41,6 +41,7 @@ impl From<DownloaderError> for Status {
         match e {
             DownloaderError::Invalid(_) => Status::invalid_argument(msg),
             DownloaderError::NoSuchJob(_) => Status::not_found(msg),
+            DownloaderError::Busy(_) => Status::already_exists(msg),
             DownloaderError::Remote(_) => Status::failed_precondition(msg),
             DownloaderError::TooLarge { .. } => Status::resource_exhausted(msg),
             DownloaderError::Io(_) => {

@@ -81,6 +81,9 @@ pub struct DownloaderState {
     jobs: BTreeMap<String, Job>,
     queue: VecDeque<String>,
     running: usize,
+    /// Names being uploaded: a second upload of one is refused, so two
+    /// streams never race to replace the same file and sidecar.
+    uploads: std::collections::BTreeSet<String>,
 }
 
 impl Actor for DownloaderActor {
@@ -106,6 +109,7 @@ impl Actor for DownloaderActor {
             jobs: BTreeMap::new(),
             queue: VecDeque::new(),
             running: 0,
+            uploads: std::collections::BTreeSet::new(),
         };
         for spec in persist::load_all(&state.args.jobs_dir) {
             tracing::info!(name = spec.name, "resuming an interrupted download");
@@ -174,6 +178,9 @@ impl Actor for DownloaderActor {
                 });
             }
             DownloaderMessage::Upload { request, reply } => state.upload(request, reply),
+            DownloaderMessage::UploadEnded { name } => {
+                state.uploads.remove(&name);
+            }
             DownloaderMessage::Progress {
                 id,
                 bytes_done,
@@ -377,6 +384,14 @@ impl DownloaderState {
             let _ = reply.send(Err(DownloaderError::Invalid(e.to_string())));
             return;
         }
+        if !self.uploads.insert(request.name.clone()) {
+            let _ = reply.send(Err(DownloaderError::Busy(format!(
+                "{} is being uploaded already; try again when that upload ends",
+                request.name
+            ))));
+            return;
+        }
+        let me = self.args.me.clone();
         let image_root = self.args.image_root.clone();
         let cap = self.args.max_upload_bytes;
         let catalog = self.args.catalog.clone();
@@ -384,6 +399,7 @@ impl DownloaderState {
         tokio::spawn(async move {
             let name = request.name.clone();
             if let Err(e) = catalog.expect_landing(&name).await {
+                me.upload_ended(&name);
                 let _ = reply.send(Err(DownloaderError::Unavailable(e.to_string())));
                 return;
             }
@@ -393,6 +409,7 @@ impl DownloaderState {
             .await
             .unwrap_or_else(|e| Err(DownloaderError::Io(format!("upload task failed: {e}"))));
             catalog.landing_abandoned(&name);
+            me.upload_ended(&name);
             match &result {
                 Ok(done) => events.catalog(
                     "image.uploaded",

@@ -11,6 +11,9 @@ pub enum DownloaderError {
     /// No such job.
     #[error("no download job with id {0:?}")]
     NoSuchJob(String),
+    /// Another transfer of the same name is under way.
+    #[error("{0}")]
+    Busy(String),
     /// The remote side failed (registry, HTTP server).
     #[error("{0}")]
     Remote(String),

@@ -102,6 +102,11 @@ pub enum DownloaderMessage {
         /// The result, once all bytes are in.
         reply: RpcReplyPort<Result<Uploaded, DownloaderError>>,
     },
+    /// An upload ended (its name may be uploaded again).
+    UploadEnded {
+        /// File name.
+        name: String,
+    },
     /// A task progressed.
     Progress {
         /// Job id.

@@ -1,4 +1,4 @@
-//! Uploads: a stream of chunks into `<name>.partial` in the image root,
+//! Uploads: a stream of chunks into a hidden temp file in the image root,
 //! hashed inline, size-capped, then swapped in atomically with its sidecar.
 //! Runs on the blocking pool; the gRPC stream feeds it through a channel.
 
@@ -19,7 +19,11 @@ pub(crate) fn store_upload(
     cap: u64,
 ) -> Result<Uploaded, DownloaderError> {
     let dest = image_root.join(&request.name);
-    let partial = image_root.join(format!("{}.partial", request.name));
+    // A hidden temp name per upload: concurrent uploads never share bytes,
+    // the scan ignores it, and start-up cleanup removes it after a crash.
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let partial = image_root.join(format!(".{}.tmp-{}-{n}", request.name, std::process::id()));
     let result = receive(&partial, &mut request, cap).and_then(|(size, sha256)| {
         if let Some(declared) = request.size_bytes
             && declared != size
