@@ -6,6 +6,19 @@ use std::path::PathBuf;
 use thiserror::Error;
 use tonic::transport::{Channel, Endpoint, Uri};
 
+/// HTTP/2 flow-control windows: the 64 KiB default caps a bulk stream
+/// (uploads, image bytes) at one window per round trip.
+pub const STREAM_WINDOW: u32 = 8 << 20;
+/// Connection-wide window, a few streams' worth.
+pub const CONNECTION_WINDOW: u32 = 32 << 20;
+
+/// An endpoint with bty's transport settings.
+fn endpoint(uri: &'static str) -> Endpoint {
+    Endpoint::from_static(uri)
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+}
+
 /// Where btyd listens, as a client names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
@@ -56,7 +69,7 @@ impl Target {
             Self::Unix(path) => {
                 let path = path.clone();
                 // The URI is ignored by the connector; tonic needs a valid one.
-                let endpoint = Endpoint::from_static("http://[::]:50051");
+                let endpoint = endpoint("http://[::]:50051");
                 Ok(
                     endpoint.connect_with_connector_lazy(tower::service_fn(move |_: Uri| {
                         let path = path.clone();
@@ -68,7 +81,11 @@ impl Target {
                 )
             }
             Self::Tcp(url) => Endpoint::from_shared(url.clone())
-                .map(|e| e.connect_lazy())
+                .map(|e| {
+                    e.initial_stream_window_size(STREAM_WINDOW)
+                        .initial_connection_window_size(CONNECTION_WINDOW)
+                        .connect_lazy()
+                })
                 .map_err(|_| ChannelError::InvalidEndpoint(url.clone())),
         }
     }
@@ -82,7 +99,7 @@ impl Target {
         match self {
             Self::Unix(path) => {
                 let path = path.clone();
-                Endpoint::from_static("http://[::]:50051")
+                endpoint("http://[::]:50051")
                     .connect_with_connector(tower::service_fn(move |_: Uri| {
                         let path = path.clone();
                         async move {
@@ -95,6 +112,8 @@ impl Target {
             }
             Self::Tcp(url) => Endpoint::from_shared(url.clone())
                 .map_err(|_| ChannelError::InvalidEndpoint(url.clone()))?
+                .initial_stream_window_size(STREAM_WINDOW)
+                .initial_connection_window_size(CONNECTION_WINDOW)
                 .connect()
                 .await
                 .map_err(connect_error),

@@ -136,6 +136,8 @@ async fn router(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
     Ok(Server::builder()
+        .initial_stream_window_size(bty_proto::channel::STREAM_WINDOW)
+        .initial_connection_window_size(bty_proto::channel::CONNECTION_WINDOW)
         .layer(tonic::service::InterceptorLayer::new(BearerToken(token)))
         .add_service(health)
         .add_service(reflection_v1)

@@ -63,8 +63,13 @@ enum Pumped {
     ClientGone,
 }
 
+/// Bytes per gRPC message: HTTP body frames are small (~16 KiB), and one
+/// message per frame would spend the CPU on framing instead of bytes.
+const MESSAGE_BYTES: usize = 1 << 20;
+
 async fn pump(body: Body, tx: &mpsc::Sender<UploadImageChunk>) -> Pumped {
     let mut data = body.into_data_stream();
+    let mut pending: Vec<u8> = Vec::with_capacity(MESSAGE_BYTES);
     while let Some(next) = data.next().await {
         let bytes = match next {
             Ok(bytes) => bytes,
@@ -73,12 +78,16 @@ async fn pump(body: Body, tx: &mpsc::Sender<UploadImageChunk>) -> Pumped {
                 return Pumped::ClientGone;
             }
         };
-        if bytes.is_empty() {
-            continue;
+        pending.extend_from_slice(&bytes);
+        if pending.len() >= MESSAGE_BYTES {
+            let full = std::mem::replace(&mut pending, Vec::with_capacity(MESSAGE_BYTES));
+            if tx.send(chunk(Part::Data(full))).await.is_err() {
+                return Pumped::DaemonStopped;
+            }
         }
-        if tx.send(chunk(Part::Data(bytes.to_vec()))).await.is_err() {
-            return Pumped::DaemonStopped;
-        }
+    }
+    if !pending.is_empty() && tx.send(chunk(Part::Data(pending))).await.is_err() {
+        return Pumped::DaemonStopped;
     }
     Pumped::Complete
 }
