@@ -154,6 +154,27 @@ impl JobSnapshot {
     }
 }
 
+/// Order jobs newest first (ties by id, so listings are stable).
+pub fn newest_first(jobs: &mut [JobSnapshot]) {
+    jobs.sort_by(|a, b| b.created_at_ms.cmp(&a.created_at_ms).then(b.id.cmp(&a.id)));
+}
+
+/// Ids of the oldest finished jobs beyond the `keep` most recent ones: what
+/// a worker drops from its history.
+pub fn expired<'a>(jobs: impl Iterator<Item = &'a JobSnapshot>, keep: usize) -> Vec<String> {
+    let mut finished: Vec<(i64, &str)> = jobs
+        .filter(|j| !j.state.is_active())
+        .map(|j| (j.created_at_ms, j.id.as_str()))
+        .collect();
+    let excess = finished.len().saturating_sub(keep);
+    finished.sort_unstable();
+    finished
+        .into_iter()
+        .take(excess)
+        .map(|(_, id)| id.to_owned())
+        .collect()
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -226,6 +247,25 @@ mod tests {
         let a = JobSnapshot::queued(JobKind::Hash, "x", None);
         let b = JobSnapshot::queued(JobKind::Hash, "x", None);
         assert_ne!(a.id, b.id);
+    }
+
+    #[test]
+    fn history_keeps_the_newest_finished_jobs() {
+        let mut jobs: Vec<JobSnapshot> = (0..5)
+            .map(|i| {
+                let mut j = JobSnapshot::queued(JobKind::Hash, "x", None);
+                j.created_at_ms = i;
+                if i != 0 {
+                    j.finish(JobState::Completed, None);
+                }
+                j
+            })
+            .collect();
+        let gone = expired(jobs.iter(), 2);
+        // The active job (created first) is never dropped.
+        assert_eq!(gone, vec![jobs[1].id.clone(), jobs[2].id.clone()]);
+        newest_first(&mut jobs);
+        assert_eq!(jobs[0].created_at_ms, 4);
     }
 
     #[test]

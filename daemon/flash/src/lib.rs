@@ -79,6 +79,11 @@ pub struct FlashOptions {
     /// Counts source (e.g. compressed) bytes for progress; without it,
     /// progress reports decoded bytes as source bytes.
     pub source_meter: Option<SourceTally>,
+    /// The known sha256 of the *decoded* image (for a raw source, its
+    /// stored digest): checked on the reader's own hash of the stream before
+    /// any first region is written, so a raw source is hashed once, not
+    /// twice (no [`HashingReader`] needed).
+    pub expected_image_sha256: Option<String>,
 }
 
 impl Default for FlashOptions {
@@ -91,6 +96,7 @@ impl Default for FlashOptions {
             first_region: 1 << 20,
             image_size: None,
             source_meter: None,
+            expected_image_sha256: None,
         }
     }
 }

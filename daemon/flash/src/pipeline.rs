@@ -58,9 +58,10 @@ pub fn flash(
     let reader = {
         let (stop, shared) = (Arc::clone(&stop), Arc::clone(&shared));
         let buffer_size = opts.buffer_size;
+        let expected = opts.expected_image_sha256.clone();
         thread::Builder::new()
             .name("bty-flash-read".into())
-            .spawn(move || run_reader(source, senders, buffer_size, stop, shared))
+            .spawn(move || run_reader(source, senders, buffer_size, expected, stop, shared))
     };
     if let Err(e) = reader {
         let err = FlashError::Read {

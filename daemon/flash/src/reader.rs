@@ -73,6 +73,7 @@ pub(crate) fn run_reader(
     mut source: Box<dyn Read + Send>,
     mut writers: Vec<SyncSender<Msg>>,
     buffer_size: usize,
+    expected_sha256: Option<String>,
     stop: Arc<AtomicBool>,
     shared: Arc<ReaderShared>,
 ) {
@@ -111,6 +112,16 @@ pub(crate) fn run_reader(
         }
     };
     let sha256 = hasher.finish();
+    // Checked before `End`: without it no writer writes its first region.
+    let result = result.and_then(|()| match expected_sha256 {
+        Some(expected) if !expected.eq_ignore_ascii_case(&sha256) => {
+            Err(FlashError::SourceDigestMismatch {
+                expected: expected.to_ascii_lowercase(),
+                actual: sha256.clone(),
+            })
+        }
+        _ => Ok(()),
+    });
     let ok = result.is_ok();
     if let Ok(mut slot) = shared.outcome.lock() {
         *slot = Some(ReaderOutcome {

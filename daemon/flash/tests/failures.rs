@@ -106,6 +106,37 @@ fn wrong_source_digest_fails_without_touching_the_first_mib() {
 }
 
 #[test]
+fn wrong_raw_image_digest_fails_without_touching_the_first_mib() {
+    let tmp = tempfile::tempdir().unwrap();
+    let target = noisy_target(tmp.path(), "raw", 13);
+    let source = open_decoder(
+        BufReader::new(File::open(image("disk.img")).unwrap()),
+        Container::Raw,
+    )
+    .unwrap();
+    let opts = FlashOptions {
+        expected_image_sha256: Some("cd".repeat(32)),
+        ..FlashOptions::default()
+    };
+    let report = flash(
+        source,
+        vec![target.spec.clone()],
+        &opts,
+        &|_| {},
+        &AtomicBool::new(false),
+    );
+    assert!(
+        matches!(
+            report.targets[0].result,
+            Err(FlashError::SourceDigestMismatch { .. })
+        ),
+        "{:?}",
+        report.targets[0].result
+    );
+    assert_eq!(first_mib(&target.spec.path), target.before);
+}
+
+#[test]
 fn a_too_small_target_fails_alone() {
     if !can_use_loop("a_too_small_target_fails_alone") {
         return;

@@ -308,21 +308,14 @@ impl CatalogApi {
     /// Resolve a key to a stored file and describe it.
     async fn stat(&self, key: &str) -> Result<(std::path::PathBuf, v1::ImageStat), Status> {
         let image = self.catalog.resolve_local(key).await?;
-        let meta = std::fs::metadata(&image.path)
-            .map_err(|e| Status::not_found(format!("{} is gone: {e}", image.file_name)))?;
-        let modified_ms = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
         Ok((
             image.path,
             v1::ImageStat {
                 file_name: image.file_name,
-                size_bytes: meta.len(),
+                size_bytes: image.size_bytes,
                 sha256: image.sha256,
                 format: image.format,
-                modified_ms,
+                modified_ms: image.modified_ms,
             },
         ))
     }

@@ -6,7 +6,7 @@ use crate::actors::downloader::DownloaderHandle;
 use crate::actors::flasher::FlasherHandle;
 use crate::actors::hasher::HasherHandle;
 use crate::events::{EventBody, EventBus};
-use crate::jobs::{JobKind, JobSnapshot};
+use crate::jobs::{JobKind, JobSnapshot, newest_first};
 use bty_proto::v1::{self, job_service_server::JobService};
 use std::pin::Pin;
 use tokio::sync::broadcast::error::RecvError;
@@ -41,7 +41,7 @@ impl JobApi {
         if kind.is_none_or(|k| k == JobKind::Flash) {
             jobs.extend(self.flasher.list().await?);
         }
-        jobs.sort_by(|a, b| b.created_at_ms.cmp(&a.created_at_ms).then(b.id.cmp(&a.id)));
+        newest_first(&mut jobs);
         Ok(jobs)
     }
 

@@ -144,6 +144,19 @@ pub fn remove_sidecar(file: &Path) -> io::Result<()> {
     }
 }
 
+/// Move verified bytes at `staged` to `dest` with their sidecar. The old
+/// sidecar goes first (never a fresh-looking sidecar with the wrong digest),
+/// then the rename over the old file, the directory fsync, and the new
+/// sidecar (newer than the file, so fresh).
+pub fn install_with_sidecar(staged: &Path, dest: &Path, sha256: &str) -> io::Result<()> {
+    remove_sidecar(dest)?;
+    std::fs::rename(staged, dest)?;
+    if let Some(dir) = dest.parent() {
+        crate::atomic::fsync_dir(dir)?;
+    }
+    write_sidecar(dest, sha256)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -197,8 +197,15 @@ impl CatalogState {
                     row.names.first().map_or(key, String::as_str)
                 ))
             })?;
+        // Size and mtime come from the scan: the catalog already stat'ed it.
+        let scanned = self.scan.iter().find(|f| f.name == file_name);
+        let modified_ms = scanned
+            .and_then(|f| f.modified.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
         Ok(LocalImage {
             path: self.args.image_root.join(&file_name),
+            size_bytes: scanned.map_or(0, |f| f.size_bytes),
+            modified_ms,
             file_name,
             sha256: row.sha256.clone(),
             format: row.format.clone(),

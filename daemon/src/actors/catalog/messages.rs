@@ -113,6 +113,10 @@ pub struct LocalImage {
     pub format: Option<String>,
     /// The row's names.
     pub names: Vec<String>,
+    /// Size of the file, as of the last scan.
+    pub size_bytes: u64,
+    /// Last change of the file (epoch milliseconds), as of the last scan.
+    pub modified_ms: i64,
 }
 
 /// What a cache delete did.

@@ -9,7 +9,7 @@ use super::task::{TaskContext, run_download, run_push};
 use super::{persist, task, upload};
 use crate::actors::catalog::{CatalogHandle, DownloadSpec};
 use crate::events::EventBus;
-use crate::jobs::{JobKind, JobSnapshot, JobState, RateMeter};
+use crate::jobs::{JobKind, JobSnapshot, JobState, RateMeter, expired, newest_first};
 use bty_fetch::FetchOptions;
 use bty_oci::OciClient;
 use bty_store::names::validate_image_file_name;
@@ -195,7 +195,7 @@ impl Actor for DownloaderActor {
             DownloaderMessage::List { reply } => {
                 let mut jobs: Vec<JobSnapshot> =
                     state.jobs.values().map(|j| j.snapshot.clone()).collect();
-                jobs.sort_by(|a, b| b.created_at_ms.cmp(&a.created_at_ms).then(b.id.cmp(&a.id)));
+                newest_first(&mut jobs);
                 let _ = reply.send(jobs);
             }
             DownloaderMessage::Get { id, reply } => {
@@ -424,18 +424,8 @@ impl DownloaderState {
     }
 
     fn prune(&mut self) {
-        let mut finished: Vec<(i64, String)> = self
-            .jobs
-            .values()
-            .filter(|j| !j.snapshot.state.is_active())
-            .map(|j| (j.snapshot.created_at_ms, j.snapshot.id.clone()))
-            .collect();
-        if finished.len() > HISTORY {
-            finished.sort();
-            let excess = finished.len() - HISTORY;
-            for (_, id) in finished.into_iter().take(excess) {
-                self.jobs.remove(&id);
-            }
+        for id in expired(self.jobs.values().map(|j| &j.snapshot), HISTORY) {
+            self.jobs.remove(&id);
         }
     }
 }

@@ -10,7 +10,7 @@ use bty_fetch::{FetchError, FetchOptions, FetchRequest, Progress, Unchanged};
 use bty_oci::OciClient;
 use bty_store::canon::{Scheme, scheme};
 use bty_store::oras_ref::OrasRef;
-use bty_store::sidecar::{remove_sidecar, write_sidecar};
+use bty_store::sidecar::install_with_sidecar;
 use reqwest::header::HeaderMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -147,7 +147,7 @@ async fn download(ctx: &TaskContext, spec: &DownloadSpec) -> JobOutcome {
             }
         }
     };
-    if let Err(e) = swap_in(&staged, &dest, &fetched.sha256) {
+    if let Err(e) = install_with_sidecar(&staged, &dest, &fetched.sha256) {
         return JobOutcome::Failed(format!(
             "cannot move {} into place: {e}",
             spec.cache_file_name
@@ -170,18 +170,6 @@ async fn download(ctx: &TaskContext, spec: &DownloadSpec) -> JobOutcome {
         bytes: fetched.size,
         note,
     }
-}
-
-/// The old file and its sidecar stay until the new bytes are verified; then
-/// the sidecar goes first (never a fresh-looking sidecar with the wrong
-/// digest), the file is renamed over, and the new sidecar is written.
-fn swap_in(staged: &Path, dest: &Path, sha256: &str) -> std::io::Result<()> {
-    remove_sidecar(dest)?;
-    std::fs::rename(staged, dest)?;
-    if let Some(dir) = dest.parent() {
-        bty_store::atomic::fsync_dir(dir)?;
-    }
-    write_sidecar(dest, sha256)
 }
 
 /// Resolve where to fetch from; `None` when an update finds upstream unchanged.

@@ -5,7 +5,7 @@
 use super::error::DownloaderError;
 use super::messages::{UploadRequest, Uploaded};
 use bty_store::digest::to_hex;
-use bty_store::sidecar::{remove_sidecar, write_sidecar};
+use bty_store::sidecar::install_with_sidecar;
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::Write;
@@ -33,7 +33,7 @@ pub(crate) fn store_upload(
                 request.name
             )));
         }
-        swap_in(&partial, &dest, &sha256).map_err(|e| {
+        install_with_sidecar(&partial, &dest, &sha256).map_err(|e| {
             DownloaderError::Io(format!("cannot move {} into place: {e}", request.name))
         })?;
         Ok(Uploaded {
@@ -84,15 +84,4 @@ fn receive(
     }
     file.sync_all().map_err(io)?;
     Ok((size, to_hex(&hasher.finalize())))
-}
-
-/// Old sidecar first (never a fresh-looking wrong digest), then the rename,
-/// then the new sidecar.
-fn swap_in(partial: &Path, dest: &Path, sha256: &str) -> std::io::Result<()> {
-    remove_sidecar(dest)?;
-    std::fs::rename(partial, dest)?;
-    if let Some(dir) = dest.parent() {
-        bty_store::atomic::fsync_dir(dir)?;
-    }
-    write_sidecar(dest, sha256)
 }

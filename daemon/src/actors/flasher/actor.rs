@@ -7,7 +7,7 @@ use super::messages::{FlashJobRequest, FlasherMessage};
 use super::safety::check_confirmed;
 use super::task::{Checked, FlashTask, container_of, target_snapshot};
 use crate::events::EventBus;
-use crate::jobs::{JobKind, JobSnapshot, JobState};
+use crate::jobs::{JobKind, JobSnapshot, expired, newest_first};
 use bty_disks::SystemPaths;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::collections::BTreeMap;
@@ -124,7 +124,7 @@ impl Actor for FlasherActor {
             FlasherMessage::List { reply } => {
                 let mut jobs: Vec<JobSnapshot> =
                     state.jobs.values().map(|j| j.snapshot.clone()).collect();
-                jobs.sort_by(|a, b| b.created_at_ms.cmp(&a.created_at_ms).then(b.id.cmp(&a.id)));
+                newest_first(&mut jobs);
                 let _ = reply.send(jobs);
             }
             FlasherMessage::Get { id, reply } => {
@@ -273,18 +273,8 @@ impl FlasherState {
     }
 
     fn prune(&mut self) {
-        let mut finished: Vec<(i64, String)> = self
-            .jobs
-            .values()
-            .filter(|j| j.snapshot.state != JobState::Queued && !j.snapshot.state.is_active())
-            .map(|j| (j.snapshot.created_at_ms, j.snapshot.id.clone()))
-            .collect();
-        if finished.len() > HISTORY {
-            finished.sort();
-            let excess = finished.len() - HISTORY;
-            for (_, id) in finished.into_iter().take(excess) {
-                self.jobs.remove(&id);
-            }
+        for id in expired(self.jobs.values().map(|j| &j.snapshot), HISTORY) {
+            self.jobs.remove(&id);
         }
     }
 }

@@ -123,14 +123,22 @@ impl FlashTask {
         } else {
             let file = std::fs::File::open(&image)
                 .map_err(|e| format!("cannot open {}: {e}", image.display()))?;
-            let mut reader = HashingReader::new(file);
-            if let Some(sha) = &self.request.sha256 {
-                reader = reader.expect_sha256(sha.clone());
-            }
-            opts.source_meter = Some(reader.tally());
-            let decoder =
+            let input = BufReader::with_capacity(1 << 20, file);
+            let decoder = if container == Container::Raw {
+                // The stored bytes are the image: the pipeline's own hash of
+                // the stream checks the digest, so nothing hashes them twice.
+                opts.expected_image_sha256 = self.request.sha256.clone();
+                bty_flash::open_decoder(input, container)
+            } else {
+                // Compressed: the stored digest is of the compressed bytes.
+                let mut reader = HashingReader::new(input);
+                if let Some(sha) = &self.request.sha256 {
+                    reader = reader.expect_sha256(sha.clone());
+                }
+                opts.source_meter = Some(reader.tally());
                 bty_flash::open_decoder(BufReader::with_capacity(1 << 20, reader), container)
-                    .map_err(|e| e.to_string())?;
+            }
+            .map_err(|e| e.to_string())?;
             bty_flash::flash(decoder, specs, &opts, &observer, &self.cancel)
         };
         self.job = job.into_inner().unwrap_or_else(|e| e.into_inner());

@@ -7,7 +7,7 @@ use super::messages::{HashOutcome, HasherMessage};
 use super::task::HashTask;
 use crate::actors::catalog::CatalogHandle;
 use crate::events::EventBus;
-use crate::jobs::{JobKind, JobSnapshot, JobState, RateMeter};
+use crate::jobs::{JobKind, JobSnapshot, JobState, RateMeter, expired, newest_first};
 use bty_store::names::{is_cache_file_name, validate_image_file_name};
 use bty_store::sidecar::{Sidecar, read_sidecar};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -177,21 +177,8 @@ impl HasherState {
 
     /// Drop the oldest finished jobs beyond the history size.
     fn prune(&mut self) {
-        let finished: Vec<String> = self
-            .jobs
-            .values()
-            .filter(|j| !j.snapshot.state.is_active())
-            .map(|j| j.snapshot.id.clone())
-            .collect();
-        if finished.len() > HISTORY {
-            let mut by_age: Vec<(i64, String)> = finished
-                .into_iter()
-                .filter_map(|id| self.jobs.get(&id).map(|j| (j.snapshot.created_at_ms, id)))
-                .collect();
-            by_age.sort();
-            for (_, id) in by_age.iter().take(by_age.len() - HISTORY) {
-                self.jobs.remove(id);
-            }
+        for id in expired(self.jobs.values().map(|j| &j.snapshot), HISTORY) {
+            self.jobs.remove(&id);
         }
     }
 
@@ -294,7 +281,7 @@ impl HasherState {
 
     fn list(&self) -> Vec<JobSnapshot> {
         let mut jobs: Vec<JobSnapshot> = self.jobs.values().map(|j| j.snapshot.clone()).collect();
-        jobs.sort_by(|a, b| b.created_at_ms.cmp(&a.created_at_ms).then(b.id.cmp(&a.id)));
+        newest_first(&mut jobs);
         jobs
     }
 }
