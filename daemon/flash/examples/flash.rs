@@ -10,8 +10,8 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use bty_flash::{
-    FlashOptions, HashingReader, TargetKind, TargetSpec, flash, flash_qcow2, open_decoder,
-    virtual_size,
+    FlashOptions, HashingReader, Progress, Source, TargetKind, TargetSpec, flash, flash_qcow2,
+    open_decoder, virtual_size,
 };
 use bty_store::format::{Container, sniff_file};
 
@@ -49,8 +49,17 @@ fn main() -> ExitCode {
     };
     let cancel = AtomicBool::new(false);
     let start = Instant::now();
+    // Phase changes with their times on stderr: where a flash spends time.
+    let phase = std::sync::Mutex::new(None);
+    let observer = |p: Progress| {
+        let mut last = phase.lock().unwrap_or_else(|e| e.into_inner());
+        if *last != Some(p.phase) {
+            eprintln!("flash: {:.2}s {:?}", start.elapsed().as_secs_f64(), p.phase);
+            *last = Some(p.phase);
+        }
+    };
     let report = if container == Container::Qcow2 {
-        flash_qcow2(&image, targets, &opts, &|_| {}, &cancel)
+        flash_qcow2(&image, targets, &opts, &observer, &cancel)
     } else {
         let file = match File::open(&image) {
             Ok(f) => f,
@@ -59,24 +68,23 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        // No digest to check here: the source hash only meters compressed
-        // input. A raw source is metered by the pipeline itself (decoded =
-        // source bytes), which saves a second sha256 pass.
-        let reader: Box<dyn std::io::Read + Send> = if container == Container::Raw {
-            Box::new(file)
+        let source = if container == Container::Raw {
+            // Holes skipped, data read with O_DIRECT, as the daemon does.
+            Source::RawFile(file)
         } else {
+            // No digest to check here: the source hash only meters
+            // compressed input.
             let hashing = HashingReader::new(file);
             opts.source_meter = Some(hashing.tally());
-            Box::new(hashing)
-        };
-        let source = match open_decoder(BufReader::with_capacity(1 << 20, reader), container) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("flash: {e}");
-                return ExitCode::FAILURE;
+            match open_decoder(BufReader::with_capacity(1 << 20, hashing), container) {
+                Ok(s) => Source::Stream(s),
+                Err(e) => {
+                    eprintln!("flash: {e}");
+                    return ExitCode::FAILURE;
+                }
             }
         };
-        flash(source, targets, &opts, &|_| {}, &cancel)
+        flash(source, targets, &opts, &observer, &cancel)
     };
     let mut ok = true;
     for t in &report.targets {

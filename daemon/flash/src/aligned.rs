@@ -2,6 +2,7 @@
 
 use std::alloc::{self, Layout};
 use std::ptr::NonNull;
+use std::sync::OnceLock;
 
 /// Alignment of every buffer, write offset and (but the last) write length:
 /// 4096 satisfies every logical block size in use (512 and 4096).
@@ -92,6 +93,19 @@ impl std::fmt::Debug for AlignedBuf {
             .field("len", &self.len)
             .finish()
     }
+}
+
+/// 1 MiB of zeros, aligned for direct I/O: the source of every zero run a
+/// sink has to write or hash rather than skip.
+pub(crate) fn zero_block() -> &'static [u8] {
+    static ZEROS: OnceLock<AlignedBuf> = OnceLock::new();
+    ZEROS
+        .get_or_init(|| {
+            let mut buf = AlignedBuf::new(1 << 20);
+            buf.set_len(buf.capacity());
+            buf
+        })
+        .as_slice()
 }
 
 /// `n` rounded up to a multiple of [`ALIGN`].

@@ -116,13 +116,19 @@ pub enum FlashError {
         source: Arc<io::Error>,
     },
     /// What was read back differs from what was written.
-    #[error("verify failed on {path}: wrote sha256 {expected}, read back {actual}")]
+    #[error(
+        "verify failed on {path}: {len} bytes at offset {offset} read back as {actual}, {expected} was written"
+    )]
     VerifyMismatch {
         /// The target.
         path: PathBuf,
-        /// sha256 of the image that was written.
+        /// Where the first differing piece starts.
+        offset: u64,
+        /// Its length.
+        len: u64,
+        /// What was written there (`all zeros` or `sha256 …`).
         expected: String,
-        /// sha256 of what the target holds.
+        /// What reads back (`sha256 …`).
         actual: String,
     },
     /// `qemu-img compare` found the target different from the qcow2 image.

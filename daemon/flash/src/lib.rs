@@ -14,10 +14,12 @@ mod decode;
 mod error;
 mod hashing;
 mod ioctl;
+mod pieces;
 mod pipeline;
 mod progress;
 mod qcow2;
 mod qemu_img;
+mod raw_file;
 mod reader;
 mod size;
 mod target;
@@ -32,6 +34,7 @@ pub use error::FlashError;
 pub use hashing::{HashingReader, SourceTally};
 pub use pipeline::flash;
 pub use qcow2::flash_qcow2;
+pub use reader::Source;
 pub use size::virtual_size;
 pub use writer::{BlockSink, BlockWriter, ZERO_RUN_MIN};
 
@@ -65,7 +68,8 @@ pub struct FlashOptions {
     /// Try `O_DIRECT` for writes and verify reads (falls back to buffered
     /// I/O where the filesystem refuses it).
     pub direct_io: bool,
-    /// Read every target back and compare its sha256 with the image's.
+    /// Read every target back and check it, piece by piece, against
+    /// digests taken while writing (zero pieces need none).
     pub verify: bool,
     /// Zero runs: `BLKZEROOUT` on block devices, holes in regular files,
     /// instead of writing zeros.
@@ -177,7 +181,8 @@ impl TargetOutcome {
 #[derive(Debug, Clone)]
 pub struct FlashReport {
     /// sha256 of the decoded raw stream that was written (of what was
-    /// decoded before the failure, if the source failed; empty if unknown).
+    /// decoded before the failure, if the source failed), computed only to
+    /// check [`FlashOptions::expected_image_sha256`]; empty otherwise.
     pub image_sha256: String,
     /// Decoded bytes read.
     pub bytes: u64,

@@ -1,7 +1,6 @@
 //! The coordinator of a streaming flash: starts the reader and one writer
 //! per target, relays cancel, reports progress, and collects the outcome.
 
-use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel, sync_channel};
 use std::sync::{Arc, PoisonError};
@@ -9,9 +8,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::progress::{TargetStats, snapshot};
-use crate::reader::{Msg, ReaderShared, run_reader};
+use crate::reader::{Msg, ReaderShared, Source, run_reader};
 use crate::target::open_target;
-use crate::verify::read_back_sha256;
+use crate::verify::read_back_check;
 use crate::writer::BlockWriter;
 use crate::{
     FlashError, FlashOptions, FlashReport, Phase, Progress, TargetDone, TargetOutcome, TargetSpec,
@@ -35,15 +34,18 @@ enum WriterStop {
 
 /// Write the decoded image from `source` to every target at once.
 ///
-/// `source` yields raw disk bytes (see [`crate::open_decoder`]); it is read
-/// once, whatever the number of targets. A target that fails drops out and
+/// `source` yields raw disk bytes: a decoder (see [`crate::open_decoder`])
+/// or a raw image file ([`Source::RawFile`], whose holes are not read); it
+/// is read once, whatever the number of targets. The whole stream is hashed
+/// only when `opts` carries a digest to check; verify hashes it piece by
+/// piece on every core and checks each piece as it is read back. A target that fails drops out and
 /// the others go on. `observer` gets progress at most about four times a
 /// second; `cancel` is polled every 100 ms, and a cancelled flash returns
 /// within about a second (writers stop at the next chunk; a source blocked
 /// in `read` is abandoned to its thread). No target whose result is an error
 /// had its first region written.
 pub fn flash(
-    source: Box<dyn Read + Send>,
+    source: impl Into<Source>,
     targets: Vec<TargetSpec>,
     opts: &FlashOptions,
     observer: &(dyn Fn(Progress) + Sync),
@@ -59,9 +61,13 @@ pub fn flash(
         let (stop, shared) = (Arc::clone(&stop), Arc::clone(&shared));
         let buffer_size = opts.buffer_size;
         let expected = opts.expected_image_sha256.clone();
+        let verify = opts.verify;
+        let source = source.into();
         thread::Builder::new()
             .name("bty-flash-read".into())
-            .spawn(move || run_reader(source, senders, buffer_size, expected, stop, shared))
+            .spawn(move || {
+                run_reader(source, senders, buffer_size, verify, expected, stop, shared);
+            })
     };
     if let Err(e) = reader {
         let err = FlashError::Read {
@@ -190,7 +196,7 @@ fn run_writer(
         capacity,
     );
     let cancelled = || stop.load(Ordering::Relaxed);
-    let (total, sha256) = loop {
+    let (total, pieces) = loop {
         if cancelled() {
             return Err(WriterStop::Failed(FlashError::Cancelled));
         }
@@ -201,7 +207,11 @@ fn run_writer(
                     .map_err(WriterStop::Failed)?;
                 stats.written.store(writer.accepted(), Ordering::Relaxed);
             }
-            Ok(Msg::End { total, sha256 }) => break (total, sha256),
+            Ok(Msg::Zeros { offset, len }) => {
+                writer.push_zeros(offset, len).map_err(WriterStop::Failed)?;
+                stats.written.store(writer.accepted(), Ordering::Relaxed);
+            }
+            Ok(Msg::End { total, pieces }) => break (total, pieces),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return Err(WriterStop::SourceEnded),
         }
@@ -221,22 +231,18 @@ fn run_writer(
         });
     }
     stats.set_phase(Phase::Verifying);
-    let actual = read_back_sha256(
+    let Some(pieces) = pieces else {
+        return Err(WriterStop::SourceEnded);
+    };
+    read_back_check(
         &spec.path,
-        total,
+        &pieces,
         opts.direct_io,
         opts.buffer_size,
         stop,
         &stats.verified,
     )
     .map_err(WriterStop::Failed)?;
-    if actual != sha256 {
-        return Err(WriterStop::Failed(FlashError::VerifyMismatch {
-            path: spec.path.clone(),
-            expected: sha256,
-            actual,
-        }));
-    }
     Ok(TargetDone {
         written: total,
         verified: Some(true),

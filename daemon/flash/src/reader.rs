@@ -1,6 +1,8 @@
-//! The single reader: decodes the source once, hashes the raw stream, and
-//! hands the same aligned chunks to every writer through bounded channels.
+//! The single reader: decodes the source once, hashes the raw stream (when
+//! something will check the digest), and hands the same aligned chunks to
+//! every writer through bounded channels.
 
+use std::fs::File;
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
@@ -11,8 +13,11 @@ use bty_store::digest::to_hex;
 use sha2::{Digest, Sha256};
 
 use crate::FlashError;
-use crate::aligned::AlignedBuf;
+use crate::aligned::{AlignedBuf, zero_block};
 use crate::decode::classify;
+use crate::pieces::{Piece, PieceHasher};
+use crate::raw_file::{Extent, RawFile};
+use crate::writer::ZERO_RUN_MIN;
 
 /// One buffer of decoded bytes at its image offset. Dropping the last `Arc`
 /// returns the buffer to the reader's pool, so steady state allocates nothing.
@@ -41,12 +46,14 @@ impl Drop for Chunk {
 pub(crate) enum Msg {
     /// The next piece of the image.
     Data(Arc<Chunk>),
+    /// `len` zero bytes at `offset` (a hole of a raw image file).
+    Zeros { offset: u64, len: u64 },
     /// The image is complete.
     End {
         /// Image length in bytes.
         total: u64,
-        /// sha256 of the image (lowercase hex).
-        sha256: String,
+        /// What every piece must read back as, when verifying.
+        pieces: Option<Arc<Vec<Piece>>>,
     },
 }
 
@@ -66,52 +73,71 @@ pub(crate) struct ReaderOutcome {
     pub(crate) error: Option<FlashError>,
 }
 
+/// Where the image bytes come from.
+pub enum Source {
+    /// A decoded stream (see [`crate::open_decoder`]), read front to back.
+    Stream(Box<dyn Read + Send>),
+    /// A raw image file: its holes are handed on as zero runs without being
+    /// read, its data read with `O_DIRECT` (see [`crate::flash`]).
+    RawFile(File),
+}
+
+impl From<Box<dyn Read + Send>> for Source {
+    fn from(stream: Box<dyn Read + Send>) -> Self {
+        Self::Stream(stream)
+    }
+}
+
+/// Zero runs from a raw file's holes are sent in pieces of at most this
+/// much, so progress and cancel stay live over a hole of many GiB.
+const MAX_HOLE_MESSAGE: u64 = 64 << 20;
+
 /// Read `source` to its end in `buffer_size` chunks and send them to every
 /// writer still listening. Stops on `stop`, on a read error, or when no
-/// writer is left.
+/// writer is left. The whole stream is hashed only to check
+/// `expected_sha256`, and pieces only when `verify`: hashing is the one CPU
+/// cost a plain write has not.
 pub(crate) fn run_reader(
-    mut source: Box<dyn Read + Send>,
-    mut writers: Vec<SyncSender<Msg>>,
+    source: Source,
+    writers: Vec<SyncSender<Msg>>,
     buffer_size: usize,
+    verify: bool,
     expected_sha256: Option<String>,
     stop: Arc<AtomicBool>,
     shared: Arc<ReaderShared>,
 ) {
-    let (pool_tx, pool_rx) = channel();
-    let mut hasher = ImageHasher::start();
-    let mut offset = 0u64;
-    let result = loop {
-        if stop.load(Ordering::Relaxed) {
-            break Err(FlashError::Cancelled);
-        }
-        let mut buf = take_buffer(&pool_rx, buffer_size);
-        let (n, err) = fill(&mut source, buf.as_mut_full());
-        shared.decoded.store(offset + n as u64, Ordering::Relaxed);
-        if let Some(e) = err {
-            break Err(classify(e, offset + n as u64));
-        }
-        if n == 0 {
-            break Ok(());
-        }
-        buf.set_len(n);
-        let full = n == buf.capacity();
-        let chunk = Arc::new(Chunk {
-            buf: Some(buf),
-            offset,
-            pool: pool_tx.clone(),
-        });
-        offset += n as u64;
-        hasher.update(&chunk);
-        // A send fails only when that writer gave up; it is dropped here.
-        writers.retain(|w| w.send(Msg::Data(Arc::clone(&chunk))).is_ok());
-        if writers.is_empty() {
-            break Err(FlashError::NoTargets);
-        }
-        if !full {
-            break Ok(());
-        }
+    let mut fanout = Fanout {
+        writers,
+        hasher: expected_sha256.is_some().then(ImageHasher::start),
+        pieces: verify.then(PieceHasher::start),
+        pool: channel(),
+        offset: 0,
+        shared: &shared,
     };
-    let sha256 = hasher.finish();
+    let result = match source {
+        Source::Stream(source) => read_stream(source, &mut fanout, buffer_size, &stop),
+        Source::RawFile(file) => read_raw_file(file, &mut fanout, buffer_size, &stop),
+    };
+    let Fanout {
+        writers,
+        hasher,
+        pieces,
+        offset,
+        ..
+    } = fanout;
+    let sha256 = hasher.map(ImageHasher::finish).unwrap_or_default();
+    let pieces = match pieces.map(PieceHasher::finish) {
+        None => Ok(None),
+        Some(Some(pieces)) => Ok(Some(Arc::new(pieces))),
+        Some(None) => Err(FlashError::Read {
+            at: offset,
+            source: FlashError::arc(io::Error::other("a verify hashing thread died")),
+        }),
+    };
+    let (result, pieces) = match (result, pieces) {
+        (Ok(()), Ok(pieces)) => (Ok(()), pieces),
+        (Err(e), _) | (Ok(()), Err(e)) => (Err(e), None),
+    };
     // Checked before `End`: without it no writer writes its first region.
     let result = result.and_then(|()| match expected_sha256 {
         Some(expected) if !expected.eq_ignore_ascii_case(&sha256) => {
@@ -134,28 +160,169 @@ pub(crate) fn run_reader(
         for w in &writers {
             let _ = w.send(Msg::End {
                 total: offset,
-                sha256: sha256.clone(),
+                pieces: pieces.clone(),
             });
         }
+    }
+}
+
+fn read_stream(
+    mut source: Box<dyn Read + Send>,
+    out: &mut Fanout<'_>,
+    buffer_size: usize,
+    stop: &AtomicBool,
+) -> Result<(), FlashError> {
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return Err(FlashError::Cancelled);
+        }
+        let mut buf = out.take_buffer(buffer_size);
+        let (n, err) = fill(&mut source, buf.as_mut_full());
+        out.shared
+            .decoded
+            .store(out.offset + n as u64, Ordering::Relaxed);
+        if let Some(e) = err {
+            return Err(classify(e, out.offset + n as u64));
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        buf.set_len(n);
+        let full = n == buf.capacity();
+        out.send_data(buf)?;
+        if !full {
+            return Ok(());
+        }
+    }
+}
+
+fn read_raw_file(
+    file: File,
+    out: &mut Fanout<'_>,
+    buffer_size: usize,
+    stop: &AtomicBool,
+) -> Result<(), FlashError> {
+    let read_err = |e, at| FlashError::Read {
+        at,
+        source: FlashError::arc(e),
+    };
+    let mut raw = RawFile::new(file, ZERO_RUN_MIN as u64).map_err(|e| read_err(e, 0))?;
+    tracing::debug!(size = raw.size(), "reading a raw image file by extents");
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return Err(FlashError::Cancelled);
+        }
+        let mut buf = out.take_buffer(buffer_size);
+        match raw
+            .next(&mut buf, MAX_HOLE_MESSAGE)
+            .map_err(|e| read_err(e, out.offset))?
+        {
+            Extent::End => return Ok(()),
+            Extent::Hole { len } => out.send_zeros(len)?,
+            Extent::Data { .. } => out.send_data(buf)?,
+        }
+        out.shared.decoded.store(out.offset, Ordering::Relaxed);
+    }
+}
+
+/// Hands every piece of the image to the hasher and to each writer.
+struct Fanout<'a> {
+    writers: Vec<SyncSender<Msg>>,
+    hasher: Option<ImageHasher>,
+    pieces: Option<PieceHasher>,
+    /// Buffers come back here when every writer is done with them.
+    pool: (Sender<AlignedBuf>, Receiver<AlignedBuf>),
+    /// Image bytes sent so far.
+    offset: u64,
+    shared: &'a ReaderShared,
+}
+
+impl Fanout<'_> {
+    fn take_buffer(&self, size: usize) -> AlignedBuf {
+        let mut buf = self
+            .pool
+            .1
+            .try_recv()
+            .unwrap_or_else(|_| AlignedBuf::new(size));
+        buf.set_len(0);
+        buf
+    }
+
+    /// Send `buf` (filled) as the next piece.
+    fn send_data(&mut self, buf: AlignedBuf) -> Result<(), FlashError> {
+        let len = buf.len() as u64;
+        let chunk = Arc::new(Chunk {
+            buf: Some(buf),
+            offset: self.offset,
+            pool: self.pool.0.clone(),
+        });
+        self.offset += len;
+        if let Some(h) = &mut self.hasher {
+            h.update(&chunk);
+        }
+        if let Some(p) = &mut self.pieces {
+            p.add(&chunk);
+        }
+        self.broadcast(|| Msg::Data(Arc::clone(&chunk)))
+    }
+
+    /// Send `len` zero bytes as the next piece.
+    fn send_zeros(&mut self, len: u64) -> Result<(), FlashError> {
+        let offset = self.offset;
+        self.offset += len;
+        if let Some(h) = &mut self.hasher {
+            h.update_zeros(len);
+        }
+        if let Some(p) = &mut self.pieces {
+            p.add_zeros(offset, len);
+        }
+        self.broadcast(|| Msg::Zeros { offset, len })
+    }
+
+    fn broadcast(&mut self, msg: impl Fn() -> Msg) -> Result<(), FlashError> {
+        // A send fails only when that writer gave up; it is dropped here.
+        self.writers.retain(|w| w.send(msg()).is_ok());
+        if self.writers.is_empty() {
+            return Err(FlashError::NoTargets);
+        }
+        Ok(())
     }
 }
 
 /// sha256 of the image on its own thread, so hashing (1.6 GB/s) overlaps
 /// decoding instead of adding to it; inline if the thread cannot start.
 enum ImageHasher {
-    Thread(SyncSender<Arc<Chunk>>, JoinHandle<String>),
+    Thread(SyncSender<HashMsg>, JoinHandle<String>),
     Inline(Sha256),
+}
+
+/// What the hash thread is given: a chunk, or a run of zeros.
+enum HashMsg {
+    Data(Arc<Chunk>),
+    Zeros(u64),
+}
+
+fn hash_zeros(h: &mut Sha256, mut len: u64) {
+    let zeros = zero_block();
+    while len > 0 {
+        let n = usize::try_from(len).unwrap_or(usize::MAX).min(zeros.len());
+        h.update(&zeros[..n]);
+        len -= n as u64;
+    }
 }
 
 impl ImageHasher {
     fn start() -> Self {
-        let (tx, rx) = sync_channel::<Arc<Chunk>>(2);
+        let (tx, rx) = sync_channel::<HashMsg>(2);
         let spawned = thread::Builder::new()
             .name("bty-flash-hash".into())
             .spawn(move || {
                 let mut h = Sha256::new();
-                for chunk in rx {
-                    h.update(chunk.bytes());
+                for msg in rx {
+                    match msg {
+                        HashMsg::Data(chunk) => h.update(chunk.bytes()),
+                        HashMsg::Zeros(len) => hash_zeros(&mut h, len),
+                    }
                 }
                 to_hex(&h.finalize())
             });
@@ -170,9 +337,18 @@ impl ImageHasher {
             // Fails only if the thread died; `finish` then reports an
             // empty digest, which no verify matches.
             Self::Thread(tx, _) => {
-                let _ = tx.send(Arc::clone(chunk));
+                let _ = tx.send(HashMsg::Data(Arc::clone(chunk)));
             }
             Self::Inline(h) => h.update(chunk.bytes()),
+        }
+    }
+
+    fn update_zeros(&mut self, len: u64) {
+        match self {
+            Self::Thread(tx, _) => {
+                let _ = tx.send(HashMsg::Zeros(len));
+            }
+            Self::Inline(h) => hash_zeros(h, len),
         }
     }
 
@@ -185,12 +361,6 @@ impl ImageHasher {
             Self::Inline(h) => to_hex(&h.finalize()),
         }
     }
-}
-
-fn take_buffer(pool: &Receiver<AlignedBuf>, size: usize) -> AlignedBuf {
-    let mut buf = pool.try_recv().unwrap_or_else(|_| AlignedBuf::new(size));
-    buf.set_len(0);
-    buf
 }
 
 /// Read until `buf` is full or the source ends; the count read and the

@@ -11,7 +11,7 @@ use rustix::io::Errno;
 
 use crate::aligned::ALIGN;
 use crate::ioctl;
-use crate::writer::BlockSink;
+use crate::writer::{BlockSink, write_zeros};
 use crate::{FlashError, FlashOptions, TargetKind, TargetSpec};
 
 /// How a sink makes a zero run read back as zeros.
@@ -183,8 +183,7 @@ impl BlockSink for FileSink {
         Ok(())
     }
 
-    fn zero_range(&mut self, offset: u64, zeros: &[u8]) -> io::Result<()> {
-        let len = zeros.len() as u64;
+    fn zero_range(&mut self, offset: u64, len: u64) -> io::Result<()> {
         let done = match self.zero {
             ZeroMode::Write => false,
             ZeroMode::Skip => true,
@@ -202,7 +201,7 @@ impl BlockSink for FileSink {
                 tracing::debug!(path = %self.path.display(), mode = ?self.zero, "zeroing refused; writing zeros");
                 self.zero = ZeroMode::Write;
             }
-            self.write_at(offset, zeros)?;
+            write_zeros(self, offset, len)?;
         }
         Ok(())
     }

@@ -1,11 +1,12 @@
-//! Read-back verification: the sha256 of what a target holds over the
-//! written range, read with `O_DIRECT` where possible so the page cache
-//! cannot answer for the device.
+//! Read-back verification: every piece of the written range is read back,
+//! with `O_DIRECT` where possible so the page cache cannot answer for the
+//! device, and checked against what was written ([`crate::pieces`]).
 
 use std::io;
+use std::os::fd::OwnedFd;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{channel, sync_channel};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Sender, channel};
 use std::thread;
 
 use bty_store::digest::to_hex;
@@ -14,88 +15,298 @@ use rustix::io::Errno;
 use sha2::{Digest, Sha256};
 
 use crate::FlashError;
-use crate::aligned::{ALIGN, AlignedBuf, round_up};
+use crate::aligned::{ALIGN, AlignedBuf, is_zero, round_up};
+use crate::pieces::{Expect, Piece};
 use crate::target::open_maybe_direct;
 
-/// sha256 (lowercase hex) of the first `len` bytes of `path`, reading
-/// `buffer_size` at a time; `stop` is checked per buffer, `progress` counts
-/// bytes read.
-pub(crate) fn read_back_sha256(
-    path: &Path,
+/// A range to read back, and what it must hold.
+#[derive(Debug, Clone, Copy)]
+struct Unit {
+    offset: u64,
+    len: usize,
+    expect: Expect,
+}
+
+/// A read-back that differs from what was written.
+struct Mismatch {
+    offset: u64,
     len: u64,
+    expected: String,
+    actual: String,
+}
+
+/// Why a checker stopped early.
+enum Stop {
+    Cancelled,
+    Read(u64, io::Error),
+}
+
+/// Read `pieces` back from `path` and check each; `stop` is checked per
+/// buffer, `progress` counts bytes checked.
+///
+/// Several threads (one per core, at least two) each read a unit and check
+/// it: the reads overlap on the device queue and the hashing spreads over
+/// the cores, so verify costs about one sequential read.
+pub(crate) fn read_back_check(
+    path: &Path,
+    pieces: &[Piece],
     direct: bool,
     buffer_size: usize,
     stop: &AtomicBool,
     progress: &AtomicU64,
-) -> Result<String, FlashError> {
+) -> Result<(), FlashError> {
     let read_err = |offset: u64, e: io::Error| FlashError::VerifyRead {
         path: path.to_path_buf(),
         offset,
         source: FlashError::arc(e),
     };
-    let (fd, mut direct) = open_maybe_direct(path, OFlags::RDONLY | OFlags::CLOEXEC, direct)
+    let (fd, direct) = open_maybe_direct(path, OFlags::RDONLY | OFlags::CLOEXEC, direct)
         .map_err(|e| read_err(0, e))?;
-    // Two buffers circulate: one being read into, one being hashed, so the
-    // read-back takes max(read, hash) rather than their sum.
-    let (full_tx, full_rx) = sync_channel::<AlignedBuf>(1);
-    let (empty_tx, empty_rx) = channel::<AlignedBuf>();
-    for _ in 0..2 {
-        let _ = empty_tx.send(AlignedBuf::new(buffer_size));
-    }
-    thread::scope(|s| {
-        let hasher = s.spawn(move || {
-            let mut h = Sha256::new();
-            for buf in full_rx {
-                h.update(buf.as_slice());
-                let _ = empty_tx.send(buf);
-            }
-            to_hex(&h.finalize())
+    let units = units(pieces, buffer_size);
+    let buffer_size = units.iter().map(|u| u.len).max().unwrap_or(ALIGN);
+    let threads = thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 4));
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let direct = AtomicBool::new(direct);
+    let (bad_tx, bad_rx) = channel::<Mismatch>();
+    let stops: Vec<Stop> = thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                let bad_tx = bad_tx.clone();
+                let ctx = Checker {
+                    fd: &fd,
+                    direct: &direct,
+                    units: &units,
+                    next: &next,
+                    failed: &failed,
+                    stop,
+                    progress,
+                };
+                s.spawn(move || ctx.run(buffer_size, &bad_tx))
+            })
+            .collect();
+        workers
+            .into_iter()
+            .filter_map(|w| match w.join() {
+                Ok(Ok(())) => None,
+                Ok(Err(stop)) => Some(stop),
+                Err(_) => Some(Stop::Read(0, io::Error::other("verify thread panicked"))),
+            })
+            .collect()
+    });
+    drop(bad_tx);
+    if let Some(bad) = bad_rx.try_iter().min_by_key(|m| m.offset) {
+        return Err(FlashError::VerifyMismatch {
+            path: path.to_path_buf(),
+            offset: bad.offset,
+            len: bad.len,
+            expected: bad.expected,
+            actual: bad.actual,
         });
-        let mut offset = 0u64;
-        while offset < len {
-            if stop.load(Ordering::Relaxed) {
-                return Err(FlashError::Cancelled);
-            }
-            let Ok(mut buf) = empty_rx.recv() else {
-                return Err(read_err(offset, io::Error::other("hashing thread ended")));
-            };
-            let want = usize::try_from(len - offset).unwrap_or(usize::MAX);
-            // Direct reads need an aligned length; the extra bytes are ignored.
-            let request = round_up(want.min(buf.capacity())).min(buf.capacity());
-            let n = loop {
-                match rustix::io::pread(&fd, &mut buf.as_mut_full()[..request], offset) {
-                    Ok(0) => {
-                        return Err(read_err(
-                            offset,
-                            io::Error::new(
-                                io::ErrorKind::UnexpectedEof,
-                                "target ends before the image does",
-                            ),
-                        ));
-                    }
-                    Ok(n) => break n,
-                    Err(Errno::INTR) => {}
-                    Err(e) => return Err(read_err(offset, e.into())),
+    }
+    let first_read_error = stops.into_iter().fold(None, |first, stop| match stop {
+        Stop::Cancelled => first,
+        Stop::Read(at, e) => match first {
+            Some((a, _)) if a <= at => first,
+            _ => Some((at, e)),
+        },
+    });
+    if let Some((at, e)) = first_read_error {
+        return Err(read_err(at, e));
+    }
+    if stop.load(Ordering::Relaxed) {
+        return Err(FlashError::Cancelled);
+    }
+    Ok(())
+}
+
+/// The pieces cut into reads: a data piece whole (its digest covers it
+/// whole), a zero piece in `buffer_size` parts.
+fn units(pieces: &[Piece], buffer_size: usize) -> Vec<Unit> {
+    let step = buffer_size.max(ALIGN) as u64;
+    let mut units = Vec::with_capacity(pieces.len());
+    for p in pieces {
+        match p.expect {
+            Expect::Sha256(_) => units.push(Unit {
+                offset: p.offset,
+                len: usize::try_from(p.len).unwrap_or(usize::MAX),
+                expect: p.expect,
+            }),
+            Expect::Zeros => {
+                let mut at = p.offset;
+                while at < p.offset + p.len {
+                    let len = step.min(p.offset + p.len - at);
+                    units.push(Unit {
+                        offset: at,
+                        len: usize::try_from(len).unwrap_or(usize::MAX),
+                        expect: Expect::Zeros,
+                    });
+                    at += len;
                 }
-            };
-            let take = n.min(want);
-            buf.set_len(take);
-            offset += take as u64;
-            progress.store(offset, Ordering::Relaxed);
-            if full_tx.send(buf).is_err() {
-                return Err(read_err(offset, io::Error::other("hashing thread ended")));
-            }
-            if direct && !n.is_multiple_of(ALIGN) {
-                // A short read left the offset unaligned: finish buffered.
-                let flags = rustix::fs::fcntl_getfl(&fd).map_err(|e| read_err(offset, e.into()))?;
-                rustix::fs::fcntl_setfl(&fd, flags - OFlags::DIRECT)
-                    .map_err(|e| read_err(offset, e.into()))?;
-                direct = false;
             }
         }
-        drop(full_tx);
-        hasher
-            .join()
-            .map_err(|_| read_err(offset, io::Error::other("hashing thread panicked")))
+    }
+    units
+}
+
+/// One verify thread's view of the shared work.
+struct Checker<'a> {
+    fd: &'a OwnedFd,
+    direct: &'a AtomicBool,
+    units: &'a [Unit],
+    next: &'a AtomicUsize,
+    failed: &'a AtomicBool,
+    stop: &'a AtomicBool,
+    progress: &'a AtomicU64,
+}
+
+impl Checker<'_> {
+    /// Claim units until none is left, one fails, or `stop`.
+    fn run(&self, buffer_size: usize, bad: &Sender<Mismatch>) -> Result<(), Stop> {
+        let mut buf = AlignedBuf::new(buffer_size);
+        loop {
+            if self.stop.load(Ordering::Relaxed) {
+                return Err(Stop::Cancelled);
+            }
+            if self.failed.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            let Some(unit) = self.units.get(self.next.fetch_add(1, Ordering::Relaxed)) else {
+                return Ok(());
+            };
+            self.read(unit, &mut buf)?;
+            if let Some(m) = mismatch(unit, buf.as_slice()) {
+                self.failed.store(true, Ordering::Relaxed);
+                let _ = bad.send(m);
+                return Ok(());
+            }
+            self.progress.fetch_add(unit.len as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Read `unit` whole into `buf`.
+    fn read(&self, unit: &Unit, buf: &mut AlignedBuf) -> Result<(), Stop> {
+        let want = unit.len;
+        let mut n = 0;
+        while n < want {
+            // Direct reads need an aligned length; bytes past `want` are
+            // ignored.
+            let request = round_up(want - n).min(buf.capacity() - n);
+            let at = unit.offset + n as u64;
+            match rustix::io::pread(self.fd, &mut buf.as_mut_full()[n..n + request], at) {
+                Ok(0) => {
+                    return Err(Stop::Read(
+                        at,
+                        io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "target ends before the image does",
+                        ),
+                    ));
+                }
+                Ok(k) => n += k.min(want - n),
+                Err(Errno::INTR) => {}
+                Err(e) => return Err(Stop::Read(at, e.into())),
+            }
+            if !n.is_multiple_of(ALIGN) && n < want && self.direct.swap(false, Ordering::Relaxed) {
+                // A short read left the offset unaligned: go on buffered.
+                let flags =
+                    rustix::fs::fcntl_getfl(self.fd).map_err(|e| Stop::Read(at, e.into()))?;
+                rustix::fs::fcntl_setfl(self.fd, flags - OFlags::DIRECT)
+                    .map_err(|e| Stop::Read(at, e.into()))?;
+            }
+        }
+        buf.set_len(want);
+        Ok(())
+    }
+}
+
+fn mismatch(unit: &Unit, bytes: &[u8]) -> Option<Mismatch> {
+    let ok = match unit.expect {
+        Expect::Zeros => is_zero(bytes),
+        Expect::Sha256(want) => <[u8; 32]>::from(Sha256::digest(bytes)) == want,
+    };
+    if ok {
+        return None;
+    }
+    Some(Mismatch {
+        offset: unit.offset,
+        len: bytes.len() as u64,
+        expected: match unit.expect {
+            Expect::Zeros => "all zeros".to_owned(),
+            Expect::Sha256(d) => format!("sha256 {}", to_hex(&d)),
+        },
+        actual: format!("sha256 {}", to_hex(&Sha256::digest(bytes))),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pieces::expect_of;
+
+    fn sha256_of(bytes: &[u8]) -> String {
+        to_hex(&Sha256::digest(bytes))
+    }
+
+    fn pieces_of(image: &[u8], piece: usize) -> Vec<Piece> {
+        image
+            .chunks(piece)
+            .enumerate()
+            .map(|(i, c)| Piece {
+                offset: (i * piece) as u64,
+                len: c.len() as u64,
+                expect: expect_of(c),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_matching_target_passes_and_a_flipped_byte_is_located() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("t.img");
+        let mut image: Vec<u8> = (0..3u32 << 20).map(|i| (i % 251) as u8).collect();
+        image[1 << 20..2 << 20].fill(0);
+        image.truncate((3 << 20) - 7);
+        std::fs::write(&path, &image).unwrap();
+        let pieces = pieces_of(&image, 1 << 20);
+        assert_eq!(pieces[1].expect, Expect::Zeros);
+        let (stop, progress) = (AtomicBool::new(false), AtomicU64::new(0));
+        read_back_check(&path, &pieces, true, 1 << 20, &stop, &progress).unwrap();
+        assert_eq!(progress.load(Ordering::Relaxed), image.len() as u64);
+
+        for at in [(1 << 20) + 5, (2 << 20) + 9] {
+            let mut bad = image.clone();
+            bad[at] ^= 1;
+            std::fs::write(&path, &bad).unwrap();
+            let err = read_back_check(&path, &pieces, true, 1 << 20, &stop, &progress).unwrap_err();
+            let FlashError::VerifyMismatch { offset, actual, .. } = &err else {
+                panic!("{err:?}");
+            };
+            assert_eq!(*offset, (at as u64) >> 20 << 20, "{err}");
+            let end = (((at >> 20) + 1) << 20).min(bad.len());
+            assert_eq!(
+                actual,
+                &format!("sha256 {}", sha256_of(&bad[at >> 20 << 20..end]))
+            );
+        }
+    }
+
+    #[test]
+    fn a_target_shorter_than_the_image_fails_to_read() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("short.img");
+        let image = vec![7u8; 2 << 20];
+        std::fs::write(&path, &image[..1 << 20]).unwrap();
+        let (stop, progress) = (AtomicBool::new(false), AtomicU64::new(0));
+        let err = read_back_check(
+            &path,
+            &pieces_of(&image, 1 << 20),
+            true,
+            1 << 20,
+            &stop,
+            &progress,
+        )
+        .unwrap_err();
+        assert!(matches!(err, FlashError::VerifyRead { .. }), "{err:?}");
+    }
 }

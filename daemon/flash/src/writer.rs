@@ -7,7 +7,7 @@ use std::io;
 use std::path::PathBuf;
 
 use crate::FlashError;
-use crate::aligned::{ALIGN, AlignedBuf, is_zero, round_up};
+use crate::aligned::{ALIGN, AlignedBuf, is_zero, round_up, zero_block};
 
 /// Zero runs shorter than this are written as data: splitting a write for a
 /// few zero blocks costs more than it saves.
@@ -18,10 +18,10 @@ pub trait BlockSink {
     /// Write all of `data` at `offset`.
     fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()>;
 
-    /// Make `zeros.len()` bytes at `offset` read back as zeros (`zeros` is
-    /// that many zero bytes, for sinks that can only write). Aligned.
-    fn zero_range(&mut self, offset: u64, zeros: &[u8]) -> io::Result<()> {
-        self.write_at(offset, zeros)
+    /// Make `len` bytes at `offset` read back as zeros (both aligned). The
+    /// default writes them.
+    fn zero_range(&mut self, offset: u64, len: u64) -> io::Result<()> {
+        write_zeros(self, offset, len)
     }
 
     /// The image ended at `len`: regular files are cut or extended to it.
@@ -31,6 +31,22 @@ pub trait BlockSink {
 
     /// Flush everything written so far to stable storage.
     fn sync(&mut self) -> io::Result<()>;
+}
+
+/// Write `len` zero bytes at `offset` through `sink.write_at`.
+pub(crate) fn write_zeros<S: BlockSink + ?Sized>(
+    sink: &mut S,
+    mut offset: u64,
+    mut len: u64,
+) -> io::Result<()> {
+    let zeros = zero_block();
+    while len > 0 {
+        let n = usize::try_from(len).unwrap_or(usize::MAX).min(zeros.len());
+        sink.write_at(offset, &zeros[..n])?;
+        offset += n as u64;
+        len -= n as u64;
+    }
+    Ok(())
 }
 
 /// Writes one target from a stream of (offset, bytes) pieces.
@@ -79,13 +95,7 @@ impl<S: BlockSink> BlockWriter<S> {
     /// slice starts at an [`ALIGN`]-aligned address for direct I/O sinks).
     pub fn push(&mut self, offset: u64, data: &[u8]) -> Result<(), FlashError> {
         let end = offset + data.len() as u64;
-        if let Some(capacity) = self.capacity.filter(|&c| end > c) {
-            return Err(FlashError::TargetTooSmall {
-                path: self.path.clone(),
-                needed: end,
-                capacity,
-            });
-        }
+        self.check_capacity(end)?;
         let mut rest = data;
         let mut at = offset;
         if at < self.first_region {
@@ -106,6 +116,59 @@ impl<S: BlockSink> BlockWriter<S> {
         }
         self.accepted = self.accepted.max(end);
         Ok(())
+    }
+
+    /// Take `len` zero bytes at `offset` (a multiple of [`ALIGN`]): a hole
+    /// of the source, made to read back as zeros without being scanned.
+    pub fn push_zeros(&mut self, offset: u64, len: u64) -> Result<(), FlashError> {
+        let end = offset + len;
+        self.check_capacity(end)?;
+        let mut at = offset;
+        if at < self.first_region {
+            let n = (self.first_region - at).min(len);
+            let (start, n) = (
+                usize::try_from(at).unwrap_or(0),
+                usize::try_from(n).unwrap_or(0),
+            );
+            self.held.as_mut_full()[start..start + n].fill(0);
+            self.held.set_len(self.held.len().max(start + n));
+            at += n as u64;
+        }
+        // The stream's final partial block is written as data.
+        let aligned_end = at.max(end / ALIGN as u64 * ALIGN as u64);
+        if aligned_end > at {
+            let result = if self.zero_skip {
+                self.sink.zero_range(at, aligned_end - at)
+            } else {
+                write_zeros(&mut self.sink, at, aligned_end - at)
+            };
+            result.map_err(|e| self.write_error(at, e))?;
+        }
+        if end > aligned_end {
+            write_zeros(&mut self.sink, aligned_end, end - aligned_end)
+                .map_err(|e| self.write_error(aligned_end, e))?;
+        }
+        self.accepted = self.accepted.max(end);
+        Ok(())
+    }
+
+    fn check_capacity(&self, end: u64) -> Result<(), FlashError> {
+        match self.capacity.filter(|&c| end > c) {
+            Some(capacity) => Err(FlashError::TargetTooSmall {
+                path: self.path.clone(),
+                needed: end,
+                capacity,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn write_error(&self, offset: u64, e: io::Error) -> FlashError {
+        FlashError::Write {
+            path: self.path.clone(),
+            offset,
+            source: FlashError::arc(e),
+        }
     }
 
     fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), FlashError> {
@@ -132,12 +195,8 @@ impl<S: BlockSink> BlockWriter<S> {
                 }
                 let at = offset + i as u64;
                 self.sink
-                    .zero_range(at, &data[i..j])
-                    .map_err(|e| FlashError::Write {
-                        path: self.path.clone(),
-                        offset: at,
-                        source: FlashError::arc(e),
-                    })?;
+                    .zero_range(at, (j - i) as u64)
+                    .map_err(|e| self.write_error(at, e))?;
                 data_start = j;
                 i = j;
             } else {

@@ -235,7 +235,7 @@ fn cancel_returns_within_a_second_and_leaves_the_first_mib() {
             *cancelled_at.lock().unwrap() = Some(Instant::now());
             cancel.store(true, Ordering::Relaxed);
         });
-        let source = Box::new(Slow(File::open(raw_image()).unwrap()));
+        let source: Box<dyn Read + Send> = Box::new(Slow(File::open(raw_image()).unwrap()));
         flash(
             source,
             vec![a.spec.clone(), file_spec(&b_path)],
@@ -266,7 +266,8 @@ fn progress_is_reported_at_most_about_four_times_a_second() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out.img");
     let calls = std::sync::Mutex::new(Vec::new());
-    let source = Box::new(Slow(File::open(raw_image()).unwrap()).take(8 * MIB));
+    let source: Box<dyn Read + Send> =
+        Box::new(Slow(File::open(raw_image()).unwrap()).take(8 * MIB));
     let observer = |p: bty_flash::Progress| calls.lock().unwrap().push((Instant::now(), p));
     let report = flash(
         source,

@@ -40,9 +40,9 @@ impl BlockSink for Mock {
         Ok(())
     }
 
-    fn zero_range(&mut self, offset: u64, zeros: &[u8]) -> io::Result<()> {
-        self.ops.push(Op::Zero(offset, zeros.len()));
-        let end = offset as usize + zeros.len();
+    fn zero_range(&mut self, offset: u64, len: u64) -> io::Result<()> {
+        self.ops.push(Op::Zero(offset, len as usize));
+        let end = offset as usize + len as usize;
         if self.image.len() < end {
             self.image.resize(end, 0xEE);
         }
@@ -183,4 +183,36 @@ fn writes_past_the_capacity_fail_before_reaching_the_sink() {
     assert!(
         matches!(err, FlashError::TargetTooSmall { needed, capacity, .. } if needed == 3 << 20 && capacity == 2 << 20)
     );
+}
+
+#[test]
+fn pushed_zero_runs_fill_the_held_region_and_end_in_a_data_tail() {
+    // data | zeros over the first-region edge | data | zeros to an odd end
+    let len = (3 << 20) + 100;
+    let mut w = BlockWriter::new(PathBuf::from("mock"), Mock::default(), 1 << 20, true, None);
+    let mut buf = AlignedBuf::new(512 << 10);
+    let noise = support::noise(9, 512 << 10);
+    buf.as_mut_full().copy_from_slice(&noise);
+    buf.set_len(512 << 10);
+    w.push(0, buf.as_slice()).unwrap();
+    w.push_zeros(512 << 10, 1 << 20).unwrap();
+    w.push(3 << 19, buf.as_slice()).unwrap();
+    w.push_zeros(2 << 20, (1 << 20) + 100).unwrap();
+    assert_eq!(w.accepted(), len as u64);
+    let mock = w.finish(len as u64).unwrap();
+
+    let mut expected = vec![0u8; len];
+    expected[..512 << 10].copy_from_slice(&noise);
+    expected[3 << 19..2 << 20].copy_from_slice(&noise);
+    assert_eq!(mock.image, expected);
+    assert!(
+        mock.ops.contains(&Op::Zero(1 << 20, 512 << 10)),
+        "{:?}",
+        mock.ops
+    );
+    assert!(mock.ops.contains(&Op::Zero(2 << 20, 1 << 20)));
+    assert!(mock.ops.contains(&Op::Write(3 << 20, 100)));
+    // Nothing reached offset 0 before the end.
+    let n = mock.ops.len();
+    assert_eq!(mock.ops[n - 2], Op::Write(0, 1 << 20));
 }

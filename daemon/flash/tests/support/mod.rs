@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::AtomicBool;
 
 use bty_flash::{
-    FlashOptions, FlashReport, HashingReader, TargetKind, TargetSpec, flash, flash_qcow2,
+    FlashOptions, FlashReport, HashingReader, Source, TargetKind, TargetSpec, flash, flash_qcow2,
     open_decoder,
 };
 use bty_store::format::{Container, sniff_file};
@@ -233,6 +233,16 @@ pub(crate) fn flash_path(
     let container = sniff_file(path).unwrap().unwrap_or(Container::Raw);
     if container == Container::Qcow2 {
         return flash_qcow2(path, targets, opts, &|_| {}, cancel);
+    }
+    if container == Container::Raw {
+        // As the daemon does: holes skipped, data read with O_DIRECT.
+        return flash(
+            Source::RawFile(File::open(path).unwrap()),
+            targets,
+            opts,
+            &|_| {},
+            cancel,
+        );
     }
     let hashing = HashingReader::new(File::open(path).unwrap());
     let opts = FlashOptions {

@@ -8,7 +8,7 @@ use super::safety::recheck;
 use crate::jobs::{JobSnapshot, JobState, TargetSnapshot};
 use bty_disks::{SystemPaths, Target};
 use bty_flash::{
-    FlashOptions, FlashReport, HashingReader, Phase, Progress, TargetKind, TargetSpec,
+    FlashOptions, FlashReport, HashingReader, Phase, Progress, Source, TargetKind, TargetSpec,
 };
 use bty_store::format::{Container, ImageFormat, detect, read_header, sniff};
 use std::io::BufReader;
@@ -123,25 +123,34 @@ impl FlashTask {
         } else {
             let file = std::fs::File::open(&image)
                 .map_err(|e| format!("cannot open {}: {e}", image.display()))?;
-            let input = BufReader::with_capacity(1 << 20, file);
-            let decoder = if container == Container::Raw {
+            let source = if container == Container::Raw {
                 // The stored bytes are the image: the pipeline's own hash of
-                // the stream checks the digest, so nothing hashes them twice.
-                opts.expected_image_sha256 = self.request.sha256.clone();
-                bty_flash::open_decoder(input, container)
+                // the stream checks the digest, so nothing hashes them twice
+                // (and with verify off, nothing hashes them at all).
+                if opts.verify {
+                    opts.expected_image_sha256 = self.request.sha256.clone();
+                }
+                Source::RawFile(file)
             } else {
                 // Compressed: the stored digest is of the compressed bytes.
-                let mut reader = HashingReader::new(input);
+                let mut reader = HashingReader::new(BufReader::with_capacity(1 << 20, file));
                 if let Some(sha) = &self.request.sha256 {
                     reader = reader.expect_sha256(sha.clone());
                 }
                 opts.source_meter = Some(reader.tally());
                 bty_flash::open_decoder(BufReader::with_capacity(1 << 20, reader), container)
-            }
-            .map_err(|e| e.to_string())?;
-            bty_flash::flash(decoder, specs, &opts, &observer, &self.cancel)
+                    .map(Source::Stream)
+                    .map_err(|e| e.to_string())?
+            };
+            bty_flash::flash(source, specs, &opts, &observer, &self.cancel)
         };
         self.job = job.into_inner().unwrap_or_else(|e| e.into_inner());
+        // The digest of the stored bytes, when this job computed it: the
+        // compressed file's (checked on the way in); a raw image's comes
+        // with the report.
+        if let Some(sha) = opts.source_meter.as_ref().and_then(|m| m.sha256()) {
+            self.job.sha256 = Some(sha);
+        }
         Ok(report)
     }
 
