@@ -14,8 +14,8 @@ use crate::hashing::{DigestMismatch, SourceReadError};
 /// A reader of the raw disk bytes inside `reader`, which holds `container`.
 ///
 /// Every decoder reads its input to the end (concatenated zstd frames, xz
-/// streams, gzip members and bzip2 streams all decode), so a
-/// [`crate::HashingReader`] below it sees the whole source. Decoder errors
+/// streams, gzip members and bzip2 streams all decode; bzip2 on every core),
+/// so a [`crate::HashingReader`] below it sees the whole source. Decoder errors
 /// surface from the returned reader marked so that the pipeline reports them
 /// as [`FlashError::Decode`].
 pub fn open_decoder(
@@ -34,7 +34,7 @@ pub fn open_decoder(
         )?),
         Container::Xz => Box::new(XzStreams::new(reader)?),
         Container::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(reader)),
-        Container::Bzip2 => Box::new(bzip2::bufread::MultiBzDecoder::new(reader)),
+        Container::Bzip2 => crate::bz2::decoder(reader),
     };
     Ok(Box::new(DecodeReader {
         inner: decoded,
@@ -267,6 +267,49 @@ mod tests {
             detect_container("x.img.xz", &[0; 16]),
             Err(FlashError::Format(_))
         ));
+    }
+
+    #[test]
+    fn bzip2_failures_keep_their_class() {
+        use std::io::{BufReader, Cursor, Write};
+
+        use crate::HashingReader;
+
+        let mut enc = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::new(1));
+        enc.write_all(&b"bty flash ".repeat(60_000)).unwrap();
+        let good = enc.finish().unwrap();
+        let read_err = |input: Vec<u8>, digest: Option<String>| {
+            let mut hashing = HashingReader::new(Cursor::new(input));
+            if let Some(d) = digest {
+                hashing = hashing.expect_sha256(d);
+            }
+            let mut decoder = open_decoder(BufReader::new(hashing), Container::Bzip2).unwrap();
+            classify(decoder.read_to_end(&mut Vec::new()).unwrap_err(), 0)
+        };
+        // A wrong source digest surfaces from the parallel decoder's
+        // scanner thread as the source's own error, not a decode error.
+        let err = read_err(good.clone(), Some("00".repeat(32)));
+        assert!(
+            matches!(err, FlashError::SourceDigestMismatch { .. }),
+            "{err:?}"
+        );
+        let mut bad = good.clone();
+        let mid = bad.len() / 2;
+        bad[mid] ^= 0x55;
+        let err = read_err(bad, None);
+        assert!(
+            matches!(
+                err,
+                FlashError::Decode {
+                    format: "bzip2",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let err = read_err(good[..good.len() - 3].to_vec(), None);
+        assert!(matches!(err, FlashError::Decode { .. }), "{err:?}");
+        assert!(err.to_string().contains("corrupt or truncated"), "{err}");
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! size from an image's own metadata for the size check before writing.
 
 mod aligned;
+mod bz2;
 mod decode;
 mod error;
 mod hashing;
