@@ -1,33 +1,34 @@
-//! The partial file: bytes appended through a large buffer and hashed
-//! inline, so the sha256 of everything on disk is known without a second
-//! pass.
+//! The partial file: body chunks appended and hashed inline, so the sha256
+//! of everything on disk is known without a second pass.
 //!
-//! Writes go through `tokio::fs::File`, which hands each buffer to a
-//! blocking thread and returns at once: the disk write of one buffer
-//! overlaps with receiving and hashing the next.
+//! Hashing and writing run on two threads of their own ([`pipeline`]), so
+//! the task receiving the body only copies chunks into buffers. The writer
+//! uses O_DIRECT where it can and starts writeback early where it cannot
+//! ([`writer`]), which keeps the fsync in [`PartialSink::finish`] short.
 
-use std::io::{self, Read, SeekFrom};
+mod direct;
+mod pipeline;
+mod writer;
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
-use tokio::fs::{File, OpenOptions};
-use tokio::io::{AsyncSeekExt, AsyncWriteExt, BufWriter};
 use tokio_util::sync::CancellationToken;
 
+use self::pipeline::Pipeline;
 use crate::error::FetchError;
 
-/// Bytes collected before one write to disk. 4 MiB is past the point where
-/// a bigger buffer measurably helps (reference §3).
-const WRITE_BUF: usize = 4 << 20;
 /// Read size when re-hashing an existing partial.
 const REHASH_CHUNK: usize = 1 << 20;
 
 /// An open partial file plus the sha256 state of its contents.
 pub(crate) struct PartialSink {
     path: PathBuf,
-    out: BufWriter<File>,
-    hasher: Sha256,
-    /// Bytes written or buffered: the offset the next byte belongs at.
+    /// `None` only after the writer failed (the error was returned then).
+    pipeline: Option<Pipeline>,
+    /// Bytes written or queued: the offset the next byte belongs at.
     len: u64,
 }
 
@@ -40,92 +41,111 @@ impl PartialSink {
         keep: bool,
         cancel: &CancellationToken,
     ) -> Result<Self, FetchError> {
-        let err = FetchError::io(path);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .await
-            .map_err(FetchError::io(path))?;
-        let (hasher, len, mut file) = if keep {
-            let std_file = file.into_std().await;
+        let opened = {
+            let path = path.to_owned();
             let cancel = cancel.clone();
-            let rehashed = tokio::task::spawn_blocking(move || {
-                let mut f = std_file;
-                rehash(&mut f, &cancel).map(|r| r.map(|(h, n)| (h, n, f)))
-            })
-            .await
-            .map_err(|e| io::Error::other(e.to_string()))
-            .and_then(|r| r)
-            .map_err(err)?;
-            let Some((hasher, len, std_file)) = rehashed else {
-                return Err(FetchError::Cancelled);
-            };
-            (hasher, len, File::from_std(std_file))
-        } else {
-            file.set_len(0).await.map_err(err)?;
-            (Sha256::new(), 0, file)
+            blocking(move || open_partial(&path, keep, &cancel)).await
         };
-        // Appending: after re-hashing the cursor is at the end already, but
-        // say so explicitly rather than rely on it.
-        file.seek(SeekFrom::Start(len))
-            .await
-            .map_err(FetchError::io(path))?;
-        file.set_max_buf_size(WRITE_BUF);
+        let Some((file, hasher, len)) = opened.map_err(FetchError::io(path))? else {
+            return Err(FetchError::Cancelled);
+        };
         Ok(Self {
             path: path.to_owned(),
-            out: BufWriter::with_capacity(WRITE_BUF, file),
-            hasher,
+            pipeline: Some(Pipeline::start(file, path, len, hasher)),
             len,
         })
     }
 
-    /// Bytes in the file (written or still buffered).
+    /// Bytes in the file (written or still queued).
     pub(crate) fn len(&self) -> u64 {
         self.len
     }
 
     /// Hash and append one chunk of the body.
     pub(crate) async fn write(&mut self, chunk: &[u8]) -> Result<(), FetchError> {
-        self.hasher.update(chunk);
-        self.out
-            .write_all(chunk)
-            .await
-            .map_err(FetchError::io(&self.path))?;
-        self.len += chunk.len() as u64;
+        let n = chunk.len() as u64;
+        let pipeline = self.pipeline.as_mut().ok_or_else(|| broken(&self.path))?;
+        if pipeline.push(chunk).await.is_err() {
+            let error = self.stop().await.err();
+            return Err(error.unwrap_or_else(|| broken(&self.path)));
+        }
+        self.len += n;
         Ok(())
     }
 
     /// Throw the contents away and start again at byte 0.
     pub(crate) async fn truncate(&mut self) -> Result<(), FetchError> {
-        let err = || FetchError::io(&self.path);
-        self.out.flush().await.map_err(err())?;
-        let file = self.out.get_mut();
-        file.set_len(0).await.map_err(err())?;
-        file.seek(SeekFrom::Start(0)).await.map_err(err())?;
-        self.hasher = Sha256::new();
+        let (file, _) = self.stop().await?;
+        // Writes are positional: emptying the file is all a restart needs.
+        let emptied = blocking(move || file.set_len(0).map(|()| file)).await;
+        let file = emptied.map_err(FetchError::io(&self.path))?;
+        self.pipeline = Some(Pipeline::start(file, &self.path, 0, Sha256::new()));
         self.len = 0;
         Ok(())
     }
 
-    /// Flush buffers, fsync, and return the sha256 (lowercase hex) and size.
+    /// Write out everything queued, fsync, and return the sha256
+    /// (lowercase hex) and size.
     pub(crate) async fn finish(mut self) -> Result<(String, u64), FetchError> {
-        let err = || FetchError::io(&self.path);
-        self.out.flush().await.map_err(err())?;
-        self.out.get_mut().sync_all().await.map_err(err())?;
-        let digest = bty_store::digest::to_hex(&self.hasher.finalize());
+        let (file, hasher) = self.stop().await?;
+        blocking(move || file.sync_all())
+            .await
+            .map_err(FetchError::io(&self.path))?;
+        let digest = bty_store::digest::to_hex(&hasher.finalize());
         Ok((digest, self.len))
     }
 
-    /// Flush buffered bytes and close the file (before deleting it).
+    /// Write out what is queued and close the file (before deleting it).
     pub(crate) async fn close(mut self) {
         // The file is about to be deleted or kept for a later resume; a
-        // failed flush then only shortens what a resume starts from, and the
+        // failed write then only shortens what a resume starts from, and the
         // re-hash on resume reads what really is on disk.
-        let _ = self.out.flush().await;
+        let _ = self.stop().await;
     }
+
+    /// End the pipeline: everything queued is written and hashed.
+    async fn stop(&mut self) -> Result<(File, Sha256), FetchError> {
+        let pipeline = self.pipeline.take().ok_or_else(|| broken(&self.path))?;
+        pipeline.stop().await.map_err(FetchError::io(&self.path))
+    }
+}
+
+/// The error for using the sink after its writer failed.
+fn broken(path: &Path) -> FetchError {
+    FetchError::Io {
+        path: path.to_owned(),
+        source: io::Error::other("the partial file's writer failed earlier"),
+    }
+}
+
+/// Run blocking file work off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| io::Error::other(e.to_string()))
+        .and_then(|r| r)
+}
+
+/// Open the partial, keeping (and re-hashing) or dropping its bytes;
+/// `None` if cancelled while re-hashing.
+fn open_partial(
+    path: &Path,
+    keep: bool,
+    cancel: &CancellationToken,
+) -> io::Result<Option<(File, Sha256, u64)>> {
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
+    if !keep {
+        file.set_len(0)?;
+        return Ok(Some((file, Sha256::new(), 0)));
+    }
+    Ok(rehash(&mut file, cancel)?.map(|(hasher, len)| (file, hasher, len)))
 }
 
 /// sha256 state and length of everything in `file` from its start; `None`
@@ -134,7 +154,6 @@ fn rehash(
     file: &mut std::fs::File,
     cancel: &CancellationToken,
 ) -> io::Result<Option<(Sha256, u64)>> {
-    use std::io::Seek;
     file.seek(SeekFrom::Start(0))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; REHASH_CHUNK];
@@ -207,12 +226,10 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn large_writes_cross_the_buffer_boundary() {
+    async fn large_writes_span_several_buffers() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f.partial");
-        let data: Vec<u8> = (0..(WRITE_BUF * 2 + 12345))
-            .map(|i| (i % 251) as u8)
-            .collect();
+        let data: Vec<u8> = (0..((5 << 20) + 12345)).map(|i| (i % 251) as u8).collect();
         let mut sink = PartialSink::open(&path, false, &CancellationToken::new())
             .await
             .unwrap();
