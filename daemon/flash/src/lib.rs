@@ -19,6 +19,7 @@ mod pieces;
 mod pipeline;
 mod progress;
 mod qcow2;
+mod qcow2_map;
 mod qemu_img;
 mod raw_file;
 mod reader;

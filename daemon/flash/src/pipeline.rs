@@ -8,7 +8,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::progress::{TargetStats, snapshot};
-use crate::reader::{Msg, ReaderShared, Source, run_reader};
+use crate::reader::{Input, Msg, ReaderShared, Source, run_reader};
 use crate::target::open_target;
 use crate::verify::read_back_check;
 use crate::writer::BlockWriter;
@@ -51,6 +51,23 @@ pub fn flash(
     observer: &(dyn Fn(Progress) + Sync),
     cancel: &AtomicBool,
 ) -> FlashReport {
+    flash_input(
+        Input::Source(source.into()),
+        targets,
+        opts,
+        observer,
+        cancel,
+    )
+}
+
+/// [`flash`] from any [`Input`] (a plain qcow2 layout too).
+pub(crate) fn flash_input(
+    input: Input,
+    targets: Vec<TargetSpec>,
+    opts: &FlashOptions,
+    observer: &(dyn Fn(Progress) + Sync),
+    cancel: &AtomicBool,
+) -> FlashReport {
     let stop = Arc::new(AtomicBool::new(false));
     let shared = Arc::new(ReaderShared::default());
     let stats: Vec<TargetStats> = targets.iter().map(|_| TargetStats::default()).collect();
@@ -62,11 +79,10 @@ pub fn flash(
         let buffer_size = opts.buffer_size;
         let expected = opts.expected_image_sha256.clone();
         let verify = opts.verify;
-        let source = source.into();
         thread::Builder::new()
             .name("bty-flash-read".into())
             .spawn(move || {
-                run_reader(source, senders, buffer_size, verify, expected, stop, shared);
+                run_reader(input, senders, buffer_size, verify, expected, stop, shared);
             })
     };
     if let Err(e) = reader {

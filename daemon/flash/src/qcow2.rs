@@ -1,8 +1,11 @@
-//! qcow2 targets through `qemu-img` (a qcow2 cannot be streamed): the image
-//! beyond the first region is converted first, the first region last, both
-//! through raw "views" (`driver=raw,offset=…,size=…`), so the first-MiB-last
-//! guarantee of [`crate::flash`] holds here too. Verify is
-//! `qemu-img compare` over exactly the virtual size.
+//! qcow2 images. A plain one (no backing file, encryption, external data
+//! file or compressed cluster; see [`crate::qcow2_map`]) is streamed through
+//! the normal pipeline by the layout `qemu-img map` reports. Any other goes
+//! through `qemu-img convert`: the image beyond the first region is
+//! converted first, the first region last, both through raw "views"
+//! (`driver=raw,offset=…,size=…`), so the first-MiB-last guarantee of
+//! [`crate::flash`] holds there too, and verify is `qemu-img compare` over
+//! exactly the virtual size.
 
 use std::fs::OpenOptions;
 use std::path::Path;
@@ -15,20 +18,23 @@ use std::time::Instant;
 use rustix::fs::OFlags;
 
 use crate::aligned::round_up;
-use crate::pipeline::{POLL, PROGRESS_EVERY};
+use crate::pipeline::{POLL, PROGRESS_EVERY, flash_input};
 use crate::progress::{TargetStats, snapshot};
+use crate::qcow2_map::plain_layout;
 use crate::qemu_img::run;
+use crate::reader::Input;
 use crate::target::open_maybe_direct;
 use crate::{
     FlashError, FlashOptions, FlashReport, Phase, Progress, TargetDone, TargetKind, TargetOutcome,
     TargetSpec, ioctl, virtual_size,
 };
 
-/// Flash a qcow2 image to every target (one `qemu-img` per target, in
-/// parallel). Same contract as [`crate::flash`]: per-target outcomes, first
-/// region written last, cancel within about a second (SIGTERM, then SIGKILL).
-/// `image_sha256` stays empty: qemu-img decodes, not this crate; verify uses
-/// `qemu-img compare` instead of a digest.
+/// Flash a qcow2 image to every target: a plain image through the pipeline
+/// (one read for all targets), any other with one `qemu-img convert` per
+/// target, in parallel. Same contract as [`crate::flash`]: per-target
+/// outcomes, first region written last, cancel within about a second
+/// (SIGTERM, then SIGKILL for qemu-img). `image_sha256` stays empty; verify
+/// is per piece, or `qemu-img compare` for images qemu-img converts.
 pub fn flash_qcow2(
     image: &Path,
     targets: Vec<TargetSpec>,
@@ -58,6 +64,22 @@ pub fn flash_qcow2(
             );
         }
     };
+    if let Some(extents) = plain_layout(image)
+        && let Ok(file) = std::fs::File::open(image)
+    {
+        tracing::debug!(image = %image.display(), extents = extents.len(), "plain qcow2: streamed by its layout");
+        let opts = FlashOptions {
+            image_size: Some(size),
+            ..opts.clone()
+        };
+        return flash_input(
+            Input::Mapped(file, extents),
+            targets,
+            &opts,
+            observer,
+            cancel,
+        );
+    }
     let stats: Vec<TargetStats> = targets.iter().map(|_| TargetStats::default()).collect();
     let stop = AtomicBool::new(false);
     let mut results: Vec<Result<TargetDone, FlashError>> =

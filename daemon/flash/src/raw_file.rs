@@ -29,12 +29,11 @@ pub(crate) enum Extent {
 
 /// Walks a raw image file front to back in extents.
 pub(crate) struct RawFile {
-    file: File,
+    file: DirectFile,
     size: u64,
     offset: u64,
     /// Where the current data extent ends (a hole or EOF starts there).
     data_end: u64,
-    direct: bool,
     /// Zero runs shorter than this are read as data: a hole that small is
     /// not worth a separate message to every writer.
     hole_min: u64,
@@ -45,16 +44,13 @@ impl RawFile {
     /// takes it; holes shorter than `hole_min` are read like data.
     pub(crate) fn new(file: File, hole_min: u64) -> io::Result<Self> {
         let size = file.metadata()?.len();
-        let mut raw = Self {
-            file,
+        Ok(Self {
+            file: DirectFile::new(file),
             size,
             offset: 0,
             data_end: 0,
-            direct: false,
             hole_min: hole_min.max(ALIGN as u64),
-        };
-        raw.direct = raw.set_direct(true).is_ok();
-        Ok(raw)
+        })
     }
 
     /// The file's length, fixed when it was opened (stored images do not
@@ -68,7 +64,7 @@ impl RawFile {
     pub(crate) fn next(&mut self, buf: &mut AlignedBuf, max_hole: u64) -> io::Result<Extent> {
         if self.offset >= self.size {
             // A shrunk file's lost tail would have read as a hole.
-            let now = self.file.metadata()?.len();
+            let now = self.file.file.metadata()?.len();
             if now != self.size {
                 return Err(self.changed(now));
             }
@@ -86,7 +82,10 @@ impl RawFile {
         let want = usize::try_from(self.data_end - self.offset)
             .unwrap_or(usize::MAX)
             .min(buf.capacity());
-        let n = self.read_at(buf, want)?;
+        let n = self.file.read_at(buf, self.offset, want)?;
+        if n < want {
+            return Err(self.changed(self.offset + n as u64));
+        }
         self.offset += n as u64;
         Ok(Extent::Data { len: n })
     }
@@ -114,7 +113,7 @@ impl RawFile {
         // The data extent runs to the next hole worth skipping.
         let mut probe = data.max(hole_end);
         while probe < self.size {
-            let hole = match rustix::fs::seek(self.file.as_fd(), SeekFrom::Hole(probe)) {
+            let hole = match rustix::fs::seek(self.file.file.as_fd(), SeekFrom::Hole(probe)) {
                 Ok(h) => h.min(self.size),
                 Err(Errno::NXIO) => self.size,
                 Err(e) => return Err(e.into()),
@@ -140,51 +139,12 @@ impl RawFile {
     /// `SEEK_DATA` from `at`: the next data offset (`size` when only a
     /// hole follows), or `None` when the filesystem cannot tell holes.
     fn seek_data(&self, at: u64) -> io::Result<Option<u64>> {
-        match rustix::fs::seek(self.file.as_fd(), SeekFrom::Data(at)) {
+        match rustix::fs::seek(self.file.file.as_fd(), SeekFrom::Data(at)) {
             Ok(d) => Ok(Some(d.min(self.size))),
             Err(Errno::NXIO) => Ok(Some(self.size)),
             Err(Errno::INVAL | Errno::OPNOTSUPP) => Ok(None),
             Err(e) => Err(e.into()),
         }
-    }
-
-    /// Read `want` bytes at the current offset into `buf` (short only at
-    /// EOF; an early EOF is an error).
-    fn read_at(&mut self, buf: &mut AlignedBuf, want: usize) -> io::Result<usize> {
-        let mut n = 0;
-        while n < want {
-            let dst = &mut buf.as_mut_full()[n..];
-            // O_DIRECT reads whole blocks; the final partial block comes
-            // back short at EOF.
-            let len = if self.direct {
-                (want - n).div_ceil(ALIGN) * ALIGN
-            } else {
-                want - n
-            };
-            let len = len.min(dst.len());
-            match rustix::io::pread(self.file.as_fd(), &mut dst[..len], self.offset + n as u64) {
-                Ok(0) => break,
-                Ok(k) => n += k.min(want - n),
-                Err(Errno::INTR) => {}
-                Err(Errno::INVAL) if self.direct => {
-                    // Accepted at open, refused on read (some FUSE and
-                    // network filesystems): go on buffered.
-                    self.set_direct(false)?;
-                    self.direct = false;
-                }
-                Err(e) => return Err(e.into()),
-            }
-            if self.direct && n % ALIGN != 0 && n < want {
-                // A short direct read mid-file: finish buffered.
-                self.set_direct(false)?;
-                self.direct = false;
-            }
-        }
-        if n < want {
-            return Err(self.changed(self.offset + n as u64));
-        }
-        buf.set_len(n);
-        Ok(n)
     }
 
     fn changed(&self, now: u64) -> io::Error {
@@ -196,8 +156,65 @@ impl RawFile {
             ),
         )
     }
+}
 
-    fn set_direct(&self, on: bool) -> io::Result<()> {
+/// A file read with `O_DIRECT` where the filesystem takes it, buffered
+/// where it does not.
+pub(crate) struct DirectFile {
+    file: File,
+    direct: bool,
+}
+
+impl DirectFile {
+    pub(crate) fn new(file: File) -> Self {
+        let mut f = Self {
+            file,
+            direct: false,
+        };
+        f.direct = f.set_direct(true).is_ok();
+        f
+    }
+
+    /// Read `want` bytes at `at` into `buf` (aligned offsets, except at
+    /// EOF); fewer only when the file ends first.
+    pub(crate) fn read_at(
+        &mut self,
+        buf: &mut AlignedBuf,
+        at: u64,
+        want: usize,
+    ) -> io::Result<usize> {
+        let mut n = 0;
+        while n < want {
+            let dst = &mut buf.as_mut_full()[n..];
+            // O_DIRECT reads whole blocks; the final partial block comes
+            // back short at EOF.
+            let len = if self.direct {
+                (want - n).div_ceil(ALIGN) * ALIGN
+            } else {
+                want - n
+            };
+            let len = len.min(dst.len());
+            match rustix::io::pread(self.file.as_fd(), &mut dst[..len], at + n as u64) {
+                Ok(0) => break,
+                Ok(k) => n += k.min(want - n),
+                Err(Errno::INTR) => {}
+                Err(Errno::INVAL) if self.direct => {
+                    // Accepted at open, refused on read (some FUSE and
+                    // network filesystems): go on buffered.
+                    self.set_direct(false)?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+            if self.direct && n % ALIGN != 0 && n < want {
+                // A short direct read mid-file: finish buffered.
+                self.set_direct(false)?;
+            }
+        }
+        buf.set_len(n);
+        Ok(n)
+    }
+
+    fn set_direct(&mut self, on: bool) -> io::Result<()> {
         let flags = rustix::fs::fcntl_getfl(&self.file)?;
         let flags = if on {
             flags | OFlags::DIRECT
@@ -205,6 +222,7 @@ impl RawFile {
             flags - OFlags::DIRECT
         };
         rustix::fs::fcntl_setfl(&self.file, flags)?;
+        self.direct = on;
         Ok(())
     }
 }

@@ -16,7 +16,8 @@ use crate::FlashError;
 use crate::aligned::{AlignedBuf, zero_block};
 use crate::decode::classify;
 use crate::pieces::{Piece, PieceHasher};
-use crate::raw_file::{Extent, RawFile};
+use crate::qcow2_map::MapExtent;
+use crate::raw_file::{DirectFile, Extent, RawFile};
 use crate::writer::ZERO_RUN_MIN;
 
 /// One buffer of decoded bytes at its image offset. Dropping the last `Arc`
@@ -88,6 +89,13 @@ impl From<Box<dyn Read + Send>> for Source {
     }
 }
 
+/// What the reader reads: a public [`Source`], or a plain qcow2 image by
+/// its layout ([`crate::qcow2_map`]).
+pub(crate) enum Input {
+    Source(Source),
+    Mapped(File, Vec<MapExtent>),
+}
+
 /// Zero runs from a raw file's holes are sent in pieces of at most this
 /// much, so progress and cancel stay live over a hole of many GiB.
 const MAX_HOLE_MESSAGE: u64 = 64 << 20;
@@ -98,7 +106,7 @@ const MAX_HOLE_MESSAGE: u64 = 64 << 20;
 /// `expected_sha256`, and pieces only when `verify`: hashing is the one CPU
 /// cost a plain write has not.
 pub(crate) fn run_reader(
-    source: Source,
+    input: Input,
     writers: Vec<SyncSender<Msg>>,
     buffer_size: usize,
     verify: bool,
@@ -114,9 +122,16 @@ pub(crate) fn run_reader(
         offset: 0,
         shared: &shared,
     };
-    let result = match source {
-        Source::Stream(source) => read_stream(source, &mut fanout, buffer_size, &stop),
-        Source::RawFile(file) => read_raw_file(file, &mut fanout, buffer_size, &stop),
+    let result = match input {
+        Input::Source(Source::Stream(source)) => {
+            read_stream(source, &mut fanout, buffer_size, &stop)
+        }
+        Input::Source(Source::RawFile(file)) => {
+            read_raw_file(file, &mut fanout, buffer_size, &stop)
+        }
+        Input::Mapped(file, extents) => {
+            read_mapped(file, &extents, &mut fanout, buffer_size, &stop)
+        }
     };
     let Fanout {
         writers,
@@ -223,6 +238,61 @@ fn read_raw_file(
         }
         out.shared.decoded.store(out.offset, Ordering::Relaxed);
     }
+}
+
+fn read_mapped(
+    file: File,
+    extents: &[MapExtent],
+    out: &mut Fanout<'_>,
+    buffer_size: usize,
+    stop: &AtomicBool,
+) -> Result<(), FlashError> {
+    let mut file = DirectFile::new(file);
+    for extent in extents {
+        let mut done = 0u64;
+        while done < extent.len {
+            if stop.load(Ordering::Relaxed) {
+                return Err(FlashError::Cancelled);
+            }
+            let left = extent.len - done;
+            match extent.host {
+                None => {
+                    let len = left.min(MAX_HOLE_MESSAGE);
+                    out.send_zeros(len)?;
+                    done += len;
+                }
+                Some(host) => {
+                    let mut buf = out.take_buffer(buffer_size);
+                    let want = usize::try_from(left)
+                        .unwrap_or(usize::MAX)
+                        .min(buf.capacity());
+                    let at = host + done;
+                    let n = file
+                        .read_at(&mut buf, at, want)
+                        .map_err(|e| FlashError::Read {
+                            at: out.offset,
+                            source: FlashError::arc(e),
+                        })?;
+                    if n < want {
+                        return Err(FlashError::Read {
+                            at: out.offset,
+                            source: FlashError::arc(io::Error::new(
+                                io::ErrorKind::UnexpectedEof,
+                                format!(
+                                    "qcow2 image file ends at {} bytes, inside its data",
+                                    at + n as u64
+                                ),
+                            )),
+                        });
+                    }
+                    out.send_data(buf)?;
+                    done += n as u64;
+                }
+            }
+            out.shared.decoded.store(out.offset, Ordering::Relaxed);
+        }
+    }
+    Ok(())
 }
 
 /// Hands every piece of the image to the hasher and to each writer.

@@ -5,6 +5,7 @@
 
 mod support;
 
+use std::process::Command;
 use std::sync::atomic::AtomicBool;
 
 use bty_flash::FlashOptions;
@@ -85,6 +86,36 @@ fn flashes_qcow2() {
             &AtomicBool::new(false),
         );
         assert_flashed_ok(&report, &[&lo.dev], true);
+    }
+}
+
+#[test]
+fn compressed_and_backed_qcow2_go_through_qemu_img_convert() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (comp, base, over) = (
+        tmp.path().join("comp.qcow2"),
+        tmp.path().join("base.qcow2"),
+        tmp.path().join("over.qcow2"),
+    );
+    run(Command::new("qemu-img")
+        .args(["convert", "-q", "-c", "-f", "raw", "-O", "qcow2"])
+        .arg(raw_image())
+        .arg(&comp));
+    std::fs::copy(image("disk.qcow2"), &base).unwrap();
+    run(Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b"])
+        .arg(&base)
+        .arg(&over));
+    for src in [&comp, &over] {
+        let existing = tmp.path().join("existing.img");
+        noise_file(&existing, 32 * MIB, 9);
+        let report = flash_path(
+            src,
+            vec![file_spec(&existing)],
+            &FlashOptions::default(),
+            &AtomicBool::new(false),
+        );
+        assert_flashed_ok(&report, &[&existing], true);
     }
 }
 
