@@ -23,6 +23,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out_dir.join("bty_descriptor.bin"), fds.encode_to_vec())?;
     tonic_prost_build::configure()
+        // Bulk data as `Bytes`: decoding slices the received buffer instead
+        // of copying every chunk into a fresh `Vec`, and senders hand over
+        // buffers they already own.
+        .bytes(".bty.v1.UploadImageChunk.data")
+        .bytes(".bty.v1.ImageChunk.data")
         .build_server(true)
         .build_client(true)
         .compile_fds(fds)?;

@@ -6,6 +6,7 @@
 //! `bty-store` crate.
 
 pub mod actors;
+pub mod allocator;
 pub mod config;
 pub mod daemon;
 pub mod events;

@@ -36,6 +36,7 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     init_logging();
+    btyd::allocator::tune_for_bulk_transfers();
     let overrides = Overrides {
         config_file: args.config.clone(),
         state_dir: args.state_dir,

@@ -11,12 +11,22 @@ use tonic::transport::{Channel, Endpoint, Uri};
 pub const STREAM_WINDOW: u32 = 8 << 20;
 /// Connection-wide window, a few streams' worth.
 pub const CONNECTION_WINDOW: u32 = 32 << 20;
+/// Largest HTTP/2 frame either end accepts. The 16 KiB default splits a
+/// 1 MiB bulk message into 64 DATA frames, each a write and a read on the
+/// socket; 1 MiB frames carry it in one.
+pub const MAX_FRAME: u32 = 1 << 20;
 
 /// An endpoint with bty's transport settings.
 fn endpoint(uri: &'static str) -> Endpoint {
-    Endpoint::from_static(uri)
+    with_settings(Endpoint::from_static(uri))
+}
+
+/// bty's transport settings on any endpoint.
+fn with_settings(endpoint: Endpoint) -> Endpoint {
+    endpoint
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
+        .max_frame_size(MAX_FRAME)
 }
 
 /// Where btyd listens, as a client names it.
@@ -81,11 +91,7 @@ impl Target {
                 )
             }
             Self::Tcp(url) => Endpoint::from_shared(url.clone())
-                .map(|e| {
-                    e.initial_stream_window_size(STREAM_WINDOW)
-                        .initial_connection_window_size(CONNECTION_WINDOW)
-                        .connect_lazy()
-                })
+                .map(|e| with_settings(e).connect_lazy())
                 .map_err(|_| ChannelError::InvalidEndpoint(url.clone())),
         }
     }
@@ -110,13 +116,13 @@ impl Target {
                     .await
                     .map_err(connect_error)
             }
-            Self::Tcp(url) => Endpoint::from_shared(url.clone())
-                .map_err(|_| ChannelError::InvalidEndpoint(url.clone()))?
-                .initial_stream_window_size(STREAM_WINDOW)
-                .initial_connection_window_size(CONNECTION_WINDOW)
-                .connect()
-                .await
-                .map_err(connect_error),
+            Self::Tcp(url) => with_settings(
+                Endpoint::from_shared(url.clone())
+                    .map_err(|_| ChannelError::InvalidEndpoint(url.clone()))?,
+            )
+            .connect()
+            .await
+            .map_err(connect_error),
         }
     }
 }

@@ -154,7 +154,7 @@ async fn pump(
             return Ok(());
         }
         let chunk = UploadImageChunk {
-            part: Some(Part::Data(data)),
+            part: Some(Part::Data(data.into())),
         };
         if chunks.send(chunk).await.is_err() {
             return Ok(());

@@ -239,7 +239,7 @@ impl CatalogService for CatalogApi {
                     Ok(Some(v1::UploadImageChunk {
                         part: Some(Part::Data(data)),
                     })) => {
-                        if tx.send(Some(data.into())).await.is_err() {
+                        if tx.send(Some(data)).await.is_err() {
                             return;
                         }
                     }
@@ -296,7 +296,7 @@ impl CatalogService for CatalogApi {
         ))
         .map(|chunk| match chunk {
             Ok(data) => Ok(v1::ImageChunk {
-                part: Some(Part::Data(data.to_vec())),
+                part: Some(Part::Data(data)),
             }),
             Err(e) => Err(Status::internal(format!("reading the image failed: {e}"))),
         });

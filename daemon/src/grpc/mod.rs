@@ -138,6 +138,7 @@ async fn router(
     Ok(Server::builder()
         .initial_stream_window_size(bty_proto::channel::STREAM_WINDOW)
         .initial_connection_window_size(bty_proto::channel::CONNECTION_WINDOW)
+        .max_frame_size(bty_proto::channel::MAX_FRAME)
         .layer(tonic::service::InterceptorLayer::new(BearerToken(token)))
         .add_service(health)
         .add_service(reflection_v1)

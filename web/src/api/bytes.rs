@@ -6,7 +6,7 @@
 use crate::error::WebError;
 use crate::fmt;
 use crate::state::AppState;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::header::{
     ACCEPT_RANGES, CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG,
@@ -222,7 +222,7 @@ async fn answer(
     }
     let body = stream.filter_map(|chunk| match chunk {
         Ok(chunk) => match chunk.part {
-            Some(Part::Data(data)) => Some(Ok(Bytes::from(data))),
+            Some(Part::Data(data)) => Some(Ok(data)),
             _ => None,
         },
         Err(status) => {

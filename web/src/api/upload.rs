@@ -2,6 +2,8 @@
 //! chunk into `UploadImage`, never held whole in memory. The daemon
 //! validates the name, enforces the size cap (413) and hashes inline.
 
+mod coalesce;
+
 use crate::error::WebError;
 use crate::state::AppState;
 use axum::Json;
@@ -11,6 +13,7 @@ use axum::http::HeaderMap;
 use axum::http::header::CONTENT_LENGTH;
 use bty_proto::v1::upload_image_chunk::Part;
 use bty_proto::v1::{UploadHeader, UploadImageChunk, UploadImageResponse};
+use coalesce::Coalescer;
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt as _;
@@ -63,30 +66,27 @@ enum Pumped {
     ClientGone,
 }
 
-/// Bytes per gRPC message: HTTP body frames are small (~16 KiB), and one
-/// message per frame would spend the CPU on framing instead of bytes.
-const MESSAGE_BYTES: usize = 1 << 20;
-
+/// Feed the body into the stream as data messages (see `coalesce`).
 async fn pump(body: Body, tx: &mpsc::Sender<UploadImageChunk>) -> Pumped {
     let mut data = body.into_data_stream();
-    let mut pending: Vec<u8> = Vec::with_capacity(MESSAGE_BYTES);
+    let mut messages = Coalescer::default();
     while let Some(next) = data.next().await {
-        let bytes = match next {
-            Ok(bytes) => bytes,
+        let frame = match next {
+            Ok(frame) => frame,
             Err(error) => {
                 tracing::info!(%error, "upload body broke off");
                 return Pumped::ClientGone;
             }
         };
-        pending.extend_from_slice(&bytes);
-        if pending.len() >= MESSAGE_BYTES {
-            let full = std::mem::replace(&mut pending, Vec::with_capacity(MESSAGE_BYTES));
-            if tx.send(chunk(Part::Data(full))).await.is_err() {
+        for message in messages.push(frame) {
+            if tx.send(chunk(Part::Data(message))).await.is_err() {
                 return Pumped::DaemonStopped;
             }
         }
     }
-    if !pending.is_empty() && tx.send(chunk(Part::Data(pending))).await.is_err() {
+    if let Some(rest) = messages.finish()
+        && tx.send(chunk(Part::Data(rest))).await.is_err()
+    {
         return Pumped::DaemonStopped;
     }
     Pumped::Complete

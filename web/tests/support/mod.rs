@@ -307,7 +307,7 @@ impl CatalogService for Fake {
         // Small chunks, so the adapter really streams several messages.
         for piece in bytes[start..end].chunks(1000) {
             chunks.push(Ok(ImageChunk {
-                part: Some(Part::Data(piece.to_vec())),
+                part: Some(Part::Data(piece.to_vec().into())),
             }));
         }
         Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))

@@ -1,0 +1,33 @@
+//! Process-wide allocator settings for bulk transfers.
+//!
+//! An upload moves through hyper, HTTP/2 and gRPC buffers of a few hundred
+//! KiB to a few MiB, each allocated, handed along and freed on another
+//! thread. With glibc's defaults such blocks are `mmap`ed or trimmed back
+//! to the kernel as soon as they are freed, so every one is faulted in
+//! (and zeroed) again: about 13% of btyd's CPU time during a 1 GiB upload,
+//! measured with `perf`. Keeping them in the heap makes that ~2%.
+
+/// Blocks below this come from (and return to) the heap.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const MMAP_THRESHOLD: libc::c_int = 8 << 20;
+/// Free memory kept at the top of a heap before it goes back to the kernel:
+/// a few transfers' worth of buffers.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const TRIM_THRESHOLD: libc::c_int = 64 << 20;
+
+/// Apply the settings; call once at start-up, before the runtime spreads
+/// allocations over its threads' arenas. A no-op on other C libraries.
+pub fn tune_for_bulk_transfers() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    for (param, value) in [
+        (libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD),
+        (libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD),
+    ] {
+        // SAFETY: mallopt only changes allocator tunables, under glibc's
+        // own lock; no memory is handed out or touched. A refusal (0)
+        // leaves the default in place, which is only slower.
+        if unsafe { libc::mallopt(param, value) } == 0 {
+            tracing::debug!(param, value, "mallopt refused a setting");
+        }
+    }
+}
