@@ -175,6 +175,11 @@ impl DirectFile {
         f
     }
 
+    /// Wrap `file` as opened: `direct` tells whether it has `O_DIRECT`.
+    pub(crate) fn opened(file: File, direct: bool) -> Self {
+        Self { file, direct }
+    }
+
     /// Read `want` bytes at `at` into `buf` (aligned offsets, except at
     /// EOF); fewer only when the file ends first.
     pub(crate) fn read_at(

@@ -2,8 +2,8 @@
 //! with `O_DIRECT` where possible so the page cache cannot answer for the
 //! device, and checked against what was written ([`crate::pieces`]).
 
+use std::fs::File;
 use std::io;
-use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Sender, channel};
@@ -11,12 +11,12 @@ use std::thread;
 
 use bty_store::digest::to_hex;
 use rustix::fs::OFlags;
-use rustix::io::Errno;
 use sha2::{Digest, Sha256};
 
 use crate::FlashError;
-use crate::aligned::{ALIGN, AlignedBuf, is_zero, round_up};
+use crate::aligned::{ALIGN, AlignedBuf, is_zero};
 use crate::pieces::{Expect, Piece};
+use crate::raw_file::DirectFile;
 use crate::target::open_maybe_direct;
 
 /// A range to read back, and what it must hold.
@@ -67,15 +67,15 @@ pub(crate) fn read_back_check(
     let threads = thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 4));
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
-    let direct = AtomicBool::new(direct);
+    let file = File::from(fd);
     let (bad_tx, bad_rx) = channel::<Mismatch>();
     let stops: Vec<Stop> = thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 let bad_tx = bad_tx.clone();
                 let ctx = Checker {
-                    fd: &fd,
-                    direct: &direct,
+                    file: &file,
+                    direct,
                     units: &units,
                     next: &next,
                     failed: &failed,
@@ -151,8 +151,9 @@ fn units(pieces: &[Piece], buffer_size: usize) -> Vec<Unit> {
 
 /// One verify thread's view of the shared work.
 struct Checker<'a> {
-    fd: &'a OwnedFd,
-    direct: &'a AtomicBool,
+    /// The target, shared: each checker reads through its own handle.
+    file: &'a File,
+    direct: bool,
     units: &'a [Unit],
     next: &'a AtomicUsize,
     failed: &'a AtomicBool,
@@ -163,6 +164,8 @@ struct Checker<'a> {
 impl Checker<'_> {
     /// Claim units until none is left, one fails, or `stop`.
     fn run(&self, buffer_size: usize, bad: &Sender<Mismatch>) -> Result<(), Stop> {
+        let handle = self.file.try_clone().map_err(|e| Stop::Read(0, e))?;
+        let mut file = DirectFile::opened(handle, self.direct);
         let mut buf = AlignedBuf::new(buffer_size);
         loop {
             if self.stop.load(Ordering::Relaxed) {
@@ -174,7 +177,18 @@ impl Checker<'_> {
             let Some(unit) = self.units.get(self.next.fetch_add(1, Ordering::Relaxed)) else {
                 return Ok(());
             };
-            self.read(unit, &mut buf)?;
+            let n = file
+                .read_at(&mut buf, unit.offset, unit.len)
+                .map_err(|e| Stop::Read(unit.offset, e))?;
+            if n < unit.len {
+                return Err(Stop::Read(
+                    unit.offset + n as u64,
+                    io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "target ends before the image does",
+                    ),
+                ));
+            }
             if let Some(m) = mismatch(unit, buf.as_slice()) {
                 self.failed.store(true, Ordering::Relaxed);
                 let _ = bad.send(m);
@@ -182,41 +196,6 @@ impl Checker<'_> {
             }
             self.progress.fetch_add(unit.len as u64, Ordering::Relaxed);
         }
-    }
-
-    /// Read `unit` whole into `buf`.
-    fn read(&self, unit: &Unit, buf: &mut AlignedBuf) -> Result<(), Stop> {
-        let want = unit.len;
-        let mut n = 0;
-        while n < want {
-            // Direct reads need an aligned length; bytes past `want` are
-            // ignored.
-            let request = round_up(want - n).min(buf.capacity() - n);
-            let at = unit.offset + n as u64;
-            match rustix::io::pread(self.fd, &mut buf.as_mut_full()[n..n + request], at) {
-                Ok(0) => {
-                    return Err(Stop::Read(
-                        at,
-                        io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "target ends before the image does",
-                        ),
-                    ));
-                }
-                Ok(k) => n += k.min(want - n),
-                Err(Errno::INTR) => {}
-                Err(e) => return Err(Stop::Read(at, e.into())),
-            }
-            if !n.is_multiple_of(ALIGN) && n < want && self.direct.swap(false, Ordering::Relaxed) {
-                // A short read left the offset unaligned: go on buffered.
-                let flags =
-                    rustix::fs::fcntl_getfl(self.fd).map_err(|e| Stop::Read(at, e.into()))?;
-                rustix::fs::fcntl_setfl(self.fd, flags - OFlags::DIRECT)
-                    .map_err(|e| Stop::Read(at, e.into()))?;
-            }
-        }
-        buf.set_len(want);
-        Ok(())
     }
 }
 
