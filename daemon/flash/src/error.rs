@@ -131,6 +131,10 @@ pub enum FlashError {
         /// What reads back (`sha256 …`).
         actual: String,
     },
+    /// A verify thread died, or the digests of what was written were lost:
+    /// the target cannot be said to hold the image.
+    #[error("verify could not finish: a verify thread stopped unexpectedly")]
+    VerifyThread,
     /// `qemu-img compare` found the target different from the qcow2 image.
     #[error("verify failed on {path}: qemu-img compare reports {detail}")]
     CompareMismatch {

@@ -25,6 +25,7 @@ mod raw_file;
 mod reader;
 mod size;
 mod target;
+mod trailing;
 mod verify;
 mod writer;
 

@@ -7,11 +7,13 @@ use std::sync::{Arc, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::pieces::PieceBook;
 use crate::progress::{TargetStats, snapshot};
 use crate::reader::{Input, Msg, ReaderShared, Source, run_reader};
 use crate::target::open_target;
+use crate::trailing::{Trailing, TrailingCtx, stretch};
 use crate::verify::read_back_check;
-use crate::writer::BlockWriter;
+use crate::writer::{BlockSink, BlockWriter};
 use crate::{
     FlashError, FlashOptions, FlashReport, Phase, Progress, TargetDone, TargetOutcome, TargetSpec,
 };
@@ -70,6 +72,7 @@ pub(crate) fn flash_input(
 ) -> FlashReport {
     let stop = Arc::new(AtomicBool::new(false));
     let shared = Arc::new(ReaderShared::default());
+    let book = opts.verify.then(|| Arc::new(PieceBook::default()));
     let stats: Vec<TargetStats> = targets.iter().map(|_| TargetStats::default()).collect();
     let (senders, receivers): (Vec<_>, Vec<_>) =
         targets.iter().map(|_| sync_channel::<Msg>(QUEUE)).unzip();
@@ -78,11 +81,11 @@ pub(crate) fn flash_input(
         let (stop, shared) = (Arc::clone(&stop), Arc::clone(&shared));
         let buffer_size = opts.buffer_size;
         let expected = opts.expected_image_sha256.clone();
-        let verify = opts.verify;
+        let book = book.clone();
         thread::Builder::new()
             .name("bty-flash-read".into())
             .spawn(move || {
-                run_reader(input, senders, buffer_size, verify, expected, stop, shared);
+                run_reader(input, senders, buffer_size, book, expected, stop, shared);
             })
     };
     if let Err(e) = reader {
@@ -99,8 +102,9 @@ pub(crate) fn flash_input(
         let (done_tx, done_rx) = channel();
         for (i, rx) in receivers.into_iter().enumerate() {
             let (spec, st, stop, done_tx) = (&targets[i], &stats[i], &*stop, done_tx.clone());
+            let book = book.as_deref();
             s.spawn(move || {
-                let result = run_writer(spec, rx, opts, stop, st);
+                let result = run_writer(spec, rx, opts, book, stop, st);
                 st.failed.store(result.is_err(), Ordering::Relaxed);
                 st.set_phase(Phase::Done);
                 let _ = done_tx.send((i, result));
@@ -186,11 +190,14 @@ fn failed_report(targets: &[TargetSpec], err: &FlashError) -> FlashReport {
 
 /// One target: write every chunk, then (only when the image is complete and
 /// nobody cancelled) sync, write the first region, sync, re-read the
-/// partition table, and verify.
+/// partition table. When verifying, a verifier trails the writer
+/// ([`Trailing`]) and the first region is written only once everything
+/// else has read back right.
 fn run_writer(
     spec: &TargetSpec,
     rx: Receiver<Msg>,
     opts: &FlashOptions,
+    book: Option<&PieceBook>,
     stop: &AtomicBool,
     stats: &TargetStats,
 ) -> Result<TargetDone, WriterStop> {
@@ -211,58 +218,106 @@ fn run_writer(
         opts.zero_skip,
         capacity,
     );
-    let cancelled = || stop.load(Ordering::Relaxed);
-    let (total, pieces) = loop {
-        if cancelled() {
-            return Err(WriterStop::Failed(FlashError::Cancelled));
-        }
-        match rx.recv_timeout(POLL) {
-            Ok(Msg::Data(chunk)) => {
-                writer
-                    .push(chunk.offset, chunk.bytes())
-                    .map_err(WriterStop::Failed)?;
-                stats.written.store(writer.accepted(), Ordering::Relaxed);
-            }
-            Ok(Msg::Zeros { offset, len }) => {
-                writer.push_zeros(offset, len).map_err(WriterStop::Failed)?;
-                stats.written.store(writer.accepted(), Ordering::Relaxed);
-            }
-            Ok(Msg::End { total, pieces }) => break (total, pieces),
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => return Err(WriterStop::SourceEnded),
-        }
-    };
-    drop(rx);
-    stats.set_phase(Phase::Syncing);
-    if cancelled() {
-        return Err(WriterStop::Failed(FlashError::Cancelled));
-    }
-    let sink = writer.finish(total).map_err(WriterStop::Failed)?;
-    sink.reread_partitions();
-    drop(sink);
-    if !opts.verify {
+    let Some(book) = book else {
+        let total = receive(&mut writer, &rx, opts, stop, stats, None)?;
+        drop(rx);
+        stats.set_phase(Phase::Syncing);
+        let sink = writer.finish(total).map_err(WriterStop::Failed)?;
+        sink.reread_partitions();
         return Ok(TargetDone {
             written: total,
             verified: None,
         });
-    }
-    stats.set_phase(Phase::Verifying);
-    let Some(pieces) = pieces else {
-        return Err(WriterStop::SourceEnded);
     };
-    read_back_check(
-        &spec.path,
-        &pieces,
-        opts.direct_io,
-        opts.buffer_size,
-        stop,
-        &stats.verified,
-    )
-    .map_err(WriterStop::Failed)?;
-    Ok(TargetDone {
-        written: total,
-        verified: Some(true),
+    let (failed, abandoned) = (AtomicBool::new(false), AtomicBool::new(false));
+    thread::scope(|s| {
+        let trailing = Trailing::start(
+            s,
+            TrailingCtx {
+                path: &spec.path,
+                book,
+                first_region: opts.first_region,
+                direct: opts.direct_io,
+                buffer_size: opts.buffer_size,
+                cancel: stop,
+                progress: &stats.verified,
+                failed: &failed,
+                abandoned: &abandoned,
+            },
+        );
+        let total = match receive(&mut writer, &rx, opts, stop, stats, Some(&trailing)) {
+            Ok(total) => total,
+            // The verifier's own finding explains a stop it caused.
+            Err(_) if trailing.failed() => {
+                return Err(WriterStop::Failed(
+                    trailing.finish(0).err().unwrap_or(FlashError::VerifyThread),
+                ));
+            }
+            Err(e) => return Err(e),
+        };
+        drop(rx);
+        stats.set_phase(Phase::Syncing);
+        writer.finish_body(total).map_err(WriterStop::Failed)?;
+        stats.set_phase(Phase::Verifying);
+        let first = trailing.finish(total).map_err(WriterStop::Failed)?;
+        let sink = writer.write_held().map_err(WriterStop::Failed)?;
+        sink.reread_partitions();
+        drop(sink);
+        read_back_check(
+            &spec.path,
+            &first,
+            opts.direct_io,
+            opts.buffer_size,
+            &|| stop.load(Ordering::Relaxed),
+            &stats.verified,
+        )
+        .map_err(WriterStop::Failed)?;
+        Ok(TargetDone {
+            written: total,
+            verified: Some(true),
+        })
     })
+}
+
+/// Write every message up to the end of the image; returns its length.
+/// With `trailing`, sync and hand each [`stretch`] to the verifier.
+fn receive<S: BlockSink>(
+    writer: &mut BlockWriter<S>,
+    rx: &Receiver<Msg>,
+    opts: &FlashOptions,
+    stop: &AtomicBool,
+    stats: &TargetStats,
+    trailing: Option<&Trailing<'_>>,
+) -> Result<u64, WriterStop> {
+    let every = stretch(opts.buffer_size);
+    let mut next_sync = every;
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return Err(WriterStop::Failed(FlashError::Cancelled));
+        }
+        match rx.recv_timeout(POLL) {
+            Ok(Msg::Data(chunk)) => writer
+                .push(chunk.offset, chunk.bytes())
+                .map_err(WriterStop::Failed)?,
+            Ok(Msg::Zeros { offset, len }) => {
+                writer.push_zeros(offset, len).map_err(WriterStop::Failed)?
+            }
+            Ok(Msg::End { total }) => return Ok(total),
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => return Err(WriterStop::SourceEnded),
+        }
+        stats.written.store(writer.accepted(), Ordering::Relaxed);
+        if let Some(trailing) = trailing
+            && writer.accepted() >= next_sync
+        {
+            if trailing.failed() {
+                return Err(WriterStop::Failed(FlashError::VerifyThread));
+            }
+            writer.sync().map_err(WriterStop::Failed)?;
+            trailing.synced(writer.accepted());
+            next_sync = writer.accepted() + every;
+        }
+    }
 }
 
 fn source_progress(

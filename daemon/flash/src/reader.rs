@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use crate::FlashError;
 use crate::aligned::{AlignedBuf, zero_block};
 use crate::decode::classify;
-use crate::pieces::{Piece, PieceHasher};
+use crate::pieces::{PieceBook, PieceHasher};
 use crate::qcow2_map::MapExtent;
 use crate::raw_file::{DirectFile, Extent, RawFile};
 use crate::writer::ZERO_RUN_MIN;
@@ -49,13 +49,9 @@ pub(crate) enum Msg {
     Data(Arc<Chunk>),
     /// `len` zero bytes at `offset` (a hole of a raw image file).
     Zeros { offset: u64, len: u64 },
-    /// The image is complete.
-    End {
-        /// Image length in bytes.
-        total: u64,
-        /// What every piece must read back as, when verifying.
-        pieces: Option<Arc<Vec<Piece>>>,
-    },
+    /// The image is complete: `total` bytes long (and, when verifying,
+    /// every piece's digest is in the book).
+    End { total: u64 },
 }
 
 /// Reader state the coordinator reads.
@@ -103,13 +99,13 @@ const MAX_HOLE_MESSAGE: u64 = 64 << 20;
 /// Read `source` to its end in `buffer_size` chunks and send them to every
 /// writer still listening. Stops on `stop`, on a read error, or when no
 /// writer is left. The whole stream is hashed only to check
-/// `expected_sha256`, and pieces only when `verify`: hashing is the one CPU
-/// cost a plain write has not.
+/// `expected_sha256`, and pieces (into `book`) only when verifying: hashing
+/// is the one CPU cost a plain write has not.
 pub(crate) fn run_reader(
     input: Input,
     writers: Vec<SyncSender<Msg>>,
     buffer_size: usize,
-    verify: bool,
+    book: Option<Arc<PieceBook>>,
     expected_sha256: Option<String>,
     stop: Arc<AtomicBool>,
     shared: Arc<ReaderShared>,
@@ -117,7 +113,7 @@ pub(crate) fn run_reader(
     let mut fanout = Fanout {
         writers,
         hasher: expected_sha256.is_some().then(ImageHasher::start),
-        pieces: verify.then(PieceHasher::start),
+        pieces: book.map(PieceHasher::start),
         pool: channel(),
         offset: 0,
         shared: &shared,
@@ -141,18 +137,17 @@ pub(crate) fn run_reader(
         ..
     } = fanout;
     let sha256 = hasher.map(ImageHasher::finish).unwrap_or_default();
-    let pieces = match pieces.map(PieceHasher::finish) {
-        None => Ok(None),
-        Some(Some(pieces)) => Ok(Some(Arc::new(pieces))),
-        Some(None) => Err(FlashError::Read {
-            at: offset,
-            source: FlashError::arc(io::Error::other("a verify hashing thread died")),
-        }),
-    };
-    let (result, pieces) = match (result, pieces) {
-        (Ok(()), Ok(pieces)) => (Ok(()), pieces),
-        (Err(e), _) | (Ok(()), Err(e)) => (Err(e), None),
-    };
+    let hashed = pieces.is_none_or(PieceHasher::finish);
+    let result = result.and_then(|()| {
+        if hashed {
+            Ok(())
+        } else {
+            Err(FlashError::Read {
+                at: offset,
+                source: FlashError::arc(io::Error::other("a verify hashing thread died")),
+            })
+        }
+    });
     // Checked before `End`: without it no writer writes its first region.
     let result = result.and_then(|()| match expected_sha256 {
         Some(expected) if !expected.eq_ignore_ascii_case(&sha256) => {
@@ -173,10 +168,7 @@ pub(crate) fn run_reader(
     }
     if ok {
         for w in &writers {
-            let _ = w.send(Msg::End {
-                total: offset,
-                pieces: pieces.clone(),
-            });
+            let _ = w.send(Msg::End { total: offset });
         }
     }
 }

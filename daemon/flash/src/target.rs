@@ -144,6 +144,17 @@ impl FileSink {
     }
 }
 
+/// Make a regular file at least `len` bytes long (new bytes read as
+/// zeros), so a zero run at its end reads back before the final length is
+/// set: verify reads each stretch as soon as it is synced.
+fn extend_to(fd: &OwnedFd, len: u64) -> io::Result<()> {
+    let size = rustix::fs::fstat(fd)?.st_size;
+    if u64::try_from(size).is_ok_and(|size| size < len) {
+        rustix::fs::ftruncate(fd, len)?;
+    }
+    Ok(())
+}
+
 fn pwrite_all(fd: &OwnedFd, mut data: &[u8], mut offset: u64) -> io::Result<()> {
     while !data.is_empty() {
         match rustix::io::pwrite(fd, data, offset) {
@@ -186,15 +197,18 @@ impl BlockSink for FileSink {
     fn zero_range(&mut self, offset: u64, len: u64) -> io::Result<()> {
         let done = match self.zero {
             ZeroMode::Write => false,
-            ZeroMode::Skip => true,
+            ZeroMode::Skip => extend_to(&self.fd, offset + len).is_ok(),
             ZeroMode::ZeroOut => ioctl::zero_out(&self.fd, offset, len).is_ok(),
-            ZeroMode::PunchHole => rustix::fs::fallocate(
-                &self.fd,
-                FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
-                offset,
-                len,
-            )
-            .is_ok(),
+            ZeroMode::PunchHole => {
+                rustix::fs::fallocate(
+                    &self.fd,
+                    FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
+                    offset,
+                    len,
+                )
+                .is_ok()
+                    && extend_to(&self.fd, offset + len).is_ok()
+            }
         };
         if !done {
             if self.zero != ZeroMode::Write {

@@ -41,7 +41,7 @@ enum Stop {
     Read(u64, io::Error),
 }
 
-/// Read `pieces` back from `path` and check each; `stop` is checked per
+/// Read `pieces` back from `path` and check each; `stopped` is asked per
 /// buffer, `progress` counts bytes checked.
 ///
 /// Several threads (one per core, at least two) each read a unit and check
@@ -52,7 +52,7 @@ pub(crate) fn read_back_check(
     pieces: &[Piece],
     direct: bool,
     buffer_size: usize,
-    stop: &AtomicBool,
+    stopped: &(dyn Fn() -> bool + Sync),
     progress: &AtomicU64,
 ) -> Result<(), FlashError> {
     let read_err = |offset: u64, e: io::Error| FlashError::VerifyRead {
@@ -79,7 +79,7 @@ pub(crate) fn read_back_check(
                     units: &units,
                     next: &next,
                     failed: &failed,
-                    stop,
+                    stopped,
                     progress,
                 };
                 s.spawn(move || ctx.run(buffer_size, &bad_tx))
@@ -114,7 +114,7 @@ pub(crate) fn read_back_check(
     if let Some((at, e)) = first_read_error {
         return Err(read_err(at, e));
     }
-    if stop.load(Ordering::Relaxed) {
+    if stopped() {
         return Err(FlashError::Cancelled);
     }
     Ok(())
@@ -157,18 +157,18 @@ struct Checker<'a> {
     units: &'a [Unit],
     next: &'a AtomicUsize,
     failed: &'a AtomicBool,
-    stop: &'a AtomicBool,
+    stopped: &'a (dyn Fn() -> bool + Sync),
     progress: &'a AtomicU64,
 }
 
 impl Checker<'_> {
-    /// Claim units until none is left, one fails, or `stop`.
+    /// Claim units until none is left, one fails, or `stopped`.
     fn run(&self, buffer_size: usize, bad: &Sender<Mismatch>) -> Result<(), Stop> {
         let handle = self.file.try_clone().map_err(|e| Stop::Read(0, e))?;
         let mut file = DirectFile::opened(handle, self.direct);
         let mut buf = AlignedBuf::new(buffer_size);
         loop {
-            if self.stop.load(Ordering::Relaxed) {
+            if (self.stopped)() {
                 return Err(Stop::Cancelled);
             }
             if self.failed.load(Ordering::Relaxed) {
@@ -249,7 +249,7 @@ mod tests {
         std::fs::write(&path, &image).unwrap();
         let pieces = pieces_of(&image, 1 << 20);
         assert_eq!(pieces[1].expect, Expect::Zeros);
-        let (stop, progress) = (AtomicBool::new(false), AtomicU64::new(0));
+        let (stop, progress) = (|| false, AtomicU64::new(0));
         read_back_check(&path, &pieces, true, 1 << 20, &stop, &progress).unwrap();
         assert_eq!(progress.load(Ordering::Relaxed), image.len() as u64);
 
@@ -276,7 +276,7 @@ mod tests {
         let path = tmp.path().join("short.img");
         let image = vec![7u8; 2 << 20];
         std::fs::write(&path, &image[..1 << 20]).unwrap();
-        let (stop, progress) = (AtomicBool::new(false), AtomicU64::new(0));
+        let (stop, progress) = (|| false, AtomicU64::new(0));
         let err = read_back_check(
             &path,
             &pieces_of(&image, 1 << 20),

@@ -213,6 +213,13 @@ impl<S: BlockSink> BlockWriter<S> {
     /// The image ended at `total`: fix the length, flush, write the held
     /// first region, flush again. Returns the sink for follow-up work.
     pub fn finish(mut self, total: u64) -> Result<S, FlashError> {
+        self.finish_body(total)?;
+        self.write_held()
+    }
+
+    /// The image ended at `total`: fix the length and flush everything but
+    /// the held first region.
+    pub fn finish_body(&mut self, total: u64) -> Result<(), FlashError> {
         self.sink
             .set_final_len(total)
             .map_err(|e| FlashError::Write {
@@ -220,7 +227,13 @@ impl<S: BlockSink> BlockWriter<S> {
                 offset: total,
                 source: FlashError::arc(e),
             })?;
-        self.sync()?;
+        self.sync()
+    }
+
+    /// Write the held first region and flush: the last step, once the rest
+    /// of the image is on the target (and checked, when verifying). Returns
+    /// the sink for follow-up work.
+    pub fn write_held(mut self) -> Result<S, FlashError> {
         if !self.held.is_empty() {
             let held = std::mem::replace(&mut self.held, AlignedBuf::new(ALIGN));
             self.write(0, held.as_slice())?;
@@ -229,7 +242,8 @@ impl<S: BlockSink> BlockWriter<S> {
         Ok(self.sink)
     }
 
-    fn sync(&mut self) -> Result<(), FlashError> {
+    /// Flush everything written so far (not the held first region).
+    pub fn sync(&mut self) -> Result<(), FlashError> {
         self.sink.sync().map_err(|e| FlashError::Sync {
             path: self.path.clone(),
             source: FlashError::arc(e),

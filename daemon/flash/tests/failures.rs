@@ -287,3 +287,79 @@ fn progress_is_reported_at_most_about_four_times_a_second() {
     assert_eq!(last.per_target[0].written, 8 * MIB);
     assert_eq!(last.phase, bty_flash::Phase::Done);
 }
+
+/// A source of `data` MiB of noise, then `zeros` MiB of zeros, then `data`
+/// MiB of noise that, on its first read past the noise, plants `garbage`
+/// at `plant_at` in `target`: a target that does not hold what bty wrote
+/// there (a fresh file's zero runs are never written, so the garbage stays).
+struct PlantingSource {
+    image: std::io::Cursor<Vec<u8>>,
+    target: std::path::PathBuf,
+    plant_after: u64,
+    plant_at: u64,
+    planted: bool,
+}
+
+impl Read for PlantingSource {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if !self.planted && self.image.position() >= self.plant_after {
+            use std::os::unix::fs::FileExt;
+            let target = std::fs::OpenOptions::new().write(true).open(&self.target)?;
+            target.write_all_at(b"not zeros", self.plant_at)?;
+            target.sync_all()?;
+            self.planted = true;
+        }
+        self.image.read(buf)
+    }
+}
+
+#[test]
+fn a_target_that_does_not_hold_the_image_fails_verify_and_keeps_its_first_mib() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("fresh.img");
+    let mut image = noise(21, usize::try_from(8 * MIB).unwrap());
+    image.resize(usize::try_from(24 * MIB).unwrap(), 0);
+    image.extend(noise(22, usize::try_from(8 * MIB).unwrap()));
+    let total = image.len() as u64;
+    let plant_at = 12 * MIB + 4097;
+    let source = PlantingSource {
+        image: std::io::Cursor::new(image),
+        target: out.clone(),
+        plant_after: 8 * MIB,
+        plant_at,
+        planted: false,
+    };
+    // Small buffers: the writer syncs and hands a stretch to the verifier
+    // every 64 buffers (4 MiB here), so the bad piece is found while the
+    // image is still being written.
+    let opts = FlashOptions {
+        buffer_size: 64 << 10,
+        ..FlashOptions::default()
+    };
+    let report = flash(
+        Box::new(source) as Box<dyn Read + Send>,
+        vec![file_spec(&out)],
+        &opts,
+        &|_| {},
+        &AtomicBool::new(false),
+    );
+    let outcome = &report.targets[0];
+    match outcome.result.as_ref().unwrap_err() {
+        FlashError::VerifyMismatch {
+            offset,
+            len,
+            expected,
+            ..
+        } => {
+            assert!(
+                (*offset..offset + len).contains(&plant_at),
+                "{offset}+{len}"
+            );
+            assert_eq!(expected, "all zeros");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(outcome.written <= total);
+    // The image's first MiB is noise; the target's was never written.
+    assert!(first_mib(&out).iter().all(|&b| b == 0));
+}

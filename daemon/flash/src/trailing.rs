@@ -1,0 +1,243 @@
+//! Verify that trails the writer: each time the writer has synced another
+//! stretch of the target, a thread of its own reads that stretch back and
+//! checks it, while the writer goes on.
+//!
+//! On a CPU-bound format (xz, bzip2) the device sits idle while the decoder
+//! works, so the read-back mostly costs nothing; on a fast format it shares
+//! the device with the writes. Either way only the last stretch and the
+//! first region are left to check once writing ends, where a verify that
+//! starts after the last byte would read the whole image again.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::thread::{Scope, ScopedJoinHandle};
+
+use crate::FlashError;
+use crate::pieces::{BookError, Piece, PieceBook};
+use crate::verify::read_back_check;
+
+/// The writer syncs and hands a stretch to the verifier every this many
+/// buffers of image (256 MiB of 4 MiB buffers): large enough that the syncs
+/// cost little, small enough that little is left to check at the end.
+const STRETCH_BUFFERS: u64 = 64;
+
+/// Bytes of image between two syncs of a verified flash.
+pub(crate) fn stretch(buffer_size: usize) -> u64 {
+    buffer_size as u64 * STRETCH_BUFFERS
+}
+
+/// A target's verifier thread and the writer's handle on it.
+pub(crate) struct Trailing<'scope> {
+    synced: Option<Sender<u64>>,
+    worker: Option<ScopedJoinHandle<'scope, Result<Vec<Piece>, FlashError>>>,
+    /// Set by the verifier when it found a problem: the writer stops early.
+    failed: &'scope AtomicBool,
+    /// Set when the writer gives up: the verifier stops at once.
+    abandoned: &'scope AtomicBool,
+}
+
+/// What the verifier thread needs, borrowed from the writer's scope.
+pub(crate) struct TrailingCtx<'a> {
+    pub(crate) path: &'a Path,
+    pub(crate) book: &'a PieceBook,
+    /// Pieces starting below this are checked only after the held first
+    /// region is written ([`Trailing::finish`] returns them).
+    pub(crate) first_region: u64,
+    pub(crate) direct: bool,
+    pub(crate) buffer_size: usize,
+    pub(crate) cancel: &'a AtomicBool,
+    pub(crate) progress: &'a AtomicU64,
+    pub(crate) failed: &'a AtomicBool,
+    pub(crate) abandoned: &'a AtomicBool,
+}
+
+impl<'scope> Trailing<'scope> {
+    /// Start the verifier on `scope`.
+    pub(crate) fn start<'env>(
+        scope: &'scope Scope<'scope, 'env>,
+        ctx: TrailingCtx<'scope>,
+    ) -> Self {
+        let (synced, rx) = channel();
+        let (failed, abandoned) = (ctx.failed, ctx.abandoned);
+        let worker = scope.spawn(move || {
+            let result = ctx.run(&rx);
+            if result.is_err() {
+                ctx.failed.store(true, Ordering::Relaxed);
+            }
+            result
+        });
+        Self {
+            synced: Some(synced),
+            worker: Some(worker),
+            failed,
+            abandoned,
+        }
+    }
+
+    /// Everything up to `offset` is written and synced.
+    pub(crate) fn synced(&self, offset: u64) {
+        if let Some(tx) = &self.synced {
+            let _ = tx.send(offset);
+        }
+    }
+
+    /// Whether the verifier already found a problem ([`Self::finish`] says
+    /// which).
+    pub(crate) fn failed(&self) -> bool {
+        self.failed.load(Ordering::Relaxed)
+    }
+
+    /// The image is written and synced up to `total`: wait until all of it
+    /// but the first region's pieces is checked, and return those.
+    pub(crate) fn finish(mut self, total: u64) -> Result<Vec<Piece>, FlashError> {
+        self.synced(total);
+        drop(self.synced.take());
+        match self.worker.take().map(ScopedJoinHandle::join) {
+            Some(Ok(result)) => result,
+            _ => Err(FlashError::VerifyThread),
+        }
+    }
+}
+
+impl Drop for Trailing<'_> {
+    fn drop(&mut self) {
+        if self.worker.is_some() {
+            self.abandoned.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+impl TrailingCtx<'_> {
+    /// Check each synced stretch as it is announced; returns the pieces of
+    /// the first region once the writer says it is done.
+    fn run(&self, synced: &Receiver<u64>) -> Result<Vec<Piece>, FlashError> {
+        let stopped =
+            || self.cancel.load(Ordering::Relaxed) || self.abandoned.load(Ordering::Relaxed);
+        let mut next = 0;
+        let mut held = Vec::new();
+        while let Ok(mut upto) = synced.recv() {
+            // Catch up with every announcement at once.
+            while let Ok(later) = synced.try_recv() {
+                upto = later;
+            }
+            let (pieces, after) = self
+                .book
+                .settled(next, upto, &stopped)
+                .map_err(|e| match e {
+                    BookError::Stopped => FlashError::Cancelled,
+                    BookError::Broken => FlashError::VerifyThread,
+                })?;
+            next = after;
+            let split = pieces
+                .iter()
+                .position(|p| p.offset >= self.first_region)
+                .unwrap_or(pieces.len());
+            held.extend_from_slice(&pieces[..split]);
+            read_back_check(
+                self.path,
+                &pieces[split..],
+                self.direct,
+                self.buffer_size,
+                &stopped,
+                self.progress,
+            )?;
+        }
+        if stopped() {
+            return Err(FlashError::Cancelled);
+        }
+        Ok(held)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pieces::expect_of;
+    use std::thread;
+    use std::time::{Duration, Instant};
+
+    const MIB: usize = 1 << 20;
+
+    fn book_of(image: &[u8], piece: usize) -> PieceBook {
+        let book = PieceBook::default();
+        for (i, c) in image.chunks(piece).enumerate() {
+            book.add_known((i * piece) as u64, c.len() as u64, expect_of(c));
+        }
+        book
+    }
+
+    /// Runs a verifier over `target` for `image`, announcing `stretches`.
+    fn trail(
+        target: &Path,
+        image: &[u8],
+        stretches: &[u64],
+    ) -> (Result<Vec<Piece>, FlashError>, bool, u64) {
+        let book = book_of(image, MIB);
+        let (cancel, failed, abandoned) = Default::default();
+        let progress = AtomicU64::new(0);
+        let (result, failed_early) = thread::scope(|s| {
+            let trailing = Trailing::start(
+                s,
+                TrailingCtx {
+                    path: target,
+                    book: &book,
+                    first_region: MIB as u64,
+                    direct: true,
+                    buffer_size: MIB,
+                    cancel: &cancel,
+                    progress: &progress,
+                    failed: &failed,
+                    abandoned: &abandoned,
+                },
+            );
+            for &at in stretches {
+                trailing.synced(at);
+            }
+            // Give the verifier time to reach the last stretch announced.
+            let checked = stretches.last().map_or(0, |&at| at - MIB as u64);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !trailing.failed()
+                && progress.load(Ordering::Relaxed) < checked
+                && Instant::now() < deadline
+            {
+                thread::sleep(Duration::from_millis(5));
+            }
+            let failed_early = trailing.failed();
+            (trailing.finish(image.len() as u64), failed_early)
+        });
+        (result, failed_early, progress.load(Ordering::Relaxed))
+    }
+
+    #[test]
+    fn the_first_region_is_held_back_and_the_rest_checked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("t.img");
+        let image: Vec<u8> = (0..6 * MIB).map(|i| (i % 253) as u8).collect();
+        std::fs::write(&path, &image).unwrap();
+        let (result, failed, progress) = trail(&path, &image, &[3 * MIB as u64]);
+        let held = result.unwrap();
+        assert!(!failed);
+        assert_eq!(held.len(), 1);
+        assert_eq!((held[0].offset, held[0].len), (0, MIB as u64));
+        assert_eq!(progress, 5 * MIB as u64);
+    }
+
+    #[test]
+    fn a_bad_stretch_is_reported_before_the_writer_finishes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("t.img");
+        let image: Vec<u8> = (0..8 * MIB).map(|i| (i % 251) as u8).collect();
+        let mut bad = image.clone();
+        bad[2 * MIB + 17] ^= 0x40;
+        std::fs::write(&path, &bad).unwrap();
+        let (result, failed_early, _) = trail(&path, &image, &[4 * MIB as u64]);
+        assert!(failed_early, "the writer learns of it at its next sync");
+        match result.unwrap_err() {
+            FlashError::VerifyMismatch { offset, len, .. } => {
+                assert_eq!((offset, len), (2 * MIB as u64, MIB as u64));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
