@@ -1,6 +1,7 @@
 //! The image store core of bty: pure functions over bytes, paths and
-//! directory listings. No async, no actors: the daemon's catalog and hasher
-//! actors call into this crate, and fuzz targets link it alone.
+//! directory listings, plus the blocking write-and-hash path new image
+//! files land through. No async, no actors: the daemon's actors and
+//! bty-fetch call into this crate, and fuzz targets link it alone.
 //!
 //! - [`canon`]: `src` canonicalisation and the `ref` (sha256 of the canonical src)
 //! - [`oras_ref`]: `oras://host/repo:tag|@sha256:…` references
@@ -14,6 +15,7 @@
 //! - [`merge`]: scan + entries → listing rows with action gates
 //! - [`export`]: the `catalog.toml` a receiver can fetch
 //! - [`digest`]: the sha256 loop
+//! - [`landing`]: writing and hashing a new image file as its bytes arrive
 
 pub mod atomic;
 pub mod canon;
@@ -21,6 +23,7 @@ pub mod catalog_file;
 pub mod digest;
 pub mod export;
 pub mod format;
+pub mod landing;
 pub mod marker;
 pub mod merge;
 pub mod names;

@@ -2,27 +2,16 @@
 //! hashed inline, size-capped, then swapped in atomically with its sidecar.
 //! Runs on the blocking pool; the gRPC stream feeds it through a channel.
 //!
-//! Writing and hashing are the two costly steps, so they run on two
-//! threads over the same `Bytes`: each chunk is handed to a hashing thread
-//! (a reference count, not a copy) and written meanwhile, with `O_DIRECT`
-//! where the filesystem allows it (see `direct`).
-
-mod direct;
+//! The bytes land through bty-store's [`LandingFile`], the path downloads
+//! take too: each chunk is copied once into an aligned buffer that is
+//! hashed on one thread and written on another, with `O_DIRECT` where the
+//! filesystem allows it.
 
 use super::error::DownloaderError;
 use super::messages::{UploadRequest, Uploaded};
-use bty_store::digest::to_hex;
+use bty_store::landing::{LandingError, LandingFile, Written};
 use bty_store::sidecar::install_with_sidecar;
-use bytes::Bytes;
-use direct::DirectWriter;
-use sha2::{Digest, Sha256};
-use std::fs::File;
 use std::path::Path;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-
-/// Chunks queued for the hashing thread: enough to ride out scheduling
-/// hiccups, few enough to bound memory (chunks are up to 1 MiB).
-const HASH_AHEAD: usize = 16;
 
 /// Receive every chunk into a partial file, then swap it in. On any error
 /// the partial is removed and an existing file of that name is untouched.
@@ -37,7 +26,7 @@ pub(crate) fn store_upload(
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let partial = image_root.join(format!(".{}.tmp-{}-{n}", request.name, std::process::id()));
-    let result = receive(&partial, &mut request, cap).and_then(|(size, sha256)| {
+    let result = receive(&partial, &mut request, cap).and_then(|Written { size, sha256 }| {
         if let Some(declared) = request.size_bytes
             && declared != size
         {
@@ -67,56 +56,23 @@ fn receive(
     partial: &Path,
     request: &mut UploadRequest,
     cap: u64,
-) -> Result<(u64, String), DownloaderError> {
+) -> Result<Written, DownloaderError> {
     if let Some(declared) = request.size_bytes
         && declared > cap
     {
         return Err(DownloaderError::TooLarge { cap });
     }
-    let io =
-        |e: std::io::Error| DownloaderError::Io(format!("cannot write {}: {e}", partial.display()));
-    let mut file = DirectWriter::new(File::create(partial).map_err(io)?);
-    tracing::debug!(
-        name = request.name,
-        direct = file.is_direct(),
-        "upload started"
-    );
-    let (size, sha256) = std::thread::scope(|scope| {
-        let (to_hasher, chunks) = sync_channel(HASH_AHEAD);
-        let hasher = std::thread::Builder::new()
-            .name("bty-upload-hash".to_owned())
-            .spawn_scoped(scope, move || hash_chunks(chunks))
-            .map_err(|e| DownloaderError::Io(format!("cannot start the hashing thread: {e}")))?;
-        // `write_chunks` owns the sender: however it ends, the hashing
-        // thread sees the channel close and the join below returns.
-        let written = write_chunks(&mut file, request, cap, to_hasher);
-        let sha256 = hasher
-            .join()
-            .map_err(|_| DownloaderError::Io("the hashing thread panicked".to_owned()))?;
-        Ok::<_, DownloaderError>((written?, sha256))
-    })?;
-    // Durable before it is renamed into place.
-    file.finish().map_err(io)?;
-    Ok((size, sha256))
-}
-
-/// Write the chunks to `file` and hand each to the hasher, until the
-/// sender's final `None`. The byte count.
-fn write_chunks(
-    file: &mut DirectWriter,
-    request: &mut UploadRequest,
-    cap: u64,
-    to_hasher: SyncSender<Bytes>,
-) -> Result<u64, DownloaderError> {
+    let name = request.name.as_str();
+    let mut landing = LandingFile::create(partial).map_err(|e| landing_failed(name, &e))?;
+    tracing::debug!(name, "upload started");
     let mut size = 0u64;
     loop {
         let chunk = match request.chunks.blocking_recv() {
             Some(Some(chunk)) => chunk,
-            Some(None) => return Ok(size),
+            Some(None) => break,
             None => {
                 return Err(DownloaderError::Invalid(format!(
-                    "upload of {} was interrupted after {size} bytes",
-                    request.name
+                    "upload of {name} was interrupted after {size} bytes"
                 )));
             }
         };
@@ -124,27 +80,28 @@ fn write_chunks(
         if size > cap {
             return Err(DownloaderError::TooLarge { cap });
         }
-        to_hasher
-            .send(chunk.clone())
-            .map_err(|_| DownloaderError::Io("the hashing thread stopped".to_owned()))?;
-        file.write(&chunk).map_err(|e| {
-            DownloaderError::Io(format!("cannot write the upload of {}: {e}", request.name))
-        })?;
+        landing
+            .write(&chunk)
+            .map_err(|e| landing_failed(name, &e))?;
     }
+    // Durable before it is renamed into place.
+    landing.finish().map_err(|e| landing_failed(name, &e))
 }
 
-/// SHA-256 of everything received, until the sender hangs up.
-fn hash_chunks(chunks: Receiver<Bytes>) -> String {
-    let mut hasher = Sha256::new();
-    for chunk in chunks {
-        hasher.update(&chunk);
-    }
-    to_hex(&hasher.finalize())
+/// The error for a failed write, with its cause (a `String` error keeps
+/// no source chain).
+fn landing_failed(name: &str, e: &LandingError) -> DownloaderError {
+    let cause = std::error::Error::source(e)
+        .map(|c| format!(": {c}"))
+        .unwrap_or_default();
+    DownloaderError::Io(format!("cannot store the upload of {name}: {e}{cause}"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bty_store::digest::sha256_bytes;
+    use bytes::Bytes;
     use tokio::sync::mpsc;
 
     fn request(size_bytes: Option<u64>) -> (UploadRequest, mpsc::Sender<Option<Bytes>>) {
@@ -178,7 +135,7 @@ mod tests {
         let want: Vec<u8> = data.iter().flat_map(|c| c.iter().copied()).collect();
         assert_eq!(std::fs::read(root.path().join("disk.img")).unwrap(), want);
         assert_eq!(uploaded.size_bytes, want.len() as u64);
-        assert_eq!(uploaded.sha256, to_hex(&Sha256::digest(&want)));
+        assert_eq!(uploaded.sha256, sha256_bytes(&want));
         let sidecar = std::fs::read_to_string(root.path().join("disk.img.sha256")).unwrap();
         assert!(sidecar.starts_with(&uploaded.sha256));
     }
@@ -201,6 +158,21 @@ mod tests {
         let err = store_upload(root.path(), request, 1000).unwrap_err();
         assert_eq!(err, DownloaderError::TooLarge { cap: 1000 });
         assert!(leftovers(root.path()).is_empty());
+    }
+
+    #[test]
+    fn a_failed_upload_leaves_an_existing_file_of_that_name_alone() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(root.path().join("disk.img"), b"old").unwrap();
+        let (request, tx) = request(None);
+        for chunk in chunks(&[600, 600]) {
+            tx.blocking_send(Some(chunk)).unwrap();
+        }
+        tx.blocking_send(None).unwrap();
+        let err = store_upload(root.path(), request, 1000).unwrap_err();
+        assert_eq!(err, DownloaderError::TooLarge { cap: 1000 });
+        assert_eq!(leftovers(root.path()), ["disk.img"]);
+        assert_eq!(std::fs::read(root.path().join("disk.img")).unwrap(), b"old");
     }
 
     #[test]

@@ -1,47 +1,11 @@
-//! What O_DIRECT writes need: a second descriptor on the partial opened
-//! with O_DIRECT, and buffers whose address, and every write's length and
-//! file offset, are multiples of [`ALIGN`].
-
-use std::fs::{File, OpenOptions};
-use std::io;
-use std::path::Path;
+//! Buffers O_DIRECT can write from: their address, and every direct
+//! write's length and file offset, are multiples of [`ALIGN`].
 
 /// Alignment of O_DIRECT buffers, lengths and offsets: the largest logical
 /// block size of common disks (512-byte and 4Kn), so one value fits all.
 /// A filesystem wanting more answers EINVAL, and the writer falls back to
 /// buffered writes.
 pub(super) const ALIGN: usize = 4096;
-
-/// Open `path` for writing, bypassing the page cache; `None` where the
-/// filesystem refuses O_DIRECT (the caller then writes through the cache).
-pub(super) fn open_direct(path: &Path) -> Option<File> {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        match OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_DIRECT)
-            .open(path)
-        {
-            Ok(file) => Some(file),
-            Err(e) => {
-                tracing::debug!(path = %path.display(), error = %e, "no O_DIRECT; writing through the page cache");
-                None
-            }
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = (path, OpenOptions::new());
-        None
-    }
-}
-
-/// Whether a failed O_DIRECT write means "not this way" (alignment or
-/// support) rather than a real I/O error.
-pub(super) fn is_unsupported(e: &io::Error) -> bool {
-    e.kind() == io::ErrorKind::InvalidInput
-}
 
 /// Whether `bytes` may be written with O_DIRECT at `offset`.
 pub(super) fn is_aligned(bytes: &[u8], offset: u64) -> bool {
@@ -56,7 +20,7 @@ pub(super) fn align_down(n: usize) -> usize {
 }
 
 /// A fixed-capacity byte buffer starting at an `ALIGN`ed address, filled
-/// from the front and reused for the whole download.
+/// from the front and reused for the whole file.
 pub(super) struct AlignedBuf {
     /// `cap + ALIGN` bytes, so an aligned window of `cap` fits somewhere.
     mem: Vec<u8>,
@@ -69,9 +33,10 @@ pub(super) struct AlignedBuf {
 impl AlignedBuf {
     /// A buffer of `cap` bytes.
     pub(super) fn new(cap: usize) -> Self {
-        // Alignment without a custom allocator: over-allocate and use the
-        // aligned window inside. (`align_offset` may in theory give up; the
-        // window then starts at 0 and the writer sees it is unaligned.)
+        // Alignment without a custom allocator or unsafe code: over-allocate
+        // and use the aligned window inside. (`align_offset` may in theory
+        // give up; the window then starts at 0 and the writer sees it is
+        // unaligned.)
         let mem = vec![0u8; cap + ALIGN];
         let start = match mem.as_ptr().align_offset(ALIGN) {
             n if n < ALIGN => n,

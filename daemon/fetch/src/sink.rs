@@ -1,23 +1,20 @@
 //! The partial file: body chunks appended and hashed inline, so the sha256
 //! of everything on disk is known without a second pass.
 //!
-//! Hashing and writing run on two threads of their own ([`pipeline`]), so
-//! the task receiving the body only copies chunks into buffers. The writer
-//! uses O_DIRECT where it can and starts writeback early where it cannot
-//! ([`writer`]), which keeps the fsync in [`PartialSink::finish`] short.
-
-mod direct;
-mod pipeline;
-mod writer;
+//! The bytes go through bty-store's [`LandingFile`] (aligned buffers, a
+//! hashing and a writing thread, O_DIRECT where it can), which uploads use
+//! too. This module adds what a download needs around it: resuming a
+//! partial (re-hashing its bytes), starting over, and keeping blocking
+//! work off the async threads.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use bty_store::landing::{LandingError, LandingFile};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
-use self::pipeline::Pipeline;
 use crate::error::FetchError;
 
 /// Read size when re-hashing an existing partial.
@@ -26,8 +23,9 @@ const REHASH_CHUNK: usize = 1 << 20;
 /// An open partial file plus the sha256 state of its contents.
 pub(crate) struct PartialSink {
     path: PathBuf,
-    /// `None` only after the writer failed (the error was returned then).
-    pipeline: Option<Pipeline>,
+    /// `None` after the landing failed (the error was returned then), and
+    /// while a blocking thread waits for room in it.
+    landing: Option<LandingFile>,
     /// Bytes written or queued: the offset the next byte belongs at.
     len: u64,
 }
@@ -49,9 +47,10 @@ impl PartialSink {
         let Some((file, hasher, len)) = opened.map_err(FetchError::io(path))? else {
             return Err(FetchError::Cancelled);
         };
+        let landing = LandingFile::start(file, path, len, hasher).map_err(landing_error(path))?;
         Ok(Self {
             path: path.to_owned(),
-            pipeline: Some(Pipeline::start(file, path, len, hasher)),
+            landing: Some(landing),
             len,
         })
     }
@@ -61,25 +60,39 @@ impl PartialSink {
         self.len
     }
 
-    /// Hash and append one chunk of the body.
+    /// Hash and append one chunk of the body. The copy into the landing's
+    /// buffers happens here; only waiting for a free buffer (the disk or
+    /// the hasher is behind) goes to a blocking thread.
     pub(crate) async fn write(&mut self, chunk: &[u8]) -> Result<(), FetchError> {
-        let n = chunk.len() as u64;
-        let pipeline = self.pipeline.as_mut().ok_or_else(|| broken(&self.path))?;
-        if pipeline.push(chunk).await.is_err() {
-            let error = self.stop().await.err();
-            return Err(error.unwrap_or_else(|| broken(&self.path)));
+        let mut rest = chunk;
+        loop {
+            let landing = self.landing.as_mut().ok_or_else(|| broken(&self.path))?;
+            match landing.try_write(rest) {
+                Ok(taken) => rest = &rest[taken..],
+                // (The landing has joined its threads, which had ended.)
+                Err(e) => {
+                    self.landing = None;
+                    return Err(landing_error(&self.path)(e));
+                }
+            }
+            if rest.is_empty() {
+                break;
+            }
+            self.wait_for_room().await?;
         }
-        self.len += n;
+        self.len += chunk.len() as u64;
         Ok(())
     }
 
     /// Throw the contents away and start again at byte 0.
     pub(crate) async fn truncate(&mut self) -> Result<(), FetchError> {
-        let (file, _) = self.stop().await?;
+        let (file, _) = self.drain().await?;
         // Writes are positional: emptying the file is all a restart needs.
         let emptied = blocking(move || file.set_len(0).map(|()| file)).await;
         let file = emptied.map_err(FetchError::io(&self.path))?;
-        self.pipeline = Some(Pipeline::start(file, &self.path, 0, Sha256::new()));
+        let landing = LandingFile::start(file, &self.path, 0, Sha256::new())
+            .map_err(landing_error(&self.path))?;
+        self.landing = Some(landing);
         self.len = 0;
         Ok(())
     }
@@ -87,12 +100,11 @@ impl PartialSink {
     /// Write out everything queued, fsync, and return the sha256
     /// (lowercase hex) and size.
     pub(crate) async fn finish(mut self) -> Result<(String, u64), FetchError> {
-        let (file, hasher) = self.stop().await?;
-        blocking(move || file.sync_all())
+        let landing = self.landing.take().ok_or_else(|| broken(&self.path))?;
+        let written = blocking(move || landing.finish().map_err(io::Error::from))
             .await
             .map_err(FetchError::io(&self.path))?;
-        let digest = bty_store::digest::to_hex(&hasher.finalize());
-        Ok((digest, self.len))
+        Ok((written.sha256, written.size))
     }
 
     /// Write out what is queued and close the file (before deleting it).
@@ -100,13 +112,30 @@ impl PartialSink {
         // The file is about to be deleted or kept for a later resume; a
         // failed write then only shortens what a resume starts from, and the
         // re-hash on resume reads what really is on disk.
-        let _ = self.stop().await;
+        let _ = self.drain().await;
     }
 
-    /// End the pipeline: everything queued is written and hashed.
-    async fn stop(&mut self) -> Result<(File, Sha256), FetchError> {
-        let pipeline = self.pipeline.take().ok_or_else(|| broken(&self.path))?;
-        pipeline.stop().await.map_err(FetchError::io(&self.path))
+    /// Wait on a blocking thread until the landing has a free buffer.
+    async fn wait_for_room(&mut self) -> Result<(), FetchError> {
+        let mut landing = self.landing.take().ok_or_else(|| broken(&self.path))?;
+        // If this future is dropped meanwhile, the landing is dropped (and
+        // so abandoned) as soon as the wait ends.
+        let waited = blocking(move || {
+            landing
+                .wait_for_room()
+                .map(|()| landing)
+                .map_err(io::Error::from)
+        });
+        self.landing = Some(waited.await.map_err(FetchError::io(&self.path))?);
+        Ok(())
+    }
+
+    /// End the landing: everything queued is written and hashed.
+    async fn drain(&mut self) -> Result<(File, Sha256), FetchError> {
+        let landing = self.landing.take().ok_or_else(|| broken(&self.path))?;
+        blocking(move || landing.drain().map_err(io::Error::from))
+            .await
+            .map_err(FetchError::io(&self.path))
     }
 }
 
@@ -116,6 +145,12 @@ fn broken(path: &Path) -> FetchError {
         path: path.to_owned(),
         source: io::Error::other("the partial file's writer failed earlier"),
     }
+}
+
+/// A landing failure as a file error on the partial, keeping the
+/// underlying I/O error (its kind and errno) where there is one.
+fn landing_error(path: &Path) -> impl FnOnce(LandingError) -> FetchError + '_ {
+    move |e| FetchError::io(path)(e.into())
 }
 
 /// Run blocking file work off the async threads.
