@@ -17,7 +17,6 @@
 //! on its own thread and calls [`LandingFile::wait_for_room`] (the only
 //! wait while bytes go in) on a blocking thread.
 
-mod aligned;
 mod error;
 mod pipeline;
 mod writer;
@@ -30,9 +29,9 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use self::aligned::{ALIGN, AlignedBuf};
 pub use self::error::LandingError;
 use self::pipeline::{Gone, Pipeline};
+use crate::aligned::{ALIGN, AlignedBuf};
 use crate::digest::to_hex;
 
 /// A file being landed: its hashing and writing threads, and the buffer
@@ -162,7 +161,7 @@ impl LandingFile {
     /// e.g. to empty the file and start again.
     pub fn drain(mut self) -> Result<(File, Sha256), LandingError> {
         let pipeline = self.pipeline.take().ok_or_else(|| self.failed())?;
-        if let Some(buf) = self.current.take().filter(|b| b.len() > 0) {
+        if let Some(buf) = self.current.take().filter(|b| !b.is_empty()) {
             // A failed send means the threads are gone; joining says why.
             let _ = pipeline.send(buf, self.offset);
         }

@@ -15,8 +15,10 @@
 //! - [`merge`]: scan + entries → listing rows with action gates
 //! - [`export`]: the `catalog.toml` a receiver can fetch
 //! - [`digest`]: the sha256 loop
+//! - [`aligned`]: buffers direct I/O can use
 //! - [`landing`]: writing and hashing a new image file as its bytes arrive
 
+pub mod aligned;
 pub mod atomic;
 pub mod canon;
 pub mod catalog_file;

@@ -17,9 +17,9 @@ use std::thread::JoinHandle;
 
 use sha2::{Digest, Sha256};
 
-use super::aligned::AlignedBuf;
 use super::error::LandingError;
 use super::writer::FileWriter;
+use crate::aligned::AlignedBuf;
 
 /// Bytes per buffer: one hash step and one disk write.
 pub(super) const BUF_BYTES: usize = 2 << 20;
@@ -191,7 +191,7 @@ fn hash_batches(
         }
         let end = match &feed {
             Feed::Data(filled) => {
-                hasher.update(filled.buf.filled());
+                hasher.update(filled.buf.as_slice());
                 false
             }
             Feed::End => true,
@@ -218,8 +218,8 @@ fn write_batches(
         }
         match feed {
             Feed::Data(Filled { mut buf, offset }) => {
-                writer.write(buf.filled(), offset)?;
-                buf.clear();
+                writer.write(buf.as_slice(), offset)?;
+                buf.set_len(0);
                 // Fails only once the filler is gone: nobody needs it then.
                 let _ = free.send(buf);
             }

@@ -13,7 +13,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use super::aligned::{align_down, is_aligned};
+use crate::aligned::{align_down, is_aligned};
 
 /// Start writeback after this many new bytes. Small enough that the final
 /// fsync waits for at most a few of these; large enough that the disk gets
@@ -159,8 +159,8 @@ fn start_writeback(_file: &File, _offset: u64, _len: u64) {}
 
 #[cfg(test)]
 mod tests {
-    use super::super::aligned::{ALIGN, AlignedBuf};
     use super::*;
+    use crate::aligned::{ALIGN, AlignedBuf};
 
     /// Write `data` into a file already holding `data[..start]`, in
     /// buffer-sized pieces the way the pipeline does (the first piece only
@@ -185,8 +185,8 @@ mod tests {
             };
             let end = data.len().min(offset + room);
             buf.fill(&data[offset..end]);
-            w.write(buf.filled(), offset as u64).unwrap();
-            buf.clear();
+            w.write(buf.as_slice(), offset as u64).unwrap();
+            buf.set_len(0);
             offset = end;
         }
         w.into_file().sync_all().unwrap();
