@@ -5,11 +5,10 @@
 
 mod support;
 
-use std::fs::File;
 use std::process::Command;
 use std::sync::atomic::AtomicBool;
 
-use bty_flash::{FlashError, FlashOptions, Source, flash};
+use bty_flash::{FlashError, FlashOptions};
 use support::*;
 
 /// A copy of the raw fixture with its zero blocks turned into holes.
@@ -44,11 +43,10 @@ fn a_sparse_raw_file_flashes_exactly_over_old_data() {
             verify,
             ..FlashOptions::default()
         };
-        let report = flash(
-            Source::RawFile(File::open(&src).unwrap()),
+        let report = flash_path(
+            &src,
             vec![file_spec(&existing)],
             &opts,
-            &|_| {},
             &AtomicBool::new(false),
         );
         assert_flashed_ok(&report, &[&existing], verify);
@@ -57,11 +55,10 @@ fn a_sparse_raw_file_flashes_exactly_over_old_data() {
     }
     if can_use_loop("a_sparse_raw_file_flashes_to_a_loop_device") {
         let lo = LoopDev::new(tmp.path(), "lo", 32 * MIB, 12);
-        let report = flash(
-            Source::RawFile(File::open(&src).unwrap()),
+        let report = flash_path(
+            &src,
             vec![lo.spec()],
             &FlashOptions::default(),
-            &|_| {},
             &AtomicBool::new(false),
         );
         assert_flashed_ok(&report, &[&lo.dev], true);
@@ -80,11 +77,10 @@ fn a_wrong_known_digest_fails_a_sparse_raw_file_before_the_first_mib() {
         expected_image_sha256: Some("ab".repeat(32)),
         ..FlashOptions::default()
     };
-    let report = flash(
-        Source::RawFile(File::open(&src).unwrap()),
+    let report = flash_path(
+        &src,
         vec![file_spec(&existing)],
         &opts,
-        &|_| {},
         &AtomicBool::new(false),
     );
     let err = report.targets[0].result.as_ref().unwrap_err();

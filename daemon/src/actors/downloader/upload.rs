@@ -147,15 +147,20 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn over_the_cap_fails_and_leaves_nothing() {
-        let root = tempfile::tempdir().unwrap();
+    /// 1200 bytes uploaded into `root` under a 1000-byte cap.
+    fn upload_over_the_cap(root: &Path) -> DownloaderError {
         let (request, tx) = request(None);
         for chunk in chunks(&[600, 600]) {
             tx.blocking_send(Some(chunk)).unwrap();
         }
         tx.blocking_send(None).unwrap();
-        let err = store_upload(root.path(), request, 1000).unwrap_err();
+        store_upload(root, request, 1000).unwrap_err()
+    }
+
+    #[test]
+    fn over_the_cap_fails_and_leaves_nothing() {
+        let root = tempfile::tempdir().unwrap();
+        let err = upload_over_the_cap(root.path());
         assert_eq!(err, DownloaderError::TooLarge { cap: 1000 });
         assert!(leftovers(root.path()).is_empty());
     }
@@ -164,12 +169,7 @@ mod tests {
     fn a_failed_upload_leaves_an_existing_file_of_that_name_alone() {
         let root = tempfile::tempdir().unwrap();
         std::fs::write(root.path().join("disk.img"), b"old").unwrap();
-        let (request, tx) = request(None);
-        for chunk in chunks(&[600, 600]) {
-            tx.blocking_send(Some(chunk)).unwrap();
-        }
-        tx.blocking_send(None).unwrap();
-        let err = store_upload(root.path(), request, 1000).unwrap_err();
+        let err = upload_over_the_cap(root.path());
         assert_eq!(err, DownloaderError::TooLarge { cap: 1000 });
         assert_eq!(leftovers(root.path()), ["disk.img"]);
         assert_eq!(std::fs::read(root.path().join("disk.img")).unwrap(), b"old");
