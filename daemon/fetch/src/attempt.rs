@@ -5,10 +5,10 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use reqwest::header::{CONTENT_RANGE, ETAG, IF_RANGE, LAST_MODIFIED, RANGE};
+use reqwest::header::{IF_RANGE, RANGE};
 use tokio_util::sync::CancellationToken;
 
-use crate::checkpoint::{Checkpoint, header_string, parse_content_range};
+use crate::checkpoint::Checkpoint;
 use crate::error::FetchError;
 use crate::request::{FetchRequest, Progress};
 use crate::retry::{self, FetchOptions};
@@ -129,7 +129,11 @@ pub(crate) async fn attempt(job: &Job<'_>, s: &mut Session) -> Result<Outcome, F
     let status = resp.status();
     match status {
         StatusCode::PARTIAL_CONTENT if resuming => {
-            if !continues(s, &resp, offset, job.req.expected_size) {
+            let continued = s
+                .entity
+                .as_mut()
+                .is_some_and(|e| e.continued_by(resp.headers(), offset, job.req.expected_size));
+            if !continued {
                 s.restart("206 does not continue the partial", url).await?;
                 return Ok(Outcome::Restart);
             }
@@ -178,46 +182,6 @@ pub(crate) async fn attempt(job: &Job<'_>, s: &mut Session) -> Result<Outcome, F
     s.report(job);
     pump(job, s, &mut resp).await?;
     Ok(Outcome::Complete)
-}
-
-/// Whether a `206` continues our partial: it starts at `offset` and agrees
-/// with every size we know. Also picks up the total if it was unknown.
-fn continues(
-    s: &mut Session,
-    resp: &reqwest::Response,
-    offset: u64,
-    expected_size: Option<u64>,
-) -> bool {
-    let Some(range) = resp
-        .headers()
-        .get(CONTENT_RANGE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(parse_content_range)
-    else {
-        return false;
-    };
-    let Some(entity) = s.entity.as_mut() else {
-        return false;
-    };
-    let agrees = |known: Option<u64>| match (known, range.total) {
-        (Some(k), Some(t)) => k == t,
-        _ => true,
-    };
-    if range.first != offset || !agrees(entity.total) || !agrees(expected_size) {
-        return false;
-    }
-    if entity.total.is_none() {
-        entity.total = range.total;
-    }
-    // Keep validators current for the next resume (they match, or the
-    // server would have sent a 200).
-    if let Some(tag) = header_string(resp.headers(), ETAG.as_str()) {
-        entity.etag = Some(tag);
-    }
-    if let Some(lm) = header_string(resp.headers(), LAST_MODIFIED.as_str()) {
-        entity.last_modified = Some(lm);
-    }
-    true
 }
 
 /// Copy the body into the sink, watching for cancel, stalls and length.

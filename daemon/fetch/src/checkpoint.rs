@@ -5,7 +5,9 @@
 use std::io;
 use std::path::Path;
 
-use reqwest::header::{ACCEPT_RANGES, CONTENT_LENGTH, ETAG, HeaderMap, LAST_MODIFIED};
+use reqwest::header::{
+    ACCEPT_RANGES, CONTENT_LENGTH, CONTENT_RANGE, ETAG, HeaderMap, LAST_MODIFIED,
+};
 use serde::{Deserialize, Serialize};
 
 /// What we know about the entity whose bytes are in the partial file.
@@ -49,6 +51,43 @@ impl Checkpoint {
     /// support ranges and a known total to compare with `Content-Range`.
     pub fn can_resume(&self) -> bool {
         self.validator().is_some() || (self.accepts_ranges && self.total.is_some())
+    }
+
+    /// Whether a `206` with `headers` continues bytes of this entity that
+    /// end at `offset`: it starts there and agrees with every size we know.
+    /// Also picks up the total if it was unknown, and keeps the validators
+    /// current for the next resume (they match, or the server would have
+    /// sent a `200`).
+    pub(crate) fn continued_by(
+        &mut self,
+        headers: &HeaderMap,
+        offset: u64,
+        expected_size: Option<u64>,
+    ) -> bool {
+        let Some(range) = headers
+            .get(CONTENT_RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_content_range)
+        else {
+            return false;
+        };
+        let agrees = |known: Option<u64>| match (known, range.total) {
+            (Some(k), Some(t)) => k == t,
+            _ => true,
+        };
+        if range.first != offset || !agrees(self.total) || !agrees(expected_size) {
+            return false;
+        }
+        if self.total.is_none() {
+            self.total = range.total;
+        }
+        if let Some(tag) = header_string(headers, ETAG.as_str()) {
+            self.etag = Some(tag);
+        }
+        if let Some(lm) = header_string(headers, LAST_MODIFIED.as_str()) {
+            self.last_modified = Some(lm);
+        }
+        true
     }
 
     /// Read a checkpoint; `None` if it is missing or unreadable (a corrupt

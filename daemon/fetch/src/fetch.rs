@@ -9,7 +9,7 @@ use crate::attempt::{self, Failure, Job, Outcome, Session};
 use crate::checkpoint::{Checkpoint, remove_if_exists};
 use crate::error::FetchError;
 use crate::request::{FetchRequest, Fetched, Progress};
-use crate::retry::{self, FetchOptions};
+use crate::retry::{self, Budget, FetchOptions};
 use crate::sink::PartialSink;
 
 /// Download `req.url` into `req.dest`, resuming, retrying and verifying as
@@ -84,8 +84,7 @@ pub async fn fetch(
 /// Attempt until complete, a permanent error, cancel, or the retry budget
 /// is spent.
 async fn run(job: &Job<'_>, s: &mut Session) -> Result<(), FetchError> {
-    let mut failures = 0u32;
-    let mut high_water = s.sink.len();
+    let mut budget = Budget::new(s.sink.len());
     loop {
         if job.cancel.is_cancelled() {
             return Err(FetchError::Cancelled);
@@ -97,29 +96,14 @@ async fn run(job: &Job<'_>, s: &mut Session) -> Result<(), FetchError> {
             Ok(Outcome::Restart) => continue,
             Err(failure) => failure,
         };
-        if !error.is_transient() {
-            return Err(error);
-        }
-        // Progress past anything seen before earns a fresh retry budget, so
-        // only failures in a row without progress count.
-        if s.sink.len() > high_water {
-            high_water = s.sink.len();
-            failures = 1;
-        } else {
-            failures += 1;
-        }
-        if failures >= job.opts.max_attempts {
-            return Err(FetchError::RetriesExhausted {
-                url: job.req.url.clone(),
-                attempts: s.attempt,
-                last: Box::new(error),
-            });
-        }
-        let delay = job.opts.backoff(failures, retry_after);
-        tracing::warn!(
-            url = %job.req.url, attempt = s.attempt, bytes_done = s.sink.len(),
-            error = %error, ?delay, "download attempt failed; retrying"
-        );
+        let delay = budget.next_wait(
+            job.opts,
+            &job.req.url,
+            s.sink.len(),
+            s.attempt,
+            error,
+            retry_after,
+        )?;
         retry::wait(delay, job.cancel).await?;
     }
 }

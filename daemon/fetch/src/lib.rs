@@ -1,5 +1,6 @@
 //! bty-fetch: resumable, verified HTTP(S) downloads into a file (SPEC §4),
-//! plus small capped document fetches and HEAD probes.
+//! streams that hand a body on without landing it (flashing from the
+//! network), plus small capped document fetches and HEAD probes.
 //!
 //! [`fetch`] streams a body into a `.partial` file while hashing it, retries
 //! transient failures with backoff, resumes with `Range` + `If-Range`
@@ -10,6 +11,7 @@
 #![warn(missing_docs)]
 
 mod attempt;
+mod body;
 mod checkpoint;
 mod client;
 mod document;
@@ -19,7 +21,9 @@ mod probe;
 mod request;
 mod retry;
 mod sink;
+mod stream;
 
+pub use body::{BodyReader, body_channel};
 pub use checkpoint::Checkpoint;
 pub use client::{ClientOptions, USER_AGENT, http_client};
 pub use document::{Document, fetch_bytes, fetch_document};
@@ -28,3 +32,4 @@ pub use fetch::{discard, fetch};
 pub use probe::{RemoteMeta, Unchanged, probe, unchanged};
 pub use request::{FetchRequest, Fetched, Progress};
 pub use retry::FetchOptions;
+pub use stream::{StreamRequest, StreamState, stream};

@@ -76,6 +76,59 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
+/// The retry budget of one call: only failures in a row without progress
+/// count, so a long transfer over a flaky link keeps going.
+pub(crate) struct Budget {
+    failures: u32,
+    high_water: u64,
+}
+
+impl Budget {
+    /// A budget for a transfer that starts with `reached` bytes done.
+    pub(crate) fn new(reached: u64) -> Self {
+        Self {
+            failures: 0,
+            high_water: reached,
+        }
+    }
+
+    /// After a failed attempt that left `reached` bytes done: how long to
+    /// wait before the next attempt, or the error to give up with.
+    pub(crate) fn next_wait(
+        &mut self,
+        opts: &FetchOptions,
+        url: &str,
+        reached: u64,
+        attempts: u32,
+        error: FetchError,
+        retry_after: Option<Duration>,
+    ) -> Result<Duration, FetchError> {
+        if !error.is_transient() {
+            return Err(error);
+        }
+        // Progress past anything seen before earns a fresh budget.
+        if reached > self.high_water {
+            self.high_water = reached;
+            self.failures = 1;
+        } else {
+            self.failures += 1;
+        }
+        if self.failures >= opts.max_attempts {
+            return Err(FetchError::RetriesExhausted {
+                url: url.to_owned(),
+                attempts,
+                last: Box::new(error),
+            });
+        }
+        let delay = opts.backoff(self.failures, retry_after);
+        tracing::warn!(
+            url, attempt = attempts, bytes_done = reached, error = %error, ?delay,
+            "transfer attempt failed; retrying"
+        );
+        Ok(delay)
+    }
+}
+
 /// Sleep for `delay` unless `cancel` fires first.
 pub(crate) async fn wait(delay: Duration, cancel: &CancellationToken) -> Result<(), FetchError> {
     tokio::select! {
@@ -141,6 +194,34 @@ mod tests {
             HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
         );
         assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn budget_counts_only_failures_without_progress() {
+        let o = FetchOptions {
+            max_attempts: 3,
+            ..opts()
+        };
+        let stalled = || FetchError::Stalled {
+            url: "u".into(),
+            after: Duration::from_secs(1),
+        };
+        let mut budget = Budget::new(0);
+        assert!(budget.next_wait(&o, "u", 0, 1, stalled(), None).is_ok());
+        assert!(budget.next_wait(&o, "u", 0, 2, stalled(), None).is_ok());
+        // Progress resets the count; two more failures in place exhaust it.
+        assert!(budget.next_wait(&o, "u", 10, 3, stalled(), None).is_ok());
+        assert!(budget.next_wait(&o, "u", 10, 4, stalled(), None).is_ok());
+        let gave_up = budget.next_wait(&o, "u", 10, 5, stalled(), None);
+        assert!(matches!(
+            gave_up,
+            Err(FetchError::RetriesExhausted { attempts: 5, .. })
+        ));
+        let permanent = FetchError::Cancelled;
+        assert!(matches!(
+            Budget::new(0).next_wait(&o, "u", 0, 1, permanent, None),
+            Err(FetchError::Cancelled)
+        ));
     }
 
     #[tokio::test]

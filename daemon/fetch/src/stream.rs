@@ -1,0 +1,238 @@
+//! `stream`: the body of a URL handed on in order, chunk by chunk, without
+//! landing on disk (a flash straight from the network). Transient failures
+//! resume from the next byte not yet handed on, with `Range` + `If-Range`;
+//! a stream cannot start over, so a changed entity is an error.
+
+use std::io;
+
+use bytes::Bytes;
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, IF_RANGE, RANGE};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::attempt::Failure;
+use crate::checkpoint::Checkpoint;
+use crate::error::FetchError;
+use crate::retry::{self, Budget, FetchOptions};
+
+/// What to stream.
+#[derive(Debug, Clone)]
+pub struct StreamRequest {
+    /// The URL to GET (http or https); redirects are followed.
+    pub url: String,
+    /// Extra request headers, e.g. `Authorization` for a registry blob.
+    pub headers: HeaderMap,
+    /// The size the whole body must have.
+    pub expected_size: Option<u64>,
+}
+
+/// Where a stream stands: bytes handed on and the entity they belong to.
+/// Kept by the caller across [`stream`] calls, so a call with fresh
+/// headers (a renewed registry token) continues where the last one stopped.
+#[derive(Debug, Default)]
+pub struct StreamState {
+    offset: u64,
+    entity: Option<Checkpoint>,
+    attempts: u32,
+}
+
+impl StreamState {
+    /// Bytes handed on so far.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The body's size, once the server declared it.
+    pub fn total(&self) -> Option<u64> {
+        self.entity.as_ref().and_then(|e| e.total)
+    }
+}
+
+/// Send the body of `req.url` to `out`, in order, from `state.offset()` on.
+///
+/// Transient failures are retried with backoff like [`fetch`](crate::fetch)
+/// does, each retry asking for the rest with `Range` + `If-Range`. The
+/// length must match `Content-Length`/`Content-Range` and
+/// `req.expected_size`. Returns [`FetchError::Cancelled`] on `cancel` or
+/// when the receiver is gone; verifying a digest is the receiver's job, as
+/// only it sees every byte.
+pub async fn stream(
+    client: &reqwest::Client,
+    req: &StreamRequest,
+    state: &mut StreamState,
+    opts: &FetchOptions,
+    cancel: &CancellationToken,
+    out: &mpsc::Sender<io::Result<Bytes>>,
+) -> Result<(), FetchError> {
+    let mut budget = Budget::new(state.offset);
+    loop {
+        if cancel.is_cancelled() {
+            return Err(FetchError::Cancelled);
+        }
+        state.attempts += 1;
+        let Failure { error, retry_after } =
+            match attempt(client, req, state, opts, cancel, out).await {
+                Ok(()) => return Ok(()),
+                Err(failure) => failure,
+            };
+        let delay = budget.next_wait(
+            opts,
+            &req.url,
+            state.offset,
+            state.attempts,
+            error,
+            retry_after,
+        )?;
+        retry::wait(delay, cancel).await?;
+    }
+}
+
+/// One request for the bytes not yet handed on, and its body.
+async fn attempt(
+    client: &reqwest::Client,
+    req: &StreamRequest,
+    state: &mut StreamState,
+    opts: &FetchOptions,
+    cancel: &CancellationToken,
+    out: &mpsc::Sender<io::Result<Bytes>>,
+) -> Result<(), Failure> {
+    let url = req.url.as_str();
+    let offset = state.offset;
+    if offset > 0 && state.total() == Some(offset) {
+        return Ok(());
+    }
+    let mut rb = client.get(url).headers(req.headers.clone());
+    if offset > 0 {
+        let Some(entity) = state.entity.as_ref().filter(|e| e.can_resume()) else {
+            return Err(protocol(
+                url,
+                "the server cannot resume, and a stream cannot start over",
+            )
+            .into());
+        };
+        rb = rb.header(RANGE, format!("bytes={offset}-"));
+        if let Some(validator) = entity.validator() {
+            rb = rb.header(IF_RANGE, validator);
+        }
+    }
+    let mut resp = tokio::select! {
+        biased;
+        () = cancel.cancelled() => return Err(FetchError::Cancelled.into()),
+        r = tokio::time::timeout(opts.stall_timeout, rb.send()) => match r {
+            Err(_) => return Err(stalled(url, opts).into()),
+            Ok(Err(e)) => return Err(FetchError::transport(url, e).into()),
+            Ok(Ok(resp)) => resp,
+        },
+    };
+    match resp.status() {
+        StatusCode::OK if offset == 0 => {
+            let entity = Checkpoint::from_full_response(url, resp.headers());
+            if let (Some(expected), Some(declared)) = (req.expected_size, entity.total)
+                && expected != declared
+            {
+                return Err(FetchError::SizeMismatch {
+                    url: url.to_owned(),
+                    expected,
+                    declared,
+                }
+                .into());
+            }
+            state.entity = Some(entity);
+        }
+        StatusCode::OK => {
+            // If-Range failed (the entity changed) or Range was ignored:
+            // the bytes already handed on cannot be taken back.
+            return Err(protocol(url, "the remote file changed during the stream").into());
+        }
+        StatusCode::PARTIAL_CONTENT if offset > 0 => {
+            let continued = state
+                .entity
+                .as_mut()
+                .is_some_and(|e| e.continued_by(resp.headers(), offset, req.expected_size));
+            if !continued {
+                return Err(protocol(url, "the range sent does not continue the stream").into());
+            }
+            tracing::info!(url, offset, "resuming stream");
+        }
+        s if s.is_success() => {
+            return Err(protocol(url, "unexpected success status for a download").into());
+        }
+        status => {
+            return Err(Failure {
+                retry_after: retry::retry_after(resp.headers()),
+                error: FetchError::Http {
+                    url: url.to_owned(),
+                    status,
+                },
+            });
+        }
+    }
+    pump(req, state, opts, cancel, out, &mut resp)
+        .await
+        .map_err(Failure::from)
+}
+
+/// Hand the body on, watching for cancel, stalls and length.
+async fn pump(
+    req: &StreamRequest,
+    state: &mut StreamState,
+    opts: &FetchOptions,
+    cancel: &CancellationToken,
+    out: &mpsc::Sender<io::Result<Bytes>>,
+    resp: &mut reqwest::Response,
+) -> Result<(), FetchError> {
+    let url = req.url.as_str();
+    let limit = state.total().or(req.expected_size);
+    loop {
+        let next = tokio::select! {
+            biased;
+            () = cancel.cancelled() => return Err(FetchError::Cancelled),
+            r = tokio::time::timeout(opts.stall_timeout, resp.chunk()) => r,
+        };
+        let chunk = match next {
+            Err(_) => return Err(stalled(url, opts)),
+            Ok(Err(e)) => return Err(FetchError::transport(url, e)),
+            Ok(Ok(None)) => break,
+            Ok(Ok(Some(chunk))) => chunk,
+        };
+        let got = state.offset + chunk.len() as u64;
+        if let Some(expected) = limit
+            && got > expected
+        {
+            return Err(FetchError::Length {
+                url: url.to_owned(),
+                expected,
+                got,
+            });
+        }
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => return Err(FetchError::Cancelled),
+            sent = out.send(Ok(chunk)) => sent.map_err(|_| FetchError::Cancelled)?,
+        }
+        state.offset = got;
+    }
+    match limit {
+        Some(expected) if state.offset < expected => Err(FetchError::Length {
+            url: url.to_owned(),
+            expected,
+            got: state.offset,
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn protocol(url: &str, detail: &'static str) -> FetchError {
+    FetchError::Protocol {
+        url: url.to_owned(),
+        detail,
+    }
+}
+
+fn stalled(url: &str, opts: &FetchOptions) -> FetchError {
+    FetchError::Stalled {
+        url: url.to_owned(),
+        after: opts.stall_timeout,
+    }
+}
