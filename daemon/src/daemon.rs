@@ -169,6 +169,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         flash: FlashApi {
             flasher,
             catalog: catalog.clone(),
+            downloader: downloader.clone(),
         },
     };
 

@@ -10,7 +10,9 @@ use bty_e2e::origin::Origin;
 use bty_store::digest::sha256_bytes;
 use btyd::actors::catalog::{AddEntry, CatalogArgs, CatalogHandle};
 use btyd::actors::downloader::{DownloaderArgs, DownloaderHandle};
-use btyd::actors::flasher::{ConfirmedTarget, FlashJobRequest, FlasherArgs, FlasherHandle};
+use btyd::actors::flasher::{
+    ConfirmedTarget, FlashJobRequest, FlasherArgs, FlasherHandle, ImageInput,
+};
 use btyd::actors::hasher::{HasherArgs, HasherHandle};
 use btyd::actors::supervisor::{RestartBudget, Supervisor, SupervisorArgs, SupervisorMessage};
 use btyd::events::EventBus;
@@ -147,7 +149,7 @@ async fn flasher_crash_mid_flash_adopts_the_running_job() {
     let job = tree
         .flasher
         .flash(FlashJobRequest {
-            image: image.clone(),
+            image: ImageInput::File(image.clone()),
             label: "disk.img".to_owned(),
             sha256: None,
             targets: vec![ConfirmedTarget {

@@ -45,6 +45,12 @@ impl BodyReader {
         }
         Ok(())
     }
+
+    /// The bytes received but not yet read: after [`Self::ready`], the
+    /// start of the body, enough to tell its format by magic bytes.
+    pub fn buffered(&self) -> &[u8] {
+        &self.current
+    }
 }
 
 impl Read for BodyReader {
@@ -76,6 +82,7 @@ mod tests {
             .unwrap();
         drop(tx);
         reader.ready().await.unwrap();
+        assert_eq!(reader.buffered(), b"hello ");
         let got = tokio::task::spawn_blocking(move || {
             let mut got = Vec::new();
             let err = reader.read_to_end(&mut got).unwrap_err();

@@ -1,10 +1,13 @@
-//! `bty.v1.FlashService`: validate, resolve the image, call the flasher.
+//! `bty.v1.FlashService`: validate, resolve the image (a file, or a stream
+//! the downloader opens), call the flasher.
 
 use super::audit::audit;
 use super::convert;
-use crate::actors::catalog::CatalogHandle;
-use crate::actors::flasher::{ConfirmedTarget, FlashJobRequest, FlasherHandle};
+use crate::actors::catalog::{CatalogError, CatalogHandle};
+use crate::actors::downloader::{DownloaderHandle, RemoteStream};
+use crate::actors::flasher::{ConfirmedTarget, FlashJobRequest, FlasherHandle, ImageInput};
 use bty_proto::v1::{self, flash_service_server::FlashService};
+use bty_store::canon::canonicalise_src;
 use std::path::PathBuf;
 use tonic::{Request, Response, Status};
 
@@ -13,6 +16,25 @@ use tonic::{Request, Response, Status};
 pub struct FlashApi {
     pub(crate) flasher: FlasherHandle,
     pub(crate) catalog: CatalogHandle,
+    pub(crate) downloader: DownloaderHandle,
+}
+
+impl FlashApi {
+    /// Open `key` (a catalog entry without a local copy, or an http(s) URL
+    /// or `oras://` reference) as a stream; `not_local` is the catalog's
+    /// word for a key that is neither.
+    async fn open_remote(&self, key: &str, not_local: String) -> Result<RemoteStream, Status> {
+        let (src, pinned, name) = match self.catalog.download_spec(key, false).await {
+            Ok(spec) => (spec.src, spec.pinned_sha256, Some(spec.cache_file_name)),
+            Err(_) if key.contains("://") => {
+                let src = canonicalise_src(key)
+                    .map_err(|e| Status::invalid_argument(format!("invalid image url: {e}")))?;
+                (src, None, None)
+            }
+            Err(_) => return Err(Status::not_found(not_local)),
+        };
+        Ok(self.downloader.open_stream(&src, pinned, name).await?)
+    }
 }
 
 #[tonic::async_trait]
@@ -37,20 +59,19 @@ impl FlashService for FlashApi {
             return Err(Status::invalid_argument("at least one target is required"));
         }
         // An absolute path names a file directly; anything else is resolved
-        // by the catalog (row id, sha256, ref, entry or file name).
+        // by the catalog (row id, sha256, ref, entry or file name). An entry
+        // without a local copy, or a URL, is streamed from the network.
         let (image, sha256) = if r.image.starts_with('/') {
-            (PathBuf::from(&r.image), None)
-        } else if r.image.contains("://") {
-            let local = self.catalog.resolve_local(&r.image).await.map_err(|_| {
-                Status::failed_precondition(format!(
-                    "{} has no local copy; fetch it first (btyctl fetch)",
-                    r.image
-                ))
-            })?;
-            (local.path, local.sha256)
+            (ImageInput::File(PathBuf::from(&r.image)), None)
         } else {
-            let local = self.catalog.resolve_local(&r.image).await?;
-            (local.path, local.sha256)
+            match self.catalog.resolve_local(&r.image).await {
+                Ok(local) => (ImageInput::File(local.path), local.sha256),
+                Err(CatalogError::NotFound(why)) => (
+                    ImageInput::Stream(self.open_remote(&r.image, why).await?),
+                    None,
+                ),
+                Err(e) => return Err(e.into()),
+            }
         };
         let job = self
             .flasher

@@ -5,6 +5,7 @@
 use super::error::DownloaderError;
 use super::handle::DownloaderHandle;
 use super::messages::{DownloaderMessage, JobOutcome, UploadRequest};
+use super::stream::{StreamContext, open_stream};
 use super::task::{TaskContext, run_download, run_push};
 use super::{persist, task, upload};
 use crate::actors::catalog::{CatalogHandle, DownloadSpec};
@@ -175,6 +176,22 @@ impl Actor for DownloaderActor {
                 let (http, oci) = (state.args.http.clone(), state.args.oci.clone());
                 tokio::spawn(async move {
                     let _ = reply.send(task::fetch_document(&http, &oci, &url, cap).await);
+                });
+            }
+            DownloaderMessage::OpenStream {
+                src,
+                pinned_sha256,
+                name,
+                reply,
+            } => {
+                let ctx = StreamContext {
+                    http: state.args.http.clone(),
+                    oci: state.args.oci.clone(),
+                    options: state.args.fetch_options.clone(),
+                };
+                tokio::spawn(async move {
+                    let opened = open_stream(ctx, &src, pinned_sha256.as_deref(), name).await;
+                    let _ = reply.send(opened);
                 });
             }
             DownloaderMessage::Upload { request, reply } => state.upload(request, reply),

@@ -2,6 +2,7 @@
 
 use super::error::DownloaderError;
 use super::messages::{DownloaderMessage, JobOutcome, OrasResolved, UploadRequest, Uploaded};
+use super::stream::RemoteStream;
 use crate::actors::catalog::DownloadSpec;
 use crate::actors::{call_failed, slot::ActorSlot};
 use crate::jobs::JobSnapshot;
@@ -61,6 +62,24 @@ impl DownloaderHandle {
         let reference = reference.to_owned();
         ractor::call!(self.actor()?, |reply| DownloaderMessage::ResolveOras {
             reference,
+            reply
+        })
+        .map_err(|e| unavailable(&e))?
+    }
+
+    /// Open a remote image as a stream; resolves once its first bytes
+    /// arrived.
+    pub async fn open_stream(
+        &self,
+        src: &str,
+        pinned_sha256: Option<String>,
+        name: Option<String>,
+    ) -> Result<RemoteStream, DownloaderError> {
+        let src = src.to_owned();
+        ractor::call!(self.actor()?, |reply| DownloaderMessage::OpenStream {
+            src,
+            pinned_sha256,
+            name,
             reply
         })
         .map_err(|e| unavailable(&e))?

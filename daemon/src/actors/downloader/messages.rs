@@ -1,6 +1,7 @@
 //! Messages the downloader understands.
 
 use super::error::DownloaderError;
+use super::stream::RemoteStream;
 use crate::actors::catalog::DownloadSpec;
 use crate::jobs::JobSnapshot;
 use ractor::RpcReplyPort;
@@ -94,6 +95,17 @@ pub enum DownloaderMessage {
         cap: usize,
         /// The bytes.
         reply: RpcReplyPort<Result<Vec<u8>, DownloaderError>>,
+    },
+    /// Open a remote image as a stream (a flash that does not land it).
+    OpenStream {
+        /// http(s) URL or `oras://` reference.
+        src: String,
+        /// The sha256 the bytes must have, if pinned.
+        pinned_sha256: Option<String>,
+        /// A file name for the image, if the caller knows one.
+        name: Option<String>,
+        /// The stream, once its first bytes arrived.
+        reply: RpcReplyPort<Result<RemoteStream, DownloaderError>>,
     },
     /// Store an upload.
     Upload {

@@ -2,13 +2,16 @@
 //! artifact, an upload stream) into a file in the image root — `.partial`
 //! staging, resume, retries, inline sha256, digest verification, atomic
 //! rename — then tell the catalog "bytes landed". Also pushes images to OCI
-//! registries and fetches small documents (catalogs) for imports.
+//! registries, fetches small documents (catalogs) for imports, and opens
+//! remote images as streams for flashes that do not land them.
 
 mod actor;
 mod error;
 mod handle;
 mod messages;
 mod persist;
+mod source;
+mod stream;
 mod task;
 mod upload;
 
@@ -16,3 +19,4 @@ pub use actor::{DownloaderActor, DownloaderArgs, TaskRegistry};
 pub use error::DownloaderError;
 pub use handle::DownloaderHandle;
 pub use messages::{DownloaderMessage, OrasResolved, UploadRequest, Uploaded};
+pub use stream::RemoteStream;

@@ -5,6 +5,7 @@ use super::error::DownloaderError;
 use super::handle::DownloaderHandle;
 use super::messages::{JobOutcome, OrasResolved};
 use super::persist::checkpoint_path;
+use super::source::{Source, chain, remote_source};
 use crate::actors::catalog::{CatalogHandle, DownloadSpec, Landed};
 use bty_fetch::{FetchError, FetchOptions, FetchRequest, Progress, Unchanged};
 use bty_oci::OciClient;
@@ -16,18 +17,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
-
-/// An error and its causes on one line ("gave up on …: connection reset").
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
 
 /// How often a task reports progress.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
@@ -58,17 +47,6 @@ impl TaskContext {
             }
         }
     }
-}
-
-/// Where the bytes come from and what they must hash to.
-struct Source {
-    url: String,
-    headers: HeaderMap,
-    expected_sha256: Option<String>,
-    expected_size: Option<u64>,
-    /// For registry pulls: the reference and blob digest (token refresh).
-    oras: Option<OrasRef>,
-    digest: String,
 }
 
 /// Run a download job to the end and report it.
@@ -174,67 +152,26 @@ async fn download(ctx: &TaskContext, spec: &DownloadSpec) -> JobOutcome {
 
 /// Resolve where to fetch from; `None` when an update finds upstream unchanged.
 async fn source_for(ctx: &TaskContext, spec: &DownloadSpec) -> Result<Option<Source>, String> {
-    match scheme(&spec.src).map_err(|e| e.to_string())? {
-        Scheme::Http | Scheme::Https => {
-            if spec.update && (spec.etag.is_some() || spec.last_modified.is_some()) {
-                let meta = bty_fetch::probe(&ctx.http, &spec.src, &HeaderMap::new())
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if bty_fetch::unchanged(spec.etag.as_deref(), spec.last_modified.as_deref(), &meta)
-                    == Unchanged::Yes
-                {
-                    return Ok(None);
-                }
-            }
-            Ok(Some(Source {
-                url: spec.src.clone(),
-                headers: HeaderMap::new(),
-                expected_sha256: spec.pinned_sha256.clone(),
-                // A catalog's size_bytes is informational; the server's
-                // Content-Length is what the fetch checks.
-                expected_size: None,
-                oras: None,
-                digest: String::new(),
-            }))
-        }
-        Scheme::Oras => {
-            let reference = OrasRef::parse(
-                &bty_store::canon::canonicalise_src(&spec.src).map_err(|e| e.to_string())?,
-            )
+    let is_http = matches!(
+        scheme(&spec.src).map_err(|e| e.to_string())?,
+        Scheme::Http | Scheme::Https
+    );
+    if is_http && spec.update && (spec.etag.is_some() || spec.last_modified.is_some()) {
+        let meta = bty_fetch::probe(&ctx.http, &spec.src, &HeaderMap::new())
+            .await
             .map_err(|e| e.to_string())?;
-            let resolved = ctx
-                .oci
-                .resolve(&reference)
-                .await
-                .map_err(|e| e.to_string())?;
-            let digest = resolved.layer.digest.clone();
-            let hex = digest.strip_prefix("sha256:").unwrap_or(&digest).to_owned();
-            if let Some(pinned) = &spec.pinned_sha256
-                && *pinned != hex
-            {
-                return Err(format!(
-                    "the registry's layer digest sha256:{hex} does not match the pinned sha256 {pinned}"
-                ));
-            }
-            if spec.update && spec.cached_sha256.as_deref() == Some(hex.as_str()) {
-                return Ok(None);
-            }
-            let (url, headers) = ctx
-                .oci
-                .blob_request(&reference, &digest)
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok(Some(Source {
-                url,
-                headers,
-                expected_sha256: Some(hex),
-                expected_size: Some(resolved.layer.size),
-                oras: Some(reference),
-                digest,
-            }))
+        if bty_fetch::unchanged(spec.etag.as_deref(), spec.last_modified.as_deref(), &meta)
+            == Unchanged::Yes
+        {
+            return Ok(None);
         }
-        Scheme::File => Err("file:// sources are local; nothing to download".to_owned()),
     }
+    let source = remote_source(&ctx.oci, &spec.src, spec.pinned_sha256.as_deref()).await?;
+    // A registry names its content: the same layer digest is no change.
+    if spec.update && source.oras.is_some() && spec.cached_sha256 == source.expected_sha256 {
+        return Ok(None);
+    }
+    Ok(Some(source))
 }
 
 /// Resolve an oras reference for add-time metadata: a malformed reference

@@ -3,12 +3,14 @@
 
 use super::error::FlasherError;
 use super::handle::FlasherHandle;
-use super::messages::{FlashJobRequest, FlasherMessage};
+use super::messages::{FlashJobRequest, FlasherMessage, ImageInput};
 use super::safety::check_confirmed;
-use super::task::{Checked, FlashTask, container_of, target_snapshot};
+use super::task::{Checked, FlashTask, container_by, container_of, target_snapshot};
+use crate::actors::downloader::RemoteStream;
 use crate::events::EventBus;
 use crate::jobs::{JobKind, JobSnapshot, expired, newest_first};
 use bty_disks::SystemPaths;
+use bty_store::format::Container;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -137,15 +139,39 @@ impl Actor for FlasherActor {
     }
 }
 
+/// A stream's container, by its first bytes (already received), and its
+/// image size when the stream is the image itself. Compressed streams get
+/// their size checked by the writes: a disk too small fails at its end,
+/// before the first MiB is written.
+fn stream_container(stream: &RemoteStream) -> Result<(Container, Option<u64>), FlasherError> {
+    let container =
+        container_by(&stream.name, stream.body.buffered()).map_err(FlasherError::Invalid)?;
+    match container {
+        Container::Raw => Ok((container, stream.size)),
+        Container::Qcow2 => Err(FlasherError::Invalid(format!(
+            "{} is qcow2, which is converted from a file, not a stream: fetch it first \
+             (btyctl fetch), then flash it",
+            stream.name
+        ))),
+        _ => Ok((container, None)),
+    }
+}
+
 impl FlasherState {
     fn flash(&mut self, request: FlashJobRequest) -> Result<JobSnapshot, FlasherError> {
         if request.targets.is_empty() {
             return Err(FlasherError::Invalid("no targets given".to_owned()));
         }
-        // Unknown formats and tarballs are refused before any disk is touched.
-        container_of(&request.image).map_err(FlasherError::Invalid)?;
-        let image_size = bty_flash::virtual_size(&request.image)
-            .map_err(|e| FlasherError::Invalid(e.to_string()))?;
+        // Unknown formats and tarballs are refused before any disk is
+        // touched. A stream is looked at by its task (reading it may block),
+        // which re-checks the targets against the size it learns there.
+        let (container, image_size) = match &request.image {
+            ImageInput::File(path) => (
+                container_of(path).map_err(FlasherError::Invalid)?,
+                bty_flash::virtual_size(path).map_err(|e| FlasherError::Invalid(e.to_string()))?,
+            ),
+            ImageInput::Stream(stream) => stream_container(stream)?,
+        };
         let busy: Vec<String> = self
             .jobs
             .values()
@@ -195,7 +221,11 @@ impl FlasherState {
             .insert(snapshot.id.clone(), cancel.clone());
         let task = FlashTask {
             job: snapshot.clone(),
-            request,
+            image: Some(request.image),
+            container,
+            sha256: request.sha256,
+            verify: request.verify,
+            allow_file: request.allow_file,
             checked,
             image_size,
             paths: self.args.paths.clone(),

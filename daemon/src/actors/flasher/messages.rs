@@ -1,6 +1,7 @@
 //! Messages the flasher understands.
 
 use super::error::FlasherError;
+use crate::actors::downloader::RemoteStream;
 use crate::jobs::JobSnapshot;
 use bty_disks::Disk;
 use ractor::RpcReplyPort;
@@ -19,14 +20,24 @@ pub struct ConfirmedTarget {
     pub model: Option<String>,
 }
 
+/// Where a flash reads the image from.
+#[derive(Debug)]
+pub enum ImageInput {
+    /// A file: in the image root (local or cached) or named by path.
+    File(PathBuf),
+    /// A remote image streamed by the downloader, landing nowhere.
+    Stream(RemoteStream),
+}
+
 /// A resolved flash request.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct FlashJobRequest {
-    /// The image file (local or cached).
-    pub image: PathBuf,
+    /// The image.
+    pub image: ImageInput,
     /// How the operator named it (for the job's subject).
     pub label: String,
-    /// Known sha256 of the stored bytes: the stream is verified against it.
+    /// Known sha256 of the stored bytes: the stream is verified against it
+    /// (a stream carries its own).
     pub sha256: Option<String>,
     /// Where to write.
     pub targets: Vec<ConfirmedTarget>,

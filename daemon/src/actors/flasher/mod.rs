@@ -1,5 +1,5 @@
 //! The flasher: lists disks, checks that a target is safe, and runs flash
-//! jobs (source → decode → aligned writes → fsync → read-back verify; qcow2
+//! jobs (file or network stream → decode → aligned writes → fsync → read-back verify; qcow2
 //! through `qemu-img`). It asks the catalog to resolve images and never
 //! edits the store.
 
@@ -13,4 +13,4 @@ mod task;
 pub use actor::{CancelRegistry, FlasherActor, FlasherArgs};
 pub use error::FlasherError;
 pub use handle::FlasherHandle;
-pub use messages::{ConfirmedTarget, FlashJobRequest, FlasherMessage};
+pub use messages::{ConfirmedTarget, FlashJobRequest, FlasherMessage, ImageInput};

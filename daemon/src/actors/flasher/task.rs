@@ -3,15 +3,15 @@
 //! and report into job snapshots for the flasher.
 
 use super::handle::FlasherHandle;
-use super::messages::{ConfirmedTarget, FlashJobRequest};
+use super::messages::{ConfirmedTarget, ImageInput};
 use super::safety::recheck;
-use crate::jobs::{JobSnapshot, JobState, TargetSnapshot};
+use crate::jobs::{JobSnapshot, JobState, RateMeter, TargetSnapshot};
 use bty_disks::{SystemPaths, Target};
 use bty_flash::{
     FlashOptions, FlashReport, HashingReader, Phase, Progress, Source, TargetKind, TargetSpec,
 };
 use bty_store::format::{Container, ImageFormat, detect, read_header, sniff};
-use std::io::BufReader;
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -22,7 +22,13 @@ pub(crate) type Checked = (ConfirmedTarget, Result<Target, String>);
 /// Everything the task needs.
 pub(crate) struct FlashTask {
     pub(crate) job: JobSnapshot,
-    pub(crate) request: FlashJobRequest,
+    /// The image; taken by the write, which consumes a stream.
+    pub(crate) image: Option<ImageInput>,
+    pub(crate) container: Container,
+    /// Known sha256 of a file's stored bytes (a stream carries its own).
+    pub(crate) sha256: Option<String>,
+    pub(crate) verify: bool,
+    pub(crate) allow_file: bool,
     pub(crate) checked: Vec<Checked>,
     pub(crate) image_size: Option<u64>,
     pub(crate) paths: SystemPaths,
@@ -54,7 +60,7 @@ impl FlashTask {
                     confirmed,
                     first,
                     self.image_size,
-                    self.request.allow_file,
+                    self.allow_file,
                 )
             });
             match result {
@@ -90,18 +96,26 @@ impl FlashTask {
     }
 
     fn write(&mut self, specs: Vec<TargetSpec>, slots: &[usize]) -> Result<FlashReport, String> {
-        let image = self.request.image.clone();
-        let container = container_of(&image)?;
+        let image = self
+            .image
+            .take()
+            .ok_or_else(|| "the image was already consumed".to_owned())?;
+        let container = self.container;
         let mut opts = FlashOptions {
-            verify: self.request.verify,
+            verify: self.verify,
             image_size: self.image_size,
             ..FlashOptions::default()
         };
         self.job.phase = "writing".to_owned();
         let job = std::sync::Mutex::new(self.job.clone());
+        let rate = std::sync::Mutex::new(RateMeter::new(RATE_WINDOW));
         let observer = |p: Progress| {
             let mut job = job.lock().unwrap_or_else(|e| e.into_inner());
             job.bytes_done = p.written;
+            job.rate_bps = rate
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .record(p.written);
             job.source_bytes = p.source_bytes;
             if p.total.is_some() {
                 job.bytes_total = p.total;
@@ -118,31 +132,32 @@ impl FlashTask {
             }
             self.me.update(job.clone());
         };
-        let report = if container == Container::Qcow2 {
-            bty_flash::flash_qcow2(&image, specs, &opts, &observer, &self.cancel)
-        } else {
-            let file = std::fs::File::open(&image)
-                .map_err(|e| format!("cannot open {}: {e}", image.display()))?;
-            let source = if container == Container::Raw {
+        let report = match image {
+            ImageInput::File(path) if container == Container::Qcow2 => {
+                bty_flash::flash_qcow2(&path, specs, &opts, &observer, &self.cancel)
+            }
+            ImageInput::File(path) if container == Container::Raw => {
+                let file = open(&path)?;
                 // The stored bytes are the image: the pipeline's own hash of
                 // the stream checks the digest, so nothing hashes them twice
                 // (and with verify off, nothing hashes them at all).
                 if opts.verify {
-                    opts.expected_image_sha256 = self.request.sha256.clone();
+                    opts.expected_image_sha256 = self.sha256.clone();
                 }
-                Source::RawFile(file)
-            } else {
+                bty_flash::flash(Source::RawFile(file), specs, &opts, &observer, &self.cancel)
+            }
+            ImageInput::File(path) => {
                 // Compressed: the stored digest is of the compressed bytes.
-                let mut reader = HashingReader::new(BufReader::with_capacity(1 << 20, file));
-                if let Some(sha) = &self.request.sha256 {
-                    reader = reader.expect_sha256(sha.clone());
-                }
-                opts.source_meter = Some(reader.tally());
-                bty_flash::open_decoder(BufReader::with_capacity(1 << 20, reader), container)
-                    .map(Source::Stream)
-                    .map_err(|e| e.to_string())?
-            };
-            bty_flash::flash(source, specs, &opts, &observer, &self.cancel)
+                let file = BufReader::with_capacity(1 << 20, open(&path)?);
+                let source = hashed_source(file, self.sha256.clone(), container, &mut opts)?;
+                bty_flash::flash(source, specs, &opts, &observer, &self.cancel)
+            }
+            ImageInput::Stream(stream) => {
+                // Whatever the format, the digest is of the bytes streamed.
+                let body = BufReader::with_capacity(1 << 20, stream.body);
+                let source = hashed_source(body, stream.sha256, container, &mut opts)?;
+                bty_flash::flash(source, specs, &opts, &observer, &self.cancel)
+            }
         };
         self.job = job.into_inner().unwrap_or_else(|e| e.into_inner());
         // The digest of the stored bytes, when this job computed it: the
@@ -222,17 +237,47 @@ impl FlashTask {
     }
 }
 
+/// How often the job's rate is averaged over.
+const RATE_WINDOW: std::time::Duration = std::time::Duration::from_secs(3);
+
+fn open(path: &Path) -> Result<std::fs::File, String> {
+    std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))
+}
+
+/// `reader` hashed on its way into the decoder, checked against `sha256`
+/// at its end; the meter tells the job how much of it was read.
+fn hashed_source(
+    reader: impl BufRead + Send + 'static,
+    sha256: Option<String>,
+    container: Container,
+    opts: &mut FlashOptions,
+) -> Result<Source, String> {
+    let mut reader = HashingReader::new(reader);
+    if let Some(sha) = sha256 {
+        reader = reader.expect_sha256(sha);
+    }
+    opts.source_meter = Some(reader.tally());
+    bty_flash::open_decoder(BufReader::with_capacity(1 << 20, reader), container)
+        .map(Source::Stream)
+        .map_err(|e| e.to_string())
+}
+
 /// The container by content; raw only for names that say so.
 pub(crate) fn container_of(image: &Path) -> Result<Container, String> {
     let header = read_header(image).map_err(|e| format!("cannot read {}: {e}", image.display()))?;
-    if let Some(container) = sniff(&header) {
-        return Ok(container);
-    }
     let name = image
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    match detect(&name, &header).map_err(|e| e.to_string())? {
+    container_by(&name, &header)
+}
+
+/// The container of an image named `name` that starts with `header`.
+pub(crate) fn container_by(name: &str, header: &[u8]) -> Result<Container, String> {
+    if let Some(container) = sniff(header) {
+        return Ok(container);
+    }
+    match detect(name, header).map_err(|e| format!("{name}: {e}"))? {
         ImageFormat::Img | ImageFormat::Raw | ImageFormat::Iso => Ok(Container::Raw),
         other => Ok(other.container()),
     }

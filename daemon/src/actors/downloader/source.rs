@@ -1,0 +1,84 @@
+//! Where a remote image's bytes come from: the URL and headers to GET
+//! (for `oras://`, the registry's blob URL with a token) and what the bytes
+//! must be. Shared by downloads and streams.
+
+use bty_oci::OciClient;
+use bty_store::canon::{Scheme, canonicalise_src, scheme};
+use bty_store::oras_ref::OrasRef;
+use reqwest::header::HeaderMap;
+
+/// An error and its causes on one line ("gave up on …: connection reset").
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Where the bytes come from and what they must hash to.
+#[derive(Debug, Clone)]
+pub(crate) struct Source {
+    pub(crate) url: String,
+    pub(crate) headers: HeaderMap,
+    pub(crate) expected_sha256: Option<String>,
+    pub(crate) expected_size: Option<u64>,
+    /// For registry pulls: the reference and blob digest (token refresh).
+    pub(crate) oras: Option<OrasRef>,
+    pub(crate) digest: String,
+    /// The registry layer's title, when it has one.
+    pub(crate) title: Option<String>,
+}
+
+/// Resolve `src` (http(s) URL or `oras://` reference) to a request; a
+/// registry layer must match `pinned` when one is given.
+pub(crate) async fn remote_source(
+    oci: &OciClient,
+    src: &str,
+    pinned: Option<&str>,
+) -> Result<Source, String> {
+    match scheme(src).map_err(|e| e.to_string())? {
+        Scheme::Http | Scheme::Https => Ok(Source {
+            url: src.to_owned(),
+            headers: HeaderMap::new(),
+            expected_sha256: pinned.map(str::to_owned),
+            // A catalog's size_bytes is informational; the server's
+            // Content-Length is what the transfer checks.
+            expected_size: None,
+            oras: None,
+            digest: String::new(),
+            title: None,
+        }),
+        Scheme::Oras => {
+            let reference = OrasRef::parse(&canonicalise_src(src).map_err(|e| e.to_string())?)
+                .map_err(|e| e.to_string())?;
+            let resolved = oci.resolve(&reference).await.map_err(|e| chain(&e))?;
+            let digest = resolved.layer.digest.clone();
+            let hex = digest.strip_prefix("sha256:").unwrap_or(&digest).to_owned();
+            if let Some(pinned) = pinned
+                && pinned != hex
+            {
+                return Err(format!(
+                    "the registry's layer digest sha256:{hex} does not match the pinned sha256 {pinned}"
+                ));
+            }
+            let (url, headers) = oci
+                .blob_request(&reference, &digest)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(Source {
+                url,
+                headers,
+                expected_sha256: Some(hex),
+                expected_size: Some(resolved.layer.size),
+                oras: Some(reference),
+                digest,
+                title: resolved.layer.title,
+            })
+        }
+        Scheme::File => Err("file:// sources are local; nothing to download".to_owned()),
+    }
+}
