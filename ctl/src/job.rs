@@ -155,7 +155,25 @@ pub(crate) fn summary_line(job: &Job) -> String {
     if let Some(sha) = &job.sha256 {
         line.push_str(&format!(" (sha256 {sha})"));
     }
+    if let Some(took) = throughput(job) {
+        line.push_str(&format!("\n{took}"));
+    }
     line
+}
+
+/// `256.0 MiB in 0.49 s (522.4 MiB/s)` for a completed job that moved bytes.
+fn throughput(job: &Job) -> Option<String> {
+    let ms = job.finished_at_ms?.checked_sub(job.started_at_ms?)?;
+    if job.state() != JobState::Completed || job.bytes_done == 0 || ms <= 0 {
+        return None;
+    }
+    let secs = ms as f64 / 1000.0;
+    let rate = (job.bytes_done as f64 / secs) as u64;
+    Some(format!(
+        "{} in {secs:.2} s ({})",
+        format_bytes(job.bytes_done),
+        format_rate(rate)
+    ))
 }
 
 /// One flash target: `/dev/sdb  writing  1.5 GiB written  verified: -`,
@@ -235,6 +253,22 @@ mod tests {
         assert_eq!(value["kind"], "hash");
         assert_eq!(value["state"], "running");
         assert!(value["error"].is_null());
+    }
+
+    #[test]
+    fn a_completed_summary_says_how_long_and_how_fast() {
+        let mut done = job(JobState::Completed);
+        done.bytes_done = 512 << 20;
+        done.started_at_ms = Some(1_000);
+        done.finished_at_ms = Some(3_000);
+        let line = summary_line(&done);
+        assert!(
+            line.ends_with("\n512.0 MiB in 2.00 s (256.0 MiB/s)"),
+            "{line}"
+        );
+        let mut failed = done.clone();
+        failed.state = JobState::Failed.into();
+        assert!(!summary_line(&failed).contains(" in "));
     }
 
     #[test]

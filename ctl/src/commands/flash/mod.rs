@@ -8,7 +8,7 @@ use crate::client::Ctx;
 use crate::commands::disks;
 use crate::commands::jobs::watch_with;
 use crate::exit::CtlError;
-use crate::job::{summary_line, target_line, unwritten_targets};
+use crate::job::{JobView, summary_line, target_line, unwritten_targets};
 use bty_proto::v1::{FlashRequest, Job};
 use clap::Args;
 use std::io::Write;
@@ -32,7 +32,7 @@ a terminal.
 Exits 7 if the job fails or any target fails, is refused or is cancelled;
 5 if not confirmed; 3 if a target is neither a listed disk nor a file.";
 
-/// `btyctl flash IMAGE TARGET... [--yes] [--no-verify] [--allow-file]`
+/// `btyctl flash IMAGE TARGET... [--yes] [--no-verify] [--allow-file] [--detach]`
 #[derive(Debug, Args)]
 #[command(after_help = FLASH_HELP)]
 pub(crate) struct FlashArgs {
@@ -50,6 +50,10 @@ pub(crate) struct FlashArgs {
     /// Allow regular files as targets.
     #[arg(long)]
     allow_file: bool,
+    /// Print the started job and return instead of watching it
+    /// (`btyctl jobs watch ID` follows it later).
+    #[arg(long)]
+    detach: bool,
 }
 
 /// Resolve and confirm the targets, start the flash and watch it.
@@ -67,6 +71,9 @@ pub(crate) async fn run(ctx: &Ctx, args: FlashArgs) -> Result<(), CtlError> {
         allow_file: args.allow_file,
     };
     let job = ctx.daemon.flash().flash(request).await?.into_inner();
+    if args.detach {
+        return ctx.out.emit(&JobView::from(&job), || summary_line(&job));
+    }
     let job = watch_with(ctx, &job.id, flash_text).await?;
     let failed = unwritten_targets(&job);
     if failed.is_empty() {
