@@ -23,6 +23,64 @@ fn catalog(origin: &Origin) -> String {
     )
 }
 
+/// On the flash page: tick `target`, choose the image whose label starts
+/// with `image`, review, confirm and start; wait until the page shows the
+/// target verified (its state) or failed. Screenshots `<shots>-*.png`.
+fn flash_on_page(
+    browser: &Browser,
+    base: &str,
+    target: &LoopDevice,
+    image: &str,
+    shots: &str,
+) -> Value {
+    browser.goto(&format!("{base}/ui/flash"));
+    let row = format!("tr[data-disk='{}']", target.dev());
+    browser.find(&row);
+    let writable = browser.execute(
+        &format!(
+            "var c = document.querySelector(\"{row} input[name=target]\"); return c && !c.disabled;"
+        ),
+        json!([]),
+    );
+    if writable != json!(true) {
+        let verdict = browser.execute(
+            &format!("return document.querySelector(\"{row}\").innerText"),
+            json!([]),
+        );
+        panic!("the loop device is not offered as a target: {verdict}");
+    }
+    browser.click(&format!("{row} input[name=target]"));
+    let chosen = browser.execute(
+        "var s = document.getElementById('flash-image'); \
+         for (var o of s.options) { if (o.text.startsWith(arguments[0])) { s.value = o.value; return o.text; } } \
+         return null;",
+        json!([image]),
+    );
+    assert!(
+        chosen.is_string(),
+        "{image} is not offered on the flash page"
+    );
+    browser.screenshot(&screenshot_dir().join(format!("{shots}-choose.png")));
+    browser.click("#flash-form button[type=submit]");
+    browser.find(&format!("tr[data-confirm-target='{}']", target.dev()));
+    browser.screenshot(&screenshot_dir().join(format!("{shots}-confirm.png")));
+    browser.click("#flash-confirm-box");
+    browser.click("#flash-start");
+    let state = browser.wait_js(
+        Duration::from_secs(120),
+        "the flash to finish",
+        &format!(
+            "var t = document.querySelector(\"#flash-jobs [data-target='{}']\"); \
+             if (!t) return null; var s = t.querySelector('[data-field=target-state]').textContent; \
+             if (s === 'failed') return 'failed: ' + t.innerText; \
+             return t.querySelector('[data-field=verified]') ? s : null;",
+            target.dev()
+        ),
+    );
+    browser.screenshot(&screenshot_dir().join(format!("{shots}-done.png")));
+    state
+}
+
 fn row_js(name: &str, tail: &str) -> String {
     format!("var r = document.querySelector('tr[data-row-name=\"{name}\"]'); {tail}")
 }
@@ -202,47 +260,69 @@ fn flashes_a_loop_device_from_the_page() {
     });
     let target = LoopDevice::create(&work.path().join("target"), 16 << 20, 0x5A, false);
     let browser = Browser::start();
-    let base = daemon.origin();
-    browser.goto(&format!("{base}/ui/flash"));
-    let row = format!("tr[data-disk='{}']", target.dev());
-    browser.find(&row);
-    let writable = browser.execute(
-        &format!(
-            "var c = document.querySelector(\"{row} input[name=target]\"); return c && !c.disabled;"
-        ),
-        json!([]),
-    );
-    if writable != json!(true) {
-        let verdict = browser.execute(
-            &format!("return document.querySelector(\"{row}\").innerText"),
-            json!([]),
-        );
-        panic!("the loop device is not offered as a target: {verdict}");
-    }
-    browser.click(&format!("{row} input[name=target]"));
-    browser.execute(
-        "var s = document.getElementById('flash-image'); s.selectedIndex = 1; return s.value;",
-        json!([]),
-    );
-    browser.screenshot(&screenshot_dir().join("flash-choose.png"));
-    browser.click("#flash-form button[type=submit]");
-    browser.find(&format!("tr[data-confirm-target='{}']", target.dev()));
-    browser.screenshot(&screenshot_dir().join("flash-confirm.png"));
-    browser.click("#flash-confirm-box");
-    browser.click("#flash-start");
-    let verified = browser.wait_js(
-        Duration::from_secs(120),
-        "the flash to finish",
-        &format!(
-            "var t = document.querySelector(\"#flash-jobs [data-target='{}']\"); \
-             if (!t) return null; var s = t.querySelector('[data-field=target-state]').textContent; \
-             if (s === 'failed') return 'failed: ' + t.innerText; \
-             return t.querySelector('[data-field=verified]') ? s : null;",
-            target.dev()
-        ),
-    );
-    assert_eq!(verified, json!("done"));
-    browser.screenshot(&screenshot_dir().join("flash-done.png"));
+    let state = flash_on_page(&browser, &daemon.origin(), &target, "flash-me.img", "flash");
+    assert_eq!(state, json!("done"));
     let written = std::fs::read(&target.file).unwrap();
     assert_eq!(&written[..image.len()], &image[..]);
+}
+
+#[test]
+fn streams_a_remote_entry_onto_a_loop_device_from_the_page() {
+    if !browser_available() {
+        return;
+    }
+    if !can_use_loop_devices() {
+        eprintln!("skipping: flashing a loop device needs root");
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let mut image = noise(3 << 20, 32);
+    image.extend(std::iter::repeat_n(0u8, 3 << 20));
+    let gz = {
+        use std::io::Write;
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(&image).unwrap();
+        enc.finish().unwrap()
+    };
+    let origin = Origin::start();
+    origin.put("/remote.img.gz", gz.clone());
+    let daemon = Daemon::start();
+    let sha = bty_store::digest::sha256_bytes(&gz);
+    daemon.ctl_json(&[
+        "entries",
+        "add",
+        &origin.url("/remote.img.gz"),
+        "--sha256",
+        &sha,
+    ]);
+    let target = LoopDevice::create(&work.path().join("target"), 16 << 20, 0x5A, false);
+    let browser = Browser::start();
+
+    let state = flash_on_page(
+        &browser,
+        &daemon.origin(),
+        &target,
+        "remote.img.gz",
+        "flash-stream",
+    );
+
+    assert_eq!(state, json!("done"));
+    let written = std::fs::read(&target.file).unwrap();
+    assert!(
+        written[..image.len()] == image[..],
+        "the disk differs from the image"
+    );
+    let label = browser.execute(
+        "return Array.from(document.getElementById('flash-image').options).map(o => o.text).join('|')",
+        json!([]),
+    );
+    assert!(
+        label
+            .as_str()
+            .unwrap_or_default()
+            .contains(&format!("streamed from {}", origin.addr)),
+        "{label}"
+    );
+    let cached = daemon.images()[0]["cached"].clone();
+    assert_eq!(cached, json!(false), "a streamed flash stores nothing");
 }

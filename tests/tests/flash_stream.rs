@@ -181,6 +181,30 @@ fn a_raw_url_bigger_than_the_disk_is_refused_before_a_byte() {
 }
 
 #[test]
+fn a_missing_url_is_refused_at_once_naming_the_status() {
+    if !can_use_loop_devices() {
+        eprintln!("skipping: loop devices need root");
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let origin = Origin::start();
+    let d = Daemon::start();
+    let dev = LoopDevice::create(&work.path().join("a"), 8 << 20, 0xAA, false);
+
+    let (code, _, stderr) = flash(&d, &[&origin.url("gone.img.zst"), dev.dev()]);
+
+    assert_ne!(code, 0);
+    assert!(stderr.contains("404"), "{stderr}");
+    let jobs = d.ctl_json(&["jobs", "list", "--kind", "flash"]);
+    assert_eq!(
+        jobs,
+        serde_json::json!([]),
+        "no job for a stream that never started"
+    );
+    assert!(first_mib_untouched(&dev, 0xAA));
+}
+
+#[test]
 fn cancel_stops_a_slow_stream_within_a_second_and_says_partially_written() {
     if !can_use_loop_devices() {
         eprintln!("skipping: loop devices need root");

@@ -67,7 +67,8 @@ impl From<Disk> for DiskView {
     }
 }
 
-/// An image the operator may pick: cached rows only (bytes are local).
+/// An image the operator may pick: a cached row (bytes are local), or a
+/// remote entry btyd streams onto the disks without storing it.
 pub(crate) struct ImageOption {
     id: String,
     label: String,
@@ -81,18 +82,47 @@ impl ImageOption {
             .cloned()
             .unwrap_or_else(|| image.id.clone());
         let size = image.size_bytes.map(fmt::human_bytes).unwrap_or_default();
-        let sha: String = image
-            .sha256
-            .as_deref()
-            .unwrap_or("unhashed")
-            .chars()
-            .take(12)
-            .collect();
+        let detail = if image.cached {
+            image
+                .sha256
+                .as_deref()
+                .unwrap_or("unhashed")
+                .chars()
+                .take(12)
+                .collect()
+        } else {
+            format!("streamed from {}", remote_host(image))
+        };
+        let label = if size.is_empty() {
+            format!("{name} ({detail})")
+        } else {
+            format!("{name} ({size}, {detail})")
+        };
         Self {
             id: image.id.clone(),
-            label: format!("{name} ({size}, {sha})"),
+            label,
         }
     }
+}
+
+/// The host of a row's first remote source (`example.com`, `registry:5000`).
+fn remote_host(image: &Image) -> String {
+    image
+        .sources
+        .iter()
+        .filter(|s| s.kind != "local")
+        .find_map(|s| {
+            let rest = s.location.split_once("://")?.1;
+            rest.split('/').next().map(str::to_owned)
+        })
+        .unwrap_or_else(|| "the network".to_owned())
+}
+
+/// Whether a row can be flashed: cached, or a remote entry that streams
+/// (qcow2 is converted from a file, so it has to be fetched first).
+fn flashable(image: &Image) -> bool {
+    let fetchable = image.actions.as_ref().is_some_and(|a| a.fetch);
+    image.cached || (fetchable && image.format.as_deref() != Some("qcow2"))
 }
 
 #[derive(Template, WebTemplate)]
@@ -140,14 +170,14 @@ async fn disks(state: &AppState) -> Result<Vec<Disk>, tonic::Status> {
         .disks)
 }
 
-async fn cached_images(state: &AppState) -> Result<Vec<Image>, tonic::Status> {
+async fn flashable_images(state: &AppState) -> Result<Vec<Image>, tonic::Status> {
     let images = state
         .catalog()
         .list_images(ListImagesRequest::default())
         .await?
         .into_inner()
         .images;
-    Ok(images.into_iter().filter(|i| i.cached).collect())
+    Ok(images.into_iter().filter(flashable).collect())
 }
 
 fn is_flash_event(row: &EventRow) -> bool {
@@ -161,7 +191,7 @@ pub(crate) async fn page(
 ) -> Result<FlashPage, PageError> {
     let (disks, images, jobs, events) = tokio::join!(
         disks(&state),
-        cached_images(&state),
+        flashable_images(&state),
         of_kinds(&state, &[JobKind::Flash]),
         recent_events(&state, is_flash_event)
     );
@@ -233,7 +263,7 @@ async fn confirm_page(
             "choose at least one target disk".to_owned(),
         ));
     }
-    let (disks, images) = tokio::join!(disks(state), cached_images(state));
+    let (disks, images) = tokio::join!(disks(state), flashable_images(state));
     let disks = disks?;
     let mut targets = Vec::new();
     for path in wanted {
@@ -253,7 +283,9 @@ async fn confirm_page(
         .iter()
         .find(|i| i.id == image)
         .map(|i| ImageOption::new(i).label)
-        .ok_or_else(|| WebError::BadRequest("the chosen image is not cached".to_owned()))?;
+        .ok_or_else(|| {
+            WebError::BadRequest("the chosen image is neither cached nor streamable".to_owned())
+        })?;
     Ok(ConfirmPage {
         chrome: Chrome::new("flash", viewer),
         image,
@@ -340,5 +372,47 @@ mod tests {
         assert_eq!(targets[1].confirmed_serial, None);
         assert!(confirmed_targets(&form_pairs("t0_path=%2Fdev%2Fsdb")).is_err());
         assert!(confirmed_targets(&[]).is_err());
+    }
+
+    fn row(cached: bool, fetch: bool, format: &str, location: &str) -> Image {
+        Image {
+            id: "r1".into(),
+            names: vec!["lab.img.xz".into()],
+            sha256: cached.then(|| "ab".repeat(32)),
+            format: Some(format.into()),
+            size_bytes: Some(3 << 20),
+            sources: vec![bty_proto::v1::Source {
+                kind: "url".into(),
+                location: location.into(),
+            }],
+            cached,
+            actions: Some(bty_proto::v1::Actions {
+                fetch,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn offers_cached_rows_and_remote_entries_that_stream() {
+        let cached = row(true, false, "img.xz", "https://h.example/lab.img.xz");
+        let remote = row(
+            false,
+            true,
+            "img.xz",
+            "https://h.example:8443/os/lab.img.xz",
+        );
+        let remote_qcow2 = row(false, true, "qcow2", "oras://reg:5000/lab/vm:v1");
+        assert!(flashable(&cached) && flashable(&remote));
+        assert!(!flashable(&remote_qcow2), "qcow2 must be fetched first");
+        assert_eq!(
+            ImageOption::new(&cached).label,
+            "lab.img.xz (3.0 MiB, abababababab)"
+        );
+        assert_eq!(
+            ImageOption::new(&remote).label,
+            "lab.img.xz (3.0 MiB, streamed from h.example:8443)"
+        );
     }
 }
