@@ -1,9 +1,10 @@
 //! Flashing straight from the network through a real btyd: an entry with no
 //! local copy, a bare URL and an `oras://` artifact are streamed from a real
 //! HTTP origin / registry onto loop devices the test made, decoded on the
-//! fly and verified, and nothing lands in the image root. A wrong digest
-//! fails with the first MiB unwritten; a raw image too big for the disk is
-//! refused before a byte; cancel stops a slow stream and says so.
+//! fly and verified, and nothing lands in the image root (a qcow2 entry is
+//! fetched into it first). A wrong digest fails with the first MiB
+//! unwritten; a raw image too big for the disk is refused before a byte; a
+//! missing URL is refused at once; cancel stops a slow stream and says so.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -178,6 +179,43 @@ fn a_raw_url_bigger_than_the_disk_is_refused_before_a_byte() {
             .all(|&b| b == 0xCC),
         "a refused target was written"
     );
+}
+
+#[test]
+fn a_remote_qcow2_entry_is_fetched_into_the_store_first_then_flashed() {
+    if !can_use_loop_devices() {
+        eprintln!("skipping: loop devices need root");
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let raw = raw_image(IMAGE, 46);
+    std::fs::write(work.path().join("src.img"), &raw).unwrap();
+    let qcow2_path = work.path().join("vm.qcow2");
+    run(Command::new("qemu-img")
+        .args(["convert", "-q", "-f", "raw", "-O", "qcow2"])
+        .arg(work.path().join("src.img"))
+        .arg(&qcow2_path));
+    let qcow2 = std::fs::read(&qcow2_path).unwrap();
+    let origin = Origin::start();
+    origin.put("vm.qcow2", qcow2.clone());
+    let d = Daemon::start();
+    let sha = sha256_bytes(&qcow2);
+    d.ctl_json(&["entries", "add", &origin.url("vm.qcow2"), "--sha256", &sha]);
+    let dev = LoopDevice::create(&work.path().join("a"), 32 << 20, 0xAA, false);
+
+    let (code, job, stderr) = flash(&d, &["vm.qcow2", dev.dev()]);
+
+    assert_eq!(code, 0, "{stderr}\n{job}");
+    assert_flashed(&job, &dev, &raw);
+    let downloads = d.ctl_json(&["jobs", "list", "--kind", "download"]);
+    assert_eq!(downloads[0]["state"], "completed", "{downloads}");
+    let row = d
+        .images()
+        .into_iter()
+        .find(|r| r["names"][0] == "vm.qcow2")
+        .unwrap();
+    assert_eq!(row["cached"], true, "{row}");
+    assert_eq!(row["sha256"], sha.as_str(), "{row}");
 }
 
 #[test]

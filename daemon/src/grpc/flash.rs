@@ -4,8 +4,10 @@
 use super::audit::audit;
 use super::convert;
 use crate::actors::catalog::{CatalogError, CatalogHandle};
-use crate::actors::downloader::{DownloaderHandle, RemoteStream};
-use crate::actors::flasher::{ConfirmedTarget, FlashJobRequest, FlasherHandle, ImageInput};
+use crate::actors::downloader::DownloaderHandle;
+use crate::actors::flasher::{
+    ConfirmedTarget, FlashJobRequest, FlasherHandle, ImageInput, PendingDownload,
+};
 use bty_proto::v1::{self, flash_service_server::FlashService};
 use bty_store::canon::canonicalise_src;
 use std::path::PathBuf;
@@ -20,11 +22,22 @@ pub struct FlashApi {
 }
 
 impl FlashApi {
-    /// Open `key` (a catalog entry without a local copy, or an http(s) URL
-    /// or `oras://` reference) as a stream; `not_local` is the catalog's
-    /// word for a key that is neither.
-    async fn open_remote(&self, key: &str, not_local: String) -> Result<RemoteStream, Status> {
+    /// Resolve `key` (a catalog entry without a local copy, or an http(s)
+    /// URL or `oras://` reference) to a stream the downloader opens. A
+    /// qcow2 entry cannot be converted from a stream: it is downloaded into
+    /// the image root first, and the flash follows that download.
+    /// `not_local` is the catalog's word for a key that is neither.
+    async fn remote(&self, key: &str, not_local: String) -> Result<ImageInput, Status> {
         let (src, pinned, name) = match self.catalog.download_spec(key, false).await {
+            Ok(spec) if spec.cache_file_name.ends_with(".qcow2") => {
+                let download = self.downloader.fetch(spec).await?;
+                return Ok(ImageInput::Download(PendingDownload {
+                    job_id: download.id,
+                    key: key.to_owned(),
+                    downloader: self.downloader.clone(),
+                    catalog: self.catalog.clone(),
+                }));
+            }
             Ok(spec) => (spec.src, spec.pinned_sha256, Some(spec.cache_file_name)),
             Err(_) if key.contains("://") => {
                 let src = canonicalise_src(key)
@@ -33,7 +46,8 @@ impl FlashApi {
             }
             Err(_) => return Err(Status::not_found(not_local)),
         };
-        Ok(self.downloader.open_stream(&src, pinned, name).await?)
+        let stream = self.downloader.open_stream(&src, pinned, name).await?;
+        Ok(ImageInput::Stream(stream))
     }
 }
 
@@ -66,10 +80,7 @@ impl FlashService for FlashApi {
         } else {
             match self.catalog.resolve_local(&r.image).await {
                 Ok(local) => (ImageInput::File(local.path), local.sha256),
-                Err(CatalogError::NotFound(why)) => (
-                    ImageInput::Stream(self.open_remote(&r.image, why).await?),
-                    None,
-                ),
+                Err(CatalogError::NotFound(why)) => (self.remote(&r.image, why).await?, None),
                 Err(e) => return Err(e.into()),
             }
         };

@@ -68,7 +68,8 @@ impl From<Disk> for DiskView {
 }
 
 /// An image the operator may pick: a cached row (bytes are local), or a
-/// remote entry btyd streams onto the disks without storing it.
+/// remote entry btyd streams onto the disks without storing it (a qcow2 is
+/// fetched into the store first).
 pub(crate) struct ImageOption {
     id: String,
     label: String,
@@ -90,6 +91,8 @@ impl ImageOption {
                 .chars()
                 .take(12)
                 .collect()
+        } else if is_qcow2(image) {
+            format!("fetched first from {}", remote_host(image))
         } else {
             format!("streamed from {}", remote_host(image))
         };
@@ -118,11 +121,14 @@ fn remote_host(image: &Image) -> String {
         .unwrap_or_else(|| "the network".to_owned())
 }
 
-/// Whether a row can be flashed: cached, or a remote entry that streams
-/// (qcow2 is converted from a file, so it has to be fetched first).
+/// Whether a row can be flashed: cached, or a remote entry (streamed; a
+/// qcow2 is converted from a file, so btyd fetches it first).
 fn flashable(image: &Image) -> bool {
-    let fetchable = image.actions.as_ref().is_some_and(|a| a.fetch);
-    image.cached || (fetchable && image.format.as_deref() != Some("qcow2"))
+    image.cached || image.actions.as_ref().is_some_and(|a| a.fetch)
+}
+
+fn is_qcow2(image: &Image) -> bool {
+    image.format.as_deref() == Some("qcow2")
 }
 
 #[derive(Template, WebTemplate)]
@@ -404,8 +410,13 @@ mod tests {
             "https://h.example:8443/os/lab.img.xz",
         );
         let remote_qcow2 = row(false, true, "qcow2", "oras://reg:5000/lab/vm:v1");
-        assert!(flashable(&cached) && flashable(&remote));
-        assert!(!flashable(&remote_qcow2), "qcow2 must be fetched first");
+        assert!(flashable(&cached) && flashable(&remote) && flashable(&remote_qcow2));
+        assert!(!flashable(&row(
+            false,
+            false,
+            "img.xz",
+            "https://h/x.img.xz"
+        )));
         assert_eq!(
             ImageOption::new(&cached).label,
             "lab.img.xz (3.0 MiB, abababababab)"
@@ -413,6 +424,10 @@ mod tests {
         assert_eq!(
             ImageOption::new(&remote).label,
             "lab.img.xz (3.0 MiB, streamed from h.example:8443)"
+        );
+        assert_eq!(
+            ImageOption::new(&remote_qcow2).label,
+            "lab.img.xz (3.0 MiB, fetched first from reg:5000)"
         );
     }
 }

@@ -171,6 +171,8 @@ impl FlasherState {
                 bty_flash::virtual_size(path).map_err(|e| FlasherError::Invalid(e.to_string()))?,
             ),
             ImageInput::Stream(stream) => stream_container(stream)?,
+            // Its size is in the file: the task checks it once it landed.
+            ImageInput::Download(_) => (Container::Qcow2, None),
         };
         let busy: Vec<String> = self
             .jobs

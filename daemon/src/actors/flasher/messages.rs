@@ -1,6 +1,7 @@
 //! Messages the flasher understands.
 
 use super::error::FlasherError;
+use super::pending::PendingDownload;
 use crate::actors::downloader::RemoteStream;
 use crate::jobs::JobSnapshot;
 use bty_disks::Disk;
@@ -27,6 +28,8 @@ pub enum ImageInput {
     File(PathBuf),
     /// A remote image streamed by the downloader, landing nowhere.
     Stream(RemoteStream),
+    /// A remote image being downloaded into the image root first (qcow2).
+    Download(PendingDownload),
 }
 
 /// A resolved flash request.

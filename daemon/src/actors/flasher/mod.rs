@@ -7,6 +7,7 @@ mod actor;
 mod error;
 mod handle;
 mod messages;
+mod pending;
 mod safety;
 mod task;
 
@@ -14,3 +15,4 @@ pub use actor::{CancelRegistry, FlasherActor, FlasherArgs};
 pub use error::FlasherError;
 pub use handle::FlasherHandle;
 pub use messages::{ConfirmedTarget, FlashJobRequest, FlasherMessage, ImageInput};
+pub use pending::PendingDownload;

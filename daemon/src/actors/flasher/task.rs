@@ -4,6 +4,7 @@
 
 use super::handle::FlasherHandle;
 use super::messages::{ConfirmedTarget, ImageInput};
+use super::pending::{PendingDownload, Waited};
 use super::safety::recheck;
 use crate::jobs::{JobSnapshot, JobState, RateMeter, TargetSnapshot};
 use bty_disks::{SystemPaths, Target};
@@ -50,6 +51,15 @@ impl FlashTask {
     pub(crate) fn run(mut self) {
         self.job.start("checking");
         self.me.update(self.job.clone());
+        if let Some(ImageInput::Download(pending)) = self.image.take() {
+            match self.download_first(&pending) {
+                Ok(true) => {}
+                Ok(false) => {
+                    return self.end_before_writing("cancelled", "cancelled before writing");
+                }
+                Err(reason) => return self.end_before_writing("failed", &reason),
+            }
+        }
         // Re-check just before writing: same rules, same devices.
         let mut specs = Vec::new();
         let mut slots = Vec::new(); // job.targets index of each spec
@@ -93,6 +103,37 @@ impl FlashTask {
             self.job.finish(JobState::Failed, Some(reason));
             self.me.update(self.job.clone());
         }
+    }
+
+    /// Follow the download of the image; on success the task reads the
+    /// landed file. `Ok(false)`: cancelled meanwhile.
+    fn download_first(&mut self, pending: &PendingDownload) -> Result<bool, String> {
+        self.job.phase = "downloading".to_owned();
+        let (job, me) = (&mut self.job, &self.me);
+        let waited = pending.wait(&self.cancel, &mut |download| {
+            job.source_bytes = download.bytes_done;
+            me.update(job.clone());
+        })?;
+        let Waited::Landed { path, sha256 } = waited else {
+            return Ok(false);
+        };
+        self.container = container_of(&path)?;
+        self.image_size = bty_flash::virtual_size(&path).map_err(|e| e.to_string())?;
+        self.job.bytes_total = self.image_size;
+        self.sha256 = sha256;
+        self.image = Some(ImageInput::File(path));
+        self.job.phase = "checking".to_owned();
+        Ok(true)
+    }
+
+    /// End the job before any target was written: every target that was
+    /// not refused gets `state` and `reason`.
+    fn end_before_writing(mut self, state: &str, reason: &str) {
+        for target in self.job.targets.iter_mut().filter(|t| t.state != "refused") {
+            target.state = state.to_owned();
+            target.error = Some(reason.to_owned());
+        }
+        self.finish(None, &[]);
     }
 
     fn write(&mut self, specs: Vec<TargetSpec>, slots: &[usize]) -> Result<FlashReport, String> {
@@ -152,6 +193,7 @@ impl FlashTask {
                 let source = hashed_source(file, self.sha256.clone(), container, &mut opts)?;
                 bty_flash::flash(source, specs, &opts, &observer, &self.cancel)
             }
+            ImageInput::Download(_) => return Err("the image was not downloaded".to_owned()),
             ImageInput::Stream(stream) => {
                 // Whatever the format, the digest is of the bytes streamed.
                 let body = BufReader::with_capacity(1 << 20, stream.body);
