@@ -16,7 +16,9 @@ use std::io::Write;
 /// What IMAGE and TARGET accept and what confirming means (`--help`).
 const FLASH_HELP: &str = "\
 IMAGE is a row id, sha256, entry ref, entry or file name, a path btyd can
-read, or an http(s):// or oras:// URL (streamed to the targets, not stored).
+read, or an http(s):// or oras:// URL. An image with no local copy (a URL,
+or a catalog entry not fetched) is streamed to the targets and not stored;
+a qcow2 entry is fetched into the store first.
 
 TARGET is a disk from `btyctl disks`: its path (/dev/sdb), its name (sdb) or
 a symlink to it (/dev/disk/by-id/…). With --allow-file it may also be a
