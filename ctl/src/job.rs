@@ -156,12 +156,13 @@ pub(crate) fn summary_line(job: &Job) -> String {
         line.push_str(&format!(" (sha256 {sha})"));
     }
     if let Some(took) = throughput(job) {
-        line.push_str(&format!("\n{took}"));
+        line.push_str(&format!(", {took}"));
     }
     line
 }
 
-/// `256.0 MiB in 0.49 s (522.4 MiB/s)` for a completed job that moved bytes.
+/// `256.0 MiB in 0.49 s (522.4 MiB/s)` for a completed job that moved bytes
+/// (on the summary line: scripts read one line per job).
 fn throughput(job: &Job) -> Option<String> {
     let ms = job.finished_at_ms?.checked_sub(job.started_at_ms?)?;
     if job.state() != JobState::Completed || job.bytes_done == 0 || ms <= 0 {
@@ -263,9 +264,10 @@ mod tests {
         done.finished_at_ms = Some(3_000);
         let line = summary_line(&done);
         assert!(
-            line.ends_with("\n512.0 MiB in 2.00 s (256.0 MiB/s)"),
+            line.ends_with(", 512.0 MiB in 2.00 s (256.0 MiB/s)"),
             "{line}"
         );
+        assert_eq!(line.lines().count(), 1, "one line per job");
         let mut failed = done.clone();
         failed.state = JobState::Failed.into();
         assert!(!summary_line(&failed).contains(" in "));
