@@ -51,7 +51,9 @@ impl FlashTask {
     pub(crate) fn run(mut self) {
         self.job.start("checking");
         self.me.update(self.job.clone());
-        if let Some(ImageInput::Download(pending)) = self.image.take() {
+        if let Some(ImageInput::Download(pending)) =
+            self.image.take_if(|i| matches!(i, ImageInput::Download(_)))
+        {
             match self.download_first(&pending) {
                 Ok(true) => {}
                 Ok(false) => {
@@ -97,11 +99,11 @@ impl FlashTask {
             self.finish(None, &slots);
             return;
         }
-        let report = self.write(specs, &slots);
-        self.finish(report.as_ref().ok(), &slots);
-        if let Err(reason) = report {
-            self.job.finish(JobState::Failed, Some(reason));
-            self.me.update(self.job.clone());
+        // A write that cannot start (the image does not open or decode)
+        // fails every target with its reason, before any byte.
+        match self.write(specs, &slots) {
+            Ok(report) => self.finish(Some(&report), &slots),
+            Err(reason) => self.end_before_writing("failed", &reason),
         }
     }
 
