@@ -1,5 +1,6 @@
 //! An HTTP origin server for download tests: serves in-memory files with
-//! ETag, Range and HEAD, counts what it sends, and can be slowed down. Runs
+//! ETag, Range and HEAD, counts what it sends, and can be slowed down or
+//! cut off mid-body. Runs
 //! on its own thread and runtime so blocking test code can drive it.
 
 use axum::body::Body;
@@ -28,6 +29,8 @@ pub struct OriginState {
     pub bytes_sent: AtomicU64,
     /// Microseconds to sleep per 64 KiB chunk (0 = full speed).
     pub delay_us_per_chunk: AtomicU64,
+    /// Break the next body's connection after this many bytes (0 = never).
+    pub drop_next_after: AtomicU64,
 }
 
 /// A running origin.
@@ -103,6 +106,11 @@ impl Origin {
         self.state.delay_us_per_chunk.store(us, Ordering::Relaxed);
     }
 
+    /// Break the connection of the next body after `bytes` (once).
+    pub fn drop_next_after(&self, bytes: u64) {
+        self.state.drop_next_after.store(bytes, Ordering::Relaxed);
+    }
+
     /// GET requests that sent a body so far.
     pub fn body_requests(&self) -> u64 {
         self.state.body_requests.load(Ordering::Relaxed)
@@ -174,11 +182,18 @@ async fn serve(
     }
     state.body_requests.fetch_add(1, Ordering::Relaxed);
     let stream_state = state.clone();
+    let drop_after = state.drop_next_after.swap(0, Ordering::Relaxed);
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
     tokio::spawn(async move {
-        let mut at = usize::try_from(start).unwrap_or(0);
+        let first = usize::try_from(start).unwrap_or(0);
+        let mut at = first;
         let stop = usize::try_from(end).unwrap_or(0) + 1;
         while at < stop {
+            if drop_after > 0 && (at - first) as u64 >= drop_after {
+                // An error mid-body makes hyper cut the connection.
+                let _ = tx.send(Err(std::io::Error::other("dropped"))).await;
+                return;
+            }
             let next = (at + CHUNK).min(stop);
             let delay = stream_state.delay_us_per_chunk.load(Ordering::Relaxed);
             if delay > 0 {

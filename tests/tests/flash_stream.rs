@@ -123,6 +123,38 @@ fn an_entry_without_a_local_copy_streams_onto_the_disk_and_stores_nothing() {
 }
 
 #[test]
+fn a_connection_cut_mid_flash_resumes_where_it_stopped() {
+    if !can_use_loop_devices() {
+        eprintln!("skipping: loop devices need root");
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let raw = raw_image(IMAGE, 47);
+    let zst = compressed(work.path(), &raw, &["zstd", "-q", "-3"], "zst");
+    let origin = Origin::start();
+    origin.put("cut.img.zst", zst.clone());
+    origin.drop_next_after(4 << 20);
+    let d = Daemon::start();
+    let sha = sha256_bytes(&zst);
+    d.ctl_json(&[
+        "entries",
+        "add",
+        &origin.url("cut.img.zst"),
+        "--sha256",
+        &sha,
+    ]);
+    let dev = LoopDevice::create(&work.path().join("a"), 32 << 20, 0xAA, false);
+
+    let (code, job, stderr) = flash(&d, &["cut.img.zst", dev.dev()]);
+
+    assert_eq!(code, 0, "{stderr}\n{job}");
+    assert_flashed(&job, &dev, &raw);
+    assert_eq!(job["sha256"], sha.as_str(), "{job}");
+    assert_eq!(origin.body_requests(), 2, "one cut, one resumed request");
+    assert!(d.log().contains("resuming stream"), "{}", d.log());
+}
+
+#[test]
 fn a_wrong_pinned_digest_fails_the_stream_and_leaves_the_first_mib() {
     if !can_use_loop_devices() {
         eprintln!("skipping: loop devices need root");
