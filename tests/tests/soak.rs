@@ -726,7 +726,12 @@ impl Soak {
             }
         }
         for u in &self.uploads {
-            if u.acceptable.len() == 1 && !touched.contains(&u.name) {
+            // An interrupted upload has one acceptable content but may never
+            // have landed: only a file that is there can be flashed.
+            if u.acceptable.len() == 1
+                && !touched.contains(&u.name)
+                && self.image_root.join(&u.name).is_file()
+            {
                 choices.push((u.name.clone(), u.acceptable.first().unwrap().clone()));
             }
         }
