@@ -144,6 +144,19 @@ pub fn remove_sidecar(file: &Path) -> io::Result<()> {
     }
 }
 
+/// Remove `file` and its sidecar. The sidecar goes first: a crash between
+/// the two leaves a file without a sidecar (hashed again at the next scan),
+/// never a sidecar without its file. `Ok(false)` when the file was not
+/// there (an orphaned sidecar is removed all the same).
+pub fn remove_with_sidecar(file: &Path) -> io::Result<bool> {
+    remove_sidecar(file)?;
+    match fs::remove_file(file) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Move verified bytes at `staged` to `dest` with their sidecar. The old
 /// sidecar goes first (never a fresh-looking sidecar with the wrong digest),
 /// then the rename over the old file, the directory fsync, and the new
@@ -272,6 +285,19 @@ mod tests {
         remove_sidecar(&file).expect("remove");
         remove_sidecar(&file).expect("remove again");
         assert_eq!(read_sidecar(&file), Sidecar::Missing);
+    }
+
+    #[test]
+    fn removes_a_file_with_its_sidecar_and_an_orphaned_sidecar() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = image(dir.path(), "x.img");
+        write_sidecar(&file, SHA).expect("write");
+        assert!(remove_with_sidecar(&file).expect("remove"));
+        assert!(!file.exists() && !sidecar_path(&file).exists());
+        // A sidecar left without its file goes too; the file was not there.
+        fs::write(sidecar_path(&file), format!("{SHA}  x.img\n")).expect("orphan");
+        assert!(!remove_with_sidecar(&file).expect("remove orphan"));
+        assert!(!sidecar_path(&file).exists());
     }
 
     #[test]

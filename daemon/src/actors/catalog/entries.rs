@@ -9,7 +9,7 @@ use bty_store::canon::{Scheme, canonicalise_src, image_ref, scheme, url_file_nam
 use bty_store::catalog_file::{CatalogEntry, CatalogFile, MAX_CATALOG_BYTES};
 use bty_store::digest::is_sha256_hex;
 use bty_store::format::format_from_name;
-use bty_store::sidecar::remove_sidecar;
+use bty_store::sidecar::remove_with_sidecar;
 use std::io::Read;
 use std::path::Path;
 
@@ -167,19 +167,10 @@ impl CatalogState {
     /// Delete a cached file and its sidecar; true if the file existed.
     pub(super) fn remove_cached(&self, name: &str) -> bool {
         let path = self.args.image_root.join(name);
-        match std::fs::remove_file(&path) {
-            Ok(()) => {
-                if let Err(e) = remove_sidecar(&path) {
-                    tracing::warn!(name, error = %e, "cannot remove sidecar");
-                }
-                true
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-            Err(e) => {
-                tracing::warn!(name, error = %e, "cannot remove cached file");
-                false
-            }
-        }
+        remove_with_sidecar(&path).unwrap_or_else(|e| {
+            tracing::warn!(name, error = %e, "cannot remove cached file");
+            false
+        })
     }
 
     pub(super) fn import(&mut self, source: ImportSource) -> Result<ImportReport, CatalogError> {
