@@ -264,14 +264,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 
 /// Create the directories, check the storage marker, clean up after a crash.
 fn prepare_store(config: &Config) -> Result<(), DaemonError> {
-    for dir in [&config.state_dir, &config.image_root] {
+    let jobs_dir = config.jobs_dir();
+    for dir in [&config.state_dir, &jobs_dir, &config.image_root] {
         std::fs::create_dir_all(dir).map_err(|source| DaemonError::CreateDir {
             path: dir.clone(),
             source,
         })?;
     }
     ensure_marker(&config.image_root, VERSION)?;
-    for dir in [&config.state_dir, &config.image_root] {
+    // A kill during an atomic write leaves its temp file: in the state dir
+    // (catalog.toml), the jobs dir (download checkpoints) or the image root.
+    for dir in [&config.state_dir, &jobs_dir, &config.image_root] {
         match remove_stale_temp_files(dir) {
             Ok(removed) => {
                 for path in removed {

@@ -1,5 +1,6 @@
 //! kill -9 of btyd in the middle of a hash: after a restart there is no
-//! partial sidecar, the file gets hashed, and nothing else changed.
+//! partial sidecar, the file gets hashed, and nothing else changed; and the
+//! temp files a killed atomic write leaves are removed at the next start.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -114,4 +115,32 @@ fn kill_during_hash_leaves_no_partial_sidecar_and_loses_nothing() {
         .unwrap();
     assert_eq!(small_row["sha256"], small_sha.as_str());
     assert_eq!(rows.len(), 3, "{rows:#?}");
+}
+
+#[test]
+fn temp_files_left_by_a_killed_atomic_write_are_removed_at_start() {
+    // What a kill -9 during write_atomic leaves behind, in each directory
+    // btyd writes atomically to.
+    let leftovers = [
+        "state/.catalog.toml.tmp-4242-0",
+        "state/jobs/.0123abcd.json.tmp-4242-1",
+        "state/images/.disk.img.sha256.tmp-4242-2",
+    ];
+    let mut d = Daemon::start_with(|_, root| {
+        drop_file(root, "disk.img", b"kept");
+    });
+    d.stop();
+    for rel in leftovers {
+        let path = d.dir.path().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, b"half written").unwrap();
+    }
+    d.restart();
+    for rel in leftovers {
+        assert!(!d.dir.path().join(rel).exists(), "{rel} survived a restart");
+    }
+    assert_eq!(
+        std::fs::read(d.image_root.join("disk.img")).unwrap(),
+        b"kept"
+    );
 }
