@@ -5,13 +5,13 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use reqwest::header::{IF_RANGE, RANGE};
 use tokio_util::sync::CancellationToken;
 
 use crate::checkpoint::Checkpoint;
 use crate::error::FetchError;
+use crate::exchange::Wire;
 use crate::request::{FetchRequest, Progress};
-use crate::retry::{self, FetchOptions};
+use crate::retry::FetchOptions;
 use crate::sink::PartialSink;
 
 /// Minimum growth between two progress reports.
@@ -24,6 +24,16 @@ pub(crate) struct Job<'a> {
     pub(crate) opts: &'a FetchOptions,
     pub(crate) progress: &'a (dyn Fn(Progress) + Send + Sync),
     pub(crate) cancel: &'a CancellationToken,
+}
+
+impl Job<'_> {
+    fn wire(&self) -> Wire<'_> {
+        Wire {
+            url: &self.req.url,
+            opts: self.opts,
+            cancel: self.cancel,
+        }
+    }
 }
 
 /// What carries over from one attempt to the next.
@@ -109,25 +119,12 @@ pub(crate) async fn attempt(job: &Job<'_>, s: &mut Session) -> Result<Outcome, F
         s.restart("server cannot resume this entity", url).await?;
     }
 
-    let mut rb = job.client.get(url).headers(job.req.headers.clone());
-    if resuming {
-        rb = rb.header(RANGE, format!("bytes={offset}-"));
-        if let Some(validator) = s.entity.as_ref().and_then(Checkpoint::validator) {
-            rb = rb.header(IF_RANGE, validator);
-        }
-    }
-    let mut resp = tokio::select! {
-        biased;
-        () = job.cancel.cancelled() => return Err(FetchError::Cancelled.into()),
-        r = tokio::time::timeout(job.opts.stall_timeout, rb.send()) => match r {
-            Err(_) => return Err(stalled(job).into()),
-            Ok(Err(e)) => return Err(FetchError::transport(url, e).into()),
-            Ok(Ok(resp)) => resp,
-        },
-    };
+    let wire = job.wire();
+    let entity = s.entity.as_ref().filter(|_| resuming);
+    let rb = wire.get(job.client, &job.req.headers, entity.map(|e| (offset, e)));
+    let mut resp = wire.send(rb).await?;
 
-    let status = resp.status();
-    match status {
+    match resp.status() {
         StatusCode::PARTIAL_CONTENT if resuming => {
             let continued = s
                 .entity
@@ -144,17 +141,7 @@ pub(crate) async fn attempt(job: &Job<'_>, s: &mut Session) -> Result<Outcome, F
                 // The server ignored Range, or If-Range failed: new entity.
                 s.restart("server sent the whole entity", url).await?;
             }
-            let entity = Checkpoint::from_full_response(url, resp.headers());
-            if let (Some(expected), Some(declared)) = (job.req.expected_size, entity.total)
-                && expected != declared
-            {
-                return Err(FetchError::SizeMismatch {
-                    url: url.to_owned(),
-                    expected,
-                    declared,
-                }
-                .into());
-            }
+            let entity = wire.full_entity(&resp, job.req.expected_size)?;
             store_checkpoint(job, &entity).await?;
             s.entity = Some(entity);
         }
@@ -162,22 +149,7 @@ pub(crate) async fn attempt(job: &Job<'_>, s: &mut Session) -> Result<Outcome, F
             s.restart("server refused the range", url).await?;
             return Ok(Outcome::Restart);
         }
-        s if s.is_success() => {
-            return Err(FetchError::Protocol {
-                url: url.to_owned(),
-                detail: "unexpected success status for a download",
-            }
-            .into());
-        }
-        status => {
-            return Err(Failure {
-                retry_after: retry::retry_after(resp.headers()),
-                error: FetchError::Http {
-                    url: url.to_owned(),
-                    status,
-                },
-            });
-        }
+        _ => return Err(wire.refused(&resp)),
     }
     s.report(job);
     pump(job, s, &mut resp).await?;
@@ -190,31 +162,16 @@ async fn pump(
     s: &mut Session,
     resp: &mut reqwest::Response,
 ) -> Result<(), FetchError> {
-    let url = job.req.url.as_str();
+    let wire = job.wire();
     let limit = s.total().or(job.req.expected_size);
     let mut reported = s.sink.len();
-    loop {
-        let next = tokio::select! {
-            biased;
-            () = job.cancel.cancelled() => return Err(FetchError::Cancelled),
-            r = tokio::time::timeout(job.opts.stall_timeout, resp.chunk()) => r,
-        };
-        let chunk = match next {
-            Err(_) => return Err(stalled(job)),
-            Ok(Err(e)) => return Err(FetchError::transport(url, e)),
-            Ok(Ok(None)) => break,
-            Ok(Ok(Some(chunk))) => chunk,
-        };
+    while let Some(chunk) = wire.next_chunk(resp).await? {
         let len = chunk.len() as u64;
         s.transferred += len;
         if let Some(limit) = limit
             && s.sink.len() + len > limit
         {
-            return Err(FetchError::Length {
-                url: url.to_owned(),
-                expected: limit,
-                got: s.sink.len() + len,
-            });
+            return Err(wire.length(limit, s.sink.len() + len));
         }
         s.sink.write(&chunk).await?;
         if s.sink.len() - reported >= PROGRESS_STEP {
@@ -223,19 +180,8 @@ async fn pump(
         }
     }
     match limit {
-        Some(expected) if s.sink.len() < expected => Err(FetchError::Length {
-            url: url.to_owned(),
-            expected,
-            got: s.sink.len(),
-        }),
+        Some(expected) if s.sink.len() < expected => Err(wire.length(expected, s.sink.len())),
         _ => Ok(()),
-    }
-}
-
-fn stalled(job: &Job<'_>) -> FetchError {
-    FetchError::Stalled {
-        url: job.req.url.clone(),
-        after: job.opts.stall_timeout,
     }
 }
 

@@ -16,6 +16,7 @@ mod checkpoint;
 mod client;
 mod document;
 mod error;
+mod exchange;
 mod fetch;
 mod probe;
 mod request;

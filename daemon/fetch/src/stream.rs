@@ -7,13 +7,14 @@ use std::io;
 
 use bytes::Bytes;
 use reqwest::StatusCode;
-use reqwest::header::{HeaderMap, IF_RANGE, RANGE};
+use reqwest::header::HeaderMap;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::attempt::Failure;
 use crate::checkpoint::Checkpoint;
 use crate::error::FetchError;
+use crate::exchange::Wire;
 use crate::retry::{self, Budget, FetchOptions};
 
 /// What to stream.
@@ -65,17 +66,21 @@ pub async fn stream(
     cancel: &CancellationToken,
     out: &mpsc::Sender<io::Result<Bytes>>,
 ) -> Result<(), FetchError> {
+    let wire = Wire {
+        url: &req.url,
+        opts,
+        cancel,
+    };
     let mut budget = Budget::new(state.offset);
     loop {
         if cancel.is_cancelled() {
             return Err(FetchError::Cancelled);
         }
         state.attempts += 1;
-        let Failure { error, retry_after } =
-            match attempt(client, req, state, opts, cancel, out).await {
-                Ok(()) => return Ok(()),
-                Err(failure) => failure,
-            };
+        let Failure { error, retry_after } = match attempt(client, req, &wire, state, out).await {
+            Ok(()) => return Ok(()),
+            Err(failure) => failure,
+        };
         let delay = budget.next_wait(
             opts,
             &req.url,
@@ -92,58 +97,37 @@ pub async fn stream(
 async fn attempt(
     client: &reqwest::Client,
     req: &StreamRequest,
+    wire: &Wire<'_>,
     state: &mut StreamState,
-    opts: &FetchOptions,
-    cancel: &CancellationToken,
     out: &mpsc::Sender<io::Result<Bytes>>,
 ) -> Result<(), Failure> {
-    let url = req.url.as_str();
     let offset = state.offset;
     if offset > 0 && state.total() == Some(offset) {
         return Ok(());
     }
-    let mut rb = client.get(url).headers(req.headers.clone());
-    if offset > 0 {
+    let resume_from = if offset > 0 {
         let Some(entity) = state.entity.as_ref().filter(|e| e.can_resume()) else {
-            return Err(protocol(
-                url,
-                "the server cannot resume, and a stream cannot start over",
-            )
-            .into());
+            return Err(wire
+                .protocol("the server cannot resume, and a stream cannot start over")
+                .into());
         };
-        rb = rb.header(RANGE, format!("bytes={offset}-"));
-        if let Some(validator) = entity.validator() {
-            rb = rb.header(IF_RANGE, validator);
-        }
-    }
-    let mut resp = tokio::select! {
-        biased;
-        () = cancel.cancelled() => return Err(FetchError::Cancelled.into()),
-        r = tokio::time::timeout(opts.stall_timeout, rb.send()) => match r {
-            Err(_) => return Err(stalled(url, opts).into()),
-            Ok(Err(e)) => return Err(FetchError::transport(url, e).into()),
-            Ok(Ok(resp)) => resp,
-        },
+        Some((offset, entity))
+    } else {
+        None
     };
+    let mut resp = wire
+        .send(wire.get(client, &req.headers, resume_from))
+        .await?;
     match resp.status() {
         StatusCode::OK if offset == 0 => {
-            let entity = Checkpoint::from_full_response(url, resp.headers());
-            if let (Some(expected), Some(declared)) = (req.expected_size, entity.total)
-                && expected != declared
-            {
-                return Err(FetchError::SizeMismatch {
-                    url: url.to_owned(),
-                    expected,
-                    declared,
-                }
-                .into());
-            }
-            state.entity = Some(entity);
+            state.entity = Some(wire.full_entity(&resp, req.expected_size)?);
         }
+        // If-Range failed (the entity changed) or Range was ignored: the
+        // bytes already handed on cannot be taken back.
         StatusCode::OK => {
-            // If-Range failed (the entity changed) or Range was ignored:
-            // the bytes already handed on cannot be taken back.
-            return Err(protocol(url, "the remote file changed during the stream").into());
+            return Err(wire
+                .protocol("the remote file changed during the stream")
+                .into());
         }
         StatusCode::PARTIAL_CONTENT if offset > 0 => {
             let continued = state
@@ -151,24 +135,15 @@ async fn attempt(
                 .as_mut()
                 .is_some_and(|e| e.continued_by(resp.headers(), offset, req.expected_size));
             if !continued {
-                return Err(protocol(url, "the range sent does not continue the stream").into());
+                return Err(wire
+                    .protocol("the range sent does not continue the stream")
+                    .into());
             }
-            tracing::info!(url, offset, "resuming stream");
+            tracing::info!(url = req.url, offset, "resuming stream");
         }
-        s if s.is_success() => {
-            return Err(protocol(url, "unexpected success status for a download").into());
-        }
-        status => {
-            return Err(Failure {
-                retry_after: retry::retry_after(resp.headers()),
-                error: FetchError::Http {
-                    url: url.to_owned(),
-                    status,
-                },
-            });
-        }
+        _ => return Err(wire.refused(&resp)),
     }
-    pump(req, state, opts, cancel, out, &mut resp)
+    pump(req, wire, state, out, &mut resp)
         .await
         .map_err(Failure::from)
 }
@@ -176,63 +151,28 @@ async fn attempt(
 /// Hand the body on, watching for cancel, stalls and length.
 async fn pump(
     req: &StreamRequest,
+    wire: &Wire<'_>,
     state: &mut StreamState,
-    opts: &FetchOptions,
-    cancel: &CancellationToken,
     out: &mpsc::Sender<io::Result<Bytes>>,
     resp: &mut reqwest::Response,
 ) -> Result<(), FetchError> {
-    let url = req.url.as_str();
     let limit = state.total().or(req.expected_size);
-    loop {
-        let next = tokio::select! {
-            biased;
-            () = cancel.cancelled() => return Err(FetchError::Cancelled),
-            r = tokio::time::timeout(opts.stall_timeout, resp.chunk()) => r,
-        };
-        let chunk = match next {
-            Err(_) => return Err(stalled(url, opts)),
-            Ok(Err(e)) => return Err(FetchError::transport(url, e)),
-            Ok(Ok(None)) => break,
-            Ok(Ok(Some(chunk))) => chunk,
-        };
+    while let Some(chunk) = wire.next_chunk(resp).await? {
         let got = state.offset + chunk.len() as u64;
         if let Some(expected) = limit
             && got > expected
         {
-            return Err(FetchError::Length {
-                url: url.to_owned(),
-                expected,
-                got,
-            });
+            return Err(wire.length(expected, got));
         }
         tokio::select! {
             biased;
-            () = cancel.cancelled() => return Err(FetchError::Cancelled),
+            () = wire.cancel.cancelled() => return Err(FetchError::Cancelled),
             sent = out.send(Ok(chunk)) => sent.map_err(|_| FetchError::Cancelled)?,
         }
         state.offset = got;
     }
     match limit {
-        Some(expected) if state.offset < expected => Err(FetchError::Length {
-            url: url.to_owned(),
-            expected,
-            got: state.offset,
-        }),
+        Some(expected) if state.offset < expected => Err(wire.length(expected, state.offset)),
         _ => Ok(()),
-    }
-}
-
-fn protocol(url: &str, detail: &'static str) -> FetchError {
-    FetchError::Protocol {
-        url: url.to_owned(),
-        detail,
-    }
-}
-
-fn stalled(url: &str, opts: &FetchOptions) -> FetchError {
-    FetchError::Stalled {
-        url: url.to_owned(),
-        after: opts.stall_timeout,
     }
 }
