@@ -251,6 +251,21 @@ impl Daemon {
         })
     }
 
+    /// `btyctl --json flash ARGS… --yes`, which may fail: its exit code,
+    /// the job it printed (`Null` if none) and its stderr.
+    pub fn flash(&self, args: &[&str]) -> (i32, serde_json::Value, String) {
+        let mut full = vec!["--json", "flash"];
+        full.extend_from_slice(args);
+        full.push("--yes");
+        let out = self.ctl(&full);
+        let job = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+        (
+            out.status.code().unwrap_or(-1),
+            job,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     /// `images list --json` as an array.
     pub fn images(&self) -> Vec<serde_json::Value> {
         self.ctl_json(&["images", "list"])

@@ -23,6 +23,15 @@ fn catalog(origin: &Origin) -> String {
     )
 }
 
+/// Chromium is there and loop devices can be made (root).
+fn can_flash_in_a_browser() -> bool {
+    if !can_use_loop_devices() {
+        eprintln!("skipping: flashing a loop device needs root");
+        return false;
+    }
+    browser_available()
+}
+
 /// On the flash page: tick `target`, choose the image whose label starts
 /// with `image`, review, confirm and start; wait until the page shows the
 /// target verified (its state) or failed. Screenshots `<shots>-*.png`.
@@ -230,11 +239,7 @@ fn pages_work_in_a_real_browser() {
 
 #[test]
 fn flashes_a_loop_device_from_the_page() {
-    if !browser_available() {
-        return;
-    }
-    if !can_use_loop_devices() {
-        eprintln!("skipping: flashing a loop device needs root");
+    if !can_flash_in_a_browser() {
         return;
     }
     let work = tempfile::tempdir().unwrap();
@@ -268,11 +273,7 @@ fn flashes_a_loop_device_from_the_page() {
 
 #[test]
 fn streams_a_remote_entry_onto_a_loop_device_from_the_page() {
-    if !browser_available() {
-        return;
-    }
-    if !can_use_loop_devices() {
-        eprintln!("skipping: flashing a loop device needs root");
+    if !can_flash_in_a_browser() {
         return;
     }
     let work = tempfile::tempdir().unwrap();

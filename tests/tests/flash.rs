@@ -7,7 +7,6 @@
 
 use bty_e2e::loopdev::{LoopDevice, can_use_loop_devices};
 use bty_e2e::{Daemon, noise, run, wait_for};
-use serde_json::Value;
 use std::process::Command;
 use std::time::Duration;
 
@@ -18,19 +17,6 @@ fn raw_image() -> Vec<u8> {
     raw.extend(std::iter::repeat_n(0u8, IMAGE / 4));
     raw.extend(noise(IMAGE / 4, 22));
     raw
-}
-
-fn flash(d: &Daemon, args: &[&str]) -> (i32, Value, String) {
-    let mut full = vec!["--json", "flash"];
-    full.extend_from_slice(args);
-    full.push("--yes");
-    let out = d.ctl(&full);
-    let job = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    (
-        out.status.code().unwrap_or(-1),
-        job,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[test]
@@ -58,7 +44,7 @@ fn flashes_several_targets_from_one_decode_and_refuses_a_small_one() {
     let b = LoopDevice::create(&work.path().join("b"), 32 << 20, 0xBB, false);
     let small = LoopDevice::create(&work.path().join("small"), 8 << 20, 0xCC, false);
 
-    let (code, job, stderr) = flash(&d, &["disk.img.zst", a.dev(), b.dev(), small.dev()]);
+    let (code, job, stderr) = d.flash(&["disk.img.zst", a.dev(), b.dev(), small.dev()]);
     assert_eq!(
         code, 7,
         "one target was refused, so the flash must not report success: {stderr}"
@@ -117,7 +103,7 @@ fn refuses_a_mounted_target_before_writing() {
     std::fs::create_dir(&mnt).unwrap();
     run(Command::new("mount").arg(&target.path).arg(&mnt));
     let before = std::fs::read(&target.file).unwrap();
-    let (code, _, stderr) = flash(&d, &["disk.img", target.dev()]);
+    let (code, _, stderr) = d.flash(&["disk.img", target.dev()]);
     let after = std::fs::read(&target.file).unwrap();
     let _ = Command::new("umount").arg(&mnt).status();
     assert_ne!(code, 0, "a mounted disk must be refused");

@@ -38,17 +38,13 @@ fn compressed(work: &Path, raw: &[u8], tool: &[&str], ext: &str) -> Vec<u8> {
     out.stdout
 }
 
-fn flash(d: &Daemon, args: &[&str]) -> (i32, Value, String) {
-    let mut full = vec!["--json", "flash"];
-    full.extend_from_slice(args);
-    full.push("--yes");
-    let out = d.ctl(&full);
-    let job = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    (
-        out.status.code().unwrap_or(-1),
-        job,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+/// A btyd with one catalog entry: `bytes` served by `origin` at `path`,
+/// pinned to `sha256`, not fetched.
+fn daemon_with_entry(origin: &Origin, path: &str, bytes: Vec<u8>, sha256: &str) -> Daemon {
+    origin.put(path, bytes);
+    let d = Daemon::start();
+    d.ctl_json(&["entries", "add", &origin.url(path), "--sha256", sha256]);
+    d
 }
 
 /// Every file in the image root but the store marker.
@@ -90,19 +86,11 @@ fn an_entry_without_a_local_copy_streams_onto_the_disk_and_stores_nothing() {
     let raw = raw_image(IMAGE, 41);
     let xz = compressed(work.path(), &raw, &["xz", "-T2", "--block-size=4MiB"], "xz");
     let origin = Origin::start();
-    origin.put("os/lab.img.xz", xz.clone());
-    let d = Daemon::start();
     let sha = sha256_bytes(&xz);
-    d.ctl_json(&[
-        "entries",
-        "add",
-        &origin.url("os/lab.img.xz"),
-        "--sha256",
-        &sha,
-    ]);
+    let d = daemon_with_entry(&origin, "os/lab.img.xz", xz.clone(), &sha);
     let dev = LoopDevice::create(&work.path().join("a"), 32 << 20, 0xAA, false);
 
-    let (code, job, stderr) = flash(&d, &["lab.img.xz", dev.dev()]);
+    let (code, job, stderr) = d.flash(&["lab.img.xz", dev.dev()]);
 
     assert_eq!(code, 0, "{stderr}\n{job}");
     assert_flashed(&job, &dev, &raw);
@@ -132,20 +120,12 @@ fn a_connection_cut_mid_flash_resumes_where_it_stopped() {
     let raw = raw_image(IMAGE, 47);
     let zst = compressed(work.path(), &raw, &["zstd", "-q", "-3"], "zst");
     let origin = Origin::start();
-    origin.put("cut.img.zst", zst.clone());
-    origin.drop_next_after(4 << 20);
-    let d = Daemon::start();
     let sha = sha256_bytes(&zst);
-    d.ctl_json(&[
-        "entries",
-        "add",
-        &origin.url("cut.img.zst"),
-        "--sha256",
-        &sha,
-    ]);
+    let d = daemon_with_entry(&origin, "cut.img.zst", zst.clone(), &sha);
+    origin.drop_next_after(4 << 20);
     let dev = LoopDevice::create(&work.path().join("a"), 32 << 20, 0xAA, false);
 
-    let (code, job, stderr) = flash(&d, &["cut.img.zst", dev.dev()]);
+    let (code, job, stderr) = d.flash(&["cut.img.zst", dev.dev()]);
 
     assert_eq!(code, 0, "{stderr}\n{job}");
     assert_flashed(&job, &dev, &raw);
@@ -164,19 +144,11 @@ fn a_wrong_pinned_digest_fails_the_stream_and_leaves_the_first_mib() {
     let raw = raw_image(IMAGE, 42);
     let zst = compressed(work.path(), &raw, &["zstd", "-q", "-3"], "zst");
     let origin = Origin::start();
-    origin.put("lab.img.zst", zst.clone());
-    let d = Daemon::start();
     let wrong = "0".repeat(64);
-    d.ctl_json(&[
-        "entries",
-        "add",
-        &origin.url("lab.img.zst"),
-        "--sha256",
-        &wrong,
-    ]);
+    let d = daemon_with_entry(&origin, "lab.img.zst", zst.clone(), &wrong);
     let dev = LoopDevice::create(&work.path().join("a"), 32 << 20, 0xAA, false);
 
-    let (code, job, stderr) = flash(&d, &["lab.img.zst", dev.dev()]);
+    let (code, job, stderr) = d.flash(&["lab.img.zst", dev.dev()]);
 
     assert_eq!(code, 7, "{stderr}\n{job}");
     let error = job["targets"][0]["error"].as_str().unwrap_or_default();
@@ -200,7 +172,7 @@ fn a_raw_url_bigger_than_the_disk_is_refused_before_a_byte() {
     let d = Daemon::start();
     let small = LoopDevice::create(&work.path().join("s"), 16 << 20, 0xCC, false);
 
-    let (code, _, stderr) = flash(&d, &[&origin.url("big.img"), small.dev()]);
+    let (code, _, stderr) = d.flash(&[&origin.url("big.img"), small.dev()]);
 
     assert_ne!(code, 0);
     assert!(stderr.contains("too small"), "{stderr}");
@@ -229,13 +201,11 @@ fn a_remote_qcow2_entry_is_fetched_into_the_store_first_then_flashed() {
         .arg(&qcow2_path));
     let qcow2 = std::fs::read(&qcow2_path).unwrap();
     let origin = Origin::start();
-    origin.put("vm.qcow2", qcow2.clone());
-    let d = Daemon::start();
     let sha = sha256_bytes(&qcow2);
-    d.ctl_json(&["entries", "add", &origin.url("vm.qcow2"), "--sha256", &sha]);
+    let d = daemon_with_entry(&origin, "vm.qcow2", qcow2.clone(), &sha);
     let dev = LoopDevice::create(&work.path().join("a"), 32 << 20, 0xAA, false);
 
-    let (code, job, stderr) = flash(&d, &["vm.qcow2", dev.dev()]);
+    let (code, job, stderr) = d.flash(&["vm.qcow2", dev.dev()]);
 
     assert_eq!(code, 0, "{stderr}\n{job}");
     assert_flashed(&job, &dev, &raw);
@@ -261,7 +231,7 @@ fn a_missing_url_is_refused_at_once_naming_the_status() {
     let d = Daemon::start();
     let dev = LoopDevice::create(&work.path().join("a"), 8 << 20, 0xAA, false);
 
-    let (code, _, stderr) = flash(&d, &[&origin.url("gone.img.zst"), dev.dev()]);
+    let (code, _, stderr) = d.flash(&[&origin.url("gone.img.zst"), dev.dev()]);
 
     assert_ne!(code, 0);
     assert!(stderr.contains("404"), "{stderr}");
@@ -359,7 +329,7 @@ fn an_oras_artifact_streams_onto_the_disk_with_its_layer_digest_checked() {
     std::fs::remove_file(d.image_root.join("lab.img.gz")).unwrap();
     let dev = LoopDevice::create(&work.path().join("a"), 32 << 20, 0xAA, false);
 
-    let (code, job, stderr) = flash(&d, &[&artifact, dev.dev()]);
+    let (code, job, stderr) = d.flash(&[&artifact, dev.dev()]);
 
     assert_eq!(code, 0, "{stderr}\n{job}");
     assert_flashed(&job, &dev, &raw);
