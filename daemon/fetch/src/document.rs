@@ -4,9 +4,11 @@
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 
+use crate::attempt::Failure;
 use crate::checkpoint::content_length;
 use crate::error::FetchError;
-use crate::retry::{self, FetchOptions};
+use crate::exchange::Wire;
+use crate::retry::{self, Budget, FetchOptions};
 
 /// A small response read whole.
 #[derive(Debug, Clone)]
@@ -47,29 +49,16 @@ pub async fn fetch_document(
     opts: &FetchOptions,
     cancel: &tokio_util::sync::CancellationToken,
 ) -> Result<Document, FetchError> {
+    let wire = Wire { url, opts, cancel };
+    let mut budget = Budget::new(0);
     let mut attempts = 0u32;
     loop {
         attempts += 1;
-        let (error, retry_after) = match tokio::select! {
-            biased;
-            () = cancel.cancelled() => return Err(FetchError::Cancelled),
-            r = attempt(client, url, headers, cap, opts) => r,
-        } {
+        let Failure { error, retry_after } = match attempt(client, &wire, headers, cap).await {
             Ok(doc) => return Ok(doc),
             Err(failure) => failure,
         };
-        if !error.is_transient() {
-            return Err(error);
-        }
-        if attempts >= opts.max_attempts {
-            return Err(FetchError::RetriesExhausted {
-                url: url.to_owned(),
-                attempts,
-                last: Box::new(error),
-            });
-        }
-        let delay = opts.backoff(attempts, retry_after);
-        tracing::warn!(url, attempts, error = %error, ?delay, "document fetch failed; retrying");
+        let delay = budget.next_wait(opts, url, 0, attempts, error, retry_after)?;
         retry::wait(delay, cancel).await?;
     }
 }
@@ -77,60 +66,32 @@ pub async fn fetch_document(
 /// One GET, read under the cap.
 async fn attempt(
     client: &reqwest::Client,
-    url: &str,
+    wire: &Wire<'_>,
     headers: &HeaderMap,
     cap: usize,
-    opts: &FetchOptions,
-) -> Result<Document, (FetchError, Option<std::time::Duration>)> {
-    let stalled = || FetchError::Stalled {
-        url: url.to_owned(),
-        after: opts.stall_timeout,
-    };
+) -> Result<Document, Failure> {
     let too_large = || FetchError::TooLarge {
-        url: url.to_owned(),
+        url: wire.url.to_owned(),
         cap,
     };
-    let send = client.get(url).headers(headers.clone()).send();
-    let mut resp = match tokio::time::timeout(opts.stall_timeout, send).await {
-        Err(_) => return Err((stalled(), None)),
-        Ok(Err(e)) => return Err((FetchError::transport(url, e), None)),
-        Ok(Ok(resp)) => resp,
-    };
+    let mut resp = wire.send(wire.get(client, headers, None)).await?;
     let status = resp.status();
     if !status.is_success() {
-        let error = FetchError::Http {
-            url: url.to_owned(),
-            status,
-        };
-        return Err((error, retry::retry_after(resp.headers())));
+        return Err(wire.refused(&resp));
     }
     let declared = content_length(resp.headers());
     if declared.is_some_and(|n| n > cap as u64) {
-        return Err((too_large(), None));
+        return Err(too_large().into());
     }
     let mut body = Vec::with_capacity(declared.map_or(0, |n| n as usize));
-    loop {
-        let chunk = match tokio::time::timeout(opts.stall_timeout, resp.chunk()).await {
-            Err(_) => return Err((stalled(), None)),
-            Ok(Err(e)) => return Err((FetchError::transport(url, e), None)),
-            Ok(Ok(None)) => break,
-            Ok(Ok(Some(chunk))) => chunk,
-        };
+    while let Some(chunk) = wire.next_chunk(&mut resp).await? {
         if body.len() + chunk.len() > cap {
-            return Err((too_large(), None));
+            return Err(too_large().into());
         }
         body.extend_from_slice(&chunk);
     }
     if let Some(expected) = declared.filter(|n| *n != body.len() as u64) {
-        let got = body.len() as u64;
-        return Err((
-            FetchError::Length {
-                url: url.to_owned(),
-                expected,
-                got,
-            },
-            None,
-        ));
+        return Err(wire.length(expected, body.len() as u64).into());
     }
     Ok(Document {
         status,
