@@ -143,7 +143,7 @@ async fn remove_entry_answers_204() {
 }
 
 #[tokio::test]
-async fn import_sends_urls_and_paths_to_the_daemon() {
+async fn import_sends_urls_to_the_daemon_and_refuses_paths() {
     let harness = Harness::start(sample_daemon()).await;
     let reply = harness
         .send(empty_request(
@@ -156,20 +156,21 @@ async fn import_sends_urls_and_paths_to_the_daemon() {
         reply.json(),
         json!({"source": "https://example.com/catalog.toml", "imported": 2, "updated": 1, "skipped": 0, "errors": []})
     );
-    harness
-        .send(empty_request(
-            "POST",
-            "/catalog/import?source=/srv/catalog.toml",
-        ))
+    // A path on the daemon's host is refused before the daemon is asked.
+    let refused = harness
+        .send(empty_request("POST", "/catalog/import?source=/etc/shadow"))
         .await;
+    assert_eq!(refused.status, 422);
+    assert!(
+        refused.body.contains("does not read paths"),
+        "{}",
+        refused.body
+    );
     let daemon = harness.daemon();
+    assert_eq!(daemon.imports.len(), 1);
     assert_eq!(
         daemon.imports[0].source,
         Some(Source::Url("https://example.com/catalog.toml".to_owned()))
-    );
-    assert_eq!(
-        daemon.imports[1].source,
-        Some(Source::Path("/srv/catalog.toml".to_owned()))
     );
 }
 

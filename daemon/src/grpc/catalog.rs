@@ -2,7 +2,7 @@
 
 use super::audit::audit;
 use super::convert;
-use crate::actors::catalog::{AddEntry, CatalogHandle, ImportSource, RemoteMetadata};
+use crate::actors::catalog::{AddEntry, CatalogHandle, RemoteMetadata};
 use crate::actors::downloader::{DownloaderHandle, UploadRequest};
 use crate::actors::hasher::HasherHandle;
 use bty_proto::v1::{self, catalog_service_server::CatalogService, import_catalog_request::Source};
@@ -25,13 +25,7 @@ impl CatalogApi {
             .downloader
             .fetch_document(&url, MAX_CATALOG_BYTES)
             .await?;
-        let report = self
-            .catalog
-            .import(ImportSource::Bytes {
-                content,
-                label: url,
-            })
-            .await?;
+        let report = self.catalog.import(content, url).await?;
         Ok(convert::import_report(report))
     }
 }
@@ -103,24 +97,23 @@ impl CatalogService for CatalogApi {
     ) -> Result<Response<v1::ImportReport>, Status> {
         audit(&request, "ImportCatalog");
         let r = request.into_inner();
-        let source = match r.source {
-            Some(Source::Content(content)) => ImportSource::Bytes {
+        let (content, label) = match r.source {
+            Some(Source::Content(content)) => (
                 content,
-                label: if r.label.is_empty() {
+                if r.label.is_empty() {
                     "<upload>".to_owned()
                 } else {
                     r.label
                 },
-            },
-            Some(Source::Path(path)) => ImportSource::Path(path.into()),
+            ),
             Some(Source::Url(url)) => return Ok(Response::new(self.import_url(url).await?)),
             None => {
                 return Err(Status::invalid_argument(
-                    "one of content, path or url is required",
+                    "a catalog is imported from its content or a URL; one of them is required",
                 ));
             }
         };
-        let report = self.catalog.import(source).await?;
+        let report = self.catalog.import(content, label).await?;
         Ok(Response::new(convert::import_report(report)))
     }
 

@@ -163,8 +163,10 @@ impl From<ImportReport> for ImportJson {
     }
 }
 
-/// `POST /catalog/import?source=<path|url>`: a URL (http(s), oras) is
-/// fetched by the daemon, anything else is a path on the daemon's host.
+/// `POST /catalog/import?source=<url>`: an http(s) URL or oras reference
+/// the daemon fetches. Upstream also took a path on the daemon's host; bty
+/// refuses that, since the daemon runs as root and would open any file a
+/// web client named (upload the file on the images page instead).
 pub(crate) async fn import(
     State(state): State<AppState>,
     QueryArgs(query): QueryArgs<ImportQuery>,
@@ -176,13 +178,15 @@ pub(crate) async fn import(
     let is_url = ["http://", "https://", "oras://"]
         .iter()
         .any(|p| source.starts_with(p));
+    if !is_url {
+        return Err(WebError::InvalidRequest(format!(
+            "source {source:?} is not an http(s):// URL or oras:// reference; the daemon \
+             does not read paths: upload the catalog file instead"
+        )));
+    }
     let request = ImportCatalogRequest {
         label: source.clone(),
-        source: Some(if is_url {
-            Source::Url(source)
-        } else {
-            Source::Path(source)
-        }),
+        source: Some(Source::Url(source)),
     };
     let report = state.catalog().import_catalog(request).await?.into_inner();
     Ok(Json(report.into()))

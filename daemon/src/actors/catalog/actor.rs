@@ -92,8 +92,8 @@ impl Actor for CatalogActor {
             CatalogMessage::RemoveEntry { src_or_ref, reply } => {
                 let _ = reply.send(state.remove_entry(&src_or_ref));
             }
-            CatalogMessage::Import { source, reply } => {
-                let _ = reply.send(state.import(source));
+            CatalogMessage::Import { import, reply } => {
+                let _ = reply.send(state.import(import));
             }
             CatalogMessage::Export { base_url, reply } => {
                 let _ = reply.send(export_catalog(&state.rows, &base_url));

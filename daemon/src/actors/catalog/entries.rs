@@ -4,38 +4,16 @@
 use super::actor::CatalogState;
 use super::error::CatalogError;
 use super::import::{ImportReport, import_entries};
-use super::messages::{AddEntry, ImportSource, RemovedEntry};
+use super::messages::{AddEntry, ParsedImport, RemovedEntry};
 use bty_store::canon::{Scheme, canonicalise_src, image_ref, scheme, url_file_name};
-use bty_store::catalog_file::{CatalogEntry, CatalogFile, MAX_CATALOG_BYTES};
+use bty_store::catalog_file::CatalogEntry;
 use bty_store::digest::is_sha256_hex;
 use bty_store::format::format_from_name;
 use bty_store::sidecar::remove_with_sidecar;
-use std::io::Read;
-use std::path::Path;
 
 /// Extra key marking entries added by URL (shown as source kind `url`).
 /// Upstream ignores unknown keys, so the file stays compatible.
 pub(super) const ORIGIN_KEY: &str = "origin";
-
-/// Read at most `MAX_CATALOG_BYTES` from a local path.
-fn read_capped(path: &Path) -> Result<Vec<u8>, CatalogError> {
-    let io = |source| CatalogError::Io {
-        what: format!("cannot read catalog {}", path.display()),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(io)?;
-    let mut bytes = Vec::new();
-    file.take(MAX_CATALOG_BYTES as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io)?;
-    if bytes.len() > MAX_CATALOG_BYTES {
-        return Err(CatalogError::Invalid(format!(
-            "catalog {} exceeds {MAX_CATALOG_BYTES} bytes; refusing to parse",
-            path.display()
-        )));
-    }
-    Ok(bytes)
-}
 
 impl CatalogState {
     pub(super) fn add_entry(
@@ -173,13 +151,10 @@ impl CatalogState {
         })
     }
 
-    pub(super) fn import(&mut self, source: ImportSource) -> Result<ImportReport, CatalogError> {
+    pub(super) fn import(&mut self, import: ParsedImport) -> Result<ImportReport, CatalogError> {
         self.ensure_writable()?;
-        let (bytes, label) = match source {
-            ImportSource::Bytes { content, label } => (content, label),
-            ImportSource::Path(path) => (read_capped(&path)?, path.display().to_string()),
-        };
-        let incoming = CatalogFile::parse(&bytes, &label).map_err(|e| {
+        let ParsedImport { parsed, label } = import;
+        let incoming = parsed.map_err(|e| {
             self.args
                 .events
                 .catalog("catalog.import.failed", &label, e.to_string(), true);

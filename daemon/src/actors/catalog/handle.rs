@@ -3,11 +3,11 @@
 use super::error::CatalogError;
 use super::import::ImportReport;
 use super::messages::{
-    AddEntry, CacheDeleted, CatalogMessage, DownloadSpec, ImportSource, Landed, LocalImage,
+    AddEntry, CacheDeleted, CatalogMessage, DownloadSpec, Landed, LocalImage, ParsedImport,
     RemovedEntry,
 };
 use crate::actors::{call_failed, slot::ActorSlot};
-use bty_store::catalog_file::CatalogEntry;
+use bty_store::catalog_file::{CatalogEntry, CatalogFile};
 use bty_store::merge::Row;
 use ractor::ActorRef;
 
@@ -78,10 +78,21 @@ impl CatalogHandle {
         .map_err(|e| unavailable(&e))?
     }
 
-    /// Import a catalog.
-    pub async fn import(&self, source: ImportSource) -> Result<ImportReport, CatalogError> {
+    /// Import catalog.toml `content`. It is parsed on the blocking pool
+    /// here, in the caller's task, so the catalog only merges entries.
+    pub async fn import(
+        &self,
+        content: Vec<u8>,
+        label: String,
+    ) -> Result<ImportReport, CatalogError> {
+        let parse_label = label.clone();
+        let parsed =
+            tokio::task::spawn_blocking(move || CatalogFile::parse(&content, &parse_label))
+                .await
+                .map_err(|e| CatalogError::Unavailable(format!("catalog parser stopped: {e}")))?;
+        let import = ParsedImport { parsed, label };
         ractor::call!(self.actor()?, |reply| CatalogMessage::Import {
-            source,
+            import,
             reply
         })
         .map_err(|e| unavailable(&e))?

@@ -2,24 +2,22 @@
 
 use super::error::CatalogError;
 use super::import::ImportReport;
-use bty_store::catalog_file::CatalogEntry;
+use bty_store::catalog_file::{CatalogEntry, CatalogFile};
 use bty_store::merge::Row;
 use ractor::RpcReplyPort;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
-/// Where a catalog to import comes from.
-#[derive(Debug, Clone)]
-pub enum ImportSource {
-    /// The file content, with a label for messages (e.g. the upload's name).
-    Bytes {
-        /// catalog.toml text.
-        content: Vec<u8>,
-        /// Where it came from.
-        label: String,
-    },
-    /// A path the daemon reads.
-    Path(PathBuf),
+/// A catalog to import, parsed before it reaches the actor: parsing a
+/// hostile document is the caller's time, never the catalog's mailbox.
+/// There is no path variant: the daemon runs as root and reads no file a
+/// client names.
+#[derive(Debug)]
+pub struct ParsedImport {
+    /// The parsed catalog, or why the content is not one.
+    pub parsed: Result<CatalogFile, bty_store::catalog_file::CatalogError>,
+    /// Where it came from (the upload's name or the URL), for reports.
+    pub label: String,
 }
 
 /// Add one remote entry by URL.
@@ -158,8 +156,8 @@ pub enum CatalogMessage {
     },
     /// Import a catalog.
     Import {
-        /// Where it comes from.
-        source: ImportSource,
+        /// What was sent, parsed.
+        import: ParsedImport,
         /// Counts and per-entry errors.
         reply: RpcReplyPort<Result<ImportReport, CatalogError>>,
     },
