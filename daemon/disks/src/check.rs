@@ -109,8 +109,9 @@ fn join<'a>(items: impl IntoIterator<Item = &'a String>) -> String {
 /// Checks that `target` may be flashed with an image of `needed_bytes`
 /// (when known). Symlinks such as `/dev/disk/by-id/…` are resolved first.
 /// Every objection is returned, not just the first. A regular file is
-/// accepted only with `allow_regular_file`; its size is its length and
-/// "too small" does not apply because files grow.
+/// accepted only directly inside `file_targets_dir` (the daemon's own
+/// config, never a request); its size is its length and "too small" does
+/// not apply because files grow.
 ///
 /// Call it when the operator picks the target, and again just before the
 /// first write (then compare identities with [`crate::same_identity`]).
@@ -118,7 +119,7 @@ pub fn check_target(
     paths: &SystemPaths,
     target: &Path,
     needed_bytes: Option<u64>,
-    allow_regular_file: bool,
+    file_targets_dir: Option<&Path>,
 ) -> Result<Target, Vec<Refusal>> {
     let meta = match fs::metadata(target) {
         Ok(meta) => meta,
@@ -133,11 +134,16 @@ pub fn check_target(
         let probe = Probe::read(&path);
         return check_block_device(paths, &path, split_dev(meta.rdev()), &probe, needed_bytes);
     }
-    if !allow_regular_file {
-        return Err(vec![Refusal::NotBlockDevice(path)]);
-    }
-    if !kind.is_file() {
-        return Err(vec![Refusal::NotAFile(path)]);
+    match (kind.is_file(), file_targets_dir) {
+        (true, Some(dir)) if is_directly_inside(&path, dir) => {}
+        (true, dir) => {
+            return Err(vec![Refusal::FileOutsideTargetsDir {
+                path,
+                dir: dir.map(Path::to_path_buf),
+            }]);
+        }
+        (false, Some(_)) => return Err(vec![Refusal::NotAFile(path)]),
+        (false, None) => return Err(vec![Refusal::NotBlockDevice(path)]),
     }
     if let Some(users) = loops_backed_by(paths, &path) {
         return Err(vec![Refusal::Held {
@@ -153,12 +159,23 @@ pub fn check_target(
             serial: None,
             model: None,
             diskseq: None,
+            file_id: Some((meta.dev(), meta.ino())),
         },
         path,
         kind: TargetKind::RegularFile,
         size_bytes: meta.len(),
         logical_block_size: FILE_BLOCK_SIZE,
     })
+}
+
+/// Whether the canonical `path` names an entry of the directory `dir`
+/// itself (not of a subdirectory): the one place the operator made for
+/// file targets.
+fn is_directly_inside(path: &Path, dir: &Path) -> bool {
+    let Ok(dir) = fs::canonicalize(dir) else {
+        return false;
+    };
+    path.parent() == Some(dir.as_path())
 }
 
 /// What the device node itself says, as opposed to sysfs.

@@ -59,10 +59,28 @@ pub enum Refusal {
     /// Nothing exists at the path (after following symlinks).
     #[error("refusing {0}: it does not exist")]
     NotFound(PathBuf),
-    /// Not a block device (a regular file needs an explicit opt-in).
+    /// Not a block device, and regular files are not allowed here.
     #[error("refusing {0}: not a block device")]
     NotBlockDevice(PathBuf),
-    /// Regular files were allowed, but this is neither a file nor a device.
+    /// A regular file outside the one directory the daemon's own config
+    /// allows file targets in (`None`: no such directory is configured).
+    /// Clients cannot widen this: a request naming a host file must not
+    /// make the root daemon overwrite it.
+    #[error(
+        "refusing {}: a regular file; files are flash targets only directly inside {}",
+        path.display(),
+        dir.as_ref().map_or_else(
+            || "the directory btyd's config names ([flash] file_targets_dir, not set)".to_owned(),
+            |d| format!("{} ([flash] file_targets_dir)", d.display())
+        )
+    )]
+    FileOutsideTargetsDir {
+        /// The refused file.
+        path: PathBuf,
+        /// The configured directory, if any.
+        dir: Option<PathBuf>,
+    },
+    /// Neither a regular file nor a device (a FIFO, a socket, a directory).
     #[error("refusing {0}: neither a block device nor a regular file")]
     NotAFile(PathBuf),
     /// The kernel marks the device read-only.

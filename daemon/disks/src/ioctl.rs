@@ -20,6 +20,8 @@ const BLKGETSIZE64: rustix::ioctl::Opcode = opcode::read::<usize>(0x12, 114);
 const BLKDISCARD: rustix::ioctl::Opcode = opcode::none(0x12, 119);
 /// `BLKZEROOUT`: `_IO(0x12, 127)`, reads `u64[2]` = {offset, length}.
 const BLKZEROOUT: rustix::ioctl::Opcode = opcode::none(0x12, 127);
+/// `BLKGETDISKSEQ`: `_IOR(0x12, 128, __u64)` (Linux 5.15+).
+const BLKGETDISKSEQ: rustix::ioctl::Opcode = opcode::read::<u64>(0x12, 128);
 
 /// Size of the block device in bytes (`BLKGETSIZE64`).
 pub fn block_size_bytes(fd: BorrowedFd<'_>) -> io::Result<u64> {
@@ -27,6 +29,17 @@ pub fn block_size_bytes(fd: BorrowedFd<'_>) -> io::Result<u64> {
     // Getter provides; the opcode constant matches linux/fs.h.
     let size = unsafe { ioctl(fd, Getter::<BLKGETSIZE64, u64>::new()) }?;
     Ok(size)
+}
+
+/// The kernel's disk sequence number of the open device
+/// (`BLKGETDISKSEQ`): it changes on every media change or loop re-attach,
+/// so it tells the device behind a descriptor from any other that later
+/// takes the same node. Kernels before 5.15 answer `ENOTTY`.
+pub fn disk_sequence(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    // SAFETY: BLKGETDISKSEQ writes exactly one u64 through the pointer the
+    // Getter provides; the opcode constant matches linux/fs.h.
+    let seq = unsafe { ioctl(fd, Getter::<BLKGETDISKSEQ, u64>::new()) }?;
+    Ok(seq)
 }
 
 /// Logical sector size in bytes (`BLKSSZGET`): the alignment direct I/O,

@@ -9,6 +9,9 @@
 //! 3. Just before the first write: [`check_target`] again, and
 //!    [`same_identity`] against the confirmed identity; refuse on any
 //!    difference (the stick was swapped, the loop re-attached).
+//!    Then open the target (`O_EXCL`) and [`verify_opened`] the descriptor
+//!    itself against that identity, so a device or file that took the
+//!    same path after the check is never written.
 //! 4. While writing: [`zero_out`] for runs of zeros that must read back
 //!    as zeros; [`discard`] only where contents do not matter.
 //! 5. After the final fsync: [`reread_partition_table`], logging (not
@@ -16,6 +19,7 @@
 
 mod check;
 mod error;
+mod identity;
 mod ioctl;
 mod list;
 mod model;
@@ -24,8 +28,10 @@ mod sysfs;
 
 pub use check::check_target;
 pub use error::{DiskError, Refusal};
+pub use identity::{IdentityMismatch, verify_opened};
 pub use ioctl::{
-    block_size_bytes, discard, logical_block_size, read_only, reread_partition_table, zero_out,
+    block_size_bytes, discard, disk_sequence, logical_block_size, read_only,
+    reread_partition_table, zero_out,
 };
 pub use list::list_disks;
 pub use model::{

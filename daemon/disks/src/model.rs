@@ -168,6 +168,8 @@ pub struct TargetIdentity {
     /// Kernel disk sequence number, when the kernel has one: it changes on
     /// every media change or loop re-attach, even with identical size.
     pub diskseq: Option<u64>,
+    /// `(st_dev, st_ino)` of a regular-file target; `None` for devices.
+    pub file_id: Option<(u64, u64)>,
 }
 
 /// True when `a` and `b` describe the same device: same number, size,
@@ -181,6 +183,7 @@ pub fn same_identity(a: &TargetIdentity, b: &TargetIdentity) -> bool {
         _ => true,
     };
     a.major_minor == b.major_minor
+        && a.file_id == b.file_id
         && a.size_bytes == b.size_bytes
         && a.serial == b.serial
         && a.model == b.model
@@ -197,6 +200,7 @@ impl Disk {
             serial: self.serial.clone(),
             model: self.model.clone(),
             diskseq: self.diskseq,
+            file_id: None,
         }
     }
 }
@@ -213,6 +217,7 @@ mod tests {
             serial: Some("ABC".into()),
             model: Some("Stick".into()),
             diskseq: Some(7),
+            file_id: None,
         }
     }
 
@@ -240,6 +245,10 @@ mod tests {
             },
             TargetIdentity {
                 diskseq: Some(8),
+                ..ident()
+            },
+            TargetIdentity {
+                file_id: Some((1, 2)),
                 ..ident()
             },
         ] {

@@ -17,8 +17,8 @@ use support::{Loop, Mounted, image, noise, root_or_skip, run};
 
 const MIB: u64 = 1 << 20;
 
-fn refusals(target: &Path, needed: Option<u64>, allow_file: bool) -> Vec<Refusal> {
-    check_target(&SystemPaths::default(), target, needed, allow_file)
+fn refusals(target: &Path, needed: Option<u64>, files: Option<&Path>) -> Vec<Refusal> {
+    check_target(&SystemPaths::default(), target, needed, files)
         .err()
         .unwrap_or_else(|| panic!("{} was accepted", target.display()))
 }
@@ -32,7 +32,7 @@ fn writable_loop_is_accepted_and_listed() {
     let file = fs::canonicalize(image(dir.path(), "disk.img", 8 * MIB)).unwrap();
     let lo = Loop::attach(&file, &[]);
 
-    let target = check_target(&SystemPaths::default(), &lo.path, Some(4 * MIB), false).unwrap();
+    let target = check_target(&SystemPaths::default(), &lo.path, Some(4 * MIB), None).unwrap();
     assert_eq!(target.path, lo.path);
     assert_eq!(target.size_bytes, 8 * MIB);
     assert_eq!(target.logical_block_size, 512);
@@ -50,7 +50,7 @@ fn writable_loop_is_accepted_and_listed() {
     assert!(listed.verdict.is_writable(), "{:?}", listed.verdict);
 
     // Its backing file must not be written as a "regular file" target.
-    let err = refusals(&file, None, true);
+    let err = refusals(&file, None, Some(dir.path()));
     assert!(
         matches!(&err[..], [Refusal::Held { holders, .. }] if holders[0].contains(&lo.name())),
         "{err:?}"
@@ -64,7 +64,7 @@ fn read_only_loop_is_refused() {
     }
     let dir = tempfile::tempdir().unwrap();
     let lo = Loop::attach(&image(dir.path(), "ro.img", 4 * MIB), &["-r"]);
-    let err = refusals(&lo.path, None, false);
+    let err = refusals(&lo.path, None, None);
     assert_eq!(err, [Refusal::ReadOnly(lo.path.clone())]);
     assert_eq!(
         err[0].to_string(),
@@ -99,7 +99,7 @@ fn loop_with_mounted_partition_is_refused() {
     fs::create_dir(&mount_point).unwrap();
     let mounted = Mounted::new(&part, &mount_point);
 
-    let err = refusals(&lo.path, None, false);
+    let err = refusals(&lo.path, None, None);
     let message = format!(
         "refusing {}: partition {} is mounted on {}",
         lo.path.display(),
@@ -111,7 +111,7 @@ fn loop_with_mounted_partition_is_refused() {
         "want {message:?} in {err:?}"
     );
     // The partition itself is refused as "not a whole disk".
-    let err = refusals(&part, None, false);
+    let err = refusals(&part, None, None);
     assert_eq!(
         err,
         [Refusal::Partition {
@@ -128,7 +128,7 @@ fn small_loop_is_too_small() {
     }
     let dir = tempfile::tempdir().unwrap();
     let lo = Loop::attach(&image(dir.path(), "small.img", MIB), &[]);
-    let err = refusals(&lo.path, Some(4 * MIB), false);
+    let err = refusals(&lo.path, Some(4 * MIB), None);
     assert_eq!(
         err,
         [Refusal::TooSmall {
@@ -167,7 +167,7 @@ fn disk_holding_root_is_refused() {
         eprintln!("skipping: / is not on a block device here");
         return;
     };
-    let err = refusals(&disk, None, false);
+    let err = refusals(&disk, None, None);
     let why = err
         .iter()
         .find_map(|r| match r {
@@ -180,10 +180,10 @@ fn disk_holding_root_is_refused() {
 
 #[test]
 fn dev_null_is_not_a_block_device() {
-    let err = refusals(Path::new("/dev/null"), None, false);
+    let err = refusals(Path::new("/dev/null"), None, None);
     assert_eq!(err, [Refusal::NotBlockDevice("/dev/null".into())]);
     assert_eq!(err[0].to_string(), "refusing /dev/null: not a block device");
-    let err = refusals(Path::new("/dev/null"), None, true);
+    let err = refusals(Path::new("/dev/null"), None, Some(Path::new("/dev")));
     assert_eq!(err, [Refusal::NotAFile("/dev/null".into())]);
 }
 
@@ -192,28 +192,83 @@ fn missing_path_is_not_found() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("no-such-disk");
     assert_eq!(
-        refusals(&missing, None, false),
+        refusals(&missing, None, None),
         [Refusal::NotFound(missing.clone())]
     );
 }
 
 #[test]
-fn regular_file_needs_explicit_opt_in() {
+fn regular_files_are_targets_only_inside_the_configured_dir() {
     let dir = tempfile::tempdir().unwrap();
     let file = fs::canonicalize(image(dir.path(), "out.img", 3 * MIB)).unwrap();
+    let no_dir = refusals(&file, None, None);
     assert_eq!(
-        refusals(&file, None, false),
-        [Refusal::NotBlockDevice(file.clone())]
+        no_dir,
+        [Refusal::FileOutsideTargetsDir {
+            path: file.clone(),
+            dir: None
+        }]
+    );
+    assert!(
+        no_dir[0]
+            .to_string()
+            .contains("[flash] file_targets_dir, not set"),
+        "{}",
+        no_dir[0]
     );
     // Files grow, so a larger image is fine.
-    let target = check_target(&SystemPaths::default(), &file, Some(100 * MIB), true).unwrap();
+    let target = check_target(
+        &SystemPaths::default(),
+        &file,
+        Some(100 * MIB),
+        Some(dir.path()),
+    )
+    .unwrap();
     assert_eq!(target.kind, TargetKind::RegularFile);
     assert_eq!(target.size_bytes, 3 * MIB);
     assert_eq!(target.identity.major_minor, None);
+    assert!(target.identity.file_id.is_some());
     assert_eq!(
-        refusals(dir.path(), None, true),
+        refusals(dir.path(), None, Some(dir.path())),
         [Refusal::NotAFile(fs::canonicalize(dir.path()).unwrap())]
     );
+}
+
+/// The attack: a client names a host file (here one the test made in
+/// another directory) or reaches out of the allowed directory through a
+/// subdirectory, `..` or a symlink planted inside it. Every way is refused.
+#[test]
+fn files_outside_the_configured_dir_are_refused_however_named() {
+    let allowed = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let victim = fs::canonicalize(image(elsewhere.path(), "host.conf", MIB)).unwrap();
+    let sub = allowed.path().join("sub");
+    fs::create_dir(&sub).unwrap();
+    let nested = fs::canonicalize(image(&sub, "nested.img", MIB)).unwrap();
+    let link = allowed.path().join("link.img");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    let dotdot = allowed
+        .path()
+        .join("..")
+        .join(elsewhere.path().file_name().unwrap())
+        .join("host.conf");
+    for (named, refused) in [
+        (victim.clone(), victim.clone()),
+        (nested.clone(), nested.clone()),
+        (link, victim.clone()),
+        (dotdot, victim.clone()),
+    ] {
+        let err = refusals(&named, None, Some(allowed.path()));
+        assert_eq!(
+            err,
+            [Refusal::FileOutsideTargetsDir {
+                path: refused,
+                dir: Some(allowed.path().to_path_buf())
+            }],
+            "{}",
+            named.display()
+        );
+    }
 }
 
 #[test]
@@ -282,13 +337,13 @@ fn identity_changes_when_the_loop_is_reattached() {
     let paths = SystemPaths::default();
     let first = Loop::attach(&image(dir.path(), "a.img", 4 * MIB), &[]);
     let device = first.path.clone();
-    let confirmed = check_target(&paths, &device, None, false).unwrap().identity;
-    let again = check_target(&paths, &device, None, false).unwrap().identity;
+    let confirmed = check_target(&paths, &device, None, None).unwrap().identity;
+    let again = check_target(&paths, &device, None, None).unwrap().identity;
     assert!(same_identity(&confirmed, &again));
     drop(first);
 
     let _second = Loop::attach_at(&device, &image(dir.path(), "b.img", 5 * MIB));
-    let now = check_target(&paths, &device, None, false).unwrap().identity;
+    let now = check_target(&paths, &device, None, None).unwrap().identity;
     assert_eq!(now.major_minor, confirmed.major_minor, "same loop device");
     assert!(!same_identity(&confirmed, &now));
     if let (Some(a), Some(b)) = (confirmed.diskseq, now.diskseq) {

@@ -34,6 +34,7 @@ fn main() -> ExitCode {
         path: target,
         kind,
         size_bytes: None,
+        expect: None,
     }];
     let container = match sniff_file(&image) {
         Ok(c) => c.unwrap_or(Container::Raw),

@@ -72,6 +72,10 @@ pub enum FlashError {
         #[source]
         source: Arc<io::Error>,
     },
+    /// The opened target is not the one confirmed: something took its
+    /// path between the last check and the open. Nothing was written.
+    #[error(transparent)]
+    Identity(Arc<bty_disks::IdentityMismatch>),
     /// The image does not fit on the target.
     #[error(
         "target {path} is too small: the image needs at least {needed} bytes, it holds {capacity}"

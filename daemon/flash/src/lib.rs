@@ -60,6 +60,11 @@ pub struct TargetSpec {
     /// Capacity in bytes; `None` asks the device (`BLKGETSIZE64`) or, for a
     /// regular file, means unlimited.
     pub size_bytes: Option<u64>,
+    /// What the opened descriptor must be (device number, size and disk
+    /// sequence number, or a file's device and inode), checked right after
+    /// the open and before any byte is written. The daemon always sets it;
+    /// `None` writes whatever the path names (library callers, tests).
+    pub expect: Option<bty_disks::TargetIdentity>,
 }
 
 /// How to flash.

@@ -358,6 +358,7 @@ mod tests {
             path: target.clone(),
             kind: TargetKind::RegularFile,
             size_bytes: None,
+            expect: None,
         };
         let stop = AtomicBool::new(false);
         let size = data.len() as u64;

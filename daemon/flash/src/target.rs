@@ -3,8 +3,9 @@
 //! holes for zero runs, `fsync`, `BLKRRPART`.
 
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rustix::fs::{FallocateFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
@@ -48,13 +49,18 @@ pub(crate) fn open_target(
     };
     let mut flags = OFlags::WRONLY | OFlags::CLOEXEC;
     match spec.kind {
-        TargetKind::RegularFile => flags |= OFlags::CREATE,
+        // Never through a symlink planted where the checked file was.
+        TargetKind::RegularFile => flags |= OFlags::CREATE | OFlags::NOFOLLOW,
         // O_EXCL on a block device: the kernel refuses (EBUSY) while any
         // partition is mounted or claimed, the last guard against a disk
         // that got mounted after the safety checks.
         TargetKind::BlockDevice => flags |= OFlags::EXCL,
     }
     let (fd, direct) = open_maybe_direct(&spec.path, flags, opts.direct_io).map_err(open_err)?;
+    if let Some(expected) = &spec.expect {
+        bty_disks::verify_opened(fd.as_fd(), expected)
+            .map_err(|e| FlashError::Identity(Arc::new(e)))?;
+    }
     let stat = rustix::fs::fstat(&fd).map_err(|e| open_err(e.into()))?;
     let file_type = FileType::from_raw_mode(stat.st_mode);
     let (zero, capacity) = match spec.kind {

@@ -204,6 +204,7 @@ impl LoopDev {
             path: self.dev.clone(),
             kind: TargetKind::BlockDevice,
             size_bytes: None,
+            expect: None,
         }
     }
 }
@@ -219,6 +220,7 @@ pub(crate) fn file_spec(path: &Path) -> TargetSpec {
         path: path.to_path_buf(),
         kind: TargetKind::RegularFile,
         size_bytes: None,
+        expect: None,
     }
 }
 
