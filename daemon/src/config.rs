@@ -68,6 +68,8 @@ pub struct FileConfig {
     pub hashing: WorkerSection,
     /// `[uploads]`
     pub uploads: UploadSection,
+    /// `[flash]`
+    pub flash: FlashSection,
     /// `[registries."host:port"]`
     pub registries: BTreeMap<String, RegistryConfig>,
 }
@@ -112,6 +114,16 @@ pub struct WorkerSection {
 pub struct UploadSection {
     /// Largest upload accepted, in bytes.
     pub max_bytes: Option<u64>,
+}
+
+/// `[flash]` section.
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FlashSection {
+    /// The one directory whose regular files may be flash targets (image
+    /// building, tests). Unset: only block devices. No request can widen
+    /// this; it is the daemon's own setting.
+    pub file_targets_dir: Option<PathBuf>,
 }
 
 /// Default upload cap: 200 GiB, as upstream.
@@ -218,6 +230,8 @@ pub struct Config {
     pub max_upload_bytes: u64,
     /// Per-registry settings.
     pub registries: BTreeMap<String, RegistryConfig>,
+    /// The directory whose regular files may be flash targets.
+    pub file_targets_dir: Option<PathBuf>,
 }
 
 impl FileConfig {
@@ -309,6 +323,16 @@ impl Config {
             });
         }
         let max_upload_bytes = file.uploads.max_bytes.unwrap_or(DEFAULT_MAX_UPLOAD_BYTES);
+        let file_targets_dir = match file.flash.file_targets_dir {
+            Some(dir) if !dir.is_absolute() => {
+                return Err(ConfigError::Invalid {
+                    key: "flash.file_targets_dir",
+                    value: dir.display().to_string(),
+                    why: "must be an absolute path",
+                });
+            }
+            dir => dir,
+        };
         let release_catalog_url = file
             .release_catalog_url
             .unwrap_or_else(|| DEFAULT_RELEASE_CATALOG_URL.to_owned());
@@ -338,6 +362,7 @@ impl Config {
             downloads_stall_timeout_secs: stall,
             max_upload_bytes,
             registries: file.registries,
+            file_targets_dir,
         })
     }
 

@@ -4,7 +4,7 @@
 
 use crate::actors::catalog::{CatalogArgs, CatalogHandle};
 use crate::actors::downloader::{DownloaderArgs, DownloaderHandle};
-use crate::actors::flasher::{FlasherArgs, FlasherHandle};
+use crate::actors::flasher::{FlasherArgs, FlasherHandle, RunningFlashes, TargetRules};
 use crate::actors::hasher::{HasherArgs, HasherHandle};
 use crate::actors::supervisor::{RestartBudget, Supervisor, SupervisorArgs, SupervisorMessage};
 use crate::config::Config;
@@ -122,10 +122,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             tasks: std::sync::Arc::default(),
         }),
         flasher: Some(FlasherArgs {
-            paths: bty_disks::SystemPaths::default(),
+            rules: TargetRules {
+                paths: bty_disks::SystemPaths::default(),
+                file_targets_dir: config.file_targets_dir.clone(),
+            },
             events: events.clone(),
             me: flasher.clone(),
-            cancels: std::sync::Arc::default(),
+            running: RunningFlashes::default(),
         }),
         budget: RestartBudget::default(),
     };

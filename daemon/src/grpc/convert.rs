@@ -183,6 +183,7 @@ pub(crate) fn disk(disk: bty_disks::Disk) -> v1::Disk {
         holders: disk.holders,
         swap: disk.swap,
         system_disk: disk.system_disk,
+        diskseq: disk.diskseq,
         writable: refusals.is_empty(),
         refusals,
     }

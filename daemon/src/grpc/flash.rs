@@ -72,17 +72,21 @@ impl FlashService for FlashApi {
         if r.targets.is_empty() {
             return Err(Status::invalid_argument("at least one target is required"));
         }
-        // An absolute path names a file directly; anything else is resolved
-        // by the catalog (row id, sha256, ref, entry or file name). An entry
-        // without a local copy, or a URL, is streamed from the network.
-        let (image, sha256) = if r.image.starts_with('/') {
-            (ImageInput::File(PathBuf::from(&r.image)), None)
-        } else {
-            match self.catalog.resolve_local(&r.image).await {
-                Ok(local) => (ImageInput::File(local.path), local.sha256),
-                Err(CatalogError::NotFound(why)) => (self.remote(&r.image, why).await?, None),
-                Err(e) => return Err(e.into()),
-            }
+        // Images are named, never given by path: the daemon runs as root
+        // and reads only what its catalog lists (row id, sha256, ref, entry
+        // or file name). An entry without a local copy, or a URL, is
+        // streamed from the network.
+        if r.image.starts_with('/') || r.image.starts_with("./") || r.image.starts_with("../") {
+            return Err(Status::invalid_argument(format!(
+                "image {:?} is a path; btyd flashes only images it lists (row id, sha256, ref, \
+                 name) or URLs: put the file into the image root first (btyctl upload FILE)",
+                r.image
+            )));
+        }
+        let (image, sha256) = match self.catalog.resolve_local(&r.image).await {
+            Ok(local) => (ImageInput::File(local.path), local.sha256),
+            Err(CatalogError::NotFound(why)) => (self.remote(&r.image, why).await?, None),
+            Err(e) => return Err(e.into()),
         };
         let job = self
             .flasher
@@ -98,10 +102,10 @@ impl FlashService for FlashApi {
                         size_bytes: t.confirmed_size_bytes,
                         serial: t.confirmed_serial,
                         model: t.confirmed_model,
+                        diskseq: t.confirmed_diskseq,
                     })
                     .collect(),
                 verify: !r.no_verify,
-                allow_file: r.allow_file,
             })
             .await?;
         Ok(Response::new(convert::job(job)))

@@ -4,12 +4,12 @@
 use super::error::FlasherError;
 use super::handle::FlasherHandle;
 use super::messages::{FlashJobRequest, FlasherMessage, ImageInput};
-use super::safety::check_confirmed;
+use super::running::{Claim, Running, RunningFlashes};
+use super::safety::{TargetRules, check_confirmed};
 use super::task::{Checked, FlashTask, container_by, container_of, target_snapshot};
 use crate::actors::downloader::RemoteStream;
 use crate::events::EventBus;
 use crate::jobs::{JobKind, JobSnapshot, expired, newest_first};
-use bty_disks::SystemPaths;
 use bty_store::format::Container;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::collections::BTreeMap;
@@ -22,19 +22,16 @@ const HISTORY: usize = 100;
 /// What the supervisor gives the flasher at each (re)start.
 #[derive(Debug, Clone)]
 pub struct FlasherArgs {
-    /// Where sysfs/procfs live (tests may point elsewhere).
-    pub paths: SystemPaths,
+    /// Where targets may be (sysfs location, the file-target directory).
+    pub rules: TargetRules,
     /// Job events.
     pub events: EventBus,
     /// This actor's own handle, for task reports.
     pub me: FlasherHandle,
-    /// Cancel flags of running flashes, kept across restarts of the actor:
-    /// a flash task outlives a crashed flasher, and the new one adopts it.
-    pub cancels: CancelRegistry,
+    /// Running flashes, kept across restarts of the actor: a flash task
+    /// outlives a crashed flasher, and the new one adopts it.
+    pub running: RunningFlashes,
 }
-
-/// Cancel flags by job id, shared by every incarnation of the flasher.
-pub type CancelRegistry = Arc<std::sync::Mutex<BTreeMap<String, Arc<AtomicBool>>>>;
 
 /// The behaviour.
 #[derive(Debug, Default)]
@@ -103,13 +100,13 @@ impl Actor for FlasherActor {
 
     async fn handle(
         &self,
-        _myself: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         message: FlasherMessage,
         state: &mut FlasherState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
             FlasherMessage::ListDisks { reply } => {
-                let paths = state.args.paths.clone();
+                let paths = state.args.rules.paths.clone();
                 tokio::task::spawn_blocking(move || {
                     let disks = bty_disks::list_disks(&paths)
                         .map_err(|e| FlasherError::Disks(e.to_string()));
@@ -117,7 +114,29 @@ impl Actor for FlasherActor {
                 });
             }
             FlasherMessage::Flash { request, reply } => {
-                let _ = reply.send(state.flash(request));
+                // Probing the image and the targets reads files and sysfs:
+                // that happens on the blocking pool, and the job is made
+                // when the result comes back, so the mailbox never waits.
+                let rules = state.args.rules.clone();
+                let running = state.args.running.clone();
+                tokio::task::spawn_blocking(move || {
+                    let prepared = prepare(&rules, &running, &request);
+                    let checked = FlasherMessage::Checked {
+                        request,
+                        prepared,
+                        reply,
+                    };
+                    if myself.cast(checked).is_err() {
+                        tracing::warn!("flasher stopped while a flash request was checked");
+                    }
+                });
+            }
+            FlasherMessage::Checked {
+                request,
+                prepared,
+                reply,
+            } => {
+                let _ = reply.send(prepared.and_then(|p| state.start(request, p)));
             }
             FlasherMessage::Update { id, job } => state.update(&id, job),
             FlasherMessage::Cancel { id, reply } => {
@@ -157,44 +176,94 @@ fn stream_container(stream: &RemoteStream) -> Result<(Container, Option<u64>), F
     }
 }
 
+/// What a request turned into once its image and targets were looked at.
+#[derive(Debug)]
+pub struct Prepared {
+    container: Container,
+    image_size: Option<u64>,
+    checked: Vec<Checked>,
+}
+
+/// Look at the image and check every target (blocking: files, sysfs, the
+/// device nodes). Unknown formats and tarballs are refused before any disk
+/// is touched. A stream is looked at by its task (reading it may block),
+/// which re-checks the targets against the size it learns there.
+fn prepare(
+    rules: &TargetRules,
+    running: &RunningFlashes,
+    request: &FlashJobRequest,
+) -> Result<Prepared, FlasherError> {
+    if request.targets.is_empty() {
+        return Err(FlasherError::Invalid("no targets given".to_owned()));
+    }
+    let (container, image_size) = match &request.image {
+        ImageInput::File(path) => (
+            container_of(path).map_err(FlasherError::Invalid)?,
+            bty_flash::virtual_size(path).map_err(|e| FlasherError::Invalid(e.to_string()))?,
+        ),
+        ImageInput::Stream(stream) => stream_container(stream)?,
+        // Its size is in the file: the task checks it once it landed.
+        ImageInput::Download(_) => (Container::Qcow2, None),
+    };
+    let checked = request
+        .targets
+        .iter()
+        .map(|t| {
+            let busy = Claim::of_path(&t.path).is_some_and(|c| running.is_claimed(c));
+            let result = if busy {
+                Err(busy_refusal(&t.path))
+            } else {
+                check_confirmed(rules, t, image_size)
+            };
+            (t.clone(), result)
+        })
+        .collect();
+    Ok(Prepared {
+        container,
+        image_size,
+        checked,
+    })
+}
+
+fn busy_refusal(path: &std::path::Path) -> String {
+    format!(
+        "refusing {}: another flash job is writing it",
+        path.display()
+    )
+}
+
 impl FlasherState {
-    fn flash(&mut self, request: FlashJobRequest) -> Result<JobSnapshot, FlasherError> {
-        if request.targets.is_empty() {
-            return Err(FlasherError::Invalid("no targets given".to_owned()));
+    /// Make the job of a checked request and start its task. A target
+    /// another flash writes (by device number, whatever the path) or one
+    /// this request names twice is refused here, in the handler, so two
+    /// requests can never both claim a disk.
+    fn start(
+        &mut self,
+        request: FlashJobRequest,
+        prepared: Prepared,
+    ) -> Result<JobSnapshot, FlasherError> {
+        let Prepared {
+            container,
+            image_size,
+            mut checked,
+        } = prepared;
+        let mut claims = Vec::new();
+        for (confirmed, result) in &mut checked {
+            let Ok(target) = result else { continue };
+            let Some(claim) = Claim::of(&target.identity) else {
+                continue;
+            };
+            if claims.contains(&claim) {
+                *result = Err(format!(
+                    "refusing {}: this request names the same target twice",
+                    confirmed.path.display()
+                ));
+            } else if self.args.running.is_claimed(claim) {
+                *result = Err(busy_refusal(&confirmed.path));
+            } else {
+                claims.push(claim);
+            }
         }
-        // Unknown formats and tarballs are refused before any disk is
-        // touched. A stream is looked at by its task (reading it may block),
-        // which re-checks the targets against the size it learns there.
-        let (container, image_size) = match &request.image {
-            ImageInput::File(path) => (
-                container_of(path).map_err(FlasherError::Invalid)?,
-                bty_flash::virtual_size(path).map_err(|e| FlasherError::Invalid(e.to_string()))?,
-            ),
-            ImageInput::Stream(stream) => stream_container(stream)?,
-            // Its size is in the file: the task checks it once it landed.
-            ImageInput::Download(_) => (Container::Qcow2, None),
-        };
-        let busy: Vec<String> = self
-            .jobs
-            .values()
-            .filter(|j| j.snapshot.state.is_active())
-            .flat_map(|j| j.snapshot.targets.iter().map(|t| t.path.clone()))
-            .collect();
-        let checked: Vec<Checked> = request
-            .targets
-            .iter()
-            .map(|t| {
-                let result = if busy.contains(&t.path.display().to_string()) {
-                    Err(format!(
-                        "refusing {}: another flash job is writing it",
-                        t.path.display()
-                    ))
-                } else {
-                    check_confirmed(&self.args.paths, t, image_size, request.allow_file)
-                };
-                (t.clone(), result)
-            })
-            .collect();
         if checked.iter().all(|(_, r)| r.is_err()) {
             let reasons: Vec<String> = checked
                 .iter()
@@ -216,21 +285,22 @@ impl FlasherState {
         snapshot.targets = checked.iter().map(|(t, r)| target_snapshot(t, r)).collect();
         self.args.events.job(&snapshot);
         let cancel = Arc::new(AtomicBool::new(false));
-        self.args
-            .cancels
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(snapshot.id.clone(), cancel.clone());
+        self.args.running.insert(
+            &snapshot.id,
+            Running {
+                cancel: cancel.clone(),
+                claims,
+            },
+        );
         let task = FlashTask {
             job: snapshot.clone(),
             image: Some(request.image),
             container,
             sha256: request.sha256,
             verify: request.verify,
-            allow_file: request.allow_file,
             checked,
             image_size,
-            paths: self.args.paths.clone(),
+            rules: self.args.rules.clone(),
             cancel: cancel.clone(),
             me: self.args.me.clone(),
         };
@@ -266,14 +336,7 @@ impl FlasherState {
                 // A task started by an earlier incarnation (before a crash):
                 // adopt it so it is listed, cancellable and ends visibly.
                 tracing::info!(id, "adopting a flash job that survived a flasher restart");
-                let cancel = self
-                    .args
-                    .cancels
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .get(id)
-                    .cloned()
-                    .unwrap_or_default();
+                let cancel = self.args.running.cancel_flag(id);
                 self.args.events.job(&job);
                 self.jobs.insert(
                     id.to_owned(),
@@ -285,11 +348,7 @@ impl FlasherState {
             }
         }
         if finished {
-            self.args
-                .cancels
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(id);
+            self.args.running.remove(id);
         }
     }
 

@@ -1,5 +1,6 @@
 //! Messages the flasher understands.
 
+use super::actor::Prepared;
 use super::error::FlasherError;
 use super::pending::PendingDownload;
 use crate::actors::downloader::RemoteStream;
@@ -19,6 +20,8 @@ pub struct ConfirmedTarget {
     pub serial: Option<String>,
     /// The model the operator saw.
     pub model: Option<String>,
+    /// The kernel's disk sequence number the operator's listing showed.
+    pub diskseq: Option<u64>,
 }
 
 /// Where a flash reads the image from.
@@ -46,8 +49,6 @@ pub struct FlashJobRequest {
     pub targets: Vec<ConfirmedTarget>,
     /// Read back and compare after writing.
     pub verify: bool,
-    /// Regular files allowed as targets.
-    pub allow_file: bool,
 }
 
 /// Requests and task reports.
@@ -62,6 +63,15 @@ pub enum FlasherMessage {
     Flash {
         /// What to write where.
         request: FlashJobRequest,
+        /// The job, or why nothing was started.
+        reply: RpcReplyPort<Result<JobSnapshot, FlasherError>>,
+    },
+    /// The blocking checks of a `Flash` request are done: start the job.
+    Checked {
+        /// The request.
+        request: FlashJobRequest,
+        /// What the checks found, or why the request is refused.
+        prepared: Result<Prepared, FlasherError>,
         /// The job, or why nothing was started.
         reply: RpcReplyPort<Result<JobSnapshot, FlasherError>>,
     },

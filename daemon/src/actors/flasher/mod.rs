@@ -8,11 +8,14 @@ mod error;
 mod handle;
 mod messages;
 mod pending;
+mod running;
 mod safety;
 mod task;
 
-pub use actor::{CancelRegistry, FlasherActor, FlasherArgs};
+pub use actor::{FlasherActor, FlasherArgs, Prepared};
 pub use error::FlasherError;
 pub use handle::FlasherHandle;
 pub use messages::{ConfirmedTarget, FlashJobRequest, FlasherMessage, ImageInput};
 pub use pending::PendingDownload;
+pub use running::RunningFlashes;
+pub use safety::TargetRules;

@@ -5,9 +5,9 @@
 use super::handle::FlasherHandle;
 use super::messages::{ConfirmedTarget, ImageInput};
 use super::pending::{PendingDownload, Waited};
-use super::safety::recheck;
+use super::safety::{TargetRules, recheck};
 use crate::jobs::{JobSnapshot, JobState, RateMeter, TargetSnapshot};
-use bty_disks::{SystemPaths, Target};
+use bty_disks::Target;
 use bty_flash::{
     FlashOptions, FlashReport, HashingReader, Phase, Progress, Source, TargetKind, TargetSpec,
 };
@@ -29,10 +29,9 @@ pub(crate) struct FlashTask {
     /// Known sha256 of a file's stored bytes (a stream carries its own).
     pub(crate) sha256: Option<String>,
     pub(crate) verify: bool,
-    pub(crate) allow_file: bool,
     pub(crate) checked: Vec<Checked>,
     pub(crate) image_size: Option<u64>,
-    pub(crate) paths: SystemPaths,
+    pub(crate) rules: TargetRules,
     pub(crate) cancel: Arc<AtomicBool>,
     pub(crate) me: FlasherHandle,
 }
@@ -66,15 +65,10 @@ impl FlashTask {
         let mut specs = Vec::new();
         let mut slots = Vec::new(); // job.targets index of each spec
         for (i, (confirmed, first)) in self.checked.iter().enumerate() {
-            let result = first.as_ref().map_err(Clone::clone).and_then(|first| {
-                recheck(
-                    &self.paths,
-                    confirmed,
-                    first,
-                    self.image_size,
-                    self.allow_file,
-                )
-            });
+            let result = first
+                .as_ref()
+                .map_err(Clone::clone)
+                .and_then(|first| recheck(&self.rules, confirmed, first, self.image_size));
             match result {
                 Ok(target) => {
                     specs.push(TargetSpec {
@@ -86,6 +80,9 @@ impl FlashTask {
                         size_bytes: Some(target.size_bytes).filter(|_| {
                             matches!(target.kind, bty_disks::TargetKind::BlockDevice { .. })
                         }),
+                        // The pipeline checks the opened descriptor is this
+                        // very device (or file) before its first write.
+                        expect: Some(target.identity.clone()),
                     });
                     slots.push(i);
                 }
