@@ -110,9 +110,6 @@ pub(crate) enum CtlError {
     /// A flash target that is neither a listed disk nor an allowed file.
     #[error("no such disk: {0}")]
     NoSuchDisk(String),
-    /// A regular file named as a flash target without `--allow-file`.
-    #[error("{0} is a regular file, not a disk: pass --allow-file to write to it")]
-    FileTarget(String),
     /// The operator did not type `yes` at the flash prompt.
     #[error("not confirmed")]
     NotConfirmed,
@@ -147,9 +144,7 @@ impl CtlError {
             Self::JobEnded { .. } | Self::TargetsFailed { .. } => Exit::JobFailed,
             Self::WatchEnded(..) | Self::Output(_) | Self::Prompt(_) => Exit::Other,
             Self::NoSuchDisk(_) => Exit::NotFound,
-            Self::NoName(_) | Self::FileTarget(_) | Self::NotConfirmed | Self::NoTerminal => {
-                Exit::Invalid
-            }
+            Self::NoName(_) | Self::NotConfirmed | Self::NoTerminal => Exit::Invalid,
             Self::ReadFile { source, .. } => match source.kind() {
                 std::io::ErrorKind::NotFound => Exit::NotFound,
                 std::io::ErrorKind::PermissionDenied => Exit::Refused,

@@ -300,7 +300,7 @@ async fn flash_flow_confirms_identities_and_starts() {
     let start = Request::post("/ui/flash/start")
         .header("content-type", "application/x-www-form-urlencoded")
         .body(Body::from(format!(
-            "image={SHA_LOCAL}&verify=1&t0_path=%2Fdev%2Fsdb&t0_size=34359738368&t0_serial=4C530001&t0_model=Ultra+Fit&confirm=yes"
+            "image={SHA_LOCAL}&verify=1&t0_path=%2Fdev%2Fsdb&t0_size=34359738368&t0_serial=4C530001&t0_model=Ultra+Fit&t0_diskseq=42&confirm=yes"
         )))
         .unwrap();
     let reply = harness.send(start).await;
@@ -317,6 +317,7 @@ async fn flash_flow_confirms_identities_and_starts() {
             confirmed_size_bytes: 34_359_738_368,
             confirmed_serial: Some("4C530001".to_owned()),
             confirmed_model: Some("Ultra Fit".to_owned()),
+            confirmed_diskseq: Some(42),
         }]
     );
 }

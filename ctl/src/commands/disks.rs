@@ -58,6 +58,8 @@ struct DiskView {
     system_disk: Option<String>,
     writable: bool,
     refusals: Vec<String>,
+    /// The kernel's disk sequence number (changes on every media change).
+    diskseq: Option<u64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -98,6 +100,7 @@ impl From<&Disk> for DiskView {
             swap: disk.swap,
             system_disk: disk.system_disk.clone(),
             writable: disk.writable,
+            diskseq: disk.diskseq,
             refusals: disk.refusals.clone(),
         }
     }

@@ -33,6 +33,8 @@ pub(crate) struct DiskView {
     /// The daemon's `model` field as is, echoed back in the confirmation.
     model_raw: String,
     serial: String,
+    /// The disk sequence number the confirmation pins ("" if none).
+    diskseq: String,
     transport: String,
     removable: bool,
     writable: bool,
@@ -57,6 +59,7 @@ impl From<Disk> for DiskView {
                 model
             },
             model_raw,
+            diskseq: disk.diskseq.map(|n| n.to_string()).unwrap_or_default(),
             serial: disk.serial.unwrap_or_default(),
             transport: disk.transport.unwrap_or_default(),
             removable: disk.removable,
@@ -302,7 +305,7 @@ async fn confirm_page(
 }
 
 /// The confirmed targets of the confirmation form: `t<i>_path`,
-/// `t<i>_size`, `t<i>_serial`, `t<i>_model` for i = 0, 1, …
+/// `t<i>_size`, `t<i>_serial`, `t<i>_model`, `t<i>_diskseq` for i = 0, 1, …
 fn confirmed_targets(pairs: &[(String, String)]) -> Result<Vec<FlashTarget>, WebError> {
     let mut targets = Vec::new();
     for i in 0.. {
@@ -322,6 +325,7 @@ fn confirmed_targets(pairs: &[(String, String)]) -> Result<Vec<FlashTarget>, Web
             confirmed_size_bytes: size,
             confirmed_serial: optional(format!("t{i}_serial")),
             confirmed_model: optional(format!("t{i}_model")),
+            confirmed_diskseq: optional(format!("t{i}_diskseq")).and_then(|s| s.parse().ok()),
         });
     }
     if targets.is_empty() {
@@ -345,7 +349,6 @@ pub(crate) async fn start(State(state): State<AppState>, body: String) -> Redire
         image: value(&pairs, "image").unwrap_or_default().to_owned(),
         targets,
         no_verify: value(&pairs, "verify").is_none(),
-        allow_file: false,
     };
     match state.flash().flash(request).await {
         Ok(job) => {

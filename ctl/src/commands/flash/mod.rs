@@ -15,14 +15,16 @@ use std::io::Write;
 
 /// What IMAGE and TARGET accept and what confirming means (`--help`).
 const FLASH_HELP: &str = "\
-IMAGE is a row id, sha256, entry ref, entry or file name, a path btyd can
-read, or an http(s):// or oras:// URL. An image with no local copy (a URL,
+IMAGE is a row id, sha256, entry ref, entry or file name, or an http(s)://
+or oras:// URL; never a path (put a local file into the store with `btyctl
+upload FILE` first). An image with no local copy (a URL,
 or a catalog entry not fetched) is streamed to the targets and not stored;
 a qcow2 entry is fetched into the store first.
 
 TARGET is a disk from `btyctl disks`: its path (/dev/sdb), its name (sdb) or
-a symlink to it (/dev/disk/by-id/…). With --allow-file it may also be a
-regular file (image building, tests).
+a symlink to it (/dev/disk/by-id/…). A regular file is accepted by btyd only
+directly inside the directory its config names ([flash] file_targets_dir),
+never anywhere else.
 
 Confirmation: btyctl first lists each target's path, model, size and serial
 and asks you to type `yes`. That identity is sent with the request, and btyd
@@ -34,13 +36,13 @@ a terminal.
 Exits 7 if the job fails or any target fails, is refused or is cancelled;
 5 if not confirmed; 3 if a target is neither a listed disk nor a file.";
 
-/// `btyctl flash IMAGE TARGET... [--yes] [--no-verify] [--allow-file] [--detach]`
+/// `btyctl flash IMAGE TARGET... [--yes] [--no-verify] [--detach]`
 #[derive(Debug, Args)]
 #[command(after_help = FLASH_HELP)]
 pub(crate) struct FlashArgs {
     /// The image to write (see below).
     image: String,
-    /// The disks (or, with --allow-file, files) to write it to.
+    /// The disks (or files, where btyd's config allows them) to write it to.
     #[arg(required = true, value_name = "TARGET")]
     targets: Vec<String>,
     /// Confirm the listed targets without asking.
@@ -49,9 +51,6 @@ pub(crate) struct FlashArgs {
     /// Skip reading the written bytes back to compare their sha256.
     #[arg(long)]
     no_verify: bool,
-    /// Allow regular files as targets.
-    #[arg(long)]
-    allow_file: bool,
     /// Print the started job and return instead of watching it
     /// (`btyctl jobs watch ID` follows it later).
     #[arg(long)]
@@ -61,7 +60,7 @@ pub(crate) struct FlashArgs {
 /// Resolve and confirm the targets, start the flash and watch it.
 pub(crate) async fn run(ctx: &Ctx, args: FlashArgs) -> Result<(), CtlError> {
     let disks = disks::list(ctx).await?;
-    let chosen = targets::resolve(&disks, &args.targets, args.allow_file).await?;
+    let chosen = targets::resolve(&disks, &args.targets).await?;
     show(&args.image, &chosen);
     if !args.yes {
         confirm::ask(&args.image, chosen.len()).await?;
@@ -70,7 +69,6 @@ pub(crate) async fn run(ctx: &Ctx, args: FlashArgs) -> Result<(), CtlError> {
         image: args.image,
         targets: chosen.into_iter().map(|c| c.target).collect(),
         no_verify: args.no_verify,
-        allow_file: args.allow_file,
     };
     let job = ctx.daemon.flash().flash(request).await?.into_inner();
     if args.detach {

@@ -17,14 +17,10 @@ pub(crate) struct Chosen {
 
 /// Resolve every name, in order, once each (a disk named twice, e.g. as
 /// `sdb` and `/dev/sdb`, is written once).
-pub(crate) async fn resolve(
-    disks: &[Disk],
-    names: &[String],
-    allow_file: bool,
-) -> Result<Vec<Chosen>, CtlError> {
+pub(crate) async fn resolve(disks: &[Disk], names: &[String]) -> Result<Vec<Chosen>, CtlError> {
     let mut chosen: Vec<Chosen> = Vec::new();
     for name in names {
-        let next = resolve_one(disks, name, allow_file).await?;
+        let next = resolve_one(disks, name).await?;
         if !chosen.iter().any(|c| c.target.path == next.target.path) {
             chosen.push(next);
         }
@@ -32,7 +28,7 @@ pub(crate) async fn resolve(
     Ok(chosen)
 }
 
-async fn resolve_one(disks: &[Disk], name: &str, allow_file: bool) -> Result<Chosen, CtlError> {
+async fn resolve_one(disks: &[Disk], name: &str) -> Result<Chosen, CtlError> {
     if let Some(disk) = find_disk(disks, name) {
         return Ok(from_disk(disk));
     }
@@ -47,11 +43,9 @@ async fn resolve_one(disks: &[Disk], name: &str, allow_file: bool) -> Result<Cho
     }
     match (tokio::fs::metadata(name).await, canonical) {
         (Ok(metadata), Some(path)) if metadata.is_file() => {
-            if !allow_file {
-                return Err(CtlError::FileTarget(name.to_owned()));
-            }
-            // btyd does not share btyctl's working directory: send the
-            // absolute path.
+            // btyd decides whether a file may be a target (only inside the
+            // directory its own config names); it does not share btyctl's
+            // working directory, so it gets the absolute path.
             from_file(path, metadata.len()).ok_or_else(|| CtlError::NoSuchDisk(name.to_owned()))
         }
         _ => Err(CtlError::NoSuchDisk(name.to_owned())),
@@ -81,6 +75,7 @@ fn from_disk(disk: &Disk) -> Chosen {
             confirmed_size_bytes: disk.size_bytes,
             confirmed_serial: disk.serial.clone(),
             confirmed_model: disk.model.clone(),
+            confirmed_diskseq: disk.diskseq,
         },
         description,
     }
@@ -96,6 +91,7 @@ fn from_file(path: PathBuf, size: u64) -> Option<Chosen> {
             confirmed_size_bytes: size,
             confirmed_serial: None,
             confirmed_model: None,
+            confirmed_diskseq: None,
         },
     })
 }
@@ -120,7 +116,7 @@ mod tests {
     async fn disks_resolve_by_path_or_name_once() {
         let disks = [stick()];
         let names = ["sdb".to_owned(), "/dev/sdb".to_owned()];
-        let chosen = resolve(&disks, &names, false).await.expect("resolves");
+        let chosen = resolve(&disks, &names).await.expect("resolves");
         assert_eq!(chosen.len(), 1);
         let target = &chosen[0].target;
         assert_eq!(target.path, "/dev/sdb");
@@ -130,19 +126,19 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn files_need_allow_file_and_unknown_names_are_not_found() {
+    async fn files_go_to_btyd_by_absolute_path_and_unknown_names_are_not_found() {
         let dir = tempfile::tempdir().expect("temp dir");
         let file = dir.path().join("target.img");
         std::fs::write(&file, [0u8; 100]).expect("write");
         let name = file.to_str().expect("utf-8").to_owned();
-        let refused = resolve(&[], std::slice::from_ref(&name), false).await;
-        assert!(matches!(refused, Err(CtlError::FileTarget(_))));
-        let chosen = resolve(&[], std::slice::from_ref(&name), true)
+        let chosen = resolve(&[], std::slice::from_ref(&name))
             .await
             .expect("a file target");
         assert_eq!(chosen[0].target.confirmed_size_bytes, 100);
         assert_eq!(chosen[0].target.confirmed_serial, None);
-        let missing = resolve(&[stick()], &["/dev/sdz".to_owned()], true).await;
+        let canonical = std::fs::canonicalize(&file).expect("canonical");
+        assert_eq!(chosen[0].target.path, canonical.to_str().expect("utf-8"));
+        let missing = resolve(&[stick()], &["/dev/sdz".to_owned()]).await;
         assert!(matches!(missing, Err(CtlError::NoSuchDisk(name)) if name == "/dev/sdz"));
     }
 
