@@ -3,6 +3,16 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Mutex, MutexGuard};
+
+static SETUP: Mutex<()> = Mutex::new(());
+
+/// Held while this process attaches a loop device. A test that detaches a
+/// node and re-attaches it on purpose holds it across both steps, so no
+/// other test of the same binary takes the node in between.
+pub fn hold_loop_setup() -> MutexGuard<'static, ()> {
+    SETUP.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// An attached loop device.
 pub struct LoopDevice {
@@ -22,6 +32,7 @@ impl LoopDevice {
 
     /// Attach an existing file.
     pub fn attach(file: &Path, read_only: bool) -> Self {
+        let _setup = hold_loop_setup();
         let mut cmd = Command::new("losetup");
         cmd.args(["--find", "--show"]);
         if read_only {
@@ -50,6 +61,16 @@ impl Drop for LoopDevice {
     fn drop(&mut self) {
         let _ = Command::new("losetup").arg("-d").arg(&self.path).status();
     }
+}
+
+/// Fail the test, naming the missing capability, unless this process may
+/// create loop devices (root and `/dev/loop-control`). Never a silent skip.
+pub fn require_loop_devices() {
+    assert!(
+        can_use_loop_devices(),
+        "this test needs loop devices: run it as root on a machine with /dev/loop-control \
+         (scripts/test does)"
+    );
 }
 
 /// Whether this process may create loop devices.

@@ -11,7 +11,8 @@ use bty_store::digest::sha256_bytes;
 use btyd::actors::catalog::{AddEntry, CatalogArgs, CatalogHandle};
 use btyd::actors::downloader::{DownloaderArgs, DownloaderHandle};
 use btyd::actors::flasher::{
-    ConfirmedTarget, FlashJobRequest, FlasherArgs, FlasherHandle, ImageInput,
+    ConfirmedTarget, FlashJobRequest, FlasherArgs, FlasherHandle, ImageInput, RunningFlashes,
+    TargetRules,
 };
 use btyd::actors::hasher::{HasherArgs, HasherHandle};
 use btyd::actors::supervisor::{RestartBudget, Supervisor, SupervisorArgs, SupervisorMessage};
@@ -64,10 +65,14 @@ async fn start(state: &Path) -> Tree {
             tasks: std::sync::Arc::default(),
         }),
         flasher: Some(FlasherArgs {
-            paths: bty_disks::SystemPaths::default(),
+            // The test's own dir is the one place file targets may be.
+            rules: TargetRules {
+                paths: bty_disks::SystemPaths::default(),
+                file_targets_dir: Some(state.to_path_buf()),
+            },
             events,
             me: flasher.clone(),
-            cancels: std::sync::Arc::default(),
+            running: RunningFlashes::default(),
         }),
         budget: RestartBudget::default(),
     };
@@ -157,9 +162,9 @@ async fn flasher_crash_mid_flash_adopts_the_running_job() {
                 size_bytes: 0,
                 serial: None,
                 model: None,
+                diskseq: None,
             }],
             verify: true,
-            allow_file: true,
         })
         .await
         .unwrap();

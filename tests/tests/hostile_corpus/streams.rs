@@ -210,6 +210,7 @@ fn flash_onto(
         path: path.clone(),
         kind: TargetKind::RegularFile,
         size_bytes: Some(capacity),
+        expect: None,
     };
     let opts = FlashOptions {
         direct_io: false,
