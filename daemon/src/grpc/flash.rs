@@ -10,6 +10,7 @@ use crate::actors::flasher::{
 };
 use bty_proto::v1::{self, flash_service_server::FlashService};
 use bty_store::canon::canonicalise_src;
+use bty_store::identity::VerifiedImage;
 use std::path::PathBuf;
 use tonic::{Request, Response, Status};
 
@@ -76,10 +77,18 @@ impl FlashService for FlashApi {
         // by the catalog (row id, sha256, ref, entry or file name). An entry
         // without a local copy, or a URL, is streamed from the network.
         let (image, sha256) = if r.image.starts_with('/') {
-            (ImageInput::File(PathBuf::from(&r.image)), None)
+            let path = PathBuf::from(&r.image);
+            let opened = tokio::task::spawn_blocking(move || VerifiedImage::open_unlisted(&path))
+                .await
+                .map_err(|e| Status::internal(e.to_string()))?
+                .map_err(|e| Status::failed_precondition(e.to_string()))?;
+            (ImageInput::File(opened), None)
         } else {
             match self.catalog.resolve_local(&r.image).await {
-                Ok(local) => (ImageInput::File(local.path), local.sha256),
+                Ok(local) => (
+                    ImageInput::File(super::open::open_listed(&local).await?),
+                    local.sha256,
+                ),
                 Err(CatalogError::NotFound(why)) => (self.remote(&r.image, why).await?, None),
                 Err(e) => return Err(e.into()),
             }

@@ -5,7 +5,7 @@ use super::error::FlasherError;
 use super::handle::FlasherHandle;
 use super::messages::{FlashJobRequest, FlasherMessage, ImageInput};
 use super::safety::check_confirmed;
-use super::task::{Checked, FlashTask, container_by, container_of, target_snapshot};
+use super::task::{Checked, FlashTask, container_by, inspect, target_snapshot};
 use crate::actors::downloader::RemoteStream;
 use crate::events::EventBus;
 use crate::jobs::{JobKind, JobSnapshot, expired, newest_first};
@@ -166,10 +166,7 @@ impl FlasherState {
         // touched. A stream is looked at by its task (reading it may block),
         // which re-checks the targets against the size it learns there.
         let (container, image_size) = match &request.image {
-            ImageInput::File(path) => (
-                container_of(path).map_err(FlasherError::Invalid)?,
-                bty_flash::virtual_size(path).map_err(|e| FlasherError::Invalid(e.to_string()))?,
-            ),
+            ImageInput::File(image) => inspect(image).map_err(FlasherError::Invalid)?,
             ImageInput::Stream(stream) => stream_container(stream)?,
             // Its size is in the file: the task checks it once it landed.
             ImageInput::Download(_) => (Container::Qcow2, None),
