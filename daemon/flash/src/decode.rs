@@ -261,7 +261,7 @@ fn name_memlimit(e: io::Error) -> io::Error {
 
 /// io-error payload: a stream needs more decoder memory than allowed.
 #[derive(Debug, thiserror::Error)]
-#[error("{format} stream needs more than {limit} bytes of decoder memory")]
+#[error("{format} stream needs more than the {} MiB decoder memory limit", .limit >> 20)]
 struct MemLimitHit {
     format: &'static str,
     limit: u64,
