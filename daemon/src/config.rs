@@ -106,6 +106,9 @@ pub struct WorkerSection {
     pub max_parallel: Option<u32>,
     /// Downloads only: seconds without a byte before a transfer is retried.
     pub stall_timeout_secs: Option<u64>,
+    /// Downloads only: largest image accepted when the catalog does not
+    /// declare its size (streamed to disk or to a flash), in bytes.
+    pub max_image_bytes: Option<u64>,
 }
 
 /// `[uploads]` section.
@@ -228,6 +231,9 @@ pub struct Config {
     pub downloads_stall_timeout_secs: u64,
     /// Largest upload accepted.
     pub max_upload_bytes: u64,
+    /// Largest download (or stream to a flash) whose size the catalog does
+    /// not declare.
+    pub downloads_max_image_bytes: u64,
     /// Per-registry settings.
     pub registries: BTreeMap<String, RegistryConfig>,
     /// The directory whose regular files may be flash targets.
@@ -333,6 +339,17 @@ impl Config {
             }
             dir => dir,
         };
+        let downloads_max_image_bytes = file
+            .downloads
+            .max_image_bytes
+            .unwrap_or(bty_fetch::DEFAULT_MAX_SIZE);
+        if downloads_max_image_bytes == 0 {
+            return Err(ConfigError::Invalid {
+                key: "downloads.max_image_bytes",
+                value: "0".to_owned(),
+                why: "must be at least 1",
+            });
+        }
         let release_catalog_url = file
             .release_catalog_url
             .unwrap_or_else(|| DEFAULT_RELEASE_CATALOG_URL.to_owned());
@@ -361,6 +378,7 @@ impl Config {
             hashing_max_parallel,
             downloads_stall_timeout_secs: stall,
             max_upload_bytes,
+            downloads_max_image_bytes,
             registries: file.registries,
             file_targets_dir,
         })

@@ -10,9 +10,6 @@ use crate::actors::supervisor::{RestartBudget, Supervisor, SupervisorArgs, Super
 use crate::config::Config;
 use crate::events::EventBus;
 use crate::grpc::{self, CatalogApi, EventApi, FlashApi, JobApi, Services};
-use bty_store::atomic::remove_stale_temp_files;
-use bty_store::marker::ensure_marker;
-use bty_store::scan::unrecognised_files;
 use ractor::Actor;
 use std::future::Future;
 use std::os::unix::fs::PermissionsExt;
@@ -81,7 +78,7 @@ pub enum DaemonError {
 
 /// Run btyd until `shutdown` resolves or the supervisor gives up.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
-    prepare_store(&config)?;
+    crate::store_dirs::prepare_store(&config)?;
 
     let events = EventBus::new();
     let hasher = HasherHandle::default();
@@ -114,6 +111,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             http,
             fetch_options: bty_fetch::FetchOptions {
                 stall_timeout: std::time::Duration::from_secs(config.downloads_stall_timeout_secs),
+                max_size: Some(config.downloads_max_image_bytes),
                 ..bty_fetch::FetchOptions::default()
             },
             events: events.clone(),
@@ -263,39 +261,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     while servers.join_next().await.is_some() {}
     let _ = std::fs::remove_file(&config.socket);
     outcome
-}
-
-/// Create the directories, check the storage marker, clean up after a crash.
-fn prepare_store(config: &Config) -> Result<(), DaemonError> {
-    let jobs_dir = config.jobs_dir();
-    for dir in [&config.state_dir, &jobs_dir, &config.image_root] {
-        std::fs::create_dir_all(dir).map_err(|source| DaemonError::CreateDir {
-            path: dir.clone(),
-            source,
-        })?;
-    }
-    ensure_marker(&config.image_root, VERSION)?;
-    // A kill during an atomic write leaves its temp file: in the state dir
-    // (catalog.toml), the jobs dir (download checkpoints) or the image root.
-    for dir in [&config.state_dir, &jobs_dir, &config.image_root] {
-        match remove_stale_temp_files(dir) {
-            Ok(removed) => {
-                for path in removed {
-                    tracing::info!(path = %path.display(), "removed a temp file left by a crash");
-                }
-            }
-            Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "cannot clean temp files"),
-        }
-    }
-    if let Ok(names) = unrecognised_files(&config.image_root) {
-        for name in names {
-            tracing::warn!(
-                name,
-                "unrecognised file in the image root; ignored by the scan"
-            );
-        }
-    }
-    Ok(())
 }
 
 /// Bind the Unix socket: refuse if a live daemon answers on it, replace a

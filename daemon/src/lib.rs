@@ -14,4 +14,5 @@ pub mod grpc;
 pub mod jobs;
 pub mod metrics;
 pub mod serve;
+mod store_dirs;
 pub mod watch;

@@ -2,26 +2,27 @@
 //! with `Range`): a blocking reader feeding a bounded channel, so a slow
 //! client never holds more than a few chunks in memory.
 
+use bty_store::identity::VerifiedImage;
 use bytes::Bytes;
-use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::path::PathBuf;
 use tokio::sync::mpsc;
 
 /// Chunk size of served bytes.
 const CHUNK: usize = 1 << 20;
 
-/// Stream `length` bytes (0 = to the end) of `path` from `offset`.
+/// Stream `length` bytes (0 = to the end) of `image` from `offset`. The
+/// bytes come from the descriptor opened and checked against the scan, so
+/// a name swapped for a symlink afterwards serves nothing of its target.
 pub fn read_range(
-    path: PathBuf,
+    image: VerifiedImage,
     offset: u64,
     length: u64,
 ) -> mpsc::Receiver<std::io::Result<Bytes>> {
     let (tx, rx) = mpsc::channel(4);
     tokio::task::spawn_blocking(move || {
+        let size = image.size();
+        let mut file = image.into_file();
         let result = (|| -> std::io::Result<()> {
-            let mut file = File::open(&path)?;
-            let size = file.metadata()?.len();
             if offset > size {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::InvalidInput,

@@ -14,6 +14,7 @@ pub mod http;
 pub mod loopdev;
 pub mod origin;
 pub mod registry;
+pub mod tls;
 pub mod web;
 
 /// The workspace's `target/<profile>` directory holding the binaries.
@@ -100,6 +101,8 @@ pub struct Daemon {
     /// The web listener.
     pub web: SocketAddr,
     config: Option<PathBuf>,
+    /// Extra environment for btyd (e.g. `SSL_CERT_FILE`).
+    env: Vec<(String, String)>,
     log: PathBuf,
 }
 
@@ -112,6 +115,15 @@ impl Daemon {
     /// Like [`Daemon::start_with`], with a config file of `config_toml`
     /// (empty = none) passed as `--config`.
     pub fn start_configured(config_toml: &str, prepare: impl FnOnce(&Path, &Path)) -> Self {
+        Self::start_with_env(config_toml, &[], prepare)
+    }
+
+    /// Like [`Daemon::start_configured`], with extra environment variables.
+    pub fn start_with_env(
+        config_toml: &str,
+        env: &[(&str, &str)],
+        prepare: impl FnOnce(&Path, &Path),
+    ) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let state_dir = dir.path().join("state");
         let image_root = state_dir.join("images");
@@ -125,6 +137,10 @@ impl Daemon {
         let web: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let mut daemon = Self {
             config,
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
             child: None,
             socket: state_dir.join("btyd.sock"),
             log: dir.path().join("btyd.log"),
@@ -158,6 +174,7 @@ impl Daemon {
             .arg("--web-listen")
             .arg(self.web.to_string())
             .env("BTY_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -176,6 +193,11 @@ impl Daemon {
                 && self.ctl(&["images", "list", "--json"]).status.success();
             ok.then_some(())
         });
+    }
+
+    /// btyd's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Everything btyd logged so far.

@@ -1,6 +1,6 @@
-//! An HTTP origin server for download tests: serves in-memory files with
-//! ETag, Range and HEAD, counts what it sends, and can be slowed down or
-//! cut off mid-body. Runs
+//! An HTTP(S) origin server for download tests: serves in-memory files with
+//! ETag, Range and HEAD, counts what it sends, redirects on demand, and can
+//! be slowed down or cut off mid-body. Runs
 //! on its own thread and runtime so blocking test code can drive it.
 
 use axum::body::Body;
@@ -16,6 +16,11 @@ use std::time::Duration;
 #[derive(Default)]
 struct Files {
     files: HashMap<String, (Arc<Vec<u8>>, String)>,
+    /// Paths answered with `302 Found` to a URL.
+    redirects: HashMap<String, String>,
+    /// Paths whose full responses declare this `Content-Length` instead of
+    /// the real one (a lying server; the body ends where the bytes do).
+    declared: HashMap<String, u64>,
     version: u64,
 }
 
@@ -31,12 +36,16 @@ pub struct OriginState {
     pub delay_us_per_chunk: AtomicU64,
     /// Break the next body's connection after this many bytes (0 = never).
     pub drop_next_after: AtomicU64,
+    /// Every path asked for, in order.
+    seen: Mutex<Vec<String>>,
 }
 
 /// A running origin.
 pub struct Origin {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// `http` or `https`.
+    scheme: &'static str,
     /// Its state and counters.
     pub state: Arc<OriginState>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -48,6 +57,17 @@ const CHUNK: usize = 64 << 10;
 impl Origin {
     /// Start on 127.0.0.1:0.
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// Start on 127.0.0.1:0 serving https with `tls` (see
+    /// [`crate::tls::TestCa::server_config`]).
+    pub fn start_tls(tls: Arc<tokio_rustls::rustls::ServerConfig>) -> Self {
+        Self::start_with(Some(tls))
+    }
+
+    fn start_with(tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>) -> Self {
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let state = Arc::new(OriginState::default());
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
@@ -68,16 +88,28 @@ impl Origin {
                 addr_tx
                     .send(listener.local_addr().expect("addr"))
                     .expect("send addr");
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = stop.await;
-                    })
-                    .await;
+                let stopped = async {
+                    let _ = stop.await;
+                };
+                match tls {
+                    Some(config) => {
+                        let listener = crate::tls::TlsListener::new(listener, config);
+                        let _ = axum::serve(listener, app)
+                            .with_graceful_shutdown(stopped)
+                            .await;
+                    }
+                    None => {
+                        let _ = axum::serve(listener, app)
+                            .with_graceful_shutdown(stopped)
+                            .await;
+                    }
+                }
             });
         });
         let addr = addr_rx.recv().expect("origin started");
         Self {
             addr,
+            scheme,
             state,
             shutdown: Some(shutdown),
             thread: Some(thread),
@@ -95,9 +127,38 @@ impl Origin {
         );
     }
 
+    /// Answer GETs of `/path` with `302 Found` to `to`.
+    pub fn redirect(&self, path: &str, to: &str) {
+        let mut files = self.state.files.lock().expect("files");
+        files
+            .redirects
+            .insert(path.trim_start_matches('/').to_owned(), to.to_owned());
+    }
+
+    /// Declare `len` as the `Content-Length` of `/path` (full responses).
+    pub fn declare_length(&self, path: &str, len: u64) {
+        let mut files = self.state.files.lock().expect("files");
+        files
+            .declared
+            .insert(path.trim_start_matches('/').to_owned(), len);
+    }
+
+    /// Requests for `/path` so far (any method, any answer).
+    pub fn requests_for(&self, path: &str) -> u64 {
+        let seen = self.state.seen.lock().expect("seen");
+        seen.iter()
+            .filter(|p| *p == path.trim_start_matches('/'))
+            .count() as u64
+    }
+
     /// The URL of `/path`.
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}/{}", self.addr, path.trim_start_matches('/'))
+        format!(
+            "{}://{}/{}",
+            self.scheme,
+            self.addr,
+            path.trim_start_matches('/')
+        )
     }
 
     /// Slow every 64 KiB chunk down by `delay`.
@@ -153,7 +214,22 @@ async fn serve(
     Path(path): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let found = state.files.lock().expect("files").files.get(&path).cloned();
+    state.seen.lock().expect("seen").push(path.clone());
+    let (found, redirect, declared) = {
+        let files = state.files.lock().expect("files");
+        (
+            files.files.get(&path).cloned(),
+            files.redirects.get(&path).cloned(),
+            files.declared.get(&path).copied(),
+        )
+    };
+    if let Some(to) = redirect {
+        return Response::builder()
+            .status(StatusCode::FOUND)
+            .header(header::LOCATION, to)
+            .body(Body::empty())
+            .expect("response");
+    }
     let Some((bytes, etag)) = found else {
         return Response::builder()
             .status(StatusCode::NOT_FOUND)
@@ -169,11 +245,15 @@ async fn serve(
         None => (StatusCode::OK, 0, len.saturating_sub(1)),
     };
     let body_len = if len == 0 { 0 } else { end - start + 1 };
+    let declared_len = match declared {
+        Some(len) if status == StatusCode::OK => len,
+        _ => body_len,
+    };
     let mut response = Response::builder()
         .status(status)
         .header(header::ETAG, etag)
         .header(header::ACCEPT_RANGES, "bytes")
-        .header(header::CONTENT_LENGTH, body_len);
+        .header(header::CONTENT_LENGTH, declared_len);
     if status == StatusCode::PARTIAL_CONTENT {
         response = response.header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}"));
     }

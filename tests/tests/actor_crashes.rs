@@ -154,7 +154,9 @@ async fn flasher_crash_mid_flash_adopts_the_running_job() {
     let job = tree
         .flasher
         .flash(FlashJobRequest {
-            image: ImageInput::File(image.clone()),
+            image: ImageInput::File(
+                bty_store::identity::VerifiedImage::open_unlisted(&image).unwrap(),
+            ),
             label: "disk.img".to_owned(),
             sha256: None,
             targets: vec![ConfirmedTarget {

@@ -56,6 +56,7 @@ fn example_config_resolves_to_the_documented_defaults() {
         "web_listen: Some( 127.0.0.1:8080",
         r#"release_catalog_url: "https://github.com/safl/bty/releases/latest/download/catalog.toml""#,
         "downloads_max_parallel: 2",
+        "downloads_max_image_bytes: 274877906944",
         "hashing_max_parallel: 1",
         "registries: {}",
     ] {

@@ -14,6 +14,8 @@ mod daemon;
 mod manifest;
 #[path = "hostile_corpus/pure.rs"]
 mod pure;
+#[path = "hostile_corpus/qcow2.rs"]
+mod qcow2;
 #[path = "hostile_corpus/streams.rs"]
 mod streams;
 
@@ -66,6 +68,7 @@ fn hostile_corpus_is_refused_and_changes_nothing() {
             }
             let result = match case.kind {
                 manifest::Kind::Stream => streams::run(case, &surface, scratch.path()),
+                manifest::Kind::Qcow2 => qcow2::run(case, &surface, scratch.path()),
                 _ => pure::run(case, &surface),
             };
             record(case, &surface, result);

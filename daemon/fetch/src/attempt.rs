@@ -151,9 +151,44 @@ pub(crate) async fn attempt(job: &Job<'_>, s: &mut Session) -> Result<Outcome, F
         }
         _ => return Err(wire.refused(&resp)),
     }
+    let cap = wire.cap(job.req.expected_size);
+    wire.check_cap(cap, s.total())?;
+    check_space(job, s)?;
     s.report(job);
-    pump(job, s, &mut resp).await?;
+    pump(job, s, &mut resp, cap).await?;
     Ok(Outcome::Complete)
+}
+
+/// Refuse to start (or go on) when the partial's filesystem has less room
+/// than the rest of a file of known size needs.
+fn check_space(job: &Job<'_>, s: &Session) -> Result<(), FetchError> {
+    match s.total().or(job.req.expected_size) {
+        Some(total) => ensure_space(&job.req.partial, total, s.sink.len()),
+        None => Ok(()),
+    }
+}
+
+/// `Err(NoSpace)` when the filesystem holding `partial` has less room than
+/// the `total - have` bytes still to come.
+pub(crate) fn ensure_space(
+    partial: &std::path::Path,
+    total: u64,
+    have: u64,
+) -> Result<(), FetchError> {
+    let needed = total.saturating_sub(have);
+    let dir = match partial.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    let free = bty_store::create::free_bytes(dir).map_err(FetchError::io(dir))?;
+    if needed > free {
+        return Err(FetchError::NoSpace {
+            dir: dir.to_owned(),
+            needed,
+            free,
+        });
+    }
+    Ok(())
 }
 
 /// Copy the body into the sink, watching for cancel, stalls and length.
@@ -161,6 +196,7 @@ async fn pump(
     job: &Job<'_>,
     s: &mut Session,
     resp: &mut reqwest::Response,
+    cap: Option<u64>,
 ) -> Result<(), FetchError> {
     let wire = job.wire();
     let limit = s.total().or(job.req.expected_size);
@@ -168,6 +204,7 @@ async fn pump(
     while let Some(chunk) = wire.next_chunk(resp).await? {
         let len = chunk.len() as u64;
         s.transferred += len;
+        wire.check_cap(cap, Some(s.sink.len() + len))?;
         if let Some(limit) = limit
             && s.sink.len() + len > limit
         {

@@ -1,5 +1,6 @@
 //! The shared `reqwest::Client`: ring as the TLS provider, our user agent, no
-//! transparent decompression, a connect timeout, default redirect policy.
+//! transparent decompression, a connect timeout, and a redirect policy that
+//! never leaves https for plain http.
 
 use std::sync::Once;
 use std::time::Duration;
@@ -42,13 +43,69 @@ fn install_crypto_provider() {
     });
 }
 
+/// Redirects followed per request, as reqwest's default.
+const MAX_REDIRECTS: usize = 10;
+
+/// A redirect from https to plain http: refused, for every request, pinned
+/// digest or not. Bytes that left TLS could be changed by anyone on the
+/// path, and a registry or origin that downgrades is not one to trust.
+#[derive(Debug, thiserror::Error)]
+#[error("refusing a redirect from {from} to plain http ({to}): https must not downgrade")]
+pub struct InsecureRedirect {
+    /// The https URL that redirected (query and credentials removed).
+    pub from: String,
+    /// The http URL it pointed at (query and credentials removed).
+    pub to: String,
+}
+
+/// A URL for a message: scheme, host, port and path only, since queries
+/// (pre-signed blob URLs) and userinfo carry secrets.
+fn shown(url: &reqwest::Url) -> String {
+    let mut url = url.clone();
+    url.set_query(None);
+    url.set_fragment(None);
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.to_string()
+}
+
+/// The redirect policy of [`http_client`]: at most [`MAX_REDIRECTS`]
+/// hops, and none to http once any hop was https.
+pub fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        // The first URL in `previous` is the request itself, not a hop.
+        if attempt.previous().len() > MAX_REDIRECTS {
+            return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
+        }
+        if attempt.url().scheme() == "http"
+            && let Some(from) = attempt
+                .previous()
+                .iter()
+                .rev()
+                .find(|u| u.scheme() == "https")
+        {
+            let refused = InsecureRedirect {
+                from: shown(from),
+                to: shown(attempt.url()),
+            };
+            tracing::warn!(
+                from = refused.from,
+                to = refused.to,
+                "refused an https to http redirect"
+            );
+            return attempt.error(refused);
+        }
+        attempt.follow()
+    })
+}
+
 /// Build the HTTP client used for all downloads and registry calls.
 ///
-/// Redirects follow reqwest's default policy (up to 10), which strips
-/// `Authorization`, cookies and `WWW-Authenticate` when a redirect leaves
-/// the original scheme, host or port — so a registry token never reaches
-/// blob storage. Bodies are never decompressed: we hash what the server
-/// sends.
+/// Redirects follow [`redirect_policy`] (up to 10, never https → http);
+/// reqwest strips `Authorization`, cookies and `WWW-Authenticate` when a
+/// redirect leaves the original scheme, host or port — so a registry token
+/// never reaches blob storage. Bodies are never decompressed: we hash what
+/// the server sends.
 pub fn http_client(opts: &ClientOptions) -> Result<reqwest::Client, FetchError> {
     install_crypto_provider();
     let mut builder = reqwest::Client::builder()
@@ -60,6 +117,7 @@ pub fn http_client(opts: &ClientOptions) -> Result<reqwest::Client, FetchError> 
         .no_brotli()
         .no_zstd()
         .no_deflate()
+        .redirect(redirect_policy())
         .tls_danger_accept_invalid_certs(opts.insecure_tls);
     if opts.http1_only {
         builder = builder.http1_only();

@@ -86,6 +86,29 @@ pub enum FetchError {
         /// The cap in bytes.
         cap: usize,
     },
+    /// A body whose size the caller did not pin is larger than the limit
+    /// ([`FetchOptions::max_size`](crate::FetchOptions::max_size)).
+    #[error(
+        "{url} is larger than the {cap}-byte limit for an image whose size is not declared; \
+         nothing was kept"
+    )]
+    OverCap {
+        /// The requested URL.
+        url: String,
+        /// The limit in bytes.
+        cap: u64,
+    },
+    /// The filesystem the file lands on has less room than the rest of
+    /// the file needs.
+    #[error("not enough free space in {dir}: {needed} bytes needed, {free} free")]
+    NoSpace {
+        /// The directory the file lands in.
+        dir: PathBuf,
+        /// Bytes still to be written.
+        needed: u64,
+        /// Bytes available to write.
+        free: u64,
+    },
     /// The server broke the HTTP range protocol in a way we cannot recover from.
     #[error("{url}: {detail}")]
     Protocol {

@@ -109,6 +109,27 @@ impl Wire<'_> {
         }
     }
 
+    /// The size limit for a body of this request, when it has one: none
+    /// when the caller pinned the size (the length check covers that).
+    pub(crate) fn cap(&self, expected_size: Option<u64>) -> Option<u64> {
+        match expected_size {
+            Some(_) => None,
+            None => self.opts.max_size,
+        }
+    }
+
+    /// Refuse `declared` (a server's `Content-Length`) or `got` bytes when
+    /// they pass `cap`.
+    pub(crate) fn check_cap(&self, cap: Option<u64>, size: Option<u64>) -> Result<(), FetchError> {
+        match (cap, size) {
+            (Some(cap), Some(size)) if size > cap => Err(FetchError::OverCap {
+                url: self.url.to_owned(),
+                cap,
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// A body longer (or shorter) than `expected`.
     pub(crate) fn length(&self, expected: u64, got: u64) -> FetchError {
         FetchError::Length {

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::attempt::{self, Failure, Job, Outcome, Session};
+use crate::attempt::{self, Failure, Job, Outcome, Session, ensure_space};
 use crate::checkpoint::{Checkpoint, remove_if_exists};
 use crate::error::FetchError;
 use crate::request::{FetchRequest, Fetched, Progress};
@@ -23,6 +23,12 @@ use crate::sink::PartialSink;
 /// - The length must match `Content-Length`/`Content-Range` and
 ///   `expected_size`; the sha256 must match `expected_sha256`.
 /// - Only verified bytes replace `req.dest` (rename + directory fsync).
+/// - A file of known size (`expected_size`, else the declared length) is
+///   not started when its filesystem lacks the room
+///   ([`FetchError::NoSpace`]); a body whose size the caller did not pin
+///   may not pass [`FetchOptions::max_size`] ([`FetchError::OverCap`]).
+/// - The partial is never opened through a symlink or as someone else's
+///   file: see [`PartialSink`]'s rules in `sink.rs`.
 ///
 /// On `cancel` it returns [`FetchError::Cancelled`] and deletes the partial
 /// and checkpoint. Dropping the future instead (daemon shutdown) leaves both
@@ -61,6 +67,16 @@ pub async fn fetch(
         }
     };
     let resumed_from = sink.len();
+    // A size the caller knows is checked before the first request.
+    if let Some(total) = req.expected_size
+        && let Err(error) = ensure_space(&req.partial, total, resumed_from)
+    {
+        sink.close().await;
+        if resumed_from == 0 {
+            discard(req).await;
+        }
+        return Err(error);
+    }
     if resumed_from > 0 {
         tracing::info!(url = %req.url, resumed_from, "found partial download to resume");
     }
@@ -199,6 +215,7 @@ fn discards_partial(error: &FetchError) -> bool {
         | FetchError::DigestMismatch { .. }
         | FetchError::SizeMismatch { .. }
         | FetchError::Length { .. }
+        | FetchError::OverCap { .. }
         | FetchError::Protocol { .. } => true,
         FetchError::Http { status, .. } => matches!(status.as_u16(), 404 | 410),
         _ => false,

@@ -26,11 +26,11 @@ mod stream;
 
 pub use body::{BodyReader, body_channel};
 pub use checkpoint::Checkpoint;
-pub use client::{ClientOptions, USER_AGENT, http_client};
+pub use client::{ClientOptions, InsecureRedirect, USER_AGENT, http_client, redirect_policy};
 pub use document::{Document, fetch_bytes, fetch_document};
 pub use error::FetchError;
 pub use fetch::{discard, fetch};
 pub use probe::{RemoteMeta, Unchanged, probe, unchanged};
 pub use request::{FetchRequest, Fetched, Progress};
-pub use retry::FetchOptions;
+pub use retry::{DEFAULT_MAX_SIZE, FetchOptions};
 pub use stream::{StreamRequest, StreamState, stream};

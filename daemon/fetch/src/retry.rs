@@ -25,7 +25,16 @@ pub struct FetchOptions {
     pub initial_backoff: Duration,
     /// Upper bound for any wait, including `Retry-After`. Default 8 s.
     pub max_backoff: Duration,
+    /// Largest body accepted when the request does not pin its size
+    /// (`expected_size`): a larger declared length is refused before a
+    /// byte is written, and a body that runs past it is stopped. `None`:
+    /// no limit. Default [`DEFAULT_MAX_SIZE`].
+    pub max_size: Option<u64>,
 }
+
+/// Default [`FetchOptions::max_size`]: 256 GiB, beyond any disk image bty
+/// is meant for, far below what fills a lab server's disk by surprise.
+pub const DEFAULT_MAX_SIZE: u64 = 256 << 30;
 
 impl Default for FetchOptions {
     fn default() -> Self {
@@ -34,6 +43,7 @@ impl Default for FetchOptions {
             max_attempts: 6,
             initial_backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(8),
+            max_size: Some(DEFAULT_MAX_SIZE),
         }
     }
 }

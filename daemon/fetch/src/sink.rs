@@ -7,10 +7,11 @@
 //! partial (re-hashing its bytes), starting over, and keeping blocking
 //! work off the async threads.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use bty_store::create::{NotOurs, create_exclusive, open_own, remove_entry};
 use bty_store::landing::{LandingError, LandingFile};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
@@ -165,22 +166,30 @@ async fn blocking<T: Send + 'static>(
 
 /// Open the partial, keeping (and re-hashing) or dropping its bytes;
 /// `None` if cancelled while re-hashing.
+///
+/// The image root is group-writable, so the name is not trusted: a kept
+/// partial is reopened without `O_CREAT` and only if it is still our own
+/// plain file (not a symlink, one link, our uid); anything else under the
+/// name is unlinked (the entry, never what it points at) and a new file is
+/// created with `O_CREAT | O_EXCL | O_NOFOLLOW`.
 fn open_partial(
     path: &Path,
     keep: bool,
     cancel: &CancellationToken,
 ) -> io::Result<Option<(File, Sha256, u64)>> {
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)?;
-    if !keep {
-        file.set_len(0)?;
-        return Ok(Some((file, Sha256::new(), 0)));
+    if keep {
+        match open_own(path)? {
+            Ok(mut file) => {
+                return Ok(rehash(&mut file, cancel)?.map(|(hasher, len)| (file, hasher, len)));
+            }
+            Err(NotOurs::Missing) => {}
+            Err(why) => {
+                tracing::warn!(path = %path.display(), %why, "not resuming a partial that is not ours; starting over");
+            }
+        }
     }
-    Ok(rehash(&mut file, cancel)?.map(|(hasher, len)| (file, hasher, len)))
+    remove_entry(path)?;
+    Ok(Some((create_exclusive(path)?, Sha256::new(), 0)))
 }
 
 /// sha256 state and length of everything in `file` from its start; `None`
@@ -258,6 +267,53 @@ mod tests {
         cancel.cancel();
         let r = PartialSink::open(&path, true, &cancel).await;
         assert!(matches!(r, Err(FetchError::Cancelled)));
+    }
+
+    #[tokio::test]
+    async fn a_planted_link_is_never_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"victim bytes").unwrap();
+        let path = dir.path().join("f.partial");
+        for keep in [false, true] {
+            let _ = std::fs::remove_file(&path);
+            std::os::unix::fs::symlink(&victim, &path).unwrap();
+            let mut sink = PartialSink::open(&path, keep, &CancellationToken::new())
+                .await
+                .unwrap();
+            assert_eq!(sink.len(), 0, "keep={keep}: nothing of the target is kept");
+            sink.write(b"downloaded").await.unwrap();
+            sink.finish().await.unwrap();
+            assert_eq!(std::fs::read(&victim).unwrap(), b"victim bytes");
+            assert!(std::fs::symlink_metadata(&path).unwrap().is_file());
+            assert_eq!(std::fs::read(&path).unwrap(), b"downloaded");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_hard_linked_or_foreign_partial_is_not_resumed() {
+        let dir = tempfile::tempdir().unwrap();
+        let other = dir.path().join("other");
+        std::fs::write(&other, b"not ours").unwrap();
+        let path = dir.path().join("f.partial");
+        std::fs::hard_link(&other, &path).unwrap();
+        let sink = PartialSink::open(&path, true, &CancellationToken::new())
+            .await
+            .unwrap();
+        assert_eq!(sink.len(), 0);
+        sink.close().await;
+        assert_eq!(std::fs::read(&other).unwrap(), b"not ours");
+        assert_eq!(
+            bty_store::create::effective_uid(),
+            0,
+            "plays another user: run as root"
+        );
+        std::fs::write(&path, b"foreign").unwrap();
+        std::os::unix::fs::chown(&path, Some(4242), None).unwrap();
+        let sink = PartialSink::open(&path, true, &CancellationToken::new())
+            .await
+            .unwrap();
+        assert_eq!(sink.len(), 0);
     }
 
     #[tokio::test]

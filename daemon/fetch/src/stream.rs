@@ -143,7 +143,9 @@ async fn attempt(
         }
         _ => return Err(wire.refused(&resp)),
     }
-    pump(req, wire, state, out, &mut resp)
+    let cap = wire.cap(req.expected_size);
+    wire.check_cap(cap, state.total())?;
+    pump(req, wire, state, out, &mut resp, cap)
         .await
         .map_err(Failure::from)
 }
@@ -155,10 +157,12 @@ async fn pump(
     state: &mut StreamState,
     out: &mpsc::Sender<io::Result<Bytes>>,
     resp: &mut reqwest::Response,
+    cap: Option<u64>,
 ) -> Result<(), FetchError> {
     let limit = state.total().or(req.expected_size);
     while let Some(chunk) = wire.next_chunk(resp).await? {
         let got = state.offset + chunk.len() as u64;
+        wire.check_cap(cap, Some(got))?;
         if let Some(expected) = limit
             && got > expected
         {

@@ -43,9 +43,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let file = match File::open(&image) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("flash: {}: {e}", image.display());
+            return ExitCode::FAILURE;
+        }
+    };
     let mut opts = FlashOptions {
         verify,
-        image_size: virtual_size(&image).ok().flatten(),
+        image_size: virtual_size(&file).ok().flatten(),
         ..FlashOptions::default()
     };
     let cancel = AtomicBool::new(false);
@@ -60,15 +67,8 @@ fn main() -> ExitCode {
         }
     };
     let report = if container == Container::Qcow2 {
-        flash_qcow2(&image, targets, &opts, &observer, &cancel)
+        flash_qcow2(&file, targets, &opts, &observer, &cancel)
     } else {
-        let file = match File::open(&image) {
-            Ok(f) => f,
-            Err(e) => {
-                eprintln!("flash: {}: {e}", image.display());
-                return ExitCode::FAILURE;
-            }
-        };
         let source = if container == Container::Raw {
             // Holes skipped, data read with O_DIRECT, as the daemon does.
             Source::RawFile(file)

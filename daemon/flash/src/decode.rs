@@ -98,7 +98,10 @@ impl Read for DecodeReader {
 
 fn is_marked(e: &io::Error) -> bool {
     e.get_ref().is_some_and(|i| {
-        i.is::<SourceReadError>() || i.is::<DigestMismatch>() || i.is::<DecodeFailure>()
+        i.is::<SourceReadError>()
+            || i.is::<DigestMismatch>()
+            || i.is::<DecodeFailure>()
+            || i.is::<MemLimitHit>()
     })
 }
 
@@ -121,6 +124,12 @@ pub(crate) fn classify(err: io::Error, at: u64) -> FlashError {
             source: FlashError::arc(err),
         };
     };
+    if let Some(hit) = inner.downcast_ref::<MemLimitHit>() {
+        return FlashError::MemoryLimit {
+            format: hit.format,
+            limit_mib: hit.limit >> 20,
+        };
+    }
     if !(inner.is::<DecodeFailure>()
         || inner.is::<DigestMismatch>()
         || inner.is::<SourceReadError>())
@@ -186,13 +195,19 @@ impl<R: BufRead> XzStreams<R> {
     }
 }
 
+/// Most memory one xz stream may make the decoder use. The largest
+/// presets need 65 MiB per thread; an image claiming a dictionary near
+/// xz's 1.5 GiB maximum is an attack on the daemon's memory, not a disk.
+pub const XZ_MEMLIMIT: u64 = 1 << 30;
+
 fn mt_stream() -> Result<liblzma::stream::Stream, FlashError> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     MtStreamBuilder::new()
         .threads(u32::try_from(threads).unwrap_or(1))
-        .memlimit_threading(u64::MAX)
-        // Defaults to 0, which makes every stream fail with MemLimit.
-        .memlimit_stop(u64::MAX)
+        // Fewer threads when they would need more than the limit together…
+        .memlimit_threading(XZ_MEMLIMIT)
+        // …and an error when one thread would (0, the default, fails all).
+        .memlimit_stop(XZ_MEMLIMIT)
         .decoder()
         .map_err(|e| FlashError::DecoderInit {
             format: "xz",
@@ -209,7 +224,7 @@ impl<R: BufRead> Read for XzStreams<R> {
             let Some(decoder) = self.decoder.as_mut() else {
                 return Ok(0);
             };
-            let n = decoder.read(buf)?;
+            let n = decoder.read(buf).map_err(name_memlimit)?;
             if n > 0 {
                 return Ok(n);
             }
@@ -225,6 +240,31 @@ impl<R: BufRead> Read for XzStreams<R> {
             self.decoder = Some(XzDecoder::new_stream(input, stream));
         }
     }
+}
+
+/// liblzma's bare "memory limit reached" as our error naming the limit
+/// (it passes the decode classification as itself).
+fn name_memlimit(e: io::Error) -> io::Error {
+    let is_limit = e
+        .get_ref()
+        .and_then(|i| i.downcast_ref::<liblzma::stream::Error>())
+        .is_some_and(|le| matches!(le, liblzma::stream::Error::MemLimit));
+    if is_limit {
+        io::Error::other(MemLimitHit {
+            format: "xz",
+            limit: XZ_MEMLIMIT,
+        })
+    } else {
+        e
+    }
+}
+
+/// io-error payload: a stream needs more decoder memory than allowed.
+#[derive(Debug, thiserror::Error)]
+#[error("{format} stream needs more than the {} MiB decoder memory limit", .limit >> 20)]
+struct MemLimitHit {
+    format: &'static str,
+    limit: u64,
 }
 
 /// Skip NUL bytes; whether input remains afterwards.
@@ -310,6 +350,59 @@ mod tests {
         let err = read_err(good[..good.len() - 3].to_vec(), None);
         assert!(matches!(err, FlashError::Decode { .. }), "{err:?}");
         assert!(err.to_string().contains("corrupt or truncated"), "{err}");
+    }
+
+    /// An xz stream of `raw` whose LZMA2 dictionary is declared as
+    /// `dict_prop` (40 = 4 GiB - 1, 37 = 1.5 GiB), block header checksum
+    /// fixed up: what `xz --lzma2=dict=1536MiB` writes, without the 1.8 GB
+    /// the encoder would need.
+    fn xz_with_dict(raw: &[u8], dict_prop: u8) -> Vec<u8> {
+        use std::io::Write;
+        let mut enc = liblzma::write::XzEncoder::new(Vec::new(), 1);
+        enc.write_all(raw).unwrap();
+        let mut xz = enc.finish().unwrap();
+        let start = 12;
+        let size = (usize::from(xz[start]) + 1) * 4;
+        let flags = xz[start + 1];
+        let mut at = start + 2;
+        let skip_varint = |at: &mut usize, xz: &[u8]| {
+            while xz[*at] & 0x80 != 0 {
+                *at += 1;
+            }
+            *at += 1;
+        };
+        for present in [0x40, 0x80] {
+            if flags & present != 0 {
+                skip_varint(&mut at, &xz);
+            }
+        }
+        assert_eq!(&xz[at..at + 2], &[0x21, 0x01], "one LZMA2 filter");
+        xz[at + 2] = dict_prop;
+        let mut crc = flate2::Crc::new();
+        crc.update(&xz[start..start + size - 4]);
+        xz[start + size - 4..start + size].copy_from_slice(&crc.sum().to_le_bytes());
+        xz
+    }
+
+    #[test]
+    fn an_xz_dictionary_past_the_memory_limit_is_refused_by_name() {
+        let raw = vec![0x5Au8; 64 << 10];
+        // Still within the limit (64 MiB): decodes.
+        let ok = xz_with_dict(&raw, 26);
+        let mut out = Vec::new();
+        open_decoder(std::io::Cursor::new(ok), Container::Xz)
+            .unwrap()
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, raw);
+        let hostile = xz_with_dict(&raw, 37);
+        let mut decoder = open_decoder(std::io::Cursor::new(hostile), Container::Xz).unwrap();
+        let err = classify(decoder.read_to_end(&mut Vec::new()).unwrap_err(), 0);
+        assert!(matches!(err, FlashError::MemoryLimit { .. }), "{err:?}");
+        assert!(
+            err.to_string().contains("1024 MiB decoder memory limit"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -54,14 +54,32 @@ pub enum FlashError {
         /// The digest of the bytes actually read.
         actual: String,
     },
-    /// An image file could not be opened or inspected.
-    #[error("reading image {path}")]
+    /// An image file could not be read to learn its format or size.
+    #[error("reading the image's header")]
     Inspect {
-        /// The image file.
-        path: PathBuf,
-        /// The underlying failure.
+        /// The OS's report.
         #[source]
         source: Arc<io::Error>,
+    },
+    /// A qcow2 image that names another file (a backing file, an external
+    /// data file), is encrypted, malformed, or could be changed by someone
+    /// else before qemu-img reads it: qemu-img never sees it.
+    #[error("refusing this qcow2 image: {reason}")]
+    Qcow2Refused {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A compressed stream needs more decoder memory than allowed (an xz
+    /// dictionary far larger than any disk image needs).
+    #[error(
+        "{format} stream needs more than the {limit_mib} MiB decoder memory limit \
+         (its dictionary is larger than a disk image needs); refusing it"
+    )]
+    MemoryLimit {
+        /// The container, e.g. `xz`.
+        format: &'static str,
+        /// The limit in MiB.
+        limit_mib: u64,
     },
     /// The target could not be opened for writing (or is not what it claims).
     #[error("opening target {path}")]

@@ -5,9 +5,11 @@
 //! to one writer thread per target ([`flash`]). Writers use `pwrite` with
 //! `O_DIRECT` where the target allows it, turn zero runs into `BLKZEROOUT` or
 //! holes, hold the first MiB back until everything else is written and
-//! synced, then read the target back to verify it. qcow2 images go through
-//! `qemu-img` instead ([`flash_qcow2`]). [`virtual_size`] tells the decoded
-//! size from an image's own metadata for the size check before writing.
+//! synced, then read the target back to verify it. qcow2 images are
+//! checked ([`inspect_qcow2`]: no backing or external data file) and go
+//! through `qemu-img` on our own descriptors ([`flash_qcow2`]).
+//! [`virtual_size`] tells the decoded size from an image's own metadata for
+//! the size check before writing.
 
 mod aligned;
 mod bz2;
@@ -19,6 +21,7 @@ mod pieces;
 mod pipeline;
 mod progress;
 mod qcow2;
+mod qcow2_header;
 mod qcow2_map;
 mod qemu_img;
 mod raw_file;
@@ -32,11 +35,12 @@ mod writer;
 use std::path::PathBuf;
 
 pub use aligned::{ALIGN, AlignedBuf};
-pub use decode::{container_name, detect_container, open_decoder};
+pub use decode::{XZ_MEMLIMIT, container_name, detect_container, open_decoder};
 pub use error::FlashError;
 pub use hashing::{HashingReader, SourceTally};
 pub use pipeline::flash;
 pub use qcow2::flash_qcow2;
+pub use qcow2_header::{Qcow2Info, inspect_qcow2};
 pub use reader::Source;
 pub use size::virtual_size;
 pub use writer::{BlockSink, BlockWriter, ZERO_RUN_MIN};

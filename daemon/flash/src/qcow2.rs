@@ -1,15 +1,20 @@
-//! qcow2 images. A plain one (no backing file, encryption, external data
-//! file or compressed cluster; see [`crate::qcow2_map`]) is streamed through
-//! the normal pipeline by the layout `qemu-img map` reports. Any other goes
-//! through `qemu-img convert`: the image beyond the first region is
-//! converted first, the first region last, both through raw "views"
-//! (`driver=raw,offset=…,size=…`), so the first-MiB-last guarantee of
-//! [`crate::flash`] holds there too, and verify is `qemu-img compare` over
-//! exactly the virtual size.
+//! qcow2 images. Every one is checked first ([`inspect_qcow2`]): one that
+//! names another file (backing file, external data file), is encrypted,
+//! or could be changed by someone else is refused before qemu-img runs.
+//! qemu-img then only ever gets our descriptors (`/proc/self/fd/N`,
+//! inherited) with explicit drivers, for the image and for the target we
+//! opened (`O_EXCL` for a block device) — never a name.
+//!
+//! A plain image (no compressed cluster; see [`crate::qcow2_map`]) is
+//! streamed through the normal pipeline by the layout `qemu-img map`
+//! reports. Any other goes through `qemu-img convert`: the image beyond the
+//! first region is converted first, the first region last, both through raw
+//! "views" (`driver=raw,offset=…,size=…`), so the first-MiB-last guarantee
+//! of [`crate::flash`] holds there too, and verify is `qemu-img compare`
+//! over exactly the virtual size.
 
-use std::fs::OpenOptions;
-use std::path::Path;
-use std::process::Command;
+use std::fs::File;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{RecvTimeoutError, channel};
 use std::thread;
@@ -20,41 +25,33 @@ use rustix::fs::OFlags;
 use crate::aligned::round_up;
 use crate::pipeline::{POLL, PROGRESS_EVERY, flash_input};
 use crate::progress::{TargetStats, snapshot};
+use crate::qcow2_header::inspect_qcow2;
 use crate::qcow2_map::plain_layout;
-use crate::qemu_img::run;
+use crate::qemu_img::{self, escape, fd_path, run};
 use crate::reader::Input;
 use crate::target::open_maybe_direct;
 use crate::{
     FlashError, FlashOptions, FlashReport, Phase, Progress, TargetDone, TargetKind, TargetOutcome,
-    TargetSpec, ioctl, virtual_size,
+    TargetSpec, ioctl,
 };
 
-/// Flash a qcow2 image to every target: a plain image through the pipeline
-/// (one read for all targets), any other with one `qemu-img convert` per
-/// target, in parallel. Same contract as [`crate::flash`]: per-target
-/// outcomes, first region written last, cancel within about a second
-/// (SIGTERM, then SIGKILL for qemu-img). `image_sha256` stays empty; verify
-/// is per piece, or `qemu-img compare` for images qemu-img converts.
+/// Flash the qcow2 image open as `image` to every target: a plain image
+/// through the pipeline (one read for all targets), any other with one
+/// `qemu-img convert` per target, in parallel. Same contract as
+/// [`crate::flash`]: per-target outcomes, first region written last, cancel
+/// within about a second (SIGTERM, then SIGKILL for qemu-img).
+/// `image_sha256` stays empty; verify is per piece, or `qemu-img compare`
+/// for images qemu-img converts. An image [`inspect_qcow2`] refuses fails
+/// every target before anything is opened.
 pub fn flash_qcow2(
-    image: &Path,
+    image: &File,
     targets: Vec<TargetSpec>,
     opts: &FlashOptions,
     observer: &(dyn Fn(Progress) + Sync),
     cancel: &AtomicBool,
 ) -> FlashReport {
-    let size = match virtual_size(image) {
-        Ok(Some(size)) => size,
-        Ok(None) => {
-            return report(
-                &targets,
-                &[],
-                targets
-                    .iter()
-                    .map(|_| Err(FlashError::Unsupported))
-                    .collect(),
-                0,
-            );
-        }
+    let size = match inspect_qcow2(image) {
+        Ok(info) => info.virtual_size,
         Err(e) => {
             return report(
                 &targets,
@@ -64,10 +61,15 @@ pub fn flash_qcow2(
             );
         }
     };
+    // A descriptor of its own (reopened, not by name), so the pipeline's
+    // O_DIRECT switch does not touch the caller's.
     if let Some(extents) = plain_layout(image)
-        && let Ok(file) = std::fs::File::open(image)
+        && let Ok(file) = bty_store::create::reopen(image, false, 0)
     {
-        tracing::debug!(image = %image.display(), extents = extents.len(), "plain qcow2: streamed by its layout");
+        tracing::debug!(
+            extents = extents.len(),
+            "plain qcow2: streamed by its layout"
+        );
         let opts = FlashOptions {
             image_size: Some(size),
             ..opts.clone()
@@ -150,9 +152,11 @@ fn report(
     }
 }
 
-/// One target: body, sync, first region, sync, BLKRRPART, compare.
+/// One target: body, sync, first region, sync, BLKRRPART, compare. The
+/// target is opened once here and every step — qemu-img's included — uses
+/// that descriptor.
 fn flash_one(
-    image: &Path,
+    image: &File,
     size: u64,
     spec: &TargetSpec,
     opts: &FlashOptions,
@@ -163,12 +167,16 @@ fn flash_one(
         path: spec.path.clone(),
         source: FlashError::arc(e),
     };
-    let (probe, direct) =
+    let (target, direct) =
         open_maybe_direct(&spec.path, target_flags(spec), opts.direct_io).map_err(open_err)?;
+    if let Some(expected) = &spec.expect {
+        bty_disks::verify_opened(target.as_fd(), expected)
+            .map_err(|e| FlashError::Identity(std::sync::Arc::new(e)))?;
+    }
     let capacity = match spec.kind {
         TargetKind::BlockDevice => Some(match spec.size_bytes {
             Some(s) => s,
-            None => ioctl::device_size(&probe).map_err(open_err)?,
+            None => ioctl::device_size(&target).map_err(open_err)?,
         }),
         TargetKind::RegularFile => spec.size_bytes,
     };
@@ -179,46 +187,37 @@ fn flash_one(
             capacity,
         });
     }
-    drop(probe);
     if spec.kind == TargetKind::RegularFile {
         // Sized to the image without touching the bytes already there, so
         // a failed flash leaves the old first region in place.
-        let file = OpenOptions::new()
-            .write(true)
-            .open(&spec.path)
-            .map_err(open_err)?;
-        file.set_len(size).map_err(open_err)?;
+        rustix::fs::ftruncate(&target, size).map_err(|e| open_err(e.into()))?;
     }
     let cache = if direct { "none" } else { "writeback" };
     let head = round_up(usize::try_from(opts.first_region.min(size)).unwrap_or(0)) as u64;
     let head = head.min(size);
+    let convert = |offset: u64, len: Option<u64>, on_percent: &(dyn Fn(f64) + Sync)| {
+        let src = view(image, offset, len);
+        let dst = target_view(spec, &target, offset, len);
+        run_convert(image, &target, &src, &dst, cache, stop, on_percent)
+    };
     if size > head {
-        let (src, dst) = (
-            view(image, "file", head, None),
-            target_view(spec, head, None),
-        );
         let body = |pct: f64| head + ((size - head) as f64 * pct / 100.0) as u64;
-        run_convert(&src, &dst, cache, stop, &|pct| {
+        convert(head, None, &|pct| {
             stats.written.store(body(pct), Ordering::Relaxed)
         })?;
     }
     stats.set_phase(Phase::Syncing);
-    sync_target(spec)?;
+    sync_target(spec, &target)?;
     if stop.load(Ordering::Relaxed) {
         return Err(FlashError::Cancelled);
     }
     if head > 0 {
-        let (src, dst) = (
-            view(image, "file", 0, Some(head)),
-            target_view(spec, 0, Some(head)),
-        );
-        run_convert(&src, &dst, cache, stop, &|_| {})?;
-        sync_target(spec)?;
+        convert(0, Some(head), &|_| {})?;
+        sync_target(spec, &target)?;
     }
     stats.written.store(size, Ordering::Relaxed);
     if spec.kind == TargetKind::BlockDevice
-        && let Ok(f) = OpenOptions::new().write(true).open(&spec.path)
-        && let Err(e) = ioctl::reread_partitions(&f)
+        && let Err(e) = ioctl::reread_partitions(&target)
     {
         tracing::info!(path = %spec.path.display(), error = %e, "BLKRRPART failed; partition table not re-read");
     }
@@ -229,7 +228,7 @@ fn flash_one(
         });
     }
     stats.set_phase(Phase::Verifying);
-    compare(image, spec, size, cache, stop)?;
+    compare(image, spec, &target, size, cache, stop)?;
     stats.verified.store(size, Ordering::Relaxed);
     Ok(TargetDone {
         written: size,
@@ -237,41 +236,36 @@ fn flash_one(
     })
 }
 
+/// Write-only; a block device `O_EXCL` (the kernel refuses while any
+/// partition is mounted or claimed), a regular file created if missing but
+/// never through a symlink.
 fn target_flags(spec: &TargetSpec) -> OFlags {
     match spec.kind {
-        TargetKind::BlockDevice => OFlags::WRONLY | OFlags::CLOEXEC,
-        TargetKind::RegularFile => OFlags::WRONLY | OFlags::CLOEXEC | OFlags::CREATE,
+        TargetKind::BlockDevice => OFlags::WRONLY | OFlags::CLOEXEC | OFlags::EXCL,
+        TargetKind::RegularFile => {
+            OFlags::WRONLY | OFlags::CLOEXEC | OFlags::CREATE | OFlags::NOFOLLOW
+        }
     }
 }
 
-fn sync_target(spec: &TargetSpec) -> Result<(), FlashError> {
-    let sync_err = |e: std::io::Error| FlashError::Sync {
+fn sync_target(spec: &TargetSpec, target: &OwnedFd) -> Result<(), FlashError> {
+    rustix::fs::fsync(target).map_err(|e| FlashError::Sync {
         path: spec.path.clone(),
-        source: FlashError::arc(e),
-    };
-    OpenOptions::new()
-        .write(true)
-        .open(&spec.path)
-        .and_then(|f| f.sync_all())
-        .map_err(sync_err)
-}
-
-/// qemu-img option strings double commas inside values.
-fn escape(path: &Path) -> String {
-    path.to_string_lossy().replace(',', ",,")
+        source: FlashError::arc(e.into()),
+    })
 }
 
 /// A raw window `[offset, offset+size)` onto the qcow2 image's contents.
-fn view(image: &Path, protocol: &str, offset: u64, size: Option<u64>) -> String {
+fn view(image: &File, offset: u64, size: Option<u64>) -> String {
     let size = size.map(|s| format!(",size={s}")).unwrap_or_default();
     format!(
-        "driver=raw,offset={offset}{size},file.driver=qcow2,file.file.driver={protocol},file.file.filename={}",
-        escape(image)
+        "driver=raw,offset={offset}{size},file.driver=qcow2,file.file.driver=file,file.file.filename={}",
+        escape(&fd_path(image))
     )
 }
 
-/// A raw window onto the target.
-fn target_view(spec: &TargetSpec, offset: u64, size: Option<u64>) -> String {
+/// A raw window onto the target open as `target`.
+fn target_view(spec: &TargetSpec, target: &impl AsRawFd, offset: u64, size: Option<u64>) -> String {
     let protocol = match spec.kind {
         TargetKind::BlockDevice => "host_device",
         TargetKind::RegularFile => "file",
@@ -279,18 +273,20 @@ fn target_view(spec: &TargetSpec, offset: u64, size: Option<u64>) -> String {
     let size = size.map(|s| format!(",size={s}")).unwrap_or_default();
     format!(
         "driver=raw,offset={offset}{size},file.driver={protocol},file.filename={}",
-        escape(&spec.path)
+        escape(&fd_path(target))
     )
 }
 
 fn run_convert(
+    image: &File,
+    target: &OwnedFd,
     src: &str,
     dst: &str,
     cache: &str,
     stop: &AtomicBool,
     on_percent: &(dyn Fn(f64) + Sync),
 ) -> Result<(), FlashError> {
-    let mut cmd = Command::new("qemu-img");
+    let mut cmd = qemu_img::command(&[image, target]);
     cmd.args([
         "convert",
         "-p",
@@ -309,19 +305,17 @@ fn run_convert(
 }
 
 fn compare(
-    image: &Path,
+    image: &File,
     spec: &TargetSpec,
+    target: &OwnedFd,
     size: u64,
     cache: &str,
     stop: &AtomicBool,
 ) -> Result<(), FlashError> {
-    let mut cmd = Command::new("qemu-img");
+    let mut cmd = qemu_img::command(&[image, target]);
     cmd.args(["compare", "-T", cache, "--image-opts"])
-        .arg(format!(
-            "driver=qcow2,file.driver=file,file.filename={}",
-            escape(image)
-        ))
-        .arg(target_view(spec, 0, Some(size)));
+        .arg(qemu_img::qcow2_opts(image))
+        .arg(target_view(spec, target, 0, Some(size)));
     let finished = run(cmd, stop, &|_| {})?;
     // Exit status 1: the images differ (2 and up: an error).
     if finished.code == Some(1) {
@@ -336,6 +330,7 @@ fn compare(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::process::Command;
 
     #[test]
     fn compare_tells_a_mismatch_from_a_match() {
@@ -362,11 +357,13 @@ mod tests {
         };
         let stop = AtomicBool::new(false);
         let size = data.len() as u64;
+        let image = File::open(&qcow).unwrap();
+        let open = || OwnedFd::from(File::open(&target).unwrap());
         // Extra bytes past the virtual size are not compared.
-        compare(&qcow, &spec, size, "writeback", &stop).unwrap();
+        compare(&image, &spec, &open(), size, "writeback", &stop).unwrap();
         bigger[4242] ^= 1;
         std::fs::write(&target, &bigger).unwrap();
-        let err = compare(&qcow, &spec, size, "writeback", &stop).unwrap_err();
+        let err = compare(&image, &spec, &open(), size, "writeback", &stop).unwrap_err();
         assert!(
             matches!(&err, FlashError::CompareMismatch { detail, .. } if detail.contains("4096")),
             "{err:?}"
@@ -375,6 +372,6 @@ mod tests {
 
     #[test]
     fn commas_in_paths_are_doubled() {
-        assert_eq!(escape(Path::new("/a,b")), "/a,,b");
+        assert_eq!(escape("/a,b"), "/a,,b");
     }
 }

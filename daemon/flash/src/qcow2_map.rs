@@ -6,12 +6,12 @@
 //! read for every target, zero runs skipped, per-piece verify. Anything else
 //! goes through `qemu-img convert` ([`crate::flash_qcow2`]).
 
-use std::path::Path;
-use std::process::Command;
+use std::fs::File;
 
 use serde_json::Value;
 
 use crate::aligned::ALIGN;
+use crate::qemu_img;
 
 /// A guest range of a plain qcow2 image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,24 +24,27 @@ pub(crate) struct MapExtent {
     pub(crate) host: Option<u64>,
 }
 
-/// The layout of `image` when it is plain (see the module docs), covering
-/// exactly `[0, virtual size)`; `None` when it is not, or qemu-img could not
-/// tell.
-pub(crate) fn plain_layout(image: &Path) -> Option<Vec<MapExtent>> {
+/// The layout of the qcow2 image open as `image` when it is plain (see the
+/// module docs), covering exactly `[0, virtual size)`; `None` when it is
+/// not, or qemu-img could not tell. Call only after
+/// [`crate::qcow2_header::inspect_qcow2`] accepted the image: qemu-img
+/// opens it.
+pub(crate) fn plain_layout(image: &File) -> Option<Vec<MapExtent>> {
     let info = qemu_img_json(image, "info")?;
-    let file_size = std::fs::metadata(image).ok()?.len();
+    let file_size = image.metadata().ok()?.len();
     let virtual_size = plain_virtual_size(&info)?;
     let map = qemu_img_json(image, "map")?;
     layout_from_map(&map, virtual_size, file_size)
 }
 
-fn qemu_img_json(image: &Path, command: &str) -> Option<Value> {
-    let out = Command::new("qemu-img")
-        .args([command, "-f", "qcow2", "--output=json"])
-        .arg(image)
+fn qemu_img_json(image: &File, command: &str) -> Option<Value> {
+    let out = qemu_img::command(&[image])
+        .args([command, "--output=json", "--image-opts"])
+        .arg(qemu_img::qcow2_opts(image))
         .output()
         .ok()?;
     if !out.status.success() {
+        tracing::debug!(command, stderr = %String::from_utf8_lossy(&out.stderr), "qemu-img failed");
         return None;
     }
     serde_json::from_slice(&out.stdout).ok()
@@ -128,7 +131,7 @@ mod tests {
     }
 
     fn qemu_img(args: &[&str]) {
-        let ok = Command::new("qemu-img")
+        let ok = std::process::Command::new("qemu-img")
             .args(args)
             .arg("-q")
             .status()
@@ -154,7 +157,8 @@ mod tests {
             &p("raw"),
             &p("plain.qcow2"),
         ]);
-        let layout = plain_layout(Path::new(&p("plain.qcow2"))).unwrap();
+        let open = |name: &str| File::open(p(name)).unwrap();
+        let layout = plain_layout(&open("plain.qcow2")).unwrap();
         assert_eq!(layout.iter().map(|e| e.len).sum::<u64>(), 4 << 20);
         assert!(layout.iter().any(|e| e.host.is_none()), "{layout:?}");
 
@@ -168,20 +172,9 @@ mod tests {
             &p("raw"),
             &p("comp.qcow2"),
         ]);
-        assert!(plain_layout(Path::new(&p("comp.qcow2"))).is_none());
-        qemu_img(&[
-            "create",
-            "-f",
-            "qcow2",
-            "-b",
-            &p("plain.qcow2"),
-            "-F",
-            "qcow2",
-            &p("over.qcow2"),
-        ]);
-        assert!(plain_layout(Path::new(&p("over.qcow2"))).is_none());
+        assert!(plain_layout(&open("comp.qcow2")).is_none());
         // Not a qcow2 at all.
-        assert!(plain_layout(Path::new(&p("raw"))).is_none());
+        assert!(plain_layout(&open("raw")).is_none());
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! output, stderr kept for the error, SIGTERM then SIGKILL on cancel.
 
 use std::io::Read;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
@@ -36,6 +38,48 @@ impl Finished {
             stderr: self.output,
         })
     }
+}
+
+/// A `qemu-img` command that inherits the descriptors `files` (same
+/// numbers, close-on-exec cleared only in the child), so it opens
+/// [`fd_path`] instead of a name: the image and target we opened and
+/// checked, whatever the names point at by now.
+pub(crate) fn command(files: &[&dyn AsRawFd]) -> Command {
+    let mut cmd = Command::new("qemu-img");
+    let fds: Vec<RawFd> = files.iter().map(|f| f.as_raw_fd()).collect();
+    // SAFETY: the hook runs in the forked child before exec; it only makes
+    // fcntl calls (async-signal-safe, no allocation) on descriptors the
+    // caller keeps open until `spawn` has returned.
+    unsafe {
+        cmd.pre_exec(move || {
+            for &fd in &fds {
+                // SAFETY: `fd` is open in the child (inherited by fork).
+                let borrowed = BorrowedFd::borrow_raw(fd);
+                rustix::io::fcntl_setfd(borrowed, rustix::io::FdFlags::empty())?;
+            }
+            Ok(())
+        });
+    }
+    cmd
+}
+
+/// The name under which a child made by [`command`] opens `file`.
+pub(crate) fn fd_path(file: &dyn AsRawFd) -> String {
+    format!("/proc/self/fd/{}", file.as_raw_fd())
+}
+
+/// qemu-img option values double their commas.
+pub(crate) fn escape(value: &str) -> String {
+    value.replace(',', ",,")
+}
+
+/// `--image-opts` for the qcow2 image open as `file`: explicit drivers, so
+/// nothing is probed and no protocol is parsed from a name.
+pub(crate) fn qcow2_opts(file: &dyn AsRawFd) -> String {
+    format!(
+        "driver=qcow2,file.driver=file,file.filename={}",
+        fd_path(file)
+    )
 }
 
 /// Run a qemu-img command to its end or until `stop` ([`FlashError::Cancelled`]);

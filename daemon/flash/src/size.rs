@@ -4,9 +4,8 @@
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
 
-use bty_store::format::{Container, read_header, sniff};
+use bty_store::format::{Container, read_header_of, sniff};
 
 use crate::FlashError;
 
@@ -19,18 +18,17 @@ const ZSTD_MAGIC: u32 = 0xFD2F_B528;
 const ZSTD_SKIPPABLE_MASK: u32 = 0xFFFF_FFF0;
 const ZSTD_SKIPPABLE: u32 = 0x184D_2A50;
 
-/// The decoded size of the image at `path` when its metadata states it:
-/// raw = file length; qcow2 = header field; zstd = sum of every frame's
+/// The decoded size of the image open as `file` when its metadata states
+/// it: raw = file length; qcow2 = header field; zstd = sum of every frame's
 /// content size (None if one frame does not declare it); xz = sum of the
 /// index records of every stream; gzip and bzip2 = None (gzip's ISIZE is
-/// only the size mod 2^32, so it is not trusted).
-pub fn virtual_size(path: &Path) -> Result<Option<u64>, FlashError> {
+/// only the size mod 2^32, so it is not trusted). Only positional reads:
+/// the file's offset is left alone.
+pub fn virtual_size(file: &File) -> Result<Option<u64>, FlashError> {
     let inspect = |e: io::Error| FlashError::Inspect {
-        path: path.to_path_buf(),
         source: FlashError::arc(e),
     };
-    let header = read_header(path).map_err(inspect)?;
-    let file = File::open(path).map_err(inspect)?;
+    let header = read_header_of(file).map_err(inspect)?;
     let len = file.metadata().map_err(inspect)?.len();
     match sniff(&header).unwrap_or(Container::Raw) {
         Container::Raw => Ok(Some(len)),
@@ -38,8 +36,8 @@ pub fn virtual_size(path: &Path) -> Result<Option<u64>, FlashError> {
             .get(24..32)
             .and_then(|b| b.try_into().ok())
             .map(u64::from_be_bytes)),
-        Container::Zstd => zstd_size(&file, len).map_err(inspect),
-        Container::Xz => xz_size(&file, len).map_err(inspect),
+        Container::Zstd => zstd_size(file, len).map_err(inspect),
+        Container::Xz => xz_size(file, len).map_err(inspect),
         Container::Gzip | Container::Bzip2 => Ok(None),
     }
 }

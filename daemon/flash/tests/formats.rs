@@ -90,33 +90,123 @@ fn flashes_qcow2() {
 }
 
 #[test]
-fn compressed_and_backed_qcow2_go_through_qemu_img_convert() {
+fn compressed_qcow2_goes_through_qemu_img_convert() {
     let tmp = tempfile::tempdir().unwrap();
-    let (comp, base, over) = (
-        tmp.path().join("comp.qcow2"),
-        tmp.path().join("base.qcow2"),
-        tmp.path().join("over.qcow2"),
-    );
+    let comp = tmp.path().join("comp.qcow2");
     run(Command::new("qemu-img")
         .args(["convert", "-q", "-c", "-f", "raw", "-O", "qcow2"])
         .arg(raw_image())
         .arg(&comp));
-    std::fs::copy(image("disk.qcow2"), &base).unwrap();
-    run(Command::new("qemu-img")
-        .args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b"])
-        .arg(&base)
-        .arg(&over));
-    for src in [&comp, &over] {
-        let existing = tmp.path().join("existing.img");
-        noise_file(&existing, 32 * MIB, 9);
+    let existing = tmp.path().join("existing.img");
+    noise_file(&existing, 32 * MIB, 9);
+    let report = flash_path(
+        &comp,
+        vec![file_spec(&existing)],
+        &FlashOptions::default(),
+        &AtomicBool::new(false),
+    );
+    assert_flashed_ok(&report, &[&existing], true);
+    if can_use_loop("compressed_qcow2_to_a_loop_device") {
+        let lo = LoopDev::new(tmp.path(), "lo", 32 * MIB, 8);
         let report = flash_path(
-            src,
-            vec![file_spec(&existing)],
+            &comp,
+            vec![lo.spec()],
             &FlashOptions::default(),
             &AtomicBool::new(false),
         );
-        assert_flashed_ok(&report, &[&existing], true);
+        assert_flashed_ok(&report, &[&lo.dev], true);
     }
+}
+
+/// qcow2 images that name a host file: a backing file by path, a `json:`
+/// backing, an external data file. Converting them used to copy the host
+/// file onto the target (qemu-img runs as root); now each is refused with
+/// the reason before qemu-img runs, and no target changes.
+#[test]
+fn qcow2_naming_a_host_file_is_refused_and_no_target_changes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let secret = tmp.path().join("host-secret");
+    let secret_bytes = noise(42, 4 * MIB as usize);
+    let size = (4 * MIB).to_string();
+    let qemu_img = |args: &[&str]| {
+        run(Command::new("qemu-img").arg("create").arg("-q").args(args));
+    };
+    let p = |name: &str| tmp.path().join(name).to_string_lossy().into_owned();
+    qemu_img(&[
+        "-f",
+        "qcow2",
+        "-F",
+        "raw",
+        "-u",
+        "-b",
+        &p("host-secret"),
+        &p("backed.qcow2"),
+        &size,
+    ]);
+    let json = format!(
+        r#"json:{{"driver":"file","filename":"{}"}}"#,
+        p("host-secret")
+    );
+    qemu_img(&[
+        "-f",
+        "qcow2",
+        "-F",
+        "raw",
+        "-u",
+        "-b",
+        &json,
+        &p("json.qcow2"),
+        &size,
+    ]);
+    // Creating the data-file image empties its data file: the secret is
+    // written after, as a host file such a header would name.
+    let data_opts = format!("data_file={},data_file_raw=on", p("host-secret"));
+    qemu_img(&["-f", "qcow2", "-o", &data_opts, &p("data.qcow2"), &size]);
+    std::fs::write(&secret, &secret_bytes).unwrap();
+
+    let lo = can_use_loop("qcow2_refusals_on_a_loop_device")
+        .then(|| LoopDev::new(tmp.path(), "lo", 32 * MIB, 8));
+    for (name, why) in [
+        ("backed.qcow2", "backing file"),
+        ("json.qcow2", "json:"),
+        ("data.qcow2", "external data file"),
+    ] {
+        let existing = tmp.path().join("existing.img");
+        noise_file(&existing, 8 * MIB, 3);
+        let before = std::fs::read(&existing).unwrap();
+        let mut specs = vec![file_spec(&existing)];
+        let mut lo_before = None;
+        if let Some(lo) = &lo {
+            lo_before = Some(std::fs::read(&lo.dev).unwrap());
+            specs.push(lo.spec());
+        }
+        let report = flash_path(
+            &tmp.path().join(name),
+            specs,
+            &FlashOptions::default(),
+            &AtomicBool::new(false),
+        );
+        for outcome in &report.targets {
+            let err = outcome.result.as_ref().unwrap_err();
+            let msg = err.to_string();
+            assert!(
+                msg.contains("refusing this qcow2 image") && msg.contains(why),
+                "{name}: {msg}"
+            );
+            assert_eq!(outcome.written, 0, "{name}");
+        }
+        assert!(
+            std::fs::read(&existing).unwrap() == before,
+            "{name} changed the file target"
+        );
+        if let (Some(lo), Some(before)) = (&lo, lo_before) {
+            assert!(
+                std::fs::read(&lo.dev).unwrap() == before,
+                "{name} changed the loop device"
+            );
+        }
+    }
+    assert!(std::fs::read(&secret).unwrap() == secret_bytes);
 }
 
 #[test]

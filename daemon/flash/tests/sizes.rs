@@ -15,23 +15,32 @@ use support::*;
 fn virtual_size_per_format() {
     for ext in ["img", "img.zst", "img.xz", "qcow2"] {
         assert_eq!(
-            virtual_size(&image(&format!("disk.{ext}"))).unwrap(),
+            virtual_size(&File::open(image(&format!("disk.{ext}"))).unwrap()).unwrap(),
             Some(IMAGE_SIZE),
             "{ext}"
         );
     }
     for ext in ["img.zst", "img.xz"] {
         assert_eq!(
-            virtual_size(&image(&format!("multi.{ext}"))).unwrap(),
+            virtual_size(&File::open(image(&format!("multi.{ext}"))).unwrap()).unwrap(),
             Some(IMAGE_SIZE),
             "multi.{ext}"
         );
     }
     // gzip's ISIZE is mod 2^32 and bzip2 has no size: unknown.
-    assert_eq!(virtual_size(&image("disk.img.gz")).unwrap(), None);
-    assert_eq!(virtual_size(&image("disk.img.bz2")).unwrap(), None);
+    assert_eq!(
+        virtual_size(&File::open(image("disk.img.gz")).unwrap()).unwrap(),
+        None
+    );
+    assert_eq!(
+        virtual_size(&File::open(image("disk.img.bz2")).unwrap()).unwrap(),
+        None
+    );
     // Damaged metadata is "unknown", not a wrong number.
-    assert_eq!(virtual_size(&image("truncated.img.xz")).unwrap(), None);
+    assert_eq!(
+        virtual_size(&File::open(image("truncated.img.xz")).unwrap()).unwrap(),
+        None
+    );
 }
 
 #[test]
@@ -43,7 +52,7 @@ fn zstd_without_content_size_is_unknown() {
         "head -c 100000 /dev/urandom | zstd -q -c > {}",
         out.display()
     )));
-    assert_eq!(virtual_size(&out).unwrap(), None);
+    assert_eq!(virtual_size(&File::open(&out).unwrap()).unwrap(), None);
 }
 
 #[test]

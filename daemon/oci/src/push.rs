@@ -3,7 +3,7 @@
 //! image manifest with `artifactType` and a title annotation, under a tag.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek};
 use std::path::{Path, PathBuf};
 
 use bty_store::digest::{sha256_bytes, sha256_reader};
@@ -45,12 +45,28 @@ pub struct Pushed {
 }
 
 impl OciClient {
-    /// Push `file` as the single layer of an artifact tagged `target`,
-    /// annotated with `title` and typed `media_type`. Blobs the registry
-    /// already has are not uploaded again.
+    /// Push the file at `file` as the single layer of an artifact tagged
+    /// `target` ([`push_file`](Self::push_file) on the opened file).
     pub async fn push(
         &self,
         target: &OrasRef,
+        file: &Path,
+        title: &str,
+        media_type: &str,
+    ) -> Result<Pushed, OciError> {
+        let opened = File::open(file).map_err(|e| io_error(file, e))?;
+        self.push_file(target, opened, file, title, media_type)
+            .await
+    }
+
+    /// Push the open `file` (named `name` in messages only: it is never
+    /// reopened) as the single layer of an artifact tagged `target`,
+    /// annotated with `title` and typed `media_type`. Blobs the registry
+    /// already has are not uploaded again.
+    pub async fn push_file(
+        &self,
+        target: &OrasRef,
+        opened: File,
         file: &Path,
         title: &str,
         media_type: &str,
@@ -62,14 +78,15 @@ impl OciClient {
             });
         };
         let path = file.to_owned();
-        let (layer_digest, size) = tokio::task::spawn_blocking(move || hash_file(&path))
-            .await
-            .map_err(|e| io_error(file, io::Error::other(e)))??;
+        let (opened, layer_digest, size) =
+            tokio::task::spawn_blocking(move || hash_file(opened, &path))
+                .await
+                .map_err(|e| io_error(file, io::Error::other(e)))??;
         info!(target = %target, file = %file.display(), %layer_digest, size, "pushing");
         let scope = Scope::push(&target.host, &target.repository);
         self.upload_bytes(target, &scope, EMPTY_DIGEST, Bytes::from_static(b"{}"))
             .await?;
-        self.upload_file(target, &scope, file, &layer_digest, size)
+        self.upload_file(target, &scope, opened, &layer_digest, size)
             .await?;
 
         let manifest = json!({
@@ -151,7 +168,7 @@ impl OciClient {
         &self,
         r: &OrasRef,
         scope: &Scope,
-        file: &Path,
+        opened: File,
         digest: &str,
         size: u64,
     ) -> Result<(), OciError> {
@@ -160,7 +177,6 @@ impl OciClient {
             return Ok(());
         }
         let url = self.start_upload(r, scope, digest).await?;
-        let opened = File::open(file).map_err(|e| io_error(file, e))?;
         let (tx, rx) = mpsc::channel(4);
         tokio::task::spawn_blocking(move || stream_file(opened, size, &tx));
         let mut rb = self
@@ -236,11 +252,11 @@ impl OciClient {
     }
 }
 
-/// `sha256:<hex>` and size of a file.
-fn hash_file(path: &Path) -> Result<(String, u64), OciError> {
-    let file = File::open(path).map_err(|e| io_error(path, e))?;
+/// `sha256:<hex>` and size of an open file, and the file rewound for the
+/// upload.
+fn hash_file(mut file: File, path: &Path) -> Result<(File, String, u64), OciError> {
     let mut size = 0;
-    let hex = sha256_reader(file, &mut |done| size = done, &|| false).map_err(|e| {
+    let hex = sha256_reader(&mut file, &mut |done| size = done, &|| false).map_err(|e| {
         let source = match e {
             bty_store::digest::DigestError::Read(source)
             | bty_store::digest::DigestError::Open { source, .. } => source,
@@ -248,7 +264,9 @@ fn hash_file(path: &Path) -> Result<(String, u64), OciError> {
         };
         io_error(path, source)
     })?;
-    Ok((format!("sha256:{hex}"), size))
+    file.seek(io::SeekFrom::Start(0))
+        .map_err(|e| io_error(path, e))?;
+    Ok((file, format!("sha256:{hex}"), size))
 }
 
 /// Feed the upload body; stops when the request is gone. A file that

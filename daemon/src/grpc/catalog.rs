@@ -197,7 +197,7 @@ impl CatalogService for CatalogApi {
             )));
         }
         let image = self.catalog.resolve_local(&r.image).await?;
-        let job = self.downloader.push(image.path, r.target.trim()).await?;
+        let job = self.downloader.push(image, r.target.trim()).await?;
         Ok(Response::new(convert::job(job)))
     }
 
@@ -274,7 +274,10 @@ impl CatalogService for CatalogApi {
         use tokio_stream::StreamExt;
         use v1::image_chunk::Part;
         let r = request.into_inner();
-        let (path, stat) = self.stat(&r.key).await?;
+        let (image, stat) = self.stat(&r.key).await?;
+        // Opened (and checked) before the stat goes out: the bytes come
+        // from this descriptor, never from a reopen of the name.
+        let opened = super::open::open_listed(&image).await?;
         if r.offset > stat.size_bytes {
             return Err(Status::out_of_range(format!(
                 "offset {} is past the end ({} bytes)",
@@ -285,7 +288,7 @@ impl CatalogService for CatalogApi {
             part: Some(Part::Stat(stat)),
         }));
         let data = tokio_stream::wrappers::ReceiverStream::new(crate::serve::read_range(
-            path, r.offset, r.length,
+            opened, r.offset, r.length,
         ))
         .map(|chunk| match chunk {
             Ok(data) => Ok(v1::ImageChunk {
@@ -299,17 +302,18 @@ impl CatalogService for CatalogApi {
 
 impl CatalogApi {
     /// Resolve a key to a stored file and describe it.
-    async fn stat(&self, key: &str) -> Result<(std::path::PathBuf, v1::ImageStat), Status> {
+    async fn stat(
+        &self,
+        key: &str,
+    ) -> Result<(crate::actors::catalog::LocalImage, v1::ImageStat), Status> {
         let image = self.catalog.resolve_local(key).await?;
-        Ok((
-            image.path,
-            v1::ImageStat {
-                file_name: image.file_name,
-                size_bytes: image.size_bytes,
-                sha256: image.sha256,
-                format: image.format,
-                modified_ms: image.modified_ms,
-            },
-        ))
+        let stat = v1::ImageStat {
+            file_name: image.file_name.clone(),
+            size_bytes: image.size_bytes,
+            sha256: image.sha256.clone(),
+            format: image.format.clone(),
+            modified_ms: image.modified_ms,
+        };
+        Ok((image, stat))
     }
 }

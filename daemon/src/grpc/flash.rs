@@ -74,8 +74,8 @@ impl FlashService for FlashApi {
         }
         // Images are named, never given by path: the daemon runs as root
         // and reads only what its catalog lists (row id, sha256, ref, entry
-        // or file name). An entry without a local copy, or a URL, is
-        // streamed from the network.
+        // or file name), through the descriptor checked against the scan.
+        // An entry without a local copy, or a URL, is streamed.
         if r.image.starts_with('/') || r.image.starts_with("./") || r.image.starts_with("../") {
             return Err(Status::invalid_argument(format!(
                 "image {:?} is a path; btyd flashes only images it lists (row id, sha256, ref, \
@@ -84,7 +84,10 @@ impl FlashService for FlashApi {
             )));
         }
         let (image, sha256) = match self.catalog.resolve_local(&r.image).await {
-            Ok(local) => (ImageInput::File(local.path), local.sha256),
+            Ok(local) => (
+                ImageInput::File(super::open::open_listed(&local).await?),
+                local.sha256,
+            ),
             Err(CatalogError::NotFound(why)) => (self.remote(&r.image, why).await?, None),
             Err(e) => return Err(e.into()),
         };

@@ -7,6 +7,7 @@ mod convert;
 mod events;
 mod flash;
 mod jobs;
+mod open;
 mod status;
 
 pub use catalog::CatalogApi;

@@ -4,16 +4,21 @@
 //! A crash at any point leaves either the old file or the new one, plus at
 //! worst a temp file that [`remove_stale_temp_files`] deletes on the next
 //! start.
+//!
+//! The directories written to may be group-writable (the image root), so
+//! the temp is created with `O_CREAT | O_EXCL | O_NOFOLLOW` under a name
+//! with 64 random bits: a planted name (a symlink to a host file) is never
+//! opened, and nobody can guess the name to plant one in advance. The
+//! rename replaces a planted entry at the destination, never what it
+//! points at.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, ErrorKind, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Distinguishes temps of concurrent writers in one process.
-static COUNTER: AtomicU64 = AtomicU64::new(0);
+use crate::create::{create_exclusive, effective_uid, random_u64};
 
-/// Marker between the file name and the pid/counter in a temp name.
+/// Marker between the file name and the pid/random part in a temp name.
 const TEMP_INFIX: &str = ".tmp-";
 /// Upstream's sidecar temp (`<file>.sha256.tmp`).
 const UPSTREAM_SIDECAR_TEMP_SUFFIX: &str = ".sha256.tmp";
@@ -21,39 +26,59 @@ const UPSTREAM_SIDECAR_TEMP_SUFFIX: &str = ".sha256.tmp";
 /// Write `bytes` to `path` atomically: readers see the old content or the new
 /// content, never a mix, and after a crash the file is old or new.
 ///
-/// The temp file is `.<file name>.tmp-<pid>-<counter>` next to `path`; it is
+/// The temp file is `.<file name>.tmp-<pid>-<random>` next to `path`; it is
 /// removed on any error.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let file_name = path.file_name().ok_or_else(|| {
-        io::Error::new(
-            ErrorKind::InvalidInput,
-            format!("{} has no file name", path.display()),
-        )
-    })?;
-    let dir = parent_dir(path);
-    let mut temp_name = std::ffi::OsString::from(".");
-    temp_name.push(file_name);
-    temp_name.push(format!(
-        "{TEMP_INFIX}{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let temp = dir.join(temp_name);
+    write_atomic_with(path, bytes, |_| Ok(()))
+}
 
-    let written = write_and_sync(&temp, bytes).and_then(|()| fs::rename(&temp, path));
+/// [`write_atomic`], calling `prepare` on the written temp file before it
+/// is renamed into place (e.g. to set its mtime on the descriptor instead
+/// of reopening the destination by name afterwards).
+pub fn write_atomic_with(
+    path: &Path,
+    bytes: &[u8],
+    prepare: impl FnOnce(&File) -> io::Result<()>,
+) -> io::Result<()> {
+    let temp = temp_path(path)?;
+    let written = write_and_sync(&temp, bytes, prepare).and_then(|()| fs::rename(&temp, path));
     if let Err(e) = written {
         // The temp is garbage now; failing to remove it is not worth
         // hiding the original error for.
         let _ = fs::remove_file(&temp);
         return Err(e);
     }
-    fsync_dir(dir)
+    fsync_dir(parent_dir(path))
 }
 
-/// Create `temp` (never clobbering), write `bytes`, flush them to disk.
-fn write_and_sync(temp: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut file = OpenOptions::new().write(true).create_new(true).open(temp)?;
+/// `.<file name>.tmp-<pid>-<random>` next to `path`.
+pub fn temp_path(path: &Path) -> io::Result<PathBuf> {
+    let file_name = path.file_name().ok_or_else(|| {
+        io::Error::new(
+            ErrorKind::InvalidInput,
+            format!("{} has no file name", path.display()),
+        )
+    })?;
+    let mut temp_name = std::ffi::OsString::from(".");
+    temp_name.push(file_name);
+    temp_name.push(format!(
+        "{TEMP_INFIX}{}-{}",
+        std::process::id(),
+        random_u64()?
+    ));
+    Ok(parent_dir(path).join(temp_name))
+}
+
+/// Create `temp` (never clobbering, never through a link), write `bytes`,
+/// let `prepare` finish it, flush it to disk.
+fn write_and_sync(
+    temp: &Path,
+    bytes: &[u8],
+    prepare: impl FnOnce(&File) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut file = create_exclusive(temp)?;
     file.write_all(bytes)?;
+    prepare(&file)?;
     file.sync_all()
 }
 
@@ -71,7 +96,7 @@ pub fn fsync_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// Whether `name` is a temp file that an interrupted write leaves behind:
-/// ours (`.<name>.tmp-<pid>-<counter>`) or upstream's `<file>.sha256.tmp`.
+/// ours (`.<name>.tmp-<pid>-<number>`) or upstream's `<file>.sha256.tmp`.
 pub fn is_temp_file_name(name: &str) -> bool {
     if name.ends_with(UPSTREAM_SIDECAR_TEMP_SUFFIX)
         && name.len() > UPSTREAM_SIDECAR_TEMP_SUFFIX.len()
@@ -93,7 +118,10 @@ pub fn is_temp_file_name(name: &str) -> bool {
 
 /// Delete the temp files ([`is_temp_file_name`]) directly inside `dir` and
 /// return their paths. Call at start-up, before anything writes to `dir`:
-/// a temp of a live writer is indistinguishable from a stale one.
+/// a temp of a live writer is indistinguishable from a stale one. Only
+/// regular files owned by our effective uid go: those are the ones we
+/// created (nobody else can make a file ours), and anything else with such
+/// a name is left alone.
 pub fn remove_stale_temp_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
     let mut removed = Vec::new();
     for entry in fs::read_dir(dir)? {
@@ -104,9 +132,10 @@ pub fn remove_stale_temp_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
         if !is_temp_file_name(&name) {
             continue;
         }
-        // Only plain files: a directory or symlink with such a name is not ours.
-        match entry.file_type() {
-            Ok(t) if t.is_file() => {}
+        // Only plain files of ours: a directory, symlink or someone else's
+        // file with such a name is not ours to delete.
+        match entry.metadata() {
+            Ok(m) if m.is_file() && std::os::unix::fs::MetadataExt::uid(&m) == effective_uid() => {}
             _ => continue,
         }
         match fs::remove_file(entry.path()) {
@@ -209,10 +238,43 @@ mod tests {
     }
 
     #[test]
-    fn write_atomic_temp_names_are_recognised() {
+    fn write_atomic_temp_names_are_recognised_and_unpredictable() {
         // The temp name grammar and the recogniser must agree, or crashes
         // would leave temps nobody cleans.
-        let name = format!(".x.img.sha256{TEMP_INFIX}{}-{}", std::process::id(), 7);
-        assert!(is_temp_file_name(&name));
+        let a = temp_path(Path::new("/r/x.img.sha256")).unwrap();
+        let b = temp_path(Path::new("/r/x.img.sha256")).unwrap();
+        assert_ne!(a, b);
+        for temp in [a, b] {
+            let name = temp.file_name().unwrap().to_str().unwrap();
+            assert!(is_temp_file_name(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_planted_link_at_the_destination_is_replaced_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, b"host file").unwrap();
+        let dest = dir.path().join("x.img.sha256");
+        std::os::unix::fs::symlink(&victim, &dest).unwrap();
+        write_atomic(&dest, b"sidecar").unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"host file");
+        assert!(fs::symlink_metadata(&dest).unwrap().is_file());
+        assert_eq!(fs::read(&dest).unwrap(), b"sidecar");
+    }
+
+    #[test]
+    fn cleanup_leaves_other_users_files_alone() {
+        assert_eq!(
+            effective_uid(),
+            0,
+            "plays another user (chown): run as root"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let foreign = dir.path().join(".x.img.sha256.tmp-1-2");
+        fs::write(&foreign, b"x").unwrap();
+        std::os::unix::fs::chown(&foreign, Some(4242), None).unwrap();
+        assert!(remove_stale_temp_files(dir.path()).unwrap().is_empty());
+        assert!(foreign.exists());
     }
 }

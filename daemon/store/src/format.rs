@@ -2,7 +2,7 @@
 //! by magic bytes (trusted over the name when they disagree).
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::path::Path;
 
 use thiserror::Error;
@@ -163,11 +163,27 @@ fn is_tar(header: &[u8]) -> bool {
 }
 
 /// Up to [`SNIFF_LEN`] bytes from the start of the file at `path`.
+/// A symlink is not followed (an error), so no name in the image root makes
+/// this read a file outside it.
 pub fn read_header(path: &Path) -> io::Result<Vec<u8>> {
-    let mut header = Vec::with_capacity(SNIFF_LEN);
-    File::open(path)?
-        .take(SNIFF_LEN as u64)
-        .read_to_end(&mut header)?;
+    read_header_of(&crate::identity::open_nofollow(path)?)
+}
+
+/// Up to [`SNIFF_LEN`] bytes from the start of an open file, by positional
+/// reads (its offset is left alone, so the descriptor can be shared).
+pub fn read_header_of(file: &File) -> io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let mut header = vec![0u8; SNIFF_LEN];
+    let mut filled = 0;
+    while filled < SNIFF_LEN {
+        match file.read_at(&mut header[filled..], filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    header.truncate(filled);
     Ok(header)
 }
 

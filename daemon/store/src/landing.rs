@@ -32,6 +32,7 @@ use sha2::{Digest, Sha256};
 pub use self::error::LandingError;
 use self::pipeline::{Gone, Pipeline};
 use crate::aligned::{ALIGN, AlignedBuf};
+use crate::create::create_exclusive;
 use crate::digest::to_hex;
 
 /// A file being landed: its hashing and writing threads, and the buffer
@@ -59,10 +60,11 @@ pub struct Written {
 }
 
 impl LandingFile {
-    /// Create (or empty) the file at `path` and land bytes into it from
-    /// its start.
+    /// Create the file at `path` and land bytes into it from its start.
+    /// The name must be new (`O_CREAT | O_EXCL | O_NOFOLLOW`): whatever was
+    /// planted under it is never opened, and the create fails instead.
     pub fn create(path: &Path) -> Result<Self, LandingError> {
-        let file = File::create(path).map_err(|source| LandingError::Create {
+        let file = create_exclusive(path).map_err(|source| LandingError::Create {
             path: path.to_owned(),
             source,
         })?;

@@ -10,6 +10,9 @@
 //! - [`format`]: image formats by extension and by magic bytes
 //! - [`sidecar`]: `<file>.sha256` sidecars
 //! - [`atomic`]: temp file + fsync + rename writes
+//! - [`identity`]: opening listed files without following links, checked
+//!   against the scan's identity
+//! - [`create`]: creating bty's own files exclusively, reopening them safely
 //! - [`marker`]: the `.bty-storage.json` storage marker
 //! - [`scan`]: the image-root scan
 //! - [`merge`]: scan + entries → listing rows with action gates
@@ -22,9 +25,11 @@ pub mod aligned;
 pub mod atomic;
 pub mod canon;
 pub mod catalog_file;
+pub mod create;
 pub mod digest;
 pub mod export;
 pub mod format;
+pub mod identity;
 pub mod landing;
 pub mod marker;
 pub mod merge;

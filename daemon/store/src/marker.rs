@@ -102,7 +102,7 @@ pub fn ensure_marker(image_root: &Path, created_by: &str) -> Result<MarkerOutcom
         source,
     })?;
     let path = image_root.join(MARKER_FILE);
-    match fs::read(&path) {
+    match read_marker(&path) {
         Ok(bytes) => check(&path, &bytes).map(|()| MarkerOutcome::Existing),
         Err(e) if e.kind() == ErrorKind::NotFound => {
             write_marker(&path, created_by).map(|()| MarkerOutcome::Created)
@@ -110,6 +110,26 @@ pub fn ensure_marker(image_root: &Path, created_by: &str) -> Result<MarkerOutcom
         Err(source) => Err(MarkerError::Read { path, source }),
     }
 }
+
+/// The marker's bytes: never through a symlink (a group member could point
+/// it at a host file, a FIFO or `/dev/zero`), only a regular file, at most
+/// [`MARKER_MAX`] bytes.
+fn read_marker(path: &Path) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let file = crate::identity::open_nofollow(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            ErrorKind::InvalidData,
+            "the marker is not a regular file",
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.take(MARKER_MAX).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// A marker is a few lines of JSON; anything larger is not one.
+const MARKER_MAX: u64 = 64 << 10;
 
 fn check(path: &Path, bytes: &[u8]) -> Result<(), MarkerError> {
     let invalid = |detail: String| MarkerError::Invalid {
@@ -268,6 +288,16 @@ mod tests {
             // Never "repaired" behind the operator's back.
             assert_eq!(fs::read_to_string(&path).expect("read"), content);
         }
+    }
+
+    #[test]
+    fn a_marker_planted_as_a_link_is_not_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("images");
+        fs::create_dir(&root).expect("mkdir");
+        std::os::unix::fs::symlink("/dev/zero", root.join(MARKER_FILE)).expect("symlink");
+        let err = ensure_marker(&root, "t").unwrap_err();
+        assert!(matches!(err, MarkerError::Read { .. }), "{err}");
     }
 
     #[test]

@@ -1,14 +1,22 @@
-//! The image-root scan (ref §3.1, improved): which files in the flat image
-//! root are images, with size, mtime, format (by content where the bytes
-//! say more than the name) and sidecar state. The scan never hashes.
+//! The image-root scan: which files in the flat image root are images,
+//! with their identity (device, inode, size, mtime), format (by content
+//! where the bytes say more than the name) and sidecar state. The scan
+//! never hashes.
+//!
+//! Every entry is opened with `O_NOFOLLOW | O_NONBLOCK` and judged by the
+//! descriptor, so a symlink is never listed, a FIFO never blocks the scan,
+//! and the identity recorded is that of the bytes whose header was read.
+//! Readers later compare it with what they open
+//! ([`crate::identity::VerifiedImage`]).
 
-use std::fs::{self, Metadata};
+use std::fs;
 use std::io::{self, ErrorKind};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use crate::atomic::is_temp_file_name;
-use crate::format::{ImageFormat, detect, format_from_name, read_header};
+use crate::format::{ImageFormat, detect, format_from_name, read_header_of};
+use crate::identity::{FileIdentity, OpenImageError, open_regular};
 use crate::names::{self, MARKER_FILE, PARTIAL_SUFFIX, SIDECAR_SUFFIX};
 use crate::sidecar::{Sidecar, read_sidecar};
 
@@ -23,6 +31,9 @@ pub struct ScannedFile {
     pub size_bytes: u64,
     /// Last modification time.
     pub modified: SystemTime,
+    /// Device, inode, size and mtime of the file that was listed: what a
+    /// reader must find when it opens the name.
+    pub identity: FileIdentity,
     /// Format by content, else by name.
     pub format: ImageFormat,
     /// State of `<name>.sha256`.
@@ -72,12 +83,26 @@ fn classify(root: &Path, entry: &fs::DirEntry) -> io::Result<Class> {
         return Ok(Class::Own);
     }
     let path = root.join(&name);
-    let header = match read_header(&path) {
-        Ok(h) => Some(h),
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Class::Skip),
-        // Unreadable bytes: the name alone decides.
-        Err(_) => None,
+    // The name may have been swapped since the listing: what counts is
+    // what the no-follow open gets.
+    let (file, meta) = match open_regular(&path, &name) {
+        Ok(opened) => opened,
+        // A symlink, FIFO or device now, or gone: not an image.
+        Err(e) if e.is_hard_linked() => {
+            return Ok(Class::Unrecognised);
+        }
+        Err(OpenImageError::Changed { .. } | OpenImageError::BadName { .. }) => {
+            return Ok(Class::Skip);
+        }
+        // Unreadable (permissions): listed by its name, as before.
+        Err(OpenImageError::Io { .. }) => {
+            return Ok(match format_from_name(&name) {
+                Some(format) => Class::Image(scanned(name, path, &meta, format)),
+                None => Class::Unrecognised,
+            });
+        }
     };
+    let header = read_header_of(&file).ok();
     let by_name = format_from_name(&name);
     let format = match header.as_deref().map(|h| detect(&name, h)) {
         Some(Ok(f)) => Some(f),
@@ -91,12 +116,14 @@ fn classify(root: &Path, entry: &fs::DirEntry) -> io::Result<Class> {
     })
 }
 
-fn scanned(name: String, path: PathBuf, meta: &Metadata, format: ImageFormat) -> ScannedFile {
+fn scanned(name: String, path: PathBuf, meta: &fs::Metadata, format: ImageFormat) -> ScannedFile {
     let sidecar = read_sidecar(&path);
     let cache_ref_prefix = names::cache_ref_prefix(&name).map(str::to_owned);
+    let identity = FileIdentity::of(meta);
     ScannedFile {
-        size_bytes: meta.len(),
-        modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        size_bytes: identity.size,
+        modified: identity.mtime,
+        identity,
         format,
         sidecar,
         cache_ref_prefix,
@@ -122,8 +149,9 @@ fn classify_all(root: &Path) -> io::Result<Vec<(String, Class)>> {
     Ok(out)
 }
 
-/// The image files in `root`, sorted by name: regular files (no symlinks,
-/// no directories) that are not bty's own files and whose name has an image
+/// The image files in `root`, sorted by name: regular files with one link
+/// (no symlinks, no directories, no hard links to files elsewhere) that
+/// are not bty's own files and whose name has an image
 /// extension or whose first bytes carry a known magic. Files that vanish
 /// during the scan are skipped.
 pub fn scan_image_root(root: &Path) -> io::Result<Vec<ScannedFile>> {
@@ -137,7 +165,8 @@ pub fn scan_image_root(root: &Path) -> io::Result<Vec<ScannedFile>> {
 }
 
 /// Names of regular files in `root` that the scan ignores and bty does not
-/// own, sorted: for the start-up "unrecognised file" warning.
+/// own (hard-linked files included), sorted: for the start-up
+/// "unrecognised file" warning.
 pub fn unrecognised_files(root: &Path) -> io::Result<Vec<String>> {
     Ok(classify_all(root)?
         .into_iter()
@@ -179,6 +208,12 @@ mod tests {
             put(r, name, bytes);
         }
         fs::create_dir(r.join("dir.img")).expect("mkdir");
+        // Another name for a file elsewhere: never listed, only warned about.
+        fs::write(r.join(".elsewhere"), b"raw bytes").expect("write");
+        fs::hard_link(r.join(".elsewhere"), r.join("hardlink.img")).expect("link");
+        let fifo = std::ffi::CString::new(r.join("fifo.img").to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
         std::os::unix::fs::symlink("/etc/hostname", r.join("link.img")).expect("symlink");
         std::os::unix::fs::symlink("missing", r.join("dangling.img")).expect("symlink");
         dir
@@ -210,6 +245,8 @@ mod tests {
         let b = &files[1];
         assert_eq!(b.path, dir.path().join("b.img"));
         assert_eq!(b.size_bytes, 9);
+        let meta = fs::symlink_metadata(&b.path).expect("stat");
+        assert_eq!(b.identity, FileIdentity::of(&meta));
         assert_eq!(b.sidecar, Sidecar::Missing);
         assert_eq!(files[0].sidecar, Sidecar::Invalid);
     }
@@ -237,7 +274,7 @@ mod tests {
         let dir = root_with_everything();
         assert_eq!(
             unrecognised_files(dir.path()).expect("survey"),
-            ["disk.tar.gz", "notes.txt"]
+            ["disk.tar.gz", "hardlink.img", "notes.txt"]
         );
     }
 

@@ -7,8 +7,9 @@ use std::fs::{self, File};
 use std::io::{self, ErrorKind, Read};
 use std::path::{Path, PathBuf};
 
-use crate::atomic::write_atomic;
+use crate::atomic::write_atomic_with;
 use crate::digest::is_sha256_hex;
+use crate::identity::open_nofollow;
 use crate::names::SIDECAR_SUFFIX;
 
 /// A sidecar is one short line; anything longer is not one of ours.
@@ -47,18 +48,28 @@ pub fn sidecar_path(file: &Path) -> PathBuf {
 /// Read and judge the sidecar of `file`. Never fails: an unreadable sidecar
 /// is [`Sidecar::Invalid`]; when the file itself cannot be stat'ed a valid
 /// sidecar is [`Sidecar::Stale`], since freshness cannot be shown.
+///
+/// Neither name is followed if it is a symlink: a sidecar planted as a link
+/// to a host file (a key that happens to be 64 hex digits) is invalid, not
+/// read, and the file's mtime is its own, not a link target's.
 pub fn read_sidecar(file: &Path) -> Sidecar {
     let path = sidecar_path(file);
-    let sidecar_mtime = match fs::metadata(&path) {
-        Ok(m) if m.is_file() => m.modified().ok(),
-        Ok(_) => return Sidecar::Invalid,
+    let opened = match open_nofollow(&path) {
+        Ok(f) => f,
         Err(e) if e.kind() == ErrorKind::NotFound => return Sidecar::Missing,
         Err(_) => return Sidecar::Invalid,
     };
-    let Some(sha) = read_hex(&path) else {
+    let sidecar_mtime = match opened.metadata() {
+        Ok(m) if m.is_file() => m.modified().ok(),
+        _ => return Sidecar::Invalid,
+    };
+    let Some(sha) = read_hex(opened) else {
         return Sidecar::Invalid;
     };
-    let file_mtime = fs::metadata(file).and_then(|m| m.modified()).ok();
+    let file_mtime = fs::symlink_metadata(file)
+        .ok()
+        .filter(fs::Metadata::is_file)
+        .and_then(|m| m.modified().ok());
     match (sidecar_mtime, file_mtime) {
         (Some(s), Some(f)) if s >= f => Sidecar::Fresh(sha),
         _ => Sidecar::Stale(sha),
@@ -66,13 +77,9 @@ pub fn read_sidecar(file: &Path) -> Sidecar {
 }
 
 /// The sha256 in a sidecar's text, read by [`read_sidecar`] from disk.
-fn read_hex(path: &Path) -> Option<String> {
+fn read_hex(file: File) -> Option<String> {
     let mut text = String::new();
-    File::open(path)
-        .ok()?
-        .take(MAX_SIDECAR_LEN)
-        .read_to_string(&mut text)
-        .ok()?;
+    file.take(MAX_SIDECAR_LEN).read_to_string(&mut text).ok()?;
     parse_sidecar(&text)
 }
 
@@ -112,14 +119,17 @@ pub fn write_sidecar(file: &Path, sha256: &str) -> io::Result<()> {
         })?
         .to_string_lossy();
     let path = sidecar_path(file);
-    write_atomic(&path, sidecar_line(&sha, &name).as_bytes())?;
-    if let Ok(file_mtime) = fs::metadata(file).and_then(|m| m.modified()) {
-        let sidecar = File::options().write(true).open(&path)?;
-        if sidecar.metadata()?.modified()? < file_mtime {
+    let file_mtime = fs::symlink_metadata(file).and_then(|m| m.modified()).ok();
+    // The mtime is set on the temp before the rename: reopening the sidecar
+    // by name afterwards could open whatever was planted there meanwhile.
+    write_atomic_with(&path, sidecar_line(&sha, &name).as_bytes(), |sidecar| {
+        if let Some(file_mtime) = file_mtime
+            && sidecar.metadata()?.modified()? < file_mtime
+        {
             sidecar.set_modified(file_mtime)?;
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// One `sha256sum` line. Names with `\` or a newline are escaped the way GNU
@@ -262,6 +272,25 @@ mod tests {
         }
         fs::write(sidecar_path(&file), [0xff, 0xfe, 0x00]).expect("write");
         assert_eq!(read_sidecar(&file), Sidecar::Invalid);
+    }
+
+    #[test]
+    fn a_sidecar_planted_as_a_link_to_a_host_file_is_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        // A host secret that happens to look like a sha256.
+        let secret = dir.path().join("host-key");
+        fs::write(&secret, format!("{SHA}\n")).unwrap();
+        let root = dir.path().join("images");
+        fs::create_dir(&root).unwrap();
+        let path = image(&root, "x.img");
+        std::os::unix::fs::symlink(&secret, sidecar_path(&path)).unwrap();
+        assert_eq!(read_sidecar(&path), Sidecar::Invalid);
+        // Writing the sidecar replaces the link; the host file is untouched.
+        let mtime = fs::metadata(&secret).unwrap().modified().unwrap();
+        write_sidecar(&path, SHA).unwrap();
+        assert_eq!(read_sidecar(&path), Sidecar::Fresh(SHA.to_owned()));
+        assert_eq!(fs::read_to_string(&secret).unwrap(), format!("{SHA}\n"));
+        assert_eq!(fs::metadata(&secret).unwrap().modified().unwrap(), mtime);
     }
 
     #[test]

@@ -80,6 +80,10 @@ impl Fixture {
         let daemon = Daemon::start_with(|state, root| {
             std::fs::write(state.join("catalog.toml"), STORED).expect("write catalog");
             drop_file(root, "seed.img", &noise(64 << 10, 3));
+            // What a bty group member can plant: a name in the image root
+            // that points at a root-only host file.
+            std::os::unix::fs::symlink("/etc/shadow", root.join("planted.img"))
+                .expect("plant a symlink");
         });
         wait_for(Duration::from_secs(30), "seed.img to be hashed", || {
             let hashed = daemon.images().iter().any(|row| {

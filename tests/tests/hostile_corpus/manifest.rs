@@ -29,6 +29,7 @@ pub(crate) enum Kind {
     Sidecar,
     Stream,
     Http,
+    Qcow2,
 }
 
 /// One hostile input and what must happen to it (field docs: the header of
@@ -111,6 +112,7 @@ impl Case {
             Kind::Sidecar => &["sidecar"],
             Kind::Stream => &["decode", "flash"],
             Kind::Http => &["http"],
+            Kind::Qcow2 => &["inspect"],
         };
         defaults.iter().map(|s| (*s).to_owned()).collect()
     }

@@ -141,8 +141,37 @@ fn damaged(codec: &str, damage: &str) -> Result<Vec<u8>, String> {
             let block = compress(codec, &vec![0u8; 16 * MIB])?;
             block.repeat(BOMB_DECODED / (16 * MIB))
         }
+        // `xz --lzma2=dict=1536MiB` on a small input: a valid stream whose
+        // block header asks the decoder for 1.5 GiB (encoding it for real
+        // needs 1.8 GB, so the dictionary size byte is set afterwards).
+        "hugedict" if codec == "xz" => with_xz_dict(good()?, 37)?,
         other => return Err(format!("unknown damage {other:?}")),
     })
+}
+
+/// Set the LZMA2 dictionary-size byte of an xz stream's first block (one
+/// filter) to `prop` and fix the block header's CRC32.
+fn with_xz_dict(mut xz: Vec<u8>, prop: u8) -> Result<Vec<u8>, String> {
+    let start = 12;
+    let size = (usize::from(*xz.get(start).ok_or("short xz")?) + 1) * 4;
+    let flags = xz[start + 1];
+    let mut at = start + 2;
+    for present in [0x40, 0x80] {
+        if flags & present != 0 {
+            while xz[at] & 0x80 != 0 {
+                at += 1;
+            }
+            at += 1;
+        }
+    }
+    if xz[at..at + 2] != [0x21, 0x01] {
+        return Err("the xz block does not start with one LZMA2 filter".to_owned());
+    }
+    xz[at + 2] = prop;
+    let mut crc = flate2::Crc::new();
+    crc.update(&xz[start..start + size - 4]);
+    xz[start + size - 4..start + size].copy_from_slice(&crc.sum().to_le_bytes());
+    Ok(xz)
 }
 
 /// Read the decoded stream to its end; `Some(error)` when it fails.

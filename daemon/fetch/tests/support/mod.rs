@@ -339,6 +339,7 @@ pub fn fast() -> bty_fetch::FetchOptions {
         max_attempts: 6,
         initial_backoff: Duration::from_millis(10),
         max_backoff: Duration::from_millis(20),
+        max_size: Some(bty_fetch::DEFAULT_MAX_SIZE),
     }
 }
 

@@ -234,7 +234,7 @@ pub(crate) fn flash_path(
 ) -> FlashReport {
     let container = sniff_file(path).unwrap().unwrap_or(Container::Raw);
     if container == Container::Qcow2 {
-        return flash_qcow2(path, targets, opts, &|_| {}, cancel);
+        return flash_qcow2(&File::open(path).unwrap(), targets, opts, &|_| {}, cancel);
     }
     if container == Container::Raw {
         // As the daemon does: holes skipped, data read with O_DIRECT.

@@ -77,6 +77,7 @@ impl CatalogState {
             }),
             etag: extra(ETAG_KEY),
             last_modified: extra(LAST_MODIFIED_KEY),
+            partial_name: None,
         })
     }
 
@@ -197,14 +198,22 @@ impl CatalogState {
                     row.names.first().map_or(key, String::as_str)
                 ))
             })?;
-        // Size and mtime come from the scan: the catalog already stat'ed it.
-        let scanned = self.scan.iter().find(|f| f.name == file_name);
+        // Size, mtime and identity come from the scan: readers open the
+        // file against them.
+        let scanned = self
+            .scan
+            .iter()
+            .find(|f| f.name == file_name)
+            .ok_or_else(|| CatalogError::NotFound(format!("{file_name} is not listed; rescan")))?;
         let modified_ms = scanned
-            .and_then(|f| f.modified.duration_since(std::time::UNIX_EPOCH).ok())
+            .modified
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
         Ok(LocalImage {
             path: self.args.image_root.join(&file_name),
-            size_bytes: scanned.map_or(0, |f| f.size_bytes),
+            size_bytes: scanned.size_bytes,
+            identity: scanned.identity,
             modified_ms,
             file_name,
             sha256: row.sha256.clone(),

@@ -81,6 +81,11 @@ pub struct DownloadSpec {
     pub etag: Option<String>,
     /// Last-Modified of the cached bytes' response.
     pub last_modified: Option<String>,
+    /// The partial file's name in the image root, chosen (with a random
+    /// part) by the downloader when it records the job, so a restart
+    /// resumes the same file and nobody can plant a link there in advance.
+    #[serde(default)]
+    pub partial_name: Option<String>,
 }
 
 /// A download finished and its bytes (with sidecar) are in place.
@@ -115,6 +120,25 @@ pub struct LocalImage {
     pub size_bytes: u64,
     /// Last change of the file (epoch milliseconds), as of the last scan.
     pub modified_ms: i64,
+    /// What the scan saw: a reader opens `file_name` in the image root
+    /// with [`bty_store::identity::VerifiedImage`] against this, never
+    /// `path` directly.
+    pub identity: bty_store::identity::FileIdentity,
+}
+
+impl LocalImage {
+    /// Open the file for reading, checked to be the one the scan listed.
+    /// Blocking (one open and fstat); refuses a symlink, a special file, a
+    /// hard link and a file that changed since the scan.
+    pub fn open(
+        &self,
+    ) -> Result<bty_store::identity::VerifiedImage, bty_store::identity::OpenImageError> {
+        let root = self
+            .path
+            .parent()
+            .unwrap_or_else(|| std::path::Path::new("/"));
+        bty_store::identity::VerifiedImage::open(root, &self.file_name, &self.identity)
+    }
 }
 
 /// What a cache delete did.

@@ -8,7 +8,7 @@ use super::messages::{DownloaderMessage, JobOutcome, UploadRequest};
 use super::stream::{StreamContext, open_stream};
 use super::task::{TaskContext, run_download, run_push};
 use super::{persist, task, upload};
-use crate::actors::catalog::{CatalogHandle, DownloadSpec};
+use crate::actors::catalog::{CatalogHandle, DownloadSpec, LocalImage};
 use crate::events::EventBus;
 use crate::jobs::{JobKind, JobSnapshot, JobState, RateMeter, expired, newest_first};
 use bty_fetch::FetchOptions;
@@ -64,7 +64,7 @@ pub struct DownloaderActor;
 #[derive(Debug)]
 enum Work {
     Download(DownloadSpec),
-    Push { path: PathBuf, target: String },
+    Push { image: LocalImage, target: String },
 }
 
 #[derive(Debug)]
@@ -112,7 +112,18 @@ impl Actor for DownloaderActor {
             running: 0,
             uploads: std::collections::BTreeSet::new(),
         };
-        for spec in persist::load_all(&state.args.jobs_dir) {
+        let mut specs = persist::load_all(&state.args.jobs_dir);
+        for spec in &mut specs {
+            // A job file of an older btyd has no partial name yet.
+            if spec.partial_name.is_none() {
+                let named = persist::ensure_partial_name(spec);
+                if let Err(e) = named.and_then(|()| persist::save(&state.args.jobs_dir, spec)) {
+                    tracing::warn!(name = spec.name, error = %e, "cannot record the partial's name");
+                }
+            }
+        }
+        persist::remove_orphans(&state.args.image_root, &specs);
+        for spec in specs {
             tracing::info!(name = spec.name, "resuming an interrupted download");
             state.enqueue(Work::Download(spec));
         }
@@ -160,11 +171,11 @@ impl Actor for DownloaderActor {
                 let _ = reply.send(state.fetch(spec));
             }
             DownloaderMessage::Push {
-                path,
+                image,
                 target,
                 reply,
             } => {
-                let _ = reply.send(Ok(state.enqueue(Work::Push { path, target })));
+                let _ = reply.send(Ok(state.enqueue(Work::Push { image, target })));
             }
             DownloaderMessage::ResolveOras { reference, reply } => {
                 let oci = state.args.oci.clone();
@@ -226,7 +237,7 @@ impl Actor for DownloaderActor {
 }
 
 impl DownloaderState {
-    fn fetch(&mut self, spec: DownloadSpec) -> Result<JobSnapshot, DownloaderError> {
+    fn fetch(&mut self, mut spec: DownloadSpec) -> Result<JobSnapshot, DownloaderError> {
         // A second request for an entry already queued/running joins it.
         if let Some(active) = self.jobs.values().find(|j| {
             j.snapshot.state.is_active()
@@ -234,7 +245,8 @@ impl DownloaderState {
         }) {
             return Ok(active.snapshot.clone());
         }
-        persist::save(&self.args.jobs_dir, &spec)
+        persist::ensure_partial_name(&mut spec)
+            .and_then(|()| persist::save(&self.args.jobs_dir, &spec))
             .map_err(|e| DownloaderError::Io(format!("cannot record the download job: {e}")))?;
         Ok(self.enqueue(Work::Download(spec)))
     }
@@ -242,15 +254,10 @@ impl DownloaderState {
     fn enqueue(&mut self, work: Work) -> JobSnapshot {
         let (kind, subject, total) = match &work {
             Work::Download(spec) => (JobKind::Download, spec.name.clone(), spec.size_bytes),
-            Work::Push { path, target } => (
+            Work::Push { image, target } => (
                 JobKind::Push,
-                format!(
-                    "{} → {target}",
-                    path.file_name()
-                        .map(|n| n.to_string_lossy())
-                        .unwrap_or_default()
-                ),
-                std::fs::metadata(path).ok().map(|m| m.len()),
+                format!("{} → {target}", image.file_name),
+                Some(image.size_bytes),
             ),
         };
         let snapshot = JobSnapshot::queued(kind, subject, total);
@@ -302,8 +309,8 @@ impl DownloaderState {
             };
             let handle = match &job.work {
                 Work::Download(spec) => tokio::spawn(run_download(ctx, spec.clone())),
-                Work::Push { path, target } => {
-                    tokio::spawn(run_push(ctx, path.clone(), target.clone()))
+                Work::Push { image, target } => {
+                    tokio::spawn(run_push(ctx, image.clone(), target.clone()))
                 }
             };
             let mut tasks = self.args.tasks.lock().unwrap_or_else(|e| e.into_inner());
@@ -356,13 +363,12 @@ impl DownloaderState {
         }
         if let Work::Download(spec) = &job.work {
             persist::remove(&self.args.jobs_dir, &spec.image_ref);
-            if job.snapshot.state != JobState::Completed {
+            if job.snapshot.state != JobState::Completed
+                && let Some(partial) = &spec.partial_name
+            {
                 // The job is over: its partial would never be resumed.
-                let partial = self
-                    .args
-                    .image_root
-                    .join(format!("{}.partial", spec.cache_file_name));
-                let _ = std::fs::remove_file(partial);
+                // (Unlinking removes the entry, never a link's target.)
+                let _ = std::fs::remove_file(self.args.image_root.join(partial));
             }
         }
         self.args.events.job(&job.snapshot);

@@ -3,11 +3,10 @@
 use super::error::DownloaderError;
 use super::messages::{DownloaderMessage, JobOutcome, OrasResolved, UploadRequest, Uploaded};
 use super::stream::RemoteStream;
-use crate::actors::catalog::DownloadSpec;
+use crate::actors::catalog::{DownloadSpec, LocalImage};
 use crate::actors::{call_failed, slot::ActorSlot};
 use crate::jobs::JobSnapshot;
 use ractor::ActorRef;
-use std::path::PathBuf;
 
 /// Cheap to clone; follows the downloader across restarts.
 #[derive(Debug, Clone, Default)]
@@ -46,11 +45,15 @@ impl DownloaderHandle {
         .map_err(|e| unavailable(&e))?
     }
 
-    /// Push a file to a registry.
-    pub async fn push(&self, path: PathBuf, target: &str) -> Result<JobSnapshot, DownloaderError> {
+    /// Push a listed file to a registry.
+    pub async fn push(
+        &self,
+        image: LocalImage,
+        target: &str,
+    ) -> Result<JobSnapshot, DownloaderError> {
         let target = target.to_owned();
         ractor::call!(self.actor()?, |reply| DownloaderMessage::Push {
-            path,
+            image,
             target,
             reply
         })

@@ -2,10 +2,9 @@
 
 use super::error::DownloaderError;
 use super::stream::RemoteStream;
-use crate::actors::catalog::DownloadSpec;
+use crate::actors::catalog::{DownloadSpec, LocalImage};
 use crate::jobs::JobSnapshot;
 use ractor::RpcReplyPort;
-use std::path::PathBuf;
 
 /// What an `oras://` reference resolved to (add-time metadata).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,8 +72,8 @@ pub enum DownloaderMessage {
     },
     /// Push a file from the store to a registry.
     Push {
-        /// The file.
-        path: PathBuf,
+        /// The file, as the scan listed it (opened and checked by the task).
+        image: LocalImage,
         /// `oras://host/repo:tag`.
         target: String,
         /// The job.

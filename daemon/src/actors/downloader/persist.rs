@@ -1,10 +1,92 @@
 //! Queued and running downloads are written to `state_dir/jobs/<ref>.json`
 //! so a restarted daemon (even after kill -9) resumes them from their
-//! `.partial` files.
+//! partial files, whose random names are recorded there (the jobs dir is
+//! root-only; the image root is not).
 
 use crate::actors::catalog::DownloadSpec;
 use bty_store::atomic::write_atomic;
+use bty_store::names::CACHE_PREFIX;
+use std::collections::BTreeSet;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+
+/// Suffix of a download's partial file.
+const PARTIAL: &str = ".partial";
+/// Suffix of a verified download waiting to replace the cached file.
+const LANDED: &str = ".landed";
+
+/// `.<cache file name>.<16 random hex>.partial`: hidden from the scan, and
+/// unguessable, so nobody can plant a symlink under it before it exists.
+pub(crate) fn new_partial_name(cache_file_name: &str) -> std::io::Result<String> {
+    Ok(format!(
+        ".{cache_file_name}.{}{PARTIAL}",
+        bty_store::create::random_hex()?
+    ))
+}
+
+/// The partial's name for `spec`, chosen now if the job has none yet (a
+/// job file written by an older btyd).
+pub(crate) fn ensure_partial_name(spec: &mut DownloadSpec) -> std::io::Result<()> {
+    if spec.partial_name.is_none() {
+        spec.partial_name = Some(new_partial_name(&spec.cache_file_name)?);
+    }
+    Ok(())
+}
+
+/// Where the verified bytes wait before replacing the cached file: the
+/// partial's name with `.landed` instead of `.partial`.
+pub(crate) fn landed_name(partial_name: &str) -> String {
+    let stem = partial_name.strip_suffix(PARTIAL).unwrap_or(partial_name);
+    format!("{stem}{LANDED}")
+}
+
+/// Whether `name` is a partial or landed file of ours: the random-name
+/// form, or the `<cache file>.partial` of older releases.
+fn is_download_leftover(name: &str) -> bool {
+    if name.starts_with(CACHE_PREFIX) && name.ends_with(PARTIAL) {
+        return true;
+    }
+    let Some(stem) = name
+        .strip_suffix(PARTIAL)
+        .or_else(|| name.strip_suffix(LANDED))
+    else {
+        return false;
+    };
+    let Some((_, random)) = stem.rsplit_once('.') else {
+        return false;
+    };
+    name.starts_with('.') && random.len() == 16 && random.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Remove partial and landed files in `image_root` that no job in `specs`
+/// resumes: what a crash between a job's end and its cleanup left. Only
+/// regular files we own with our names go (never another user's file,
+/// never through a link).
+pub(crate) fn remove_orphans(image_root: &Path, specs: &[DownloadSpec]) {
+    let keep: BTreeSet<String> = specs
+        .iter()
+        .filter_map(|s| s.partial_name.as_deref())
+        .flat_map(|p| [p.to_owned(), landed_name(p)])
+        .collect();
+    let Ok(entries) = std::fs::read_dir(image_root) else {
+        return;
+    };
+    let me = bty_store::create::effective_uid();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !is_download_leftover(&name) || keep.contains(&name) {
+            continue;
+        }
+        match entry.metadata() {
+            Ok(m) if m.is_file() && m.uid() == me => {}
+            _ => continue,
+        }
+        match std::fs::remove_file(entry.path()) {
+            Ok(()) => tracing::info!(name, "removed a download leftover no job resumes"),
+            Err(e) => tracing::warn!(name, error = %e, "cannot remove a download leftover"),
+        }
+    }
+}
 
 fn spec_path(jobs_dir: &Path, image_ref: &str) -> PathBuf {
     jobs_dir.join(format!("{image_ref}.json"))
@@ -17,7 +99,7 @@ pub(crate) fn checkpoint_path(jobs_dir: &Path, image_ref: &str) -> PathBuf {
 
 /// Remember a queued download.
 pub(crate) fn save(jobs_dir: &Path, spec: &DownloadSpec) -> std::io::Result<()> {
-    std::fs::create_dir_all(jobs_dir)?;
+    create_private_dir(jobs_dir)?;
     let json = serde_json::to_vec_pretty(spec).map_err(std::io::Error::other)?;
     write_atomic(&spec_path(jobs_dir, &spec.image_ref), &json)
 }
@@ -33,6 +115,19 @@ pub(crate) fn remove(jobs_dir: &Path, image_ref: &str) {
         {
             tracing::warn!(path = %path.display(), error = %e, "cannot remove job file");
         }
+    }
+}
+
+/// Create `dir` (mode 0700) if missing: job files name the partials.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e),
+        _ => Ok(()),
     }
 }
 
@@ -55,4 +150,64 @@ pub(crate) fn load_all(jobs_dir: &Path) -> Vec<DownloadSpec> {
     }
     specs.sort_by(|a, b| a.name.cmp(&b.name));
     specs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_names_are_random_hidden_and_recognised() {
+        let a = new_partial_name("catalog-0123456789ab-x.img").unwrap();
+        let b = new_partial_name("catalog-0123456789ab-x.img").unwrap();
+        assert_ne!(a, b);
+        assert!(a.starts_with(".catalog-0123456789ab-x.img.") && a.ends_with(".partial"));
+        assert!(is_download_leftover(&a));
+        assert!(is_download_leftover(&landed_name(&a)));
+        assert!(landed_name(&a).ends_with(".landed"));
+        assert!(is_download_leftover("catalog-0123456789ab-x.img.partial"));
+        for other in [
+            "x.img",
+            ".x.img.partial",
+            ".x.img.tmp-1-2",
+            "x.img.partial",
+            ".a.zzzzzzzzzzzzzzzz.partial",
+        ] {
+            assert!(!is_download_leftover(other), "{other}");
+        }
+    }
+
+    #[test]
+    fn orphans_go_resumed_partials_and_foreign_files_stay() {
+        let root = tempfile::tempdir().unwrap();
+        let resumed = new_partial_name("catalog-0123456789ab-a.img").unwrap();
+        let orphan = new_partial_name("catalog-0123456789ab-b.img").unwrap();
+        let foreign = new_partial_name("catalog-0123456789ab-c.img").unwrap();
+        for name in [&resumed, &orphan, &foreign] {
+            std::fs::write(root.path().join(name), b"x").unwrap();
+        }
+        assert_eq!(
+            bty_store::create::effective_uid(),
+            0,
+            "plays another user: run as root"
+        );
+        std::os::unix::fs::chown(root.path().join(&foreign), Some(4242), None).unwrap();
+        let spec = DownloadSpec {
+            image_ref: "r".into(),
+            name: "a".into(),
+            src: "https://h/a.img".into(),
+            pinned_sha256: None,
+            size_bytes: None,
+            cache_file_name: "catalog-0123456789ab-a.img".into(),
+            update: false,
+            cached_sha256: None,
+            etag: None,
+            last_modified: None,
+            partial_name: Some(resumed.clone()),
+        };
+        remove_orphans(root.path(), &[spec]);
+        assert!(root.path().join(&resumed).exists());
+        assert!(!root.path().join(&orphan).exists());
+        assert!(root.path().join(&foreign).exists());
+    }
 }

@@ -56,6 +56,21 @@ pub(crate) async fn open_stream(
             .ok()
             .and_then(|meta| meta.size),
     };
+    // A length only the server declared is held to the size limit here;
+    // the stream then holds the body to that length.
+    if source.expected_size.is_none()
+        && let (Some(size), Some(cap)) = (size, ctx.options.max_size)
+        && size > cap
+    {
+        let over = FetchError::OverCap {
+            url: source.url.clone(),
+            cap,
+        };
+        return Err(DownloaderError::Remote(format!(
+            "cannot stream {src}: {}",
+            chain(&over)
+        )));
+    }
     let (tx, mut body) = bty_fetch::body_channel();
     let request = StreamRequest {
         url: source.url.clone(),

@@ -4,16 +4,16 @@
 use super::error::DownloaderError;
 use super::handle::DownloaderHandle;
 use super::messages::{JobOutcome, OrasResolved};
-use super::persist::checkpoint_path;
+use super::persist::{self, checkpoint_path};
 use super::source::{Source, chain, remote_source};
-use crate::actors::catalog::{CatalogHandle, DownloadSpec, Landed};
+use crate::actors::catalog::{CatalogHandle, DownloadSpec, Landed, LocalImage};
 use bty_fetch::{FetchError, FetchOptions, FetchRequest, Progress, Unchanged};
 use bty_oci::OciClient;
 use bty_store::canon::{Scheme, scheme};
 use bty_store::oras_ref::OrasRef;
 use bty_store::sidecar::install_with_sidecar;
 use reqwest::header::HeaderMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -73,17 +73,22 @@ async fn download(ctx: &TaskContext, spec: &DownloadSpec) -> JobOutcome {
     if let Err(e) = ctx.catalog.expect_landing(&spec.cache_file_name).await {
         return JobOutcome::Failed(e.to_string());
     }
-    // Land beside the old file (hidden from the scan), swap only once verified.
+    // Land beside the old file under names nobody can guess (hidden from
+    // the scan), swap only once verified. The partial's name was recorded
+    // with the job, so a restart resumes the same file.
+    let partial_name = match spec.partial_name.clone() {
+        Some(name) => name,
+        None => match persist::new_partial_name(&spec.cache_file_name) {
+            Ok(name) => name,
+            Err(e) => return JobOutcome::Failed(format!("cannot name the partial file: {e}")),
+        },
+    };
     let dest = ctx.image_root.join(&spec.cache_file_name);
-    let staged = ctx
-        .image_root
-        .join(format!(".{}.landed", spec.cache_file_name));
+    let staged = ctx.image_root.join(persist::landed_name(&partial_name));
     let request = FetchRequest {
         url: source.url.clone(),
         headers: source.headers.clone(),
-        partial: ctx
-            .image_root
-            .join(format!("{}.partial", spec.cache_file_name)),
+        partial: ctx.image_root.join(&partial_name),
         dest: staged.clone(),
         checkpoint: Some(checkpoint_path(&ctx.jobs_dir, &spec.image_ref)),
         expected_sha256: source.expected_sha256.clone(),
@@ -232,12 +237,12 @@ pub(crate) async fn fetch_document(
 }
 
 /// Run a push job to the end and report it.
-pub(crate) async fn run_push(ctx: TaskContext, path: PathBuf, target: String) {
-    let outcome = push(&ctx, &path, &target).await;
+pub(crate) async fn run_push(ctx: TaskContext, image: LocalImage, target: String) {
+    let outcome = push(&ctx, &image, &target).await;
     ctx.me.finished(&ctx.id, outcome);
 }
 
-async fn push(ctx: &TaskContext, path: &Path, target: &str) -> JobOutcome {
+async fn push(ctx: &TaskContext, image: &LocalImage, target: &str) -> JobOutcome {
     let parsed = match bty_store::canon::canonicalise_src(target)
         .map_err(|e| e.to_string())
         .and_then(|c| OrasRef::parse(&c).map_err(|e| e.to_string()))
@@ -245,12 +250,23 @@ async fn push(ctx: &TaskContext, path: &Path, target: &str) -> JobOutcome {
         Ok(r) => r,
         Err(e) => return JobOutcome::Failed(format!("invalid push target {target:?}: {e}")),
     };
-    let title = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "image".to_owned());
+    // The bytes pushed come from the descriptor checked against the scan:
+    // a name swapped for a link to a host file is refused, not uploaded.
+    let opened = {
+        let image = image.clone();
+        tokio::task::spawn_blocking(move || image.open()).await
+    };
+    let opened = match opened {
+        Ok(Ok(opened)) => opened,
+        Ok(Err(e)) => return JobOutcome::Failed(e.to_string()),
+        Err(e) => return JobOutcome::Failed(format!("opening {} failed: {e}", image.file_name)),
+    };
+    let title = image.file_name.clone();
     let media_type = "application/vnd.bty.image.layer.v1";
-    let push = ctx.oci.push(&parsed, path, &title, media_type);
+    let path = opened.path().to_owned();
+    let push = ctx
+        .oci
+        .push_file(&parsed, opened.into_file(), &path, &title, media_type);
     tokio::select! {
         () = ctx.cancel.cancelled() => JobOutcome::Cancelled,
         result = push => match result {

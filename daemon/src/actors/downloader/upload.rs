@@ -9,6 +9,7 @@
 
 use super::error::DownloaderError;
 use super::messages::{UploadRequest, Uploaded};
+use bty_store::atomic::temp_path;
 use bty_store::landing::{LandingError, LandingFile, Written};
 use bty_store::sidecar::install_with_sidecar;
 use std::path::Path;
@@ -21,11 +22,12 @@ pub(crate) fn store_upload(
     cap: u64,
 ) -> Result<Uploaded, DownloaderError> {
     let dest = image_root.join(&request.name);
-    // A hidden temp name per upload: concurrent uploads never share bytes,
-    // the scan ignores it, and start-up cleanup removes it after a crash.
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let partial = image_root.join(format!(".{}.tmp-{}-{n}", request.name, std::process::id()));
+    // A hidden temp name per upload with 64 random bits: concurrent uploads
+    // never share bytes, the scan ignores it, nobody can plant a link under
+    // it in advance (and the create is O_EXCL|O_NOFOLLOW anyway), and
+    // start-up cleanup removes it after a crash.
+    let partial = temp_path(&dest)
+        .map_err(|e| DownloaderError::Io(format!("cannot name the upload's temp file: {e}")))?;
     let result = receive(&partial, &mut request, cap).and_then(|Written { size, sha256 }| {
         if let Some(declared) = request.size_bytes
             && declared != size
@@ -50,6 +52,20 @@ pub(crate) fn store_upload(
     result
 }
 
+/// Refuse an upload whose declared size does not fit on the image root's
+/// filesystem, before a byte is written.
+fn check_space(image_root: &Path, declared: u64) -> Result<(), DownloaderError> {
+    let free = bty_store::create::free_bytes(image_root)
+        .map_err(|e| DownloaderError::Io(format!("cannot check free space: {e}")))?;
+    if declared > free {
+        return Err(DownloaderError::Invalid(format!(
+            "not enough free space in {}: {declared} bytes needed, {free} free",
+            image_root.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Write and hash every chunk, then make the bytes durable: the size and
 /// the hex sha256.
 fn receive(
@@ -61,6 +77,9 @@ fn receive(
         && declared > cap
     {
         return Err(DownloaderError::TooLarge { cap });
+    }
+    if let (Some(declared), Some(root)) = (request.size_bytes, partial.parent()) {
+        check_space(root, declared)?;
     }
     let name = request.name.as_str();
     let mut landing = LandingFile::create(partial).map_err(|e| landing_failed(name, &e))?;
@@ -187,6 +206,15 @@ mod tests {
             err.to_string().contains("interrupted after 7 bytes"),
             "{err}"
         );
+        assert!(leftovers(root.path()).is_empty());
+    }
+
+    #[test]
+    fn a_declared_size_past_the_free_space_is_refused_before_writing() {
+        let root = tempfile::tempdir().unwrap();
+        let (request, _tx) = request(Some(1 << 60));
+        let err = store_upload(root.path(), request, u64::MAX).unwrap_err();
+        assert!(err.to_string().contains("bytes needed"), "{err}");
         assert!(leftovers(root.path()).is_empty());
     }
 

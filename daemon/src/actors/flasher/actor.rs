@@ -6,7 +6,7 @@ use super::handle::FlasherHandle;
 use super::messages::{FlashJobRequest, FlasherMessage, ImageInput};
 use super::running::{Claim, Running, RunningFlashes};
 use super::safety::{TargetRules, check_confirmed};
-use super::task::{Checked, FlashTask, container_by, container_of, target_snapshot};
+use super::task::{Checked, FlashTask, container_by, inspect, target_snapshot};
 use crate::actors::downloader::RemoteStream;
 use crate::events::EventBus;
 use crate::jobs::{JobKind, JobSnapshot, expired, newest_first};
@@ -197,10 +197,7 @@ fn prepare(
         return Err(FlasherError::Invalid("no targets given".to_owned()));
     }
     let (container, image_size) = match &request.image {
-        ImageInput::File(path) => (
-            container_of(path).map_err(FlasherError::Invalid)?,
-            bty_flash::virtual_size(path).map_err(|e| FlasherError::Invalid(e.to_string()))?,
-        ),
+        ImageInput::File(image) => inspect(image).map_err(FlasherError::Invalid)?,
         ImageInput::Stream(stream) => stream_container(stream)?,
         // Its size is in the file: the task checks it once it landed.
         ImageInput::Download(_) => (Container::Qcow2, None),

@@ -27,8 +27,9 @@ pub struct ConfirmedTarget {
 /// Where a flash reads the image from.
 #[derive(Debug)]
 pub enum ImageInput {
-    /// A file: in the image root (local or cached) or named by path.
-    File(PathBuf),
+    /// A file: in the image root (local or cached) or named by path,
+    /// already open and checked (never reopened by name).
+    File(bty_store::identity::VerifiedImage),
     /// A remote image streamed by the downloader, landing nowhere.
     Stream(RemoteStream),
     /// A remote image being downloaded into the image root first (qcow2).

@@ -2,10 +2,9 @@
 //! not a stream) is downloaded into the image root by the downloader first,
 //! and the flash task follows that download job before it writes a byte.
 
-use crate::actors::catalog::CatalogHandle;
+use crate::actors::catalog::{CatalogHandle, LocalImage};
 use crate::actors::downloader::DownloaderHandle;
 use crate::jobs::{JobSnapshot, JobState};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -27,13 +26,8 @@ pub struct PendingDownload {
 
 /// What waiting for the download came to.
 pub(crate) enum Waited {
-    /// The file is in place.
-    Landed {
-        /// Its path.
-        path: PathBuf,
-        /// Its sha256, when the catalog knows it.
-        sha256: Option<String>,
-    },
+    /// The file is in place, as the catalog's scan listed it.
+    Landed(LocalImage),
     /// The flash was cancelled meanwhile (the download is cancelled too).
     Cancelled,
 }
@@ -76,9 +70,6 @@ impl PendingDownload {
         let local = runtime
             .block_on(self.catalog.resolve_local(&self.key))
             .map_err(|e| format!("downloading {} first: {e}", self.key))?;
-        Ok(Waited::Landed {
-            path: local.path,
-            sha256: local.sha256,
-        })
+        Ok(Waited::Landed(local))
     }
 }

@@ -11,9 +11,9 @@ use bty_disks::Target;
 use bty_flash::{
     FlashOptions, FlashReport, HashingReader, Phase, Progress, Source, TargetKind, TargetSpec,
 };
-use bty_store::format::{Container, ImageFormat, detect, read_header, sniff};
+use bty_store::format::{Container, ImageFormat, detect, read_header_of, sniff};
+use bty_store::identity::VerifiedImage;
 use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
@@ -113,14 +113,16 @@ impl FlashTask {
             job.source_bytes = download.bytes_done;
             me.update(job.clone());
         })?;
-        let Waited::Landed { path, sha256 } = waited else {
+        let Waited::Landed(local) = waited else {
             return Ok(false);
         };
-        self.container = container_of(&path)?;
-        self.image_size = bty_flash::virtual_size(&path).map_err(|e| e.to_string())?;
+        let image = local.open().map_err(|e| e.to_string())?;
+        let (container, image_size) = inspect(&image)?;
+        self.container = container;
+        self.image_size = image_size;
         self.job.bytes_total = self.image_size;
-        self.sha256 = sha256;
-        self.image = Some(ImageInput::File(path));
+        self.sha256 = local.sha256;
+        self.image = Some(ImageInput::File(image));
         self.job.phase = "checking".to_owned();
         Ok(true)
     }
@@ -173,11 +175,11 @@ impl FlashTask {
             self.me.update(job.clone());
         };
         let report = match image {
-            ImageInput::File(path) if container == Container::Qcow2 => {
-                bty_flash::flash_qcow2(&path, specs, &opts, &observer, &self.cancel)
+            ImageInput::File(image) if container == Container::Qcow2 => {
+                bty_flash::flash_qcow2(image.file(), specs, &opts, &observer, &self.cancel)
             }
-            ImageInput::File(path) if container == Container::Raw => {
-                let file = open(&path)?;
+            ImageInput::File(image) if container == Container::Raw => {
+                let file = image.into_file();
                 // The stored bytes are the image: the pipeline's own hash of
                 // the stream checks the digest, so nothing hashes them twice
                 // (and with verify off, nothing hashes them at all).
@@ -186,9 +188,9 @@ impl FlashTask {
                 }
                 bty_flash::flash(Source::RawFile(file), specs, &opts, &observer, &self.cancel)
             }
-            ImageInput::File(path) => {
+            ImageInput::File(image) => {
                 // Compressed: the stored digest is of the compressed bytes.
-                let file = BufReader::with_capacity(1 << 20, open(&path)?);
+                let file = BufReader::with_capacity(1 << 20, image.into_file());
                 let source = hashed_source(file, self.sha256.clone(), container, &mut opts)?;
                 bty_flash::flash(source, specs, &opts, &observer, &self.cancel)
             }
@@ -281,10 +283,6 @@ impl FlashTask {
 /// How often the job's rate is averaged over.
 const RATE_WINDOW: std::time::Duration = std::time::Duration::from_secs(3);
 
-fn open(path: &Path) -> Result<std::fs::File, String> {
-    std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))
-}
-
 /// `reader` hashed on its way into the decoder, checked against `sha256`
 /// at its end; the meter tells the job how much of it was read.
 fn hashed_source(
@@ -303,14 +301,20 @@ fn hashed_source(
         .map_err(|e| e.to_string())
 }
 
-/// The container by content; raw only for names that say so.
-pub(crate) fn container_of(image: &Path) -> Result<Container, String> {
-    let header = read_header(image).map_err(|e| format!("cannot read {}: {e}", image.display()))?;
-    let name = image
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    container_by(&name, &header)
+/// The container (by content; raw only for names that say so) and the
+/// decoded size of an opened image. A qcow2 is checked here, before any
+/// target is touched: one naming another file (backing file, external
+/// data file) or open to changes by others is refused with the reason.
+pub(crate) fn inspect(image: &VerifiedImage) -> Result<(Container, Option<u64>), String> {
+    let header =
+        read_header_of(image.file()).map_err(|e| format!("cannot read {}: {e}", image.name()))?;
+    let container = container_by(image.name(), &header)?;
+    if container == Container::Qcow2 {
+        bty_flash::inspect_qcow2(image.file()).map_err(|e| format!("{}: {e}", image.name()))?;
+    }
+    let size =
+        bty_flash::virtual_size(image.file()).map_err(|e| format!("{}: {e}", image.name()))?;
+    Ok((container, size))
 }
 
 /// The container of an image named `name` that starts with `header`.

@@ -8,6 +8,7 @@ use super::task::HashTask;
 use crate::actors::catalog::CatalogHandle;
 use crate::events::EventBus;
 use crate::jobs::{JobKind, JobSnapshot, JobState, RateMeter, expired, newest_first};
+use bty_store::identity::FileIdentity;
 use bty_store::names::{is_cache_file_name, validate_image_file_name};
 use bty_store::sidecar::{Sidecar, read_sidecar};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -47,6 +48,9 @@ struct HashJob {
     snapshot: JobSnapshot,
     cancel: Arc<AtomicBool>,
     meter: RateMeter,
+    /// The file as it was when the hash was asked for: the task hashes it
+    /// only if the name still holds that file.
+    expected: FileIdentity,
 }
 
 /// The hasher's state.
@@ -152,12 +156,12 @@ impl HasherState {
             snapshot.finish(JobState::Completed, None);
             self.args.events.job(&snapshot);
             self.args.catalog.image_hashed(name, &sha);
-            self.insert(snapshot.clone());
+            self.insert(snapshot.clone(), FileIdentity::of(&meta));
             return Ok(snapshot);
         }
         self.args.events.job(&snapshot);
         self.queue.push_back(snapshot.id.clone());
-        self.insert(snapshot.clone());
+        self.insert(snapshot.clone(), FileIdentity::of(&meta));
         self.start_queued();
         Ok(self
             .jobs
@@ -165,11 +169,12 @@ impl HasherState {
             .map_or(snapshot, |j| j.snapshot.clone()))
     }
 
-    fn insert(&mut self, snapshot: JobSnapshot) {
+    fn insert(&mut self, snapshot: JobSnapshot, expected: FileIdentity) {
         let job = HashJob {
             snapshot,
             cancel: Arc::new(AtomicBool::new(false)),
             meter: RateMeter::new(Duration::from_secs(3)),
+            expected,
         };
         self.jobs.insert(job.snapshot.id.clone(), job);
         self.prune();
@@ -196,7 +201,8 @@ impl HasherState {
             let task = HashTask {
                 id: id.clone(),
                 name: job.snapshot.subject.clone(),
-                path: self.args.image_root.join(&job.snapshot.subject),
+                image_root: self.args.image_root.clone(),
+                expected: job.expected,
                 cancel: job.cancel.clone(),
                 handle: self.args.me.clone(),
             };

@@ -4,8 +4,8 @@
 use super::handle::HasherHandle;
 use super::messages::HashOutcome;
 use bty_store::digest::{DigestError, sha256_reader};
+use bty_store::identity::{FileIdentity, VerifiedImage};
 use bty_store::sidecar::write_sidecar;
-use std::fs::{File, Metadata};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,7 +18,9 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 pub(crate) struct HashTask {
     pub(crate) id: String,
     pub(crate) name: String,
-    pub(crate) path: PathBuf,
+    pub(crate) image_root: PathBuf,
+    /// The file as it was when the hash was asked for.
+    pub(crate) expected: FileIdentity,
     pub(crate) cancel: Arc<AtomicBool>,
     pub(crate) handle: HasherHandle,
 }
@@ -31,14 +33,16 @@ impl HashTask {
     }
 
     fn hash(&self) -> HashOutcome {
-        let before = match std::fs::metadata(&self.path) {
-            Ok(m) => m,
-            Err(e) => return HashOutcome::Failed(format!("cannot stat {}: {e}", self.name)),
+        // Opened without following a link and checked against what was
+        // listed: the bytes hashed are that file's, never a link target's.
+        let image = match VerifiedImage::open(&self.image_root, &self.name, &self.expected) {
+            Ok(image) => image,
+            // Still being written, or replaced by a rename: hash it again
+            // once it settles.
+            Err(e) if e.is_changed_contents() => return HashOutcome::Changed,
+            Err(e) => return HashOutcome::Failed(e.to_string()),
         };
-        let file = match File::open(&self.path) {
-            Ok(f) => f,
-            Err(e) => return HashOutcome::Failed(format!("cannot open {}: {e}", self.name)),
-        };
+        let before = *image.identity();
         let mut last = Instant::now();
         let mut progress = |done: u64| {
             if last.elapsed() >= PROGRESS_EVERY {
@@ -47,29 +51,27 @@ impl HashTask {
             }
         };
         let cancelled = || self.cancel.load(Ordering::Relaxed);
-        let sha256 = match sha256_reader(file, &mut progress, &cancelled) {
+        let sha256 = match sha256_reader(image.file(), &mut progress, &cancelled) {
             Ok(sha) => sha,
             Err(DigestError::Cancelled) => return HashOutcome::Cancelled,
             Err(e) => return HashOutcome::Failed(format!("reading {}: {e}", self.name)),
         };
-        match std::fs::metadata(&self.path) {
-            Ok(after) if unchanged(&before, &after) => {}
+        // The name must still hold the very file hashed, unchanged, or the
+        // sidecar would describe other bytes.
+        let path = image.path().to_owned();
+        match std::fs::symlink_metadata(&path) {
+            Ok(after) if FileIdentity::of(&after) == before => {}
             Ok(_) => return HashOutcome::Changed,
             Err(e) => {
                 return HashOutcome::Failed(format!("{} vanished while hashing: {e}", self.name));
             }
         }
-        if let Err(e) = write_sidecar(&self.path, &sha256) {
+        if let Err(e) = write_sidecar(&path, &sha256) {
             return HashOutcome::Failed(format!("cannot write sidecar of {}: {e}", self.name));
         }
         HashOutcome::Hashed {
             sha256,
-            bytes: before.len(),
+            bytes: before.size,
         }
     }
-}
-
-/// Same size and modification time: nobody wrote while we read.
-fn unchanged(before: &Metadata, after: &Metadata) -> bool {
-    before.len() == after.len() && before.modified().ok() == after.modified().ok()
 }

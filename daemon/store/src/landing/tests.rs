@@ -8,13 +8,11 @@ fn pattern(n: usize) -> Vec<u8> {
 
 #[test]
 fn a_write_error_ends_the_landing_and_is_returned() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("f");
-    std::fs::write(&path, b"").unwrap();
-    // Read-only: every buffered write fails with EBADF. (The path given
-    // does not exist, so there is no O_DIRECT descriptor either.)
-    let file = File::open(&path).unwrap();
-    let mut landing = LandingFile::start(file, &dir.path().join("gone"), 0, Sha256::new()).unwrap();
+    // /dev/full: every write fails with ENOSPC, through this descriptor
+    // and through the O_DIRECT one reopened from it.
+    let path = std::path::Path::new("/dev/full");
+    let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    let mut landing = LandingFile::start(file, path, 0, Sha256::new()).unwrap();
     let chunk = vec![7u8; BUF_BYTES];
     // The writer fails on the first buffer; the pool runs dry behind it.
     let err = (0..(BUFFERS + 3))
@@ -22,7 +20,7 @@ fn a_write_error_ends_the_landing_and_is_returned() {
         .expect("write should notice the writer ended");
     assert!(matches!(err, LandingError::Write { .. }), "{err:?}");
     let io: std::io::Error = err.into();
-    assert_eq!(io.raw_os_error(), Some(libc::EBADF), "{io}");
+    assert_eq!(io.raw_os_error(), Some(libc::ENOSPC), "{io}");
     // Later use says so instead of hanging or writing on.
     let again = landing.write(b"x").unwrap_err();
     assert!(matches!(again, LandingError::Failed { .. }), "{again:?}");
@@ -157,4 +155,28 @@ fn create_in_a_missing_directory_fails() {
     let dir = tempfile::tempdir().unwrap();
     let err = LandingFile::create(&dir.path().join("no/such/f")).err();
     assert!(matches!(err, Some(LandingError::Create { .. })), "{err:?}");
+}
+
+#[test]
+fn create_refuses_a_planted_link_and_writes_reach_the_created_inode() {
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, b"victim bytes").unwrap();
+    let planted = dir.path().join("f.partial");
+    std::os::unix::fs::symlink(&victim, &planted).unwrap();
+    assert!(matches!(
+        LandingFile::create(&planted),
+        Err(LandingError::Create { .. })
+    ));
+    // The name is swapped for a link after the create: the direct and the
+    // buffered writes still land in the file that was created.
+    let path = dir.path().join("g");
+    let mut landing = LandingFile::create(&path).unwrap();
+    std::fs::rename(&path, dir.path().join("moved")).unwrap();
+    std::os::unix::fs::symlink(&victim, &path).unwrap();
+    let data = pattern(BUF_BYTES * 2 + 5);
+    landing.write(&data).unwrap();
+    landing.finish().unwrap();
+    assert!(std::fs::read(dir.path().join("moved")).unwrap() == data);
+    assert_eq!(std::fs::read(&victim).unwrap(), b"victim bytes");
 }

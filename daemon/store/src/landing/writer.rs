@@ -8,7 +8,7 @@
 //! a direct write is refused) buffers go through the page cache, and
 //! writeback is started as the file grows so the final fsync stays short.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -33,9 +33,10 @@ impl FileWriter {
     /// Write into `file`, open at `path`, whose first `len` bytes are
     /// already there. `try_direct` asks for O_DIRECT, used when available.
     pub(super) fn new(file: File, path: &Path, len: u64, try_direct: bool) -> Self {
+        let direct = try_direct.then(|| open_direct(&file, path)).flatten();
         Self {
             file,
-            direct: try_direct.then(|| open_direct(path)).flatten(),
+            direct,
             writeback: Writeback::new(len),
         }
     }
@@ -81,18 +82,16 @@ impl FileWriter {
     }
 }
 
-/// Open `path` for writing, bypassing the page cache; `None` where the
-/// filesystem refuses O_DIRECT (the caller then writes through the cache).
-fn open_direct(path: &Path) -> Option<File> {
+/// A second descriptor on `file` that bypasses the page cache; `None`
+/// where the filesystem refuses O_DIRECT (the caller then writes through
+/// the cache). It reopens the descriptor (`/proc/self/fd`), not `path`
+/// (only named in logs): whatever was renamed or planted under the name
+/// since it was created is not what gets written.
+fn open_direct(file: &File, path: &Path) -> Option<File> {
     #[cfg(target_os = "linux")]
     {
-        use std::os::unix::fs::OpenOptionsExt;
-        match OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_DIRECT)
-            .open(path)
-        {
-            Ok(file) => Some(file),
+        match crate::create::reopen(file, true, libc::O_DIRECT) {
+            Ok(direct) => Some(direct),
             Err(e) => {
                 tracing::debug!(path = %path.display(), error = %e, "no O_DIRECT; writing through the page cache");
                 None
@@ -101,7 +100,7 @@ fn open_direct(path: &Path) -> Option<File> {
     }
     #[cfg(not(target_os = "linux"))]
     {
-        let _ = (path, OpenOptions::new());
+        let _ = (file, path);
         None
     }
 }

@@ -19,6 +19,10 @@ fn file(name: &str, size: u64, format: ImageFormat, sidecar: Sidecar) -> Scanned
         path: PathBuf::from("/root").join(name),
         size_bytes: size,
         modified: SystemTime::UNIX_EPOCH,
+        identity: crate::identity::FileIdentity {
+            size,
+            ..Default::default()
+        },
         format,
         sidecar,
         cache_ref_prefix: names::cache_ref_prefix(name).map(str::to_owned),
