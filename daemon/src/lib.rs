@@ -15,3 +15,4 @@ pub mod jobs;
 pub mod metrics;
 pub mod serve;
 pub mod watch;
+pub mod web;
