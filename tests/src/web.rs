@@ -25,7 +25,12 @@ impl Daemon {
     pub fn login(&self) -> Session {
         let path = format!("/login?token={}", self.web_token());
         let reply = crate::http::request(self.web, "GET", &path, &[], b"");
-        assert_eq!(reply.status, 303, "login with the start-up URL: {}", reply.text());
+        assert_eq!(
+            reply.status,
+            303,
+            "login with the start-up URL: {}",
+            reply.text()
+        );
         let cookie = reply
             .header("set-cookie")
             .and_then(|c| c.split(';').next())
@@ -35,7 +40,11 @@ impl Daemon {
         let html = page.text();
         let marker = "name=\"csrf-token\" content=\"";
         let start = html.find(marker).expect("csrf meta") + marker.len();
-        let csrf = html[start..].split('"').next().unwrap_or_default().to_owned();
+        let csrf = html[start..]
+            .split('"')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
         assert_eq!(csrf.len(), 64, "{html}");
         Session {
             cookie,

@@ -38,9 +38,8 @@ fn serves_image_bytes_with_ranges() {
     assert_eq!(full.header("etag"), Some(format!("\"{sha}\"").as_str()));
     assert_eq!(full.header("accept-ranges"), Some("bytes"));
 
-    let range = |spec: &str| {
-        daemon.request("GET", &format!("/images/{sha}"), &[("Range", spec)], b"")
-    };
+    let range =
+        |spec: &str| daemon.request("GET", &format!("/images/{sha}"), &[("Range", spec)], b"");
     let part = range("bytes=100-199");
     assert_eq!(part.status, 206);
     assert_eq!(part.body, &bytes[100..200]);
