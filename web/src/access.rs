@@ -103,7 +103,7 @@ impl HostAllowList {
         if host == "localhost" {
             return listen.is_loopback() || listen.is_unspecified();
         }
-        self.0.names.iter().any(|n| *n == host)
+        self.0.names.contains(&host)
     }
 }
 
