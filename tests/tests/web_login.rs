@@ -267,3 +267,62 @@ fn plain_http_off_loopback_starts_only_with_insecure() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn standalone_bty_web_prints_its_login_url_and_checks_hosts() {
+    use std::io::{BufRead as _, BufReader};
+    let daemon = Daemon::start();
+    let port = free_port();
+    let mut child = Command::new(bin("bty-web"))
+        .arg("--endpoint")
+        .arg(&daemon.socket)
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--host",
+            "bty.lab",
+        ])
+        .env("BTY_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let url = stderr
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.split_once("log in at ")
+                .map(|(_, url)| url.trim().to_owned())
+        })
+        .expect("a login URL on stderr");
+    let prefix = format!("http://127.0.0.1:{port}/login?token=");
+    assert!(url.starts_with(&prefix), "{url}");
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let login = http::request(addr, "GET", &url[prefix.len() - 13..], &[], b"");
+    assert_eq!(login.status, 303, "{}", login.text());
+    assert!(login.header("set-cookie").is_some());
+    assert_eq!(
+        http::request(addr, "GET", "/ui/images", &[], b"").status,
+        303
+    );
+    let named = |host: &str| {
+        use std::io::{Read as _, Write as _};
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        let head = format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        stream.write_all(head.as_bytes()).unwrap();
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        answer
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("0")
+            .parse::<u16>()
+            .unwrap()
+    };
+    assert_eq!(named("bty.lab:80"), 200);
+    assert_eq!(named("evil.example"), 421);
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -113,13 +113,17 @@ pub(crate) async fn check_host(
     request: Request,
     next: Next,
 ) -> Response {
-    // An absolute-form request line carries its own authority; both must pass.
-    let header = request.headers().get(HOST).map(|h| h.to_str());
-    let named: Vec<String> = match header {
-        Some(Ok(host)) => vec![host.to_owned()],
-        Some(Err(_)) => vec!["(not text)".to_owned()],
-        None => Vec::new(),
-    };
+    // An absolute-form request line carries its own authority; it and
+    // every Host header (a second one may differ) must pass.
+    let named: Vec<String> = request
+        .headers()
+        .get_all(HOST)
+        .iter()
+        .map(|h| h.to_str().unwrap_or("(not text)").to_owned())
+        .collect();
+    if named.len() > 1 {
+        return misdirected("the request names several Host headers");
+    }
     let authority = request.uri().authority().map(|a| a.as_str().to_owned());
     let all: Vec<&String> = named.iter().chain(authority.iter()).collect();
     if all.is_empty() {

@@ -74,6 +74,13 @@ async fn a_rebinding_page_is_refused_on_every_route() {
         .body(Body::empty())
         .unwrap();
     assert_eq!(harness.send_raw(bearer).await.status, 421);
+    // A second Host header cannot smuggle the foreign name past the check.
+    let twice = Request::get("/healthz")
+        .header("host", HOST)
+        .header("host", "evil.example")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(harness.send_raw(twice).await.status, 421);
     let absolute = Request::get("http://evil.example/healthz")
         .header("host", HOST)
         .body(Body::empty())

@@ -228,7 +228,11 @@ impl Fixture {
             fill(case.path.as_deref().unwrap_or("/")),
             body.len()
         );
-        let has = |name: &str| case.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
+        let has = |name: &str| {
+            case.headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case(name))
+        };
         if !has("host") {
             head.push_str(&format!("Host: {addr}\r\n"));
         }
