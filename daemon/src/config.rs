@@ -8,6 +8,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
+mod web;
+pub use web::{WebConfig, WebSection};
+
 /// The system-wide config file read when `--config` is not given.
 pub const SYSTEM_CONFIG: &str = "/etc/bty/btyd.toml";
 /// The release catalog upstream publishes ("Fetch latest catalog").
@@ -83,18 +86,6 @@ pub struct GrpcSection {
     /// Optional TCP listener, e.g. `127.0.0.1:50051`; empty = off.
     pub tcp: Option<String>,
     /// Bearer token TCP clients must send (required when `tcp` is set).
-    pub token: Option<String>,
-}
-
-/// `[web]` section.
-#[derive(Debug, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct WebSection {
-    /// `host:port`, or `off`.
-    pub listen: Option<String>,
-    /// Hex sha256 of the login password (required off loopback, or `token`).
-    pub password_sha256: Option<String>,
-    /// Bearer token for API clients; also accepted as the login password.
     pub token: Option<String>,
 }
 
@@ -217,10 +208,8 @@ pub struct Config {
     pub grpc_token: Option<String>,
     /// Web listener, `None` = off.
     pub web_listen: Option<SocketAddr>,
-    /// Hex sha256 of the web login password.
-    pub web_password_sha256: Option<String>,
-    /// Bearer token of the web adapter.
-    pub web_token: Option<String>,
+    /// The rest of `[web]`.
+    pub web: WebConfig,
     /// "Fetch latest catalog" source.
     pub release_catalog_url: String,
     /// Parallel downloads.
@@ -294,14 +283,14 @@ impl Config {
                     state_dir.join("btyd.sock")
                 }
             });
+        let mut web_section = file.web;
         let web_listen = overrides
             .web_listen
             .clone()
-            .or(file.web.listen)
+            .or(web_section.listen.take())
             .unwrap_or_else(|| DEFAULT_WEB_LISTEN.to_owned());
         let web_listen = parse_listen("web.listen", &web_listen)?;
-        let web_password_sha256 = file.web.password_sha256.filter(|p| !p.trim().is_empty());
-        let web_token = file.web.token.filter(|t| !t.trim().is_empty());
+        let web = WebConfig::resolve(web_section, web_listen)?;
         let grpc_tcp = match overrides.grpc_tcp.clone().or(file.grpc.tcp) {
             Some(addr) => parse_listen("grpc.tcp", &addr)?,
             None => None,
@@ -371,8 +360,7 @@ impl Config {
             grpc_tcp,
             grpc_token,
             web_listen,
-            web_password_sha256,
-            web_token,
+            web,
             release_catalog_url,
             downloads_max_parallel,
             hashing_max_parallel,

@@ -71,6 +71,15 @@ pub enum DaemonError {
     /// The web listener failed.
     #[error("web server failed")]
     Web(#[source] std::io::Error),
+    /// The web access token file could not be written (or an old one removed).
+    #[error("cannot write the web access token to {path}")]
+    TokenFile {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The supervisor gave up (restart budget exhausted).
     #[error("the actor supervisor stopped: {0}")]
     SupervisorStopped(String),
@@ -193,42 +202,23 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 .map_err(DaemonError::from)
         });
     }
-    let web_addr = match config.web_listen {
-        Some(addr) => {
-            // Off loopback the pages need a login secret: refuse to start
-            // an open web listener rather than expose the disks.
-            let auth = Some(bty_web::WebAuth {
-                password_sha256: config.web_password_sha256.clone(),
-                token: config.web_token.clone(),
-            });
-            bty_web::validate(addr, &auth).map_err(|e| DaemonError::WebConfig(e.to_string()))?;
-            let listener = bind_tcp(addr, "web").await?;
-            let local = listener.local_addr().unwrap_or(addr);
-            let channel = bty_proto::channel::Target::Unix(config.socket.clone())
-                .lazy_channel()
-                .map_err(|e| DaemonError::Actors(e.to_string()))?;
-            let options = bty_web::WebOptions {
-                image_root_hint: Some(config.image_root.display().to_string()),
-                auth: Some(bty_web::WebAuth {
-                    password_sha256: config.web_password_sha256.clone(),
-                    token: config.web_token.clone(),
-                }),
-            };
-            let router = bty_web::router(channel, options);
+    let web_addr = match crate::web::prepare(&config).await? {
+        Some(web) => {
             let token = stop.clone();
+            let addr = web.addr;
             servers.spawn(async move {
-                bty_web::serve(listener, router, token.cancelled_owned())
+                bty_web::serve(web.listener, web.router, web.tls, token.cancelled_owned())
                     .await
                     .map_err(DaemonError::Web)
             });
-            Some(local)
+            Some(addr)
         }
         None => None,
     };
 
     tracing::info!(
         socket = %config.socket.display(),
-        web = %web_addr.map_or("off".to_owned(), |a| format!("http://{a}/ui/images")),
+        web = %web_addr.map_or("off".to_owned(), |a| a.to_string()),
         image_root = %config.image_root.display(),
         "btyd ready"
     );

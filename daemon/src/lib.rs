@@ -16,3 +16,4 @@ pub mod metrics;
 pub mod serve;
 mod store_dirs;
 pub mod watch;
+pub mod web;

@@ -2,8 +2,10 @@
 
 use anyhow::Context;
 use btyd::config::{Config, Environment, FileConfig, Overrides};
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use std::path::PathBuf;
+
+mod password;
 
 /// The bty daemon: image catalog, downloads, hashing and flashing behind a
 /// gRPC API, with the web pages embedded.
@@ -31,10 +33,22 @@ struct Args {
     /// Validate the configuration, print it, and exit.
     #[arg(long)]
     check_config: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Read a password (from the terminal without echo, or from stdin) and
+    /// print its argon2id hash for `[web] password_hash`.
+    HashPassword,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(Command::HashPassword) = args.command {
+        return password::hash_password_command();
+    }
     init_logging();
     btyd::allocator::tune_for_bulk_transfers();
     let overrides = Overrides {

@@ -296,8 +296,40 @@ impl Daemon {
             .expect("an array")
     }
 
-    /// GET a path on the web listener.
+    /// The web access token this btyd made at start (`<state>/web-token`,
+    /// rewritten at every start).
+    pub fn web_token(&self) -> String {
+        let path = self.state_dir.join("web-token");
+        wait_for(Duration::from_secs(10), "btyd to write web-token", || {
+            std::fs::read_to_string(&path)
+                .ok()
+                .map(|t| t.trim().to_owned())
+                .filter(|t| !t.is_empty())
+        })
+    }
+
+    /// A request to the web listener as an API client: with
+    /// `Authorization: Bearer <web token>`.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> http::Response {
+        let bearer = format!("Bearer {}", self.web_token());
+        let mut all = vec![("Authorization", bearer.as_str())];
+        all.extend_from_slice(headers);
+        http::request(self.web, method, path, &all, body)
+    }
+
+    /// GET a path on the web listener as an API client (bearer token).
     pub fn get(&self, path: &str) -> http::Response {
+        self.request("GET", path, &[], b"")
+    }
+
+    /// GET a path with no credential at all.
+    pub fn get_anonymous(&self, path: &str) -> http::Response {
         http::request(self.web, "GET", path, &[], b"")
     }
 }

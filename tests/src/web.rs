@@ -1,6 +1,6 @@
 //! Support for the web end-to-end tests: the Origin a browser would send,
-//! a streaming PUT that copes with early answers, and a WebDriver client
-//! for a real headless Chromium.
+//! a logged-in browser session, a streaming PUT that copes with early
+//! answers, and a WebDriver client for a real headless Chromium.
 
 pub mod webdriver;
 
@@ -13,6 +13,66 @@ impl Daemon {
     /// The `Origin` a browser on this daemon's pages sends.
     pub fn origin(&self) -> String {
         format!("http://{}", self.web)
+    }
+
+    /// The login URL btyd logged at start (`/login?token=…`).
+    pub fn login_url(&self) -> String {
+        format!("{}/login?token={}", self.origin(), self.web_token())
+    }
+
+    /// Log in as a browser does with the start-up URL: the session cookie
+    /// and the CSRF token its pages carry.
+    pub fn login(&self) -> Session {
+        let path = format!("/login?token={}", self.web_token());
+        let reply = crate::http::request(self.web, "GET", &path, &[], b"");
+        assert_eq!(
+            reply.status,
+            303,
+            "login with the start-up URL: {}",
+            reply.text()
+        );
+        let cookie = reply
+            .header("set-cookie")
+            .and_then(|c| c.split(';').next())
+            .expect("a session cookie")
+            .to_owned();
+        let page = crate::http::request(self.web, "GET", "/ui/login", &[("Cookie", &cookie)], b"");
+        let html = page.text();
+        let marker = "name=\"csrf-token\" content=\"";
+        let start = html.find(marker).expect("csrf meta") + marker.len();
+        let csrf = html[start..]
+            .split('"')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        assert_eq!(csrf.len(), 64, "{html}");
+        Session {
+            cookie,
+            csrf,
+            origin: self.origin(),
+        }
+    }
+}
+
+/// A logged-in browser: what its same-origin requests carry.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// `bty_session=…`.
+    pub cookie: String,
+    /// The session's CSRF token.
+    pub csrf: String,
+    /// `http://addr` of the listener.
+    pub origin: String,
+}
+
+impl Session {
+    /// Cookie, CSRF header and Origin, as the pages' script sends them.
+    pub fn headers(&self) -> Vec<(&str, &str)> {
+        vec![
+            ("Cookie", self.cookie.as_str()),
+            ("X-CSRF-Token", self.csrf.as_str()),
+            ("Origin", self.origin.as_str()),
+        ]
     }
 }
 

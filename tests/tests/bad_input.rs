@@ -206,17 +206,10 @@ fn web_catalog_upload_rejects_bad_files_without_touching_the_catalog() {
         form.extend_from_slice(&body);
         form.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
         let content_type = format!("multipart/form-data; boundary={boundary}");
-        let origin = format!("http://{}", d.web);
-        let response = http::request(
-            d.web,
-            "POST",
-            "/ui/catalog/upload",
-            &[
-                ("Content-Type", content_type.as_str()),
-                ("Origin", origin.as_str()),
-            ],
-            &form,
-        );
+        let session = d.login();
+        let mut headers = session.headers();
+        headers.push(("Content-Type", content_type.as_str()));
+        let response = http::request(d.web, "POST", "/ui/catalog/upload", &headers, &form);
         assert_eq!(response.status, 303, "{file_name}: {}", response.text());
         let location = response.header("location").unwrap_or_default().to_owned();
         assert!(location.starts_with("/ui/images?error="), "{location}");

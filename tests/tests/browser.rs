@@ -90,6 +90,16 @@ fn flash_on_page(
     state
 }
 
+/// Open the start-up login URL (from `<state>/web-token`, as the operator
+/// copies it from the log): the browser lands on the images page, logged
+/// in, and the token is gone from the address bar.
+fn log_in(browser: &Browser, daemon: &Daemon) {
+    browser.goto(&daemon.login_url());
+    let url = browser.url();
+    assert_eq!(url, format!("{}/ui/images", daemon.origin()), "after login");
+    browser.find("form[action='/ui/logout']");
+}
+
 fn row_js(name: &str, tail: &str) -> String {
     format!("var r = document.querySelector('tr[data-row-name=\"{name}\"]'); {tail}")
 }
@@ -113,6 +123,7 @@ fn pages_work_in_a_real_browser() {
     let base = daemon.origin();
     let browser = Browser::start();
     let shots = screenshot_dir();
+    log_in(&browser, &daemon);
 
     // Upload a catalog through the form: the page comes back with its rows.
     browser.goto(&format!("{base}/ui/images"));
@@ -265,6 +276,7 @@ fn flashes_a_loop_device_from_the_page() {
     });
     let target = LoopDevice::create(&work.path().join("target"), 16 << 20, 0x5A, false);
     let browser = Browser::start();
+    log_in(&browser, &daemon);
     let state = flash_on_page(&browser, &daemon.origin(), &target, "flash-me.img", "flash");
     assert_eq!(state, json!("done"));
     let written = std::fs::read(&target.file).unwrap();
@@ -298,6 +310,7 @@ fn streams_a_remote_entry_onto_a_loop_device_from_the_page() {
     ]);
     let target = LoopDevice::create(&work.path().join("target"), 16 << 20, 0x5A, false);
     let browser = Browser::start();
+    log_in(&browser, &daemon);
 
     let state = flash_on_page(
         &browser,
@@ -326,4 +339,101 @@ fn streams_a_remote_entry_onto_a_loop_device_from_the_page() {
     );
     let cached = daemon.images()[0]["cached"].clone();
     assert_eq!(cached, json!(false), "a streamed flash stores nothing");
+}
+
+/// Console lines that mean the CSP blocked something or a script failed.
+fn csp_or_script_errors(console: &[String]) -> Vec<&String> {
+    console
+        .iter()
+        .filter(|l| {
+            l.contains("Content Security Policy")
+                || l.contains("Refused to")
+                || l.starts_with("SEVERE") && l.contains(".js")
+        })
+        .collect()
+}
+
+#[test]
+fn the_start_up_url_logs_in_and_the_pages_work_under_the_csp() {
+    if !browser_available() {
+        return;
+    }
+    let daemon = Daemon::start_with(|_, root| {
+        drop_file(root, "csp.img", &noise(1 << 20, 41));
+    });
+    let base = daemon.origin();
+    let browser = Browser::start();
+
+    // Without the login, the flash page is not shown: the login form is.
+    browser.goto(&format!("{base}/ui/flash"));
+    assert!(
+        browser.url().starts_with(&format!("{base}/ui/login")),
+        "{}",
+        browser.url()
+    );
+    assert!(browser.try_find("#disks").is_none());
+    browser.find("#password");
+
+    log_in(&browser, &daemon);
+    let cookie = browser.execute("return document.cookie", json!([]));
+    assert!(
+        !cookie.as_str().unwrap_or_default().contains("bty_session"),
+        "{cookie}"
+    );
+
+    // The images page's script runs: live updates connect, the row appears.
+    browser.goto(&format!("{base}/ui/images"));
+    browser.wait_js(
+        LIVE,
+        "the live indicator",
+        "return window.__btyLive === true",
+    );
+    browser.find("tr[data-row-name='csp.img']");
+    // A new file shows up without a reload (catalog events over SSE).
+    browser.execute("window.__btyMarker = 7", json!([]));
+    drop_file(&daemon.image_root, "later.img", &noise(1 << 20, 42));
+    browser.wait_js(
+        LIVE,
+        "the page to notice the new file",
+        "return document.querySelector(\"tr[data-row-name='later.img']\") !== null \
+         || !document.getElementById('bty-stale').hidden",
+    );
+    assert_eq!(
+        browser.execute("return window.__btyMarker", json!([])),
+        json!(7)
+    );
+
+    // The flash page lists disks and its form reaches the confirmation.
+    browser.goto(&format!("{base}/ui/flash"));
+    browser.find("#disks");
+    browser.wait_js(
+        LIVE,
+        "the live indicator",
+        "return window.__btyLive === true",
+    );
+    let hidden = browser.execute(
+        "return document.getElementById('bty-js-error').hidden",
+        json!([]),
+    );
+    assert_eq!(hidden, json!(true), "the page reported a script error");
+
+    // The console is really read (a probe line comes back).
+    browser.execute("console.warn('bty-console-probe')", json!([]));
+    let console = browser.console();
+    assert!(
+        console.iter().any(|l| l.contains("bty-console-probe")),
+        "console not readable: {console:?}"
+    );
+    let errors = csp_or_script_errors(&console);
+    assert!(errors.is_empty(), "console: {errors:#?}");
+
+    // Log out: the session is gone.
+    browser.click("form[action='/ui/logout'] button");
+    browser.find("#password");
+    browser.goto(&format!("{base}/ui/images"));
+    assert!(
+        browser.url().starts_with(&format!("{base}/ui/login")),
+        "{}",
+        browser.url()
+    );
 }

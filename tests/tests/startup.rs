@@ -25,10 +25,25 @@ fn btyd(args: &[&str], config: Option<&str>) -> (bool, String) {
 }
 
 #[test]
-fn refuses_a_web_listener_off_loopback_without_a_login() {
+fn refuses_a_plain_http_web_listener_off_loopback() {
+    // Even with a password: it would cross the network in clear.
     let (ok, stderr) = btyd(&["--web-listen", "0.0.0.0:0"], None);
     assert!(!ok);
-    assert!(stderr.contains("invalid web settings"), "{stderr}");
+    for key in ["web.listen", "tls_cert", "tls_key", "insecure = true"] {
+        assert!(stderr.contains(key), "{key} not named: {stderr}");
+    }
+}
+
+#[test]
+fn refuses_unsalted_sha256_passwords_naming_the_migration() {
+    let config = format!("[web]\npassword_sha256 = \"{}\"\n", "ab".repeat(32));
+    // --check-config: the refusal is part of reading the config, so an
+    // accepting btyd exits (0) instead of serving.
+    let (ok, stderr) = btyd(&["--check-config"], Some(&config));
+    assert!(!ok, "an unsalted sha256 password was accepted");
+    for needle in ["password_sha256", "btyd hash-password", "password_hash"] {
+        assert!(stderr.contains(needle), "{needle} not named: {stderr}");
+    }
 }
 
 #[test]

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use bty_e2e::web::put_streaming;
-use bty_e2e::{Daemon, drop_file, http, noise, sha256sum, wait_for};
+use bty_e2e::{Daemon, drop_file, noise, sha256sum, wait_for};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -38,15 +38,8 @@ fn serves_image_bytes_with_ranges() {
     assert_eq!(full.header("etag"), Some(format!("\"{sha}\"").as_str()));
     assert_eq!(full.header("accept-ranges"), Some("bytes"));
 
-    let range = |spec: &str| {
-        http::request(
-            daemon.web,
-            "GET",
-            &format!("/images/{sha}"),
-            &[("Range", spec)],
-            b"",
-        )
-    };
+    let range =
+        |spec: &str| daemon.request("GET", &format!("/images/{sha}"), &[("Range", spec)], b"");
     let part = range("bytes=100-199");
     assert_eq!(part.status, 206);
     assert_eq!(part.body, &bytes[100..200]);
@@ -59,13 +52,7 @@ fn serves_image_bytes_with_ranges() {
     assert_eq!(tail.body, &bytes[bytes.len() - 4096..]);
     assert_eq!(range(&format!("bytes={}-", bytes.len())).status, 416);
 
-    let head = http::request(
-        daemon.web,
-        "HEAD",
-        &format!("/images/{sha}/x.img"),
-        &[],
-        b"",
-    );
+    let head = daemon.request("HEAD", &format!("/images/{sha}/x.img"), &[], b"");
     assert_eq!(head.status, 200);
     assert_eq!(
         head.header("content-length"),
@@ -76,22 +63,21 @@ fn serves_image_bytes_with_ranges() {
     let missing = daemon.get("/images/no-such-image");
     assert_eq!(missing.status, 404);
     assert!(!missing.text().contains(daemon.image_root.to_str().unwrap()));
+    // Without a credential (and no `[web] public_read`), no byte leaves.
+    let anonymous = daemon.get_anonymous(&format!("/images/{sha}/served.img"));
+    assert_eq!(anonymous.status, 401);
+    assert!(anonymous.body.len() < 1024);
 }
 
 #[test]
 fn uploads_are_stored_and_listed_by_sha() {
     let daemon = Daemon::start();
     let bytes = noise(2 << 20, 5);
-    let origin = daemon.origin();
-    let (status, body) = put_streaming(
-        daemon.web,
-        "/images/x.img",
-        &[
-            ("Origin", &origin),
-            ("Content-Type", "application/octet-stream"),
-        ],
-        bytes.clone(),
-    );
+    // As the downloads page's script uploads: session cookie, CSRF header.
+    let session = daemon.login();
+    let mut headers = session.headers();
+    headers.push(("Content-Type", "application/octet-stream"));
+    let (status, body) = put_streaming(daemon.web, "/images/x.img", &headers, bytes.clone());
     assert_eq!(status, 200, "{body}");
     let answer: Value = serde_json::from_str(&body).unwrap();
     let on_disk = daemon.image_root.join("x.img");
@@ -100,25 +86,38 @@ fn uploads_are_stored_and_listed_by_sha() {
     assert_eq!(answer["sha256"], sha);
     assert_eq!(answer["size_bytes"], bytes.len());
     assert_eq!(sha_of(&daemon, "x.img"), sha);
-    // A cross-site upload is refused before anything is written.
+    // A cross-site upload is refused before anything is written, and so
+    // is one without a credential.
     let (status, _) = put_streaming(
         daemon.web,
         "/images/y.img",
-        &[("Origin", "http://evil.example")],
+        &[
+            ("Cookie", &session.cookie),
+            ("X-CSRF-Token", &session.csrf),
+            ("Origin", "http://evil.example"),
+        ],
         b"evil".to_vec(),
     );
     assert_eq!(status, 403);
+    let origin = daemon.origin();
+    let (status, _) = put_streaming(
+        daemon.web,
+        "/images/y.img",
+        &[("Origin", &origin)],
+        b"evil".to_vec(),
+    );
+    assert_eq!(status, 401);
     assert!(!daemon.image_root.join("y.img").exists());
 }
 
 #[test]
 fn oversized_uploads_get_413_and_leave_nothing_behind() {
     let daemon = Daemon::start_configured("[uploads]\nmax_bytes = 1048576\n", |_, _| {});
-    let origin = daemon.origin();
+    let session = daemon.login();
     let (status, body) = put_streaming(
         daemon.web,
         "/images/big.img",
-        &[("Origin", &origin)],
+        &session.headers(),
         noise(3 << 20, 9),
     );
     assert_eq!(status, 413, "{body}");
@@ -133,7 +132,7 @@ fn oversized_uploads_get_413_and_leave_nothing_behind() {
     let (status, body) = put_streaming(
         daemon.web,
         "/images/small.img",
-        &[("Origin", &origin)],
+        &session.headers(),
         noise(512 << 10, 3),
     );
     assert_eq!(status, 200, "{body}");

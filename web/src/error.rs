@@ -40,6 +40,9 @@ pub enum WebError {
     /// The request needs a login (401).
     #[error("login required")]
     Unauthorized,
+    /// Too many failed logins from this client or overall (429).
+    #[error("too many failed logins: wait and try again")]
+    TooManyAttempts,
     /// The request was refused, e.g. by the CSRF checks (403).
     #[error("{0}")]
     Forbidden(String),
@@ -77,6 +80,7 @@ impl WebError {
             Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Self::Render(_) | Self::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
         }
     }

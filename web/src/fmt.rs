@@ -59,10 +59,10 @@ fn percent_decode(input: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// `http://<Host>` of the request. A missing or odd Host header (anything
+/// `http(s)://<Host>` of the request. A missing or odd Host header (anything
 /// but a host name, IPv4/IPv6 literal and port) falls back to localhost, so
 /// a forged header cannot inject text into URLs we hand out.
-pub(crate) fn origin(headers: &HeaderMap) -> String {
+pub(crate) fn origin(headers: &HeaderMap, tls: bool) -> String {
     let host = headers
         .get(HOST)
         .and_then(|value| value.to_str().ok())
@@ -73,7 +73,8 @@ pub(crate) fn origin(headers: &HeaderMap) -> String {
                 })
         })
         .unwrap_or("localhost:8080");
-    format!("http://{host}")
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{host}")
 }
 
 /// A byte count for people: `1.5 GiB`, `812 B`.
@@ -223,13 +224,13 @@ mod tests {
     #[test]
     fn origin_rejects_forged_hosts() {
         let mut headers = HeaderMap::new();
-        assert_eq!(origin(&headers), "http://localhost:8080");
+        assert_eq!(origin(&headers, false), "http://localhost:8080");
         headers.insert(HOST, "bty.lan:8080".parse().unwrap());
-        assert_eq!(origin(&headers), "http://bty.lan:8080");
+        assert_eq!(origin(&headers, false), "http://bty.lan:8080");
         headers.insert(HOST, "[::1]:80".parse().unwrap());
-        assert_eq!(origin(&headers), "http://[::1]:80");
+        assert_eq!(origin(&headers, false), "http://[::1]:80");
         headers.insert(HOST, "evil\"/x".parse().unwrap());
-        assert_eq!(origin(&headers), "http://localhost:8080");
+        assert_eq!(origin(&headers, false), "http://localhost:8080");
     }
 
     #[test]

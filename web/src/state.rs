@@ -3,7 +3,7 @@
 //! sessions.
 
 use crate::WebOptions;
-use crate::auth::{Credentials, Sessions};
+use crate::auth::{Credentials, Limiter, Sessions};
 use bty_proto::v1::catalog_service_client::CatalogServiceClient;
 use bty_proto::v1::event_service_client::EventServiceClient;
 use bty_proto::v1::flash_service_client::FlashServiceClient;
@@ -20,18 +20,14 @@ pub(crate) struct AppState {
     events: EventServiceClient<Channel>,
     flash: FlashServiceClient<Channel>,
     options: Arc<WebOptions>,
-    /// `None` when no login is configured (loopback only).
-    credentials: Option<Arc<Credentials>>,
+    credentials: Arc<Credentials>,
     sessions: Arc<Sessions>,
+    limiter: Arc<Limiter>,
 }
 
 impl AppState {
     pub(crate) fn new(channel: Channel, options: WebOptions) -> Self {
-        let credentials = options
-            .auth
-            .as_ref()
-            .filter(|a| a.is_configured())
-            .map(|a| Arc::new(Credentials::new(a)));
+        let credentials = Arc::new(Credentials::new(&options.auth));
         Self {
             catalog: CatalogServiceClient::new(channel.clone()),
             jobs: JobServiceClient::new(channel.clone()),
@@ -40,6 +36,7 @@ impl AppState {
             options: Arc::new(options),
             credentials,
             sessions: Arc::new(Sessions::default()),
+            limiter: Arc::new(Limiter::default()),
         }
     }
 
@@ -60,9 +57,29 @@ impl AppState {
         self.flash.clone()
     }
 
-    /// The configured secrets, when a login is required.
-    pub(crate) fn credentials(&self) -> Option<&Credentials> {
-        self.credentials.as_deref()
+    /// The secrets a request may prove it knows.
+    pub(crate) fn credentials(&self) -> &Credentials {
+        &self.credentials
+    }
+
+    /// The login attempt limiter.
+    pub(crate) fn limiter(&self) -> &Limiter {
+        &self.limiter
+    }
+
+    /// Whether the fetch routes answer without a credential.
+    pub(crate) fn public_read(&self) -> bool {
+        self.options.public_read
+    }
+
+    /// Whether the listener speaks TLS.
+    pub(crate) fn tls(&self) -> bool {
+        self.options.tls
+    }
+
+    /// `http(s)://host[:port]` of this request, for URLs other machines fetch.
+    pub(crate) fn origin(&self, headers: &axum::http::HeaderMap) -> String {
+        crate::fmt::origin(headers, self.tls())
     }
 
     pub(crate) fn sessions(&self) -> &Sessions {

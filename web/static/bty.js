@@ -336,8 +336,7 @@
     var area = document.createElement("textarea");
     area.value = text;
     area.setAttribute("readonly", "");
-    area.style.position = "fixed";
-    area.style.opacity = "0";
+    area.className = "bty-offscreen";
     document.body.appendChild(area);
     area.select();
     var ok = false;

@@ -260,9 +260,9 @@ async fn healthz_follows_the_daemon() {
 
     let dir = tempfile::tempdir().unwrap();
     let router = router_without_daemon(&dir);
-    let reply = send(&router, empty_request("GET", "/healthz")).await;
+    let reply = send(&router, api_request("GET", "/healthz")).await;
     assert_eq!(reply.status, 503);
-    let reply = send(&router, empty_request("GET", "/images")).await;
+    let reply = send(&router, api_request("GET", "/images")).await;
     assert_eq!(reply.status, 503);
     assert_eq!(reply.json(), json!({"detail": "btyd is not reachable"}));
 }

@@ -9,7 +9,9 @@ use axum::http::Request;
 use support::*;
 
 fn get(uri: &str, range: Option<&str>) -> Request<Body> {
-    let mut builder = Request::get(uri).header("host", "bty.test:8080");
+    let mut builder = Request::get(uri)
+        .header("host", HOST)
+        .header("authorization", format!("Bearer {TOKEN}"));
     if let Some(range) = range {
         builder = builder.header("range", range);
     }

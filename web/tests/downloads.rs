@@ -338,7 +338,11 @@ async fn event_stream_sends_snapshot_and_live_events() {
     let harness = Harness::start(daemon).await;
     let response = tower::ServiceExt::oneshot(
         harness.router.clone(),
-        Request::get("/events/workers").body(Body::empty()).unwrap(),
+        Request::get("/events/workers")
+            .header("host", HOST)
+            .header("cookie", &harness.cookie)
+            .body(Body::empty())
+            .unwrap(),
     )
     .await
     .unwrap();

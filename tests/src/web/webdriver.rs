@@ -67,6 +67,8 @@ impl Browser {
         let data_dir = profile.path().join("chromium");
         let capabilities = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
+            // The console, for CSP violations and script errors.
+            "goog:loggingPrefs": {"browser": "ALL"},
             "goog:chromeOptions": {
                 "binary": CHROMIUM,
                 "args": [
@@ -184,6 +186,27 @@ impl Browser {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// The browser console's messages since the last call (chromedriver's
+    /// log endpoint): each as `LEVEL message`.
+    pub fn console(&self) -> Vec<String> {
+        let entries = self.session_call("POST", "/se/log", Some(json!({"type": "browser"})));
+        entries
+            .as_array()
+            .map(|entries| {
+                entries
+                    .iter()
+                    .map(|e| {
+                        format!(
+                            "{} {}",
+                            e["level"].as_str().unwrap_or("?"),
+                            e["message"].as_str().unwrap_or("")
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// The page's URL.

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bty_e2e::web::Session;
 use bty_e2e::{Daemon, drop_file, noise, wait_for};
 
 use super::manifest::{Case, clip};
@@ -29,6 +30,8 @@ pub(crate) struct Fixture {
     scratch: tempfile::TempDir,
     payload: PathBuf,
     sink: Sink,
+    /// A logged-in browser, whose cookie and CSRF header http cases send.
+    session: Session,
 }
 
 /// A loopback HTTP server (`@SINK@` in cases) that answers 404 and keeps
@@ -95,11 +98,13 @@ impl Fixture {
         let scratch = tempfile::tempdir().expect("scratch dir");
         let payload = scratch.path().join("payload.img");
         std::fs::write(&payload, noise(4096, 5)).expect("write payload");
+        let session = daemon.login();
         Self {
             daemon,
             scratch,
             payload,
             sink: Sink::start(),
+            session,
         }
     }
 
@@ -191,13 +196,22 @@ impl Fixture {
     }
 
     /// The raw request: `raw`/`raw_hex` verbatim, else built from method,
-    /// path, headers and body. `@ADDR@` is the listener's address, `@SINK@`
-    /// the sink's, and `@FILLn@` the case's fills.
+    /// path, headers and body with the case's credential (`auth`). `@ADDR@`
+    /// is the listener's address, `@PORT@` its port, `@SINK@` the sink's, `@TOKEN@` the web
+    /// access token, `@COOKIE@`/`@CSRF@` the fixture session's cookie and
+    /// CSRF token, and `@FILLn@` the case's fills.
     fn request_bytes(&self, case: &Case) -> Vec<u8> {
         let addr = self.daemon.web.to_string();
         let sink = self.sink.addr.to_string();
+        let token = self.daemon.web_token();
         let fill = |s: &str| {
-            let mut s = s.replace("@ADDR@", &addr).replace("@SINK@", &sink);
+            let mut s = s
+                .replace("@ADDR@", &addr)
+                .replace("@PORT@", &self.daemon.web.port().to_string())
+                .replace("@SINK@", &sink)
+                .replace("@TOKEN@", &token)
+                .replace("@COOKIE@", &self.session.cookie)
+                .replace("@CSRF@", &self.session.csrf);
             let count = case.fill_count.unwrap_or(1);
             for (i, f) in case.fill.iter().enumerate() {
                 s = s.replace(&format!("@FILL{i}@"), &f.repeat(count));
@@ -213,11 +227,27 @@ impl Fixture {
         }
         let body = fill(case.body.as_deref().unwrap_or_default());
         let mut head = format!(
-            "{} {} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            "{} {} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n",
             case.method.as_deref().unwrap_or("GET"),
             fill(case.path.as_deref().unwrap_or("/")),
             body.len()
         );
+        let has = |name: &str| {
+            case.headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case(name))
+        };
+        if !has("host") {
+            head.push_str(&format!("Host: {addr}\r\n"));
+        }
+        match case.auth.as_deref().unwrap_or("session") {
+            "none" => {}
+            "bearer" => head.push_str(&format!("Authorization: Bearer {token}\r\n")),
+            _ => head.push_str(&format!(
+                "Cookie: {}\r\nX-CSRF-Token: {}\r\n",
+                self.session.cookie, self.session.csrf
+            )),
+        }
         for (name, value) in &case.headers {
             head.push_str(&format!("{}: {}\r\n", fill(name), fill(value)));
         }

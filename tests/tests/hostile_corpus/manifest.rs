@@ -66,6 +66,9 @@ pub(crate) struct Case {
     pub(crate) raw_hex: Option<String>,
     #[serde(default)]
     pub(crate) status: Vec<u16>,
+    /// http cases: the credential sent (`session`, the default: cookie and
+    /// CSRF header of a logged-in browser; `bearer`; `none`).
+    pub(crate) auth: Option<String>,
 }
 
 /// Read and check the manifest: ids unique, exactly one input per case

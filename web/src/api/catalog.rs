@@ -2,8 +2,9 @@
 //! download/cache actions of the images page.
 
 use super::{JsonBody, QueryArgs};
+use crate::auth::Viewer;
 use crate::error::WebError;
-use crate::fmt::origin;
+use crate::redact::{self, Audience};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
@@ -17,13 +18,15 @@ use bty_proto::v1::{
 };
 use serde::{Deserialize, Serialize};
 
-/// `GET /catalog.toml`: what another bty can import from this one.
+/// `GET /catalog.toml`: what another bty can import from this one, its
+/// source URLs without credentials (see `redact`).
 pub(crate) async fn export(
     State(state): State<AppState>,
+    viewer: Viewer,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, WebError> {
     let request = ExportCatalogRequest {
-        base_url: origin(&headers),
+        base_url: state.origin(&headers),
     };
     let toml = state
         .catalog()
@@ -31,6 +34,11 @@ pub(crate) async fn export(
         .await?
         .into_inner()
         .toml;
+    let toml =
+        redact::catalog_toml(&toml, Audience::of(viewer.authenticated)).ok_or_else(|| {
+            tracing::error!("the daemon's catalog export is not TOML; not serving it");
+            WebError::Grpc(tonic::Status::internal("catalog export is not TOML"))
+        })?;
     Ok(([(CONTENT_TYPE, "application/toml")], toml))
 }
 

@@ -2,8 +2,10 @@
 //! /api/images` (the merged rows as SPEC §2 spells them).
 
 use super::QueryArgs;
+use crate::auth::Viewer;
 use crate::error::WebError;
-use crate::fmt::{origin, percent_encode};
+use crate::fmt::percent_encode;
+use crate::redact::{self, Audience};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
@@ -28,7 +30,7 @@ impl ImageEntry {
     /// The entry for a row, or `None` when the row has nothing to fetch
     /// from: cached rows are served by sha (so they need one), others by
     /// their first remote source.
-    fn new(image: Image, origin: &str) -> Option<Self> {
+    fn new(image: Image, origin: &str, audience: Audience) -> Option<Self> {
         let name = image.names.first()?.clone();
         let sha = image.sha256.filter(|s| !s.is_empty());
         let url = if image.cached {
@@ -42,7 +44,7 @@ impl ImageEntry {
                 .sources
                 .iter()
                 .find(|s| matches!(s.kind.as_str(), "url" | "manifest"))
-                .map(|s| s.location.clone())?
+                .map(|s| redact::url(&s.location, audience))?
         };
         Some(Self {
             name,
@@ -64,16 +66,19 @@ async fn list_images(state: &AppState, query: &str) -> Result<Vec<Image>, WebErr
     Ok(response.into_inner().images)
 }
 
+/// `GET /images`; source URLs never show credentials (see `redact`).
 pub(crate) async fn list(
     State(state): State<AppState>,
+    viewer: Viewer,
     headers: HeaderMap,
 ) -> Result<Json<Vec<ImageEntry>>, WebError> {
-    let origin = origin(&headers);
+    let origin = state.origin(&headers);
+    let audience = Audience::of(viewer.authenticated);
     let images = list_images(&state, "").await?;
     Ok(Json(
         images
             .into_iter()
-            .filter_map(|i| ImageEntry::new(i, &origin))
+            .filter_map(|i| ImageEntry::new(i, &origin, audience))
             .collect(),
     ))
 }

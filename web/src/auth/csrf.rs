@@ -8,7 +8,7 @@ use axum::http::header::{HOST, ORIGIN, REFERER};
 /// The header `bty.js` sends the token in.
 pub(crate) const HEADER: &str = "x-csrf-token";
 
-/// The form field (or query parameter) forms send the token in.
+/// The form field forms send the token in.
 pub(crate) const FIELD: &str = "csrf";
 
 /// `Ok` when the request's Origin (else Referer) has this request's Host
@@ -43,12 +43,32 @@ fn authority(url: &str) -> Option<&str> {
     (!authority.is_empty() && !authority.contains('@')).then_some(authority)
 }
 
-/// The token a request carries: header, then `?csrf=`.
-pub(crate) fn token_in(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
-    if let Some(value) = headers.get(HEADER).and_then(|v| v.to_str().ok()) {
-        return Some(value.to_owned());
+/// The token in the request's header. Never read from the URL: URLs end
+/// up in logs, history and Referer headers.
+pub(crate) fn header_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// The `csrf` field of a buffered multipart form (the pages put it before
+/// the file).
+pub(crate) async fn multipart_field(content_type: &str, body: axum::body::Bytes) -> Option<String> {
+    use axum::extract::FromRequest as _;
+    let request = axum::http::Request::builder()
+        .header(axum::http::header::CONTENT_TYPE, content_type)
+        .body(axum::body::Body::from(body))
+        .ok()?;
+    let mut multipart = axum::extract::Multipart::from_request(request, &())
+        .await
+        .ok()?;
+    while let Ok(Some(field)) = multipart.next_field().await {
+        if field.name() == Some(FIELD) {
+            return field.text().await.ok();
+        }
     }
-    query.and_then(|q| field(q, FIELD))
+    None
 }
 
 /// One field of an urlencoded string. Tokens are hex, so no decoding is

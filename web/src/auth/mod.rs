@@ -1,94 +1,57 @@
-//! Who may use the adapter: no login on loopback, otherwise a password or
-//! token from the config (session cookie or bearer token), and CSRF checks
-//! on every state-changing request either way.
+//! Who may use the adapter: holders of the access token (bearer header,
+//! `/login?token=`, or typed into the form), of the password when one is
+//! configured, and browsers with the session cookie either one gave. CSRF
+//! checks guard every state-changing request a browser can send.
 
+mod credentials;
 mod csrf;
+mod limit;
 mod login;
 mod session;
 
+pub(crate) use credentials::Credentials;
+pub use credentials::{hash_password, is_password_hash, random_token};
+pub(crate) use limit::Limiter;
 pub(crate) use session::Sessions;
 
-use crate::WebAuth;
 use crate::error::{PageError, WebError};
 use crate::fmt::percent_encode;
 use crate::state::AppState;
 use axum::Router;
 use axum::body::Body;
+use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, Method};
+use axum::http::{Extensions, HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use sha2::{Digest, Sha256};
 use std::convert::Infallible;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 /// Largest urlencoded form body read to find its CSRF field.
 const FORM_LIMIT: usize = 64 * 1024;
+/// Largest multipart form body read to find its CSRF field (the catalog
+/// upload: 1 MiB of TOML plus framing).
+const MULTIPART_LIMIT: usize = 2 << 20;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/ui/login", get(login::page).post(login::submit))
+        .route("/login", get(login::with_token))
         .route("/ui/logout", post(login::logout))
 }
 
-/// Whether `s` is 64 hex digits.
-pub(crate) fn is_sha256_hex(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-fn sha256_hex(s: &str) -> String {
-    session::hex(&Sha256::digest(s.as_bytes()))
-}
-
-/// The configured secrets, kept only as digests.
-pub(crate) struct Credentials {
-    password_sha256: Option<String>,
-    token_sha256: Option<String>,
-}
-
-impl Credentials {
-    pub(crate) fn new(auth: &WebAuth) -> Self {
-        let given = |s: &Option<String>| {
-            s.as_deref()
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-        };
-        Self {
-            password_sha256: given(&auth.password_sha256).map(|h| h.to_ascii_lowercase()),
-            token_sha256: given(&auth.token).map(|t| sha256_hex(&t)),
-        }
-    }
-
-    /// The login form accepts the password or the token. Both digests are
-    /// compared whatever the first outcome, in constant time.
-    fn password_matches(&self, password: &str) -> bool {
-        let given = sha256_hex(password);
-        let check = |want: &Option<String>| {
-            want.as_deref()
-                .is_some_and(|w| csrf::constant_time_eq(w.as_bytes(), given.as_bytes()))
-        };
-        let password = check(&self.password_sha256);
-        let token = check(&self.token_sha256);
-        password | token
-    }
-
-    fn token_matches(&self, token: &str) -> bool {
-        let given = sha256_hex(token);
-        self.token_sha256
-            .as_deref()
-            .is_some_and(|w| csrf::constant_time_eq(w.as_bytes(), given.as_bytes()))
-    }
-}
-
-/// What pages need to know about the viewer: whether a login is in use and
-/// the CSRF token their forms and scripts must send back.
+/// What pages and handlers need to know about the viewer.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Viewer {
-    pub(crate) login_required: bool,
+    /// A credential came with the request (session or bearer token);
+    /// `false` only on the public routes.
+    pub(crate) authenticated: bool,
+    /// A browser session (offers "Log out").
     pub(crate) logged_in: bool,
+    /// The token forms and scripts must send back.
     pub(crate) csrf: String,
 }
 
@@ -100,18 +63,27 @@ impl<S: Send + Sync> FromRequestParts<S> for Viewer {
     }
 }
 
-/// Routes anyone may read even when a login is configured: what other
-/// machines fetch (upstream serves these open), the login page and assets.
-fn is_public(method: &Method, path: &str) -> bool {
+/// The peer's address, as the server recorded it (unspecified when the
+/// router runs without one, as in tests).
+pub(crate) fn client_ip(extensions: &Extensions) -> IpAddr {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip())
+}
+
+/// Routes anyone may use without a credential: the health probe, the login
+/// and the assets; the fetch routes only when the operator made them public.
+fn is_public(method: &Method, path: &str, public_read: bool) -> bool {
     if *method == Method::POST {
         return path == "/ui/login";
     }
     if *method != Method::GET && *method != Method::HEAD {
         return false;
     }
-    matches!(path, "/healthz" | "/ui/login" | "/images" | "/catalog.toml")
+    let fetch = matches!(path, "/images" | "/catalog.toml") || path.starts_with("/images/");
+    matches!(path, "/healthz" | "/ui/login" | "/login")
         || path.starts_with("/static/")
-        || path.starts_with("/images/")
+        || (public_read && fetch)
 }
 
 fn is_state_changing(method: &Method) -> bool {
@@ -161,7 +133,67 @@ fn login_required(method: &Method, parts: &Parts) -> Response {
     WebError::Unauthorized.into_response()
 }
 
-/// The middleware in front of every route.
+/// A bearer token, checked under the login limiter.
+async fn check_bearer(state: &AppState, parts: &Parts, token: &str) -> Result<(), Response> {
+    let attempt = state
+        .limiter()
+        .begin(client_ip(&parts.extensions))
+        .map_err(|wait| login::too_many(wait, None))?;
+    if state.credentials().token_matches(token) {
+        attempt.succeeded();
+        return Ok(());
+    }
+    tracing::info!(path = parts.uri.path(), "refused a wrong bearer token");
+    tokio::time::sleep(login::FAILURE_DELAY).await;
+    Err(WebError::Unauthorized.into_response())
+}
+
+/// The kinds of form body a browser submits without script.
+enum FormKind {
+    Urlencoded,
+    Multipart(String),
+}
+
+fn form_kind(headers: &HeaderMap) -> Option<FormKind> {
+    let value = headers.get(CONTENT_TYPE)?.to_str().ok()?;
+    let essence = value.split(';').next().unwrap_or("").trim();
+    if essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        Some(FormKind::Urlencoded)
+    } else if essence.eq_ignore_ascii_case("multipart/form-data") {
+        Some(FormKind::Multipart(value.to_owned()))
+    } else {
+        None
+    }
+}
+
+/// The CSRF token of a request: its header, else its form's field. The
+/// body is read (bounded) and put back for the handler.
+async fn csrf_token(parts: &Parts, body: Body) -> Result<(Option<String>, Body), WebError> {
+    if let Some(token) = csrf::header_token(&parts.headers) {
+        return Ok((Some(token), body));
+    }
+    let Some(kind) = form_kind(&parts.headers) else {
+        return Ok((None, body));
+    };
+    let limit = match kind {
+        FormKind::Urlencoded => FORM_LIMIT,
+        FormKind::Multipart(_) => MULTIPART_LIMIT,
+    };
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| WebError::TooLarge("form is too large".to_owned()))?;
+    let token = match kind {
+        FormKind::Urlencoded => std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(|form| csrf::field(form, csrf::FIELD)),
+        FormKind::Multipart(content_type) => {
+            csrf::multipart_field(&content_type, bytes.clone()).await
+        }
+    };
+    Ok((token, Body::from(bytes)))
+}
+
+/// The middleware in front of every route (behind the Host check).
 pub(crate) async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let (mut parts, mut body) = request.into_parts();
     let method = parts.method.clone();
@@ -169,24 +201,21 @@ pub(crate) async fn guard(State(state): State<AppState>, request: Request, next:
     let mut viewer = Viewer::default();
     let mut by_bearer = false;
     let mut session = None;
-    if let Some(credentials) = state.credentials() {
-        viewer.login_required = true;
-        if let Some(token) = bearer(&parts.headers) {
-            if !credentials.token_matches(token) {
-                tracing::info!(path, "refused a wrong bearer token");
-                return WebError::Unauthorized.into_response();
-            }
-            by_bearer = true;
-        } else if let Some(id) = cookie(&parts.headers, session::COOKIE) {
-            session = state.sessions().touch(id);
+    if let Some(token) = bearer(&parts.headers) {
+        if let Err(refused) = check_bearer(&state, &parts, token).await {
+            return refused;
         }
-        if !by_bearer && session.is_none() && !is_public(&method, &path) {
-            return login_required(&method, &parts);
-        }
-        if let Some(session) = &session {
-            viewer.logged_in = true;
-            viewer.csrf = session.csrf.clone();
-        }
+        by_bearer = true;
+    } else if let Some(id) = cookie(&parts.headers, session::COOKIE) {
+        session = state.sessions().touch(id);
+    }
+    viewer.authenticated = by_bearer || session.is_some();
+    if !viewer.authenticated && !is_public(&method, &path, state.public_read()) {
+        return login_required(&method, &parts);
+    }
+    if let Some(session) = &session {
+        viewer.logged_in = true;
+        viewer.csrf = session.csrf.clone();
     }
     // A bearer token is never sent by a browser on its own, so requests
     // carrying one cannot be forged cross-site.
@@ -196,19 +225,11 @@ pub(crate) async fn guard(State(state): State<AppState>, request: Request, next:
             return refuse(&path, WebError::Forbidden(why.to_owned()));
         }
         if let Some(session) = &session {
-            let mut token = csrf::token_in(&parts.headers, parts.uri.query());
-            if token.is_none() && is_urlencoded(&parts.headers) {
-                let bytes = match axum::body::to_bytes(body, FORM_LIMIT).await {
-                    Ok(bytes) => bytes,
-                    Err(_) => {
-                        return refuse(&path, WebError::TooLarge("form is too large".to_owned()));
-                    }
-                };
-                token = std::str::from_utf8(&bytes)
-                    .ok()
-                    .and_then(|form| csrf::field(form, csrf::FIELD));
-                body = Body::from(bytes);
-            }
+            let (token, restored) = match csrf_token(&parts, body).await {
+                Ok(found) => found,
+                Err(error) => return refuse(&path, error),
+            };
+            body = restored;
             let valid = token
                 .is_some_and(|t| csrf::constant_time_eq(t.as_bytes(), session.csrf.as_bytes()));
             if !valid {
@@ -224,38 +245,31 @@ pub(crate) async fn guard(State(state): State<AppState>, request: Request, next:
     next.run(Request::from_parts(parts, body)).await
 }
 
-fn is_urlencoded(headers: &HeaderMap) -> bool {
-    headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn credentials_accept_password_or_token_only() {
-        let auth = WebAuth {
-            password_sha256: Some(sha256_hex("hunter2").to_ascii_uppercase()),
-            token: Some("t0ken".to_owned()),
-        };
-        let credentials = Credentials::new(&auth);
-        assert!(credentials.password_matches("hunter2"));
-        assert!(credentials.password_matches("t0ken"));
-        assert!(!credentials.password_matches("hunter3"));
-        assert!(credentials.token_matches("t0ken"));
-        assert!(!credentials.token_matches("hunter2"));
+    fn only_health_login_and_assets_are_public_by_default() {
+        assert!(is_public(&Method::GET, "/healthz", false));
+        assert!(is_public(&Method::GET, "/login", false));
+        assert!(is_public(&Method::POST, "/ui/login", false));
+        assert!(is_public(&Method::GET, "/static/bty.js", false));
+        assert!(!is_public(&Method::GET, "/images", false));
+        assert!(!is_public(&Method::GET, "/images/abc/x.img", false));
+        assert!(!is_public(&Method::GET, "/catalog.toml", false));
+        assert!(!is_public(&Method::GET, "/ui/images", false));
+        assert!(!is_public(&Method::GET, "/ui/flash", false));
     }
 
     #[test]
-    fn only_fetch_routes_are_public() {
-        assert!(is_public(&Method::GET, "/images/abc/x.img"));
-        assert!(is_public(&Method::HEAD, "/images/abc"));
-        assert!(!is_public(&Method::PUT, "/images/x.img"));
-        assert!(!is_public(&Method::GET, "/ui/images"));
-        assert!(!is_public(&Method::GET, "/catalog/downloads"));
-        assert!(is_public(&Method::POST, "/ui/login"));
+    fn public_read_opens_only_the_fetch_routes() {
+        assert!(is_public(&Method::GET, "/images", true));
+        assert!(is_public(&Method::HEAD, "/images/abc", true));
+        assert!(is_public(&Method::GET, "/catalog.toml", true));
+        assert!(!is_public(&Method::PUT, "/images/x.img", true));
+        assert!(!is_public(&Method::GET, "/api/images", true));
+        assert!(!is_public(&Method::GET, "/catalog/downloads", true));
+        assert!(!is_public(&Method::GET, "/metrics", true));
     }
 }

@@ -12,7 +12,7 @@ use bty_proto::v1::event_service_server::{EventService, EventServiceServer};
 use bty_proto::v1::flash_service_server::{FlashService, FlashServiceServer};
 use bty_proto::v1::job_service_server::{JobService, JobServiceServer};
 use bty_proto::v1::*;
-use bty_web::{WebAuth, WebOptions, router};
+use bty_web::{WebOptions, router};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tempfile::TempDir;
@@ -421,29 +421,90 @@ impl FlashService for Fake {
     }
 }
 
-/// A running fake daemon and a router connected to it.
+/// A running fake daemon and a router connected to it, with a logged-in
+/// browser session that [`Harness::send`] uses.
 pub struct Harness {
     pub daemon: Arc<Mutex<Daemon>>,
     pub router: Router,
+    /// `bty_session=…` of the harness's own login.
+    pub cookie: String,
+    /// That session's CSRF token.
+    pub csrf: String,
     _dir: TempDir,
     _server: tokio::task::JoinHandle<()>,
 }
 
+/// The access token every harness is configured with.
+pub const TOKEN: &str = "t0ken-t0ken-t0ken-t0ken";
+/// The password every harness accepts (stored as an argon2id hash).
+pub const PASSWORD: &str = "hunter2";
+/// The Host and Origin a browser on the harness's pages sends.
+pub const HOST: &str = "bty.test:8080";
+pub const ORIGIN: &str = "http://bty.test:8080";
+
+/// argon2id of [`PASSWORD`], computed once per test binary.
+pub fn password_hash() -> String {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| bty_web::hash_password(PASSWORD).unwrap())
+        .clone()
+}
+
+/// Options of a harness: loopback listener known as `bty.test`, [`TOKEN`]
+/// and [`PASSWORD`].
+pub fn options() -> WebOptions {
+    let mut options = WebOptions::new("127.0.0.1:8080".parse().unwrap(), TOKEN.to_owned());
+    options.hosts = vec!["bty.test".to_owned()];
+    options.auth.password_hash = Some(password_hash());
+    options
+}
+
+/// `bty_session=<value>` of a Set-Cookie header.
+pub fn session_cookie(reply: &Reply) -> String {
+    let cookie = reply.header("set-cookie");
+    cookie.split(';').next().unwrap().to_owned()
+}
+
+/// The CSRF token a page embeds for its scripts.
+pub fn csrf_of(page: &str) -> String {
+    let start = page.find("name=\"csrf-token\" content=\"").unwrap() + 27;
+    page[start..start + 64].to_owned()
+}
+
+/// Log in on `router` with `secret` through the form: the session cookie
+/// and its CSRF token.
+pub async fn log_in(router: &Router, secret: &str) -> (String, String) {
+    let reply = send(
+        router,
+        Request::post("/ui/login")
+            .header("host", HOST)
+            .header("origin", ORIGIN)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from(format!("password={secret}")))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(reply.status, 303, "login failed: {reply:?}");
+    let cookie = session_cookie(&reply);
+    let page = send(
+        router,
+        Request::get("/ui/login")
+            .header("host", HOST)
+            .header("cookie", &cookie)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    (cookie, csrf_of(&page.body))
+}
+
 impl Harness {
     pub async fn start(daemon: Daemon) -> Self {
-        Self::start_with(daemon, WebOptions::default()).await
+        Self::start_with(daemon, options()).await
     }
 
-    /// Serve with a login: password "hunter2" and token "t0ken".
+    /// Same as [`Harness::start`]: every harness has a login now.
     pub async fn start_with_login(daemon: Daemon) -> Self {
-        let options = WebOptions {
-            auth: Some(WebAuth {
-                password_sha256: Some(PASSWORD_SHA256.to_owned()),
-                token: Some("t0ken".to_owned()),
-            }),
-            ..WebOptions::default()
-        };
-        Self::start_with(daemon, options).await
+        Self::start(daemon).await
     }
 
     pub async fn start_with(daemon: Daemon, options: WebOptions) -> Self {
@@ -464,9 +525,12 @@ impl Harness {
         });
         let channel = Target::Unix(socket).lazy_channel().unwrap();
         let router = router(channel, options);
+        let (cookie, csrf) = log_in(&router, TOKEN).await;
         Self {
             daemon,
             router,
+            cookie,
+            csrf,
             _dir: dir,
             _server: server,
         }
@@ -476,15 +540,22 @@ impl Harness {
         self.daemon.lock().unwrap()
     }
 
-    /// Send with `Host: bty.test:8080` and a matching `Origin` unless the
-    /// request sets its own (what a browser on the page would send).
+    /// Send as the harness's logged-in browser: `Host: bty.test:8080`, a
+    /// matching `Origin`, the session cookie and its CSRF header, each
+    /// unless the request sets its own (or carries a bearer token).
     pub async fn send(&self, mut request: Request<Body>) -> Reply {
         let headers = request.headers_mut();
         if !headers.contains_key("host") {
-            headers.insert("host", "bty.test:8080".parse().unwrap());
+            headers.insert("host", HOST.parse().unwrap());
         }
         if !headers.contains_key("origin") && !headers.contains_key("referer") {
-            headers.insert("origin", "http://bty.test:8080".parse().unwrap());
+            headers.insert("origin", ORIGIN.parse().unwrap());
+        }
+        if !headers.contains_key("authorization") && !headers.contains_key("cookie") {
+            headers.insert("cookie", self.cookie.parse().unwrap());
+            if !headers.contains_key("x-csrf-token") {
+                headers.insert("x-csrf-token", self.csrf.parse().unwrap());
+            }
         }
         send(&self.router, request).await
     }
@@ -505,22 +576,25 @@ impl Harness {
     }
 }
 
-/// sha256("hunter2").
-pub const PASSWORD_SHA256: &str =
-    "f52fbd32b2b3b86ff88ef6c490628285f482af15ddcb29541f94bcf526a3f6c7";
-
 /// A router whose daemon socket does not exist.
 pub fn router_without_daemon(dir: &TempDir) -> Router {
     let channel = Target::Unix(dir.path().join("missing.sock"))
         .lazy_channel()
         .unwrap();
-    router(
-        channel,
-        WebOptions {
-            image_root_hint: Some("/srv/hint-images".to_owned()),
-            ..WebOptions::default()
-        },
-    )
+    let mut options = options();
+    options.image_root_hint = Some("/srv/hint-images".to_owned());
+    router(channel, options)
+}
+
+/// A request as an API client sends it: right Host, the bearer token.
+pub fn api_request(method: &str, uri: &str) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("host", HOST)
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .body(Body::empty())
+        .unwrap()
 }
 
 /// A response, read whole.
