@@ -8,7 +8,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
+mod grpc;
+mod secret;
 mod web;
+
+pub use grpc::{GrpcSection, GrpcTcp};
+pub use secret::Secret;
 pub use web::{WebConfig, WebSection};
 
 /// The system-wide config file read when `--config` is not given.
@@ -77,18 +82,6 @@ pub struct FileConfig {
     pub registries: BTreeMap<String, RegistryConfig>,
 }
 
-/// `[grpc]` section.
-#[derive(Debug, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct GrpcSection {
-    /// Unix socket path.
-    pub socket: Option<PathBuf>,
-    /// Optional TCP listener, e.g. `127.0.0.1:50051`; empty = off.
-    pub tcp: Option<String>,
-    /// Bearer token TCP clients must send (required when `tcp` is set).
-    pub token: Option<String>,
-}
-
 /// `[downloads]` / `[hashing]` sections.
 #[derive(Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -134,7 +127,7 @@ pub struct RegistryConfig {
     /// Optional credentials for the token flow.
     pub username: Option<String>,
     /// Optional credentials for the token flow.
-    pub password: Option<String>,
+    pub password: Option<Secret>,
 }
 
 /// Command-line overrides; each beats the config file.
@@ -202,10 +195,8 @@ pub struct Config {
     pub catalog_path: PathBuf,
     /// gRPC Unix socket.
     pub socket: PathBuf,
-    /// Optional gRPC TCP listener.
-    pub grpc_tcp: Option<SocketAddr>,
-    /// Bearer token for the TCP listener.
-    pub grpc_token: Option<String>,
+    /// Optional gRPC TCP listener (token, TLS).
+    pub grpc_tcp: Option<GrpcTcp>,
     /// Web listener, `None` = off.
     pub web_listen: Option<SocketAddr>,
     /// The rest of `[web]`.
@@ -274,7 +265,7 @@ impl Config {
             .socket
             .clone()
             .or_else(|| state_dir_flag.as_ref().map(|d| d.join("btyd.sock")))
-            .or(file.grpc.socket)
+            .or(file.grpc.socket.clone())
             .or_else(|| env.runtime_directory.as_ref().map(|d| d.join("btyd.sock")))
             .unwrap_or_else(|| {
                 if env.is_root {
@@ -291,18 +282,7 @@ impl Config {
             .unwrap_or_else(|| DEFAULT_WEB_LISTEN.to_owned());
         let web_listen = parse_listen("web.listen", &web_listen)?;
         let web = WebConfig::resolve(web_section, web_listen)?;
-        let grpc_tcp = match overrides.grpc_tcp.clone().or(file.grpc.tcp) {
-            Some(addr) => parse_listen("grpc.tcp", &addr)?,
-            None => None,
-        };
-        let grpc_token = file.grpc.token.filter(|t| !t.trim().is_empty());
-        if grpc_tcp.is_some() && grpc_token.as_ref().is_none_or(|t| t.len() < 16) {
-            return Err(ConfigError::Invalid {
-                key: "grpc.token",
-                value: "(missing or short)".to_owned(),
-                why: "a TCP listener needs a bearer token of at least 16 characters",
-            });
-        }
+        let grpc_tcp = GrpcTcp::resolve(&file.grpc, overrides.grpc_tcp.clone())?;
         let downloads_max_parallel =
             positive("downloads.max_parallel", file.downloads.max_parallel, 2)?;
         let hashing_max_parallel = positive("hashing.max_parallel", file.hashing.max_parallel, 1)?;
@@ -358,7 +338,6 @@ impl Config {
             image_root,
             socket,
             grpc_tcp,
-            grpc_token,
             web_listen,
             web,
             release_catalog_url,

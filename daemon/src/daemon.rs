@@ -193,11 +193,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             .await
             .map_err(DaemonError::from)
     });
-    if let (Some(addr), Some(bearer)) = (config.grpc_tcp, config.grpc_token.clone()) {
-        let tcp = bind_tcp(addr, "gRPC TCP").await?;
+    if let Some(tcp_config) = config.grpc_tcp.clone() {
+        let tls = match &tcp_config.tls {
+            Some((cert, key)) => Some(grpc::load_tls(cert, key)?),
+            None => None,
+        };
+        let tcp = bind_tcp(tcp_config.addr, "gRPC TCP").await?;
         let token = stop.clone();
+        let bearer = tcp_config.token.expose().to_owned();
         servers.spawn(async move {
-            grpc::serve_tcp(services, tcp, bearer, token.cancelled_owned())
+            grpc::serve_tcp(services, tcp, bearer, tls, token.cancelled_owned())
                 .await
                 .map_err(DaemonError::from)
         });
@@ -308,7 +313,7 @@ fn oci_config(config: &Config) -> bty_oci::OciConfig {
                 host.clone(),
                 bty_oci::Credentials {
                     username: username.clone(),
-                    password: password.clone(),
+                    password: password.expose().to_owned(),
                 },
             );
         }

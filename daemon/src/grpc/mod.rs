@@ -30,9 +30,34 @@ pub enum GrpcError {
     /// The reflection descriptor set is unusable (a build bug).
     #[error("cannot build the reflection service")]
     Reflection(#[from] tonic_reflection::server::Error),
-    /// The transport failed.
+    /// The transport failed (TLS settings included).
     #[error("grpc server failed")]
     Transport(#[from] tonic::transport::Error),
+    /// A TLS certificate or key file could not be read.
+    #[error("cannot read the gRPC TLS file {path}")]
+    TlsFile {
+        /// `[grpc] tls_cert` or `tls_key`.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The TCP listener's TLS identity from PEM files (`[grpc] tls_cert`,
+/// `tls_key`), read once at start.
+pub fn load_tls(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<tonic::transport::ServerTlsConfig, GrpcError> {
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|source| GrpcError::TlsFile {
+            path: path.to_owned(),
+            source,
+        })
+    };
+    let identity = tonic::transport::Identity::from_pem(read(cert)?, read(key)?);
+    Ok(tonic::transport::ServerTlsConfig::new().identity(identity))
 }
 
 /// The bty services, cloned into each listener.
@@ -55,7 +80,7 @@ pub async fn serve_unix(
     listener: tokio::net::UnixListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), GrpcError> {
-    router(services, None)
+    router(services, None, None)
         .await?
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
         .await?;
@@ -63,14 +88,16 @@ pub async fn serve_unix(
 }
 
 /// Serve on a TCP listener until `shutdown` resolves; every call must
-/// carry `authorization: Bearer <token>`.
+/// carry `authorization: Bearer <token>`, and with `tls` every connection
+/// is TLS (tonic does the handshake on each accepted stream).
 pub async fn serve_tcp(
     services: Services,
     listener: tokio::net::TcpListener,
     token: String,
+    tls: Option<tonic::transport::ServerTlsConfig>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), GrpcError> {
-    router(services, Some(token.into()))
+    router(services, Some(token.into()), tls)
         .await?
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await?;
@@ -118,6 +145,7 @@ type Layered = tower::layer::util::Stack<
 async fn router(
     services: Services,
     token: Option<std::sync::Arc<str>>,
+    tls: Option<tonic::transport::ServerTlsConfig>,
 ) -> Result<tonic::transport::server::Router<Layered>, GrpcError> {
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter
@@ -136,7 +164,11 @@ async fn router(
         .register_encoded_file_descriptor_set(bty_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
-    Ok(Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls)?;
+    }
+    Ok(builder
         .initial_stream_window_size(bty_proto::channel::STREAM_WINDOW)
         .initial_connection_window_size(bty_proto::channel::CONNECTION_WINDOW)
         .max_frame_size(bty_proto::channel::MAX_FRAME)
