@@ -2,37 +2,38 @@
 //! per-service clients every command uses.
 
 use crate::exit::CtlError;
-use bty_proto::channel::Target;
+use bty_proto::auth::ClientAuth;
+use bty_proto::channel::{AuthChannel, Target};
 use bty_proto::v1::catalog_service_client::CatalogServiceClient;
 use bty_proto::v1::flash_service_client::FlashServiceClient;
 use bty_proto::v1::job_service_client::JobServiceClient;
-use tonic::transport::Channel;
 
 /// A connected daemon.
 #[derive(Debug, Clone)]
 pub(crate) struct Daemon {
-    channel: Channel,
+    channel: AuthChannel,
 }
 
 impl Daemon {
     /// Connect to `target`, failing now (exit 6) if btyd is not there.
-    pub(crate) async fn connect(target: &Target) -> Result<Self, CtlError> {
-        let channel = target.connect().await?;
+    /// On TCP every call carries the token, over TLS for `https://`.
+    pub(crate) async fn connect(target: &Target, auth: &ClientAuth) -> Result<Self, CtlError> {
+        let channel = target.connect_authed(auth).await?;
         Ok(Self { channel })
     }
 
     /// The catalog service (images, entries, catalog import/export, hashing).
-    pub(crate) fn catalog(&self) -> CatalogServiceClient<Channel> {
+    pub(crate) fn catalog(&self) -> CatalogServiceClient<AuthChannel> {
         CatalogServiceClient::new(self.channel.clone())
     }
 
     /// The flash service (disk listing, flashing).
-    pub(crate) fn flash(&self) -> FlashServiceClient<Channel> {
+    pub(crate) fn flash(&self) -> FlashServiceClient<AuthChannel> {
         FlashServiceClient::new(self.channel.clone())
     }
 
     /// The job service (list, watch, cancel).
-    pub(crate) fn jobs(&self) -> JobServiceClient<Channel> {
+    pub(crate) fn jobs(&self) -> JobServiceClient<AuthChannel> {
         JobServiceClient::new(self.channel.clone())
     }
 }

@@ -12,6 +12,7 @@ mod progress;
 use crate::client::{Ctx, Daemon};
 use crate::exit::{CtlError, EXIT_CODES_HELP};
 use crate::output::Output;
+use bty_proto::auth::ClientAuth;
 use bty_proto::channel::Target;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -30,9 +31,19 @@ struct Cli {
         default_value = bty_proto::DEFAULT_SOCKET
     )]
     socket: PathBuf,
-    /// btyd endpoint instead of the socket: unix:///path or http://host:port.
+    /// btyd endpoint instead of the socket: unix:///path, http://host:port
+    /// or https://host:port (btyd's `[grpc] tcp`).
     #[arg(long, global = true, value_name = "URL", value_parser = parse_endpoint)]
     endpoint: Option<Target>,
+    /// File holding btyd's `[grpc] token`, sent on TCP endpoints (or set
+    /// BTY_TOKEN; a token is never taken from the command line, where
+    /// every local user could read it).
+    #[arg(long, global = true, env = "BTY_TOKEN_FILE", value_name = "PATH")]
+    token_file: Option<PathBuf>,
+    /// PEM CA certificate(s) to trust for an https:// endpoint (default:
+    /// the system bundle).
+    #[arg(long, global = true, env = "BTY_TLS_CA", value_name = "PATH")]
+    tls_ca: Option<PathBuf>,
     /// Print exactly one JSON document on stdout (lists as arrays).
     #[arg(long, global = true)]
     json: bool,
@@ -113,10 +124,29 @@ fn parse_cli() -> Cli {
     Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit())
 }
 
+/// The bearer token: `--token-file`/`BTY_TOKEN_FILE`, else `BTY_TOKEN`.
+fn token(file: Option<&std::path::Path>) -> Result<Option<String>, CtlError> {
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path).map_err(|source| CtlError::ReadFile {
+            path: path.to_owned(),
+            source,
+        })?;
+        return Ok(Some(text.trim().to_owned()));
+    }
+    Ok(std::env::var("BTY_TOKEN")
+        .ok()
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty()))
+}
+
 async fn run(cli: Cli) -> Result<(), CtlError> {
     let target = cli.endpoint.unwrap_or(Target::Unix(cli.socket));
+    let auth = ClientAuth {
+        token: token(cli.token_file.as_deref())?,
+        tls_ca: cli.tls_ca,
+    };
     let ctx = Ctx {
-        daemon: Daemon::connect(&target).await?,
+        daemon: Daemon::connect(&target, &auth).await?,
         out: Output::new(cli.json),
     };
     let outcome = match cli.command {

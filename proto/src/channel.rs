@@ -1,9 +1,11 @@
 //! Opening a gRPC channel to btyd: over its Unix socket (the default) or
 //! over TCP (`http://host:port`), optionally with a bearer token.
 
+use crate::auth::{Bearer, ClientAuth};
 use hyper_util::rt::TokioIo;
 use std::path::PathBuf;
 use thiserror::Error;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint, Uri};
 
 /// HTTP/2 flow-control windows: the 64 KiB default caps a bulk stream
@@ -44,6 +46,29 @@ pub enum ChannelError {
     /// The endpoint string is not `unix:PATH`, a path, or `http(s)://…`.
     #[error("invalid endpoint {0:?}: expected unix:///path, /path or http://host:port")]
     InvalidEndpoint(String),
+    /// The CA file for an `https://` endpoint could not be read.
+    #[error(
+        "cannot read the CA certificates {path} (give the CA that signed btyd's certificate with --tls-ca)"
+    )]
+    TlsCa {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TLS settings were refused (e.g. no certificate in the CA file).
+    #[error("invalid TLS settings for {target}")]
+    Tls {
+        /// The endpoint.
+        target: String,
+        /// What tonic said.
+        #[source]
+        source: tonic::transport::Error,
+    },
+    /// The bearer token cannot go into a header (control characters).
+    #[error("the bearer token holds characters a header cannot carry")]
+    InvalidToken,
     /// Connecting failed.
     #[error("cannot connect to btyd at {target}")]
     Connect {
@@ -98,6 +123,12 @@ impl Target {
 
     /// Connect now, failing fast if btyd is not there.
     pub async fn connect(&self) -> Result<Channel, ChannelError> {
+        self.connect_with(&ClientAuth::default()).await
+    }
+
+    /// Connect now, with TLS for `https://` endpoints (trusting
+    /// `auth.tls_ca`, or the system bundle).
+    pub async fn connect_with(&self, auth: &ClientAuth) -> Result<Channel, ChannelError> {
         let connect_error = |source| ChannelError::Connect {
             target: self.to_string(),
             source,
@@ -116,16 +147,37 @@ impl Target {
                     .await
                     .map_err(connect_error)
             }
-            Self::Tcp(url) => with_settings(
-                Endpoint::from_shared(url.clone())
-                    .map_err(|_| ChannelError::InvalidEndpoint(url.clone()))?,
-            )
-            .connect()
-            .await
-            .map_err(connect_error),
+            Self::Tcp(url) => {
+                let mut endpoint = with_settings(
+                    Endpoint::from_shared(url.clone())
+                        .map_err(|_| ChannelError::InvalidEndpoint(url.clone()))?,
+                );
+                if url.starts_with("https://") {
+                    endpoint =
+                        endpoint
+                            .tls_config(auth.tls()?)
+                            .map_err(|source| ChannelError::Tls {
+                                target: url.clone(),
+                                source,
+                            })?;
+                }
+                endpoint.connect().await.map_err(connect_error)
+            }
         }
     }
+
+    /// Connect now; every call then carries `auth`'s bearer token.
+    pub async fn connect_authed(&self, auth: &ClientAuth) -> Result<AuthChannel, ChannelError> {
+        let bearer = auth.bearer()?;
+        Ok(InterceptedService::new(
+            self.connect_with(auth).await?,
+            bearer,
+        ))
+    }
 }
+
+/// A channel whose calls carry the bearer token.
+pub type AuthChannel = InterceptedService<Channel, Bearer>;
 
 impl std::fmt::Display for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -1,6 +1,7 @@
 //! The bty gRPC contract: generated `bty.v1` messages, clients and servers,
 //! and the one way clients (btyctl, bty-web) open a channel to btyd.
 
+pub mod auth;
 pub mod channel;
 
 /// Version 1 of the bty API.

@@ -109,6 +109,16 @@ impl TestCa {
         }
     }
 
+    /// The server certificate (PEM), for a server configured by path.
+    pub fn cert_pem(&self) -> &Path {
+        &self.cert_pem
+    }
+
+    /// The server certificate's private key (PEM).
+    pub fn key_pem(&self) -> &Path {
+        &self.key_pem
+    }
+
     /// A rustls server config serving the certificate (ring provider).
     pub fn server_config(&self) -> Arc<rustls::ServerConfig> {
         let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&self.cert_pem)
