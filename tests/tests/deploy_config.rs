@@ -100,3 +100,57 @@ fn example_registry_section_is_valid_when_uncommented() {
         "uncommented registry example did not resolve:\n{resolved}"
     );
 }
+
+/// The value of `key=` in the shipped unit (the last one wins, as in systemd).
+fn unit_value(key: &str) -> Option<String> {
+    let unit = std::fs::read_to_string(deploy_file("btyd.service")).unwrap();
+    unit.lines()
+        .filter_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+        .last()
+        .map(str::to_owned)
+}
+
+fn bytes(value: &str) -> u64 {
+    let (digits, unit) = value.split_at(value.trim_end_matches(char::is_alphabetic).len());
+    let n: u64 = digits.parse().unwrap();
+    n << match unit {
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "" => 0,
+        other => panic!("unit {other:?}"),
+    }
+}
+
+/// The unit's ceilings hold a hostile image back without killing a
+/// legitimate flash: memory above the xz decoder limit with room for
+/// transfer buffers, threads above tokio's 512-thread blocking pool, and
+/// a private /dev/shm. (systemd itself checks the syntax in
+/// scripts/check-systemd; these are the numbers it cannot judge.)
+#[test]
+fn unit_ceilings_leave_room_for_real_work() {
+    let max = bytes(&unit_value("MemoryMax").expect("MemoryMax= is set"));
+    let high = bytes(&unit_value("MemoryHigh").expect("MemoryHigh= is set"));
+    let xz = bty_flash::XZ_MEMLIMIT;
+    assert!(
+        high >= 2 * xz,
+        "MemoryHigh {high} leaves no room beside one xz decoder ({xz})"
+    );
+    assert!(
+        max > high,
+        "MemoryMax {max} must sit above MemoryHigh {high}"
+    );
+    let tasks: u64 = unit_value("TasksMax")
+        .expect("TasksMax= is set")
+        .parse()
+        .unwrap();
+    assert!(
+        tasks >= 512 + 64,
+        "TasksMax {tasks} is below tokio's blocking pool"
+    );
+    assert_eq!(
+        unit_value("TemporaryFileSystem").as_deref(),
+        Some("/dev/shm"),
+        "/dev/shm is not private"
+    );
+}
