@@ -105,8 +105,8 @@ fn example_registry_section_is_valid_when_uncommented() {
 fn unit_value(key: &str) -> Option<String> {
     let unit = std::fs::read_to_string(deploy_file("btyd.service")).unwrap();
     unit.lines()
-        .filter_map(|l| l.strip_prefix(key)?.strip_prefix('='))
-        .last()
+        .rev()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
         .map(str::to_owned)
 }
 
