@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use bty_disks::{
     Refusal, SystemPaths, TargetKind, block_size_bytes, check_target, discard, list_disks,
-    logical_block_size, reread_partition_table, same_identity, zero_out,
+    logical_block_size, reread_partition_table, same_identity, verify_opened, zero_out,
 };
 use support::{Loop, Mounted, image, noise, root_or_skip, run};
 
@@ -349,4 +349,36 @@ fn identity_changes_when_the_loop_is_reattached() {
     if let (Some(a), Some(b)) = (confirmed.diskseq, now.diskseq) {
         assert_ne!(a, b, "the kernel gives a re-attached loop a new diskseq");
     }
+}
+
+/// What the flasher opens is checked on the descriptor: another device (a
+/// node re-used, a path now naming another disk) or a file replaced at the
+/// checked name is refused, even when the size matches.
+#[test]
+fn the_opened_descriptor_must_be_the_confirmed_target() {
+    if !root_or_skip("the_opened_descriptor_must_be_the_confirmed_target") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let paths = SystemPaths::default();
+    let a = Loop::attach(&image(dir.path(), "a.img", 4 * MIB), &[]);
+    let b = Loop::attach(&image(dir.path(), "b.img", 4 * MIB), &[]);
+    let confirmed = check_target(&paths, &a.path, None, None).unwrap().identity;
+    let open = |p: &Path| OpenOptions::new().write(true).open(p).unwrap();
+    verify_opened(open(&a.path).as_fd(), &confirmed).unwrap();
+    let err = verify_opened(open(&b.path).as_fd(), &confirmed).unwrap_err();
+    assert!(err.to_string().contains("device number"), "{err}");
+
+    let targets = dir.path().join("targets");
+    fs::create_dir(&targets).unwrap();
+    let file = targets.join("t.img");
+    fs::write(&file, vec![1u8; MIB as usize]).unwrap();
+    let confirmed = check_target(&paths, &file, None, Some(&targets))
+        .unwrap()
+        .identity;
+    let swapped = targets.join("swap.img");
+    fs::write(&swapped, vec![2u8; MIB as usize]).unwrap();
+    fs::rename(&swapped, &file).unwrap();
+    let err = verify_opened(open(&file).as_fd(), &confirmed).unwrap_err();
+    assert!(err.to_string().contains("inode"), "{err}");
 }

@@ -363,3 +363,48 @@ fn a_target_that_does_not_hold_the_image_fails_verify_and_keeps_its_first_mib() 
     // The image's first MiB is noise; the target's was never written.
     assert!(first_mib(&out).iter().all(|&b| b == 0));
 }
+
+/// The identity confirmed at request time is checked on the descriptor the
+/// pipeline opened: when the path now names another device (a swapped
+/// stick, a re-used loop node), that target fails with `Identity` and not
+/// a byte of it changes, on the streaming path and the qemu-img path.
+#[test]
+fn a_target_that_is_not_the_confirmed_device_is_never_written() {
+    if !can_use_loop("a_target_that_is_not_the_confirmed_device_is_never_written") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let confirmed = LoopDev::new(tmp.path(), "confirmed", 32 * MIB, 7);
+    let other = LoopDev::new(tmp.path(), "other", 32 * MIB, 8);
+    let identity = bty_disks::check_target(
+        &bty_disks::SystemPaths::default(),
+        &confirmed.dev,
+        None,
+        None,
+    )
+    .unwrap()
+    .identity;
+    let before = std::fs::read(&other.backing).unwrap();
+    for source in ["disk.img.zst", "disk.img", "disk.qcow2"] {
+        let spec = bty_flash::TargetSpec {
+            path: other.dev.clone(),
+            expect: Some(identity.clone()),
+            ..other.spec()
+        };
+        let report = flash_path(
+            &image(source),
+            vec![spec],
+            &FlashOptions::default(),
+            &AtomicBool::new(false),
+        );
+        assert!(
+            matches!(report.targets[0].result, Err(FlashError::Identity(_))),
+            "{source}: {:?}",
+            report.targets[0].result
+        );
+        assert!(
+            std::fs::read(&other.backing).unwrap() == before,
+            "{source}: the other device was written"
+        );
+    }
+}
