@@ -58,7 +58,7 @@ fn serves_image_bytes_with_ranges() {
         head.header("content-length"),
         Some(bytes.len().to_string().as_str())
     );
-    // By file name too (ref §8.2), and a clean 404 otherwise.
+    // By file name too (upstream served that key), and a clean 404 otherwise.
     assert_eq!(daemon.get("/images/served.img").status, 200);
     let missing = daemon.get("/images/no-such-image");
     assert_eq!(missing.status, 404);

@@ -1,4 +1,5 @@
-//! `btyctl images`: the merged listing of the image store (SPEC §2).
+//! `btyctl images`: the merged listing of the image store (docs/behaviour.md,
+//! "The merged listing").
 
 use crate::client::Ctx;
 use crate::exit::CtlError;
@@ -37,7 +38,8 @@ async fn list(ctx: &Ctx, query: String) -> Result<(), CtlError> {
     ctx.out.emit(&views, || images_table(&images))
 }
 
-/// A row as SPEC §2 documents it for `--json`.
+/// A row as `--json` prints it (docs/behaviour.md, "Row JSON"); scripts
+/// rely on these names.
 #[derive(Debug, Serialize)]
 struct ImageView {
     id: String,

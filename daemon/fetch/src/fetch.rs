@@ -12,8 +12,7 @@ use crate::request::{FetchRequest, Fetched, Progress};
 use crate::retry::{self, Budget, FetchOptions};
 use crate::sink::PartialSink;
 
-/// Download `req.url` into `req.dest`, resuming, retrying and verifying as
-/// SPEC §4 asks.
+/// Download `req.url` into `req.dest`, resuming, retrying and verifying:
 ///
 /// - Bytes go to `req.partial`, hashed as they arrive; a partial left by an
 ///   earlier call is resumed with `Range` + `If-Range` if `req.checkpoint`

@@ -1,6 +1,6 @@
-//! bty-fetch: resumable, verified HTTP(S) downloads into a file (SPEC §4),
-//! streams that hand a body on without landing it (flashing from the
-//! network), plus small capped document fetches and HEAD probes.
+//! bty-fetch: resumable, verified HTTP(S) downloads into a file, streams
+//! that hand a body on without landing it (flashing from the network), plus
+//! small capped document fetches and HEAD probes.
 //!
 //! [`fetch`] streams a body into a `.partial` file while hashing it, retries
 //! transient failures with backoff, resumes with `Range` + `If-Range`

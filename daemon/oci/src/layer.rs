@@ -1,6 +1,7 @@
-//! Which layer of an OCI manifest is the disk image (SPEC §4): refuse
-//! known non-image media types and sidecar titles, prefer a title with a
-//! disk-image extension, else the largest layer.
+//! Which layer of an OCI manifest is the disk image: refuse known non-image
+//! media types and sidecar titles (a signature or an SBOM must never be
+//! written to a disk), prefer a title with a disk-image extension, else the
+//! largest layer.
 
 use std::collections::BTreeMap;
 

@@ -1,5 +1,7 @@
-//! `src` canonicalisation (ref §1.2) and the image `ref`: the sha256 of the
-//! canonical src, a provenance id that survives content changes.
+//! `src` canonicalisation and the image `ref`: the sha256 of the canonical
+//! src, a provenance id that survives content changes. The rules per scheme
+//! and upstream's test vectors are in docs/behaviour.md, "src
+//! canonicalisation and the ref".
 //!
 //! Differences from upstream, on purpose: a URL carrying userinfo
 //! (`user:pw@`) is refused instead of silently losing it, and IPv6 literal
@@ -107,8 +109,8 @@ pub fn scheme(src: &str) -> Result<Scheme, SrcError> {
         .ok_or_else(|| SrcError::UnsupportedScheme(src.to_owned()))
 }
 
-/// The canonical spelling of `src` (ref §1.2): equal canonical strings mean
-/// the same source.
+/// The canonical spelling of `src`: equal canonical strings mean the same
+/// source.
 pub fn canonicalise_src(src: &str) -> Result<String, SrcError> {
     let scheme = scheme(src)?;
     if src.chars().any(char::is_control) {

@@ -1,4 +1,5 @@
-//! `catalog.toml`: parse, validate and serialize (schema v1, ref §1.1).
+//! `catalog.toml`: parse, validate and serialize (schema v1; the fields
+//! and rules are in docs/behaviour.md, "The catalog file (catalog.toml)").
 //!
 //! Stricter than upstream where upstream crashed or let bad data through:
 //! `size_bytes` must be a non-negative integer, `src` must canonicalise,

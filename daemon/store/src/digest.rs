@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-/// Read size per chunk. Larger buffers gain nothing measurable (rust-stack §3).
+/// Read size per chunk. Larger buffers gain nothing measurable.
 const CHUNK: usize = 1 << 20;
 
 /// Minimum number of bytes between two progress calls, so a caller that

@@ -1,4 +1,4 @@
-//! The `catalog.toml` a receiver can fetch (`GET /catalog.toml`, ref §1.9):
+//! The `catalog.toml` a receiver can fetch (`GET /catalog.toml`):
 //! synthesized from the merged listing, not the stored file. Written with
 //! [`CatalogFile::to_toml_string`], so every name is escaped properly and the
 //! output always parses with [`CatalogFile::parse`].

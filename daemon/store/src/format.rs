@@ -1,5 +1,5 @@
-//! Image formats: by file-name extension (ref §2.1, plus `.iso`/`.raw`) and
-//! by magic bytes (trusted over the name when they disagree).
+//! Image formats: by file-name extension (upstream's six, plus `.iso` and
+//! `.raw`) and by magic bytes (trusted over the name when they disagree).
 
 use std::fs::File;
 use std::io;

@@ -1,6 +1,6 @@
-//! The storage marker `.bty-storage.json` (ref §1.4): states which layout of
-//! file names the image root uses, so a daemon never misreads a root written
-//! by an incompatible version. Checked once at start-up, before anything else
+//! The storage marker `.bty-storage.json`: states which layout of file names
+//! the image root uses, so a daemon never misreads a root written by an
+//! incompatible version. Checked once at start-up, before anything else
 //! touches the root.
 
 use std::fs;

@@ -1,6 +1,6 @@
-//! The merged listing (SPEC §2, ref §3.2 with its bugs fixed): the image-root
-//! scan and the catalog entries become rows keyed by content sha256 (else by
-//! ref), with the action gates of ref §3.4.
+//! The merged listing: the image-root scan and the catalog entries become
+//! rows keyed by content sha256 (else by ref), with their action gates
+//! (docs/behaviour.md, "Merge rules" and "Action gates").
 //!
 //! Fixed against upstream: a local file has one `local` source (no phantom
 //! remote source, so no remote actions), rows carry a stable id, every ref
@@ -45,7 +45,7 @@ pub struct RowSource {
     pub location: String,
 }
 
-/// The action gates (ref §3.4).
+/// The action gates: which of the images page's per-row actions apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Actions {
     /// remote ∧ ¬cached
@@ -219,8 +219,8 @@ fn local_ref(name: &str) -> String {
     sha256_bytes(format!("file://{name}").as_bytes())
 }
 
-/// Merge the image-root scan with the catalog entries into listing rows
-/// (SPEC §2): one row per content sha256 when known, else per ref; local
+/// Merge the image-root scan with the catalog entries into listing rows:
+/// one row per content sha256 when known, else per ref; local
 /// files first within a row; hashed rows by first name, then unhashed rows
 /// by first name.
 pub fn merge(scan: &[ScannedFile], entries: &[MergeEntry<'_>]) -> Vec<Row> {

@@ -1,6 +1,6 @@
-//! File names in the image root: cached-download names (storage format v1,
-//! ref §1.3), the reserved names bty owns, and validation of operator-given
-//! bare file names (uploads, hash requests).
+//! File names in the image root: cached-download names (storage format v1),
+//! the reserved names bty owns, and validation of operator-given bare file
+//! names (uploads, hash requests).
 
 use thiserror::Error;
 

@@ -1,5 +1,5 @@
-//! `oras://host/repo:tag` and `oras://host/repo@sha256:<hex>` references
-//! (ref §6.1): parsing, validation and the canonical spelling.
+//! `oras://host/repo:tag` and `oras://host/repo@sha256:<hex>` references:
+//! parsing, validation and the canonical spelling.
 
 use std::fmt;
 

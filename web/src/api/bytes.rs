@@ -1,7 +1,7 @@
-//! `GET|HEAD /images/{key}[/{name}]` (ref §8.2): an image's stored bytes,
-//! streamed from `ReadImage`, with single `Range` requests (206, 416),
-//! `ETag` = sha256 and a download file name. `{name}` is decorative except
-//! that it names the downloaded file.
+//! `GET|HEAD /images/{key}[/{name}]`: an image's stored bytes, streamed from
+//! `ReadImage`, with single `Range` requests (206, 416), `ETag` = sha256 and
+//! a download file name. `{name}` is decorative except that it names the
+//! downloaded file.
 
 use crate::error::WebError;
 use crate::fmt;

@@ -1,6 +1,6 @@
-//! `/catalog/downloads` and `/catalog/cache` (ref §8.1): the download jobs
-//! as upstream's JSON, starting a Fetch/Update by row id, cancelling, and
-//! deleting cached bytes.
+//! `/catalog/downloads` and `/catalog/cache`: the download jobs as upstream's
+//! JSON, starting a Fetch/Update by row id, cancelling, and deleting cached
+//! bytes.
 
 use super::JsonBody;
 use super::jobs::JobJson;

@@ -1,5 +1,5 @@
 //! `/catalog/hashes`: the background sha256 jobs as upstream's HashState
-//! JSON (ref §5), queueing one by file name and cancelling by file name.
+//! JSON, queueing one by file name and cancelling by file name.
 
 use super::{JsonBody, check_bare_name};
 use crate::error::WebError;

@@ -1,5 +1,5 @@
-//! `GET /images` (upstream's `ImageEntry` list, ref §3.5) and `GET
-//! /api/images` (the merged rows as SPEC §2 spells them).
+//! `GET /images` (upstream's `ImageEntry` list) and `GET /api/images` (the
+//! merged rows; docs/behaviour.md, "Row JSON", shows the shape).
 
 use super::QueryArgs;
 use crate::auth::Viewer;
@@ -83,7 +83,7 @@ pub(crate) async fn list(
     ))
 }
 
-/// A merged row as SPEC §2 spells it.
+/// A merged row, in the JSON shape `btyctl images list --json` prints too.
 #[derive(Debug, Serialize)]
 pub(crate) struct ImageRow {
     id: String,

@@ -1,5 +1,5 @@
-//! The JSON/HTTP routes, compatible with upstream bty's (ref §8.1), and the
-//! health probe.
+//! The JSON/HTTP routes, compatible with upstream bty's (the list is in
+//! docs/behaviour.md, "HTTP routes"), and the health probe.
 
 mod bytes;
 mod catalog;

@@ -1,6 +1,6 @@
-//! `PUT /images/{name}` (ref §4.10): the request body streamed chunk by
-//! chunk into `UploadImage`, never held whole in memory. The daemon
-//! validates the name, enforces the size cap (413) and hashes inline.
+//! `PUT /images/{name}`: the request body streamed chunk by chunk into
+//! `UploadImage`, never held whole in memory. The daemon validates the name,
+//! enforces the size cap (413) and hashes inline.
 
 mod coalesce;
 

@@ -1,7 +1,7 @@
 //! The images page's catalog forms: `POST /ui/catalog/upload` (multipart
 //! catalog.toml) and `POST /ui/catalog/fetch-release`. Both answer with a
-//! `303` back to the images page, carrying `?error=` on failure (ref §1.7,
-//! §1.8). Parsing and importing are the daemon's job.
+//! `303` back to the images page, carrying `?error=` on failure, as
+//! upstream's forms did. Parsing and importing are the daemon's job.
 
 use crate::error::{WebError, redirect_with_error};
 use crate::state::AppState;

@@ -1,5 +1,6 @@
-//! `GET /ui/images`: the merged catalog table (SPEC §2, ref §3.4) with its
-//! catalog forms, per-row actions and the recent activity card.
+//! `GET /ui/images`: the merged catalog table (docs/behaviour.md, "The
+//! merged listing") with its catalog forms, per-row actions and the recent
+//! activity card.
 
 use super::paging::{Pager, PagingQuery};
 use super::{Chrome, EventRow, recent_events};

@@ -123,7 +123,8 @@ impl CatalogState {
             .image_ref()
             .map_err(|e| CatalogError::Invalid(e.to_string()))?;
         self.persist(file)?;
-        // Entry delete also removes the cached bytes (ref §11 bug 13).
+        // Entry delete also removes the cached bytes: upstream left them
+        // behind, an orphan the listing no longer showed.
         let cache_removed = match entry.cache_file_name() {
             Ok(name) => self.remove_cached(&name),
             Err(_) => false,

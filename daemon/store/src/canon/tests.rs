@@ -1,4 +1,5 @@
-//! Tests for src canonicalisation: the ref §1.2 vectors and the fixes.
+//! Tests for src canonicalisation: upstream's test vectors (the refs must
+//! stay byte-identical, or stored refs stop matching) and the fixes.
 
 use super::*;
 

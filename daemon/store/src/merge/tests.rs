@@ -103,7 +103,7 @@ const CACHED: Actions = Actions {
 
 #[test]
 fn local_ref_is_the_file_src_ref() {
-    // ref §1.2 vector for `file://debian.img.gz`.
+    // Upstream's ref of `file://debian.img.gz`.
     assert_eq!(
         local_ref("debian.img.gz"),
         "2851310dad05bf963ec0c718ad83579b4157d4a387b4bc5f6997f2e6c837460d"
