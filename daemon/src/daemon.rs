@@ -136,6 +136,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             events: events.clone(),
             me: flasher.clone(),
             running: RunningFlashes::default(),
+            catalog: catalog.clone(),
+            downloader: downloader.clone(),
         }),
         budget: RestartBudget::default(),
     };
@@ -176,11 +178,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             jobs,
             catalog: catalog.clone(),
         },
-        flash: FlashApi {
-            flasher,
-            catalog: catalog.clone(),
-            downloader: downloader.clone(),
-        },
+        flash: FlashApi { flasher },
     };
 
     let stop = CancellationToken::new();

@@ -11,8 +11,7 @@ use bty_store::digest::sha256_bytes;
 use btyd::actors::catalog::{AddEntry, CatalogArgs, CatalogHandle};
 use btyd::actors::downloader::{DownloaderArgs, DownloaderHandle};
 use btyd::actors::flasher::{
-    ConfirmedTarget, FlashJobRequest, FlasherArgs, FlasherHandle, ImageInput, RunningFlashes,
-    TargetRules,
+    ConfirmedTarget, FlashOrder, FlasherArgs, FlasherHandle, RunningFlashes, TargetRules,
 };
 use btyd::actors::hasher::{HasherArgs, HasherHandle};
 use btyd::actors::supervisor::{RestartBudget, Supervisor, SupervisorArgs, SupervisorMessage};
@@ -73,6 +72,8 @@ async fn start(state: &Path) -> Tree {
             events,
             me: flasher.clone(),
             running: RunningFlashes::default(),
+            catalog: catalog.clone(),
+            downloader: downloader.clone(),
         }),
         budget: RestartBudget::default(),
     };
@@ -151,14 +152,17 @@ async fn flasher_crash_mid_flash_adopts_the_running_job() {
     std::fs::write(&image, &raw).unwrap();
     let target = dir.path().join("target.img");
     std::fs::write(&target, b"").unwrap();
+    // Named as a client names it; the flasher resolves it through the
+    // catalog once the rescan listed it.
+    tree.catalog.rescan();
+    wait_until("the scan to list the image", async || {
+        tree.catalog.resolve_local("disk.img").await.is_ok()
+    })
+    .await;
     let job = tree
         .flasher
-        .flash(FlashJobRequest {
-            image: ImageInput::File(
-                bty_store::identity::VerifiedImage::open_unlisted(&image).unwrap(),
-            ),
-            label: "disk.img".to_owned(),
-            sha256: None,
+        .flash(FlashOrder {
+            image: "disk.img".to_owned(),
             targets: vec![ConfirmedTarget {
                 path: target.clone(),
                 size_bytes: 0,

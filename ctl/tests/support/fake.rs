@@ -9,7 +9,7 @@ use bty_proto::v1::upload_image_chunk::Part;
 use bty_proto::v1::{
     Actions, AddEntryRequest, DeleteCacheRequest, DeleteCacheResponse, DescribeStoreRequest, Entry,
     EntryError, ExportCatalogRequest, ExportCatalogResponse, FetchImageRequest,
-    FetchLatestCatalogRequest, HashImageRequest, Image, ImageChunk, ImageStat,
+    FetchLatestCatalogRequest, FlashMode, HashImageRequest, Image, ImageChunk, ImageStat,
     ImportCatalogRequest, ImportReport, Job, JobKind, JobState, ListImagesRequest,
     ListImagesResponse, PushImageRequest, ReadImageRequest, RemoveEntryRequest,
     RemoveEntryResponse, Source, StatImageRequest, StoreInfo, UploadImageChunk,
@@ -51,6 +51,7 @@ fn images() -> Vec<Image> {
             actions: Some(Actions::default()),
             r#ref: "dddd".into(),
             hashing: false,
+            flash: FlashMode::Local as i32,
         },
         Image {
             id: REMOTE_REF.into(),
@@ -71,6 +72,7 @@ fn images() -> Vec<Image> {
             }),
             r#ref: REMOTE_REF.into(),
             hashing: false,
+            flash: FlashMode::Streamed as i32,
         },
     ]
 }

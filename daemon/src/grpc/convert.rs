@@ -1,6 +1,7 @@
 //! Domain types ⇄ `bty.v1` messages, in one place.
 
 use crate::actors::catalog::ImportReport;
+use crate::actors::flasher::{FlashMode, flash_mode};
 use crate::events::{Event, EventBody};
 use crate::jobs::{JobKind, JobSnapshot, JobState};
 use bty_proto::v1;
@@ -15,6 +16,12 @@ pub(crate) fn image(row: Row) -> v1::Image {
             .sources
             .iter()
             .any(|s| s.kind == bty_store::merge::SourceKind::Local);
+    let flash = match flash_mode(&row) {
+        FlashMode::None => v1::FlashMode::None,
+        FlashMode::Local => v1::FlashMode::Local,
+        FlashMode::Streamed => v1::FlashMode::Streamed,
+        FlashMode::FetchedFirst => v1::FlashMode::FetchedFirst,
+    };
     v1::Image {
         id: row.id,
         names: row.names,
@@ -38,6 +45,7 @@ pub(crate) fn image(row: Row) -> v1::Image {
         }),
         r#ref: row.image_ref,
         hashing,
+        flash: flash.into(),
     }
 }
 

@@ -16,7 +16,7 @@ pub(crate) async fn open_listed(image: &LocalImage) -> Result<VerifiedImage, Sta
         .map_err(open_failed)
 }
 
-fn open_failed(e: OpenImageError) -> Status {
+pub(crate) fn open_failed(e: OpenImageError) -> Status {
     let msg = e.to_string();
     match e {
         OpenImageError::BadName { .. } => Status::invalid_argument(msg),

@@ -62,6 +62,10 @@ impl From<FlasherError> for Status {
             FlasherError::NoSuchJob(_) => Status::not_found(msg),
             FlasherError::Disks(_) => Status::internal(msg),
             FlasherError::Unavailable(_) => Status::unavailable(msg),
+            FlasherError::Url(_) => Status::invalid_argument(msg),
+            FlasherError::Catalog(e) => e.into(),
+            FlasherError::Downloader(e) => e.into(),
+            FlasherError::OpenImage(e) => super::open::open_failed(e),
         }
     }
 }

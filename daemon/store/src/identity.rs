@@ -146,23 +146,6 @@ impl VerifiedImage {
         })
     }
 
-    /// Open a file that no scan listed (an operator-given path), with the
-    /// same refusals except the identity comparison: its identity is taken
-    /// from the descriptor.
-    pub fn open_unlisted(path: &Path) -> Result<Self, OpenImageError> {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| path.display().to_string());
-        let (file, meta) = open_regular(path, &name)?;
-        Ok(Self {
-            file,
-            name,
-            path: path.to_owned(),
-            identity: FileIdentity::of(&meta),
-        })
-    }
-
     /// The open file. Read it with positional reads (`read_at`) where it
     /// is shared, so nobody moves another reader's offset.
     pub fn file(&self) -> &File {

@@ -17,7 +17,7 @@ use askama_web::WebTemplate;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use bty_proto::v1::{
-    Disk, FlashRequest, FlashTarget, Image, JobKind, ListDisksRequest, ListImagesRequest,
+    Disk, FlashMode, FlashRequest, FlashTarget, Image, JobKind, ListDisksRequest, ListImagesRequest,
 };
 use serde::Deserialize;
 use tonic::Code;
@@ -86,18 +86,16 @@ impl ImageOption {
             .cloned()
             .unwrap_or_else(|| image.id.clone());
         let size = image.size_bytes.map(fmt::human_bytes).unwrap_or_default();
-        let detail = if image.cached {
-            image
+        let detail = match image.flash() {
+            FlashMode::FetchedFirst => format!("fetched first from {}", remote_host(image)),
+            FlashMode::Streamed => format!("streamed from {}", remote_host(image)),
+            _ => image
                 .sha256
                 .as_deref()
                 .unwrap_or("unhashed")
                 .chars()
                 .take(12)
-                .collect()
-        } else if is_qcow2(image) {
-            format!("fetched first from {}", remote_host(image))
-        } else {
-            format!("streamed from {}", remote_host(image))
+                .collect(),
         };
         let label = if size.is_empty() {
             format!("{name} ({detail})")
@@ -124,14 +122,9 @@ fn remote_host(image: &Image) -> String {
         .unwrap_or_else(|| "the network".to_owned())
 }
 
-/// Whether a row can be flashed: cached, or a remote entry (streamed; a
-/// qcow2 is converted from a file, so btyd fetches it first).
+/// Whether btyd can flash a row (it says how with every row).
 fn flashable(image: &Image) -> bool {
-    image.cached || image.actions.as_ref().is_some_and(|a| a.fetch)
-}
-
-fn is_qcow2(image: &Image) -> bool {
-    image.format.as_deref() == Some("qcow2")
+    !matches!(image.flash(), FlashMode::None | FlashMode::Unspecified)
 }
 
 #[derive(Template, WebTemplate)]
@@ -383,8 +376,10 @@ mod tests {
         assert!(confirmed_targets(&[]).is_err());
     }
 
-    fn row(cached: bool, fetch: bool, format: &str, location: &str) -> Image {
+    fn row(cached: bool, flash: FlashMode, format: &str, location: &str) -> Image {
+        let fetch = !cached && flash != FlashMode::None;
         Image {
+            flash: flash.into(),
             id: "r1".into(),
             names: vec!["lab.img.xz".into()],
             sha256: cached.then(|| "ab".repeat(32)),
@@ -405,18 +400,28 @@ mod tests {
 
     #[test]
     fn offers_cached_rows_and_remote_entries_that_stream() {
-        let cached = row(true, false, "img.xz", "https://h.example/lab.img.xz");
+        let cached = row(
+            true,
+            FlashMode::Local,
+            "img.xz",
+            "https://h.example/lab.img.xz",
+        );
         let remote = row(
             false,
-            true,
+            FlashMode::Streamed,
             "img.xz",
             "https://h.example:8443/os/lab.img.xz",
         );
-        let remote_qcow2 = row(false, true, "qcow2", "oras://reg:5000/lab/vm:v1");
+        let remote_qcow2 = row(
+            false,
+            FlashMode::FetchedFirst,
+            "qcow2",
+            "oras://reg:5000/lab/vm:v1",
+        );
         assert!(flashable(&cached) && flashable(&remote) && flashable(&remote_qcow2));
         assert!(!flashable(&row(
             false,
-            false,
+            FlashMode::None,
             "img.xz",
             "https://h/x.img.xz"
         )));

@@ -43,6 +43,7 @@ pub fn sample_images() -> Vec<Image> {
             actions: actions(false, false, false, false),
             r#ref: "1".repeat(64),
             hashing: false,
+            flash: FlashMode::Local as i32,
         },
         Image {
             id: SHA_REMOTE.to_owned(),
@@ -58,6 +59,7 @@ pub fn sample_images() -> Vec<Image> {
             actions: actions(false, true, true, true),
             r#ref: "2".repeat(64),
             hashing: false,
+            flash: FlashMode::Local as i32,
         },
         Image {
             id: "3".repeat(64),
@@ -70,6 +72,7 @@ pub fn sample_images() -> Vec<Image> {
             actions: actions(true, false, false, true),
             r#ref: "3".repeat(64),
             hashing: false,
+            flash: FlashMode::Streamed as i32,
         },
         Image {
             id: "4".repeat(64),
@@ -82,6 +85,7 @@ pub fn sample_images() -> Vec<Image> {
             actions: actions(false, false, false, false),
             r#ref: "4".repeat(64),
             hashing: true,
+            flash: FlashMode::Local as i32,
         },
     ]
 }

@@ -3,11 +3,13 @@
 
 use super::error::FlasherError;
 use super::handle::FlasherHandle;
-use super::messages::{FlashJobRequest, FlasherMessage, ImageInput};
+use super::messages::{FlashJobRequest, FlashOrder, FlasherMessage, ImageInput};
+use super::resolve::resolve;
 use super::running::{Claim, Running, RunningFlashes};
 use super::safety::{TargetRules, check_confirmed};
 use super::task::{Checked, FlashTask, container_by, inspect, target_snapshot};
-use crate::actors::downloader::RemoteStream;
+use crate::actors::catalog::CatalogHandle;
+use crate::actors::downloader::{DownloaderHandle, RemoteStream};
 use crate::events::EventBus;
 use crate::jobs::{JobKind, JobSnapshot, expired, newest_first};
 use bty_store::format::Container;
@@ -31,6 +33,10 @@ pub struct FlasherArgs {
     /// Running flashes, kept across restarts of the actor: a flash task
     /// outlives a crashed flasher, and the new one adopts it.
     pub running: RunningFlashes,
+    /// Resolves image names to listed files.
+    pub catalog: CatalogHandle,
+    /// Opens streams and runs the downloads a flash waits for.
+    pub downloader: DownloaderHandle,
 }
 
 /// The behaviour.
@@ -113,21 +119,27 @@ impl Actor for FlasherActor {
                     let _ = reply.send(disks);
                 });
             }
-            FlasherMessage::Flash { request, reply } => {
-                // Probing the image and the targets reads files and sysfs:
-                // that happens on the blocking pool, and the job is made
-                // when the result comes back, so the mailbox never waits.
-                let rules = state.args.rules.clone();
-                let running = state.args.running.clone();
-                tokio::task::spawn_blocking(move || {
-                    let prepared = prepare(&rules, &running, &request);
-                    let checked = FlasherMessage::Checked {
-                        request,
-                        prepared,
-                        reply,
-                    };
-                    if myself.cast(checked).is_err() {
-                        tracing::warn!("flasher stopped while a flash request was checked");
+            FlasherMessage::Flash { order, reply } => {
+                // Resolving the image asks the catalog and the downloader,
+                // and probing it and the targets reads files and sysfs:
+                // all of it runs in a task, and the job is made when the
+                // result comes back, so the mailbox never waits.
+                let args = state.args.clone();
+                tokio::spawn(async move {
+                    match check_order(args, order).await {
+                        Ok((request, prepared)) => {
+                            let checked = FlasherMessage::Checked {
+                                request,
+                                prepared,
+                                reply,
+                            };
+                            if myself.cast(checked).is_err() {
+                                tracing::warn!("flasher stopped while a flash request was checked");
+                            }
+                        }
+                        Err(e) => {
+                            let _ = reply.send(Err(e));
+                        }
                     }
                 });
             }
@@ -174,6 +186,32 @@ fn stream_container(stream: &RemoteStream) -> Result<(Container, Option<u64>), F
         ))),
         _ => Ok((container, None)),
     }
+}
+
+/// Resolve an order's image, then run the blocking checks on the blocking
+/// pool. An order without targets starts nothing (not even the download a
+/// remote qcow2 would need).
+async fn check_order(
+    args: FlasherArgs,
+    order: FlashOrder,
+) -> Result<(FlashJobRequest, Result<Prepared, FlasherError>), FlasherError> {
+    if order.targets.is_empty() {
+        return Err(FlasherError::Invalid("no targets given".to_owned()));
+    }
+    let resolved = resolve(&args.catalog, &args.downloader, &order.image).await?;
+    let request = FlashJobRequest {
+        image: resolved.image,
+        label: order.image,
+        sha256: resolved.sha256,
+        targets: order.targets,
+        verify: order.verify,
+    };
+    tokio::task::spawn_blocking(move || {
+        let prepared = prepare(&args.rules, &args.running, &request);
+        (request, prepared)
+    })
+    .await
+    .map_err(|e| FlasherError::Invalid(format!("checking the request failed: {e}")))
 }
 
 /// What a request turned into once its image and targets were looked at.
@@ -300,6 +338,9 @@ impl FlasherState {
             rules: self.args.rules.clone(),
             cancel: cancel.clone(),
             me: self.args.me.clone(),
+            catalog: self.args.catalog.clone(),
+            downloader: self.args.downloader.clone(),
+            events: self.args.events.clone(),
         };
         self.jobs.insert(
             snapshot.id.clone(),

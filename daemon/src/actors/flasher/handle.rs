@@ -1,7 +1,7 @@
 //! The flasher's handle: one async method per request, no logic.
 
 use super::error::FlasherError;
-use super::messages::{FlashJobRequest, FlasherMessage};
+use super::messages::{FlashOrder, FlasherMessage};
 use crate::actors::{call_failed, slot::ActorSlot};
 use crate::jobs::JobSnapshot;
 use bty_disks::Disk;
@@ -36,9 +36,9 @@ impl FlasherHandle {
     }
 
     /// Check the targets and start a flash.
-    pub async fn flash(&self, request: FlashJobRequest) -> Result<JobSnapshot, FlasherError> {
+    pub async fn flash(&self, order: FlashOrder) -> Result<JobSnapshot, FlasherError> {
         ractor::call!(self.actor()?, |reply| FlasherMessage::Flash {
-            request,
+            order,
             reply
         })
         .map_err(|e| unavailable(&e))?

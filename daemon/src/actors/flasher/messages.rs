@@ -36,7 +36,19 @@ pub enum ImageInput {
     Download(PendingDownload),
 }
 
-/// A resolved flash request.
+/// A flash as a client asks for it: the image by name (row id, sha256,
+/// ref, entry or file name) or URL, never by path; the flasher resolves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlashOrder {
+    /// The image's name or URL.
+    pub image: String,
+    /// Where to write.
+    pub targets: Vec<ConfirmedTarget>,
+    /// Read back and compare after writing.
+    pub verify: bool,
+}
+
+/// A flash request with its image resolved (inside the flasher).
 #[derive(Debug)]
 pub struct FlashJobRequest {
     /// The image.
@@ -60,10 +72,10 @@ pub enum FlasherMessage {
         /// The disks.
         reply: RpcReplyPort<Result<Vec<Disk>, FlasherError>>,
     },
-    /// Check the targets and start a flash job.
+    /// Resolve the image, check the targets and start a flash job.
     Flash {
         /// What to write where.
-        request: FlashJobRequest,
+        order: FlashOrder,
         /// The job, or why nothing was started.
         reply: RpcReplyPort<Result<JobSnapshot, FlasherError>>,
     },

@@ -1,15 +1,22 @@
 //! An image the flash waits for: a remote qcow2 (converted from a file,
 //! not a stream) is downloaded into the image root by the downloader first,
-//! and the flash task follows that download job before it writes a byte.
+//! and the flash task follows that download's job events before it writes
+//! a byte.
 
 use crate::actors::catalog::{CatalogHandle, LocalImage};
 use crate::actors::downloader::DownloaderHandle;
+use crate::events::{EventBody, EventBus};
 use crate::jobs::{JobSnapshot, JobState};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use tokio::sync::broadcast::error::RecvError;
 
-/// How often the download job is looked at.
-const POLL: Duration = Duration::from_millis(200);
+/// How often the task's own cancel flag is looked at while it waits.
+const CANCEL_CHECK: Duration = Duration::from_millis(200);
+/// How long without an event for the download before the task asks the
+/// downloader whether the job still exists (a crashed downloader resumes
+/// it under a new id, and the old id never ends).
+const QUIET: Duration = Duration::from_secs(5);
 
 /// A download job whose file the flash will read.
 #[derive(Debug)]
@@ -18,10 +25,6 @@ pub struct PendingDownload {
     pub job_id: String,
     /// The catalog key that resolves to the file once it landed.
     pub key: String,
-    /// Who runs the download.
-    pub downloader: DownloaderHandle,
-    /// Who resolves the key afterwards.
-    pub catalog: CatalogHandle,
 }
 
 /// What waiting for the download came to.
@@ -32,29 +35,54 @@ pub(crate) enum Waited {
     Cancelled,
 }
 
+/// Whom the wait talks to.
+pub(crate) struct Peers<'a> {
+    pub(crate) catalog: &'a CatalogHandle,
+    pub(crate) downloader: &'a DownloaderHandle,
+    pub(crate) events: &'a EventBus,
+}
+
 impl PendingDownload {
     /// Block (on a blocking-pool thread) until the download ends; `seen`
     /// gets every snapshot of it, for the flash job's progress.
     pub(crate) fn wait(
         &self,
+        peers: &Peers<'_>,
         cancel: &AtomicBool,
         seen: &mut dyn FnMut(&JobSnapshot),
     ) -> Result<Waited, String> {
         let runtime = tokio::runtime::Handle::current();
+        runtime.block_on(self.follow(peers, cancel, seen))
+    }
+
+    async fn follow(
+        &self,
+        peers: &Peers<'_>,
+        cancel: &AtomicBool,
+        seen: &mut dyn FnMut(&JobSnapshot),
+    ) -> Result<Waited, String> {
+        // Subscribe before the first look, so no event falls in between.
+        let mut events = peers.events.subscribe();
+        let mut last = peers
+            .downloader
+            .get(&self.job_id)
+            .await
+            .map_err(|e| format!("downloading {} first: {e}", self.key))?;
+        let mut quiet = tokio::time::Instant::now();
+        let mut changed = true;
         loop {
             if cancel.load(Ordering::Relaxed) {
-                if let Err(e) = runtime.block_on(self.downloader.cancel(&self.job_id)) {
+                if let Err(e) = peers.downloader.cancel(&self.job_id).await {
                     tracing::warn!(job = self.job_id, error = %e, "cannot cancel the download");
                 }
                 return Ok(Waited::Cancelled);
             }
-            let job = runtime
-                .block_on(self.downloader.get(&self.job_id))
-                .map_err(|e| format!("downloading {} first: {e}", self.key))?;
-            // A restarted downloader resumes the job under a new id: the
-            // file tells whether it landed meanwhile.
-            let Some(job) = job else { break };
-            seen(&job);
+            // `None`: the job is gone (a restarted downloader resumed it
+            // under a new id); the file tells whether it landed.
+            let Some(job) = &last else { break };
+            if std::mem::take(&mut changed) {
+                seen(job);
+            }
             match job.state {
                 JobState::Completed => break,
                 JobState::Failed | JobState::Cancelled => {
@@ -64,12 +92,48 @@ impl PendingDownload {
                         job.error.as_deref().unwrap_or("no reason given")
                     ));
                 }
-                JobState::Queued | JobState::Running => std::thread::sleep(POLL),
+                JobState::Queued | JobState::Running => {}
+            }
+            tokio::select! {
+                event = events.recv() => match event {
+                    Ok(event) => {
+                        if let EventBody::Job(job) = &event.body
+                            && job.id == self.job_id
+                        {
+                            last = Some(job.clone());
+                            quiet = tokio::time::Instant::now();
+                            changed = true;
+                        }
+                    }
+                    // Missed events, or the bus is gone: ask once.
+                    Err(RecvError::Lagged(_) | RecvError::Closed) => {
+                        last = self.ask(peers).await?;
+                        quiet = tokio::time::Instant::now();
+                        changed = true;
+                    }
+                },
+                () = tokio::time::sleep(CANCEL_CHECK) => {
+                    if quiet.elapsed() >= QUIET {
+                        last = self.ask(peers).await?;
+                        quiet = tokio::time::Instant::now();
+                        changed = true;
+                    }
+                }
             }
         }
-        let local = runtime
-            .block_on(self.catalog.resolve_local(&self.key))
+        let local = peers
+            .catalog
+            .resolve_local(&self.key)
+            .await
             .map_err(|e| format!("downloading {} first: {e}", self.key))?;
         Ok(Waited::Landed(local))
+    }
+
+    async fn ask(&self, peers: &Peers<'_>) -> Result<Option<JobSnapshot>, String> {
+        peers
+            .downloader
+            .get(&self.job_id)
+            .await
+            .map_err(|e| format!("downloading {} first: {e}", self.key))
     }
 }

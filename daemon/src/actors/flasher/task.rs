@@ -4,8 +4,11 @@
 
 use super::handle::FlasherHandle;
 use super::messages::{ConfirmedTarget, ImageInput};
-use super::pending::{PendingDownload, Waited};
+use super::pending::{Peers, PendingDownload, Waited};
 use super::safety::{TargetRules, recheck};
+use crate::actors::catalog::CatalogHandle;
+use crate::actors::downloader::DownloaderHandle;
+use crate::events::EventBus;
 use crate::jobs::{JobSnapshot, JobState, RateMeter, TargetSnapshot};
 use bty_disks::Target;
 use bty_flash::{
@@ -34,6 +37,12 @@ pub(crate) struct FlashTask {
     pub(crate) rules: TargetRules,
     pub(crate) cancel: Arc<AtomicBool>,
     pub(crate) me: FlasherHandle,
+    /// Resolves a downloaded image once it landed.
+    pub(crate) catalog: CatalogHandle,
+    /// Runs the download a qcow2 flash waits for.
+    pub(crate) downloader: DownloaderHandle,
+    /// Where the download's progress is announced.
+    pub(crate) events: EventBus,
 }
 
 fn phase_name(phase: Phase) -> &'static str {
@@ -109,7 +118,12 @@ impl FlashTask {
     fn download_first(&mut self, pending: &PendingDownload) -> Result<bool, String> {
         self.job.phase = "downloading".to_owned();
         let (job, me) = (&mut self.job, &self.me);
-        let waited = pending.wait(&self.cancel, &mut |download| {
+        let peers = Peers {
+            catalog: &self.catalog,
+            downloader: &self.downloader,
+            events: &self.events,
+        };
+        let waited = pending.wait(&peers, &self.cancel, &mut |download| {
             job.source_bytes = download.bytes_done;
             me.update(job.clone());
         })?;
