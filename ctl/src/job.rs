@@ -39,7 +39,7 @@ impl From<&TargetStatus> for TargetView {
     fn from(target: &TargetStatus) -> Self {
         Self {
             path: target.path.clone(),
-            state: target.state.clone(),
+            state: target.state().label().to_owned(),
             bytes_written: target.bytes_written,
             error: target.error.clone(),
             verified: target.verified,
@@ -188,7 +188,7 @@ pub(crate) fn target_line(target: &TargetStatus) -> String {
     let mut line = format!(
         "{}  {}  {} written  verified: {verified}",
         target.path,
-        target.state,
+        target.state().label(),
         format_bytes(target.bytes_written)
     );
     if let Some(error) = &target.error {
@@ -202,10 +202,10 @@ pub(crate) fn target_line(target: &TargetStatus) -> String {
 pub(crate) fn unwritten_targets(job: &Job) -> Vec<String> {
     job.targets
         .iter()
-        .filter(|t| matches!(t.state.as_str(), "failed" | "refused" | "cancelled"))
+        .filter(|t| t.state().is_unwritten())
         .map(|t| match &t.error {
-            Some(error) => format!("{} ({}: {error})", t.path, t.state),
-            None => format!("{} ({})", t.path, t.state),
+            Some(error) => format!("{} ({}: {error})", t.path, t.state().label()),
+            None => format!("{} ({})", t.path, t.state().label()),
         })
         .collect()
 }
@@ -213,6 +213,7 @@ pub(crate) fn unwritten_targets(job: &Job) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bty_proto::v1::TargetState;
 
     fn job(state: JobState) -> Job {
         Job {
@@ -295,7 +296,7 @@ mod tests {
         assert_eq!(progress_text(&unknown), "512 B");
     }
 
-    fn target(state: &str, verified: Option<bool>, error: Option<&str>) -> TargetStatus {
+    fn target(state: TargetState, verified: Option<bool>, error: Option<&str>) -> TargetStatus {
         TargetStatus {
             path: "/dev/sdb".into(),
             state: state.into(),
@@ -308,11 +309,11 @@ mod tests {
     #[test]
     fn target_lines_show_state_bytes_and_verification() {
         assert_eq!(
-            target_line(&target("done", Some(true), None)),
+            target_line(&target(TargetState::Done, Some(true), None)),
             "/dev/sdb  done  2.0 KiB written  verified: yes"
         );
         assert_eq!(
-            target_line(&target("failed", None, Some("EIO"))),
+            target_line(&target(TargetState::Failed, None, Some("EIO"))),
             "/dev/sdb  failed  2.0 KiB written  verified: -  error: EIO"
         );
     }
@@ -321,11 +322,11 @@ mod tests {
     fn failed_refused_and_cancelled_targets_are_unwritten() {
         let flash = Job {
             targets: vec![
-                target("done", Some(true), None),
-                target("failed", Some(false), Some("verify mismatch")),
-                target("refused", None, None),
-                target("cancelled", None, None),
-                target("verifying", None, None),
+                target(TargetState::Done, Some(true), None),
+                target(TargetState::Failed, Some(false), Some("verify mismatch")),
+                target(TargetState::Refused, None, None),
+                target(TargetState::Cancelled, None, None),
+                target(TargetState::Verifying, None, None),
             ],
             ..job(JobState::Completed)
         };

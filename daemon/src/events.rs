@@ -14,17 +14,76 @@ const CHANNEL_CAPACITY: usize = 1024;
 /// How many notable events the activity history keeps.
 const HISTORY: usize = 200;
 
+/// What happened in the catalog (clients see it by the dotted name the
+/// API gives each kind: `entry.added`, `catalog.imported`…).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatalogEventKind {
+    /// A remote entry was added.
+    EntryAdded,
+    /// A remote entry was deleted.
+    EntryDeleted,
+    /// A catalog was imported (its summary counts errors, if any).
+    CatalogImported,
+    /// A catalog could not be imported at all.
+    CatalogImportFailed,
+    /// A file appeared in the image root.
+    ImageAppeared,
+    /// A file left the image root.
+    ImageRemoved,
+    /// A file's sha256 is known.
+    ImageHashed,
+    /// An upload was stored.
+    ImageUploaded,
+    /// An upload failed.
+    ImageUploadFailed,
+    /// A download landed in the cache.
+    CachePopulated,
+    /// Cached bytes were removed.
+    CacheDeleted,
+    /// A flash was cut short by a shutdown.
+    FlashInterrupted,
+}
+
+impl CatalogEventKind {
+    /// Whether this kind always reports a failure.
+    fn is_failure(self) -> bool {
+        matches!(
+            self,
+            Self::CatalogImportFailed | Self::ImageUploadFailed | Self::FlashInterrupted
+        )
+    }
+}
+
 /// Something in the catalog changed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CatalogEvent {
-    /// Past tense, dotted: `entry.added`, `image.hashed`, `catalog.imported`…
-    pub kind: String,
+    /// What happened.
+    pub kind: CatalogEventKind,
     /// What it is about.
     pub subject: String,
     /// One line for an operator.
     pub summary: String,
     /// Whether it reports a failure.
     pub failed: bool,
+}
+
+impl CatalogEvent {
+    /// An event; failed when its kind is a failure.
+    pub fn new(kind: CatalogEventKind, subject: &str, summary: impl Into<String>) -> Self {
+        Self {
+            kind,
+            subject: subject.to_owned(),
+            summary: summary.into(),
+            failed: kind.is_failure(),
+        }
+    }
+
+    /// Mark a partial failure (an import with errors).
+    #[must_use]
+    pub fn failed_if(mut self, failed: bool) -> Self {
+        self.failed |= failed;
+        self
+    }
 }
 
 /// What an event carries.
@@ -82,17 +141,12 @@ impl EventBus {
     }
 
     /// Publish a catalog change.
-    pub fn catalog(&self, kind: &str, subject: &str, summary: impl Into<String>, failed: bool) {
-        let event = CatalogEvent {
-            kind: kind.to_owned(),
-            subject: subject.to_owned(),
-            summary: summary.into(),
-            failed,
-        };
-        if failed {
-            tracing::warn!(kind, subject, summary = %event.summary, "catalog event");
+    pub fn catalog(&self, event: CatalogEvent) {
+        let (kind, subject) = (event.kind, &event.subject);
+        if event.failed {
+            tracing::warn!(?kind, subject, summary = %event.summary, "catalog event");
         } else {
-            tracing::info!(kind, subject, summary = %event.summary, "catalog event");
+            tracing::info!(?kind, subject, summary = %event.summary, "catalog event");
         }
         self.publish(EventBody::Catalog(event), true);
     }
@@ -142,7 +196,11 @@ mod tests {
     async fn subscribers_see_events_in_order() {
         let bus = EventBus::new();
         let mut rx = bus.subscribe();
-        bus.catalog("entry.added", "https://x/a.img", "added a.img", false);
+        bus.catalog(CatalogEvent::new(
+            CatalogEventKind::EntryAdded,
+            "https://x/a.img",
+            "added a.img",
+        ));
         let mut job = JobSnapshot::queued(JobKind::Hash, "a.img", Some(1));
         bus.job(&job);
         job.finish(JobState::Completed, None);
@@ -150,7 +208,7 @@ mod tests {
         let a = rx.recv().await.unwrap();
         let b = rx.recv().await.unwrap();
         assert!(a.seq < b.seq);
-        assert!(matches!(&a.body, EventBody::Catalog(c) if c.kind == "entry.added"));
+        assert!(matches!(&a.body, EventBody::Catalog(c) if c.kind == CatalogEventKind::EntryAdded));
         assert_eq!(bus.recent(10).len(), 3);
     }
 
@@ -164,7 +222,11 @@ mod tests {
         }
         assert!(bus.recent(100).is_empty());
         for i in 0..(HISTORY + 5) {
-            bus.catalog("x", &i.to_string(), "", false);
+            bus.catalog(CatalogEvent::new(
+                CatalogEventKind::ImageHashed,
+                &i.to_string(),
+                "",
+            ));
         }
         assert_eq!(bus.recent(usize::MAX).len(), HISTORY);
     }

@@ -95,12 +95,33 @@ pub struct JobSnapshot {
 }
 
 /// Where one flash target stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetState {
+    /// Checked, waiting for the write.
+    Queued,
+    /// Being written.
+    Writing,
+    /// Written, being flushed.
+    Syncing,
+    /// Being read back.
+    Verifying,
+    /// Written (and verified, when asked).
+    Done,
+    /// The write or the verify failed.
+    Failed,
+    /// Cancelled.
+    Cancelled,
+    /// A safety rule refused it; nothing was written.
+    Refused,
+}
+
+/// One flash target of a job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetSnapshot {
     /// Device or file path.
     pub path: String,
-    /// `writing`, `syncing`, `verifying`, `done`, `failed`, `cancelled`, `refused`.
-    pub state: String,
+    /// Where it stands.
+    pub state: TargetState,
     /// Bytes written to it.
     pub bytes_written: u64,
     /// Why it failed.

@@ -15,3 +15,48 @@ pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("bty_
 
 /// Default Unix socket of a system-wide btyd.
 pub const DEFAULT_SOCKET: &str = "/run/bty/btyd.sock";
+
+impl v1::TargetState {
+    /// The lower-case word shown to people and in JSON (`done`, `refused`…).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Unspecified => "unknown",
+            Self::Queued => "queued",
+            Self::Writing => "writing",
+            Self::Syncing => "syncing",
+            Self::Verifying => "verifying",
+            Self::Done => "done",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+            Self::Refused => "refused",
+        }
+    }
+
+    /// Whether the target ended without being written (failed, refused or
+    /// cancelled).
+    pub fn is_unwritten(self) -> bool {
+        matches!(self, Self::Failed | Self::Refused | Self::Cancelled)
+    }
+}
+
+impl v1::CatalogEventKind {
+    /// The dotted, past-tense name shown to people and in JSON
+    /// (`entry.added`, `catalog.imported`…).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Unspecified => "unknown",
+            Self::EntryAdded => "entry.added",
+            Self::EntryDeleted => "entry.deleted",
+            Self::CatalogImported => "catalog.imported",
+            Self::CatalogImportFailed => "catalog.import.failed",
+            Self::ImageAppeared => "image.appeared",
+            Self::ImageRemoved => "image.removed",
+            Self::ImageHashed => "image.hashed",
+            Self::ImageUploaded => "image.uploaded",
+            Self::ImageUploadFailed => "image.upload.failed",
+            Self::CachePopulated => "cache.populated",
+            Self::CacheDeleted => "cache.deleted",
+            Self::FlashInterrupted => "flash.interrupted",
+        }
+    }
+}

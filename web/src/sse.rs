@@ -61,7 +61,7 @@ fn to_sse(event: Event) -> Option<SseEvent> {
         Body::Catalog(change) => SseEvent::default()
             .event("catalog")
             .json_data(CatalogJson {
-                kind: &change.kind,
+                kind: change.kind().label(),
                 subject: &change.subject,
                 summary: &change.summary,
                 failed: change.failed,

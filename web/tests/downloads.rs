@@ -329,7 +329,7 @@ async fn event_stream_sends_snapshot_and_live_events() {
         seq: 9,
         at_ms: 1,
         body: Some(event::Body::Catalog(CatalogChanged {
-            kind: "image.hashed".to_owned(),
+            kind: CatalogEventKind::ImageHashed as i32,
             subject: "new.img".to_owned(),
             summary: "hashed".to_owned(),
             failed: false,

@@ -5,7 +5,7 @@
 use bty_proto::v1::job_service_server::JobService;
 use bty_proto::v1::{
     CancelJobRequest, GetJobRequest, Job, JobKind, JobState, ListJobsRequest, ListJobsResponse,
-    TargetStatus,
+    TargetState, TargetStatus,
 };
 use std::pin::Pin;
 use tokio_stream::Stream;
@@ -66,11 +66,20 @@ fn jobs() -> Vec<Job> {
     ]
 }
 
-fn target(path: &str, state: &str, verified: Option<bool>, error: Option<&str>) -> TargetStatus {
+fn target(
+    path: &str,
+    state: TargetState,
+    verified: Option<bool>,
+    error: Option<&str>,
+) -> TargetStatus {
     TargetStatus {
         path: path.into(),
         state: state.into(),
-        bytes_written: if state == "done" { 4096 } else { 1024 },
+        bytes_written: if state == TargetState::Done {
+            4096
+        } else {
+            1024
+        },
         error: error.map(str::to_owned),
         verified,
     }
@@ -98,15 +107,20 @@ fn queued_by_commands() -> Vec<Job> {
         Job {
             phase: "done".into(),
             source_bytes: 2048,
-            targets: vec![target("/dev/sdb", "done", Some(true), None)],
+            targets: vec![target("/dev/sdb", TargetState::Done, Some(true), None)],
             ..done(FLASH_JOB, JobKind::Flash)
         },
         Job {
             phase: "done".into(),
             source_bytes: 2048,
             targets: vec![
-                target("/dev/sdb", "done", Some(true), None),
-                target("/dev/sdc", "failed", None, Some("write error: EIO")),
+                target("/dev/sdb", TargetState::Done, Some(true), None),
+                target(
+                    "/dev/sdc",
+                    TargetState::Failed,
+                    None,
+                    Some("write error: EIO"),
+                ),
             ],
             ..done(PARTIAL_FLASH_JOB, JobKind::Flash)
         },
@@ -188,7 +202,7 @@ impl JobService for Fake {
             targets: last
                 .targets
                 .iter()
-                .map(|t| target(&t.path, "writing", None, None))
+                .map(|t| target(&t.path, TargetState::Writing, None, None))
                 .collect(),
             ..job(&last.id, last.kind(), JobState::Running)
         };

@@ -2,8 +2,8 @@
 
 use crate::actors::catalog::ImportReport;
 use crate::actors::flasher::{FlashMode, flash_mode};
-use crate::events::{Event, EventBody};
-use crate::jobs::{JobKind, JobSnapshot, JobState};
+use crate::events::{CatalogEventKind, Event, EventBody};
+use crate::jobs::{JobKind, JobSnapshot, JobState, TargetState};
 use bty_proto::v1;
 use bty_store::catalog_file::CatalogEntry;
 use bty_store::merge::Row;
@@ -122,7 +122,7 @@ pub(crate) fn job(job: JobSnapshot) -> v1::Job {
             .into_iter()
             .map(|t| v1::TargetStatus {
                 path: t.path,
-                state: t.state,
+                state: target_state(t.state).into(),
                 bytes_written: t.bytes_written,
                 error: t.error,
                 verified: t.verified,
@@ -132,12 +132,43 @@ pub(crate) fn job(job: JobSnapshot) -> v1::Job {
     }
 }
 
+fn catalog_event_kind(kind: CatalogEventKind) -> v1::CatalogEventKind {
+    use v1::CatalogEventKind as K;
+    match kind {
+        CatalogEventKind::EntryAdded => K::EntryAdded,
+        CatalogEventKind::EntryDeleted => K::EntryDeleted,
+        CatalogEventKind::CatalogImported => K::CatalogImported,
+        CatalogEventKind::CatalogImportFailed => K::CatalogImportFailed,
+        CatalogEventKind::ImageAppeared => K::ImageAppeared,
+        CatalogEventKind::ImageRemoved => K::ImageRemoved,
+        CatalogEventKind::ImageHashed => K::ImageHashed,
+        CatalogEventKind::ImageUploaded => K::ImageUploaded,
+        CatalogEventKind::ImageUploadFailed => K::ImageUploadFailed,
+        CatalogEventKind::CachePopulated => K::CachePopulated,
+        CatalogEventKind::CacheDeleted => K::CacheDeleted,
+        CatalogEventKind::FlashInterrupted => K::FlashInterrupted,
+    }
+}
+
+fn target_state(state: TargetState) -> v1::TargetState {
+    match state {
+        TargetState::Queued => v1::TargetState::Queued,
+        TargetState::Writing => v1::TargetState::Writing,
+        TargetState::Syncing => v1::TargetState::Syncing,
+        TargetState::Verifying => v1::TargetState::Verifying,
+        TargetState::Done => v1::TargetState::Done,
+        TargetState::Failed => v1::TargetState::Failed,
+        TargetState::Cancelled => v1::TargetState::Cancelled,
+        TargetState::Refused => v1::TargetState::Refused,
+    }
+}
+
 /// An event.
 pub(crate) fn event(event: &Event) -> v1::Event {
     let body = match &event.body {
         EventBody::Job(j) => v1::event::Body::Job(job(j.clone())),
         EventBody::Catalog(c) => v1::event::Body::Catalog(v1::CatalogChanged {
-            kind: c.kind.clone(),
+            kind: catalog_event_kind(c.kind).into(),
             subject: c.subject.clone(),
             summary: c.summary.clone(),
             failed: c.failed,

@@ -42,9 +42,10 @@ struct TargetJson {
 
 impl From<TargetStatus> for TargetJson {
     fn from(t: TargetStatus) -> Self {
+        let state = t.state();
         Self {
             path: t.path,
-            state: t.state,
+            state: state.label().to_owned(),
             bytes_written: t.bytes_written,
             error: t.error,
             verified: t.verified,

@@ -38,10 +38,11 @@ pub(crate) struct TargetView {
 
 impl From<TargetStatus> for TargetView {
     fn from(t: TargetStatus) -> Self {
+        let state = t.state();
         Self {
             written: fmt::human_bytes(t.bytes_written),
             path: t.path,
-            state: t.state,
+            state: state.label().to_owned(),
             error: t.error.unwrap_or_default(),
             verified: t.verified,
         }

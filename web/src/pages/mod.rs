@@ -88,7 +88,11 @@ impl EventRow {
     /// The row for an event; `None` for bookkeeping events (resync).
     fn from_event(event: Event) -> Option<Self> {
         let (kind, summary, failed) = match event.body? {
-            Body::Catalog(change) => (change.kind, change.summary, change.failed),
+            Body::Catalog(change) => (
+                change.kind().label().to_owned(),
+                change.summary,
+                change.failed,
+            ),
             Body::Job(job) => {
                 let kind = fmt::job_kind(job.kind);
                 let state = fmt::job_state(job.state);

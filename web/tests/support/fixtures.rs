@@ -128,7 +128,7 @@ pub fn sample_daemon() -> Daemon {
                 seq: 2,
                 at_ms: 1_795_633_457_000,
                 body: Some(event::Body::Catalog(CatalogChanged {
-                    kind: "catalog.imported".to_owned(),
+                    kind: CatalogEventKind::CatalogImported as i32,
                     subject: "<upload>".to_owned(),
                     summary: "imported 2 entries from catalog.toml".to_owned(),
                     failed: false,

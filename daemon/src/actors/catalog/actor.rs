@@ -5,7 +5,7 @@ use super::entries::ORIGIN_KEY;
 use super::error::CatalogError;
 use super::messages::CatalogMessage;
 use crate::actors::hasher::HasherHandle;
-use crate::events::EventBus;
+use crate::events::{CatalogEvent, CatalogEventKind, EventBus};
 use bty_store::canon::canonicalise_src;
 use bty_store::catalog_file::CatalogFile;
 use bty_store::merge::{MergeEntry, Row, SourceKind, merge};
@@ -175,12 +175,11 @@ impl CatalogState {
                 old.size_bytes != file.size_bytes || old.modified != file.modified
             });
             if seen.is_none() && !self.scan.is_empty() {
-                self.args.events.catalog(
-                    "image.appeared",
+                self.args.events.catalog(CatalogEvent::new(
+                    CatalogEventKind::ImageAppeared,
                     &file.name,
                     format!("{} appeared in the image root", file.name),
-                    false,
-                );
+                ));
             }
             if changed
                 && !matches!(file.sidecar, Sidecar::Fresh(_))
@@ -191,12 +190,11 @@ impl CatalogState {
         }
         let now: std::collections::BTreeSet<&str> = scan.iter().map(|f| f.name.as_str()).collect();
         for gone in before.keys().filter(|n| !now.contains(*n)) {
-            self.args.events.catalog(
-                "image.removed",
+            self.args.events.catalog(CatalogEvent::new(
+                CatalogEventKind::ImageRemoved,
                 gone,
                 format!("{gone} left the image root"),
-                false,
-            );
+            ));
         }
         self.scan = scan;
         self.rebuild_rows();
@@ -224,12 +222,11 @@ impl CatalogState {
         }
         file.sidecar = Sidecar::Fresh(sha256.to_owned());
         self.rebuild_rows();
-        self.args.events.catalog(
-            "image.hashed",
+        self.args.events.catalog(CatalogEvent::new(
+            CatalogEventKind::ImageHashed,
             name,
             format!("{name} hashed: sha256 {}", &sha256[..sha256.len().min(12)]),
-            false,
-        );
+        ));
     }
 
     pub(super) fn rebuild_rows(&mut self) {

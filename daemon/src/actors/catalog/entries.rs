@@ -5,6 +5,7 @@ use super::actor::CatalogState;
 use super::error::CatalogError;
 use super::import::{ImportReport, import_entries};
 use super::messages::{AddEntry, ParsedImport, RemovedEntry};
+use crate::events::{CatalogEvent, CatalogEventKind};
 use bty_store::canon::{Scheme, canonicalise_src, image_ref, scheme, url_file_name};
 use bty_store::catalog_file::CatalogEntry;
 use bty_store::digest::is_sha256_hex;
@@ -103,12 +104,11 @@ impl CatalogState {
         let mut file = self.file.clone();
         file.entries.push(entry.clone());
         self.persist(file)?;
-        self.args.events.catalog(
-            "entry.added",
+        self.args.events.catalog(CatalogEvent::new(
+            CatalogEventKind::EntryAdded,
             &entry.src,
             format!("added {} ({})", entry.name, entry.src),
-            false,
-        );
+        ));
         Ok((entry, image_ref))
     }
 
@@ -130,12 +130,11 @@ impl CatalogState {
             Err(_) => false,
         };
         self.rescan();
-        self.args.events.catalog(
-            "entry.deleted",
+        self.args.events.catalog(CatalogEvent::new(
+            CatalogEventKind::EntryDeleted,
             &entry.src,
             format!("removed {} ({})", entry.name, entry.src),
-            false,
-        );
+        ));
         Ok(RemovedEntry {
             entry,
             image_ref,
@@ -156,9 +155,11 @@ impl CatalogState {
         self.ensure_writable()?;
         let ParsedImport { parsed, label } = import;
         let incoming = parsed.map_err(|e| {
-            self.args
-                .events
-                .catalog("catalog.import.failed", &label, e.to_string(), true);
+            self.args.events.catalog(CatalogEvent::new(
+                CatalogEventKind::CatalogImportFailed,
+                &label,
+                e.to_string(),
+            ));
             CatalogError::Invalid(e.to_string())
         })?;
         let mut file = self.file.clone();
@@ -167,16 +168,18 @@ impl CatalogState {
             self.persist(file)?;
         }
         self.args.events.catalog(
-            "catalog.imported",
-            &label,
-            format!(
-                "imported {label}: {} new, {} updated, {} unchanged, {} errors",
-                report.imported,
-                report.updated,
-                report.skipped,
-                report.errors.len()
-            ),
-            !report.errors.is_empty(),
+            CatalogEvent::new(
+                CatalogEventKind::CatalogImported,
+                &label,
+                format!(
+                    "imported {label}: {} new, {} updated, {} unchanged, {} errors",
+                    report.imported,
+                    report.updated,
+                    report.skipped,
+                    report.errors.len()
+                ),
+            )
+            .failed_if(!report.errors.is_empty()),
         );
         Ok(report)
     }

@@ -5,6 +5,7 @@
 use super::actor::CatalogState;
 use super::error::CatalogError;
 use super::messages::{CacheDeleted, DownloadSpec, Landed, LocalImage};
+use crate::events::{CatalogEvent, CatalogEventKind};
 use bty_store::merge::SourceKind;
 use bty_store::sidecar::Sidecar;
 
@@ -110,16 +111,15 @@ impl CatalogState {
             }
         }
         self.rescan();
-        self.args.events.catalog(
-            "cache.populated",
+        self.args.events.catalog(CatalogEvent::new(
+            CatalogEventKind::CachePopulated,
             &landed.cache_file_name,
             format!(
                 "{} landed: sha256 {}",
                 landed.cache_file_name,
                 &landed.sha256[..landed.sha256.len().min(12)]
             ),
-            false,
-        );
+        ));
     }
 
     pub(super) fn delete_cache(&mut self, key: &str) -> Result<CacheDeleted, CatalogError> {
@@ -148,12 +148,11 @@ impl CatalogState {
         let deleted = self.remove_cached(&file_name);
         self.rescan();
         if deleted {
-            self.args.events.catalog(
-                "cache.deleted",
+            self.args.events.catalog(CatalogEvent::new(
+                CatalogEventKind::CacheDeleted,
                 &name,
                 format!("deleted the local copy of {name}"),
-                false,
-            );
+            ));
         }
         Ok(CacheDeleted {
             deleted,

@@ -9,7 +9,7 @@ use super::stream::{StreamContext, open_stream};
 use super::task::{TaskContext, run_download, run_push};
 use super::{persist, task, upload};
 use crate::actors::catalog::{CatalogHandle, DownloadSpec, LocalImage};
-use crate::events::EventBus;
+use crate::events::{CatalogEvent, CatalogEventKind, EventBus};
 use crate::jobs::{JobKind, JobSnapshot, JobState, RateMeter, expired, newest_first};
 use bty_fetch::FetchOptions;
 use bty_oci::OciClient;
@@ -434,13 +434,16 @@ impl DownloaderState {
             catalog.landing_abandoned(&name);
             me.upload_ended(&name);
             match &result {
-                Ok(done) => events.catalog(
-                    "image.uploaded",
+                Ok(done) => events.catalog(CatalogEvent::new(
+                    CatalogEventKind::ImageUploaded,
                     &name,
                     format!("{name} uploaded ({} bytes)", done.size_bytes),
-                    false,
-                ),
-                Err(e) => events.catalog("image.upload.failed", &name, e.to_string(), true),
+                )),
+                Err(e) => events.catalog(CatalogEvent::new(
+                    CatalogEventKind::ImageUploadFailed,
+                    &name,
+                    e.to_string(),
+                )),
             }
             let _ = reply.send(result);
         });

@@ -10,7 +10,7 @@ use super::safety::{TargetRules, check_confirmed};
 use super::task::{Checked, FlashTask, container_by, inspect, target_snapshot};
 use crate::actors::catalog::CatalogHandle;
 use crate::actors::downloader::{DownloaderHandle, RemoteStream};
-use crate::events::EventBus;
+use crate::events::{CatalogEvent, CatalogEventKind, EventBus};
 use crate::jobs::{JobKind, JobSnapshot, expired, newest_first};
 use bty_store::format::Container;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -90,12 +90,11 @@ impl Actor for FlasherActor {
                 subject = job.snapshot.subject,
                 "flash interrupted by shutdown: targets are partially written and not bootable"
             );
-            state.args.events.catalog(
-                "flash.interrupted",
+            state.args.events.catalog(CatalogEvent::new(
+                CatalogEventKind::FlashInterrupted,
                 &job.snapshot.subject,
                 "flash interrupted by shutdown: partially written",
-                true,
-            );
+            ));
         }
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
         while state.running.load(Ordering::Relaxed) > 0 && std::time::Instant::now() < deadline {

@@ -9,7 +9,7 @@ use super::safety::{TargetRules, recheck};
 use crate::actors::catalog::CatalogHandle;
 use crate::actors::downloader::DownloaderHandle;
 use crate::events::EventBus;
-use crate::jobs::{JobSnapshot, JobState, RateMeter, TargetSnapshot};
+use crate::jobs::{JobSnapshot, JobState, RateMeter, TargetSnapshot, TargetState};
 use bty_disks::Target;
 use bty_flash::{
     FlashOptions, FlashReport, HashingReader, Phase, Progress, Source, TargetKind, TargetSpec,
@@ -45,6 +45,16 @@ pub(crate) struct FlashTask {
     pub(crate) events: EventBus,
 }
 
+/// A target's state while the pipeline runs.
+fn target_state(phase: Phase) -> TargetState {
+    match phase {
+        Phase::Writing => TargetState::Writing,
+        Phase::Syncing => TargetState::Syncing,
+        Phase::Verifying => TargetState::Verifying,
+        Phase::Done => TargetState::Done,
+    }
+}
+
 fn phase_name(phase: Phase) -> &'static str {
     match phase {
         Phase::Writing => "writing",
@@ -65,9 +75,10 @@ impl FlashTask {
             match self.download_first(&pending) {
                 Ok(true) => {}
                 Ok(false) => {
-                    return self.end_before_writing("cancelled", "cancelled before writing");
+                    return self
+                        .end_before_writing(TargetState::Cancelled, "cancelled before writing");
                 }
-                Err(reason) => return self.end_before_writing("failed", &reason),
+                Err(reason) => return self.end_before_writing(TargetState::Failed, &reason),
             }
         }
         // Re-check just before writing: same rules, same devices.
@@ -96,7 +107,7 @@ impl FlashTask {
                     slots.push(i);
                 }
                 Err(reason) => {
-                    self.job.targets[i].state = "refused".to_owned();
+                    self.job.targets[i].state = TargetState::Refused;
                     self.job.targets[i].error = Some(reason);
                 }
             }
@@ -109,7 +120,7 @@ impl FlashTask {
         // fails every target with its reason, before any byte.
         match self.write(specs, &slots) {
             Ok(report) => self.finish(Some(&report), &slots),
-            Err(reason) => self.end_before_writing("failed", &reason),
+            Err(reason) => self.end_before_writing(TargetState::Failed, &reason),
         }
     }
 
@@ -143,9 +154,14 @@ impl FlashTask {
 
     /// End the job before any target was written: every target that was
     /// not refused gets `state` and `reason`.
-    fn end_before_writing(mut self, state: &str, reason: &str) {
-        for target in self.job.targets.iter_mut().filter(|t| t.state != "refused") {
-            target.state = state.to_owned();
+    fn end_before_writing(mut self, state: TargetState, reason: &str) {
+        for target in self
+            .job
+            .targets
+            .iter_mut()
+            .filter(|t| t.state != TargetState::Refused)
+        {
+            target.state = state;
             target.error = Some(reason.to_owned());
         }
         self.finish(None, &[]);
@@ -181,9 +197,9 @@ impl FlashTask {
                 let target = &mut job.targets[*slot];
                 target.bytes_written = t.written;
                 target.state = if t.failed {
-                    "failed".to_owned()
+                    TargetState::Failed
                 } else {
-                    phase_name(t.phase).to_owned()
+                    target_state(t.phase)
                 };
             }
             self.me.update(job.clone());
@@ -233,11 +249,11 @@ impl FlashTask {
                 target.bytes_written = outcome.written;
                 match &outcome.result {
                     Ok(done) => {
-                        target.state = "done".to_owned();
+                        target.state = TargetState::Done;
                         target.verified = done.verified;
                     }
                     Err(bty_flash::FlashError::Cancelled) => {
-                        target.state = "cancelled".to_owned();
+                        target.state = TargetState::Cancelled;
                         target.error = Some(if outcome.partially_written() {
                             "cancelled: partially written (the first MiB was not written, so it does not boot)".to_owned()
                         } else {
@@ -245,7 +261,7 @@ impl FlashTask {
                         });
                     }
                     Err(e) => {
-                        target.state = "failed".to_owned();
+                        target.state = TargetState::Failed;
                         target.error = Some(if outcome.partially_written() {
                             format!("{e} (partially written; the first MiB was not written)")
                         } else {
@@ -264,9 +280,13 @@ impl FlashTask {
             .job
             .targets
             .iter()
-            .filter(|t| t.state == "done")
+            .filter(|t| t.state == TargetState::Done)
             .count();
-        let cancelled = self.job.targets.iter().any(|t| t.state == "cancelled");
+        let cancelled = self
+            .job
+            .targets
+            .iter()
+            .any(|t| t.state == TargetState::Cancelled);
         if done == total {
             self.job.finish(JobState::Completed, None);
         } else if cancelled {
@@ -350,9 +370,9 @@ pub(crate) fn target_snapshot(
     TargetSnapshot {
         path: confirmed.path.display().to_string(),
         state: if check.is_ok() {
-            "queued".to_owned()
+            TargetState::Queued
         } else {
-            "refused".to_owned()
+            TargetState::Refused
         },
         bytes_written: 0,
         error: check.as_ref().err().cloned(),
