@@ -10,17 +10,15 @@ use super::task::{TaskContext, run_download, run_push};
 use super::{persist, task, upload};
 use crate::actors::catalog::{CatalogHandle, DownloadSpec, LocalImage};
 use crate::events::{CatalogEvent, CatalogEventKind, EventBus};
-use crate::jobs::{JobKind, JobSnapshot, JobState, RateMeter, expired, newest_first};
+use crate::jobs::table::{CancelOutcome, JobTable};
+use crate::jobs::{JobKind, JobSnapshot, JobState};
 use bty_fetch::FetchOptions;
 use bty_oci::OciClient;
 use bty_store::names::validate_image_file_name;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tokio::task::AbortHandle;
-use tokio_util::sync::CancellationToken;
 
 /// Finished jobs kept for listing.
 const HISTORY: usize = 200;
@@ -67,21 +65,11 @@ enum Work {
     Push { image: LocalImage, target: String },
 }
 
-#[derive(Debug)]
-struct Job {
-    snapshot: JobSnapshot,
-    work: Work,
-    cancel: CancellationToken,
-    meter: RateMeter,
-}
-
 /// The downloader's state.
 #[derive(Debug)]
 pub struct DownloaderState {
     args: DownloaderArgs,
-    jobs: BTreeMap<String, Job>,
-    queue: VecDeque<String>,
-    running: usize,
+    jobs: JobTable<Work>,
     /// Names being uploaded: a second upload of one is refused, so two
     /// streams never race to replace the same file and sidecar.
     uploads: std::collections::BTreeSet<String>,
@@ -106,10 +94,8 @@ impl Actor for DownloaderActor {
             task.abort();
         }
         let mut state = DownloaderState {
+            jobs: JobTable::new(args.max_parallel, HISTORY),
             args,
-            jobs: BTreeMap::new(),
-            queue: VecDeque::new(),
-            running: 0,
             uploads: std::collections::BTreeSet::new(),
         };
         let mut specs = persist::load_all(&state.args.jobs_dir);
@@ -137,11 +123,7 @@ impl Actor for DownloaderActor {
     ) -> Result<(), ActorProcessingErr> {
         // Checkpoint, don't cancel: dropping the tasks keeps each `.partial`
         // and its checkpoint, and the job files resume them at next start.
-        let active = state
-            .jobs
-            .values()
-            .filter(|j| j.snapshot.state.is_active())
-            .count();
+        let active = state.jobs.active();
         for task in state
             .args
             .tasks
@@ -221,10 +203,7 @@ impl Actor for DownloaderActor {
                 let _ = reply.send(state.cancel(&id));
             }
             DownloaderMessage::List { reply } => {
-                let mut jobs: Vec<JobSnapshot> =
-                    state.jobs.values().map(|j| j.snapshot.clone()).collect();
-                newest_first(&mut jobs);
-                let _ = reply.send(jobs);
+                let _ = reply.send(state.jobs.list());
             }
             DownloaderMessage::Get { id, reply } => {
                 let _ = reply.send(state.jobs.get(&id).map(|j| j.snapshot.clone()));
@@ -239,10 +218,10 @@ impl Actor for DownloaderActor {
 impl DownloaderState {
     fn fetch(&mut self, mut spec: DownloadSpec) -> Result<JobSnapshot, DownloaderError> {
         // A second request for an entry already queued/running joins it.
-        if let Some(active) = self.jobs.values().find(|j| {
-            j.snapshot.state.is_active()
-                && matches!(&j.work, Work::Download(s) if s.image_ref == spec.image_ref)
-        }) {
+        if let Some(active) = self
+            .jobs
+            .find_active(|j| matches!(&j.work, Work::Download(s) if s.image_ref == spec.image_ref))
+        {
             return Ok(active.snapshot.clone());
         }
         persist::ensure_partial_name(&mut spec)
@@ -262,42 +241,22 @@ impl DownloaderState {
         };
         let snapshot = JobSnapshot::queued(kind, subject, total);
         self.args.events.job(&snapshot);
-        let id = snapshot.id.clone();
-        self.jobs.insert(
-            id.clone(),
-            Job {
-                snapshot,
-                work,
-                cancel: CancellationToken::new(),
-                meter: RateMeter::new(Duration::from_secs(3)),
-            },
-        );
-        self.queue.push_back(id.clone());
-        self.prune();
+        let queued = self.jobs.insert(snapshot, work);
         self.start_queued();
         self.jobs
-            .get(&id)
-            .map(|j| j.snapshot.clone())
-            .unwrap_or_else(|| JobSnapshot::queued(kind, "", None))
+            .get(&queued.id)
+            .map_or(queued, |j| j.snapshot.clone())
     }
 
     fn start_queued(&mut self) {
-        while self.running < self.args.max_parallel {
-            let Some(id) = self.queue.pop_front() else {
-                break;
-            };
-            let Some(job) = self.jobs.get_mut(&id) else {
-                continue;
-            };
-            let phase = match job.work {
-                Work::Download(_) => "downloading",
-                Work::Push { .. } => "pushing",
-            };
-            job.snapshot.start(phase);
+        let phase = |work: &Work| match work {
+            Work::Download(_) => "downloading",
+            Work::Push { .. } => "pushing",
+        };
+        while let Some(job) = self.jobs.start_next(phase) {
             self.args.events.job(&job.snapshot);
-            self.running += 1;
             let ctx = TaskContext {
-                id: id.clone(),
+                id: job.snapshot.id.clone(),
                 image_root: self.args.image_root.clone(),
                 jobs_dir: self.args.jobs_dir.clone(),
                 http: self.args.http.clone(),
@@ -320,23 +279,15 @@ impl DownloaderState {
     }
 
     fn progress(&mut self, id: &str, bytes_done: u64, bytes_total: Option<u64>) {
-        if let Some(job) = self.jobs.get_mut(id)
-            && job.snapshot.state == JobState::Running
-        {
-            job.snapshot.bytes_done = bytes_done;
-            if bytes_total.is_some() {
-                job.snapshot.bytes_total = bytes_total;
-            }
-            job.snapshot.rate_bps = job.meter.record(bytes_done);
-            self.args.events.job(&job.snapshot);
+        if let Some(snapshot) = self.jobs.progress(id, bytes_done, bytes_total) {
+            self.args.events.job(snapshot);
         }
     }
 
     fn finished(&mut self, id: &str, outcome: JobOutcome) {
-        let Some(job) = self.jobs.get_mut(id) else {
+        let Some(job) = self.jobs.end(id) else {
             return;
         };
-        self.running = self.running.saturating_sub(1);
         match outcome {
             JobOutcome::Completed {
                 sha256,
@@ -376,24 +327,15 @@ impl DownloaderState {
     }
 
     fn cancel(&mut self, id: &str) -> Result<JobSnapshot, DownloaderError> {
-        let job = self
+        let (outcome, job) = self
             .jobs
-            .get_mut(id)
+            .cancel(id)
             .ok_or_else(|| DownloaderError::NoSuchJob(id.to_owned()))?;
-        match job.snapshot.state {
-            JobState::Queued => {
-                self.queue.retain(|q| q != id);
-                job.snapshot.finish(
-                    JobState::Cancelled,
-                    Some("cancelled by operator".to_owned()),
-                );
-                if let Work::Download(spec) = &job.work {
-                    persist::remove(&self.args.jobs_dir, &spec.image_ref);
-                }
-                self.args.events.job(&job.snapshot);
+        if outcome == CancelOutcome::Dequeued {
+            if let Work::Download(spec) = &job.work {
+                persist::remove(&self.args.jobs_dir, &spec.image_ref);
             }
-            JobState::Running => job.cancel.cancel(),
-            JobState::Completed | JobState::Failed | JobState::Cancelled => {}
+            self.args.events.job(&job.snapshot);
         }
         Ok(job.snapshot.clone())
     }
@@ -447,11 +389,5 @@ impl DownloaderState {
             }
             let _ = reply.send(result);
         });
-    }
-
-    fn prune(&mut self) {
-        for id in expired(self.jobs.values().map(|j| &j.snapshot), HISTORY) {
-            self.jobs.remove(&id);
-        }
     }
 }

@@ -7,15 +7,13 @@ use super::messages::{HashOutcome, HasherMessage};
 use super::task::HashTask;
 use crate::actors::catalog::CatalogHandle;
 use crate::events::EventBus;
-use crate::jobs::{JobKind, JobSnapshot, JobState, RateMeter, expired, newest_first};
+use crate::jobs::table::{CancelOutcome, JobTable};
+use crate::jobs::{JobKind, JobSnapshot, JobState};
 use bty_store::identity::FileIdentity;
 use bty_store::names::{is_cache_file_name, validate_image_file_name};
 use bty_store::sidecar::{Sidecar, read_sidecar};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// Finished jobs kept for listing.
@@ -42,24 +40,13 @@ pub struct HasherArgs {
 #[derive(Debug, Default)]
 pub struct HasherActor;
 
-/// One job and what the actor needs to drive it.
-#[derive(Debug)]
-struct HashJob {
-    snapshot: JobSnapshot,
-    cancel: Arc<AtomicBool>,
-    meter: RateMeter,
-    /// The file as it was when the hash was asked for: the task hashes it
-    /// only if the name still holds that file.
-    expected: FileIdentity,
-}
-
-/// The hasher's state.
+/// The hasher's state: its jobs, each with the file as it was when the
+/// hash was asked for (the task hashes it only if the name still holds
+/// that file).
 #[derive(Debug)]
 pub struct HasherState {
     args: HasherArgs,
-    jobs: BTreeMap<String, HashJob>,
-    queue: VecDeque<String>,
-    running: usize,
+    jobs: JobTable<FileIdentity>,
 }
 
 impl Actor for HasherActor {
@@ -73,10 +60,8 @@ impl Actor for HasherActor {
         args: HasherArgs,
     ) -> Result<HasherState, ActorProcessingErr> {
         Ok(HasherState {
+            jobs: JobTable::new(args.max_parallel, HISTORY),
             args,
-            jobs: BTreeMap::new(),
-            queue: VecDeque::new(),
-            running: 0,
         })
     }
 
@@ -88,9 +73,7 @@ impl Actor for HasherActor {
         // A stopping daemon must not wait for a long hash: tasks stop at the
         // next chunk without writing a sidecar, and the file is hashed again
         // at the next start.
-        for job in state.jobs.values().filter(|j| j.snapshot.state.is_active()) {
-            job.cancel.store(true, Ordering::Relaxed);
-        }
+        state.jobs.cancel_running();
         Ok(())
     }
 
@@ -116,7 +99,7 @@ impl Actor for HasherActor {
                 let _ = reply.send(state.cancel(&id));
             }
             HasherMessage::List { reply } => {
-                let _ = reply.send(state.list());
+                let _ = reply.send(state.jobs.list());
             }
             HasherMessage::Get { id, reply } => {
                 let _ = reply.send(state.jobs.get(&id).map(|j| j.snapshot.clone()));
@@ -140,11 +123,7 @@ impl HasherState {
         if !meta.file_type().is_file() {
             return Err(HasherError::NoSuchFile(name.to_owned()));
         }
-        if let Some(active) = self
-            .jobs
-            .values()
-            .find(|j| j.snapshot.subject == name && j.snapshot.state.is_active())
-        {
+        if let Some(active) = self.jobs.find_active(|j| j.snapshot.subject == name) {
             return Ok(active.snapshot.clone());
         }
         let mut snapshot = JobSnapshot::queued(JobKind::Hash, name, Some(meta.len()));
@@ -156,12 +135,10 @@ impl HasherState {
             snapshot.finish(JobState::Completed, None);
             self.args.events.job(&snapshot);
             self.args.catalog.image_hashed(name, &sha);
-            self.insert(snapshot.clone(), FileIdentity::of(&meta));
-            return Ok(snapshot);
+            return Ok(self.jobs.insert(snapshot, FileIdentity::of(&meta)));
         }
         self.args.events.job(&snapshot);
-        self.queue.push_back(snapshot.id.clone());
-        self.insert(snapshot.clone(), FileIdentity::of(&meta));
+        self.jobs.insert(snapshot.clone(), FileIdentity::of(&meta));
         self.start_queued();
         Ok(self
             .jobs
@@ -169,40 +146,14 @@ impl HasherState {
             .map_or(snapshot, |j| j.snapshot.clone()))
     }
 
-    fn insert(&mut self, snapshot: JobSnapshot, expected: FileIdentity) {
-        let job = HashJob {
-            snapshot,
-            cancel: Arc::new(AtomicBool::new(false)),
-            meter: RateMeter::new(Duration::from_secs(3)),
-            expected,
-        };
-        self.jobs.insert(job.snapshot.id.clone(), job);
-        self.prune();
-    }
-
-    /// Drop the oldest finished jobs beyond the history size.
-    fn prune(&mut self) {
-        for id in expired(self.jobs.values().map(|j| &j.snapshot), HISTORY) {
-            self.jobs.remove(&id);
-        }
-    }
-
     fn start_queued(&mut self) {
-        while self.running < self.args.max_parallel {
-            let Some(id) = self.queue.pop_front() else {
-                break;
-            };
-            let Some(job) = self.jobs.get_mut(&id) else {
-                continue;
-            };
-            job.snapshot.start("hashing");
+        while let Some(job) = self.jobs.start_next(|_| "hashing") {
             self.args.events.job(&job.snapshot);
-            self.running += 1;
             let task = HashTask {
-                id: id.clone(),
+                id: job.snapshot.id.clone(),
                 name: job.snapshot.subject.clone(),
                 image_root: self.args.image_root.clone(),
-                expected: job.expected,
+                expected: job.work,
                 cancel: job.cancel.clone(),
                 handle: self.args.me.clone(),
             };
@@ -211,12 +162,8 @@ impl HasherState {
     }
 
     fn progress(&mut self, id: &str, bytes_done: u64) {
-        if let Some(job) = self.jobs.get_mut(id)
-            && job.snapshot.state == JobState::Running
-        {
-            job.snapshot.bytes_done = bytes_done;
-            job.snapshot.rate_bps = job.meter.record(bytes_done);
-            self.args.events.job(&job.snapshot);
+        if let Some(snapshot) = self.jobs.progress(id, bytes_done, None) {
+            self.args.events.job(snapshot);
         }
     }
 
@@ -226,11 +173,10 @@ impl HasherState {
             // restart) wrote a valid sidecar: the catalog must know.
             self.args.catalog.image_hashed(name, sha256);
         }
-        let Some(job) = self.jobs.get_mut(id) else {
+        let Some(job) = self.jobs.end(id) else {
             tracing::info!(id, name, "result of a job from before a restart");
             return;
         };
-        self.running = self.running.saturating_sub(1);
         match outcome {
             HashOutcome::Hashed { sha256, bytes } => {
                 job.snapshot.bytes_done = bytes;
@@ -265,29 +211,14 @@ impl HasherState {
     }
 
     fn cancel(&mut self, id: &str) -> Result<JobSnapshot, HasherError> {
-        let job = self
+        // A running task checks the token per chunk and reports `Cancelled`.
+        let (outcome, job) = self
             .jobs
-            .get_mut(id)
+            .cancel(id)
             .ok_or_else(|| HasherError::NoSuchJob(id.to_owned()))?;
-        match job.snapshot.state {
-            JobState::Queued => {
-                self.queue.retain(|q| q != id);
-                job.snapshot.finish(
-                    JobState::Cancelled,
-                    Some("cancelled by operator".to_owned()),
-                );
-                self.args.events.job(&job.snapshot);
-            }
-            // The task checks the flag per chunk and reports `Cancelled`.
-            JobState::Running => job.cancel.store(true, Ordering::Relaxed),
-            JobState::Completed | JobState::Failed | JobState::Cancelled => {}
+        if outcome == CancelOutcome::Dequeued {
+            self.args.events.job(&job.snapshot);
         }
         Ok(job.snapshot.clone())
-    }
-
-    fn list(&self) -> Vec<JobSnapshot> {
-        let mut jobs: Vec<JobSnapshot> = self.jobs.values().map(|j| j.snapshot.clone()).collect();
-        newest_first(&mut jobs);
-        jobs
     }
 }

@@ -7,9 +7,8 @@ use bty_store::digest::{DigestError, sha256_reader};
 use bty_store::identity::{FileIdentity, VerifiedImage};
 use bty_store::sidecar::write_sidecar;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 
 /// How often a task reports progress.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
@@ -21,7 +20,7 @@ pub(crate) struct HashTask {
     pub(crate) image_root: PathBuf,
     /// The file as it was when the hash was asked for.
     pub(crate) expected: FileIdentity,
-    pub(crate) cancel: Arc<AtomicBool>,
+    pub(crate) cancel: CancellationToken,
     pub(crate) handle: HasherHandle,
 }
 
@@ -50,7 +49,7 @@ impl HashTask {
                 self.handle.progress(&self.id, done);
             }
         };
-        let cancelled = || self.cancel.load(Ordering::Relaxed);
+        let cancelled = || self.cancel.is_cancelled();
         let sha256 = match sha256_reader(image.file(), &mut progress, &cancelled) {
             Ok(sha) => sha,
             Err(DigestError::Cancelled) => return HashOutcome::Cancelled,

@@ -1,0 +1,307 @@
+//! The job machinery every queue-running actor shares (downloader, hasher):
+//! jobs by id, a FIFO queue, a cap on how many run at once, a cancellation
+//! token and a rate meter per job, the finished history, and the one
+//! cancel rule. The actor keeps its own work payload `W` beside each job
+//! and decides what a job does; the table decides when it may run.
+
+use super::{JobSnapshot, JobState, RateMeter, expired, newest_first};
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Window of the transfer-rate estimate.
+const RATE_WINDOW: Duration = Duration::from_secs(3);
+
+/// One job in the table.
+#[derive(Debug)]
+pub struct TableEntry<W> {
+    /// What clients see.
+    pub snapshot: JobSnapshot,
+    /// Cancelled to stop the job's task (and checked by it).
+    pub cancel: CancellationToken,
+    /// The actor's own payload (what to download, which file to hash).
+    pub work: W,
+    meter: RateMeter,
+}
+
+/// What a cancel request did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// The job was waiting: it is now finished as cancelled.
+    Dequeued,
+    /// The job was running: its task was told to stop and reports the end.
+    Signalled,
+    /// The job had already ended: nothing changed.
+    AlreadyOver,
+}
+
+/// Jobs by id, a queue and a running count.
+#[derive(Debug)]
+pub struct JobTable<W> {
+    jobs: BTreeMap<String, TableEntry<W>>,
+    queue: VecDeque<String>,
+    running: usize,
+    max_parallel: usize,
+    history: usize,
+}
+
+impl<W> JobTable<W> {
+    /// An empty table running at most `max_parallel` jobs at once and
+    /// keeping `history` finished ones.
+    pub fn new(max_parallel: usize, history: usize) -> Self {
+        Self {
+            jobs: BTreeMap::new(),
+            queue: VecDeque::new(),
+            running: 0,
+            max_parallel: max_parallel.max(1),
+            history,
+        }
+    }
+
+    /// Add a job. A queued one waits its turn ([`Self::start_next`]); one
+    /// already finished (nothing to do) is only kept for listing.
+    pub fn insert(&mut self, snapshot: JobSnapshot, work: W) -> JobSnapshot {
+        let id = snapshot.id.clone();
+        if snapshot.state == JobState::Queued {
+            self.queue.push_back(id.clone());
+        }
+        let entry = TableEntry {
+            snapshot: snapshot.clone(),
+            cancel: CancellationToken::new(),
+            work,
+            meter: RateMeter::new(RATE_WINDOW),
+        };
+        self.jobs.insert(id, entry);
+        self.prune();
+        snapshot
+    }
+
+    /// The next queued job, if one may start now; it is marked started
+    /// (in the phase `phase` names for its work) and counted as running
+    /// until [`Self::end`].
+    pub fn start_next(&mut self, phase: impl Fn(&W) -> &'static str) -> Option<&mut TableEntry<W>> {
+        if self.running >= self.max_parallel {
+            return None;
+        }
+        while let Some(id) = self.queue.pop_front() {
+            // A job cancelled while queued may still sit in the queue.
+            if self
+                .jobs
+                .get(&id)
+                .is_some_and(|j| j.snapshot.state == JobState::Queued)
+            {
+                self.running += 1;
+                let entry = self.jobs.get_mut(&id)?;
+                entry.snapshot.start(phase(&entry.work));
+                return Some(entry);
+            }
+        }
+        None
+    }
+
+    /// Record progress of a running job; the snapshot to publish, if any.
+    pub fn progress(
+        &mut self,
+        id: &str,
+        bytes_done: u64,
+        bytes_total: Option<u64>,
+    ) -> Option<&JobSnapshot> {
+        let entry = self.jobs.get_mut(id)?;
+        if entry.snapshot.state != JobState::Running {
+            return None;
+        }
+        entry.snapshot.bytes_done = bytes_done;
+        if bytes_total.is_some() {
+            entry.snapshot.bytes_total = bytes_total;
+        }
+        entry.snapshot.rate_bps = entry.meter.record(bytes_done);
+        Some(&entry.snapshot)
+    }
+
+    /// A job's task reported its end: it no longer counts as running. The
+    /// caller sets the final state on the returned entry. `None`: a job
+    /// this table never started (it survived an actor restart).
+    pub fn end(&mut self, id: &str) -> Option<&mut TableEntry<W>> {
+        let entry = self.jobs.get_mut(id)?;
+        if entry.snapshot.state.is_active() {
+            self.running = self.running.saturating_sub(1);
+        }
+        Some(entry)
+    }
+
+    /// Cancel a job: a queued one ends now, a running one is told to stop.
+    pub fn cancel(&mut self, id: &str) -> Option<(CancelOutcome, &TableEntry<W>)> {
+        let entry = self.jobs.get_mut(id)?;
+        let outcome = match entry.snapshot.state {
+            JobState::Queued => {
+                self.queue.retain(|q| q != id);
+                entry.snapshot.finish(
+                    JobState::Cancelled,
+                    Some("cancelled by operator".to_owned()),
+                );
+                CancelOutcome::Dequeued
+            }
+            JobState::Running => {
+                entry.cancel.cancel();
+                CancelOutcome::Signalled
+            }
+            JobState::Completed | JobState::Failed | JobState::Cancelled => {
+                CancelOutcome::AlreadyOver
+            }
+        };
+        Some((outcome, entry))
+    }
+
+    /// Tell every running job to stop (the actor is stopping).
+    pub fn cancel_running(&self) {
+        for entry in self.jobs.values().filter(|j| j.snapshot.state.is_active()) {
+            entry.cancel.cancel();
+        }
+    }
+
+    /// A job by id.
+    pub fn get(&self, id: &str) -> Option<&TableEntry<W>> {
+        self.jobs.get(id)
+    }
+
+    /// A job by id, to change.
+    pub fn get_mut(&mut self, id: &str) -> Option<&mut TableEntry<W>> {
+        self.jobs.get_mut(id)
+    }
+
+    /// The first queued or running job `matches` accepts.
+    pub fn find_active(&self, matches: impl Fn(&TableEntry<W>) -> bool) -> Option<&TableEntry<W>> {
+        self.jobs
+            .values()
+            .find(|j| j.snapshot.state.is_active() && matches(j))
+    }
+
+    /// Every job, newest first.
+    pub fn list(&self) -> Vec<JobSnapshot> {
+        let mut jobs: Vec<JobSnapshot> = self.jobs.values().map(|j| j.snapshot.clone()).collect();
+        newest_first(&mut jobs);
+        jobs
+    }
+
+    /// How many jobs are queued or running.
+    pub fn active(&self) -> usize {
+        self.jobs
+            .values()
+            .filter(|j| j.snapshot.state.is_active())
+            .count()
+    }
+
+    /// How many jobs run now.
+    pub fn running(&self) -> usize {
+        self.running
+    }
+
+    fn prune(&mut self) {
+        for id in expired(self.jobs.values().map(|j| &j.snapshot), self.history) {
+            self.jobs.remove(&id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jobs::JobKind;
+
+    fn queued(subject: &str) -> JobSnapshot {
+        JobSnapshot::queued(JobKind::Hash, subject, Some(10))
+    }
+
+    #[test]
+    fn runs_at_most_max_parallel_in_queue_order() {
+        let mut table = JobTable::new(2, 100);
+        let ids: Vec<String> = ["a", "b", "c"]
+            .iter()
+            .map(|s| table.insert(queued(s), ()).id)
+            .collect();
+        assert_eq!(table.start_next(|_| "hashing").unwrap().snapshot.id, ids[0]);
+        assert_eq!(table.start_next(|_| "hashing").unwrap().snapshot.id, ids[1]);
+        assert!(table.start_next(|_| "hashing").is_none(), "a third ran");
+        assert_eq!(table.running(), 2);
+        table
+            .end(&ids[0])
+            .unwrap()
+            .snapshot
+            .finish(JobState::Completed, None);
+        assert_eq!(table.running(), 1);
+        assert_eq!(table.start_next(|_| "hashing").unwrap().snapshot.id, ids[2]);
+    }
+
+    #[test]
+    fn cancel_ends_a_queued_job_and_signals_a_running_one() {
+        let mut table = JobTable::new(1, 100);
+        let running = table.insert(queued("a"), ()).id;
+        let waiting = table.insert(queued("b"), ()).id;
+        table.start_next(|_| "hashing").unwrap();
+        let (outcome, entry) = table.cancel(&waiting).unwrap();
+        assert_eq!(outcome, CancelOutcome::Dequeued);
+        assert_eq!(entry.snapshot.state, JobState::Cancelled);
+        let (outcome, entry) = table.cancel(&running).unwrap();
+        assert_eq!(outcome, CancelOutcome::Signalled);
+        assert!(entry.cancel.is_cancelled());
+        assert_eq!(
+            entry.snapshot.state,
+            JobState::Running,
+            "the task reports the end"
+        );
+        // The cancelled queued job never starts; the slot frees at the end.
+        table
+            .end(&running)
+            .unwrap()
+            .snapshot
+            .finish(JobState::Cancelled, None);
+        assert!(table.start_next(|_| "hashing").is_none());
+        assert_eq!(
+            table.cancel(&running).unwrap().0,
+            CancelOutcome::AlreadyOver
+        );
+        assert!(table.cancel("no-such-job").is_none());
+    }
+
+    #[test]
+    fn a_job_from_before_a_restart_does_not_free_a_slot() {
+        let mut table: JobTable<()> = JobTable::new(1, 100);
+        assert!(table.end("dl-from-an-earlier-incarnation").is_none());
+        let id = table.insert(queued("a"), ()).id;
+        table.start_next(|_| "hashing").unwrap();
+        table
+            .end(&id)
+            .unwrap()
+            .snapshot
+            .finish(JobState::Failed, None);
+        // Reported twice (late duplicate): still one slot, not two.
+        table.end(&id);
+        assert_eq!(table.running(), 0);
+    }
+
+    #[test]
+    fn progress_counts_only_running_jobs_and_history_is_bounded() {
+        let mut table = JobTable::new(1, 3);
+        let id = table.insert(queued("a"), ()).id;
+        assert!(
+            table.progress(&id, 5, None).is_none(),
+            "queued job progressed"
+        );
+        table.start_next(|_| "hashing").unwrap();
+        assert_eq!(
+            table.progress(&id, 5, Some(20)).unwrap().bytes_total,
+            Some(20)
+        );
+        table
+            .end(&id)
+            .unwrap()
+            .snapshot
+            .finish(JobState::Completed, None);
+        for i in 0..10 {
+            let mut done = queued(&i.to_string());
+            done.finish(JobState::Completed, None);
+            table.insert(done, ());
+        }
+        assert_eq!(table.list().len(), 3);
+    }
+}
