@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod downloader;
 pub mod flasher;
 pub mod hasher;
+pub mod job_query;
 pub mod slot;
 pub mod supervisor;
 

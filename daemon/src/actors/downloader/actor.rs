@@ -9,6 +9,7 @@ use super::stream::{StreamContext, open_stream};
 use super::task::{TaskContext, run_download, run_push};
 use super::{persist, task, upload};
 use crate::actors::catalog::{CatalogHandle, DownloadSpec, LocalImage};
+use crate::actors::job_query::JobBook;
 use crate::events::{CatalogEvent, CatalogEventKind, EventBus};
 use crate::jobs::table::{CancelOutcome, JobTable};
 use crate::jobs::{JobKind, JobSnapshot, JobState};
@@ -199,15 +200,7 @@ impl Actor for DownloaderActor {
                 state.progress(&id, bytes_done, bytes_total);
             }
             DownloaderMessage::Finished { id, outcome } => state.finished(&id, outcome),
-            DownloaderMessage::Cancel { id, reply } => {
-                let _ = reply.send(state.cancel(&id));
-            }
-            DownloaderMessage::List { reply } => {
-                let _ = reply.send(state.jobs.list());
-            }
-            DownloaderMessage::Get { id, reply } => {
-                let _ = reply.send(state.jobs.get(&id).map(|j| j.snapshot.clone()));
-            }
+            DownloaderMessage::Jobs(query) => query.answer(state),
             #[cfg(feature = "fault-injection")]
             DownloaderMessage::InjectPanic => panic!("injected downloader fault"),
         }
@@ -326,20 +319,6 @@ impl DownloaderState {
         self.start_queued();
     }
 
-    fn cancel(&mut self, id: &str) -> Result<JobSnapshot, DownloaderError> {
-        let (outcome, job) = self
-            .jobs
-            .cancel(id)
-            .ok_or_else(|| DownloaderError::NoSuchJob(id.to_owned()))?;
-        if outcome == CancelOutcome::Dequeued {
-            if let Work::Download(spec) = &job.work {
-                persist::remove(&self.args.jobs_dir, &spec.image_ref);
-            }
-            self.args.events.job(&job.snapshot);
-        }
-        Ok(job.snapshot.clone())
-    }
-
     fn upload(
         &mut self,
         request: UploadRequest,
@@ -389,5 +368,29 @@ impl DownloaderState {
             }
             let _ = reply.send(result);
         });
+    }
+}
+
+impl JobBook<DownloaderError> for DownloaderState {
+    fn list(&self) -> Vec<JobSnapshot> {
+        self.jobs.list()
+    }
+
+    fn get(&self, id: &str) -> Option<JobSnapshot> {
+        self.jobs.get(id).map(|j| j.snapshot.clone())
+    }
+
+    fn cancel(&mut self, id: &str) -> Result<JobSnapshot, DownloaderError> {
+        let (outcome, job) = self
+            .jobs
+            .cancel(id)
+            .ok_or_else(|| DownloaderError::NoSuchJob(id.to_owned()))?;
+        if outcome == CancelOutcome::Dequeued {
+            if let Work::Download(spec) = &job.work {
+                persist::remove(&self.args.jobs_dir, &spec.image_ref);
+            }
+            self.args.events.job(&job.snapshot);
+        }
+        Ok(job.snapshot.clone())
     }
 }

@@ -4,6 +4,7 @@ use super::error::DownloaderError;
 use super::messages::{DownloaderMessage, JobOutcome, OrasResolved, UploadRequest, Uploaded};
 use super::stream::RemoteStream;
 use crate::actors::catalog::{DownloadSpec, LocalImage};
+use crate::actors::job_query::Jobs;
 use crate::actors::{call_failed, slot::ActorSlot};
 use crate::jobs::JobSnapshot;
 use ractor::ActorRef;
@@ -108,27 +109,29 @@ impl DownloaderHandle {
         .map_err(|e| unavailable(&e))?
     }
 
+    /// Cancel, list or look at its jobs.
+    pub fn jobs(&self) -> Jobs<'_, DownloaderMessage, DownloaderError> {
+        Jobs {
+            slot: &self.slot,
+            name: "downloader",
+            wrap: DownloaderMessage::Jobs,
+            unavailable: DownloaderError::Unavailable,
+        }
+    }
+
     /// Cancel a job.
     pub async fn cancel(&self, id: &str) -> Result<JobSnapshot, DownloaderError> {
-        let id = id.to_owned();
-        ractor::call!(self.actor()?, |reply| DownloaderMessage::Cancel {
-            id,
-            reply
-        })
-        .map_err(|e| unavailable(&e))?
+        self.jobs().cancel(id).await
     }
 
     /// All known jobs, newest first.
     pub async fn list(&self) -> Result<Vec<JobSnapshot>, DownloaderError> {
-        ractor::call!(self.actor()?, |reply| DownloaderMessage::List { reply })
-            .map_err(|e| unavailable(&e))
+        self.jobs().list().await
     }
 
     /// One job.
     pub async fn get(&self, id: &str) -> Result<Option<JobSnapshot>, DownloaderError> {
-        let id = id.to_owned();
-        ractor::call!(self.actor()?, |reply| DownloaderMessage::Get { id, reply })
-            .map_err(|e| unavailable(&e))
+        self.jobs().get(id).await
     }
 
     /// Task report: progress.

@@ -3,6 +3,7 @@
 use super::error::DownloaderError;
 use super::stream::RemoteStream;
 use crate::actors::catalog::{DownloadSpec, LocalImage};
+use crate::actors::job_query::JobQuery;
 use crate::jobs::JobSnapshot;
 use ractor::RpcReplyPort;
 
@@ -134,25 +135,8 @@ pub enum DownloaderMessage {
         /// How.
         outcome: JobOutcome,
     },
-    /// Cancel a job.
-    Cancel {
-        /// Job id.
-        id: String,
-        /// The job after the request.
-        reply: RpcReplyPort<Result<JobSnapshot, DownloaderError>>,
-    },
-    /// All known jobs.
-    List {
-        /// The jobs.
-        reply: RpcReplyPort<Vec<JobSnapshot>>,
-    },
-    /// One job.
-    Get {
-        /// Job id.
-        id: String,
-        /// The job.
-        reply: RpcReplyPort<Option<JobSnapshot>>,
-    },
+    /// Cancel, list or look at jobs.
+    Jobs(JobQuery<DownloaderError>),
     /// Test-only: panic inside the handler to exercise supervision.
     #[cfg(feature = "fault-injection")]
     InjectPanic,

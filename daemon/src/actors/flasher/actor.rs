@@ -10,6 +10,7 @@ use super::safety::{TargetRules, check_confirmed};
 use super::task::{Checked, FlashTask, container_by, inspect, target_snapshot};
 use crate::actors::catalog::CatalogHandle;
 use crate::actors::downloader::{DownloaderHandle, RemoteStream};
+use crate::actors::job_query::JobBook;
 use crate::events::{CatalogEvent, CatalogEventKind, EventBus};
 use crate::jobs::{JobKind, JobSnapshot, expired, newest_first};
 use bty_store::format::Container;
@@ -150,18 +151,7 @@ impl Actor for FlasherActor {
                 let _ = reply.send(prepared.and_then(|p| state.start(request, p)));
             }
             FlasherMessage::Update { id, job } => state.update(&id, job),
-            FlasherMessage::Cancel { id, reply } => {
-                let _ = reply.send(state.cancel(&id));
-            }
-            FlasherMessage::List { reply } => {
-                let mut jobs: Vec<JobSnapshot> =
-                    state.jobs.values().map(|j| j.snapshot.clone()).collect();
-                newest_first(&mut jobs);
-                let _ = reply.send(jobs);
-            }
-            FlasherMessage::Get { id, reply } => {
-                let _ = reply.send(state.jobs.get(&id).map(|j| j.snapshot.clone()));
-            }
+            FlasherMessage::Jobs(query) => query.answer(state),
             #[cfg(feature = "fault-injection")]
             FlasherMessage::InjectPanic => panic!("injected flasher fault"),
         }
@@ -389,6 +379,24 @@ impl FlasherState {
         }
     }
 
+    fn prune(&mut self) {
+        for id in expired(self.jobs.values().map(|j| &j.snapshot), HISTORY) {
+            self.jobs.remove(&id);
+        }
+    }
+}
+
+impl JobBook<FlasherError> for FlasherState {
+    fn list(&self) -> Vec<JobSnapshot> {
+        let mut jobs: Vec<JobSnapshot> = self.jobs.values().map(|j| j.snapshot.clone()).collect();
+        newest_first(&mut jobs);
+        jobs
+    }
+
+    fn get(&self, id: &str) -> Option<JobSnapshot> {
+        self.jobs.get(id).map(|j| j.snapshot.clone())
+    }
+
     fn cancel(&mut self, id: &str) -> Result<JobSnapshot, FlasherError> {
         let job = self
             .jobs
@@ -398,11 +406,5 @@ impl FlasherState {
             job.cancel.store(true, Ordering::Relaxed);
         }
         Ok(job.snapshot.clone())
-    }
-
-    fn prune(&mut self) {
-        for id in expired(self.jobs.values().map(|j| &j.snapshot), HISTORY) {
-            self.jobs.remove(&id);
-        }
     }
 }

@@ -2,6 +2,7 @@
 
 use super::error::FlasherError;
 use super::messages::{FlashOrder, FlasherMessage};
+use crate::actors::job_query::Jobs;
 use crate::actors::{call_failed, slot::ActorSlot};
 use crate::jobs::JobSnapshot;
 use bty_disks::Disk;
@@ -44,24 +45,29 @@ impl FlasherHandle {
         .map_err(|e| unavailable(&e))?
     }
 
-    /// Cancel a job.
-    pub async fn cancel(&self, id: &str) -> Result<JobSnapshot, FlasherError> {
-        let id = id.to_owned();
-        ractor::call!(self.actor()?, |reply| FlasherMessage::Cancel { id, reply })
-            .map_err(|e| unavailable(&e))?
+    /// Cancel, list or look at its jobs.
+    pub fn jobs(&self) -> Jobs<'_, FlasherMessage, FlasherError> {
+        Jobs {
+            slot: &self.slot,
+            name: "flasher",
+            wrap: FlasherMessage::Jobs,
+            unavailable: FlasherError::Unavailable,
+        }
     }
 
-    /// All known jobs.
+    /// Cancel a job.
+    pub async fn cancel(&self, id: &str) -> Result<JobSnapshot, FlasherError> {
+        self.jobs().cancel(id).await
+    }
+
+    /// All known jobs, newest first.
     pub async fn list(&self) -> Result<Vec<JobSnapshot>, FlasherError> {
-        ractor::call!(self.actor()?, |reply| FlasherMessage::List { reply })
-            .map_err(|e| unavailable(&e))
+        self.jobs().list().await
     }
 
     /// One job.
     pub async fn get(&self, id: &str) -> Result<Option<JobSnapshot>, FlasherError> {
-        let id = id.to_owned();
-        ractor::call!(self.actor()?, |reply| FlasherMessage::Get { id, reply })
-            .map_err(|e| unavailable(&e))
+        self.jobs().get(id).await
     }
 
     /// Task report.

@@ -4,6 +4,7 @@ use super::actor::Prepared;
 use super::error::FlasherError;
 use super::pending::PendingDownload;
 use crate::actors::downloader::RemoteStream;
+use crate::actors::job_query::JobQuery;
 use crate::jobs::JobSnapshot;
 use bty_disks::Disk;
 use ractor::RpcReplyPort;
@@ -95,25 +96,8 @@ pub enum FlasherMessage {
         /// The task's view of the job.
         job: JobSnapshot,
     },
-    /// Cancel a job.
-    Cancel {
-        /// Job id.
-        id: String,
-        /// The job after the request.
-        reply: RpcReplyPort<Result<JobSnapshot, FlasherError>>,
-    },
-    /// All known jobs.
-    List {
-        /// The jobs.
-        reply: RpcReplyPort<Vec<JobSnapshot>>,
-    },
-    /// One job.
-    Get {
-        /// Job id.
-        id: String,
-        /// The job.
-        reply: RpcReplyPort<Option<JobSnapshot>>,
-    },
+    /// Cancel, list or look at jobs.
+    Jobs(JobQuery<FlasherError>),
     /// Test-only: panic inside the handler to exercise supervision.
     #[cfg(feature = "fault-injection")]
     InjectPanic,

@@ -6,6 +6,7 @@ use super::handle::HasherHandle;
 use super::messages::{HashOutcome, HasherMessage};
 use super::task::HashTask;
 use crate::actors::catalog::CatalogHandle;
+use crate::actors::job_query::JobBook;
 use crate::events::EventBus;
 use crate::jobs::table::{CancelOutcome, JobTable};
 use crate::jobs::{JobKind, JobSnapshot, JobState};
@@ -95,15 +96,7 @@ impl Actor for HasherActor {
             }
             HasherMessage::Progress { id, bytes_done } => state.progress(&id, bytes_done),
             HasherMessage::Finished { id, name, outcome } => state.finished(&id, &name, outcome),
-            HasherMessage::Cancel { id, reply } => {
-                let _ = reply.send(state.cancel(&id));
-            }
-            HasherMessage::List { reply } => {
-                let _ = reply.send(state.jobs.list());
-            }
-            HasherMessage::Get { id, reply } => {
-                let _ = reply.send(state.jobs.get(&id).map(|j| j.snapshot.clone()));
-            }
+            HasherMessage::Jobs(query) => query.answer(state),
             #[cfg(feature = "fault-injection")]
             HasherMessage::InjectPanic => panic!("injected hasher fault"),
         }
@@ -208,6 +201,16 @@ impl HasherState {
         }
         self.args.events.job(&job.snapshot);
         self.start_queued();
+    }
+}
+
+impl JobBook<HasherError> for HasherState {
+    fn list(&self) -> Vec<JobSnapshot> {
+        self.jobs.list()
+    }
+
+    fn get(&self, id: &str) -> Option<JobSnapshot> {
+        self.jobs.get(id).map(|j| j.snapshot.clone())
     }
 
     fn cancel(&mut self, id: &str) -> Result<JobSnapshot, HasherError> {

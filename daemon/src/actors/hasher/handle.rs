@@ -2,6 +2,7 @@
 
 use super::error::HasherError;
 use super::messages::{HashOutcome, HasherMessage};
+use crate::actors::job_query::Jobs;
 use crate::actors::{call_failed, slot::ActorSlot};
 use crate::jobs::JobSnapshot;
 
@@ -51,24 +52,29 @@ impl HasherHandle {
         }
     }
 
+    /// Cancel, list or look at its jobs.
+    pub fn jobs(&self) -> Jobs<'_, HasherMessage, HasherError> {
+        Jobs {
+            slot: &self.slot,
+            name: "hasher",
+            wrap: HasherMessage::Jobs,
+            unavailable: HasherError::Unavailable,
+        }
+    }
+
     /// Cancel a job.
     pub async fn cancel(&self, id: &str) -> Result<JobSnapshot, HasherError> {
-        let id = id.to_owned();
-        ractor::call!(self.actor()?, |reply| HasherMessage::Cancel { id, reply })
-            .map_err(|e| HasherError::Unavailable(call_failed("hasher", &e)))?
+        self.jobs().cancel(id).await
     }
 
     /// All known jobs, newest first.
     pub async fn list(&self) -> Result<Vec<JobSnapshot>, HasherError> {
-        ractor::call!(self.actor()?, |reply| HasherMessage::List { reply })
-            .map_err(|e| HasherError::Unavailable(call_failed("hasher", &e)))
+        self.jobs().list().await
     }
 
     /// One job.
     pub async fn get(&self, id: &str) -> Result<Option<JobSnapshot>, HasherError> {
-        let id = id.to_owned();
-        ractor::call!(self.actor()?, |reply| HasherMessage::Get { id, reply })
-            .map_err(|e| HasherError::Unavailable(call_failed("hasher", &e)))
+        self.jobs().get(id).await
     }
 
     /// Task report: progress. Dropped if the hasher is restarting.

@@ -1,6 +1,7 @@
 //! Messages the hasher understands.
 
 use super::error::HasherError;
+use crate::actors::job_query::JobQuery;
 use crate::jobs::JobSnapshot;
 use ractor::RpcReplyPort;
 
@@ -49,25 +50,8 @@ pub enum HasherMessage {
         /// How it ended.
         outcome: HashOutcome,
     },
-    /// Cancel a job.
-    Cancel {
-        /// Job id.
-        id: String,
-        /// The job after the request.
-        reply: RpcReplyPort<Result<JobSnapshot, HasherError>>,
-    },
-    /// All known jobs, newest first.
-    List {
-        /// The jobs.
-        reply: RpcReplyPort<Vec<JobSnapshot>>,
-    },
-    /// One job.
-    Get {
-        /// Job id.
-        id: String,
-        /// The job, if known.
-        reply: RpcReplyPort<Option<JobSnapshot>>,
-    },
+    /// Cancel, list or look at jobs.
+    Jobs(JobQuery<HasherError>),
     /// Test-only: panic inside the handler to exercise supervision.
     #[cfg(feature = "fault-injection")]
     InjectPanic,
