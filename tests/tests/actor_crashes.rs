@@ -120,6 +120,7 @@ async fn downloader_crash_mid_download_resumes_the_job() {
     let job = tree.downloader.fetch(spec).await.unwrap();
     wait_until("bytes to flow", async || {
         tree.downloader
+            .jobs()
             .get(&job.id)
             .await
             .ok()
@@ -138,7 +139,7 @@ async fn downloader_crash_mid_download_resumes_the_job() {
     })
     .await;
     // The resumed job (a new id) ended; none is left running.
-    let jobs = tree.downloader.list().await.unwrap();
+    let jobs = tree.downloader.jobs().list().await.unwrap();
     assert!(jobs.iter().all(|j| !j.state.is_active()), "{jobs:#?}");
     assert!(jobs.iter().any(|j| j.state == JobState::Completed));
 }
@@ -178,6 +179,7 @@ async fn flasher_crash_mid_flash_adopts_the_running_job() {
     wait_until("the restart", async || restarts(&tree).await == 1).await;
     wait_until("the adopted flash to end", async || {
         tree.flasher
+            .jobs()
             .get(&job.id)
             .await
             .ok()
@@ -185,7 +187,7 @@ async fn flasher_crash_mid_flash_adopts_the_running_job() {
             .is_some_and(|j| !j.state.is_active())
     })
     .await;
-    let done = tree.flasher.get(&job.id).await.unwrap().unwrap();
+    let done = tree.flasher.jobs().get(&job.id).await.unwrap().unwrap();
     assert_eq!(done.state, JobState::Completed, "{done:#?}");
     assert_eq!(done.targets[0].verified, Some(true));
     assert!(std::fs::read(&target).unwrap() == raw);

@@ -84,7 +84,7 @@ async fn hasher_panic_is_restarted_and_the_queue_continues() {
 
     // Panic while a job runs and others wait in the queue.
     wait_until("a hash job to run", async || {
-        tree.hasher.list().await.is_ok_and(|jobs| {
+        tree.hasher.jobs().list().await.is_ok_and(|jobs| {
             jobs.iter()
                 .any(|j| j.state == btyd::jobs::JobState::Running)
         })
@@ -116,7 +116,7 @@ async fn hasher_panic_is_restarted_and_the_queue_continues() {
         rows.len() == 1 && rows[0].names.len() == FILES.len()
     })
     .await;
-    assert!(tree.hasher.list().await.is_ok());
+    assert!(tree.hasher.jobs().list().await.is_ok());
     ractor::call!(tree.supervisor, SupervisorMessage::Shutdown).unwrap();
     tree.done.await.unwrap();
 }

@@ -27,11 +27,12 @@ impl JobApi {
     pub(crate) async fn all(&self, kind: Option<JobKind>) -> Result<Vec<JobSnapshot>, Status> {
         let mut jobs = Vec::new();
         if kind.is_none_or(|k| k == JobKind::Hash) {
-            jobs.extend(self.hasher.list().await?);
+            jobs.extend(self.hasher.jobs().list().await?);
         }
         if kind.is_none_or(|k| matches!(k, JobKind::Download | JobKind::Push)) {
             jobs.extend(
                 self.downloader
+                    .jobs()
                     .list()
                     .await?
                     .into_iter()
@@ -39,7 +40,7 @@ impl JobApi {
             );
         }
         if kind.is_none_or(|k| k == JobKind::Flash) {
-            jobs.extend(self.flasher.list().await?);
+            jobs.extend(self.flasher.jobs().list().await?);
         }
         newest_first(&mut jobs);
         Ok(jobs)
@@ -47,9 +48,9 @@ impl JobApi {
 
     async fn find(&self, id: &str) -> Result<JobSnapshot, Status> {
         let found = match JobKind::of_id(id) {
-            Some(JobKind::Hash) => self.hasher.get(id).await?,
-            Some(JobKind::Download | JobKind::Push) => self.downloader.get(id).await?,
-            Some(JobKind::Flash) => self.flasher.get(id).await?,
+            Some(JobKind::Hash) => self.hasher.jobs().get(id).await?,
+            Some(JobKind::Download | JobKind::Push) => self.downloader.jobs().get(id).await?,
+            Some(JobKind::Flash) => self.flasher.jobs().get(id).await?,
             None => None,
         };
         found.ok_or_else(|| Status::not_found(format!("no job with id {id:?}")))
@@ -91,9 +92,9 @@ impl JobService for JobApi {
         audit(&request, "CancelJob");
         let id = request.into_inner().id;
         let job = match JobKind::of_id(&id) {
-            Some(JobKind::Hash) => self.hasher.cancel(&id).await?,
-            Some(JobKind::Download | JobKind::Push) => self.downloader.cancel(&id).await?,
-            Some(JobKind::Flash) => self.flasher.cancel(&id).await?,
+            Some(JobKind::Hash) => self.hasher.jobs().cancel(&id).await?,
+            Some(JobKind::Download | JobKind::Push) => self.downloader.jobs().cancel(&id).await?,
+            Some(JobKind::Flash) => self.flasher.jobs().cancel(&id).await?,
             None => return Err(Status::not_found(format!("no job with id {id:?}"))),
         };
         Ok(Response::new(convert::job(job)))

@@ -109,7 +109,7 @@ impl DownloaderHandle {
         .map_err(|e| unavailable(&e))?
     }
 
-    /// Cancel, list or look at its jobs.
+    /// Cancel, list or look at its jobs (`handle.jobs().cancel(id)`).
     pub fn jobs(&self) -> Jobs<'_, DownloaderMessage, DownloaderError> {
         Jobs {
             slot: &self.slot,
@@ -117,21 +117,6 @@ impl DownloaderHandle {
             wrap: DownloaderMessage::Jobs,
             unavailable: DownloaderError::Unavailable,
         }
-    }
-
-    /// Cancel a job.
-    pub async fn cancel(&self, id: &str) -> Result<JobSnapshot, DownloaderError> {
-        self.jobs().cancel(id).await
-    }
-
-    /// All known jobs, newest first.
-    pub async fn list(&self) -> Result<Vec<JobSnapshot>, DownloaderError> {
-        self.jobs().list().await
-    }
-
-    /// One job.
-    pub async fn get(&self, id: &str) -> Result<Option<JobSnapshot>, DownloaderError> {
-        self.jobs().get(id).await
     }
 
     /// Task report: progress.

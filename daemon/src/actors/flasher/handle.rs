@@ -45,7 +45,7 @@ impl FlasherHandle {
         .map_err(|e| unavailable(&e))?
     }
 
-    /// Cancel, list or look at its jobs.
+    /// Cancel, list or look at its jobs (`handle.jobs().cancel(id)`).
     pub fn jobs(&self) -> Jobs<'_, FlasherMessage, FlasherError> {
         Jobs {
             slot: &self.slot,
@@ -53,21 +53,6 @@ impl FlasherHandle {
             wrap: FlasherMessage::Jobs,
             unavailable: FlasherError::Unavailable,
         }
-    }
-
-    /// Cancel a job.
-    pub async fn cancel(&self, id: &str) -> Result<JobSnapshot, FlasherError> {
-        self.jobs().cancel(id).await
-    }
-
-    /// All known jobs, newest first.
-    pub async fn list(&self) -> Result<Vec<JobSnapshot>, FlasherError> {
-        self.jobs().list().await
-    }
-
-    /// One job.
-    pub async fn get(&self, id: &str) -> Result<Option<JobSnapshot>, FlasherError> {
-        self.jobs().get(id).await
     }
 
     /// Task report.

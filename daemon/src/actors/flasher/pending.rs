@@ -65,6 +65,7 @@ impl PendingDownload {
         let mut events = peers.events.subscribe();
         let mut last = peers
             .downloader
+            .jobs()
             .get(&self.job_id)
             .await
             .map_err(|e| format!("downloading {} first: {e}", self.key))?;
@@ -72,7 +73,7 @@ impl PendingDownload {
         let mut changed = true;
         loop {
             if cancel.load(Ordering::Relaxed) {
-                if let Err(e) = peers.downloader.cancel(&self.job_id).await {
+                if let Err(e) = peers.downloader.jobs().cancel(&self.job_id).await {
                     tracing::warn!(job = self.job_id, error = %e, "cannot cancel the download");
                 }
                 return Ok(Waited::Cancelled);
@@ -132,6 +133,7 @@ impl PendingDownload {
     async fn ask(&self, peers: &Peers<'_>) -> Result<Option<JobSnapshot>, String> {
         peers
             .downloader
+            .jobs()
             .get(&self.job_id)
             .await
             .map_err(|e| format!("downloading {} first: {e}", self.key))

@@ -52,7 +52,7 @@ impl HasherHandle {
         }
     }
 
-    /// Cancel, list or look at its jobs.
+    /// Cancel, list or look at its jobs (`handle.jobs().cancel(id)`).
     pub fn jobs(&self) -> Jobs<'_, HasherMessage, HasherError> {
         Jobs {
             slot: &self.slot,
@@ -60,21 +60,6 @@ impl HasherHandle {
             wrap: HasherMessage::Jobs,
             unavailable: HasherError::Unavailable,
         }
-    }
-
-    /// Cancel a job.
-    pub async fn cancel(&self, id: &str) -> Result<JobSnapshot, HasherError> {
-        self.jobs().cancel(id).await
-    }
-
-    /// All known jobs, newest first.
-    pub async fn list(&self) -> Result<Vec<JobSnapshot>, HasherError> {
-        self.jobs().list().await
-    }
-
-    /// One job.
-    pub async fn get(&self, id: &str) -> Result<Option<JobSnapshot>, HasherError> {
-        self.jobs().get(id).await
     }
 
     /// Task report: progress. Dropped if the hasher is restarting.
