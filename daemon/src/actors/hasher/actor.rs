@@ -3,7 +3,7 @@
 
 use super::error::HasherError;
 use super::handle::HasherHandle;
-use super::messages::{HashOutcome, HasherMessage};
+use super::messages::{HashOutcome, HasherMessage, LookedFile};
 use super::task::HashTask;
 use crate::actors::catalog::CatalogHandle;
 use crate::actors::job_query::JobBook;
@@ -80,13 +80,34 @@ impl Actor for HasherActor {
 
     async fn handle(
         &self,
-        _myself: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         message: HasherMessage,
         state: &mut HasherState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
             HasherMessage::Enqueue { name, reply } => {
-                let result = state.enqueue(&name);
+                // Checking the name, the file and its sidecar reads the
+                // disk: that happens on the blocking pool, and the job is
+                // made when the result comes back.
+                let root = state.args.image_root.clone();
+                tokio::task::spawn_blocking(move || {
+                    let looked = look(&root, &name);
+                    let message = HasherMessage::Looked {
+                        name,
+                        looked,
+                        reply,
+                    };
+                    if myself.cast(message).is_err() {
+                        tracing::debug!("hasher stopped while a file was looked at");
+                    }
+                });
+            }
+            HasherMessage::Looked {
+                name,
+                looked,
+                reply,
+            } => {
+                let result = looked.map(|file| state.enqueue(&name, file));
                 if let Err(e) = &result {
                     tracing::debug!(name, error = %e, "hash request refused");
                 }
@@ -104,39 +125,53 @@ impl Actor for HasherActor {
     }
 }
 
+/// Look at `name` in `root` (blocking): a hashable name, a regular file,
+/// and its sidecar.
+fn look(root: &std::path::Path, name: &str) -> Result<LookedFile, HasherError> {
+    // Cached downloads are hashable too; every other reserved name is not.
+    if !is_cache_file_name(name) {
+        validate_image_file_name(name).map_err(|e| HasherError::InvalidName(e.to_string()))?;
+    }
+    let path = root.join(name);
+    let meta =
+        std::fs::symlink_metadata(&path).map_err(|_| HasherError::NoSuchFile(name.to_owned()))?;
+    if !meta.file_type().is_file() {
+        return Err(HasherError::NoSuchFile(name.to_owned()));
+    }
+    let fresh_sha256 = match read_sidecar(&path) {
+        Sidecar::Fresh(sha) => Some(sha),
+        _ => None,
+    };
+    Ok(LookedFile {
+        identity: FileIdentity::of(&meta),
+        size: meta.len(),
+        fresh_sha256,
+    })
+}
+
 impl HasherState {
-    fn enqueue(&mut self, name: &str) -> Result<JobSnapshot, HasherError> {
-        // Cached downloads are hashable too; every other reserved name is not.
-        if !is_cache_file_name(name) {
-            validate_image_file_name(name).map_err(|e| HasherError::InvalidName(e.to_string()))?;
-        }
-        let path = self.args.image_root.join(name);
-        let meta = std::fs::symlink_metadata(&path)
-            .map_err(|_| HasherError::NoSuchFile(name.to_owned()))?;
-        if !meta.file_type().is_file() {
-            return Err(HasherError::NoSuchFile(name.to_owned()));
-        }
+    /// Make the job of a looked-at file (or return the active one).
+    fn enqueue(&mut self, name: &str, file: LookedFile) -> JobSnapshot {
         if let Some(active) = self.jobs.find_active(|j| j.snapshot.subject == name) {
-            return Ok(active.snapshot.clone());
+            return active.snapshot.clone();
         }
-        let mut snapshot = JobSnapshot::queued(JobKind::Hash, name, Some(meta.len()));
-        if let Sidecar::Fresh(sha) = read_sidecar(&path) {
+        let mut snapshot = JobSnapshot::queued(JobKind::Hash, name, Some(file.size));
+        if let Some(sha) = file.fresh_sha256 {
             // Never re-hash a file whose sidecar is fresh.
             snapshot.start("hashing");
-            snapshot.bytes_done = meta.len();
+            snapshot.bytes_done = file.size;
             snapshot.sha256 = Some(sha.clone());
             snapshot.finish(JobState::Completed, None);
             self.args.events.job(&snapshot);
             self.args.catalog.image_hashed(name, &sha);
-            return Ok(self.jobs.insert(snapshot, FileIdentity::of(&meta)));
+            return self.jobs.insert(snapshot, file.identity);
         }
         self.args.events.job(&snapshot);
-        self.jobs.insert(snapshot.clone(), FileIdentity::of(&meta));
+        self.jobs.insert(snapshot.clone(), file.identity);
         self.start_queued();
-        Ok(self
-            .jobs
+        self.jobs
             .get(&snapshot.id)
-            .map_or(snapshot, |j| j.snapshot.clone()))
+            .map_or(snapshot, |j| j.snapshot.clone())
     }
 
     fn start_queued(&mut self) {

@@ -23,6 +23,17 @@ pub enum HashOutcome {
     Failed(String),
 }
 
+/// A file to hash, as it was when the request came.
+#[derive(Debug, Clone)]
+pub struct LookedFile {
+    /// Its identity: the task hashes it only if the name still holds it.
+    pub identity: bty_store::identity::FileIdentity,
+    /// Its size.
+    pub size: u64,
+    /// Its sha256 from a fresh sidecar: nothing to hash.
+    pub fresh_sha256: Option<String>,
+}
+
 /// Requests and task reports.
 #[derive(Debug)]
 pub enum HasherMessage {
@@ -31,6 +42,15 @@ pub enum HasherMessage {
     Enqueue {
         /// Bare file name in the image root.
         name: String,
+        /// Where the job goes.
+        reply: Option<RpcReplyPort<Result<JobSnapshot, HasherError>>>,
+    },
+    /// The file of an `Enqueue` was looked at (off the actor).
+    Looked {
+        /// Bare file name in the image root.
+        name: String,
+        /// What was found, or why it cannot be hashed.
+        looked: Result<LookedFile, HasherError>,
         /// Where the job goes.
         reply: Option<RpcReplyPort<Result<JobSnapshot, HasherError>>>,
     },
