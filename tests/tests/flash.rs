@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use bty_e2e::loopdev::{LoopDevice, can_use_loop_devices};
+use bty_e2e::loopdev::{LoopDevice, require_loop_devices};
 use bty_e2e::{Daemon, noise, run, wait_for};
 use std::process::Command;
 use std::time::Duration;
@@ -21,10 +21,7 @@ fn raw_image() -> Vec<u8> {
 
 #[test]
 fn flashes_several_targets_from_one_decode_and_refuses_a_small_one() {
-    if !can_use_loop_devices() {
-        eprintln!("skipping: loop devices need root");
-        return;
-    }
+    require_loop_devices();
     let work = tempfile::tempdir().unwrap();
     let raw = raw_image();
     std::fs::write(work.path().join("disk.img"), &raw).unwrap();
@@ -88,10 +85,7 @@ fn flashes_several_targets_from_one_decode_and_refuses_a_small_one() {
 
 #[test]
 fn refuses_a_mounted_target_before_writing() {
-    if !can_use_loop_devices() {
-        eprintln!("skipping: loop devices need root");
-        return;
-    }
+    require_loop_devices();
     let work = tempfile::tempdir().unwrap();
     let raw = raw_image();
     let d = Daemon::start_with(|_, root| std::fs::write(root.join("disk.img"), &raw).unwrap());

@@ -8,7 +8,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use bty_e2e::loopdev::{LoopDevice, can_use_loop_devices};
+use bty_e2e::loopdev::{LoopDevice, require_loop_devices};
 use bty_e2e::origin::Origin;
 use bty_e2e::registry::Registry;
 use bty_e2e::{Daemon, drop_file, noise, run, wait_for};
@@ -78,10 +78,7 @@ fn first_mib_untouched(dev: &LoopDevice, fill: u8) -> bool {
 
 #[test]
 fn an_entry_without_a_local_copy_streams_onto_the_disk_and_stores_nothing() {
-    if !can_use_loop_devices() {
-        eprintln!("skipping: loop devices need root");
-        return;
-    }
+    require_loop_devices();
     let work = tempfile::tempdir().unwrap();
     let raw = raw_image(IMAGE, 41);
     let xz = compressed(work.path(), &raw, &["xz", "-T2", "--block-size=4MiB"], "xz");
@@ -112,10 +109,7 @@ fn an_entry_without_a_local_copy_streams_onto_the_disk_and_stores_nothing() {
 
 #[test]
 fn a_connection_cut_mid_flash_resumes_where_it_stopped() {
-    if !can_use_loop_devices() {
-        eprintln!("skipping: loop devices need root");
-        return;
-    }
+    require_loop_devices();
     let work = tempfile::tempdir().unwrap();
     let raw = raw_image(IMAGE, 47);
     let zst = compressed(work.path(), &raw, &["zstd", "-q", "-3"], "zst");
@@ -136,10 +130,7 @@ fn a_connection_cut_mid_flash_resumes_where_it_stopped() {
 
 #[test]
 fn a_wrong_pinned_digest_fails_the_stream_and_leaves_the_first_mib() {
-    if !can_use_loop_devices() {
-        eprintln!("skipping: loop devices need root");
-        return;
-    }
+    require_loop_devices();
     let work = tempfile::tempdir().unwrap();
     let raw = raw_image(IMAGE, 42);
     let zst = compressed(work.path(), &raw, &["zstd", "-q", "-3"], "zst");
@@ -162,10 +153,7 @@ fn a_wrong_pinned_digest_fails_the_stream_and_leaves_the_first_mib() {
 
 #[test]
 fn a_raw_url_bigger_than_the_disk_is_refused_before_a_byte() {
-    if !can_use_loop_devices() {
-        eprintln!("skipping: loop devices need root");
-        return;
-    }
+    require_loop_devices();
     let work = tempfile::tempdir().unwrap();
     let origin = Origin::start();
     origin.put("big.img", raw_image(IMAGE, 43));
@@ -187,10 +175,7 @@ fn a_raw_url_bigger_than_the_disk_is_refused_before_a_byte() {
 
 #[test]
 fn a_remote_qcow2_entry_is_fetched_into_the_store_first_then_flashed() {
-    if !can_use_loop_devices() {
-        eprintln!("skipping: loop devices need root");
-        return;
-    }
+    require_loop_devices();
     let work = tempfile::tempdir().unwrap();
     let raw = raw_image(IMAGE, 46);
     std::fs::write(work.path().join("src.img"), &raw).unwrap();
@@ -222,10 +207,7 @@ fn a_remote_qcow2_entry_is_fetched_into_the_store_first_then_flashed() {
 
 #[test]
 fn a_missing_url_is_refused_at_once_naming_the_status() {
-    if !can_use_loop_devices() {
-        eprintln!("skipping: loop devices need root");
-        return;
-    }
+    require_loop_devices();
     let work = tempfile::tempdir().unwrap();
     let origin = Origin::start();
     let d = Daemon::start();
@@ -246,10 +228,7 @@ fn a_missing_url_is_refused_at_once_naming_the_status() {
 
 #[test]
 fn cancel_stops_a_slow_stream_within_a_second_and_says_partially_written() {
-    if !can_use_loop_devices() {
-        eprintln!("skipping: loop devices need root");
-        return;
-    }
+    require_loop_devices();
     let work = tempfile::tempdir().unwrap();
     let origin = Origin::start();
     origin.put("slow.img", raw_image(64 << 20, 44));
@@ -303,10 +282,7 @@ fn cancel_stops_a_slow_stream_within_a_second_and_says_partially_written() {
 
 #[test]
 fn an_oras_artifact_streams_onto_the_disk_with_its_layer_digest_checked() {
-    if !can_use_loop_devices() {
-        eprintln!("skipping: loop devices need root");
-        return;
-    }
+    require_loop_devices();
     let work = tempfile::tempdir().unwrap();
     let raw = raw_image(IMAGE, 45);
     let gz = compressed(work.path(), &raw, &["gzip", "-1"], "gz");

@@ -15,7 +15,7 @@ use bty_flash::{FlashError, FlashOptions, HashingReader, flash, open_decoder};
 use bty_store::format::Container;
 use support::*;
 
-/// A target (loop device when root, else a file) full of noise.
+/// A loop device full of noise.
 struct NoisyTarget {
     _lo: Option<LoopDev>,
     spec: bty_flash::TargetSpec,
@@ -23,22 +23,13 @@ struct NoisyTarget {
 }
 
 fn noisy_target(dir: &std::path::Path, name: &str, seed: u64) -> NoisyTarget {
-    if can_use_loop(name) {
-        let lo = LoopDev::new(dir, name, 32 * MIB, seed);
-        let before = first_mib(&lo.dev);
-        NoisyTarget {
-            spec: lo.spec(),
-            _lo: Some(lo),
-            before,
-        }
-    } else {
-        let path = dir.join(name);
-        noise_file(&path, 32 * MIB, seed);
-        NoisyTarget {
-            spec: file_spec(&path),
-            _lo: None,
-            before: first_mib(&path),
-        }
+    require_loop_devices();
+    let lo = LoopDev::new(dir, name, 32 * MIB, seed);
+    let before = first_mib(&lo.dev);
+    NoisyTarget {
+        spec: lo.spec(),
+        _lo: Some(lo),
+        before,
     }
 }
 
@@ -138,9 +129,7 @@ fn wrong_raw_image_digest_fails_without_touching_the_first_mib() {
 
 #[test]
 fn a_too_small_target_fails_alone() {
-    if !can_use_loop("a_too_small_target_fails_alone") {
-        return;
-    }
+    require_loop_devices();
     let tmp = tempfile::tempdir().unwrap();
     let good = LoopDev::new(tmp.path(), "good", 32 * MIB, 1);
     let small = LoopDev::new(tmp.path(), "small", 12 * MIB, 2);
@@ -173,9 +162,7 @@ fn a_too_small_target_fails_alone() {
 #[test]
 fn a_write_error_fails_that_target_alone() {
     // A full filesystem: a 4 MiB tmpfs cannot hold the 24 MiB image.
-    if !can_use_loop("a_write_error_fails_that_target_alone") {
-        return;
-    }
+    require_loop_devices();
     let tmp = tempfile::tempdir().unwrap();
     let mnt = tmp.path().join("mnt");
     std::fs::create_dir(&mnt).unwrap();
@@ -370,9 +357,7 @@ fn a_target_that_does_not_hold_the_image_fails_verify_and_keeps_its_first_mib() 
 /// a byte of it changes, on the streaming path and the qemu-img path.
 #[test]
 fn a_target_that_is_not_the_confirmed_device_is_never_written() {
-    if !can_use_loop("a_target_that_is_not_the_confirmed_device_is_never_written") {
-        return;
-    }
+    require_loop_devices();
     let tmp = tempfile::tempdir().unwrap();
     let confirmed = LoopDev::new(tmp.path(), "confirmed", 32 * MIB, 7);
     let other = LoopDev::new(tmp.path(), "other", 32 * MIB, 8);

@@ -30,7 +30,9 @@ fn flashes_format(ext: &str) {
     assert_eq!(std::fs::metadata(&fresh).unwrap().len(), IMAGE_SIZE);
     assert_eq!(std::fs::metadata(&existing).unwrap().len(), IMAGE_SIZE);
 
-    if can_use_loop(&format!("flashes_{ext}_to_a_loop_device")) {
+    // The same onto a real block device.
+    {
+        require_loop_devices();
         let lo = LoopDev::new(tmp.path(), "lo", 32 * MIB, 8);
         let report = flash_path(&src, vec![lo.spec()], &opts, &AtomicBool::new(false));
         assert_flashed_ok(&report, &[&lo.dev], true);
@@ -75,7 +77,9 @@ fn flashes_qcow2() {
         &AtomicBool::new(false),
     );
     assert_flashed_ok(&report, &[&existing], true);
-    if can_use_loop("flashes_qcow2_to_a_loop_device") {
+    // The same onto a real block device.
+    {
+        require_loop_devices();
         // Larger than the image and full of noise: compare must look only
         // at the image's virtual size.
         let lo = LoopDev::new(tmp.path(), "lo", 32 * MIB, 8);
@@ -106,7 +110,9 @@ fn compressed_qcow2_goes_through_qemu_img_convert() {
         &AtomicBool::new(false),
     );
     assert_flashed_ok(&report, &[&existing], true);
-    if can_use_loop("compressed_qcow2_to_a_loop_device") {
+    // The same onto a real block device.
+    {
+        require_loop_devices();
         let lo = LoopDev::new(tmp.path(), "lo", 32 * MIB, 8);
         let report = flash_path(
             &comp,
@@ -164,8 +170,8 @@ fn qcow2_naming_a_host_file_is_refused_and_no_target_changes() {
     qemu_img(&["-f", "qcow2", "-o", &data_opts, &p("data.qcow2"), &size]);
     std::fs::write(&secret, &secret_bytes).unwrap();
 
-    let lo = can_use_loop("qcow2_refusals_on_a_loop_device")
-        .then(|| LoopDev::new(tmp.path(), "lo", 32 * MIB, 8));
+    require_loop_devices();
+    let lo = Some(LoopDev::new(tmp.path(), "lo", 32 * MIB, 8));
     for (name, why) in [
         ("backed.qcow2", "backing file"),
         ("json.qcow2", "json:"),

@@ -11,9 +11,7 @@ use support::*;
 
 #[test]
 fn three_targets_from_one_decode_pass() {
-    if !can_use_loop("three_targets_from_one_decode_pass") {
-        return;
-    }
+    require_loop_devices();
     let tmp = tempfile::tempdir().unwrap();
     let a = LoopDev::new(tmp.path(), "a", 32 * MIB, 1);
     let b = LoopDev::new(tmp.path(), "b", 24 * MIB + 4096, 2);

@@ -53,7 +53,9 @@ fn a_sparse_raw_file_flashes_exactly_over_old_data() {
         // No known digest: the whole stream is not hashed at all.
         assert!(report.image_sha256.is_empty());
     }
-    if can_use_loop("a_sparse_raw_file_flashes_to_a_loop_device") {
+    // The same onto a real block device.
+    {
+        require_loop_devices();
         let lo = LoopDev::new(tmp.path(), "lo", 32 * MIB, 12);
         let report = flash_path(
             &src,

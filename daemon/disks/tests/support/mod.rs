@@ -7,13 +7,14 @@ use std::process::Command;
 use std::thread::sleep;
 use std::time::Duration;
 
-/// True when we may create loop devices; otherwise the caller skips.
-pub(crate) fn root_or_skip(test: &str) -> bool {
-    let root = rustix::process::geteuid().is_root();
-    if !root {
-        eprintln!("skipping {test}: needs root to create loop devices");
-    }
-    root
+/// Fail the test, naming the missing capability, unless this process may
+/// create loop devices (root and `/dev/loop-control`). Never a silent skip.
+pub(crate) fn require_loop_devices() {
+    assert!(
+        rustix::process::geteuid().is_root() && Path::new("/dev/loop-control").exists(),
+        "this test needs loop devices: run it as root on a machine with /dev/loop-control \
+         (scripts/test does)"
+    );
 }
 
 /// Runs a command and returns its stdout; panics with its stderr.

@@ -161,13 +161,14 @@ pub(crate) fn image(name: &str) -> PathBuf {
     fixtures().join(name)
 }
 
-/// Whether loop-device tests can run; prints why not.
-pub(crate) fn can_use_loop(test: &str) -> bool {
-    let root = rustix::process::geteuid().is_root();
-    if !root {
-        eprintln!("SKIP {test}: needs root for loop devices");
-    }
-    root && Path::new("/dev/loop-control").exists()
+/// Fail the test, naming the missing capability, unless this process may
+/// create loop devices (root and `/dev/loop-control`). Never a silent skip.
+pub(crate) fn require_loop_devices() {
+    assert!(
+        rustix::process::geteuid().is_root() && Path::new("/dev/loop-control").exists(),
+        "this test needs loop devices: run it as root on a machine with /dev/loop-control \
+         (scripts/test does)"
+    );
 }
 
 /// A file of `size` noise bytes (seeded) at `path`.
