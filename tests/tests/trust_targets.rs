@@ -404,3 +404,73 @@ async fn a_device_being_written_is_busy_under_any_path() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// What the operator confirmed is what gets written, or nothing is: a
+/// request without a confirmation, or with a size, serial or model the
+/// device does not have, is refused and the device keeps its bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flash_not_matching_the_confirmed_disk_is_refused() {
+    require_loop_devices();
+    let dir = tempfile::tempdir().unwrap();
+    let lo = LoopDevice::create(&dir.path().join("disk"), 8 * MIB as u64, 0x33, false);
+    let daemon = Daemon::start_with(|_, images| {
+        drop_file(images, "disk.img", &noise(2 * MIB, 9));
+    });
+    let confirmed = confirm(channel(&daemon).await, lo.dev()).await;
+    let before = sha256sum(&lo.file);
+    let cases = [
+        (
+            v1::FlashTarget {
+                confirmed_size_bytes: 0,
+                ..confirmed.clone()
+            },
+            "not confirmed",
+        ),
+        (
+            v1::FlashTarget {
+                confirmed_size_bytes: confirmed.confirmed_size_bytes + 512,
+                ..confirmed.clone()
+            },
+            "bytes were confirmed",
+        ),
+        (
+            v1::FlashTarget {
+                confirmed_serial: Some("SERIAL-OF-ANOTHER-DISK".to_owned()),
+                ..confirmed.clone()
+            },
+            "serial",
+        ),
+        (
+            v1::FlashTarget {
+                confirmed_model: Some("Another Model".to_owned()),
+                ..confirmed.clone()
+            },
+            "model",
+        ),
+    ];
+    for (target, why) in cases {
+        let status = FlashServiceClient::new(channel(&daemon).await)
+            .flash(v1::FlashRequest {
+                image: "disk.img".to_owned(),
+                targets: vec![target],
+                no_verify: true,
+            })
+            .await
+            .expect_err(why);
+        assert_eq!(
+            status.code(),
+            tonic::Code::FailedPrecondition,
+            "{why}: {status:?}"
+        );
+        assert!(
+            status.message().contains(why),
+            "{why}: {}",
+            status.message()
+        );
+    }
+    assert_eq!(
+        sha256sum(&lo.file),
+        before,
+        "a refused flash wrote the disk"
+    );
+}

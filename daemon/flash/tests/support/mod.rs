@@ -277,6 +277,11 @@ pub(crate) fn first_mib(path: &Path) -> Vec<u8> {
 
 pub(crate) fn assert_flashed_ok(report: &FlashReport, targets: &[&Path], verify: bool) {
     assert_eq!(report.decode_passes, 1);
+    assert_eq!(
+        report.targets.len(),
+        targets.len(),
+        "the report does not cover every target"
+    );
     for (outcome, path) in report.targets.iter().zip(targets) {
         let done = outcome
             .result
