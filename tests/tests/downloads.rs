@@ -154,9 +154,12 @@ fn kill_during_download_resumes_from_the_partial() {
     );
     assert_eq!(row_named(&rows, "big.img")["sha256"], sha.as_str());
     let resent = origin.bytes_sent() - sent_before;
+    // More than a third had landed before the kill: a resume fetches at
+    // most the rest (a re-download from byte 0 would send all of it).
+    let at_most = SIZE as u64 - SIZE as u64 / 3;
     assert!(
-        resent < SIZE as u64,
-        "after the restart {resent} bytes were downloaded again; the resume should need less than {SIZE}"
+        resent <= at_most,
+        "after the restart {resent} bytes were downloaded again; a resume needs at most {at_most}"
     );
     assert!(!image_root_names(&d).iter().any(|n| n.ends_with(".partial")));
 }
