@@ -182,3 +182,45 @@ fn button_states(html: &str, name: &str) -> [bool; 4] {
         !row[tag_start..tag_end].contains(" disabled")
     })
 }
+
+/// A catalog.toml past the 4 MiB import cap (what many imports build up)
+/// is the daemon's own state: btyd starts on it, keeps changing it, and
+/// starts again on what it wrote.
+#[test]
+fn a_catalog_larger_than_one_import_loads_and_stays_loadable() {
+    const ENTRIES: usize = 60_000;
+    let mut text = String::from("version = 1\n");
+    for i in 0..ENTRIES {
+        text.push_str(&format!(
+            "\n[[images]]\nname = \"nightly-{i:06}.img.zst\"\nsrc = \"https://builds.example/nightly/{i:06}/disk.img.zst\"\n"
+        ));
+    }
+    assert!(text.len() > 4 << 20, "{} bytes", text.len());
+    let mut d = Daemon::start_with(|state, _| {
+        std::fs::write(state.join("catalog.toml"), &text).unwrap();
+    });
+    let out = d.ctl(&[
+        "entries",
+        "add",
+        "https://builds.example/extra/first.img.zst",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let written = std::fs::read_to_string(d.state_dir.join("catalog.toml")).unwrap();
+    assert!(written.len() > text.len());
+    assert_eq!(written.matches("[[images]]").count(), ENTRIES + 1);
+    d.restart();
+    let out = d.ctl(&[
+        "entries",
+        "add",
+        "https://builds.example/extra/second.img.zst",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -20,6 +20,7 @@ impl From<CatalogError> for Status {
                 Status::internal(msg)
             }
             CatalogError::Unavailable(_) => Status::unavailable(msg),
+            CatalogError::StateTooLarge { .. } => Status::resource_exhausted(msg),
         }
     }
 }

@@ -6,7 +6,7 @@
 //! two entries with the same canonical src are refused, and the input is
 //! capped at [`MAX_CATALOG_BYTES`]. Unknown keys are kept and written back.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::canon::{self, Scheme, SrcError};
 use crate::format::format_from_name;
@@ -15,9 +15,14 @@ use serde::Serialize;
 mod error;
 pub use error::CatalogError;
 
-/// Largest catalog accepted, checked before parsing (remote catalogs are
-/// untrusted input).
+/// Largest catalog accepted for import, checked before parsing (remote
+/// catalogs are untrusted input).
 pub const MAX_CATALOG_BYTES: usize = 4 * 1024 * 1024;
+
+/// Largest `catalog.toml` the daemon keeps as its own state: room for
+/// hundreds of thousands of entries, built up by many imports. The daemon
+/// never writes a larger one, so it can always load what it wrote.
+pub const MAX_STATE_CATALOG_BYTES: usize = 256 * 1024 * 1024;
 
 /// The only `version` this bty understands.
 pub const SCHEMA_VERSION: i64 = 1;
@@ -67,12 +72,22 @@ impl CatalogFile {
     /// Parse and validate a catalog. `source` labels it in error messages
     /// (a path or URL).
     pub fn parse(bytes: &[u8], source: &str) -> Result<CatalogFile, CatalogError> {
+        Self::parse_up_to(bytes, source, MAX_CATALOG_BYTES)
+    }
+
+    /// [`Self::parse`] with another size limit (the daemon's own state file
+    /// uses [`MAX_STATE_CATALOG_BYTES`]).
+    pub fn parse_up_to(
+        bytes: &[u8],
+        source: &str,
+        max: usize,
+    ) -> Result<CatalogFile, CatalogError> {
         let at = source.to_owned();
-        if bytes.len() > MAX_CATALOG_BYTES {
+        if bytes.len() > max {
             return Err(CatalogError::TooLarge {
                 at,
                 size: bytes.len(),
-                max: MAX_CATALOG_BYTES,
+                max,
             });
         }
         let mut doc = parse_toml(bytes, &at)?;
@@ -96,6 +111,7 @@ impl CatalogFile {
         };
         let mut entries: Vec<CatalogEntry> = Vec::with_capacity(images.len());
         let mut by_src: HashMap<String, usize> = HashMap::new();
+        let mut names: HashSet<String> = HashSet::new();
         for (i, item) in images.into_iter().enumerate() {
             let index = i + 1;
             let toml::Value::Table(table) = item else {
@@ -106,7 +122,8 @@ impl CatalogFile {
                 });
             };
             let (entry, canonical) = parse_entry(table, index, &at)?;
-            if entries.iter().any(|e| e.name == entry.name) {
+            // Sets, not scans: a large catalog parses in linear time.
+            if !names.insert(entry.name.clone()) {
                 return Err(CatalogError::DuplicateName {
                     at,
                     name: entry.name,

@@ -7,7 +7,7 @@ use super::messages::CatalogMessage;
 use crate::actors::hasher::HasherHandle;
 use crate::events::{CatalogEvent, CatalogEventKind, EventBus};
 use bty_store::canon::canonicalise_src;
-use bty_store::catalog_file::CatalogFile;
+use bty_store::catalog_file::{CatalogFile, MAX_STATE_CATALOG_BYTES};
 use bty_store::merge::{MergeEntry, Row, SourceKind, merge};
 use bty_store::scan::{ScannedFile, scan_image_root};
 use bty_store::sidecar::Sidecar;
@@ -130,7 +130,8 @@ impl Actor for CatalogActor {
 fn load_catalog(path: &Path) -> Result<CatalogFile, String> {
     match std::fs::read(path) {
         Ok(bytes) => {
-            CatalogFile::parse(&bytes, &path.display().to_string()).map_err(|e| e.to_string())
+            CatalogFile::parse_up_to(&bytes, &path.display().to_string(), MAX_STATE_CATALOG_BYTES)
+                .map_err(|e| e.to_string())
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(CatalogFile::default()),
         Err(e) => Err(format!("cannot read {}: {e}", path.display())),
@@ -263,12 +264,20 @@ impl CatalogState {
 
     /// Write `file` to catalog.toml atomically, then adopt it.
     pub(super) fn persist(&mut self, file: CatalogFile) -> Result<(), CatalogError> {
-        write_atomic(&self.args.catalog_path, file.to_toml_string().as_bytes()).map_err(
-            |source| CatalogError::Io {
+        let text = file.to_toml_string();
+        // Never write what the next start could not load.
+        if text.len() > MAX_STATE_CATALOG_BYTES {
+            return Err(CatalogError::StateTooLarge {
+                size: text.len(),
+                max: MAX_STATE_CATALOG_BYTES,
+            });
+        }
+        write_atomic(&self.args.catalog_path, text.as_bytes()).map_err(|source| {
+            CatalogError::Io {
                 what: format!("cannot write {}", self.args.catalog_path.display()),
                 source,
-            },
-        )?;
+            }
+        })?;
         self.file = file;
         self.rebuild_rows();
         Ok(())

@@ -36,6 +36,18 @@ pub enum CatalogError {
         #[source]
         source: std::io::Error,
     },
+    /// The change would make catalog.toml larger than the daemon loads
+    /// back; nothing was written.
+    #[error(
+        "the catalog would grow to {size} bytes, over the {max}-byte limit of catalog.toml; \
+         nothing was changed (remove entries first)"
+    )]
+    StateTooLarge {
+        /// The size it would have.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
     /// The actor is restarting or stopped.
     #[error("{0}")]
     Unavailable(String),

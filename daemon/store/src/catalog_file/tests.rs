@@ -396,3 +396,26 @@ fn formats_must_be_format_ids() {
     .unwrap();
     assert_eq!(cat.entries[0].format.as_deref(), Some("img.zst"));
 }
+
+/// The import cap guards untrusted input; the daemon's own state file may
+/// be larger (it is built by many imports) and still parses, and a
+/// duplicate name deep in a large catalog is still found.
+#[test]
+fn own_state_may_exceed_the_import_cap() {
+    let mut text = String::from("version = 1\n");
+    let mut i = 0;
+    while text.len() <= MAX_CATALOG_BYTES {
+        text.push_str(&format!(
+            "[[images]]\nname = \"n{i}.img\"\nsrc = \"https://h.example/{i}/n{i}.img\"\n"
+        ));
+        i += 1;
+    }
+    assert!(CatalogFile::parse(text.as_bytes(), "import").is_err());
+    let file = CatalogFile::parse_up_to(text.as_bytes(), "state", MAX_STATE_CATALOG_BYTES).unwrap();
+    assert_eq!(file.entries.len(), i);
+    text.push_str("[[images]]\nname = \"n0.img\"\nsrc = \"https://h.example/again/n0.img\"\n");
+    let err = CatalogFile::parse_up_to(text.as_bytes(), "state", MAX_STATE_CATALOG_BYTES)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("n0.img"), "{err}");
+}
