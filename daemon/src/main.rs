@@ -44,7 +44,21 @@ enum Command {
     HashPassword,
 }
 
-fn main() -> anyhow::Result<()> {
+/// Errors end the process with their whole chain on one line
+/// (`btyd: btyd failed: cannot listen on web …: Address already in use`),
+/// never a backtrace: `RUST_BACKTRACE=1` in an operator's environment must
+/// not bury the cause.
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("btyd: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     if let Some(Command::HashPassword) = args.command {
         return password::hash_password_command();

@@ -67,3 +67,24 @@ fn refuses_unknown_config_keys_naming_them() {
     assert!(!ok);
     assert!(stderr.contains("lisen"), "{stderr}");
 }
+
+/// A taken web port ends btyd with the cause on one line, even with
+/// `RUST_BACKTRACE=1` in the environment (common on developer machines).
+#[test]
+fn a_taken_port_is_named_without_a_backtrace() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(bin("btyd"))
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .args(["--web-listen", &addr])
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "btyd started on a taken port");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&addr), "{stderr}");
+    assert!(stderr.contains("Address already in use"), "{stderr}");
+    assert!(!stderr.contains("backtrace"), "{stderr}");
+}
