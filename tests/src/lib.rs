@@ -289,6 +289,21 @@ impl Daemon {
         )
     }
 
+    /// The names in the image root, sorted.
+    pub fn image_root_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.image_root)
+            .expect("image root")
+            .map(|e| {
+                e.expect("dir entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        names.sort();
+        names
+    }
+
     /// `images list --json` as an array.
     pub fn images(&self) -> Vec<serde_json::Value> {
         self.ctl_json(&["images", "list"])

@@ -16,15 +16,6 @@ fn row_named<'a>(rows: &'a [Value], name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no row {name}: {rows:#?}"))
 }
 
-fn image_root_names(d: &Daemon) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(&d.image_root)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
 fn job_by_id(d: &Daemon, id: &str) -> Value {
     d.ctl_json(&["jobs", "list"])
         .as_array()
@@ -67,7 +58,7 @@ fn fetch_lands_verified_bytes_with_a_sidecar() {
     // Inline hashing: the hasher never ran a job for the downloaded file.
     let hash_jobs = d.ctl_json(&["jobs", "list", "--kind", "hash"]);
     assert_eq!(hash_jobs.as_array().unwrap().len(), 0, "{hash_jobs}");
-    assert!(!image_root_names(&d).iter().any(|n| n.ends_with(".partial")));
+    assert!(!d.image_root_names().iter().any(|n| n.ends_with(".partial")));
 }
 
 #[test]
@@ -89,7 +80,7 @@ fn pinned_digest_mismatch_discards_the_bytes_and_names_both_digests() {
     let job: Value = serde_json::from_slice(&out.stdout).unwrap();
     let error = job["error"].as_str().unwrap();
     assert!(error.contains(&wrong) && error.contains(&actual), "{error}");
-    assert_eq!(image_root_names(&d), vec![".bty-storage.json".to_owned()]);
+    assert_eq!(d.image_root_names(), vec![".bty-storage.json".to_owned()]);
     assert_eq!(row_named(&d.images(), "bad.img")["cached"], false);
 }
 
@@ -114,7 +105,8 @@ fn cancel_stops_the_download_and_leaves_no_partial() {
         (job["state"] == "cancelled").then_some(job)
     });
     assert_eq!(job["state"], "cancelled");
-    let leftovers: Vec<String> = image_root_names(&d)
+    let leftovers: Vec<String> = d
+        .image_root_names()
         .into_iter()
         .filter(|n| n != ".bty-storage.json")
         .collect();
@@ -140,7 +132,7 @@ fn kill_during_download_resumes_from_the_partial() {
     d.kill9();
     let sent_before = origin.bytes_sent();
     assert!(
-        image_root_names(&d).iter().any(|n| n.ends_with(".partial")),
+        d.image_root_names().iter().any(|n| n.ends_with(".partial")),
         "the partial must survive kill -9"
     );
     d.restart();
@@ -161,7 +153,7 @@ fn kill_during_download_resumes_from_the_partial() {
         resent <= at_most,
         "after the restart {resent} bytes were downloaded again; a resume needs at most {at_most}"
     );
-    assert!(!image_root_names(&d).iter().any(|n| n.ends_with(".partial")));
+    assert!(!d.image_root_names().iter().any(|n| n.ends_with(".partial")));
 }
 
 #[test]

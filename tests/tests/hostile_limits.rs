@@ -15,15 +15,6 @@ use serde_json::Value;
 
 const CAP: u64 = 1 << 20;
 
-fn image_root_names(d: &Daemon) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(&d.image_root)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
 /// `btyctl --json fetch NAME`: exit code and the job it printed.
 fn fetch(d: &Daemon, name: &str) -> (Option<i32>, Value) {
     let out = d.ctl(&["--json", "fetch", name]);
@@ -50,7 +41,7 @@ fn an_undeclared_size_over_the_cap_is_stopped_on_disk_and_on_a_flash() {
         "{error}"
     );
     assert_eq!(
-        image_root_names(&d),
+        d.image_root_names(),
         [".bty-storage.json"],
         "nothing is kept"
     );
@@ -91,7 +82,7 @@ fn a_declared_size_larger_than_the_free_space_is_not_started() {
         "{error}"
     );
     assert_eq!(
-        image_root_names(&d),
+        d.image_root_names(),
         [".bty-storage.json"],
         "nothing is kept"
     );
@@ -145,8 +136,8 @@ fn a_redirect_from_https_to_http_is_refused_naming_both_urls() {
         "the http origin was reached"
     );
     assert!(
-        !image_root_names(&d).iter().any(|n| n.contains("down")),
+        !d.image_root_names().iter().any(|n| n.contains("down")),
         "{:?}",
-        image_root_names(&d)
+        d.image_root_names()
     );
 }

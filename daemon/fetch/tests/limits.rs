@@ -22,6 +22,18 @@ fn capped(cap: u64) -> FetchOptions {
     }
 }
 
+/// `fetch` of `req` under a 1 MiB cap, no progress, never cancelled.
+async fn fetch_capped(req: &bty_fetch::FetchRequest) -> Result<bty_fetch::Fetched, FetchError> {
+    fetch(
+        &client(),
+        req,
+        &capped(MIB as u64),
+        &no_progress,
+        &CancellationToken::new(),
+    )
+    .await
+}
+
 fn leftovers(dir: &std::path::Path) -> Vec<String> {
     std::fs::read_dir(dir)
         .unwrap()
@@ -37,15 +49,7 @@ async fn an_undeclared_body_over_the_cap_is_stopped_and_nothing_is_kept() {
     server.script([Fault::Chunked]);
     let dir = tempfile::tempdir().unwrap();
     let req = request(dir.path(), server.url("/file"));
-    let err = fetch(
-        &client(),
-        &req,
-        &capped(MIB as u64),
-        &no_progress,
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap_err();
+    let err = fetch_capped(&req).await.unwrap_err();
     assert!(
         matches!(err, FetchError::OverCap { cap, .. } if cap == MIB as u64),
         "{err:?}"
@@ -65,15 +69,7 @@ async fn a_declared_length_over_the_cap_is_refused_before_a_byte_is_written() {
     let server = TestServer::start(data, Config::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let req = request(dir.path(), server.url("/file"));
-    let err = fetch(
-        &client(),
-        &req,
-        &capped(MIB as u64),
-        &no_progress,
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap_err();
+    let err = fetch_capped(&req).await.unwrap_err();
     assert!(matches!(err, FetchError::OverCap { .. }), "{err:?}");
     assert!(leftovers(dir.path()).is_empty());
     assert_eq!(server.gets().len(), 1, "not retried");
@@ -86,15 +82,7 @@ async fn a_pinned_size_is_not_capped() {
     let dir = tempfile::tempdir().unwrap();
     let mut req = request(dir.path(), server.url("/file"));
     req.expected_size = Some(data.len() as u64);
-    fetch(
-        &client(),
-        &req,
-        &capped(MIB as u64),
-        &no_progress,
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    fetch_capped(&req).await.unwrap();
     assert!(std::fs::read(&req.dest).unwrap() == data);
 }
 

@@ -67,30 +67,30 @@ fn flashes_bzip2() {
 #[test]
 fn flashes_qcow2() {
     let tmp = tempfile::tempdir().unwrap();
-    let existing = tmp.path().join("existing.img");
-    noise_file(&existing, 32 * MIB, 7);
-    let src = image("disk.qcow2");
+    flashes_onto_a_file_and_a_loop_device(&image("disk.qcow2"), tmp.path(), 7);
+}
+
+/// Flash `src` onto a noise-filled file, then onto a loop device larger
+/// than the image (compare must look only at the image's virtual size).
+fn flashes_onto_a_file_and_a_loop_device(src: &std::path::Path, tmp: &std::path::Path, seed: u64) {
+    let existing = tmp.join("existing.img");
+    noise_file(&existing, 32 * MIB, seed);
     let report = flash_path(
-        &src,
+        src,
         vec![file_spec(&existing)],
         &FlashOptions::default(),
         &AtomicBool::new(false),
     );
     assert_flashed_ok(&report, &[&existing], true);
-    // The same onto a real block device.
-    {
-        require_loop_devices();
-        // Larger than the image and full of noise: compare must look only
-        // at the image's virtual size.
-        let lo = LoopDev::new(tmp.path(), "lo", 32 * MIB, 8);
-        let report = flash_path(
-            &src,
-            vec![lo.spec()],
-            &FlashOptions::default(),
-            &AtomicBool::new(false),
-        );
-        assert_flashed_ok(&report, &[&lo.dev], true);
-    }
+    require_loop_devices();
+    let lo = LoopDev::new(tmp, "lo", 32 * MIB, seed + 1);
+    let report = flash_path(
+        src,
+        vec![lo.spec()],
+        &FlashOptions::default(),
+        &AtomicBool::new(false),
+    );
+    assert_flashed_ok(&report, &[&lo.dev], true);
 }
 
 #[test]
@@ -101,27 +101,7 @@ fn compressed_qcow2_goes_through_qemu_img_convert() {
         .args(["convert", "-q", "-c", "-f", "raw", "-O", "qcow2"])
         .arg(raw_image())
         .arg(&comp));
-    let existing = tmp.path().join("existing.img");
-    noise_file(&existing, 32 * MIB, 9);
-    let report = flash_path(
-        &comp,
-        vec![file_spec(&existing)],
-        &FlashOptions::default(),
-        &AtomicBool::new(false),
-    );
-    assert_flashed_ok(&report, &[&existing], true);
-    // The same onto a real block device.
-    {
-        require_loop_devices();
-        let lo = LoopDev::new(tmp.path(), "lo", 32 * MIB, 8);
-        let report = flash_path(
-            &comp,
-            vec![lo.spec()],
-            &FlashOptions::default(),
-            &AtomicBool::new(false),
-        );
-        assert_flashed_ok(&report, &[&lo.dev], true);
-    }
+    flashes_onto_a_file_and_a_loop_device(&comp, tmp.path(), 9);
 }
 
 /// qcow2 images that name a host file: a backing file by path, a `json:`

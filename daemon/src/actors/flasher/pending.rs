@@ -63,12 +63,7 @@ impl PendingDownload {
     ) -> Result<Waited, String> {
         // Subscribe before the first look, so no event falls in between.
         let mut events = peers.events.subscribe();
-        let mut last = peers
-            .downloader
-            .jobs()
-            .get(&self.job_id)
-            .await
-            .map_err(|e| format!("downloading {} first: {e}", self.key))?;
+        let mut last = self.ask(peers).await?;
         let mut quiet = tokio::time::Instant::now();
         let mut changed = true;
         loop {
@@ -95,31 +90,28 @@ impl PendingDownload {
                 }
                 JobState::Queued | JobState::Running => {}
             }
-            tokio::select! {
+            // `Some`: news of the download (from its events, or asked for
+            // after missed events or a quiet spell).
+            let fresh = tokio::select! {
                 event = events.recv() => match event {
-                    Ok(event) => {
-                        if let EventBody::Job(job) = &event.body
-                            && job.id == self.job_id
-                        {
-                            last = Some(job.clone());
-                            quiet = tokio::time::Instant::now();
-                            changed = true;
-                        }
-                    }
-                    // Missed events, or the bus is gone: ask once.
-                    Err(RecvError::Lagged(_) | RecvError::Closed) => {
-                        last = self.ask(peers).await?;
-                        quiet = tokio::time::Instant::now();
-                        changed = true;
-                    }
+                    Ok(event) => match &event.body {
+                        EventBody::Job(job) if job.id == self.job_id => Some(Some(job.clone())),
+                        _ => None,
+                    },
+                    Err(RecvError::Lagged(_) | RecvError::Closed) => Some(self.ask(peers).await?),
                 },
                 () = tokio::time::sleep(CANCEL_CHECK) => {
                     if quiet.elapsed() >= QUIET {
-                        last = self.ask(peers).await?;
-                        quiet = tokio::time::Instant::now();
-                        changed = true;
+                        Some(self.ask(peers).await?)
+                    } else {
+                        None
                     }
                 }
+            };
+            if let Some(job) = fresh {
+                last = job;
+                quiet = tokio::time::Instant::now();
+                changed = true;
             }
         }
         let local = peers
