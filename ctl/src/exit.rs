@@ -101,6 +101,17 @@ pub(crate) enum CtlError {
         #[source]
         source: std::io::Error,
     },
+    /// A catalog file larger than btyd takes (its `max_catalog_bytes`),
+    /// refused before it is sent.
+    #[error("catalog at {} is {size} bytes, over the {max}-byte limit (max_catalog_bytes)", path.display())]
+    CatalogTooLarge {
+        /// The path as given.
+        path: PathBuf,
+        /// Its size.
+        size: u64,
+        /// btyd's limit.
+        max: u64,
+    },
     /// Writing to stdout failed (e.g. a closed pipe).
     #[error("cannot write output")]
     Output(#[source] std::io::Error),
@@ -144,7 +155,10 @@ impl CtlError {
             Self::JobEnded { .. } | Self::TargetsFailed { .. } => Exit::JobFailed,
             Self::WatchEnded(..) | Self::Output(_) | Self::Prompt(_) => Exit::Other,
             Self::NoSuchDisk(_) => Exit::NotFound,
-            Self::NoName(_) | Self::NotConfirmed | Self::NoTerminal => Exit::Invalid,
+            Self::NoName(_)
+            | Self::NotConfirmed
+            | Self::NoTerminal
+            | Self::CatalogTooLarge { .. } => Exit::Invalid,
             Self::ReadFile { source, .. } => match source.kind() {
                 std::io::ErrorKind::NotFound => Exit::NotFound,
                 std::io::ErrorKind::PermissionDenied => Exit::Refused,

@@ -78,6 +78,8 @@ pub struct FileConfig {
     pub uploads: UploadSection,
     /// `[flash]`
     pub flash: FlashSection,
+    /// `[catalog]`
+    pub catalog: CatalogSection,
     /// `[registries."host:port"]`
     pub registries: BTreeMap<String, RegistryConfig>,
 }
@@ -112,6 +114,21 @@ pub struct FlashSection {
     /// this; it is the daemon's own setting.
     pub file_targets_dir: Option<PathBuf>,
 }
+
+/// `[catalog]` section.
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CatalogSection {
+    /// The one catalog size limit, in bytes: an import larger than this is
+    /// refused before parsing, a change that would write a larger
+    /// catalog.toml is refused before writing, and a larger catalog.toml is
+    /// not loaded.
+    pub max_catalog_bytes: Option<u64>,
+}
+
+/// Bounds of `[catalog] max_catalog_bytes`: a catalog is held in memory
+/// several times over while it is parsed and merged.
+const CATALOG_BYTES_RANGE: std::ops::RangeInclusive<u64> = 1024..=(1 << 30);
 
 /// Default upload cap: 200 GiB, as upstream.
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 200 << 30;
@@ -218,6 +235,8 @@ pub struct Config {
     pub registries: BTreeMap<String, RegistryConfig>,
     /// The directory whose regular files may be flash targets.
     pub file_targets_dir: Option<PathBuf>,
+    /// The one catalog size limit (import, write, load).
+    pub max_catalog_bytes: usize,
 }
 
 impl FileConfig {
@@ -319,6 +338,21 @@ impl Config {
                 why: "must be at least 1",
             });
         }
+        let max_catalog_bytes = file.catalog.max_catalog_bytes.map_or(
+            Ok(bty_store::catalog_file::DEFAULT_MAX_CATALOG_BYTES),
+            |n| {
+                if CATALOG_BYTES_RANGE.contains(&n) {
+                    usize::try_from(n).map_err(|_| "does not fit this machine's memory")
+                } else {
+                    Err("must be between 1024 and 1073741824 (1 GiB)")
+                }
+                .map_err(|why| ConfigError::Invalid {
+                    key: "catalog.max_catalog_bytes",
+                    value: n.to_string(),
+                    why,
+                })
+            },
+        )?;
         let release_catalog_url = file
             .release_catalog_url
             .unwrap_or_else(|| DEFAULT_RELEASE_CATALOG_URL.to_owned());
@@ -348,6 +382,7 @@ impl Config {
             downloads_max_image_bytes,
             registries: file.registries,
             file_targets_dir,
+            max_catalog_bytes,
         })
     }
 

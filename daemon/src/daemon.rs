@@ -107,6 +107,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         catalog: CatalogArgs {
             image_root: config.image_root.clone(),
             catalog_path: config.catalog_path.clone(),
+            max_catalog_bytes: config.max_catalog_bytes,
             events: events.clone(),
             hasher: hasher.clone(),
         },
@@ -170,6 +171,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 daemon_version: VERSION.to_owned(),
                 download_max_parallel: config.downloads_max_parallel,
                 hash_max_parallel: config.hashing_max_parallel,
+                max_catalog_bytes: config.max_catalog_bytes as u64,
             },
         },
         jobs: jobs.clone(),
@@ -325,7 +327,7 @@ async fn keep_alive(period: std::time::Duration, catalog: CatalogHandle) {
     let mut tick = tokio::time::interval(period / 2);
     loop {
         tick.tick().await;
-        let healthy = tokio::time::timeout(period / 4, catalog.list("__health__"))
+        let healthy = tokio::time::timeout(period / 4, catalog.list())
             .await
             .is_ok_and(|r| r.is_ok());
         if healthy {

@@ -4,6 +4,10 @@
 pub mod auth;
 pub mod channel;
 
+/// The message runtime, for `encoded_len` and friends without a second
+/// dependency on it.
+pub use prost;
+
 /// Version 1 of the bty API.
 #[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
 pub mod v1 {

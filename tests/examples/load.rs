@@ -227,19 +227,17 @@ async fn client_loop(target: Target, stop: Arc<AtomicBool>) -> ClientResult {
             return result;
         }
     };
-    let mut client = CatalogServiceClient::new(channel).max_decoding_message_size(64 << 20);
+    let mut client = CatalogServiceClient::new(channel);
     while !stop.load(Ordering::Relaxed) {
         let started = Instant::now();
-        let call = client.list_images(ListImagesRequest {
-            query: String::new(),
-        });
+        let call = count_rows(&mut client);
         match tokio::time::timeout(CALL_TIMEOUT, call).await {
-            Ok(Ok(response)) => {
+            Ok(Ok(rows)) => {
                 let us = started.elapsed().as_micros();
                 result
                     .latencies_us
                     .push(u32::try_from(us).unwrap_or(u32::MAX));
-                result.rows = response.into_inner().images.len();
+                result.rows = rows;
             }
             Ok(Err(status)) => {
                 result.errors += 1;
@@ -447,15 +445,7 @@ async fn run(o: Opts) -> bool {
     if !wait_idle(&mut jobs, Duration::from_secs(120)).await {
         println!("load: warning: btyd still had active jobs after 120 s of setup");
     }
-    let rows = catalog
-        .list_images(ListImagesRequest {
-            query: String::new(),
-        })
-        .await
-        .expect("list")
-        .into_inner()
-        .images
-        .len();
+    let rows = count_rows(&mut catalog).await.expect("list");
     println!("load: {rows} rows listed");
 
     // 2. Idle.
@@ -661,4 +651,19 @@ async fn run(o: Opts) -> bool {
         println!("load: FAILED (starved clients, broken event streams or a dead btyd)");
     }
     ok
+}
+
+/// Every row of one listing (StreamImages, as btyctl reads it), counted.
+async fn count_rows(
+    client: &mut CatalogServiceClient<tonic::transport::Channel>,
+) -> Result<usize, tonic::Status> {
+    let mut pages = client
+        .stream_images(ListImagesRequest::default())
+        .await?
+        .into_inner();
+    let mut rows = 0;
+    while let Some(page) = pages.message().await? {
+        rows += page.images.len();
+    }
+    Ok(rows)
 }

@@ -46,6 +46,7 @@ async fn start(state: &Path) -> Tree {
         catalog: CatalogArgs {
             image_root: root.clone(),
             catalog_path: state.join("catalog.toml"),
+            max_catalog_bytes: bty_store::catalog_file::DEFAULT_MAX_CATALOG_BYTES,
             events: events.clone(),
             hasher: hasher.clone(),
         },
@@ -132,7 +133,7 @@ async fn downloader_crash_mid_download_resumes_the_job() {
     wait_until("the restart", async || restarts(&tree).await == 1).await;
     origin.throttle(Duration::ZERO);
     wait_until("the resumed download to land", async || {
-        tree.catalog.list("crash.img").await.is_ok_and(|rows| {
+        tree.catalog.list().await.is_ok_and(|rows| {
             rows.first()
                 .is_some_and(|r| r.cached && r.sha256.as_deref() == Some(&sha))
         })

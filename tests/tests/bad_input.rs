@@ -16,8 +16,14 @@ format = "img.gz"
 rack = "b7"
 "#;
 
+/// The catalog size limit of these daemons: 1 MiB (the default is 64 MiB).
+const LIMIT: &str = "1048576";
+
 fn daemon() -> Daemon {
-    Daemon::start_with(|state, _| std::fs::write(state.join("catalog.toml"), STORED).unwrap())
+    Daemon::start_configured(
+        &format!("[catalog]\nmax_catalog_bytes = {LIMIT}\n"),
+        |state, _| std::fs::write(state.join("catalog.toml"), STORED).unwrap(),
+    )
 }
 
 fn catalog_bytes(d: &Daemon) -> Vec<u8> {
@@ -100,7 +106,7 @@ fn malformed_catalogs_are_refused_whole_and_change_nothing() {
     let (code, stderr) = ctl(&d, &["catalog", "import", huge.to_str().unwrap()]);
     assert_eq!(code, 5, "{stderr}");
     assert!(
-        stderr.contains("4194304") || stderr.contains("exceeds"),
+        stderr.contains(&format!("over the {LIMIT}-byte limit (max_catalog_bytes)")),
         "{stderr}"
     );
     let binary = dir.path().join("binary.toml");
@@ -196,7 +202,11 @@ fn web_catalog_upload_rejects_bad_files_without_touching_the_catalog() {
         ("catalog.toml", b"version = 7\n".to_vec(), "version"),
         ("catalog.exe", b"version = 1\n".to_vec(), "extension"),
         ("catalog.toml", Vec::new(), "empty"),
-        ("catalog.toml", vec![b'#'; 2 << 20], "1%20mib"),
+        (
+            "catalog.toml",
+            vec![b'#'; 2 << 20],
+            "max_catalog_bytes%20%281048576%20bytes%29",
+        ),
     ] {
         let boundary = "bty-test-boundary";
         let mut form = format!(

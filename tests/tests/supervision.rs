@@ -40,6 +40,7 @@ async fn start(root: &Path, budget: RestartBudget) -> Tree {
         catalog: CatalogArgs {
             image_root: root.to_owned(),
             catalog_path: root.parent().unwrap().join("catalog.toml"),
+            max_catalog_bytes: bty_store::catalog_file::DEFAULT_MAX_CATALOG_BYTES,
             events,
             hasher: hasher.clone(),
         },
@@ -112,7 +113,7 @@ async fn hasher_panic_is_restarted_and_the_queue_continues() {
         );
     }
     wait_until("the catalog to list every hash", async || {
-        let rows = tree.catalog.list("").await.unwrap();
+        let rows = tree.catalog.list().await.unwrap();
         rows.len() == 1 && rows[0].names.len() == FILES.len()
     })
     .await;
@@ -130,7 +131,7 @@ async fn catalog_panic_is_restarted_and_reloads_its_state() {
     let tree = start(&root, RestartBudget::default()).await;
     wait_until("x.img hashed", async || {
         tree.catalog
-            .list("")
+            .list()
             .await
             .is_ok_and(|r| r.len() == 1 && r[0].sha256.is_some())
     })
@@ -140,7 +141,7 @@ async fn catalog_panic_is_restarted_and_reloads_its_state() {
         ractor::call!(tree.supervisor, SupervisorMessage::Restarts).unwrap() == 1
     })
     .await;
-    let rows = tree.catalog.list("").await.unwrap();
+    let rows = tree.catalog.list().await.unwrap();
     assert_eq!(rows.len(), 1);
     assert!(rows[0].sha256.is_some());
     ractor::call!(tree.supervisor, SupervisorMessage::Shutdown).unwrap();

@@ -8,7 +8,9 @@ use bty_proto::v1::catalog_service_client::CatalogServiceClient;
 use bty_proto::v1::event_service_client::EventServiceClient;
 use bty_proto::v1::flash_service_client::FlashServiceClient;
 use bty_proto::v1::job_service_client::JobServiceClient;
-use bty_proto::v1::{DescribeStoreRequest, StoreInfo};
+use bty_proto::v1::{
+    DescribeStoreRequest, Image, ListImagesRequest, ListImagesResponse, StoreInfo,
+};
 use std::sync::Arc;
 use tonic::transport::Channel;
 
@@ -43,6 +45,47 @@ impl AppState {
     /// A client for one request (clones share the channel).
     pub(crate) fn catalog(&self) -> CatalogServiceClient<Channel> {
         self.catalog.clone()
+    }
+
+    /// Every row matching `query` and `id` ("" = any), read as one
+    /// listing in bounded messages, whatever the catalog's size.
+    pub(crate) async fn all_images(
+        &self,
+        query: &str,
+        id: &str,
+    ) -> Result<Vec<Image>, tonic::Status> {
+        let request = ListImagesRequest {
+            query: query.to_owned(),
+            id: id.to_owned(),
+            ..ListImagesRequest::default()
+        };
+        let mut stream = self.catalog().stream_images(request).await?.into_inner();
+        let mut images = Vec::new();
+        while let Some(page) = stream.message().await? {
+            images.reserve(
+                usize::try_from(page.total)
+                    .unwrap_or(0)
+                    .saturating_sub(images.len()),
+            );
+            images.extend(page.images);
+        }
+        Ok(images)
+    }
+
+    /// One page of the rows matching `query`.
+    pub(crate) async fn images_page(
+        &self,
+        query: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<ListImagesResponse, tonic::Status> {
+        let request = ListImagesRequest {
+            query: query.to_owned(),
+            offset: offset as u64,
+            limit: u32::try_from(limit).unwrap_or(u32::MAX),
+            ..ListImagesRequest::default()
+        };
+        Ok(self.catalog().list_images(request).await?.into_inner())
     }
 
     pub(crate) fn jobs(&self) -> JobServiceClient<Channel> {

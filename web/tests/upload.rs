@@ -106,26 +106,33 @@ async fn upload_with_wrong_extension_is_refused() {
 }
 
 #[tokio::test]
-async fn upload_over_one_mib_is_refused_with_a_message() {
-    let harness = Harness::start(sample_daemon()).await;
+async fn upload_over_the_daemons_catalog_limit_is_refused_with_a_message() {
+    // The limit is btyd's max_catalog_bytes, as btyd reports it.
+    let mut daemon = sample_daemon();
+    daemon.store.max_catalog_bytes = 1024 * 1024;
+    let harness = Harness::start(daemon).await;
     let just_over = vec![b'#'; 1024 * 1024 + 1];
     let reply = harness
         .send(multipart(&[("file", Some("catalog.toml"), &just_over)]))
         .await;
-    assert!(
-        redirected_error(&reply).contains("larger than 1 MiB"),
-        "{reply:?}"
-    );
+    let limit_named = "larger than btyd's max_catalog_bytes (1048576 bytes)";
+    assert!(redirected_error(&reply).contains(limit_named), "{reply:?}");
+    let at_limit = vec![b'#'; 1024 * 1024];
+    let reply = harness
+        .send(multipart(&[("file", Some("catalog.toml"), &at_limit)]))
+        .await;
+    assert_eq!(reply.header("location"), "/ui/images", "{reply:?}");
     // Far past the route's body limit: still a message, not a reset.
     let huge = vec![b'#'; 3 * 1024 * 1024];
     let reply = harness
         .send(multipart(&[("file", Some("catalog.toml"), &huge)]))
         .await;
-    assert!(
-        redirected_error(&reply).contains("larger than 1 MiB"),
-        "{reply:?}"
+    assert!(redirected_error(&reply).contains(limit_named), "{reply:?}");
+    assert_eq!(
+        harness.daemon().imports.len(),
+        1,
+        "only the one at the limit"
     );
-    assert!(harness.daemon().imports.is_empty());
 }
 
 #[tokio::test]

@@ -5,7 +5,8 @@ use crate::client::Ctx;
 use crate::exit::CtlError;
 use bty_proto::v1::import_catalog_request::Source;
 use bty_proto::v1::{
-    ExportCatalogRequest, FetchLatestCatalogRequest, ImportCatalogRequest, ImportReport,
+    DescribeStoreRequest, ExportCatalogRequest, FetchLatestCatalogRequest, ImportCatalogRequest,
+    ImportReport,
 };
 use clap::Subcommand;
 use serde::Serialize;
@@ -48,7 +49,7 @@ pub(crate) async fn run(ctx: &Ctx, command: CatalogCommand) -> Result<(), CtlErr
 }
 
 async fn import(ctx: &Ctx, source: &str) -> Result<(), CtlError> {
-    let request = import_request(source).await?;
+    let request = import_request(ctx, source).await?;
     let report = ctx
         .daemon
         .catalog()
@@ -59,8 +60,10 @@ async fn import(ctx: &Ctx, source: &str) -> Result<(), CtlError> {
 }
 
 /// URLs go to the daemon as they are; anything else is a local file whose
-/// bytes btyctl sends, since the daemon may not see the caller's files.
-async fn import_request(source: &str) -> Result<ImportCatalogRequest, CtlError> {
+/// bytes btyctl sends, since the daemon may not see the caller's files. A
+/// file over btyd's catalog limit is refused here, with the limit named,
+/// rather than by the message size cap of the call.
+async fn import_request(ctx: &Ctx, source: &str) -> Result<ImportCatalogRequest, CtlError> {
     if is_remote(source) {
         return Ok(ImportCatalogRequest {
             source: Some(Source::Url(source.to_owned())),
@@ -68,12 +71,26 @@ async fn import_request(source: &str) -> Result<ImportCatalogRequest, CtlError> 
         });
     }
     let path = Path::new(source);
-    let content = tokio::fs::read(path)
-        .await
-        .map_err(|err| CtlError::ReadFile {
+    let read_error = |err| CtlError::ReadFile {
+        path: path.to_owned(),
+        source: err,
+    };
+    let size = tokio::fs::metadata(path).await.map_err(read_error)?.len();
+    let max = ctx
+        .daemon
+        .catalog()
+        .describe_store(DescribeStoreRequest {})
+        .await?
+        .into_inner()
+        .max_catalog_bytes;
+    if max > 0 && size > max {
+        return Err(CtlError::CatalogTooLarge {
             path: path.to_owned(),
-            source: err,
-        })?;
+            size,
+            max,
+        });
+    }
+    let content = tokio::fs::read(path).await.map_err(read_error)?;
     let label = path.file_name().map_or_else(
         || source.to_owned(),
         |name| name.to_string_lossy().into_owned(),

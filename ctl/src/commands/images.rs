@@ -26,14 +26,23 @@ pub(crate) async fn run(ctx: &Ctx, command: ImagesCommand) -> Result<(), CtlErro
     }
 }
 
+/// Every matching row, read as one listing in bounded messages: a catalog
+/// of any size lists whole.
 async fn list(ctx: &Ctx, query: String) -> Result<(), CtlError> {
-    let images = ctx
+    let request = ListImagesRequest {
+        query,
+        ..ListImagesRequest::default()
+    };
+    let mut pages = ctx
         .daemon
         .catalog()
-        .list_images(ListImagesRequest { query })
+        .stream_images(request)
         .await?
-        .into_inner()
-        .images;
+        .into_inner();
+    let mut images: Vec<Image> = Vec::new();
+    while let Some(page) = pages.message().await? {
+        images.extend(page.images);
+    }
     let views: Vec<ImageView> = images.iter().map(ImageView::from).collect();
     ctx.out.emit(&views, || images_table(&images))
 }

@@ -90,23 +90,60 @@ fn report(source: &str) -> ImportReport {
     }
 }
 
+impl Fake {
+    /// The rows a listing request selects; records its query.
+    fn select(&self, request: &ListImagesRequest) -> Vec<Image> {
+        let query = request.query.clone();
+        self.recorded
+            .queries
+            .lock()
+            .expect("lock")
+            .push(query.clone());
+        images()
+            .into_iter()
+            .filter(|image| image.names.iter().any(|n| n.contains(&query)))
+            .collect()
+    }
+}
+
 #[tonic::async_trait]
 impl CatalogService for Fake {
     async fn list_images(
         &self,
         request: Request<ListImagesRequest>,
     ) -> Result<Response<ListImagesResponse>, Status> {
-        let query = request.into_inner().query;
-        self.recorded
-            .queries
-            .lock()
-            .expect("lock")
-            .push(query.clone());
-        let images = images()
-            .into_iter()
-            .filter(|image| image.names.iter().any(|n| n.contains(&query)))
-            .collect();
-        Ok(Response::new(ListImagesResponse { images }))
+        let images = self.select(&request.into_inner());
+        let total = images.len() as u64;
+        Ok(Response::new(ListImagesResponse {
+            images,
+            total,
+            next_offset: None,
+        }))
+    }
+
+    type StreamImagesStream =
+        Pin<Box<dyn Stream<Item = Result<ListImagesResponse, Status>> + Send>>;
+
+    /// Two messages, as a real listing of more than one page arrives.
+    async fn stream_images(
+        &self,
+        request: Request<ListImagesRequest>,
+    ) -> Result<Response<Self::StreamImagesStream>, Status> {
+        let mut images = self.select(&request.into_inner());
+        let total = images.len() as u64;
+        let rest = images.split_off(images.len() / 2);
+        let page = |images: Vec<Image>, next: Option<u64>| {
+            Ok(ListImagesResponse {
+                images,
+                total,
+                next_offset: next,
+            })
+        };
+        let first = page(images, Some(total / 2));
+        Ok(Response::new(Box::pin(tokio_stream::iter([
+            first,
+            page(rest, None),
+        ]))))
     }
 
     async fn add_entry(

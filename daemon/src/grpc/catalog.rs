@@ -2,11 +2,11 @@
 
 use super::audit::audit;
 use super::convert;
+use super::listing::{DEFAULT_PAGE_ROWS, MAX_PAGE_ROWS, Selection};
 use crate::actors::catalog::{AddEntry, CatalogHandle, RemoteMetadata};
 use crate::actors::downloader::{DownloaderHandle, UploadRequest};
 use crate::actors::hasher::HasherHandle;
 use bty_proto::v1::{self, catalog_service_server::CatalogService, import_catalog_request::Source};
-use bty_store::catalog_file::MAX_CATALOG_BYTES;
 use tonic::{Request, Response, Status};
 
 /// The service: handles and static store facts.
@@ -19,13 +19,30 @@ pub struct CatalogApi {
 }
 
 impl CatalogApi {
+    /// The one catalog size limit.
+    fn max_catalog_bytes(&self) -> usize {
+        usize::try_from(self.info.max_catalog_bytes).unwrap_or(usize::MAX)
+    }
+
+    /// The rows `request` selects, from one snapshot of the listing
+    /// (filtered on the blocking pool: O(rows)).
+    async fn select(&self, request: &v1::ListImagesRequest) -> Result<Selection, Status> {
+        let rows = self.catalog.list().await?;
+        let (query, id) = (request.query.clone(), request.id.clone());
+        tokio::task::spawn_blocking(move || Selection::new(rows, &query, &id))
+            .await
+            .map_err(|e| Status::internal(format!("listing stopped: {e}")))
+    }
     /// Fetch a catalog from a URL (http(s) or oras), then import its bytes.
     async fn import_url(&self, url: String) -> Result<v1::ImportReport, Status> {
         let content = self
             .downloader
-            .fetch_document(&url, MAX_CATALOG_BYTES)
+            .fetch_document(&url, self.max_catalog_bytes())
             .await?;
-        let report = self.catalog.import(content, url).await?;
+        let report = self
+            .catalog
+            .import(content, url, self.max_catalog_bytes())
+            .await?;
         Ok(convert::import_report(report))
     }
 }
@@ -36,10 +53,52 @@ impl CatalogService for CatalogApi {
         &self,
         request: Request<v1::ListImagesRequest>,
     ) -> Result<Response<v1::ListImagesResponse>, Status> {
-        let rows = self.catalog.list(&request.into_inner().query).await?;
-        Ok(Response::new(v1::ListImagesResponse {
-            images: rows.into_iter().map(convert::image).collect(),
-        }))
+        let request = request.into_inner();
+        let selection = self.select(&request).await?;
+        let limit = match request.limit as usize {
+            0 => DEFAULT_PAGE_ROWS,
+            n => n.min(MAX_PAGE_ROWS),
+        };
+        let offset = usize::try_from(request.offset).unwrap_or(usize::MAX);
+        Ok(Response::new(selection.page(offset, limit)))
+    }
+
+    type StreamImagesStream = std::pin::Pin<
+        Box<dyn tokio_stream::Stream<Item = Result<v1::ListImagesResponse, Status>> + Send>,
+    >;
+
+    async fn stream_images(
+        &self,
+        request: Request<v1::ListImagesRequest>,
+    ) -> Result<Response<Self::StreamImagesStream>, Status> {
+        let request = request.into_inner();
+        let selection = self.select(&request).await?;
+        let mut left = match request.limit as usize {
+            0 => usize::MAX,
+            n => n,
+        };
+        let mut offset = usize::try_from(request.offset).unwrap_or(usize::MAX);
+        // A small buffer: a slow reader holds back the conversion, not
+        // memory.
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        tokio::spawn(async move {
+            loop {
+                let page = selection.page(offset, left.min(MAX_PAGE_ROWS));
+                let sent = page.images.len();
+                let next = page.next_offset;
+                if tx.send(Ok(page)).await.is_err() {
+                    return;
+                }
+                left -= sent;
+                match next {
+                    Some(n) if left > 0 => offset = usize::try_from(n).unwrap_or(usize::MAX),
+                    _ => return,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
 
     async fn add_entry(
@@ -113,7 +172,10 @@ impl CatalogService for CatalogApi {
                 ));
             }
         };
-        let report = self.catalog.import(content, label).await?;
+        let report = self
+            .catalog
+            .import(content, label, self.max_catalog_bytes())
+            .await?;
         Ok(Response::new(convert::import_report(report)))
     }
 

@@ -9,31 +9,31 @@ use bty_store::catalog_file::CatalogEntry;
 use bty_store::merge::Row;
 
 /// A merged row.
-pub(crate) fn image(row: Row) -> v1::Image {
+pub(crate) fn image(row: &Row) -> v1::Image {
     // A local file without a fresh sidecar is queued or being hashed.
     let hashing = row.sha256.is_none()
         && row
             .sources
             .iter()
             .any(|s| s.kind == bty_store::merge::SourceKind::Local);
-    let flash = match flash_mode(&row) {
+    let flash = match flash_mode(row) {
         FlashMode::None => v1::FlashMode::None,
         FlashMode::Local => v1::FlashMode::Local,
         FlashMode::Streamed => v1::FlashMode::Streamed,
         FlashMode::FetchedFirst => v1::FlashMode::FetchedFirst,
     };
     v1::Image {
-        id: row.id,
-        names: row.names,
-        sha256: row.sha256,
-        format: row.format,
+        id: row.id.clone(),
+        names: row.names.clone(),
+        sha256: row.sha256.clone(),
+        format: row.format.clone(),
         size_bytes: row.size_bytes,
         sources: row
             .sources
-            .into_iter()
+            .iter()
             .map(|s| v1::Source {
                 kind: s.kind.as_str().to_owned(),
-                location: s.location,
+                location: s.location.clone(),
             })
             .collect(),
         cached: row.cached,
@@ -43,7 +43,7 @@ pub(crate) fn image(row: Row) -> v1::Image {
             cache_delete: row.actions.cache_delete,
             entry_delete: row.actions.entry_delete,
         }),
-        r#ref: row.image_ref,
+        r#ref: row.image_ref.clone(),
         hashing,
         flash: flash.into(),
     }

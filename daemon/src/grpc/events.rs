@@ -77,7 +77,7 @@ impl EventService for EventApi {
             .into_iter()
             .filter(|j| j.state.is_active())
             .collect();
-        let rows = self.catalog.list("").await?;
+        let rows = self.catalog.list().await?;
         let cached = rows.iter().filter(|r| r.cached).count();
         Ok(Response::new(v1::MetricsResponse {
             prometheus_text: self.events.metrics().render(&active, rows.len(), cached),

@@ -7,6 +7,7 @@ mod convert;
 mod events;
 mod flash;
 mod jobs;
+mod listing;
 mod open;
 mod status;
 
@@ -176,10 +177,19 @@ async fn router(
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(CatalogServiceServer::new(services.catalog))
+        .add_service(catalog_server(services.catalog))
         .add_service(JobServiceServer::new(services.jobs))
         .add_service(EventServiceServer::new(services.events))
         .add_service(FlashServiceServer::new(services.flash)))
+}
+
+/// The catalog service, taking import requests as large as the catalog
+/// limit (tonic's default cap is 4 MiB).
+fn catalog_server(api: CatalogApi) -> CatalogServiceServer<CatalogApi> {
+    let import_cap = usize::try_from(api.info.max_catalog_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(64 << 10);
+    CatalogServiceServer::new(api).max_decoding_message_size(import_cap)
 }
 
 #[cfg(test)]

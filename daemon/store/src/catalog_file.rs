@@ -4,7 +4,8 @@
 //! Stricter than upstream where upstream crashed or let bad data through:
 //! `size_bytes` must be a non-negative integer, `src` must canonicalise,
 //! two entries with the same canonical src are refused, and the input is
-//! capped at [`MAX_CATALOG_BYTES`]. Unknown keys are kept and written back.
+//! capped (btyd's `max_catalog_bytes`, [`DEFAULT_MAX_CATALOG_BYTES`] unless
+//! configured). Unknown keys are kept and written back.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -15,14 +16,11 @@ use serde::Serialize;
 mod error;
 pub use error::CatalogError;
 
-/// Largest catalog accepted for import, checked before parsing (remote
-/// catalogs are untrusted input).
-pub const MAX_CATALOG_BYTES: usize = 4 * 1024 * 1024;
-
-/// Largest `catalog.toml` the daemon keeps as its own state: room for
-/// hundreds of thousands of entries, built up by many imports. The daemon
-/// never writes a larger one, so it can always load what it wrote.
-pub const MAX_STATE_CATALOG_BYTES: usize = 256 * 1024 * 1024;
+/// The default of the one catalog size limit btyd applies to an import
+/// (checked before parsing: remote catalogs are untrusted input), to what
+/// it writes and to what it loads, so it always loads what it wrote: room
+/// for several hundred thousand entries.
+pub const DEFAULT_MAX_CATALOG_BYTES: usize = 64 * 1024 * 1024;
 
 /// The only `version` this bty understands.
 pub const SCHEMA_VERSION: i64 = 1;
@@ -69,14 +67,14 @@ pub struct CatalogFile {
 }
 
 impl CatalogFile {
-    /// Parse and validate a catalog. `source` labels it in error messages
+    /// Parse and validate a catalog of at most
+    /// [`DEFAULT_MAX_CATALOG_BYTES`]. `source` labels it in error messages
     /// (a path or URL).
     pub fn parse(bytes: &[u8], source: &str) -> Result<CatalogFile, CatalogError> {
-        Self::parse_up_to(bytes, source, MAX_CATALOG_BYTES)
+        Self::parse_up_to(bytes, source, DEFAULT_MAX_CATALOG_BYTES)
     }
 
-    /// [`Self::parse`] with another size limit (the daemon's own state file
-    /// uses [`MAX_STATE_CATALOG_BYTES`]).
+    /// [`Self::parse`] with the configured size limit.
     pub fn parse_up_to(
         bytes: &[u8],
         source: &str,

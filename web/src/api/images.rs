@@ -8,10 +8,13 @@ use crate::fmt::percent_encode;
 use crate::redact::{self, Audience};
 use crate::state::AppState;
 use axum::Json;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
 use bty_proto::v1::{Image, ListImagesRequest};
 use serde::{Deserialize, Serialize};
+use tokio_stream::wrappers::ReceiverStream;
 
 /// One entry of `GET /images`.
 #[derive(Debug, Serialize)]
@@ -58,29 +61,69 @@ impl ImageEntry {
     }
 }
 
-async fn list_images(state: &AppState, query: &str) -> Result<Vec<Image>, WebError> {
-    let request = ListImagesRequest {
-        query: query.to_owned(),
-    };
-    let response = state.catalog().list_images(request).await?;
-    Ok(response.into_inner().images)
-}
-
-/// `GET /images`; source URLs never show credentials (see `redact`).
+/// `GET /images`; source URLs never show credentials (see `redact`). The
+/// JSON array is streamed as btyd's listing arrives, so a catalog of any
+/// size is sent without holding it whole; an error before the first row
+/// is an HTTP error, one after it cuts the body short (invalid JSON, never
+/// a silently shorter list).
 pub(crate) async fn list(
     State(state): State<AppState>,
     viewer: Viewer,
     headers: HeaderMap,
-) -> Result<Json<Vec<ImageEntry>>, WebError> {
+) -> Result<Response, WebError> {
     let origin = state.origin(&headers);
     let audience = Audience::of(viewer.authenticated);
-    let images = list_images(&state, "").await?;
-    Ok(Json(
-        images
-            .into_iter()
-            .filter_map(|i| ImageEntry::new(i, &origin, audience))
-            .collect(),
-    ))
+    let mut pages = state
+        .catalog()
+        .stream_images(ListImagesRequest::default())
+        .await?
+        .into_inner();
+    // The first message decides the status.
+    let first = pages.message().await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, tonic::Status>>(2);
+    tokio::spawn(async move {
+        let mut page = first;
+        let mut comma = false;
+        let mut out = vec![b'['];
+        loop {
+            for image in page.into_iter().flat_map(|p| p.images) {
+                let Some(entry) = ImageEntry::new(image, &origin, audience) else {
+                    continue;
+                };
+                if comma {
+                    out.push(b',');
+                }
+                comma = true;
+                // Serialising plain strings and numbers cannot fail.
+                if serde_json::to_writer(&mut out, &entry).is_err() {
+                    return;
+                }
+            }
+            page = match pages.message().await {
+                Ok(Some(next)) => Some(next),
+                Ok(None) => break,
+                Err(status) => {
+                    tracing::warn!(%status, "listing ended early; GET /images cut short");
+                    let _ = tx.send(Err(status)).await;
+                    return;
+                }
+            };
+            if tx
+                .send(Ok(Bytes::from(std::mem::take(&mut out))))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        out.push(b']');
+        let _ = tx.send(Ok(Bytes::from(out))).await;
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(ReceiverStream::new(rx)),
+    )
+        .into_response())
 }
 
 /// A merged row, in the JSON shape `btyctl images list --json` prints too.
@@ -149,16 +192,11 @@ pub(crate) async fn rows(
     State(state): State<AppState>,
     QueryArgs(query): QueryArgs<RowsQuery>,
 ) -> Result<Json<Vec<ImageRow>>, WebError> {
-    let images = list_images(&state, query.q.as_deref().unwrap_or("").trim()).await?;
-    let id = query.id.filter(|id| !id.is_empty());
-    Ok(Json(
-        images
-            .into_iter()
-            .filter(|i| {
-                id.as_deref()
-                    .is_none_or(|id| i.id == id || i.r#ref == id || i.sha256.as_deref() == Some(id))
-            })
-            .map(ImageRow::from)
-            .collect(),
-    ))
+    let images = state
+        .all_images(
+            query.q.as_deref().unwrap_or("").trim(),
+            query.id.as_deref().unwrap_or("").trim(),
+        )
+        .await?;
+    Ok(Json(images.into_iter().map(ImageRow::from).collect()))
 }

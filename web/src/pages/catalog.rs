@@ -12,21 +12,39 @@ use axum::response::Redirect;
 use bty_proto::v1::import_catalog_request::Source;
 use bty_proto::v1::{FetchLatestCatalogRequest, ImportCatalogRequest, ImportReport};
 
-/// Largest catalog.toml accepted by upload (as upstream: 1 MiB).
-pub(crate) const MAX_CATALOG_BYTES: usize = 1024 * 1024;
+/// Largest catalog.toml btyd can be configured to take (its
+/// `[catalog] max_catalog_bytes` is at most 1 GiB); each upload is cut at
+/// the limit btyd reports, so this only bounds a body btyd never sees.
+const MAX_CATALOG_BYTES: usize = 1 << 30;
 
 /// Request body limit of the upload route: the file plus room for the
 /// multipart framing, so a file just over the cap still gets a message.
 pub(crate) const UPLOAD_BODY_LIMIT: usize = MAX_CATALOG_BYTES + 64 * 1024;
 
-const TOO_LARGE: &str = "catalog upload is larger than 1 MiB; is this actually a catalog.toml?";
+/// The limit when btyd does not say (upstream's 1 MiB, well below btyd's
+/// default).
+const FALLBACK_LIMIT: usize = 1024 * 1024;
+
+fn too_large(limit: usize) -> WebError {
+    WebError::TooLarge(format!(
+        "catalog upload is larger than btyd's max_catalog_bytes ({limit} bytes); \
+         is this actually a catalog.toml?"
+    ))
+}
 
 pub(crate) async fn upload(
     State(state): State<AppState>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Redirect {
+    let limit = match state.store().await {
+        Ok(info) => usize::try_from(info.max_catalog_bytes)
+            .ok()
+            .filter(|n| *n > 0)
+            .unwrap_or(FALLBACK_LIMIT),
+        Err(status) => return WebError::from(status).redirect_to_images(),
+    };
     let result = match multipart {
-        Ok(multipart) => read_catalog(multipart).await,
+        Ok(multipart) => read_catalog(multipart, limit).await,
         Err(rejection) => Err(WebError::InvalidRequest(format!(
             "upload is not a multipart form: {}",
             rejection.body_text()
@@ -48,9 +66,15 @@ pub(crate) async fn upload(
 
 /// The `file` field's bytes and label, checked in upstream's order: present,
 /// extension, size, non-empty.
-async fn read_catalog(mut multipart: Multipart) -> Result<(Vec<u8>, String), WebError> {
+async fn read_catalog(
+    mut multipart: Multipart,
+    limit: usize,
+) -> Result<(Vec<u8>, String), WebError> {
     loop {
-        let field = multipart.next_field().await.map_err(read_error)?;
+        let field = multipart
+            .next_field()
+            .await
+            .map_err(|e| read_error(e, limit))?;
         let Some(field) = field else {
             return Err(WebError::InvalidRequest("no file in upload".to_owned()));
         };
@@ -63,7 +87,7 @@ async fn read_catalog(mut multipart: Multipart) -> Result<(Vec<u8>, String), Web
                 "unexpected file extension for {file_name:?}: expected a .toml catalog"
             )));
         }
-        let content = read_capped(field).await?;
+        let content = read_capped(field, limit).await?;
         if content.is_empty() {
             return Err(WebError::BadRequest("upload was empty".to_owned()));
         }
@@ -81,12 +105,12 @@ fn has_catalog_extension(file_name: &str) -> bool {
     lower.ends_with(".toml") || lower.ends_with(".tml")
 }
 
-/// The field's bytes, refusing more than [`MAX_CATALOG_BYTES`].
-async fn read_capped(mut field: Field<'_>) -> Result<Vec<u8>, WebError> {
+/// The field's bytes, refusing more than `limit`.
+async fn read_capped(mut field: Field<'_>, limit: usize) -> Result<Vec<u8>, WebError> {
     let mut content = Vec::new();
-    while let Some(chunk) = field.chunk().await.map_err(read_error)? {
-        if content.len() + chunk.len() > MAX_CATALOG_BYTES {
-            return Err(WebError::TooLarge(TOO_LARGE.to_owned()));
+    while let Some(chunk) = field.chunk().await.map_err(|e| read_error(e, limit))? {
+        if content.len() + chunk.len() > limit {
+            return Err(too_large(limit));
         }
         content.extend_from_slice(&chunk);
     }
@@ -95,9 +119,9 @@ async fn read_capped(mut field: Field<'_>) -> Result<Vec<u8>, WebError> {
 
 /// A body that stopped at the route's limit is an oversized catalog; other
 /// read errors are malformed forms.
-fn read_error(error: axum::extract::multipart::MultipartError) -> WebError {
+fn read_error(error: axum::extract::multipart::MultipartError, limit: usize) -> WebError {
     if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        WebError::TooLarge(TOO_LARGE.to_owned())
+        too_large(limit)
     } else {
         WebError::InvalidRequest(format!("could not read the upload: {}", error.body_text()))
     }

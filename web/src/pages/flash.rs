@@ -16,9 +16,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
-use bty_proto::v1::{
-    Disk, FlashMode, FlashRequest, FlashTarget, Image, JobKind, ListDisksRequest, ListImagesRequest,
-};
+use bty_proto::v1::{Disk, FlashMode, FlashRequest, FlashTarget, Image, JobKind, ListDisksRequest};
 use serde::Deserialize;
 use tonic::Code;
 
@@ -173,12 +171,7 @@ async fn disks(state: &AppState) -> Result<Vec<Disk>, tonic::Status> {
 }
 
 async fn flashable_images(state: &AppState) -> Result<Vec<Image>, tonic::Status> {
-    let images = state
-        .catalog()
-        .list_images(ListImagesRequest::default())
-        .await?
-        .into_inner()
-        .images;
+    let images = state.all_images("", "").await?;
     Ok(images.into_iter().filter(flashable).collect())
 }
 

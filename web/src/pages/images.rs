@@ -11,7 +11,7 @@ use crate::state::AppState;
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Path, Query, State};
-use bty_proto::v1::{Image, ListImagesRequest};
+use bty_proto::v1::Image;
 use serde::Deserialize;
 
 /// The `?error=` a UI form redirected with, the search and the page.
@@ -175,19 +175,22 @@ pub(crate) async fn page(
     viewer: Viewer,
     Query(query): Query<PageQuery>,
 ) -> Result<ImagesPage, PageError> {
-    let request = ListImagesRequest {
-        query: query.paging.search().to_owned(),
-    };
-    let mut catalog = state.catalog();
-    let list = catalog.list_images(request);
+    let search = query.paging.search();
+    let (wanted, per_page) = query.paging.wanted_range();
+    let list = state.images_page(search, wanted.start, per_page);
     let (list, store, events) = tokio::join!(list, state.store(), recent_events(&state, |_| true));
-    let images = list?.into_inner().images;
+    let mut list = list?;
+    let total = usize::try_from(list.total).unwrap_or(usize::MAX);
+    let (pager, range) = Pager::new(&query.paging, total);
+    if range.start != wanted.start {
+        // Past the last page: show the last one.
+        list = state.images_page(search, range.start, per_page).await?;
+    }
     let store = store
         .inspect_err(
             |status| tracing::warn!(code = ?status.code(), "store description unavailable"),
         )
         .ok();
-    let (pager, range) = Pager::new(&query.paging, images.len());
     Ok(ImagesPage {
         chrome: Chrome::new("images", viewer),
         error: query.error.filter(|e| !e.is_empty()),
@@ -197,9 +200,9 @@ pub(crate) async fn page(
             .map(|s| s.catalog_path.clone())
             .unwrap_or_default(),
         release_url: store.map(|s| s.release_catalog_url).unwrap_or_default(),
-        rows: images
+        rows: list
+            .images
             .into_iter()
-            .skip(range.start)
             .take(range.len())
             .map(RowView::new)
             .collect(),
@@ -208,45 +211,17 @@ pub(crate) async fn page(
     })
 }
 
-/// `?q=` hint of the row route: a name of the row, so the daemon filters
-/// instead of sending all rows.
-#[derive(Debug, Deserialize)]
-pub(crate) struct RowQuery {
-    q: Option<String>,
-}
-
-/// Whether `image` is the row `key` names: its id, or its ref (a row's id
-/// changes from ref to sha256 once its bytes are hashed).
-fn is_row(image: &Image, key: &str) -> bool {
-    image.id == key || image.r#ref == key || image.sha256.as_deref() == Some(key)
-}
-
-/// `GET /ui/images/row/{id}`: the `<tr>` of one row.
+/// `GET /ui/images/row/{id}`: the `<tr>` of one row (by id, ref or
+/// sha256: a row's id changes from ref to sha256 once its bytes are hashed).
 pub(crate) async fn row(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Query(query): Query<RowQuery>,
 ) -> Result<RowFragment, PageError> {
-    let hint = query.q.unwrap_or_default();
-    let mut images = state
-        .catalog()
-        .list_images(ListImagesRequest {
-            query: hint.clone(),
-        })
+    let image = state
+        .all_images("", &id)
         .await?
-        .into_inner()
-        .images;
-    if !hint.is_empty() && !images.iter().any(|i| is_row(i, &id)) {
-        images = state
-            .catalog()
-            .list_images(ListImagesRequest::default())
-            .await?
-            .into_inner()
-            .images;
-    }
-    let image = images
         .into_iter()
-        .find(|i| is_row(i, &id))
+        .next()
         .ok_or_else(|| WebError::NotFound(format!("no image row {id}")))?;
     Ok(RowFragment {
         row: RowView::new(image),

@@ -29,6 +29,15 @@ impl PagingQuery {
         value.and_then(|v| v.trim().parse().ok())
     }
 
+    /// The rows the query asks for (page numbers not yet clamped to the
+    /// total, which the first answer tells) and the page size.
+    pub(crate) fn wanted_range(&self) -> (Range<usize>, usize) {
+        let per_page = self.per_page();
+        let page = Self::number(self.page.as_ref()).map_or(1, |p| p.max(1));
+        let start = (page - 1).saturating_mul(per_page);
+        (start..start.saturating_add(per_page), per_page)
+    }
+
     fn per_page(&self) -> usize {
         Self::number(self.per_page.as_ref())
             .filter(|n| *n > 0)

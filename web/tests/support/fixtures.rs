@@ -112,6 +112,7 @@ pub fn sample_store() -> StoreInfo {
         daemon_version: "0.1.0".to_owned(),
         download_max_parallel: 2,
         hash_max_parallel: 1,
+        max_catalog_bytes: 64 << 20,
     }
 }
 

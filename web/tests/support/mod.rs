@@ -82,26 +82,66 @@ fn report(source: &str) -> ImportReport {
     }
 }
 
+impl Fake {
+    /// The rows a listing request selects; records its query.
+    fn select(&self, request: &ListImagesRequest) -> Result<Vec<Image>, Status> {
+        let mut daemon = self.daemon()?;
+        daemon.list_queries.push(request.query.clone());
+        // The daemon's filter is richer; names are enough for the adapter.
+        let needle = request.query.to_lowercase();
+        let id = request.id.as_str();
+        Ok(daemon
+            .images
+            .iter()
+            .filter(|i| {
+                needle.is_empty() || i.names.iter().any(|n| n.to_lowercase().contains(&needle))
+            })
+            .filter(|i| {
+                id.is_empty() || i.id == id || i.r#ref == id || i.sha256.as_deref() == Some(id)
+            })
+            .cloned()
+            .collect())
+    }
+}
+
 #[tonic::async_trait]
 impl CatalogService for Fake {
     async fn list_images(
         &self,
         request: GrpcRequest<ListImagesRequest>,
     ) -> Result<Response<ListImagesResponse>, Status> {
-        let query = request.into_inner().query;
-        let mut daemon = self.daemon()?;
-        daemon.list_queries.push(query.clone());
-        // The daemon's filter is richer; names are enough for the adapter.
-        let needle = query.to_lowercase();
-        let images = daemon
-            .images
-            .iter()
-            .filter(|i| {
-                needle.is_empty() || i.names.iter().any(|n| n.to_lowercase().contains(&needle))
-            })
-            .cloned()
-            .collect();
-        Ok(Response::new(ListImagesResponse { images }))
+        let request = request.into_inner();
+        let selected = self.select(&request)?;
+        let total = selected.len();
+        let offset = (request.offset as usize).min(total);
+        let limit = match request.limit {
+            0 => 1000,
+            n => n as usize,
+        };
+        let end = offset.saturating_add(limit).min(total);
+        Ok(Response::new(ListImagesResponse {
+            images: selected[offset..end].to_vec(),
+            total: total as u64,
+            next_offset: (end < total).then_some(end as u64),
+        }))
+    }
+
+    type StreamImagesStream =
+        Pin<Box<dyn Stream<Item = Result<ListImagesResponse, Status>> + Send>>;
+
+    async fn stream_images(
+        &self,
+        request: GrpcRequest<ListImagesRequest>,
+    ) -> Result<Response<Self::StreamImagesStream>, Status> {
+        let images = self.select(&request.into_inner())?;
+        let total = images.len() as u64;
+        Ok(Response::new(Box::pin(tokio_stream::once(Ok(
+            ListImagesResponse {
+                images,
+                total,
+                next_offset: None,
+            },
+        )))))
     }
 
     async fn add_entry(

@@ -3,11 +3,11 @@
 
 use super::entries::ORIGIN_KEY;
 use super::error::CatalogError;
+use super::index::IndexedCatalog;
 use super::messages::CatalogMessage;
 use crate::actors::hasher::HasherHandle;
 use crate::events::{CatalogEvent, CatalogEventKind, EventBus};
-use bty_store::canon::canonicalise_src;
-use bty_store::catalog_file::{CatalogFile, MAX_STATE_CATALOG_BYTES};
+use bty_store::catalog_file::CatalogFile;
 use bty_store::merge::{MergeEntry, Row, SourceKind, merge};
 use bty_store::scan::{ScannedFile, scan_image_root};
 use bty_store::sidecar::Sidecar;
@@ -15,6 +15,7 @@ use bty_store::{atomic::write_atomic, export::export_catalog};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// What the supervisor gives the catalog at each (re)start.
 #[derive(Debug, Clone)]
@@ -23,6 +24,8 @@ pub struct CatalogArgs {
     pub image_root: PathBuf,
     /// `state_dir/catalog.toml`.
     pub catalog_path: PathBuf,
+    /// The one size limit of a catalog: imports, writes and loading.
+    pub max_catalog_bytes: usize,
     /// Where catalog events go.
     pub events: EventBus,
     /// Asked to hash files without a fresh sidecar.
@@ -37,12 +40,15 @@ pub struct CatalogActor;
 #[derive(Debug)]
 pub struct CatalogState {
     pub(super) args: CatalogArgs,
-    pub(super) file: CatalogFile,
+    pub(super) catalog: IndexedCatalog,
     /// Set when catalog.toml on disk does not parse: mutations are refused
     /// so the operator's file is never overwritten.
     pub(super) load_error: Option<String>,
     pub(super) scan: Vec<ScannedFile>,
-    pub(super) rows: Vec<Row>,
+    /// The merged listing, shared with readers; rebuilt when asked for
+    /// after a change (`rows_stale`), so a burst of changes merges once.
+    rows: Arc<[Row]>,
+    rows_stale: bool,
     /// Cache files being downloaded: hashed inline, never by the hasher.
     pub(super) landing: std::collections::BTreeSet<String>,
 }
@@ -57,7 +63,7 @@ impl Actor for CatalogActor {
         _myself: ActorRef<Self::Msg>,
         args: CatalogArgs,
     ) -> Result<CatalogState, ActorProcessingErr> {
-        let (file, load_error) = match load_catalog(&args.catalog_path) {
+        let (file, load_error) = match load_catalog(&args.catalog_path, args.max_catalog_bytes) {
             Ok(file) => (file, None),
             Err(reason) => {
                 tracing::error!(path = %args.catalog_path.display(), %reason, "catalog.toml does not parse; catalog is read-only");
@@ -66,10 +72,11 @@ impl Actor for CatalogActor {
         };
         let mut state = CatalogState {
             args,
-            file,
+            catalog: IndexedCatalog::new(file),
             load_error,
             scan: Vec::new(),
-            rows: Vec::new(),
+            rows: Arc::new([]),
+            rows_stale: true,
             landing: std::collections::BTreeSet::new(),
         };
         state.rescan();
@@ -83,20 +90,20 @@ impl Actor for CatalogActor {
         state: &mut CatalogState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            CatalogMessage::List { query, reply } => {
-                let _ = reply.send(state.list(&query));
+            CatalogMessage::List { reply } => {
+                let _ = reply.send(state.rows());
             }
             CatalogMessage::AddEntry { request, reply } => {
-                let _ = reply.send(state.add_entry(request));
+                let _ = reply.send(state.add_entry(request).await);
             }
             CatalogMessage::RemoveEntry { src_or_ref, reply } => {
-                let _ = reply.send(state.remove_entry(&src_or_ref));
+                let _ = reply.send(state.remove_entry(&src_or_ref).await);
             }
             CatalogMessage::Import { import, reply } => {
-                let _ = reply.send(state.import(import));
+                let _ = reply.send(state.import(import).await);
             }
             CatalogMessage::Export { base_url, reply } => {
-                let _ = reply.send(export_catalog(&state.rows, &base_url));
+                let _ = reply.send(export_catalog(&state.rows(), &base_url));
             }
             CatalogMessage::Rescan => state.rescan(),
             CatalogMessage::ImageHashed { name, sha256 } => state.image_hashed(&name, &sha256),
@@ -108,7 +115,7 @@ impl Actor for CatalogActor {
                 state.landing.insert(name);
                 let _ = reply.send(());
             }
-            CatalogMessage::Landed(landed) => state.landed(landed),
+            CatalogMessage::Landed(landed) => state.landed(landed).await,
             CatalogMessage::LandingAbandoned { name } => {
                 state.landing.remove(&name);
                 state.rescan();
@@ -127,35 +134,45 @@ impl Actor for CatalogActor {
 }
 
 /// Read and parse catalog.toml; a missing file is an empty catalog.
-fn load_catalog(path: &Path) -> Result<CatalogFile, String> {
+fn load_catalog(path: &Path, max_bytes: usize) -> Result<CatalogFile, String> {
     match std::fs::read(path) {
-        Ok(bytes) => {
-            CatalogFile::parse_up_to(&bytes, &path.display().to_string(), MAX_STATE_CATALOG_BYTES)
-                .map_err(|e| e.to_string())
-        }
+        Ok(bytes) => CatalogFile::parse_up_to(&bytes, &path.display().to_string(), max_bytes)
+            .map_err(|e| e.to_string()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(CatalogFile::default()),
         Err(e) => Err(format!("cannot read {}: {e}", path.display())),
     }
 }
 
 impl CatalogState {
-    fn list(&self, query: &str) -> Vec<Row> {
-        let query = query.trim().to_lowercase();
-        if query.is_empty() {
-            return self.rows.clone();
+    /// The merged rows, merged again first if anything changed.
+    pub(super) fn rows(&mut self) -> Arc<[Row]> {
+        if self.rows_stale {
+            let entries: Vec<MergeEntry<'_>> = self
+                .catalog
+                .with_refs()
+                .filter_map(|(entry, image_ref)| {
+                    let kind =
+                        if entry.extra.get(ORIGIN_KEY).and_then(|v| v.as_str()) == Some("url") {
+                            SourceKind::Url
+                        } else {
+                            SourceKind::Manifest
+                        };
+                    Some(MergeEntry {
+                        entry,
+                        image_ref: image_ref?,
+                        kind,
+                    })
+                })
+                .collect();
+            self.rows = merge(&self.scan, &entries).into();
+            self.rows_stale = false;
         }
-        self.rows
-            .iter()
-            .filter(|row| {
-                row.names.iter().any(|n| n.to_lowercase().contains(&query))
-                    || row.sha256.as_deref().is_some_and(|s| s.starts_with(&query))
-                    || row
-                        .sources
-                        .iter()
-                        .any(|s| s.location.to_lowercase().contains(&query))
-            })
-            .cloned()
-            .collect()
+        Arc::clone(&self.rows)
+    }
+
+    /// The listing changed: merge again when next asked.
+    pub(super) fn rows_changed(&mut self) {
+        self.rows_stale = true;
     }
 
     /// Re-read the image root; ask for hashes of new or changed files.
@@ -198,7 +215,7 @@ impl CatalogState {
             ));
         }
         self.scan = scan;
-        self.rebuild_rows();
+        self.rows_changed();
         for name in to_hash {
             self.args.hasher.enqueue_detached(&name);
         }
@@ -222,34 +239,12 @@ impl CatalogState {
             return;
         }
         file.sidecar = Sidecar::Fresh(sha256.to_owned());
-        self.rebuild_rows();
+        self.rows_changed();
         self.args.events.catalog(CatalogEvent::new(
             CatalogEventKind::ImageHashed,
             name,
             format!("{name} hashed: sha256 {}", &sha256[..sha256.len().min(12)]),
         ));
-    }
-
-    pub(super) fn rebuild_rows(&mut self) {
-        let entries: Vec<MergeEntry<'_>> = self
-            .file
-            .entries
-            .iter()
-            .filter_map(|entry| {
-                let image_ref = entry.image_ref().ok()?;
-                let kind = if entry.extra.get(ORIGIN_KEY).and_then(|v| v.as_str()) == Some("url") {
-                    SourceKind::Url
-                } else {
-                    SourceKind::Manifest
-                };
-                Some(MergeEntry {
-                    entry,
-                    image_ref,
-                    kind,
-                })
-            })
-            .collect();
-        self.rows = merge(&self.scan, &entries);
     }
 
     pub(super) fn ensure_writable(&self) -> Result<(), CatalogError> {
@@ -262,35 +257,37 @@ impl CatalogState {
         }
     }
 
-    /// Write `file` to catalog.toml atomically, then adopt it.
-    pub(super) fn persist(&mut self, file: CatalogFile) -> Result<(), CatalogError> {
-        let text = file.to_toml_string();
-        // Never write what the next start could not load.
-        if text.len() > MAX_STATE_CATALOG_BYTES {
-            return Err(CatalogError::StateTooLarge {
-                size: text.len(),
-                max: MAX_STATE_CATALOG_BYTES,
-            });
-        }
-        write_atomic(&self.args.catalog_path, text.as_bytes()).map_err(|source| {
-            CatalogError::Io {
-                what: format!("cannot write {}", self.args.catalog_path.display()),
-                source,
-            }
-        })?;
-        self.file = file;
-        self.rebuild_rows();
+    /// Write `catalog` to catalog.toml atomically (on the blocking pool:
+    /// serialising a large catalog takes a while), then adopt it. On error
+    /// nothing changed, on disk or here.
+    pub(super) async fn persist(&mut self, catalog: IndexedCatalog) -> Result<(), CatalogError> {
+        let path = self.args.catalog_path.clone();
+        let max = self.args.max_catalog_bytes;
+        let (catalog, written) = tokio::task::spawn_blocking(move || {
+            let written = write_catalog(&path, catalog.file(), max);
+            (catalog, written)
+        })
+        .await
+        .map_err(|e| CatalogError::Unavailable(format!("catalog writer stopped: {e}")))?;
+        written?;
+        self.catalog = catalog;
+        self.rows_changed();
         Ok(())
     }
+}
 
-    pub(super) fn position_of(&self, src_or_ref: &str) -> Option<usize> {
-        let wanted = src_or_ref.trim();
-        let canonical = canonicalise_src(wanted).ok();
-        self.file.entries.iter().position(|e| {
-            e.image_ref().is_ok_and(|r| r == wanted.to_lowercase())
-                || canonical
-                    .as_ref()
-                    .is_some_and(|c| canonicalise_src(&e.src).is_ok_and(|s| &s == c))
-        })
+/// Serialise `file` and write it to `path` atomically, unless it is larger
+/// than the next start could load.
+fn write_catalog(path: &Path, file: &CatalogFile, max: usize) -> Result<(), CatalogError> {
+    let text = file.to_toml_string();
+    if text.len() > max {
+        return Err(CatalogError::StateTooLarge {
+            size: text.len(),
+            max,
+        });
     }
+    write_atomic(path, text.as_bytes()).map_err(|source| CatalogError::Io {
+        what: format!("cannot write {}", path.display()),
+        source,
+    })
 }

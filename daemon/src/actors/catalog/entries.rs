@@ -4,6 +4,7 @@
 use super::actor::CatalogState;
 use super::error::CatalogError;
 use super::import::{ImportReport, import_entries};
+use super::index::IndexedCatalog;
 use super::messages::{AddEntry, ParsedImport, RemovedEntry};
 use crate::events::{CatalogEvent, CatalogEventKind};
 use bty_store::canon::{Scheme, canonicalise_src, image_ref, scheme, url_file_name};
@@ -17,7 +18,7 @@ use bty_store::sidecar::remove_with_sidecar;
 pub(super) const ORIGIN_KEY: &str = "origin";
 
 impl CatalogState {
-    pub(super) fn add_entry(
+    pub(super) async fn add_entry(
         &mut self,
         request: AddEntry,
     ) -> Result<(CatalogEntry, String), CatalogError> {
@@ -50,10 +51,11 @@ impl CatalogState {
                 "ref {given} does not match image_url (expected {image_ref})"
             )));
         }
-        if let Some(i) = self.position_of(&url) {
+        let key = IndexedCatalog::key_of(&url).map_err(|e| invalid(&e))?;
+        if let Some(i) = self.catalog.position_of_key(key) {
             return Err(CatalogError::AlreadyExists(format!(
                 "catalog entry with src={} already exists",
-                self.file.entries[i].src
+                self.catalog.entry(i).src
             )));
         }
         let default_name = if is_oras {
@@ -72,10 +74,10 @@ impl CatalogState {
                 CatalogError::Invalid("image_url must end in a filename component".to_owned())
             })?,
         };
-        if let Some(other) = self.file.entries.iter().find(|e| e.name == name) {
+        if let Some(other) = self.catalog.position_of_name(&name) {
             return Err(CatalogError::AlreadyExists(format!(
                 "an entry named {name:?} already exists with src {}",
-                other.src
+                self.catalog.entry(other).src
             )));
         }
         let sha256 = match request.sha256.map(|s| s.trim().to_lowercase()) {
@@ -101,9 +103,9 @@ impl CatalogState {
             description: None,
             extra,
         };
-        let mut file = self.file.clone();
-        file.entries.push(entry.clone());
-        self.persist(file)?;
+        let mut catalog = self.catalog.clone();
+        catalog.push(entry.clone(), key);
+        self.persist(catalog).await?;
         self.args.events.catalog(CatalogEvent::new(
             CatalogEventKind::EntryAdded,
             &entry.src,
@@ -112,17 +114,20 @@ impl CatalogState {
         Ok((entry, image_ref))
     }
 
-    pub(super) fn remove_entry(&mut self, src_or_ref: &str) -> Result<RemovedEntry, CatalogError> {
+    pub(super) async fn remove_entry(
+        &mut self,
+        src_or_ref: &str,
+    ) -> Result<RemovedEntry, CatalogError> {
         self.ensure_writable()?;
-        let index = self.position_of(src_or_ref).ok_or_else(|| {
+        let index = self.catalog.position_of(src_or_ref).ok_or_else(|| {
             CatalogError::NotFound(format!("no catalog entry with src or ref {src_or_ref:?}"))
         })?;
-        let mut file = self.file.clone();
-        let entry = file.entries.remove(index);
+        let mut catalog = self.catalog.clone();
+        let entry = catalog.remove(index);
         let image_ref = entry
             .image_ref()
             .map_err(|e| CatalogError::Invalid(e.to_string()))?;
-        self.persist(file)?;
+        self.persist(catalog).await?;
         // Entry delete also removes the cached bytes: upstream left them
         // behind, an orphan the listing no longer showed.
         let cache_removed = match entry.cache_file_name() {
@@ -151,7 +156,10 @@ impl CatalogState {
         })
     }
 
-    pub(super) fn import(&mut self, import: ParsedImport) -> Result<ImportReport, CatalogError> {
+    pub(super) async fn import(
+        &mut self,
+        import: ParsedImport,
+    ) -> Result<ImportReport, CatalogError> {
         self.ensure_writable()?;
         let ParsedImport { parsed, label } = import;
         let incoming = parsed.map_err(|e| {
@@ -162,10 +170,10 @@ impl CatalogState {
             ));
             CatalogError::Invalid(e.to_string())
         })?;
-        let mut file = self.file.clone();
-        let report = import_entries(&mut file, incoming, &label);
+        let mut catalog = self.catalog.clone();
+        let report = import_entries(&mut catalog, incoming, &label);
         if report.changed() {
-            self.persist(file)?;
+            self.persist(catalog).await?;
         }
         self.args.events.catalog(
             CatalogEvent::new(

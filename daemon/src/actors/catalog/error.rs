@@ -39,8 +39,9 @@ pub enum CatalogError {
     /// The change would make catalog.toml larger than the daemon loads
     /// back; nothing was written.
     #[error(
-        "the catalog would grow to {size} bytes, over the {max}-byte limit of catalog.toml; \
-         nothing was changed (remove entries first)"
+        "the catalog would grow to {size} bytes, over max_catalog_bytes ({max} bytes), the \
+         largest catalog.toml btyd loads; nothing was changed (remove entries or raise \
+         [catalog] max_catalog_bytes)"
     )]
     StateTooLarge {
         /// The size it would have.

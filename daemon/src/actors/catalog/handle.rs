@@ -10,6 +10,7 @@ use crate::actors::{call_failed, slot::ActorSlot};
 use bty_store::catalog_file::{CatalogEntry, CatalogFile};
 use bty_store::merge::Row;
 use ractor::ActorRef;
+use std::sync::Arc;
 
 /// Cheap to clone; follows the catalog across restarts.
 #[derive(Debug, Clone, Default)]
@@ -50,9 +51,8 @@ impl CatalogHandle {
     }
 
     /// The merged rows.
-    pub async fn list(&self, query: &str) -> Result<Vec<Row>, CatalogError> {
-        let query = query.to_owned();
-        ractor::call!(self.actor()?, |reply| CatalogMessage::List { query, reply })
+    pub async fn list(&self) -> Result<Arc<[Row]>, CatalogError> {
+        ractor::call!(self.actor()?, |reply| CatalogMessage::List { reply })
             .map_err(|e| unavailable(&e))
     }
 
@@ -78,18 +78,21 @@ impl CatalogHandle {
         .map_err(|e| unavailable(&e))?
     }
 
-    /// Import catalog.toml `content`. It is parsed on the blocking pool
-    /// here, in the caller's task, so the catalog only merges entries.
+    /// Import catalog.toml `content` of at most `max_bytes`. It is parsed
+    /// on the blocking pool here, in the caller's task, so the catalog only
+    /// merges entries.
     pub async fn import(
         &self,
         content: Vec<u8>,
         label: String,
+        max_bytes: usize,
     ) -> Result<ImportReport, CatalogError> {
         let parse_label = label.clone();
-        let parsed =
-            tokio::task::spawn_blocking(move || CatalogFile::parse(&content, &parse_label))
-                .await
-                .map_err(|e| CatalogError::Unavailable(format!("catalog parser stopped: {e}")))?;
+        let parsed = tokio::task::spawn_blocking(move || {
+            CatalogFile::parse_up_to(&content, &parse_label, max_bytes)
+        })
+        .await
+        .map_err(|e| CatalogError::Unavailable(format!("catalog parser stopped: {e}")))?;
         let import = ParsedImport { parsed, label };
         ractor::call!(self.actor()?, |reply| CatalogMessage::Import {
             import,

@@ -2,7 +2,7 @@
 //! entries with the same canonical src get their metadata updated, and
 //! entries that cannot be taken are reported one by one.
 
-use bty_store::canon::canonicalise_src;
+use super::index::IndexedCatalog;
 use bty_store::catalog_file::{CatalogEntry, CatalogFile};
 
 /// What an import did.
@@ -28,9 +28,10 @@ impl ImportReport {
 }
 
 /// Merge `incoming` into `stored`. `incoming` has been parsed and validated
-/// already, so every src canonicalises.
-pub fn import_entries(
-    stored: &mut CatalogFile,
+/// already, so every src canonicalises; each is canonicalised once and
+/// looked up in the index.
+pub(super) fn import_entries(
+    stored: &mut IndexedCatalog,
     incoming: CatalogFile,
     source: &str,
 ) -> ImportReport {
@@ -39,38 +40,36 @@ pub fn import_entries(
         ..ImportReport::default()
     };
     for entry in incoming.entries {
-        let canonical = match canonicalise_src(&entry.src) {
-            Ok(c) => c,
+        let key = match IndexedCatalog::key_of(&entry.src) {
+            Ok(key) => key,
             Err(e) => {
                 report.errors.push((entry.name.clone(), e.to_string()));
                 continue;
             }
         };
-        let same_src = stored
-            .entries
-            .iter()
-            .position(|s| canonicalise_src(&s.src).is_ok_and(|c| c == canonical));
-        let name_owner = stored.entries.iter().position(|s| s.name == entry.name);
+        let same_src = stored.position_of_key(key);
+        let name_owner = stored.position_of_name(&entry.name);
         if let Some(owner) = name_owner.filter(|o| Some(*o) != same_src) {
             let why = format!(
                 "an entry named {:?} already exists with src {}",
-                entry.name, stored.entries[owner].src
+                entry.name,
+                stored.entry(owner).src
             );
             report.errors.push((entry.name.clone(), why));
             continue;
         }
         match same_src {
             Some(i) => {
-                let merged = updated_entry(&stored.entries[i], entry);
-                if merged == stored.entries[i] {
+                let merged = updated_entry(stored.entry(i), entry);
+                if &merged == stored.entry(i) {
                     report.skipped += 1;
                 } else {
-                    stored.entries[i] = merged;
+                    stored.replace(i, merged);
                     report.updated += 1;
                 }
             }
             None => {
-                stored.entries.push(entry);
+                stored.push(entry, key);
                 report.imported += 1;
             }
         }
@@ -117,9 +116,13 @@ mod tests {
         }
     }
 
+    fn stored(entries: Vec<CatalogEntry>) -> IndexedCatalog {
+        IndexedCatalog::new(file(entries))
+    }
+
     #[test]
     fn adds_updates_skips_and_reports() {
-        let mut stored = file(vec![
+        let mut stored = stored(vec![
             entry("a", "https://example.com/a.img.gz"),
             entry("b", "https://example.com/b.img.gz"),
         ]);
@@ -139,15 +142,15 @@ mod tests {
             "{:?}",
             report.errors
         );
-        assert_eq!(stored.entries.len(), 3);
+        assert_eq!(stored.file().entries.len(), 3);
         // The stored spelling of src is kept on update.
-        assert_eq!(stored.entries[1].src, "https://example.com/b.img.gz");
-        assert_eq!(stored.entries[1].description.as_deref(), Some("new"));
+        assert_eq!(stored.entry(1).src, "https://example.com/b.img.gz");
+        assert_eq!(stored.entry(1).description.as_deref(), Some("new"));
     }
 
     #[test]
     fn reimport_is_idempotent() {
-        let mut stored = file(vec![]);
+        let mut stored = stored(vec![]);
         let incoming = file(vec![entry("a", "https://example.com/a.img.gz")]);
         assert_eq!(
             import_entries(&mut stored, incoming.clone(), "x").imported,
@@ -163,11 +166,11 @@ mod tests {
         let mut s = entry("a", "https://example.com/a.img.gz");
         s.extra
             .insert("origin".into(), toml::Value::String("url".into()));
-        let mut stored = file(vec![s]);
+        let mut stored = stored(vec![s]);
         let mut incoming = entry("a", "https://example.com/a.img.gz");
         incoming.size_bytes = Some(5);
         import_entries(&mut stored, file(vec![incoming]), "x");
-        assert!(stored.entries[0].extra.contains_key("origin"));
-        assert_eq!(stored.entries[0].size_bytes, Some(5));
+        assert!(stored.entry(0).extra.contains_key("origin"));
+        assert_eq!(stored.entry(0).size_bytes, Some(5));
     }
 }

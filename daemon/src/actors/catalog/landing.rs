@@ -17,33 +17,33 @@ const LAST_MODIFIED_KEY: &str = "cached_last_modified";
 impl CatalogState {
     /// The index of the entry a key names: ref, src, entry name, or the id
     /// of a row that has a remote source.
-    fn entry_for(&self, key: &str) -> Option<usize> {
+    fn entry_for(&mut self, key: &str) -> Option<usize> {
         let key = key.trim();
-        if let Some(i) = self.position_of(key) {
+        if let Some(i) = self.catalog.position_of(key) {
             return Some(i);
         }
-        if let Some(i) = self.file.entries.iter().position(|e| e.name == key) {
+        if let Some(i) = self.catalog.position_of_name(key) {
             return Some(i);
         }
-        let row = self
-            .rows
+        let rows = self.rows();
+        let row = rows
             .iter()
             .find(|r| r.id == key || r.sha256.as_deref() == Some(key))?;
         row.sources
             .iter()
             .filter(|s| s.kind != SourceKind::Local)
-            .find_map(|s| self.position_of(&s.location))
+            .find_map(|s| self.catalog.position_of(&s.location))
     }
 
     pub(super) fn download_spec(
-        &self,
+        &mut self,
         key: &str,
         update: bool,
     ) -> Result<DownloadSpec, CatalogError> {
         let index = self.entry_for(key).ok_or_else(|| {
             CatalogError::NotFound(format!("no remote catalog entry for {key:?}"))
         })?;
-        let entry = &self.file.entries[index];
+        let entry = self.catalog.entry(index);
         let image_ref = entry
             .image_ref()
             .map_err(|e| CatalogError::Invalid(e.to_string()))?;
@@ -82,30 +82,17 @@ impl CatalogState {
         })
     }
 
-    pub(super) fn landed(&mut self, landed: Landed) {
+    pub(super) async fn landed(&mut self, landed: Landed) {
         self.landing.remove(&landed.cache_file_name);
-        let index = self
-            .file
-            .entries
-            .iter()
-            .position(|e| e.image_ref().is_ok_and(|r| r == landed.image_ref));
+        let index = self.catalog.position_of_ref(&landed.image_ref);
         if let Some(index) = index
             && self.load_error.is_none()
         {
-            let mut file = self.file.clone();
-            let extra = &mut file.entries[index].extra;
-            let mut set = |key: &str, value: &Option<String>| match value {
-                Some(v) => {
-                    extra.insert(key.to_owned(), toml::Value::String(v.clone()));
-                }
-                None => {
-                    extra.remove(key);
-                }
-            };
-            set(ETAG_KEY, &landed.etag);
-            set(LAST_MODIFIED_KEY, &landed.last_modified);
-            if file != self.file
-                && let Err(e) = self.persist(file)
+            let mut catalog = self.catalog.clone();
+            catalog.set_extra(index, ETAG_KEY, landed.etag.as_deref());
+            catalog.set_extra(index, LAST_MODIFIED_KEY, landed.last_modified.as_deref());
+            if catalog.entry(index) != self.catalog.entry(index)
+                && let Err(e) = self.persist(catalog).await
             {
                 tracing::warn!(error = %e, "cannot record download validators");
             }
@@ -126,7 +113,7 @@ impl CatalogState {
         let index = self.entry_for(key).ok_or_else(|| {
             CatalogError::NotFound(format!("no remote catalog entry for {key:?}"))
         })?;
-        let entry = &self.file.entries[index];
+        let entry = self.catalog.entry(index);
         let file_name = entry
             .cache_file_name()
             .map_err(|e| CatalogError::Invalid(e.to_string()))?;
@@ -166,10 +153,10 @@ impl CatalogState {
         })
     }
 
-    pub(super) fn resolve_local(&self, key: &str) -> Result<LocalImage, CatalogError> {
+    pub(super) fn resolve_local(&mut self, key: &str) -> Result<LocalImage, CatalogError> {
         let key = key.trim();
-        let row = self
-            .rows
+        let rows = self.rows();
+        let row = rows
             .iter()
             .find(|r| {
                 r.id == key
@@ -181,9 +168,8 @@ impl CatalogState {
             })
             .or_else(|| {
                 let index = self.entry_for(key)?;
-                let name = self.file.entries[index].cache_file_name().ok()?;
-                self.rows
-                    .iter()
+                let name = self.catalog.entry(index).cache_file_name().ok()?;
+                rows.iter()
                     .find(|r| r.file_name.as_deref() == Some(name.as_str()))
             })
             .ok_or_else(|| CatalogError::NotFound(format!("no image matches {key:?}")))?;

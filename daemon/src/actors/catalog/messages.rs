@@ -7,6 +7,7 @@ use bty_store::merge::Row;
 use ractor::RpcReplyPort;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// A catalog to import, parsed before it reaches the actor: parsing a
 /// hostile document is the caller's time, never the catalog's mailbox.
@@ -157,12 +158,10 @@ pub struct CacheDeleted {
 /// Requests and notifications.
 #[derive(Debug)]
 pub enum CatalogMessage {
-    /// The merged rows, filtered by a case-insensitive query.
+    /// The merged rows (all of them; callers filter).
     List {
-        /// Substring of a name, sha256 or source ("" = all).
-        query: String,
-        /// The rows.
-        reply: RpcReplyPort<Vec<Row>>,
+        /// The rows, shared: readers filter and page them outside the actor.
+        reply: RpcReplyPort<Arc<[Row]>>,
     },
     /// Add a remote entry.
     AddEntry {

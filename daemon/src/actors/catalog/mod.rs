@@ -8,13 +8,14 @@ mod entries;
 mod error;
 mod handle;
 mod import;
+mod index;
 mod landing;
 mod messages;
 
 pub use actor::{CatalogActor, CatalogArgs};
 pub use error::CatalogError;
 pub use handle::CatalogHandle;
-pub use import::{ImportReport, import_entries};
+pub use import::ImportReport;
 pub use messages::{
     AddEntry, CacheDeleted, CatalogMessage, DownloadSpec, Landed, LocalImage, ParsedImport,
     RemoteMetadata, RemovedEntry,

@@ -10,8 +10,8 @@ use crate::canon::SrcError;
 /// name once known.
 #[derive(Debug, Error)]
 pub enum CatalogError {
-    /// Larger than [`super::MAX_CATALOG_BYTES`].
-    #[error("catalog at {at} is {size} bytes, over the {max}-byte limit")]
+    /// Larger than the limit (btyd's `max_catalog_bytes`).
+    #[error("catalog at {at} is {size} bytes, over the {max}-byte limit (max_catalog_bytes)")]
     TooLarge {
         /// Source label.
         at: String,

@@ -145,9 +145,9 @@ fn size_bytes_is_a_u64() {
 /// Every rule: the catalog and a fragment its message must contain.
 #[test]
 fn rejects_with_message() {
-    let long = format!("version = 1\n# {}\n", "x".repeat(MAX_CATALOG_BYTES));
+    let long = format!("version = 1\n# {}\n", "x".repeat(DEFAULT_MAX_CATALOG_BYTES));
     let cases: Vec<(String, &str)> = vec![
-        (long, "over the 4194304-byte limit"),
+        (long, "over the 67108864-byte limit (max_catalog_bytes)"),
         ("version = ".into(), "is not valid TOML: "),
         ("version = 1\nversion = 1\n".into(), "is not valid TOML"),
         ("".into(), "version=(missing), this bty understands version=1"),
@@ -237,9 +237,11 @@ fn syntax_error_reports_line() {
 #[test]
 fn size_limit_is_inclusive() {
     let mut text = String::from("version = 1\n#");
-    text.push_str(&"x".repeat(MAX_CATALOG_BYTES - text.len()));
-    assert_eq!(text.len(), MAX_CATALOG_BYTES);
+    text.push_str(&"x".repeat(DEFAULT_MAX_CATALOG_BYTES - text.len()));
+    assert_eq!(text.len(), DEFAULT_MAX_CATALOG_BYTES);
     assert!(parse(&text).is_ok());
+    text.push('x');
+    assert!(matches!(parse(&text), Err(CatalogError::TooLarge { .. })));
 }
 
 #[test]
@@ -397,24 +399,27 @@ fn formats_must_be_format_ids() {
     assert_eq!(cat.entries[0].format.as_deref(), Some("img.zst"));
 }
 
-/// The import cap guards untrusted input; the daemon's own state file may
-/// be larger (it is built by many imports) and still parses, and a
-/// duplicate name deep in a large catalog is still found.
+/// The configured limit is the one applied; a large catalog parses, and a
+/// duplicate name deep in it is still found.
 #[test]
-fn own_state_may_exceed_the_import_cap() {
+fn the_given_limit_applies_and_large_catalogs_parse() {
     let mut text = String::from("version = 1\n");
     let mut i = 0;
-    while text.len() <= MAX_CATALOG_BYTES {
+    while text.len() <= 4 << 20 {
         text.push_str(&format!(
             "[[images]]\nname = \"n{i}.img\"\nsrc = \"https://h.example/{i}/n{i}.img\"\n"
         ));
         i += 1;
     }
-    assert!(CatalogFile::parse(text.as_bytes(), "import").is_err());
-    let file = CatalogFile::parse_up_to(text.as_bytes(), "state", MAX_STATE_CATALOG_BYTES).unwrap();
+    let err = CatalogFile::parse_up_to(text.as_bytes(), "import", 4 << 20).unwrap_err();
+    assert!(
+        matches!(err, CatalogError::TooLarge { max, .. } if max == 4 << 20),
+        "{err}"
+    );
+    let file = CatalogFile::parse(text.as_bytes(), "state").unwrap();
     assert_eq!(file.entries.len(), i);
     text.push_str("[[images]]\nname = \"n0.img\"\nsrc = \"https://h.example/again/n0.img\"\n");
-    let err = CatalogFile::parse_up_to(text.as_bytes(), "state", MAX_STATE_CATALOG_BYTES)
+    let err = CatalogFile::parse(text.as_bytes(), "state")
         .unwrap_err()
         .to_string();
     assert!(err.contains("n0.img"), "{err}");
