@@ -23,7 +23,7 @@ pub(crate) fn image(row: &Row) -> v1::Image {
         FlashMode::FetchedFirst => v1::FlashMode::FetchedFirst,
     };
     v1::Image {
-        id: row.id.clone(),
+        id: row.id().to_owned(),
         names: row.names.clone(),
         sha256: row.sha256.clone(),
         format: row.format.clone(),

@@ -94,7 +94,7 @@ impl Selection {
 /// Whether `row` is the one `key` names: its id, ref or sha256 (a row's id
 /// changes from ref to sha256 once its bytes are hashed).
 fn is_row(row: &Row, key: &str) -> bool {
-    row.id == key || row.image_ref == key || row.sha256.as_deref() == Some(key)
+    row.id() == key || row.image_ref == key || row.sha256.as_deref() == Some(key)
 }
 
 /// `query` is already lower-case.
@@ -114,7 +114,6 @@ mod tests {
 
     fn row(i: usize, location_len: usize) -> Row {
         Row {
-            id: format!("{i:064x}"),
             image_ref: format!("{i:064x}"),
             names: vec![format!("image-{i}.img")],
             sha256: None,

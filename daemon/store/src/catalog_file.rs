@@ -272,6 +272,13 @@ fn parse_entry(
         .remove("description")
         .map(|v| string_field(v, "description", entry, at))
         .transpose()?;
+    // A map emptied by `remove` keeps its node allocated (~600 bytes): a
+    // fresh empty one holds none, which is 60 MB at 100 000 entries.
+    let extra = if table.is_empty() {
+        toml::Table::new()
+    } else {
+        table
+    };
     let entry = CatalogEntry {
         name,
         src,
@@ -279,7 +286,7 @@ fn parse_entry(
         format,
         size_bytes,
         description,
-        extra: table,
+        extra,
     };
     Ok((entry, canonical))
 }

@@ -117,7 +117,6 @@ mod tests {
         sources: &[(SourceKind, &str)],
     ) -> Row {
         Row {
-            id: sha256.clone().unwrap_or_else(|| sha('f')),
             image_ref: sha('e'),
             names: vec![name.to_owned()],
             sha256,

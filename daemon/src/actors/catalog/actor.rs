@@ -17,6 +17,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// From this many rows and entries on, the catalog returns freed memory to
+/// the kernel after parsing, writing or merging.
+const LARGE_CATALOG_ROWS: usize = 10_000;
+
 /// What the supervisor gives the catalog at each (re)start.
 #[derive(Debug, Clone)]
 pub struct CatalogArgs {
@@ -80,6 +84,7 @@ impl Actor for CatalogActor {
             landing: std::collections::BTreeSet::new(),
         };
         state.rescan();
+        state.rows();
         Ok(state)
     }
 
@@ -166,8 +171,17 @@ impl CatalogState {
                 .collect();
             self.rows = merge(&self.scan, &entries).into();
             self.rows_stale = false;
+            self.release_if_large();
         }
         Arc::clone(&self.rows)
+    }
+
+    /// After work on a large catalog, give its garbage back to the kernel
+    /// (it is several times the catalog's size, freed but kept resident).
+    fn release_if_large(&self) {
+        if self.rows.len() + self.catalog.file().entries.len() >= LARGE_CATALOG_ROWS {
+            crate::allocator::release_free_memory();
+        }
     }
 
     /// The listing changed: merge again when next asked.
@@ -272,6 +286,7 @@ impl CatalogState {
         written?;
         self.catalog = catalog;
         self.rows_changed();
+        self.release_if_large();
         Ok(())
     }
 }

@@ -28,7 +28,7 @@ impl CatalogState {
         let rows = self.rows();
         let row = rows
             .iter()
-            .find(|r| r.id == key || r.sha256.as_deref() == Some(key))?;
+            .find(|r| r.id() == key || r.sha256.as_deref() == Some(key))?;
         row.sources
             .iter()
             .filter(|s| s.kind != SourceKind::Local)
@@ -159,7 +159,7 @@ impl CatalogState {
         let row = rows
             .iter()
             .find(|r| {
-                r.id == key
+                r.id() == key
                     || r.sha256.as_deref() == Some(key)
                     || r.image_ref == key
                     || r.file_name.as_deref() == Some(key)

@@ -49,7 +49,6 @@ mod tests {
 
     fn row(cached: bool, fetch: bool, format: &str) -> Row {
         Row {
-            id: "r".to_owned(),
             image_ref: "r".to_owned(),
             names: vec!["x".to_owned()],
             sha256: None,

@@ -117,7 +117,6 @@ fn local_file_alone_has_one_local_source_and_no_actions() {
     assert_eq!(
         rows,
         [Row {
-            id: SHA_A.to_owned(),
             image_ref: local_ref("a.img.gz"),
             names: vec!["a.img.gz".to_owned()],
             sha256: Some(SHA_A.to_owned()),
@@ -142,7 +141,7 @@ fn unhashed_or_stale_local_file_is_keyed_by_its_file_ref() {
         assert_eq!(rows.len(), 1, "{sidecar:?}");
         let row = &rows[0];
         assert_eq!(row.sha256, None, "{sidecar:?}");
-        assert_eq!(row.id, local_ref("a.img"));
+        assert_eq!(row.id(), local_ref("a.img"));
         assert_eq!(row.image_ref, local_ref("a.img"));
         assert_eq!(row.actions, NONE);
     }
@@ -160,7 +159,6 @@ fn pinned_remote_entry_uncached_can_be_fetched_and_deleted() {
     assert_eq!(
         rows,
         [Row {
-            id: SHA_B.to_owned(),
             image_ref: sha256_bytes(e.src.as_bytes()),
             names: vec!["Debian".to_owned()],
             sha256: Some(SHA_B.to_owned()),
@@ -209,7 +207,7 @@ fn local_and_remote_with_same_sha_collapse() {
     let rows = merge(&scan, &[mentry(&e, SourceKind::Manifest)]);
     assert_eq!(rows.len(), 1, "{rows:#?}");
     let row = &rows[0];
-    assert_eq!(row.id, SHA_A);
+    assert_eq!(row.id(), SHA_A);
     assert_eq!(row.names, ["debian.img.gz", "Debian 12"]);
     assert_eq!(
         row.sources,
@@ -290,7 +288,7 @@ fn unpinned_entries_dedupe_by_ref() {
     assert_eq!(rows.len(), 1, "{rows:#?}");
     assert_eq!(rows[0].names, ["Rolling", "Rolling again"]);
     assert_eq!(rows[0].sources.len(), 1);
-    assert_eq!(rows[0].id, sha256_bytes(e1.src.as_bytes()));
+    assert_eq!(rows[0].id(), sha256_bytes(e1.src.as_bytes()));
     assert_eq!(rows[0].sha256, None);
 }
 
@@ -309,7 +307,7 @@ fn unpinned_cached_entry_takes_sha_from_fresh_cache_sidecar() {
         assert_eq!(rows[0].sha256.as_deref(), want, "{sidecar:?}");
         assert!(rows[0].cached);
         let id = want.map_or_else(|| sha256_bytes(e.src.as_bytes()), str::to_owned);
-        assert_eq!(rows[0].id, id);
+        assert_eq!(rows[0].id(), id);
     }
 }
 
@@ -402,6 +400,6 @@ fn unhashed_duplicate_learns_sha_from_pinned_twin() {
     );
     assert_eq!(rows.len(), 1, "{rows:#?}");
     assert_eq!(rows[0].sha256.as_deref(), Some(SHA_A));
-    assert_eq!(rows[0].id, SHA_A);
+    assert_eq!(rows[0].id(), SHA_A);
     assert_eq!(rows[0].names, ["Loose", "Pinned"]);
 }
