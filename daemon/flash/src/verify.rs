@@ -221,7 +221,6 @@ mod tests {
     use super::*;
     use crate::pieces::expect_of;
 
-
     fn pieces_of(image: &[u8], piece: usize) -> Vec<Piece> {
         image
             .chunks(piece)
