@@ -91,7 +91,7 @@ fn main() -> ExitCode {
                 hashing = hashing.expect_sha256(sha);
             }
             opts.source_meter = Some(hashing.tally());
-            match open_decoder(ReadAhead::new(hashing), container) {
+            match open_decoder(ReadAhead::start(hashing), container) {
                 Ok(s) => Source::Stream(s),
                 Err(e) => {
                     eprintln!("flash: {e}");

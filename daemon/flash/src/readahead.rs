@@ -38,7 +38,7 @@ enum State {
 impl ReadAhead {
     /// Start reading `inner` on a new thread; when the thread cannot start,
     /// `inner` is read on the caller's thread through a plain buffer.
-    pub fn new(inner: impl Read + Send + 'static) -> Box<dyn BufRead + Send> {
+    pub fn start(inner: impl Read + Send + 'static) -> Box<dyn BufRead + Send> {
         let (filled_tx, filled) = sync_channel(DEPTH);
         let (spent, spent_rx) = channel();
         let started = thread::Builder::new()
@@ -175,7 +175,7 @@ mod tests {
     #[test]
     fn every_byte_arrives_in_order() {
         let data = data();
-        let mut r = ReadAhead::new(Dribble {
+        let mut r = ReadAhead::start(Dribble {
             data: data.clone(),
             at: 0,
             end: None,
@@ -189,7 +189,7 @@ mod tests {
     #[test]
     fn an_error_comes_after_the_bytes_before_it_and_unchanged() {
         let data = data();
-        let mut r = ReadAhead::new(Dribble {
+        let mut r = ReadAhead::start(Dribble {
             data: data.clone(),
             at: 0,
             end: Some(io::Error::new(io::ErrorKind::InvalidData, "marked")),

@@ -331,7 +331,7 @@ fn hashed_source(
     }
     opts.source_meter = Some(reader.tally());
     // Read (and hashed) on a thread of its own, ahead of the decoder.
-    bty_flash::open_decoder(bty_flash::ReadAhead::new(reader), container)
+    bty_flash::open_decoder(bty_flash::ReadAhead::start(reader), container)
         .map(Source::Stream)
         .map_err(|e| e.to_string())
 }
