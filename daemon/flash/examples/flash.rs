@@ -1,26 +1,36 @@
-//! `flash IMAGE TARGET [--no-verify]`: flash an image file (any supported
-//! format, sniffed by content) to a block device or regular file, the way the
-//! daemon's flasher does; used by `scripts/bench-flash`.
+//! `flash IMAGE TARGET [--no-verify] [--sha256 HEX]`: flash an image file
+//! (any supported format, sniffed by content) to a block device or regular
+//! file, the way the daemon's flasher does; used by `scripts/bench-flash`.
+//! With `--sha256` the stored file is checked against it as btyd checks a
+//! stored image: a compressed one on its way into the decoder, a raw one
+//! by the pipeline's own hash when verifying.
 
 use std::fs::File;
-use std::io::BufReader;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use bty_flash::{
-    FlashOptions, HashingReader, Progress, Source, TargetKind, TargetSpec, flash, flash_qcow2,
-    open_decoder, virtual_size,
+    FlashOptions, HashingReader, Progress, ReadAhead, Source, TargetKind, TargetSpec, flash,
+    flash_qcow2, open_decoder, virtual_size,
 };
 use bty_store::format::{Container, sniff_file};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let verify = !args.iter().any(|a| a == "--no-verify");
-    let paths: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
+    let sha256 = args
+        .iter()
+        .position(|a| a == "--sha256")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+    let paths: Vec<&String> = args
+        .iter()
+        .filter(|a| !a.starts_with("--") && Some(*a) != sha256.as_ref())
+        .collect();
     let [image, target] = paths[..] else {
-        eprintln!("usage: flash IMAGE TARGET [--no-verify]");
+        eprintln!("usage: flash IMAGE TARGET [--no-verify] [--sha256 HEX]");
         return ExitCode::from(2);
     };
     let (image, target) = (PathBuf::from(image), PathBuf::from(target));
@@ -71,13 +81,17 @@ fn main() -> ExitCode {
     } else {
         let source = if container == Container::Raw {
             // Holes skipped, data read with O_DIRECT, as the daemon does.
+            if verify {
+                opts.expected_image_sha256 = sha256;
+            }
             Source::RawFile(file)
         } else {
-            // No digest to check here: the source hash only meters
-            // compressed input.
-            let hashing = HashingReader::new(file);
+            let mut hashing = HashingReader::new(file);
+            if let Some(sha) = sha256 {
+                hashing = hashing.expect_sha256(sha);
+            }
             opts.source_meter = Some(hashing.tally());
-            match open_decoder(BufReader::with_capacity(1 << 20, hashing), container) {
+            match open_decoder(ReadAhead::start(hashing), container) {
                 Ok(s) => Source::Stream(s),
                 Err(e) => {
                     eprintln!("flash: {e}");

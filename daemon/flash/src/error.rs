@@ -148,9 +148,9 @@ pub enum FlashError {
         offset: u64,
         /// Its length.
         len: u64,
-        /// What was written there (`all zeros` or `sha256 …`).
+        /// What was written there (`all zeros` or `xxh3-128 …`).
         expected: String,
-        /// What reads back (`sha256 …`).
+        /// What reads back (`xxh3-128 …`).
         actual: String,
     },
     /// A verify thread died, or the digests of what was written were lost:

@@ -280,7 +280,9 @@ fn run_writer(
 }
 
 /// Write every message up to the end of the image; returns its length.
-/// With `trailing`, sync and hand each [`stretch`] to the verifier.
+/// With `trailing`, hand each [`stretch`] to the verifier as soon as its
+/// writes have completed (the verifier makes it durable: this thread never
+/// waits for a flush before the end).
 fn receive<S: BlockSink>(
     writer: &mut BlockWriter<S>,
     rx: &Receiver<Msg>,
@@ -290,7 +292,7 @@ fn receive<S: BlockSink>(
     trailing: Option<&Trailing<'_>>,
 ) -> Result<u64, WriterStop> {
     let every = stretch(opts.buffer_size);
-    let mut next_sync = every;
+    let mut next_stretch = every;
     loop {
         if stop.load(Ordering::Relaxed) {
             return Err(WriterStop::Failed(FlashError::Cancelled));
@@ -308,14 +310,13 @@ fn receive<S: BlockSink>(
         }
         stats.written.store(writer.accepted(), Ordering::Relaxed);
         if let Some(trailing) = trailing
-            && writer.accepted() >= next_sync
+            && writer.accepted() >= next_stretch
         {
             if trailing.failed() {
                 return Err(WriterStop::Failed(FlashError::VerifyThread));
             }
-            writer.sync().map_err(WriterStop::Failed)?;
-            trailing.synced(writer.accepted());
-            next_sync = writer.accepted() + every;
+            trailing.written(writer.accepted());
+            next_stretch = writer.accepted() + every;
         }
     }
 }

@@ -12,6 +12,7 @@ use rustix::io::Errno;
 
 use crate::aligned::ALIGN;
 use crate::ioctl;
+use crate::parallel::{all_at_once, split};
 use crate::writer::{BlockSink, write_zeros};
 use crate::{FlashError, FlashOptions, TargetKind, TargetSpec};
 
@@ -183,7 +184,13 @@ impl BlockSink for FileSink {
         }
         let aligned = data.len() / ALIGN * ALIGN;
         if aligned > 0 {
-            match pwrite_all(&self.fd, &data[..aligned], offset) {
+            // Parts at once: the device sees several writes in flight.
+            let fd = &self.fd;
+            let parts = split(aligned);
+            let written = all_at_once(parts, |r| {
+                pwrite_all(fd, &data[r.clone()], offset + r.start as u64)
+            });
+            match written {
                 Err(e) if e.raw_os_error() == Some(Errno::INVAL.raw_os_error()) => {
                     tracing::debug!(path = %self.path.display(), "O_DIRECT write refused; using buffered I/O");
                     self.stop_direct()?;

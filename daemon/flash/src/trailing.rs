@@ -1,35 +1,44 @@
-//! Verify that trails the writer: each time the writer has synced another
-//! stretch of the target, a thread of its own reads that stretch back and
-//! checks it, while the writer goes on.
+//! Verify that trails the writer: each time the writer has written another
+//! stretch of the target, a thread of its own flushes the target (so what
+//! it reads back is durable, not a cache's copy), reads that stretch back
+//! and checks it, while the writer goes on without waiting for the flush.
 //!
 //! On a CPU-bound format (xz, bzip2) the device sits idle while the decoder
 //! works, so the read-back mostly costs nothing; on a fast format it shares
-//! the device with the writes. Either way only the last stretch and the
-//! first region are left to check once writing ends, where a verify that
-//! starts after the last byte would read the whole image again.
+//! the device with the writes. Either way only the last stretch (32 MiB)
+//! and the first region are left to check once writing ends, where a
+//! verify that starts after the last byte would read the whole image again.
+//! The verifier runs at a lower priority than the decoder: its CPU (reads,
+//! xxh3 at tens of GB/s) is small, and it must never be what a CPU-bound
+//! decoder waits for.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread::{Scope, ScopedJoinHandle};
 
+use rustix::fs::OFlags;
+
 use crate::FlashError;
 use crate::pieces::{BookError, Piece, PieceBook};
+use crate::target::open_maybe_direct;
 use crate::verify::read_back_check;
 
-/// The writer syncs and hands a stretch to the verifier every this many
-/// buffers of image (256 MiB of 4 MiB buffers): large enough that the syncs
-/// cost little, small enough that little is left to check at the end.
-const STRETCH_BUFFERS: u64 = 64;
+/// The writer hands a stretch to the verifier every this many buffers of
+/// image (32 MiB of 4 MiB buffers): the flush per stretch is the
+/// verifier's, not the writer's, and a verifier that falls behind takes
+/// every stretch written meanwhile at once, so short stretches cost one
+/// flush each at most and leave little to check after the last write.
+const STRETCH_BUFFERS: u64 = 8;
 
-/// Bytes of image between two syncs of a verified flash.
+/// Bytes of image between two stretches handed to the verifier.
 pub(crate) fn stretch(buffer_size: usize) -> u64 {
     buffer_size as u64 * STRETCH_BUFFERS
 }
 
 /// A target's verifier thread and the writer's handle on it.
 pub(crate) struct Trailing<'scope> {
-    synced: Option<Sender<u64>>,
+    written: Option<Sender<u64>>,
     worker: Option<ScopedJoinHandle<'scope, Result<Vec<Piece>, FlashError>>>,
     /// Set by the verifier when it found a problem: the writer stops early.
     failed: &'scope AtomicBool,
@@ -58,7 +67,7 @@ impl<'scope> Trailing<'scope> {
         scope: &'scope Scope<'scope, 'env>,
         ctx: TrailingCtx<'scope>,
     ) -> Self {
-        let (synced, rx) = channel();
+        let (written, rx) = channel();
         let (failed, abandoned) = (ctx.failed, ctx.abandoned);
         let worker = scope.spawn(move || {
             let result = ctx.run(&rx);
@@ -68,16 +77,17 @@ impl<'scope> Trailing<'scope> {
             result
         });
         Self {
-            synced: Some(synced),
+            written: Some(written),
             worker: Some(worker),
             failed,
             abandoned,
         }
     }
 
-    /// Everything up to `offset` is written and synced.
-    pub(crate) fn synced(&self, offset: u64) {
-        if let Some(tx) = &self.synced {
+    /// Every write up to `offset` has completed (not necessarily flushed:
+    /// the verifier flushes before it reads).
+    pub(crate) fn written(&self, offset: u64) {
+        if let Some(tx) = &self.written {
             let _ = tx.send(offset);
         }
     }
@@ -91,8 +101,8 @@ impl<'scope> Trailing<'scope> {
     /// The image is written and synced up to `total`: wait until all of it
     /// but the first region's pieces is checked, and return those.
     pub(crate) fn finish(mut self, total: u64) -> Result<Vec<Piece>, FlashError> {
-        self.synced(total);
-        drop(self.synced.take());
+        self.written(total);
+        drop(self.written.take());
         match self.worker.take().map(ScopedJoinHandle::join) {
             Some(Ok(result)) => result,
             _ => Err(FlashError::VerifyThread),
@@ -109,18 +119,25 @@ impl Drop for Trailing<'_> {
 }
 
 impl TrailingCtx<'_> {
-    /// Check each synced stretch as it is announced; returns the pieces of
-    /// the first region once the writer says it is done.
-    fn run(&self, synced: &Receiver<u64>) -> Result<Vec<Piece>, FlashError> {
+    /// Flush and check each stretch as it is announced; returns the pieces
+    /// of the first region once the writer says it is done.
+    fn run(&self, written: &Receiver<u64>) -> Result<Vec<Piece>, FlashError> {
+        lower_priority();
         let stopped =
             || self.cancel.load(Ordering::Relaxed) || self.abandoned.load(Ordering::Relaxed);
+        // Flushing through a descriptor of our own: fsync makes every
+        // completed write to the file or device durable, whoever wrote it.
+        let flusher = open_maybe_direct(self.path, OFlags::RDONLY | OFlags::CLOEXEC, false)
+            .map(|(fd, _)| fd)
+            .map_err(|e| self.sync_error(e))?;
         let mut next = 0;
         let mut held = Vec::new();
-        while let Ok(mut upto) = synced.recv() {
+        while let Ok(mut upto) = written.recv() {
             // Catch up with every announcement at once.
-            while let Ok(later) = synced.try_recv() {
+            while let Ok(later) = written.try_recv() {
                 upto = later;
             }
+            rustix::fs::fsync(&flusher).map_err(|e| self.sync_error(e.into()))?;
             let (pieces, after) = self
                 .book
                 .settled(next, upto, &stopped)
@@ -148,7 +165,27 @@ impl TrailingCtx<'_> {
         }
         Ok(held)
     }
+
+    fn sync_error(&self, e: std::io::Error) -> FlashError {
+        FlashError::Sync {
+            path: self.path.to_path_buf(),
+            source: FlashError::arc(e),
+        }
+    }
 }
+
+/// Make the calling thread yield the CPU to the decoder (on Linux a nice
+/// value is per thread). Best effort: at worst verify runs at the same
+/// priority as before.
+fn lower_priority() {
+    let now = rustix::process::getpriority_process(None).unwrap_or(0);
+    if let Err(e) = rustix::process::setpriority_process(None, (now + VERIFY_NICE).min(19)) {
+        tracing::debug!(error = %e, "could not lower the verifier's priority");
+    }
+}
+
+/// How much nicer than the flash the verifier is.
+const VERIFY_NICE: i32 = 5;
 
 #[cfg(test)]
 mod tests {
@@ -192,7 +229,7 @@ mod tests {
                 },
             );
             for &at in stretches {
-                trailing.synced(at);
+                trailing.written(at);
             }
             // Give the verifier time to reach the last stretch announced.
             let checked = stretches.last().map_or(0, |&at| at - MIB as u64);

@@ -9,13 +9,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Sender, channel};
 use std::thread;
 
-use bty_store::digest::to_hex;
 use rustix::fs::OFlags;
-use sha2::{Digest, Sha256};
 
 use crate::FlashError;
 use crate::aligned::{ALIGN, AlignedBuf, is_zero};
-use crate::pieces::{Expect, Piece};
+use crate::pieces::{Expect, Piece, piece_digest};
 use crate::raw_file::DirectFile;
 use crate::target::open_maybe_direct;
 
@@ -127,7 +125,7 @@ fn units(pieces: &[Piece], buffer_size: usize) -> Vec<Unit> {
     let mut units = Vec::with_capacity(pieces.len());
     for p in pieces {
         match p.expect {
-            Expect::Sha256(_) => units.push(Unit {
+            Expect::Xxh3(_) => units.push(Unit {
                 offset: p.offset,
                 len: usize::try_from(p.len).unwrap_or(usize::MAX),
                 expect: p.expect,
@@ -202,7 +200,7 @@ impl Checker<'_> {
 fn mismatch(unit: &Unit, bytes: &[u8]) -> Option<Mismatch> {
     let ok = match unit.expect {
         Expect::Zeros => is_zero(bytes),
-        Expect::Sha256(want) => <[u8; 32]>::from(Sha256::digest(bytes)) == want,
+        Expect::Xxh3(want) => piece_digest(bytes) == want,
     };
     if ok {
         return None;
@@ -212,9 +210,9 @@ fn mismatch(unit: &Unit, bytes: &[u8]) -> Option<Mismatch> {
         len: bytes.len() as u64,
         expected: match unit.expect {
             Expect::Zeros => "all zeros".to_owned(),
-            Expect::Sha256(d) => format!("sha256 {}", to_hex(&d)),
+            Expect::Xxh3(d) => format!("xxh3-128 {d:032x}"),
         },
-        actual: format!("sha256 {}", to_hex(&Sha256::digest(bytes))),
+        actual: format!("xxh3-128 {:032x}", piece_digest(bytes)),
     })
 }
 
@@ -222,10 +220,6 @@ fn mismatch(unit: &Unit, bytes: &[u8]) -> Option<Mismatch> {
 mod tests {
     use super::*;
     use crate::pieces::expect_of;
-
-    fn sha256_of(bytes: &[u8]) -> String {
-        to_hex(&Sha256::digest(bytes))
-    }
 
     fn pieces_of(image: &[u8], piece: usize) -> Vec<Piece> {
         image
@@ -265,7 +259,7 @@ mod tests {
             let end = (((at >> 20) + 1) << 20).min(bad.len());
             assert_eq!(
                 actual,
-                &format!("sha256 {}", sha256_of(&bad[at >> 20 << 20..end]))
+                &format!("xxh3-128 {:032x}", piece_digest(&bad[at >> 20 << 20..end]))
             );
         }
     }

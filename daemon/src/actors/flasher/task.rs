@@ -330,7 +330,8 @@ fn hashed_source(
         reader = reader.expect_sha256(sha);
     }
     opts.source_meter = Some(reader.tally());
-    bty_flash::open_decoder(BufReader::with_capacity(1 << 20, reader), container)
+    // Read (and hashed) on a thread of its own, ahead of the decoder.
+    bty_flash::open_decoder(bty_flash::ReadAhead::start(reader), container)
         .map(Source::Stream)
         .map_err(|e| e.to_string())
 }
