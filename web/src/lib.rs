@@ -35,6 +35,10 @@ pub use auth::{hash_password, is_password_hash, random_token};
 pub use error::{WebError, status_for_code};
 pub use serve::{TlsError, load_tls, serve};
 
+/// The version `--version` prints: the package version and the git revision
+/// it was built from (`unknown` outside a git checkout).
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("BTY_GIT_REV"), ")");
+
 /// Settings of the web adapter that do not come from the daemon.
 #[derive(Debug, Clone)]
 pub struct WebOptions {
