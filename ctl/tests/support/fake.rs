@@ -143,6 +143,13 @@ impl CatalogService for Fake {
         }))
     }
 
+    async fn list_entries(
+        &self,
+        _request: Request<bty_proto::v1::ListEntriesRequest>,
+    ) -> Result<Response<bty_proto::v1::ListEntriesResponse>, Status> {
+        Ok(Response::new(bty_proto::v1::ListEntriesResponse::default()))
+    }
+
     async fn remove_entry(
         &self,
         request: Request<RemoveEntryRequest>,

@@ -75,6 +75,16 @@ impl CatalogService for CatalogApi {
         Ok(Response::new(convert::entry(entry, image_ref)))
     }
 
+    async fn list_entries(
+        &self,
+        _request: Request<v1::ListEntriesRequest>,
+    ) -> Result<Response<v1::ListEntriesResponse>, Status> {
+        let entries = self.catalog.list_entries().await?;
+        Ok(Response::new(v1::ListEntriesResponse {
+            entries: entries.into_iter().map(convert::listed_entry).collect(),
+        }))
+    }
+
     async fn remove_entry(
         &self,
         request: Request<v1::RemoveEntryRequest>,

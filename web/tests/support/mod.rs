@@ -121,6 +121,13 @@ impl CatalogService for Fake {
         }))
     }
 
+    async fn list_entries(
+        &self,
+        _request: GrpcRequest<bty_proto::v1::ListEntriesRequest>,
+    ) -> Result<Response<bty_proto::v1::ListEntriesResponse>, Status> {
+        Ok(Response::new(bty_proto::v1::ListEntriesResponse::default()))
+    }
+
     async fn remove_entry(
         &self,
         request: GrpcRequest<RemoveEntryRequest>,

@@ -86,6 +86,9 @@ impl Actor for CatalogActor {
             CatalogMessage::List { query, reply } => {
                 let _ = reply.send(state.list(&query));
             }
+            CatalogMessage::ListEntries { reply } => {
+                let _ = reply.send(state.list_entries());
+            }
             CatalogMessage::AddEntry { request, reply } => {
                 let _ = reply.send(state.add_entry(request));
             }

@@ -4,7 +4,7 @@
 use super::actor::CatalogState;
 use super::error::CatalogError;
 use super::import::{ImportReport, import_entries};
-use super::messages::{AddEntry, ParsedImport, RemovedEntry};
+use super::messages::{AddEntry, ListedEntry, ParsedImport, RemovedEntry};
 use crate::events::{CatalogEvent, CatalogEventKind};
 use bty_store::canon::{Scheme, canonicalise_src, image_ref, scheme, url_file_name};
 use bty_store::catalog_file::CatalogEntry;
@@ -16,7 +16,54 @@ use bty_store::sidecar::remove_with_sidecar;
 /// Upstream ignores unknown keys, so the file stays compatible.
 pub(super) const ORIGIN_KEY: &str = "origin";
 
+/// Extra key recording when this catalog added an entry (RFC 3339 UTC), for
+/// upstream's `added_at` column. Set on add and on import of a new entry,
+/// never taken from an imported file.
+pub(crate) const ADDED_AT_KEY: &str = "added_at";
+
+/// The current time as `added_at` stores it.
+pub(crate) fn added_now() -> toml::Value {
+    toml::Value::String(bty_store::marker::rfc3339_utc(std::time::SystemTime::now()))
+}
+
+/// A stored `added_at` when it is a plausible timestamp: catalog.toml is
+/// the operator's file, and a hand-edited value is not repeated to clients
+/// as it stands.
+fn added_at(entry: &CatalogEntry) -> Option<String> {
+    let text = entry.extra.get(ADDED_AT_KEY)?.as_str()?;
+    let plausible = (10..=40).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b"-:.TZ+".contains(&b));
+    plausible.then(|| text.to_owned())
+}
+
 impl CatalogState {
+    /// The remote entries in file order, each with its ref, the sha256 of
+    /// its cached bytes (from the merged rows) and when it was added.
+    pub(super) fn list_entries(&self) -> Vec<ListedEntry> {
+        self.file
+            .entries
+            .iter()
+            .filter_map(|entry| {
+                // Entries in the file parsed and canonicalised when loaded.
+                let image_ref = entry.image_ref().ok()?;
+                let cached_sha256 = entry.cache_file_name().ok().and_then(|file| {
+                    self.rows
+                        .iter()
+                        .find(|row| row.cached && row.file_name.as_deref() == Some(file.as_str()))
+                        .and_then(|row| row.sha256.clone())
+                });
+                Some(ListedEntry {
+                    added_at: added_at(entry),
+                    entry: entry.clone(),
+                    image_ref,
+                    cached_sha256,
+                })
+            })
+            .collect()
+    }
+
     pub(super) fn add_entry(
         &mut self,
         request: AddEntry,
@@ -88,6 +135,7 @@ impl CatalogState {
         };
         let mut extra = toml::Table::new();
         extra.insert(ORIGIN_KEY.to_owned(), toml::Value::String("url".to_owned()));
+        extra.insert(ADDED_AT_KEY.to_owned(), added_now());
         let format = remote
             .format
             .clone()

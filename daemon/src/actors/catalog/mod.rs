@@ -16,6 +16,6 @@ pub use error::CatalogError;
 pub use handle::CatalogHandle;
 pub use import::{ImportReport, import_entries};
 pub use messages::{
-    AddEntry, CacheDeleted, CatalogMessage, DownloadSpec, Landed, LocalImage, ParsedImport,
-    RemoteMetadata, RemovedEntry,
+    AddEntry, CacheDeleted, CatalogMessage, DownloadSpec, Landed, ListedEntry, LocalImage,
+    ParsedImport, RemoteMetadata, RemovedEntry,
 };
