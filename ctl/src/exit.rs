@@ -112,6 +112,15 @@ pub(crate) enum CtlError {
         /// btyd's limit.
         max: u64,
     },
+    /// A local file or directory could not be written.
+    #[error("cannot write {}", path.display())]
+    WriteFile {
+        /// The path as given.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
     /// Writing to stdout failed (e.g. a closed pipe).
     #[error("cannot write output")]
     Output(#[source] std::io::Error),
@@ -153,7 +162,9 @@ impl CtlError {
             Self::Unreachable { .. } => Exit::Unreachable,
             Self::Status(status) => Exit::from_code(status.code()),
             Self::JobEnded { .. } | Self::TargetsFailed { .. } => Exit::JobFailed,
-            Self::WatchEnded(..) | Self::Output(_) | Self::Prompt(_) => Exit::Other,
+            Self::WatchEnded(..) | Self::Output(_) | Self::Prompt(_) | Self::WriteFile { .. } => {
+                Exit::Other
+            }
             Self::NoSuchDisk(_) => Exit::NotFound,
             Self::NoName(_)
             | Self::NotConfirmed

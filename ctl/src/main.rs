@@ -18,9 +18,13 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// The version `--version` prints: the package version and the git revision
+/// it was built from (`unknown` outside a git checkout).
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("BTY_GIT_REV"), ")");
+
 /// Manage the images, catalog, jobs and disks of a bty daemon.
 #[derive(Debug, Parser)]
-#[command(name = "btyctl", version, after_help = EXIT_CODES_HELP)]
+#[command(name = "btyctl", version = VERSION, after_help = EXIT_CODES_HELP)]
 struct Cli {
     /// Unix socket of btyd.
     #[arg(
@@ -82,6 +86,11 @@ enum Command {
     Disks(commands::disks::DisksArgs),
     /// Write an image to one or more disks, after confirmation.
     Flash(commands::flash::FlashArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(commands::docs::CompletionsArgs),
+    /// Write the man pages into a directory (packaging).
+    #[command(hide = true)]
+    ManPages(commands::docs::ManPagesArgs),
 }
 
 fn parse_endpoint(endpoint: &str) -> Result<Target, String> {
@@ -140,6 +149,16 @@ fn token(file: Option<&std::path::Path>) -> Result<Option<String>, CtlError> {
 }
 
 async fn run(cli: Cli) -> Result<(), CtlError> {
+    // Generated from the command line's own definition; no daemon needed.
+    match &cli.command {
+        Command::Completions(args) => {
+            return commands::docs::completions(<Cli as clap::CommandFactory>::command(), args);
+        }
+        Command::ManPages(args) => {
+            return commands::docs::man_pages(<Cli as clap::CommandFactory>::command(), args);
+        }
+        _ => {}
+    }
     let target = cli.endpoint.unwrap_or(Target::Unix(cli.socket));
     let auth = ClientAuth {
         token: token(cli.token_file.as_deref())?,
@@ -162,6 +181,8 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
         Command::Push(args) => commands::push::run(&ctx, args).await,
         Command::Disks(args) => commands::disks::run(&ctx, args).await,
         Command::Flash(args) => commands::flash::run(&ctx, args).await,
+        // Answered above, before connecting.
+        Command::Completions(_) | Command::ManPages(_) => Ok(()),
     };
     outcome.map_err(|err| err.with_target(&target))
 }

@@ -7,10 +7,14 @@ use std::path::PathBuf;
 
 mod password;
 
+/// The version `--version` prints: the package version and the git revision
+/// it was built from (`unknown` outside a git checkout).
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("BTY_GIT_REV"), ")");
+
 /// The bty daemon: image catalog, downloads, hashing and flashing behind a
 /// gRPC API, with the web pages embedded.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version = VERSION, about)]
 struct Args {
     /// Config file (default /etc/bty/btyd.toml when it exists).
     #[arg(long)]
@@ -42,6 +46,12 @@ enum Command {
     /// Read a password (from the terminal without echo, or from stdin) and
     /// print its argon2id hash for `[web] password_hash`.
     HashPassword,
+    /// Write the man pages into a directory (packaging).
+    #[command(hide = true)]
+    ManPages {
+        /// Directory to write btyd.1 into (created if missing).
+        dir: PathBuf,
+    },
 }
 
 /// Errors end the process with their whole chain on one line
@@ -60,8 +70,10 @@ fn main() -> std::process::ExitCode {
 
 fn run() -> anyhow::Result<()> {
     let args = Args::parse();
-    if let Some(Command::HashPassword) = args.command {
-        return password::hash_password_command();
+    match args.command {
+        Some(Command::HashPassword) => return password::hash_password_command(),
+        Some(Command::ManPages { dir }) => return man_pages(&dir),
+        None => {}
     }
     init_logging();
     btyd::allocator::tune_for_bulk_transfers();
@@ -89,6 +101,14 @@ fn run() -> anyhow::Result<()> {
     // hang on it, so SIGTERM exits well within systemd's stop timeout.
     runtime.shutdown_timeout(std::time::Duration::from_secs(3));
     outcome
+}
+
+/// btyd's man pages, generated from the clap definition above.
+fn man_pages(dir: &std::path::Path) -> anyhow::Result<()> {
+    use clap::CommandFactory;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    clap_mangen::generate_to(Args::command(), dir)
+        .with_context(|| format!("cannot write man pages into {}", dir.display()))
 }
 
 fn init_logging() {

@@ -3,8 +3,9 @@
 //! URL in the log, TLS, and the adapter on btyd's own socket.
 //!
 //! Who can reach it: anyone who can connect to the listen address. Nothing
-//! but `/healthz` (and, with `[web] public_read`, the fetch routes) answers
-//! without the token, the password or a session one of them gave.
+//! but `/healthz`, `/version` (and, with `[web] public_read`, the fetch
+//! routes) answers without the token, the password or a session one of
+//! them gave.
 
 use crate::config::Config;
 use crate::daemon::DaemonError;

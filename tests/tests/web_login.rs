@@ -194,7 +194,10 @@ fn tls_serves_https_with_secure_cookies() {
     let base = format!("https://127.0.0.1:{}", daemon.web.port());
     let cacert = cert.to_str().unwrap();
     let (ok, text) = curl(&["--cacert", cacert, &format!("{base}/healthz")]);
-    assert!(ok && text.contains("200") && text.ends_with("ok"), "{text}");
+    assert!(
+        ok && text.contains("200") && text.ends_with(r#"{"status":"ok"}"#),
+        "{text}"
+    );
     assert!(
         daemon.log().contains(&format!("{base}/login?token=")),
         "{}",
@@ -258,7 +261,7 @@ fn plain_http_off_loopback_starts_only_with_insecure() {
             .map(|_| http::request(addr, "GET", "/healthz", &[], b""))
             .filter(|r| r.status == 200)
     });
-    assert_eq!(health.text(), "ok");
+    assert_eq!(health.text(), r#"{"status":"ok"}"#);
     // Still only with a credential.
     assert_eq!(
         http::request(addr, "GET", "/ui/flash", &[], b"").status,

@@ -6,8 +6,8 @@
 //! the `bty-web` binary runs it standalone against a (possibly remote) daemon.
 //!
 //! Who can reach it: anyone who can open its TCP port, and any web page the
-//! operator's browser visits. So every route but `/healthz`, the login and
-//! the static assets (and, when [`WebOptions::public_read`] says so, the
+//! operator's browser visits. So every route but `/healthz`, `/version`,
+//! the login and the static assets (and, when [`WebOptions::public_read`] says so, the
 //! read-only fetch routes) needs a credential: the access token, a password
 //! login, or the session cookie either one gave. Requests naming a Host that
 //! is not this listener's are refused (DNS rebinding), and every answer
@@ -34,6 +34,10 @@ use tonic::transport::Channel;
 pub use auth::{hash_password, is_password_hash, random_token};
 pub use error::{WebError, status_for_code};
 pub use serve::{TlsError, load_tls, serve};
+
+/// The version `--version` prints: the package version and the git revision
+/// it was built from (`unknown` outside a git checkout).
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("BTY_GIT_REV"), ")");
 
 /// Settings of the web adapter that do not come from the daemon.
 #[derive(Debug, Clone)]

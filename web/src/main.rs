@@ -11,7 +11,7 @@ use tracing_subscriber::EnvFilter;
 
 /// Serve bty's web pages and HTTP routes over btyd's gRPC API.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version = bty_web::VERSION, about)]
 struct Args {
     /// btyd's gRPC endpoint: `unix:///path`, a socket path, or `http://host:port`.
     #[arg(long, env = "BTY_SOCKET", default_value = bty_proto::DEFAULT_SOCKET)]

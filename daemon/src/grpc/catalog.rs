@@ -2,7 +2,7 @@
 
 use super::audit::audit;
 use super::convert;
-use super::listing::{DEFAULT_PAGE_ROWS, MAX_PAGE_ROWS, Selection};
+use super::listing::{DEFAULT_PAGE_ROWS, MAX_MESSAGE_BYTES, MAX_PAGE_ROWS, Selection};
 use crate::actors::catalog::{AddEntry, CatalogHandle, RemoteMetadata};
 use crate::actors::downloader::{DownloaderHandle, UploadRequest};
 use crate::actors::hasher::HasherHandle;
@@ -132,6 +132,40 @@ impl CatalogService for CatalogApi {
             })
             .await?;
         Ok(Response::new(convert::entry(entry, image_ref)))
+    }
+
+    type ListEntriesStream = std::pin::Pin<
+        Box<dyn tokio_stream::Stream<Item = Result<v1::ListEntriesResponse, Status>> + Send>,
+    >;
+
+    async fn list_entries(
+        &self,
+        _request: Request<v1::ListEntriesRequest>,
+    ) -> Result<Response<Self::ListEntriesStream>, Status> {
+        let entries = self.catalog.list_entries().await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        tokio::spawn(async move {
+            let mut page = v1::ListEntriesResponse::default();
+            let mut bytes = 0;
+            for listed in entries {
+                let listed = convert::listed_entry(listed);
+                // Tag + length prefix of a repeated field: a few bytes.
+                let size = bty_proto::prost::Message::encoded_len(&listed) + 8;
+                if !page.entries.is_empty() && bytes + size > MAX_MESSAGE_BYTES {
+                    if tx.send(Ok(std::mem::take(&mut page))).await.is_err() {
+                        return;
+                    }
+                    bytes = 0;
+                }
+                bytes += size;
+                page.entries.push(listed);
+            }
+            // The last (or only, possibly empty) message.
+            let _ = tx.send(Ok(page)).await;
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
 
     async fn remove_entry(

@@ -1,6 +1,6 @@
 //! Domain types ⇄ `bty.v1` messages, in one place.
 
-use crate::actors::catalog::ImportReport;
+use crate::actors::catalog::{ImportReport, ListedEntry};
 use crate::actors::flasher::{FlashMode, flash_mode};
 use crate::events::{CatalogEventKind, Event, EventBody};
 use crate::jobs::{JobKind, JobSnapshot, JobState, TargetState};
@@ -59,6 +59,15 @@ pub(crate) fn entry(entry: CatalogEntry, image_ref: String) -> v1::Entry {
         format: entry.format,
         size_bytes: entry.size_bytes,
         description: entry.description,
+    }
+}
+
+/// A listed entry.
+pub(crate) fn listed_entry(listed: ListedEntry) -> v1::ListedEntry {
+    v1::ListedEntry {
+        entry: Some(entry(listed.entry, listed.image_ref)),
+        cached_sha256: listed.cached_sha256,
+        added_at: listed.added_at,
     }
 }
 

@@ -1,5 +1,5 @@
-//! The catalog routes: `GET /catalog.toml`, entries, imports, and the
-//! download/cache actions of the images page.
+//! The catalog routes: `GET /catalog.toml`, entries (list, add, remove),
+//! imports, and the download/cache actions of the images page.
 
 use super::{JsonBody, QueryArgs};
 use crate::auth::Viewer;
@@ -14,7 +14,7 @@ use axum::response::IntoResponse;
 use bty_proto::v1::import_catalog_request::Source;
 use bty_proto::v1::{
     AddEntryRequest, Entry, ExportCatalogRequest, ImportCatalogRequest, ImportReport,
-    RemoveEntryRequest,
+    ListEntriesRequest, ListedEntry, RemoveEntryRequest,
 };
 use serde::{Deserialize, Serialize};
 
@@ -83,6 +83,64 @@ impl From<Entry> for EntryJson {
             description: entry.description,
         }
     }
+}
+
+/// A row of `GET /catalog/entries`: upstream's nine columns, with its
+/// names and types. `disk_image_sha` is the pinned digest, else the digest
+/// of the cached bytes; `sha_url` is always null (bty pins the digest
+/// itself); `added_at` is null for entries added before bty recorded it.
+#[derive(Debug, Serialize)]
+pub(crate) struct EntryRowJson {
+    bty_image_ref: String,
+    src: String,
+    disk_image_sha: Option<String>,
+    name: String,
+    sha_url: Option<String>,
+    format: Option<String>,
+    size_bytes: Option<u64>,
+    description: Option<String>,
+    added_at: Option<String>,
+}
+
+impl EntryRowJson {
+    fn from_listed(listed: ListedEntry) -> Option<Self> {
+        let entry = listed.entry?;
+        Some(Self {
+            bty_image_ref: entry.r#ref,
+            // As every other answer: stored URL credentials never go out.
+            src: redact::url(&entry.src, Audience::Authenticated),
+            disk_image_sha: entry.sha256.or(listed.cached_sha256),
+            name: entry.name,
+            sha_url: None,
+            format: entry.format,
+            size_bytes: entry.size_bytes,
+            description: entry.description,
+            added_at: listed.added_at,
+        })
+    }
+}
+
+/// `GET /catalog/entries`: the remote entries in the order they were added
+/// (local files are rows of `GET /images`, not entries). Sources show no
+/// userinfo and no credential-looking query values (`DELETE
+/// /catalog/entries?src=` takes the `bty_image_ref` too).
+pub(crate) async fn list_entries(
+    State(state): State<AppState>,
+) -> Result<Json<Vec<EntryRowJson>>, WebError> {
+    let mut stream = state
+        .catalog()
+        .list_entries(ListEntriesRequest {})
+        .await?
+        .into_inner();
+    let mut rows = Vec::new();
+    while let Some(page) = stream.message().await? {
+        rows.extend(
+            page.entries
+                .into_iter()
+                .filter_map(EntryRowJson::from_listed),
+        );
+    }
+    Ok(Json(rows))
 }
 
 /// An optional string field: absent and empty mean the same.

@@ -13,7 +13,6 @@ pub(crate) use jobs::JobJson;
 
 use crate::error::WebError;
 use crate::state::AppState;
-use axum::Router;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request, State};
 use axum::http::StatusCode;
@@ -21,8 +20,10 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
+use axum::{Json, Router};
 use bty_proto::v1::MetricsRequest;
 use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
 use std::time::Duration;
 
 /// How long `/healthz` waits for btyd before calling it down.
@@ -31,12 +32,15 @@ const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/version", get(version))
         .route("/images", get(images::list))
         .route("/api/images", get(images::rows))
         .route("/catalog.toml", get(catalog::export))
         .route(
             "/catalog/entries",
-            post(catalog::add_entry).delete(catalog::remove_entry),
+            get(catalog::list_entries)
+                .post(catalog::add_entry)
+                .delete(catalog::remove_entry),
         )
         .route("/catalog/import", post(catalog::import))
         .route(
@@ -78,19 +82,35 @@ async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, Web
     ))
 }
 
-/// `200 ok` when btyd answers `DescribeStore`, `503` otherwise.
-async fn healthz(State(state): State<AppState>) -> (StatusCode, &'static str) {
+/// `GET /healthz`: `200 {"status":"ok"}` (upstream's body) when btyd
+/// answers `DescribeStore`, else `503 {"status":"unavailable","detail":…}`
+/// (`detail` as in every other error body), so a prober that reads only
+/// the code and one that reads `status` agree.
+async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    let down = |detail: &str| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "unavailable", "detail": detail})),
+        )
+    };
     match tokio::time::timeout(HEALTH_TIMEOUT, state.store()).await {
-        Ok(Ok(_)) => (StatusCode::OK, "ok"),
+        Ok(Ok(_)) => (StatusCode::OK, Json(json!({"status": "ok"}))),
         Ok(Err(status)) => {
             tracing::debug!(code = ?status.code(), detail = status.message(), "health check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, "btyd is not reachable")
+            down("btyd is not reachable")
         }
-        Err(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "btyd did not answer in time",
-        ),
+        Err(_) => down("btyd did not answer in time"),
     }
+}
+
+/// `GET /version`: `{"version": "<package version>", "revision": "<git>"}`.
+/// Upstream's body is `{"version"}`; `revision` is extra. No daemon call:
+/// it answers while btyd is down.
+async fn version() -> Json<Value> {
+    Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "revision": env!("BTY_GIT_REV"),
+    }))
 }
 
 /// `Json<T>` whose rejections are [`WebError`]s (JSON `detail`, 422).

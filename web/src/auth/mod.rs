@@ -71,7 +71,8 @@ pub(crate) fn client_ip(extensions: &Extensions) -> IpAddr {
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip())
 }
 
-/// Routes anyone may use without a credential: the health probe, the login
+/// Routes anyone may use without a credential: the health probe and the
+/// version (as upstream: monitors and smoke tests carry no login), the login
 /// and the assets; the fetch routes only when the operator made them public.
 fn is_public(method: &Method, path: &str, public_read: bool) -> bool {
     if *method == Method::POST {
@@ -81,7 +82,7 @@ fn is_public(method: &Method, path: &str, public_read: bool) -> bool {
         return false;
     }
     let fetch = matches!(path, "/images" | "/catalog.toml") || path.starts_with("/images/");
-    matches!(path, "/healthz" | "/ui/login" | "/login")
+    matches!(path, "/healthz" | "/version" | "/ui/login" | "/login")
         || path.starts_with("/static/")
         || (public_read && fetch)
 }
@@ -252,6 +253,10 @@ mod tests {
     #[test]
     fn only_health_login_and_assets_are_public_by_default() {
         assert!(is_public(&Method::GET, "/healthz", false));
+        assert!(is_public(&Method::GET, "/version", false));
+        assert!(!is_public(&Method::POST, "/version", false));
+        assert!(!is_public(&Method::GET, "/catalog/entries", false));
+        assert!(!is_public(&Method::GET, "/catalog/entries", true));
         assert!(is_public(&Method::GET, "/login", false));
         assert!(is_public(&Method::POST, "/ui/login", false));
         assert!(is_public(&Method::GET, "/static/bty.js", false));

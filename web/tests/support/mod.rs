@@ -161,6 +161,18 @@ impl CatalogService for Fake {
         }))
     }
 
+    type ListEntriesStream =
+        Pin<Box<dyn Stream<Item = Result<bty_proto::v1::ListEntriesResponse, Status>> + Send>>;
+
+    async fn list_entries(
+        &self,
+        _request: GrpcRequest<bty_proto::v1::ListEntriesRequest>,
+    ) -> Result<Response<Self::ListEntriesStream>, Status> {
+        Ok(Response::new(Box::pin(tokio_stream::once(Ok(
+            bty_proto::v1::ListEntriesResponse::default(),
+        )))))
+    }
+
     async fn remove_entry(
         &self,
         request: GrpcRequest<RemoveEntryRequest>,

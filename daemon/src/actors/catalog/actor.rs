@@ -98,6 +98,9 @@ impl Actor for CatalogActor {
             CatalogMessage::List { reply } => {
                 let _ = reply.send(state.rows());
             }
+            CatalogMessage::ListEntries { reply } => {
+                let _ = reply.send(state.list_entries());
+            }
             CatalogMessage::AddEntry { request, reply } => {
                 let _ = reply.send(state.add_entry(request).await);
             }

@@ -5,7 +5,7 @@ use super::actor::CatalogState;
 use super::error::CatalogError;
 use super::import::{ImportReport, import_entries};
 use super::index::IndexedCatalog;
-use super::messages::{AddEntry, ParsedImport, RemovedEntry};
+use super::messages::{AddEntry, ListedEntry, ParsedImport, RemovedEntry};
 use crate::events::{CatalogEvent, CatalogEventKind};
 use bty_store::canon::{Scheme, canonicalise_src, image_ref, scheme, url_file_name};
 use bty_store::catalog_file::CatalogEntry;
@@ -17,7 +17,58 @@ use bty_store::sidecar::remove_with_sidecar;
 /// Upstream ignores unknown keys, so the file stays compatible.
 pub(super) const ORIGIN_KEY: &str = "origin";
 
+/// Extra key recording when this catalog added an entry (RFC 3339 UTC), for
+/// upstream's `added_at` column. Set on add and on import of a new entry,
+/// never taken from an imported file.
+pub(crate) const ADDED_AT_KEY: &str = "added_at";
+
+/// The current time as `added_at` stores it.
+pub(crate) fn added_now() -> toml::Value {
+    toml::Value::String(bty_store::marker::rfc3339_utc(std::time::SystemTime::now()))
+}
+
+/// A stored `added_at` when it is a plausible timestamp: catalog.toml is
+/// the operator's file, and a hand-edited value is not repeated to clients
+/// as it stands.
+fn added_at(entry: &CatalogEntry) -> Option<String> {
+    let text = entry.extra.get(ADDED_AT_KEY)?.as_str()?;
+    let plausible = (10..=40).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b"-:.TZ+".contains(&b));
+    plausible.then(|| text.to_owned())
+}
+
 impl CatalogState {
+    /// The remote entries in file order, each with its ref, the sha256 of
+    /// its cached bytes (from the merged rows) and when it was added.
+    pub(super) fn list_entries(&mut self) -> Vec<ListedEntry> {
+        let rows = self.rows();
+        // One pass over the rows, one lookup per entry: linear in both.
+        let cached: std::collections::HashMap<&str, &str> = rows
+            .iter()
+            .filter(|row| row.cached)
+            .filter_map(|row| Some((row.file_name.as_deref()?, row.sha256.as_deref()?)))
+            .collect();
+        self.catalog
+            .with_refs()
+            .filter_map(|(entry, image_ref)| {
+                // Entries in the file parsed and canonicalised when loaded.
+                let image_ref = image_ref?;
+                let cached_sha256 = entry
+                    .cache_file_name()
+                    .ok()
+                    .and_then(|file| cached.get(file.as_str()).map(|s| (*s).to_owned()));
+                Some(ListedEntry {
+                    added_at: added_at(entry),
+                    entry: entry.clone(),
+                    image_ref,
+                    cached_sha256,
+                })
+            })
+            .collect()
+    }
+
     pub(super) async fn add_entry(
         &mut self,
         request: AddEntry,
@@ -90,6 +141,7 @@ impl CatalogState {
         };
         let mut extra = toml::Table::new();
         extra.insert(ORIGIN_KEY.to_owned(), toml::Value::String("url".to_owned()));
+        extra.insert(ADDED_AT_KEY.to_owned(), added_now());
         let format = remote
             .format
             .clone()

@@ -3,8 +3,8 @@
 use super::error::CatalogError;
 use super::import::ImportReport;
 use super::messages::{
-    AddEntry, CacheDeleted, CatalogMessage, DownloadSpec, Landed, LocalImage, ParsedImport,
-    RemovedEntry,
+    AddEntry, CacheDeleted, CatalogMessage, DownloadSpec, Landed, ListedEntry, LocalImage,
+    ParsedImport, RemovedEntry,
 };
 use crate::actors::{call_failed, slot::ActorSlot};
 use bty_store::catalog_file::{CatalogEntry, CatalogFile};
@@ -53,6 +53,12 @@ impl CatalogHandle {
     /// The merged rows.
     pub async fn list(&self) -> Result<Arc<[Row]>, CatalogError> {
         ractor::call!(self.actor()?, |reply| CatalogMessage::List { reply })
+            .map_err(|e| unavailable(&e))
+    }
+
+    /// The remote entries, in catalog.toml's order.
+    pub async fn list_entries(&self) -> Result<Vec<ListedEntry>, CatalogError> {
+        ractor::call!(self.actor()?, |reply| CatalogMessage::ListEntries { reply })
             .map_err(|e| unavailable(&e))
     }
 

@@ -2,6 +2,7 @@
 //! entries with the same canonical src get their metadata updated, and
 //! entries that cannot be taken are reported one by one.
 
+use super::entries::{ADDED_AT_KEY, added_now};
 use super::index::IndexedCatalog;
 use bty_store::catalog_file::{CatalogEntry, CatalogFile};
 
@@ -69,6 +70,8 @@ pub(super) fn import_entries(
                 }
             }
             None => {
+                let mut entry = entry;
+                entry.extra.insert(ADDED_AT_KEY.to_owned(), added_now());
                 stored.push(entry, key);
                 report.imported += 1;
             }
@@ -82,6 +85,11 @@ pub(super) fn import_entries(
 fn updated_entry(stored: &CatalogEntry, incoming: CatalogEntry) -> CatalogEntry {
     let mut extra = stored.extra.clone();
     extra.extend(incoming.extra);
+    // When this catalog added the entry is its own record, not the file's.
+    match stored.extra.get(ADDED_AT_KEY) {
+        Some(at) => extra.insert(ADDED_AT_KEY.to_owned(), at.clone()),
+        None => extra.remove(ADDED_AT_KEY),
+    };
     CatalogEntry {
         name: incoming.name,
         src: stored.src.clone(),

@@ -142,6 +142,19 @@ impl LocalImage {
     }
 }
 
+/// A remote entry as `ListEntries` reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListedEntry {
+    /// The entry as stored.
+    pub entry: CatalogEntry,
+    /// Its ref.
+    pub image_ref: String,
+    /// sha256 of its cached bytes, when cached.
+    pub cached_sha256: Option<String>,
+    /// When it was added (RFC 3339 UTC), when recorded.
+    pub added_at: Option<String>,
+}
+
 /// What a cache delete did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheDeleted {
@@ -162,6 +175,11 @@ pub enum CatalogMessage {
     List {
         /// The rows, shared: readers filter and page them outside the actor.
         reply: RpcReplyPort<Arc<[Row]>>,
+    },
+    /// The remote entries, in catalog.toml's order.
+    ListEntries {
+        /// The entries.
+        reply: RpcReplyPort<Vec<ListedEntry>>,
     },
     /// Add a remote entry.
     AddEntry {

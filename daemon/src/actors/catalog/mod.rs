@@ -17,6 +17,6 @@ pub use error::CatalogError;
 pub use handle::CatalogHandle;
 pub use import::ImportReport;
 pub use messages::{
-    AddEntry, CacheDeleted, CatalogMessage, DownloadSpec, Landed, LocalImage, ParsedImport,
-    RemoteMetadata, RemovedEntry,
+    AddEntry, CacheDeleted, CatalogMessage, DownloadSpec, Landed, ListedEntry, LocalImage,
+    ParsedImport, RemoteMetadata, RemovedEntry,
 };
