@@ -1,6 +1,7 @@
 //! btyd configuration: the TOML file (`/etc/bty/btyd.toml` or `--config`),
-//! command-line overrides and systemd's directory variables, resolved once at
-//! start-up into one validated [`Config`]. Nothing reads the environment later.
+//! upstream's `BTY_*` variables over it, command-line overrides over both,
+//! and systemd's directory variables, resolved once at start-up into one
+//! validated [`Config`]. Nothing reads the environment later.
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -10,10 +11,12 @@ use thiserror::Error;
 
 mod grpc;
 mod secret;
+mod upstream_env;
 mod web;
 
 pub use grpc::{GrpcSection, GrpcTcp};
 pub use secret::Secret;
+pub use upstream_env::UpstreamVars;
 pub use web::{WebConfig, WebSection};
 
 /// The system-wide config file read when `--config` is not given.
@@ -175,6 +178,8 @@ pub struct Environment {
     pub home: Option<PathBuf>,
     /// Whether the process runs as root.
     pub is_root: bool,
+    /// Upstream bty's `BTY_*` variables: aliases of config keys.
+    pub upstream: UpstreamVars,
 }
 
 impl Environment {
@@ -197,6 +202,7 @@ impl Environment {
             runtime_directory: var("RUNTIME_DIRECTORY").map(first),
             home: var("HOME"),
             is_root: rustix::process::geteuid().is_root(),
+            upstream: UpstreamVars::read(|k| std::env::var(k).ok()),
         }
     }
 }
@@ -269,6 +275,8 @@ impl Config {
         overrides: &Overrides,
         env: &Environment,
     ) -> Result<Self, ConfigError> {
+        let mut file = file;
+        env.upstream.apply(&mut file)?;
         let state_dir_flag = overrides.state_dir.clone();
         let state_dir = state_dir_flag
             .clone()

@@ -86,7 +86,11 @@ fn run() -> anyhow::Result<()> {
         grpc_tcp: args.grpc_tcp,
     };
     let file = FileConfig::load(overrides.config_file.as_deref())?;
-    let config = Config::resolve(file, &overrides, &Environment::from_process())?;
+    let env = Environment::from_process();
+    for (name, why) in env.upstream.ignored() {
+        tracing::warn!("{name} (upstream bty's) is not read by btyd: {why}");
+    }
+    let config = Config::resolve(file, &overrides, &env)?;
     if args.check_config {
         println!("{config:#?}");
         return Ok(());

@@ -290,6 +290,11 @@ impl Daemon {
     }
 
     /// The names in the image root, sorted.
+    /// Bytes in the download partials (`*.partial`) of the image root.
+    pub fn partial_bytes(&self) -> u64 {
+        partial_bytes(&self.image_root)
+    }
+
     pub fn image_root_names(&self) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(&self.image_root)
             .expect("image root")
@@ -397,4 +402,15 @@ pub fn read_to_string(path: &Path) -> String {
         .read_to_string(&mut s)
         .unwrap();
     s
+}
+
+/// Bytes in the download partials (`*.partial`) directly under `dir`; a
+/// resumed download needs to fetch only what they lack.
+pub fn partial_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .expect("image root")
+        .map(|e| e.expect("dir entry"))
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".partial"))
+        .map(|e| e.metadata().expect("partial's metadata").len())
+        .sum()
 }

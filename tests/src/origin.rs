@@ -52,7 +52,8 @@ pub struct Origin {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-const CHUNK: usize = 64 << 10;
+/// The origin sends bodies in chunks of this many bytes.
+pub const CHUNK: usize = 64 << 10;
 
 impl Origin {
     /// Start on 127.0.0.1:0.

@@ -103,7 +103,8 @@ async fn restarts(tree: &Tree) -> u32 {
 async fn downloader_crash_mid_download_resumes_the_job() {
     let dir = tempfile::tempdir().unwrap();
     let origin = Origin::start();
-    let bytes = noise(48 << 20, 51);
+    const SIZE: u64 = 48 << 20;
+    let bytes = noise(SIZE as usize, 51);
     let sha = sha256_bytes(&bytes);
     origin.put("img/crash.img", bytes);
     origin.throttle(Duration::from_millis(3));
@@ -119,16 +120,18 @@ async fn downloader_crash_mid_download_resumes_the_job() {
         .unwrap();
     let spec = tree.catalog.download_spec(&url, false).await.unwrap();
     let job = tree.downloader.fetch(spec).await.unwrap();
-    wait_until("bytes to flow", async || {
+    wait_until("a third of the bytes", async || {
         tree.downloader
             .jobs()
             .get(&job.id)
             .await
             .ok()
             .flatten()
-            .is_some_and(|j| j.bytes_done > 0)
+            .is_some_and(|j| j.bytes_done > SIZE / 3)
     })
     .await;
+    let root = dir.path().join("images");
+    let (kept, sent_before) = (bty_e2e::partial_bytes(&root), origin.bytes_sent());
     tree.downloader.inject_panic().unwrap();
     wait_until("the restart", async || restarts(&tree).await == 1).await;
     origin.throttle(Duration::ZERO);
@@ -139,6 +142,16 @@ async fn downloader_crash_mid_download_resumes_the_job() {
         })
     })
     .await;
+    // Resumed, not restarted: after the crash the origin sent what the
+    // partial lacked plus what was in flight when the crash came — the
+    // landing's queue (4 × 2 MiB) and socket buffers, under 12 MiB; a fresh
+    // start would send all 48 MiB again.
+    let resent = origin.bytes_sent() - sent_before;
+    let at_most = SIZE - kept + (12 << 20);
+    assert!(
+        kept > SIZE / 3 && resent <= at_most,
+        "kept {kept} of {SIZE}, then {resent} bytes sent (at most {at_most} for a resume)"
+    );
     // The resumed job (a new id) ended; none is left running.
     let jobs = tree.downloader.jobs().list().await.unwrap();
     assert!(jobs.iter().all(|j| !j.state.is_active()), "{jobs:#?}");

@@ -88,3 +88,65 @@ fn a_taken_port_is_named_without_a_backtrace() {
     assert!(stderr.contains("Address already in use"), "{stderr}");
     assert!(!stderr.contains("backtrace"), "{stderr}");
 }
+
+/// Upstream's `BTY_*` variables set config keys (a flag still wins), a
+/// bad value is refused naming the variable, an unused one is named in a
+/// warning, and an alias passes the same checks as the key: a web listener
+/// off loopback without TLS is refused however it was asked for.
+#[test]
+fn upstream_environment_variables_are_config_aliases() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("btyd.toml");
+    std::fs::write(&config, "[hashing]\nmax_parallel = 2\n").unwrap();
+    let state = dir.path().join("from-env");
+    let check = |vars: &[(&str, &str)], args: &[&str]| {
+        let out = Command::new(bin("btyd"))
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .arg("--check-config")
+            .envs(vars.iter().copied())
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, resolved, stderr) = check(
+        &[
+            ("BTY_STATE_DIR", state.to_str().unwrap()),
+            ("BTY_HASH_MAX_PARALLEL", "3"),
+            ("BTY_WEB_PORT", "9123"),
+            ("BTY_CATALOG_FILE", "/elsewhere/catalog.toml"),
+        ],
+        &[],
+    );
+    assert!(ok, "{stderr}");
+    assert!(
+        resolved.contains(&format!("state_dir: {:?}", state)),
+        "{resolved}"
+    );
+    assert!(resolved.contains("hashing_max_parallel: 3"), "{resolved}");
+    assert!(resolved.contains("127.0.0.1:9123"), "{resolved}");
+    assert!(
+        stderr.contains("BTY_CATALOG_FILE") && stderr.contains("not read"),
+        "{stderr}"
+    );
+
+    let (ok, resolved, stderr) = check(
+        &[("BTY_STATE_DIR", state.to_str().unwrap())],
+        &["--state-dir", "/srv/flag"],
+    );
+    assert!(ok, "{stderr}");
+    assert!(resolved.contains("state_dir: \"/srv/flag\""), "{resolved}");
+
+    let (ok, _, stderr) = check(&[("BTY_HASH_MAX_PARALLEL", "0")], &[]);
+    assert!(!ok, "a zero worker count was accepted");
+    assert!(stderr.contains("BTY_HASH_MAX_PARALLEL"), "{stderr}");
+
+    let (ok, _, stderr) = check(&[("BTY_WEB_HOST", "0.0.0.0")], &[]);
+    assert!(!ok, "a plain-HTTP listener off loopback was accepted");
+    assert!(stderr.contains("web.listen"), "{stderr}");
+}

@@ -311,7 +311,11 @@ async fn cancel_interrupts_a_backoff_wait() {
     while server.gets().is_empty() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The 503 is answered at once: 300 ms later the fetch is in its 60 s
+    // wait — still running, and no second attempt made.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!task.is_finished(), "the fetch ended instead of waiting");
+    assert_eq!(server.gets().len(), 1, "retried without waiting");
 
     let cancelled_at = Instant::now();
     cancel.cancel();

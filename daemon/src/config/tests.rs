@@ -67,3 +67,29 @@ fn web_can_be_turned_off() {
     let c = Config::resolve(FileConfig::default(), &o, &env()).unwrap();
     assert_eq!(c.web_listen, None);
 }
+
+#[test]
+fn upstream_variables_sit_between_the_file_and_the_flags() {
+    let file = FileConfig::parse(
+        "state_dir = \"/srv/file\"\nimage_root = \"/srv/file-images\"\n",
+        Path::new("t.toml"),
+    )
+    .unwrap();
+    let e = Environment {
+        upstream: UpstreamVars::read(|k| match k {
+            "BTY_STATE_DIR" => Some("/srv/env".to_owned()),
+            "BTY_IMAGE_ROOT" => Some("/srv/env-images".to_owned()),
+            _ => None,
+        }),
+        state_directory: Some("/var/lib/systemd-said".into()),
+        ..env()
+    };
+    let o = Overrides {
+        image_root: Some("/srv/flag-images".into()),
+        ..Overrides::default()
+    };
+    let c = Config::resolve(file, &o, &e).unwrap();
+    assert_eq!(c.state_dir, PathBuf::from("/srv/env"));
+    assert_eq!(c.catalog_path, PathBuf::from("/srv/env/catalog.toml"));
+    assert_eq!(c.image_root, PathBuf::from("/srv/flag-images"));
+}

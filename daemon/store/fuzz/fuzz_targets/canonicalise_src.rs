@@ -18,6 +18,16 @@ fuzz_target!(|data: &[u8]| {
         !canonical.chars().any(char::is_control),
         "control character in canonical {canonical:?}"
     );
+    // No userinfo: the authority (scheme to the first '/', '?' or '#')
+    // holds no '@' — for oras:// the '@' of a digest comes after the
+    // repository's '/'.
+    if let Some((_, body)) = canonical.split_once("://") {
+        let authority = body.split(['/', '?', '#', '\\']).next().unwrap_or(body);
+        assert!(
+            !authority.contains('@'),
+            "userinfo in canonical {canonical:?} of {src:?}"
+        );
+    }
     match canonicalise_src(&canonical) {
         Ok(again) => assert_eq!(again, canonical, "not idempotent for {src:?}"),
         Err(e) => panic!("canonical {canonical:?} of {src:?} is refused: {e}"),
