@@ -125,7 +125,7 @@ fn upstream_environment_variables_are_config_aliases() {
     );
     assert!(ok, "{stderr}");
     assert!(
-        resolved.contains(&format!("state_dir: {:?}", state)),
+        resolved.contains(&format!("state_dir: {state:?}")),
         "{resolved}"
     );
     assert!(resolved.contains("hashing_max_parallel: 3"), "{resolved}");
