@@ -71,11 +71,12 @@ build_ext4() { # OUT
     mkfs.ext4 -q -E nodiscard -L bench "$part"
     mkdir -p "$mnt"
     mount "$part" "$mnt"
-    # Fill to ~60 % with whole files (the free 40 % stays zeros).
+    # Fill to ~60 % with whole files (the free 40 % stays zeros). awk reads
+    # to the end: exiting early would SIGPIPE sort and fail the pipeline.
     budget=$(df -B1 --output=size "$mnt" | tail -1)
     budget=$((budget * 60 / 100))
     find /usr -xdev -type f -printf '%s %p\n' 2>/dev/null | sort -k2 |
-        awk -v max="$budget" '{ s += $1 + 4096; if (s > max) exit; print substr($0, index($0, " ") + 1) }' |
+        awk -v max="$budget" '{ s += $1 + 4096; if (s <= max) print substr($0, index($0, " ") + 1) }' |
         tar -C / --no-recursion --verbatim-files-from -T - -cf - 2>/dev/null | tar -C "$mnt" -xf -
     df -h "$mnt" | tail -1 >&2
     umount "$mnt"

@@ -53,8 +53,57 @@ pub struct CatalogEntry {
     pub size_bytes: Option<u64>,
     /// Free text.
     pub description: Option<String>,
+    /// What this catalog recorded about the entry (keys upstream ignores).
+    pub record: EntryRecord,
     /// Keys bty does not know, kept verbatim when the file is rewritten.
     pub extra: toml::Table,
+}
+
+/// bty's own bookkeeping on an entry, written to catalog.toml under keys
+/// upstream ignores. Typed fields rather than `extra` keys: an entry's
+/// `extra` map costs a ~600-byte node once it holds any key, 60 MB at
+/// 100 000 entries.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EntryRecord {
+    /// How the entry was added (`url`: one operator's URL, not an import).
+    pub origin: Option<String>,
+    /// When this catalog added the entry (RFC 3339, UTC).
+    pub added_at: Option<String>,
+    /// `ETag` of the cached download, for a conditional update.
+    pub cached_etag: Option<String>,
+    /// `Last-Modified` of the cached download.
+    pub cached_last_modified: Option<String>,
+}
+
+impl EntryRecord {
+    /// Whether the field written under `key` holds a value.
+    fn is_set(&self, key: &str) -> bool {
+        match key {
+            "origin" => self.origin.is_some(),
+            "added_at" => self.added_at.is_some(),
+            "cached_etag" => self.cached_etag.is_some(),
+            "cached_last_modified" => self.cached_last_modified.is_some(),
+            _ => false,
+        }
+    }
+
+    /// Take the record's keys out of an entry's table: string values only
+    /// (anything else stays in the table, written back as it was).
+    fn take_from(table: &mut toml::Table) -> Self {
+        let mut take = |key: &str| match table.get(key) {
+            Some(toml::Value::String(_)) => match table.remove(key) {
+                Some(toml::Value::String(s)) => Some(s),
+                _ => None,
+            },
+            _ => None,
+        };
+        Self {
+            origin: take("origin"),
+            added_at: take("added_at"),
+            cached_etag: take("cached_etag"),
+            cached_last_modified: take("cached_last_modified"),
+        }
+    }
 }
 
 /// A whole catalog file.
@@ -272,6 +321,7 @@ fn parse_entry(
         .remove("description")
         .map(|v| string_field(v, "description", entry, at))
         .transpose()?;
+    let record = EntryRecord::take_from(&mut table);
     // A map emptied by `remove` keeps its node allocated (~600 bytes): a
     // fresh empty one holds none, which is 60 MB at 100 000 entries.
     let extra = if table.is_empty() {
@@ -286,6 +336,7 @@ fn parse_entry(
         format,
         size_bytes,
         description,
+        record,
         extra,
     };
     Ok((entry, canonical))
@@ -414,6 +465,14 @@ struct EntryOut<'a> {
     size_bytes: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     description: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    origin: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    added_at: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cached_etag: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cached_last_modified: Option<&'a str>,
     #[serde(flatten)]
     extra: BTreeMap<&'a str, &'a toml::Value>,
 }
@@ -434,7 +493,17 @@ impl<'a> DocOut<'a> {
                     // TOML integers are i64; a larger size cannot be written.
                     size_bytes: e.size_bytes.and_then(|n| i64::try_from(n).ok()),
                     description: e.description.as_deref(),
-                    extra: unknown_keys(&e.extra, &ENTRY_KEYS, with_extra),
+                    origin: e.record.origin.as_deref(),
+                    added_at: e.record.added_at.as_deref(),
+                    cached_etag: e.record.cached_etag.as_deref(),
+                    cached_last_modified: e.record.cached_last_modified.as_deref(),
+                    extra: {
+                        // A set record field wins over a same-named odd
+                        // value left in the table (one key, not two).
+                        let mut extra = unknown_keys(&e.extra, &ENTRY_KEYS, with_extra);
+                        extra.retain(|key, _| !e.record.is_set(key));
+                        extra
+                    },
                 })
                 .collect(),
         }

@@ -78,6 +78,7 @@ fn entry_for(row: &Row, base: &str) -> Option<CatalogEntry> {
         format: row.format.clone().filter(|f| !f.is_empty()),
         size_bytes: row.size_bytes,
         description: None,
+        record: Default::default(),
         extra: toml::Table::new(),
     })
 }

@@ -1,7 +1,7 @@
 //! The catalog actor: state = parsed catalog.toml + the latest image-root
 //! scan + the merged rows; a flat `match` over messages calling plain methods.
 
-use super::entries::ORIGIN_KEY;
+use super::entries::ORIGIN_URL;
 use super::error::CatalogError;
 use super::index::IndexedCatalog;
 use super::messages::CatalogMessage;
@@ -159,12 +159,11 @@ impl CatalogState {
                 .catalog
                 .with_refs()
                 .filter_map(|(entry, image_ref)| {
-                    let kind =
-                        if entry.extra.get(ORIGIN_KEY).and_then(|v| v.as_str()) == Some("url") {
-                            SourceKind::Url
-                        } else {
-                            SourceKind::Manifest
-                        };
+                    let kind = if entry.record.origin.as_deref() == Some(ORIGIN_URL) {
+                        SourceKind::Url
+                    } else {
+                        SourceKind::Manifest
+                    };
                     Some(MergeEntry {
                         entry,
                         image_ref: image_ref?,
@@ -247,7 +246,9 @@ impl CatalogState {
     }
 
     fn image_hashed(&mut self, name: &str, sha256: &str) {
-        let Some(file) = self.scan.iter_mut().find(|f| f.name == name) else {
+        // The scan is sorted by name (byte order): O(log n) per hash.
+        let found = self.scan.binary_search_by(|f| f.name.as_str().cmp(name));
+        let Some(file) = found.ok().and_then(|i| self.scan.get_mut(i)) else {
             // Not scanned yet (it just appeared): a rescan picks it up.
             self.rescan();
             return;

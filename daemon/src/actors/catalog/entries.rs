@@ -8,30 +8,27 @@ use super::index::IndexedCatalog;
 use super::messages::{AddEntry, ListedEntry, ParsedImport, RemovedEntry};
 use crate::events::{CatalogEvent, CatalogEventKind};
 use bty_store::canon::{Scheme, canonicalise_src, image_ref, scheme, url_file_name};
-use bty_store::catalog_file::CatalogEntry;
+use bty_store::catalog_file::{CatalogEntry, EntryRecord};
 use bty_store::digest::is_sha256_hex;
 use bty_store::format::format_from_name;
 use bty_store::sidecar::remove_with_sidecar;
 
-/// Extra key marking entries added by URL (shown as source kind `url`).
+/// The `origin` of entries added by URL (shown as source kind `url`).
 /// Upstream ignores unknown keys, so the file stays compatible.
-pub(super) const ORIGIN_KEY: &str = "origin";
+pub(super) const ORIGIN_URL: &str = "url";
 
-/// Extra key recording when this catalog added an entry (RFC 3339 UTC), for
-/// upstream's `added_at` column. Set on add and on import of a new entry,
-/// never taken from an imported file.
-pub(crate) const ADDED_AT_KEY: &str = "added_at";
-
-/// The current time as `added_at` stores it.
-pub(crate) fn added_now() -> toml::Value {
-    toml::Value::String(bty_store::marker::rfc3339_utc(std::time::SystemTime::now()))
+/// The current time as `added_at` stores it: when this catalog added an
+/// entry (RFC 3339 UTC), for upstream's `added_at` column. Set on add and
+/// on import of a new entry, never taken from an imported file.
+pub(crate) fn added_now() -> String {
+    bty_store::marker::rfc3339_utc(std::time::SystemTime::now())
 }
 
 /// A stored `added_at` when it is a plausible timestamp: catalog.toml is
 /// the operator's file, and a hand-edited value is not repeated to clients
 /// as it stands.
 fn added_at(entry: &CatalogEntry) -> Option<String> {
-    let text = entry.extra.get(ADDED_AT_KEY)?.as_str()?;
+    let text = entry.record.added_at.as_deref()?;
     let plausible = (10..=40).contains(&text.len())
         && text
             .bytes()
@@ -139,9 +136,6 @@ impl CatalogState {
             }
             other => other,
         };
-        let mut extra = toml::Table::new();
-        extra.insert(ORIGIN_KEY.to_owned(), toml::Value::String("url".to_owned()));
-        extra.insert(ADDED_AT_KEY.to_owned(), added_now());
         let format = remote
             .format
             .clone()
@@ -153,7 +147,12 @@ impl CatalogState {
             sha256,
             size_bytes: remote.size_bytes,
             description: None,
-            extra,
+            record: EntryRecord {
+                origin: Some(ORIGIN_URL.to_owned()),
+                added_at: Some(added_now()),
+                ..EntryRecord::default()
+            },
+            extra: toml::Table::new(),
         };
         let mut catalog = self.catalog.clone();
         catalog.push(entry.clone(), key);

@@ -2,9 +2,9 @@
 //! entries with the same canonical src get their metadata updated, and
 //! entries that cannot be taken are reported one by one.
 
-use super::entries::{ADDED_AT_KEY, added_now};
+use super::entries::added_now;
 use super::index::IndexedCatalog;
-use bty_store::catalog_file::{CatalogEntry, CatalogFile};
+use bty_store::catalog_file::{CatalogEntry, CatalogFile, EntryRecord};
 
 /// What an import did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -71,7 +71,11 @@ pub(super) fn import_entries(
             }
             None => {
                 let mut entry = entry;
-                entry.extra.insert(ADDED_AT_KEY.to_owned(), added_now());
+                // The record is this catalog's own: not the file's.
+                entry.record = EntryRecord {
+                    added_at: Some(added_now()),
+                    ..EntryRecord::default()
+                };
                 stored.push(entry, key);
                 report.imported += 1;
             }
@@ -85,11 +89,6 @@ pub(super) fn import_entries(
 fn updated_entry(stored: &CatalogEntry, incoming: CatalogEntry) -> CatalogEntry {
     let mut extra = stored.extra.clone();
     extra.extend(incoming.extra);
-    // When this catalog added the entry is its own record, not the file's.
-    match stored.extra.get(ADDED_AT_KEY) {
-        Some(at) => extra.insert(ADDED_AT_KEY.to_owned(), at.clone()),
-        None => extra.remove(ADDED_AT_KEY),
-    };
     CatalogEntry {
         name: incoming.name,
         src: stored.src.clone(),
@@ -97,6 +96,8 @@ fn updated_entry(stored: &CatalogEntry, incoming: CatalogEntry) -> CatalogEntry 
         format: incoming.format.or_else(|| stored.format.clone()),
         size_bytes: incoming.size_bytes.or(stored.size_bytes),
         description: incoming.description.or_else(|| stored.description.clone()),
+        // When and how this catalog added the entry is its own record.
+        record: stored.record.clone(),
         extra,
     }
 }
@@ -113,6 +114,7 @@ mod tests {
             format: Some("img.gz".into()),
             size_bytes: None,
             description: None,
+            record: Default::default(),
             extra: toml::Table::new(),
         }
     }
@@ -173,12 +175,14 @@ mod tests {
     fn keeps_unknown_keys_of_stored_entries() {
         let mut s = entry("a", "https://example.com/a.img.gz");
         s.extra
-            .insert("origin".into(), toml::Value::String("url".into()));
+            .insert("team".into(), toml::Value::String("infra".into()));
+        s.record.origin = Some("url".into());
         let mut stored = stored(vec![s]);
         let mut incoming = entry("a", "https://example.com/a.img.gz");
         incoming.size_bytes = Some(5);
         import_entries(&mut stored, file(vec![incoming]), "x");
-        assert!(stored.entry(0).extra.contains_key("origin"));
+        assert!(stored.entry(0).extra.contains_key("team"));
+        assert_eq!(stored.entry(0).record.origin.as_deref(), Some("url"));
         assert_eq!(stored.entry(0).size_bytes, Some(5));
     }
 }

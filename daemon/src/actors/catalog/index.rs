@@ -149,17 +149,16 @@ impl IndexedCatalog {
         }
     }
 
-    /// Entry `index` with one extra key set or removed.
-    pub(super) fn set_extra(&mut self, index: usize, key: &str, value: Option<&str>) {
-        let extra = &mut self.file.entries[index].extra;
-        match value {
-            Some(v) => {
-                extra.insert(key.to_owned(), toml::Value::String(v.to_owned()));
-            }
-            None => {
-                extra.remove(key);
-            }
-        }
+    /// Entry `index`'s record of its cached download's validators.
+    pub(super) fn set_cache_validators(
+        &mut self,
+        index: usize,
+        etag: Option<String>,
+        last_modified: Option<String>,
+    ) {
+        let record = &mut self.file.entries[index].record;
+        record.cached_etag = etag;
+        record.cached_last_modified = last_modified;
     }
 
     /// Remove entry `index` (the indexes behind it shift: O(n)).
@@ -183,6 +182,7 @@ mod tests {
             format: None,
             size_bytes: None,
             description: None,
+            record: Default::default(),
             extra: toml::Table::new(),
         }
     }

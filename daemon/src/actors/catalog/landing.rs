@@ -11,8 +11,6 @@ use bty_store::sidecar::Sidecar;
 
 /// Entry keys remembering the validators of the cached bytes, so Update can
 /// ask upstream "changed?" without downloading. Upstream ignores them.
-const ETAG_KEY: &str = "cached_etag";
-const LAST_MODIFIED_KEY: &str = "cached_last_modified";
 
 impl CatalogState {
     /// The index of the entry a key names: ref, src, entry name, or the id
@@ -50,20 +48,17 @@ impl CatalogState {
         let cache_file_name = entry
             .cache_file_name()
             .map_err(|e| CatalogError::Invalid(e.to_string()))?;
-        let cached = self.scan.iter().find(|f| f.name == cache_file_name);
+        let cached = self
+            .scan
+            .binary_search_by(|f| f.name.as_str().cmp(&cache_file_name))
+            .ok()
+            .and_then(|i| self.scan.get(i));
         if update && cached.is_none() {
             return Err(CatalogError::Invalid(format!(
                 "{} is not cached: use fetch, not update",
                 entry.name
             )));
         }
-        let extra = |k: &str| {
-            entry
-                .extra
-                .get(k)
-                .and_then(|v| v.as_str())
-                .map(str::to_owned)
-        };
         Ok(DownloadSpec {
             image_ref,
             name: entry.name.clone(),
@@ -76,8 +71,8 @@ impl CatalogState {
                 Sidecar::Fresh(sha) => Some(sha.clone()),
                 _ => None,
             }),
-            etag: extra(ETAG_KEY),
-            last_modified: extra(LAST_MODIFIED_KEY),
+            etag: entry.record.cached_etag.clone(),
+            last_modified: entry.record.cached_last_modified.clone(),
             partial_name: None,
         })
     }
@@ -89,8 +84,7 @@ impl CatalogState {
             && self.load_error.is_none()
         {
             let mut catalog = self.catalog.clone();
-            catalog.set_extra(index, ETAG_KEY, landed.etag.as_deref());
-            catalog.set_extra(index, LAST_MODIFIED_KEY, landed.last_modified.as_deref());
+            catalog.set_cache_validators(index, landed.etag.clone(), landed.last_modified.clone());
             if catalog.entry(index) != self.catalog.entry(index)
                 && let Err(e) = self.persist(catalog).await
             {

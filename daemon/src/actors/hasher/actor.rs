@@ -152,7 +152,7 @@ fn look(root: &std::path::Path, name: &str) -> Result<LookedFile, HasherError> {
 impl HasherState {
     /// Make the job of a looked-at file (or return the active one).
     fn enqueue(&mut self, name: &str, file: LookedFile) -> JobSnapshot {
-        if let Some(active) = self.jobs.find_active(|j| j.snapshot.subject == name) {
+        if let Some(active) = self.jobs.find_active_subject(name) {
             return active.snapshot.clone();
         }
         let mut snapshot = JobSnapshot::queued(JobKind::Hash, name, Some(file.size));

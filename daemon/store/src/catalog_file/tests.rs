@@ -298,6 +298,7 @@ fn output_layout() {
             format: Some("img".into()),
             size_bytes: Some(7),
             description: None,
+            record: Default::default(),
             extra: toml::Table::from_iter([("zz".to_owned(), toml::Value::Integer(1))]),
         }],
         extra: toml::Table::from_iter([("top".to_owned(), toml::Value::Boolean(true))]),
@@ -357,6 +358,7 @@ fn hostile_names_round_trip() {
                 format: None,
                 size_bytes: None,
                 description: Some(format!("desc of {name}")),
+                record: Default::default(),
                 extra: toml::Table::new(),
             })
             .collect(),
@@ -423,4 +425,42 @@ fn the_given_limit_applies_and_large_catalogs_parse() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("n0.img"), "{err}");
+}
+
+#[test]
+fn bty_record_keys_are_typed_fields_and_round_trip() {
+    let text = r#"version = 1
+
+[[images]]
+name = "a"
+src = "https://h/a.img"
+origin = "url"
+added_at = "2026-12-03T08:00:00Z"
+cached_etag = "\"abc\""
+cached_last_modified = "Tue, 01 Dec 2026 10:00:00 GMT"
+
+[[images]]
+name = "b"
+src = "https://h/b.img"
+added_at = 5
+"#;
+    let cat = parse(text).unwrap();
+    let a = &cat.entries[0];
+    assert_eq!(a.record.origin.as_deref(), Some("url"));
+    assert_eq!(a.record.added_at.as_deref(), Some("2026-12-03T08:00:00Z"));
+    assert_eq!(a.record.cached_etag.as_deref(), Some("\"abc\""));
+    assert_eq!(
+        a.record.cached_last_modified.as_deref(),
+        Some("Tue, 01 Dec 2026 10:00:00 GMT")
+    );
+    assert!(a.extra.is_empty(), "{:?}", a.extra);
+    // A value bty would not have written stays in the table, as written.
+    let b = &cat.entries[1];
+    assert_eq!(b.record, EntryRecord::default());
+    assert_eq!(b.extra["added_at"].as_integer(), Some(5));
+    assert_eq!(roundtrip(&cat), cat);
+    assert!(
+        cat.to_toml_string()
+            .contains("added_at = \"2026-12-03T08:00:00Z\"")
+    );
 }

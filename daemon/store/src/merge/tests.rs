@@ -41,6 +41,7 @@ fn entry(name: &str, src: &str, sha: Option<&str>, format: Option<&str>) -> Cata
         format: format.map(str::to_owned),
         size_bytes: Some(1000),
         description: None,
+        record: Default::default(),
         extra: toml::Table::new(),
     }
 }
