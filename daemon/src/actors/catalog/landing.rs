@@ -9,9 +9,6 @@ use crate::events::{CatalogEvent, CatalogEventKind};
 use bty_store::merge::SourceKind;
 use bty_store::sidecar::Sidecar;
 
-/// Entry keys remembering the validators of the cached bytes, so Update can
-/// ask upstream "changed?" without downloading. Upstream ignores them.
-
 impl CatalogState {
     /// The index of the entry a key names: ref, src, entry name, or the id
     /// of a row that has a remote source.
