@@ -196,7 +196,8 @@ fn a_queued_hash_of_a_file_swapped_for_a_symlink_reads_nothing_of_it() {
         // Hashed first (names sort), long enough to swap x.img meanwhile.
         let big = std::fs::File::create(root.join("big.img")).unwrap();
         big.set_len(1 << 30).unwrap();
-        std::fs::write(root.join("x.img"), noise(1 << 20, 42)).unwrap();
+        // Over the hasher's 4 MiB quick lane: it waits behind big.img.
+        std::fs::write(root.join("x.img"), noise(8 << 20, 42)).unwrap();
     });
     let job_of = |subject: &str| {
         d.ctl_json(&["jobs", "list", "--kind", "hash"])

@@ -22,6 +22,34 @@ pub struct TableEntry<W> {
     /// The actor's own payload (what to download, which file to hash).
     pub work: W,
     meter: RateMeter,
+    lane: Lane,
+}
+
+/// Which queue a job waits in and whose cap it counts against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// The actor's `max_parallel` cap.
+    Main,
+    /// Small jobs beside the main lane (see [`JobTable::with_quick_lane`]).
+    Quick,
+}
+
+/// One queue and its cap.
+#[derive(Debug)]
+struct Queue {
+    waiting: VecDeque<String>,
+    running: usize,
+    max: usize,
+}
+
+impl Queue {
+    fn new(max: usize) -> Self {
+        Self {
+            waiting: VecDeque::new(),
+            running: 0,
+            max,
+        }
+    }
 }
 
 /// What a cancel request did.
@@ -40,13 +68,12 @@ pub enum CancelOutcome {
 #[derive(Debug)]
 pub struct JobTable<W> {
     jobs: BTreeMap<String, TableEntry<W>>,
-    queue: VecDeque<String>,
+    main: Queue,
+    quick: Queue,
     /// Subject → id of its queued or running job.
     active_subjects: HashMap<String, String>,
     /// Ended jobs, oldest first: the history to prune.
     ended: VecDeque<String>,
-    running: usize,
-    max_parallel: usize,
     history: usize,
 }
 
@@ -56,21 +83,40 @@ impl<W> JobTable<W> {
     pub fn new(max_parallel: usize, history: usize) -> Self {
         Self {
             jobs: BTreeMap::new(),
-            queue: VecDeque::new(),
+            main: Queue::new(max_parallel.max(1)),
+            quick: Queue::new(0),
             active_subjects: HashMap::new(),
             ended: VecDeque::new(),
-            running: 0,
-            max_parallel: max_parallel.max(1),
             history,
         }
     }
 
-    /// Add a job. A queued one waits its turn ([`Self::start_next`]); one
-    /// already finished (nothing to do) is only kept for listing.
+    /// A second lane of up to `max` jobs that run beside the main lane's:
+    /// for jobs whose time is mostly latency (a small file's hash is mostly
+    /// its sidecar's two fsyncs), which run best overlapped.
+    pub fn with_quick_lane(mut self, max: usize) -> Self {
+        self.quick.max = max;
+        self
+    }
+
+    /// Add a job to the main lane. A queued one waits its turn
+    /// ([`Self::start_next`]); one already finished (nothing to do) is only
+    /// kept for listing.
     pub fn insert(&mut self, snapshot: JobSnapshot, work: W) -> JobSnapshot {
+        self.insert_in(Lane::Main, snapshot, work)
+    }
+
+    /// Add a job to `lane` (the quick lane falls back to the main one when
+    /// the table has none).
+    pub fn insert_in(&mut self, lane: Lane, snapshot: JobSnapshot, work: W) -> JobSnapshot {
+        let lane = if self.quick.max == 0 {
+            Lane::Main
+        } else {
+            lane
+        };
         let id = snapshot.id.clone();
         if snapshot.state == JobState::Queued {
-            self.queue.push_back(id.clone());
+            self.queue_mut(lane).waiting.push_back(id.clone());
         }
         if snapshot.state.is_active() {
             self.active_subjects
@@ -84,6 +130,7 @@ impl<W> JobTable<W> {
             cancel: CancellationToken::new(),
             work,
             meter: RateMeter::new(RATE_WINDOW),
+            lane,
         };
         self.jobs.insert(id, entry);
         self.prune();
@@ -94,23 +141,43 @@ impl<W> JobTable<W> {
     /// (in the phase `phase` names for its work) and counted as running
     /// until [`Self::end`].
     pub fn start_next(&mut self, phase: impl Fn(&W) -> &'static str) -> Option<&mut TableEntry<W>> {
-        if self.running >= self.max_parallel {
+        let id = self
+            .next_startable(Lane::Main)
+            .or_else(|| self.next_startable(Lane::Quick))?;
+        let entry = self.jobs.get_mut(&id)?;
+        entry.snapshot.start(phase(&entry.work));
+        Some(entry)
+    }
+
+    /// The id of `lane`'s next queued job, counted as running, if the
+    /// lane's cap lets one start.
+    fn next_startable(&mut self, lane: Lane) -> Option<String> {
+        let jobs = &self.jobs;
+        let queue = match lane {
+            Lane::Main => &mut self.main,
+            Lane::Quick => &mut self.quick,
+        };
+        if queue.running >= queue.max {
             return None;
         }
-        while let Some(id) = self.queue.pop_front() {
+        while let Some(id) = queue.waiting.pop_front() {
             // A job cancelled while queued may still sit in the queue.
-            if self
-                .jobs
+            if jobs
                 .get(&id)
                 .is_some_and(|j| j.snapshot.state == JobState::Queued)
             {
-                self.running += 1;
-                let entry = self.jobs.get_mut(&id)?;
-                entry.snapshot.start(phase(&entry.work));
-                return Some(entry);
+                queue.running += 1;
+                return Some(id);
             }
         }
         None
+    }
+
+    fn queue_mut(&mut self, lane: Lane) -> &mut Queue {
+        match lane {
+            Lane::Main => &mut self.main,
+            Lane::Quick => &mut self.quick,
+        }
     }
 
     /// Record progress of a running job; the snapshot to publish, if any.
@@ -138,7 +205,11 @@ impl<W> JobTable<W> {
     pub fn end(&mut self, id: &str) -> Option<&mut TableEntry<W>> {
         let entry = self.jobs.get_mut(id)?;
         if entry.snapshot.state.is_active() {
-            self.running = self.running.saturating_sub(1);
+            let queue = match entry.lane {
+                Lane::Main => &mut self.main,
+                Lane::Quick => &mut self.quick,
+            };
+            queue.running = queue.running.saturating_sub(1);
             forget_subject(&mut self.active_subjects, &entry.snapshot);
             self.ended.push_back(id.to_owned());
         }
@@ -220,7 +291,7 @@ impl<W> JobTable<W> {
 
     /// How many jobs run now.
     pub fn running(&self) -> usize {
-        self.running
+        self.main.running + self.quick.running
     }
 
     /// Drop the oldest ended jobs beyond `history`.
@@ -367,5 +438,49 @@ mod tests {
         // A new job of the subject is found again.
         let again = table.insert(queued("f0"), ()).id;
         assert_eq!(table.find_active_subject("f0").unwrap().snapshot.id, again);
+    }
+
+    #[test]
+    fn the_quick_lane_runs_beside_a_full_main_lane() {
+        let mut table = JobTable::new(1, 100).with_quick_lane(2);
+        let big = table.insert(queued("big"), ()).id;
+        let big2 = table.insert(queued("big2"), ()).id;
+        let small: Vec<String> = (0..3)
+            .map(|i| {
+                table
+                    .insert_in(Lane::Quick, queued(&format!("s{i}")), ())
+                    .id
+            })
+            .collect();
+        let started: Vec<String> = std::iter::from_fn(|| {
+            table
+                .start_next(|_| "hashing")
+                .map(|e| e.snapshot.id.clone())
+        })
+        .collect();
+        assert_eq!(started, [big.clone(), small[0].clone(), small[1].clone()]);
+        // A quick job's end frees a quick slot, not a main one.
+        table
+            .end(&small[0])
+            .unwrap()
+            .snapshot
+            .finish(JobState::Completed, None);
+        assert_eq!(
+            table.start_next(|_| "hashing").unwrap().snapshot.id,
+            small[2]
+        );
+        assert!(table.start_next(|_| "hashing").is_none());
+        table
+            .end(&big)
+            .unwrap()
+            .snapshot
+            .finish(JobState::Completed, None);
+        assert_eq!(table.start_next(|_| "hashing").unwrap().snapshot.id, big2);
+        // Without a quick lane, quick jobs wait in the main one.
+        let mut plain = JobTable::new(1, 100);
+        plain.insert_in(Lane::Quick, queued("a"), ());
+        plain.insert_in(Lane::Quick, queued("b"), ());
+        assert!(plain.start_next(|_| "hashing").is_some());
+        assert!(plain.start_next(|_| "hashing").is_none());
     }
 }

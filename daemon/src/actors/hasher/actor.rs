@@ -8,7 +8,7 @@ use super::task::HashTask;
 use crate::actors::catalog::CatalogHandle;
 use crate::actors::job_query::JobBook;
 use crate::events::EventBus;
-use crate::jobs::table::{CancelOutcome, JobTable};
+use crate::jobs::table::{CancelOutcome, JobTable, Lane};
 use crate::jobs::{JobKind, JobSnapshot, JobState};
 use bty_store::identity::FileIdentity;
 use bty_store::names::{is_cache_file_name, validate_image_file_name};
@@ -21,6 +21,12 @@ use std::time::Duration;
 const HISTORY: usize = 200;
 /// Wait before re-hashing a file that changed under us (still being written).
 const SETTLE: Duration = Duration::from_secs(1);
+/// Files up to this size hash in the quick lane, beside `max_parallel`:
+/// their time is the sidecar's fsyncs, not reading (a few ms at most).
+const QUICK_MAX_BYTES: u64 = 4 << 20;
+/// Quick-lane hashes at once: enough to overlap the fsyncs of a drop of
+/// many small files (the journal commits them together).
+const QUICK_PARALLEL: usize = 8;
 
 /// What the supervisor gives the hasher at each (re)start.
 #[derive(Debug, Clone)]
@@ -61,7 +67,7 @@ impl Actor for HasherActor {
         args: HasherArgs,
     ) -> Result<HasherState, ActorProcessingErr> {
         Ok(HasherState {
-            jobs: JobTable::new(args.max_parallel, HISTORY),
+            jobs: JobTable::new(args.max_parallel, HISTORY).with_quick_lane(QUICK_PARALLEL),
             args,
         })
     }
@@ -167,7 +173,12 @@ impl HasherState {
             return self.jobs.insert(snapshot, file.identity);
         }
         self.args.events.job(&snapshot);
-        self.jobs.insert(snapshot.clone(), file.identity);
+        let lane = if file.size <= QUICK_MAX_BYTES {
+            Lane::Quick
+        } else {
+            Lane::Main
+        };
+        self.jobs.insert_in(lane, snapshot.clone(), file.identity);
         self.start_queued();
         self.jobs
             .get(&snapshot.id)
