@@ -4,7 +4,7 @@
 //! cancel rule. The actor keeps its own work payload `W` beside each job
 //! and decides what a job does; the table decides when it may run.
 
-use super::{JobSnapshot, JobState, RateMeter, expired, newest_first};
+use super::{JobPhase, JobSnapshot, JobState, RateMeter, expired, newest_first};
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -79,7 +79,7 @@ impl<W> JobTable<W> {
     /// The next queued job, if one may start now; it is marked started
     /// (in the phase `phase` names for its work) and counted as running
     /// until [`Self::end`].
-    pub fn start_next(&mut self, phase: impl Fn(&W) -> &'static str) -> Option<&mut TableEntry<W>> {
+    pub fn start_next(&mut self, phase: impl Fn(&W) -> JobPhase) -> Option<&mut TableEntry<W>> {
         if self.running >= self.max_parallel {
             return None;
         }
@@ -219,9 +219,18 @@ mod tests {
             .iter()
             .map(|s| table.insert(queued(s), ()).id)
             .collect();
-        assert_eq!(table.start_next(|_| "hashing").unwrap().snapshot.id, ids[0]);
-        assert_eq!(table.start_next(|_| "hashing").unwrap().snapshot.id, ids[1]);
-        assert!(table.start_next(|_| "hashing").is_none(), "a third ran");
+        assert_eq!(
+            table.start_next(|_| JobPhase::Hashing).unwrap().snapshot.id,
+            ids[0]
+        );
+        assert_eq!(
+            table.start_next(|_| JobPhase::Hashing).unwrap().snapshot.id,
+            ids[1]
+        );
+        assert!(
+            table.start_next(|_| JobPhase::Hashing).is_none(),
+            "a third ran"
+        );
         assert_eq!(table.running(), 2);
         table
             .end(&ids[0])
@@ -229,7 +238,10 @@ mod tests {
             .snapshot
             .finish(JobState::Completed, None);
         assert_eq!(table.running(), 1);
-        assert_eq!(table.start_next(|_| "hashing").unwrap().snapshot.id, ids[2]);
+        assert_eq!(
+            table.start_next(|_| JobPhase::Hashing).unwrap().snapshot.id,
+            ids[2]
+        );
     }
 
     #[test]
@@ -237,7 +249,7 @@ mod tests {
         let mut table = JobTable::new(1, 100);
         let running = table.insert(queued("a"), ()).id;
         let waiting = table.insert(queued("b"), ()).id;
-        table.start_next(|_| "hashing").unwrap();
+        table.start_next(|_| JobPhase::Hashing).unwrap();
         let (outcome, entry) = table.cancel(&waiting).unwrap();
         assert_eq!(outcome, CancelOutcome::Dequeued);
         assert_eq!(entry.snapshot.state, JobState::Cancelled);
@@ -255,7 +267,7 @@ mod tests {
             .unwrap()
             .snapshot
             .finish(JobState::Cancelled, None);
-        assert!(table.start_next(|_| "hashing").is_none());
+        assert!(table.start_next(|_| JobPhase::Hashing).is_none());
         assert_eq!(
             table.cancel(&running).unwrap().0,
             CancelOutcome::AlreadyOver
@@ -268,7 +280,7 @@ mod tests {
         let mut table: JobTable<()> = JobTable::new(1, 100);
         assert!(table.end("dl-from-an-earlier-incarnation").is_none());
         let id = table.insert(queued("a"), ()).id;
-        table.start_next(|_| "hashing").unwrap();
+        table.start_next(|_| JobPhase::Hashing).unwrap();
         table
             .end(&id)
             .unwrap()
@@ -287,7 +299,7 @@ mod tests {
             table.progress(&id, 5, None).is_none(),
             "queued job progressed"
         );
-        table.start_next(|_| "hashing").unwrap();
+        table.start_next(|_| JobPhase::Hashing).unwrap();
         assert_eq!(
             table.progress(&id, 5, Some(20)).unwrap().bytes_total,
             Some(20)
