@@ -266,9 +266,12 @@ impl FlashTask {
                     Err(e) => {
                         target.state = TargetState::Failed;
                         target.error = Some(if outcome.partially_written() {
-                            format!("{e} (partially written; the first MiB was not written)")
+                            format!(
+                                "{} (partially written; the first MiB was not written)",
+                                chain(e)
+                            )
                         } else {
-                            e.to_string()
+                            chain(e)
                         });
                     }
                 }
