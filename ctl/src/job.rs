@@ -59,7 +59,7 @@ impl From<&Job> for JobView {
             rate_bps: job.rate_bps,
             error: job.error.clone(),
             sha256: job.sha256.clone(),
-            phase: job.phase.clone(),
+            phase: job.phase_text().to_owned(),
             created_at_ms: job.created_at_ms,
             started_at_ms: job.started_at_ms,
             finished_at_ms: job.finished_at_ms,
@@ -129,7 +129,7 @@ pub(crate) fn jobs_table(jobs: &[Job]) -> String {
         let detail = job
             .error
             .clone()
-            .or_else(|| Some(job.phase.clone()).filter(|p| !p.is_empty()));
+            .or_else(|| Some(job.phase_text().to_owned()).filter(|p| !p.is_empty()));
         table.push(vec![
             job.id.clone(),
             kind_name(job.kind()).to_owned(),

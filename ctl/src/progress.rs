@@ -154,10 +154,9 @@ fn status_text(job: &Job) -> String {
             parts.push(format!("ETA {}", format_duration(eta)));
         }
     }
-    let phase = if job.phase.is_empty() {
-        state_name(job.state())
-    } else {
-        &job.phase
+    let phase = match job.phase_text() {
+        "" => state_name(job.state()),
+        phase => phase,
     };
     parts.push(phase.to_owned());
     // Flash jobs read a (maybe compressed) source besides writing targets.
@@ -183,7 +182,7 @@ mod tests {
             bytes_done: done,
             bytes_total: total,
             rate_bps: rate,
-            phase: "downloading".into(),
+            phase: bty_proto::v1::JobPhase::Downloading.into(),
             ..Job::default()
         }
     }

@@ -216,7 +216,7 @@ mod tests {
     fn history_skips_progress_and_is_bounded() {
         let bus = EventBus::new();
         let mut job = JobSnapshot::queued(JobKind::Hash, "a", None);
-        job.start("hashing");
+        job.start(crate::jobs::JobPhase::Hashing);
         for _ in 0..10 {
             bus.job(&job);
         }

@@ -7,6 +7,7 @@
 
 pub mod actors;
 pub mod allocator;
+pub mod chain;
 pub mod config;
 pub mod daemon;
 pub mod events;

@@ -128,7 +128,7 @@ mod tests {
     fn counts_finished_jobs_and_bytes() {
         let m = Metrics::default();
         let mut job = JobSnapshot::queued(JobKind::Hash, "a", Some(10));
-        job.start("hashing");
+        job.start(crate::jobs::JobPhase::Hashing);
         job.bytes_done = 10;
         job.finish(JobState::Completed, None);
         m.job_finished(&job);

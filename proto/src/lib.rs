@@ -64,3 +64,71 @@ impl v1::CatalogEventKind {
         }
     }
 }
+
+impl v1::JobPhase {
+    /// The lower-case word shown to people and in JSON (`downloading`,
+    /// `writing`, `done`…); empty when there is no phase.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Unspecified => "",
+            Self::Queued => "queued",
+            Self::Downloading => "downloading",
+            Self::Pushing => "pushing",
+            Self::Hashing => "hashing",
+            Self::Checking => "checking",
+            Self::Writing => "writing",
+            Self::Syncing => "syncing",
+            Self::Verifying => "verifying",
+            Self::Done => "done",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl v1::Job {
+    /// What to show as the job's phase: its note when it has one (a
+    /// finished download's "up to date: …", a push's "pushed …"), else
+    /// the phase's word.
+    pub fn phase_text(&self) -> &str {
+        match self.note.as_deref() {
+            Some(note) if !note.is_empty() => note,
+            _ => self.phase().label(),
+        }
+    }
+}
+
+impl v1::SourceKind {
+    /// The word shown to people and in JSON (`local`, `url`, `manifest`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Unspecified => "unknown",
+            Self::Local => "local",
+            Self::Url => "url",
+            Self::Manifest => "manifest",
+        }
+    }
+
+    /// Whether the bytes come from somewhere else (a catalog entry).
+    pub fn is_remote(self) -> bool {
+        matches!(self, Self::Url | Self::Manifest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::v1;
+
+    #[test]
+    fn a_note_is_shown_in_place_of_the_phase() {
+        let mut job = v1::Job {
+            phase: v1::JobPhase::Done.into(),
+            ..v1::Job::default()
+        };
+        assert_eq!(job.phase_text(), "done");
+        job.note = Some("up to date: upstream unchanged".into());
+        assert_eq!(job.phase_text(), "up to date: upstream unchanged");
+        assert_eq!(v1::Job::default().phase_text(), "");
+        assert_eq!(v1::SourceKind::Manifest.label(), "manifest");
+    }
+}

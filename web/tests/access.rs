@@ -7,7 +7,7 @@ mod support;
 
 use axum::body::Body;
 use axum::http::Request;
-use bty_proto::v1::Image;
+use bty_proto::v1::{Image, SourceKind};
 use support::*;
 
 fn with_host(method: &str, uri: &str, host: &str) -> Request<Body> {
@@ -185,7 +185,7 @@ fn secret_image() -> Image {
     image.cached = false;
     image.sha256 = None;
     image.sources = vec![source(
-        "url",
+        SourceKind::Url,
         "https://admin:hunter2@files.example/secret.img?token=SECRET&v=2",
     )];
     image

@@ -50,10 +50,9 @@ pub(crate) async fn queue(
 /// download did (e.g. "up to date: upstream unchanged, nothing downloaded").
 fn outcome_text(job: &Job) -> String {
     let summary = summary_line(job);
-    if job.phase.is_empty() {
-        summary
-    } else {
-        format!("{summary}\n{}", job.phase)
+    match job.phase_text() {
+        "" => summary,
+        phase => format!("{summary}\n{phase}"),
     }
 }
 
@@ -69,7 +68,8 @@ mod tests {
             kind: JobKind::Download.into(),
             state: JobState::Completed.into(),
             subject: "alpine.iso".into(),
-            phase: "up to date: upstream unchanged, nothing downloaded".into(),
+            phase: bty_proto::v1::JobPhase::Done.into(),
+            note: Some("up to date: upstream unchanged, nothing downloaded".into()),
             ..Job::default()
         };
         assert_eq!(
@@ -77,7 +77,8 @@ mod tests {
             "download job j1 completed: alpine.iso\nup to date: upstream unchanged, nothing downloaded"
         );
         let silent = Job {
-            phase: String::new(),
+            phase: bty_proto::v1::JobPhase::Unspecified.into(),
+            note: None,
             ..job
         };
         assert_eq!(

@@ -88,7 +88,7 @@ impl From<&Image> for ImageView {
                 .sources
                 .iter()
                 .map(|s| SourceView {
-                    kind: s.kind.clone(),
+                    kind: s.kind().label().to_owned(),
                     location: s.location.clone(),
                 })
                 .collect(),
@@ -116,7 +116,7 @@ fn images_table(images: &[Image]) -> String {
             None if image.hashing => "hashing".to_owned(),
             None => "unhashed".to_owned(),
         };
-        let sources: Vec<&str> = image.sources.iter().map(|s| s.kind.as_str()).collect();
+        let sources: Vec<&str> = image.sources.iter().map(|s| s.kind().label()).collect();
         table.push(vec![
             image.names.join(", "),
             or_dash(image.format.clone()),

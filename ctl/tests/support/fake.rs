@@ -12,7 +12,7 @@ use bty_proto::v1::{
     FetchLatestCatalogRequest, FlashMode, HashImageRequest, Image, ImageChunk, ImageStat,
     ImportCatalogRequest, ImportReport, Job, JobKind, JobState, ListImagesRequest,
     ListImagesResponse, PushImageRequest, ReadImageRequest, RemoveEntryRequest,
-    RemoveEntryResponse, Source, StatImageRequest, StoreInfo, UploadImageChunk,
+    RemoveEntryResponse, Source, SourceKind, StatImageRequest, StoreInfo, UploadImageChunk,
     UploadImageResponse,
 };
 use sha2::{Digest, Sha256};
@@ -44,7 +44,7 @@ fn images() -> Vec<Image> {
             format: Some("raw".into()),
             size_bytes: Some(1024 * 1024 * 1024),
             sources: vec![Source {
-                kind: "local".into(),
+                kind: SourceKind::Local.into(),
                 location: "/srv/images/debian.img".into(),
             }],
             cached: false,
@@ -60,7 +60,7 @@ fn images() -> Vec<Image> {
             format: Some("iso".into()),
             size_bytes: None,
             sources: vec![Source {
-                kind: "url".into(),
+                kind: SourceKind::Url.into(),
                 location: "https://example.invalid/alpine.iso".into(),
             }],
             cached: false,

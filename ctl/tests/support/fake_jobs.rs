@@ -4,8 +4,8 @@
 
 use bty_proto::v1::job_service_server::JobService;
 use bty_proto::v1::{
-    CancelJobRequest, GetJobRequest, Job, JobKind, JobState, ListJobsRequest, ListJobsResponse,
-    TargetState, TargetStatus,
+    CancelJobRequest, GetJobRequest, Job, JobKind, JobPhase, JobState, ListJobsRequest,
+    ListJobsResponse, TargetState, TargetStatus,
 };
 use std::pin::Pin;
 use tokio_stream::Stream;
@@ -49,7 +49,7 @@ pub(crate) fn job(id: &str, kind: JobKind, state: JobState) -> Job {
         rate_bps: 2048,
         error: (state == JobState::Failed).then(|| "connection reset by peer".into()),
         sha256: (state == JobState::Completed).then(|| HASHED_SHA.into()),
-        phase: "downloading".into(),
+        phase: JobPhase::Downloading.into(),
         created_at_ms: 1_700_000_000_000,
         started_at_ms: Some(1_700_000_000_100),
         finished_at_ms: finished.then_some(1_700_000_001_000),
@@ -91,27 +91,30 @@ fn queued_by_commands() -> Vec<Job> {
     vec![
         Job {
             subject: "alpine.iso".into(),
-            phase: "downloaded".into(),
+            phase: JobPhase::Done.into(),
+            note: Some("downloaded".into()),
             ..done(FETCH_JOB, JobKind::Download)
         },
         Job {
             subject: "alpine.iso".into(),
-            phase: UP_TO_DATE.into(),
+            phase: JobPhase::Done.into(),
+            note: Some(UP_TO_DATE.into()),
             bytes_done: 0,
             ..done(UPDATE_JOB, JobKind::Download)
         },
         Job {
-            phase: "pushed".into(),
+            phase: JobPhase::Done.into(),
+            note: Some("pushed".into()),
             ..done(PUSH_JOB, JobKind::Push)
         },
         Job {
-            phase: "done".into(),
+            phase: JobPhase::Done.into(),
             source_bytes: 2048,
             targets: vec![target("/dev/sdb", TargetState::Done, Some(true), None)],
             ..done(FLASH_JOB, JobKind::Flash)
         },
         Job {
-            phase: "done".into(),
+            phase: JobPhase::Done.into(),
             source_bytes: 2048,
             targets: vec![
                 target("/dev/sdb", TargetState::Done, Some(true), None),
@@ -145,7 +148,8 @@ pub(crate) fn queued(id: &str) -> Result<Job, Status> {
         targets: Vec::new(),
         sha256: None,
         finished_at_ms: None,
-        phase: String::new(),
+        phase: JobPhase::Unspecified.into(),
+        note: None,
         ..done
     })
 }

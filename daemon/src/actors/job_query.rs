@@ -3,6 +3,7 @@
 //! with a timeout. Each actor embeds [`JobQuery`] as a variant of its own
 //! message and implements [`JobBook`] for its state.
 
+use super::Unavailable;
 use super::slot::ActorSlot;
 use crate::jobs::JobSnapshot;
 use ractor::{Message, RpcReplyPort};
@@ -71,7 +72,7 @@ pub struct Jobs<'a, M, E> {
     /// Puts a query into the actor's message.
     pub wrap: fn(JobQuery<E>) -> M,
     /// The actor's error for "not there or not answering".
-    pub unavailable: fn(String) -> E,
+    pub unavailable: fn(Unavailable) -> E,
 }
 
 impl<M: Message, E: Send + 'static> Jobs<'_, M, E> {
@@ -82,10 +83,10 @@ impl<M: Message, E: Send + 'static> Jobs<'_, M, E> {
         let actor = self
             .slot
             .get()
-            .ok_or_else(|| (self.unavailable)(format!("{} actor is not running", self.name)))?;
+            .ok_or_else(|| (self.unavailable)(Unavailable::NotRunning { actor: self.name }))?;
         let wrap = self.wrap;
         ractor::call_t!(actor, |reply| wrap(query(reply)), QUERY_TIMEOUT_MS)
-            .map_err(|e| (self.unavailable)(super::call_failed(self.name, &e)))
+            .map_err(|e| (self.unavailable)(Unavailable::call(self.name, e)))
     }
 
     /// Cancel a job.
@@ -164,7 +165,7 @@ mod tests {
             slot: &slot,
             name: "hasher",
             wrap: Msg,
-            unavailable: |why| why,
+            unavailable: |why| why.to_string(),
         };
         assert_eq!(
             jobs.list().await.unwrap_err(),

@@ -10,8 +10,6 @@ pub mod hasher;
 pub mod job_query;
 pub mod slot;
 pub mod supervisor;
+pub mod unavailable;
 
-/// Turn a failed `ractor::call!` into a readable reason.
-pub(crate) fn call_failed<T>(actor: &str, err: &ractor::RactorErr<T>) -> String {
-    format!("{actor} actor unavailable ({err})")
-}
+pub use unavailable::Unavailable;

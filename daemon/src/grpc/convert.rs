@@ -3,19 +3,15 @@
 use crate::actors::catalog::{ImportReport, ListedEntry};
 use crate::actors::flasher::{FlashMode, flash_mode};
 use crate::events::{CatalogEventKind, Event, EventBody};
-use crate::jobs::{JobKind, JobSnapshot, JobState, TargetState};
+use crate::jobs::{JobKind, JobPhase, JobSnapshot, JobState, TargetState};
 use bty_proto::v1;
 use bty_store::catalog_file::CatalogEntry;
-use bty_store::merge::Row;
+use bty_store::merge::{Row, SourceKind};
 
 /// A merged row.
 pub(crate) fn image(row: &Row) -> v1::Image {
     // A local file without a fresh sidecar is queued or being hashed.
-    let hashing = row.sha256.is_none()
-        && row
-            .sources
-            .iter()
-            .any(|s| s.kind == bty_store::merge::SourceKind::Local);
+    let hashing = row.sha256.is_none() && row.sources.iter().any(|s| s.kind == SourceKind::Local);
     let flash = match flash_mode(row) {
         FlashMode::None => v1::FlashMode::None,
         FlashMode::Local => v1::FlashMode::Local,
@@ -32,7 +28,7 @@ pub(crate) fn image(row: &Row) -> v1::Image {
             .sources
             .iter()
             .map(|s| v1::Source {
-                kind: s.kind.as_str().to_owned(),
+                kind: source_kind(s.kind).into(),
                 location: s.location.clone(),
             })
             .collect(),
@@ -125,7 +121,8 @@ pub(crate) fn job(job: JobSnapshot) -> v1::Job {
         started_at_ms: job.started_at_ms,
         finished_at_ms: job.finished_at_ms,
         sha256: job.sha256,
-        phase: job.phase,
+        phase: job_phase(job.phase).into(),
+        note: job.note,
         targets: job
             .targets
             .into_iter()
@@ -156,6 +153,32 @@ fn catalog_event_kind(kind: CatalogEventKind) -> v1::CatalogEventKind {
         CatalogEventKind::CachePopulated => K::CachePopulated,
         CatalogEventKind::CacheDeleted => K::CacheDeleted,
         CatalogEventKind::FlashInterrupted => K::FlashInterrupted,
+    }
+}
+
+fn job_phase(phase: JobPhase) -> v1::JobPhase {
+    use v1::JobPhase as P;
+    match phase {
+        JobPhase::None => P::Unspecified,
+        JobPhase::Queued => P::Queued,
+        JobPhase::Downloading => P::Downloading,
+        JobPhase::Pushing => P::Pushing,
+        JobPhase::Hashing => P::Hashing,
+        JobPhase::Checking => P::Checking,
+        JobPhase::Writing => P::Writing,
+        JobPhase::Syncing => P::Syncing,
+        JobPhase::Verifying => P::Verifying,
+        JobPhase::Done => P::Done,
+        JobPhase::Failed => P::Failed,
+        JobPhase::Cancelled => P::Cancelled,
+    }
+}
+
+fn source_kind(kind: SourceKind) -> v1::SourceKind {
+    match kind {
+        SourceKind::Local => v1::SourceKind::Local,
+        SourceKind::Url => v1::SourceKind::Url,
+        SourceKind::Manifest => v1::SourceKind::Manifest,
     }
 }
 

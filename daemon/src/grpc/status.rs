@@ -1,72 +1,106 @@
-//! Domain errors → `tonic::Status`, in one place.
+//! Domain errors → `tonic::Status`, in one place: each variant gets its
+//! code here, and the message is the error with its causes on one line.
 
 use crate::actors::catalog::CatalogError;
 use crate::actors::downloader::DownloaderError;
 use crate::actors::flasher::FlasherError;
 use crate::actors::hasher::HasherError;
-use tonic::Status;
+use crate::chain::chain;
+use tonic::{Code, Status};
+
+/// The status of `code` for `e`; internal failures are logged, as the
+/// client's copy may be all anyone sees of them.
+fn status(code: Code, e: &(dyn std::error::Error + 'static)) -> Status {
+    let msg = chain(e);
+    if code == Code::Internal {
+        tracing::error!(error = %msg, "internal failure answering a request");
+    }
+    Status::new(code, msg)
+}
 
 impl From<CatalogError> for Status {
     fn from(e: CatalogError) -> Self {
-        let msg = e.to_string();
-        match e {
-            CatalogError::Invalid(_) => Status::invalid_argument(msg),
-            CatalogError::AlreadyExists(_) => Status::already_exists(msg),
-            CatalogError::NotFound(_) => Status::not_found(msg),
-            CatalogError::ReadOnly { .. } => Status::failed_precondition(msg),
-            CatalogError::Unsupported(_) => Status::unimplemented(msg),
-            CatalogError::Io { .. } => {
-                tracing::error!(error = %msg, "catalog i/o failure");
-                Status::internal(msg)
+        use CatalogError as E;
+        let code = match &e {
+            E::BadUrl(_)
+            | E::LocalSource
+            | E::RefMismatch { .. }
+            | E::NoFileName
+            | E::BadSha256 { .. }
+            | E::Src(_)
+            | E::Parse(_)
+            | E::NotCached { .. } => Code::InvalidArgument,
+            E::AlreadyExists { .. } | E::NameTaken { .. } | E::Downloading { .. } => {
+                Code::AlreadyExists
             }
-            CatalogError::Unavailable(_) => Status::unavailable(msg),
-            CatalogError::StateTooLarge { .. } => Status::resource_exhausted(msg),
-        }
+            E::NoEntry { .. }
+            | E::NoRemoteEntry { .. }
+            | E::NoImage { .. }
+            | E::NotLocal { .. }
+            | E::NotListed { .. } => Code::NotFound,
+            E::ReadOnly { .. } => Code::FailedPrecondition,
+            E::OrasUnresolved => Code::Unimplemented,
+            E::Io { .. } => Code::Internal,
+            E::StateTooLarge { .. } => Code::ResourceExhausted,
+            E::Unavailable(_) => Code::Unavailable,
+        };
+        status(code, &e)
     }
 }
 
 impl From<HasherError> for Status {
     fn from(e: HasherError) -> Self {
-        let msg = e.to_string();
-        match e {
-            HasherError::InvalidName(_) => Status::invalid_argument(msg),
-            HasherError::NoSuchFile(_) | HasherError::NoSuchJob(_) => Status::not_found(msg),
-            HasherError::Unavailable(_) => Status::unavailable(msg),
-        }
+        let code = match &e {
+            HasherError::InvalidName(_) => Code::InvalidArgument,
+            HasherError::NoSuchFile { .. } | HasherError::NoSuchJob { .. } => Code::NotFound,
+            HasherError::Unavailable(_) => Code::Unavailable,
+        };
+        status(code, &e)
     }
 }
 
 impl From<DownloaderError> for Status {
     fn from(e: DownloaderError) -> Self {
-        let msg = e.to_string();
+        use DownloaderError as E;
         match e {
-            DownloaderError::Invalid(_) => Status::invalid_argument(msg),
-            DownloaderError::NoSuchJob(_) => Status::not_found(msg),
-            DownloaderError::Busy(_) => Status::already_exists(msg),
-            DownloaderError::Remote(_) => Status::failed_precondition(msg),
-            DownloaderError::TooLarge { .. } => Status::resource_exhausted(msg),
-            DownloaderError::Io(_) => {
-                tracing::error!(error = %msg, "downloader i/o failure");
-                Status::internal(msg)
+            // Announcing an upload fails only when the catalog is away.
+            E::Catalog(e) => e.into(),
+            e @ (E::BadName(_)
+            | E::BadImageUrl(_)
+            | E::BadCatalogUrl(_)
+            | E::FileCatalogUrl
+            | E::SizeMismatch { .. }
+            | E::Interrupted { .. }
+            | E::NoSpace { .. }) => status(Code::InvalidArgument, &e),
+            e @ E::NoSuchJob { .. } => status(Code::NotFound, &e),
+            e @ E::Busy { .. } => status(Code::AlreadyExists, &e),
+            e @ (E::ResolveOras(_) | E::FetchDocument { .. } | E::Source(_) | E::Stream { .. }) => {
+                status(Code::FailedPrecondition, &e)
             }
-            DownloaderError::Unavailable(_) => Status::unavailable(msg),
+            e @ E::TooLarge { .. } => status(Code::ResourceExhausted, &e),
+            e @ (E::Io { .. } | E::Store { .. } | E::UploadTask(_)) => status(Code::Internal, &e),
+            e @ E::Unavailable(_) => status(Code::Unavailable, &e),
         }
     }
 }
 
 impl From<FlasherError> for Status {
     fn from(e: FlasherError) -> Self {
-        let msg = e.to_string();
+        use FlasherError as E;
         match e {
-            FlasherError::Invalid(_) => Status::invalid_argument(msg),
-            FlasherError::Refused(_) => Status::failed_precondition(msg),
-            FlasherError::NoSuchJob(_) => Status::not_found(msg),
-            FlasherError::Disks(_) => Status::internal(msg),
-            FlasherError::Unavailable(_) => Status::unavailable(msg),
-            FlasherError::Url(_) => Status::invalid_argument(msg),
-            FlasherError::Catalog(e) => e.into(),
-            FlasherError::Downloader(e) => e.into(),
-            FlasherError::OpenImage(e) => super::open::open_failed(e),
+            E::Catalog(e) => e.into(),
+            E::Downloader(e) => e.into(),
+            E::OpenImage(e) => super::open::open_failed(e),
+            e @ (E::NoTargets
+            | E::Image(_)
+            | E::Qcow2Stream { .. }
+            | E::OpenTask(_)
+            | E::CheckTask(_)
+            | E::Url(_)) => status(Code::InvalidArgument, &e),
+            e @ E::Refused { .. } => status(Code::FailedPrecondition, &e),
+            e @ E::NoSuchJob { .. } => status(Code::NotFound, &e),
+            e @ E::Disks(_) => status(Code::Internal, &e),
+            e @ E::Unavailable(_) => status(Code::Unavailable, &e),
         }
     }
 }

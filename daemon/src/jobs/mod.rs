@@ -61,6 +61,35 @@ impl JobState {
     }
 }
 
+/// Where in its life a job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobPhase {
+    /// Nothing to show.
+    None,
+    /// Waiting for a worker slot.
+    Queued,
+    /// Bytes coming in from the network.
+    Downloading,
+    /// Bytes going out to a registry.
+    Pushing,
+    /// Reading a file for its sha256.
+    Hashing,
+    /// Flash: looking at the image and the targets.
+    Checking,
+    /// Flash: writing the targets.
+    Writing,
+    /// Flash: flushing the targets.
+    Syncing,
+    /// Flash: reading the targets back.
+    Verifying,
+    /// Ended well.
+    Done,
+    /// Ended with an error.
+    Failed,
+    /// Stopped on request.
+    Cancelled,
+}
+
 /// Everything a client sees of a job.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobSnapshot {
@@ -88,8 +117,10 @@ pub struct JobSnapshot {
     pub finished_at_ms: Option<i64>,
     /// The digest the job computed.
     pub sha256: Option<String>,
-    /// Free-form phase (`hashing`, `writing`, `verifying`…).
-    pub phase: String,
+    /// Where in its life the job is.
+    pub phase: JobPhase,
+    /// What a finished job has to say ("up to date: …", "pushed …").
+    pub note: Option<String>,
     /// Flash jobs: one entry per target.
     pub targets: Vec<TargetSnapshot>,
     /// Flash jobs: bytes read from the (compressed) source.
@@ -148,17 +179,18 @@ impl JobSnapshot {
             started_at_ms: None,
             finished_at_ms: None,
             sha256: None,
-            phase: "queued".to_owned(),
+            phase: JobPhase::Queued,
+            note: None,
             targets: Vec::new(),
             source_bytes: 0,
         }
     }
 
     /// Move to running.
-    pub fn start(&mut self, phase: &str) {
+    pub fn start(&mut self, phase: JobPhase) {
         self.state = JobState::Running;
         self.started_at_ms = Some(now_ms());
-        self.phase = phase.to_owned();
+        self.phase = phase;
     }
 
     /// Move to a terminal state.
@@ -168,12 +200,11 @@ impl JobSnapshot {
         self.rate_bps = 0;
         self.finished_at_ms = Some(now_ms());
         self.phase = match state {
-            JobState::Completed => "done",
-            JobState::Failed => "failed",
-            JobState::Cancelled => "cancelled",
-            JobState::Queued | JobState::Running => "",
-        }
-        .to_owned();
+            JobState::Completed => JobPhase::Done,
+            JobState::Failed => JobPhase::Failed,
+            JobState::Cancelled => JobPhase::Cancelled,
+            JobState::Queued | JobState::Running => JobPhase::None,
+        };
     }
 }
 
@@ -295,7 +326,7 @@ mod tests {
     fn lifecycle_sets_timestamps() {
         let mut j = JobSnapshot::queued(JobKind::Hash, "x", Some(10));
         assert!(j.state.is_active());
-        j.start("hashing");
+        j.start(JobPhase::Hashing);
         assert!(j.started_at_ms.is_some());
         j.finish(JobState::Failed, Some("boom".into()));
         assert!(!j.state.is_active());

@@ -4,7 +4,7 @@
 //! cancel rule. The actor keeps its own work payload `W` beside each job
 //! and decides what a job does; the table decides when it may run.
 
-use super::{JobSnapshot, JobState, RateMeter, newest_first};
+use super::{JobPhase, JobSnapshot, JobState, RateMeter, newest_first};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -140,7 +140,7 @@ impl<W> JobTable<W> {
     /// The next queued job, if one may start now; it is marked started
     /// (in the phase `phase` names for its work) and counted as running
     /// until [`Self::end`].
-    pub fn start_next(&mut self, phase: impl Fn(&W) -> &'static str) -> Option<&mut TableEntry<W>> {
+    pub fn start_next(&mut self, phase: impl Fn(&W) -> JobPhase) -> Option<&mut TableEntry<W>> {
         let id = self
             .next_startable(Lane::Main)
             .or_else(|| self.next_startable(Lane::Quick))?;
@@ -327,9 +327,18 @@ mod tests {
             .iter()
             .map(|s| table.insert(queued(s), ()).id)
             .collect();
-        assert_eq!(table.start_next(|_| "hashing").unwrap().snapshot.id, ids[0]);
-        assert_eq!(table.start_next(|_| "hashing").unwrap().snapshot.id, ids[1]);
-        assert!(table.start_next(|_| "hashing").is_none(), "a third ran");
+        assert_eq!(
+            table.start_next(|_| JobPhase::Hashing).unwrap().snapshot.id,
+            ids[0]
+        );
+        assert_eq!(
+            table.start_next(|_| JobPhase::Hashing).unwrap().snapshot.id,
+            ids[1]
+        );
+        assert!(
+            table.start_next(|_| JobPhase::Hashing).is_none(),
+            "a third ran"
+        );
         assert_eq!(table.running(), 2);
         table
             .end(&ids[0])
@@ -337,7 +346,10 @@ mod tests {
             .snapshot
             .finish(JobState::Completed, None);
         assert_eq!(table.running(), 1);
-        assert_eq!(table.start_next(|_| "hashing").unwrap().snapshot.id, ids[2]);
+        assert_eq!(
+            table.start_next(|_| JobPhase::Hashing).unwrap().snapshot.id,
+            ids[2]
+        );
     }
 
     #[test]
@@ -345,7 +357,7 @@ mod tests {
         let mut table = JobTable::new(1, 100);
         let running = table.insert(queued("a"), ()).id;
         let waiting = table.insert(queued("b"), ()).id;
-        table.start_next(|_| "hashing").unwrap();
+        table.start_next(|_| JobPhase::Hashing).unwrap();
         let (outcome, entry) = table.cancel(&waiting).unwrap();
         assert_eq!(outcome, CancelOutcome::Dequeued);
         assert_eq!(entry.snapshot.state, JobState::Cancelled);
@@ -363,7 +375,7 @@ mod tests {
             .unwrap()
             .snapshot
             .finish(JobState::Cancelled, None);
-        assert!(table.start_next(|_| "hashing").is_none());
+        assert!(table.start_next(|_| JobPhase::Hashing).is_none());
         assert_eq!(
             table.cancel(&running).unwrap().0,
             CancelOutcome::AlreadyOver
@@ -376,7 +388,7 @@ mod tests {
         let mut table: JobTable<()> = JobTable::new(1, 100);
         assert!(table.end("dl-from-an-earlier-incarnation").is_none());
         let id = table.insert(queued("a"), ()).id;
-        table.start_next(|_| "hashing").unwrap();
+        table.start_next(|_| JobPhase::Hashing).unwrap();
         table
             .end(&id)
             .unwrap()
@@ -395,7 +407,7 @@ mod tests {
             table.progress(&id, 5, None).is_none(),
             "queued job progressed"
         );
-        table.start_next(|_| "hashing").unwrap();
+        table.start_next(|_| JobPhase::Hashing).unwrap();
         assert_eq!(
             table.progress(&id, 5, Some(20)).unwrap().bytes_total,
             Some(20)
@@ -423,7 +435,12 @@ mod tests {
             table.find_active_subject("f9999").unwrap().snapshot.id,
             ids[9999]
         );
-        let first = table.start_next(|_| "hashing").unwrap().snapshot.id.clone();
+        let first = table
+            .start_next(|_| JobPhase::Hashing)
+            .unwrap()
+            .snapshot
+            .id
+            .clone();
         assert_eq!(first, ids[0]);
         table
             .end(&first)
@@ -434,7 +451,10 @@ mod tests {
         // A cancelled queued job is skipped, and no longer found.
         table.cancel(&ids[1]).unwrap();
         assert!(table.find_active_subject("f1").is_none());
-        assert_eq!(table.start_next(|_| "hashing").unwrap().snapshot.id, ids[2]);
+        assert_eq!(
+            table.start_next(|_| JobPhase::Hashing).unwrap().snapshot.id,
+            ids[2]
+        );
         // A new job of the subject is found again.
         let again = table.insert(queued("f0"), ()).id;
         assert_eq!(table.find_active_subject("f0").unwrap().snapshot.id, again);
@@ -454,7 +474,7 @@ mod tests {
             .collect();
         let started: Vec<String> = std::iter::from_fn(|| {
             table
-                .start_next(|_| "hashing")
+                .start_next(|_| JobPhase::Hashing)
                 .map(|e| e.snapshot.id.clone())
         })
         .collect();
@@ -466,21 +486,24 @@ mod tests {
             .snapshot
             .finish(JobState::Completed, None);
         assert_eq!(
-            table.start_next(|_| "hashing").unwrap().snapshot.id,
+            table.start_next(|_| JobPhase::Hashing).unwrap().snapshot.id,
             small[2]
         );
-        assert!(table.start_next(|_| "hashing").is_none());
+        assert!(table.start_next(|_| JobPhase::Hashing).is_none());
         table
             .end(&big)
             .unwrap()
             .snapshot
             .finish(JobState::Completed, None);
-        assert_eq!(table.start_next(|_| "hashing").unwrap().snapshot.id, big2);
+        assert_eq!(
+            table.start_next(|_| JobPhase::Hashing).unwrap().snapshot.id,
+            big2
+        );
         // Without a quick lane, quick jobs wait in the main one.
         let mut plain = JobTable::new(1, 100);
         plain.insert_in(Lane::Quick, queued("a"), ());
         plain.insert_in(Lane::Quick, queued("b"), ());
-        assert!(plain.start_next(|_| "hashing").is_some());
-        assert!(plain.start_next(|_| "hashing").is_none());
+        assert!(plain.start_next(|_| JobPhase::Hashing).is_some());
+        assert!(plain.start_next(|_| JobPhase::Hashing).is_none());
     }
 }

@@ -46,7 +46,7 @@ impl ImageEntry {
             image
                 .sources
                 .iter()
-                .find(|s| matches!(s.kind.as_str(), "url" | "manifest"))
+                .find(|s| s.kind().is_remote())
                 .map(|s| redact::url(&s.location, audience))?
         };
         Some(Self {
@@ -166,7 +166,7 @@ impl From<Image> for ImageRow {
                 .sources
                 .into_iter()
                 .map(|s| SourceRow {
-                    kind: s.kind,
+                    kind: s.kind().label().to_owned(),
                     location: s.location,
                 })
                 .collect(),

@@ -56,6 +56,7 @@ impl From<TargetStatus> for TargetJson {
 impl From<Job> for JobJson {
     fn from(job: Job) -> Self {
         let state = fmt::job_state(job.state);
+        let phase = job.phase_text().to_owned();
         Self {
             id: job.id,
             kind: fmt::job_kind(job.kind),
@@ -67,7 +68,7 @@ impl From<Job> for JobJson {
             bytes_total: job.bytes_total,
             rate_bps: job.rate_bps,
             error: job.error,
-            phase: job.phase,
+            phase,
             sha256: job.sha256,
             started_at: job.started_at_ms.map(fmt::rfc3339),
             finished_at: job.finished_at_ms.map(fmt::rfc3339),

@@ -112,7 +112,7 @@ fn remote_host(image: &Image) -> String {
     image
         .sources
         .iter()
-        .filter(|s| s.kind != "local")
+        .filter(|s| s.kind() != bty_proto::v1::SourceKind::Local)
         .find_map(|s| {
             let rest = s.location.split_once("://")?.1;
             rest.split('/').next().map(str::to_owned)
@@ -379,7 +379,7 @@ mod tests {
             format: Some(format.into()),
             size_bytes: Some(3 << 20),
             sources: vec![bty_proto::v1::Source {
-                kind: "url".into(),
+                kind: bty_proto::v1::SourceKind::Url.into(),
                 location: location.into(),
             }],
             cached,

@@ -76,13 +76,9 @@ pub(crate) struct Gate {
     title: &'static str,
 }
 
-fn is_remote(kind: &str) -> bool {
-    matches!(kind, "url" | "manifest")
-}
-
 impl RowView {
     fn new(image: Image) -> Self {
-        let has_remote = image.sources.iter().any(|s| is_remote(&s.kind));
+        let has_remote = image.sources.iter().any(|s| s.kind().is_remote());
         let cached = image.cached;
         let actions = image.actions.unwrap_or_default();
         // The daemon decides the gates; the reason shown is derived from the
@@ -131,7 +127,7 @@ impl RowView {
         let entry_src = image
             .sources
             .iter()
-            .find(|s| is_remote(&s.kind))
+            .find(|s| s.kind().is_remote())
             .map(|s| s.location.clone())
             .unwrap_or_default();
         let sha = image.sha256.filter(|s| !s.is_empty());
@@ -155,7 +151,7 @@ impl RowView {
                 .sources
                 .into_iter()
                 .map(|s| SourceView {
-                    kind: s.kind,
+                    kind: s.kind().label().to_owned(),
                     location: s.location,
                 })
                 .collect(),

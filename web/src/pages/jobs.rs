@@ -87,11 +87,12 @@ impl JobView {
             .flatten()
             .collect::<Vec<_>>()
             .join(" · ");
+        let phase = job.phase_text().to_owned();
         Self {
             id: job.id,
             kind: fmt::job_kind(job.kind),
             state: fmt::job_state(job.state),
-            phase: job.phase,
+            phase,
             active,
             failed: job.state == JobState::Failed as i32,
             percent: if job.state == JobState::Completed as i32 {

@@ -7,9 +7,9 @@ use bty_proto::v1::*;
 pub const SHA_LOCAL: &str = "81d5e7200000000000000000000000000000000000000000000000000000aaaa";
 pub const SHA_REMOTE: &str = "b4423fdb0000000000000000000000000000000000000000000000000000bbbb";
 
-pub fn source(kind: &str, location: &str) -> Source {
+pub fn source(kind: SourceKind, location: &str) -> Source {
     Source {
-        kind: kind.to_owned(),
+        kind: kind.into(),
         location: location.to_owned(),
     }
 }
@@ -38,7 +38,10 @@ pub fn sample_images() -> Vec<Image> {
             sha256: Some(SHA_LOCAL.to_owned()),
             format: Some("img".to_owned()),
             size_bytes: Some(4096),
-            sources: vec![source("local", "/var/lib/bty/images/lab-bench.img")],
+            sources: vec![source(
+                SourceKind::Local,
+                "/var/lib/bty/images/lab-bench.img",
+            )],
             cached: true,
             actions: actions(false, false, false, false),
             r#ref: "1".repeat(64),
@@ -54,7 +57,10 @@ pub fn sample_images() -> Vec<Image> {
             sha256: Some(SHA_REMOTE.to_owned()),
             format: Some("img.zst".to_owned()),
             size_bytes: Some(3 * 1024 * 1024),
-            sources: vec![source("url", "https://example.com/debian.img.zst")],
+            sources: vec![source(
+                SourceKind::Url,
+                "https://example.com/debian.img.zst",
+            )],
             cached: true,
             actions: actions(false, true, true, true),
             r#ref: "2".repeat(64),
@@ -67,7 +73,10 @@ pub fn sample_images() -> Vec<Image> {
             sha256: None,
             format: Some("img.gz".to_owned()),
             size_bytes: None,
-            sources: vec![source("manifest", "oras://ghcr.io/safl/nosi/debian:latest")],
+            sources: vec![source(
+                SourceKind::Manifest,
+                "oras://ghcr.io/safl/nosi/debian:latest",
+            )],
             cached: false,
             actions: actions(true, false, false, true),
             r#ref: "3".repeat(64),
@@ -80,7 +89,7 @@ pub fn sample_images() -> Vec<Image> {
             sha256: None,
             format: None,
             size_bytes: Some(10),
-            sources: vec![source("local", "/var/lib/bty/images/new.img")],
+            sources: vec![source(SourceKind::Local, "/var/lib/bty/images/new.img")],
             cached: true,
             actions: actions(false, false, false, false),
             r#ref: "4".repeat(64),

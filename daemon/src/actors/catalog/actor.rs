@@ -2,9 +2,10 @@
 //! scan + the merged rows; a flat `match` over messages calling plain methods.
 
 use super::entries::ORIGIN_URL;
-use super::error::CatalogError;
+use super::error::{CatalogError, LoadError};
 use super::index::IndexedCatalog;
 use super::messages::CatalogMessage;
+use crate::actors::Unavailable;
 use crate::actors::hasher::HasherHandle;
 use crate::events::{CatalogEvent, CatalogEventKind, EventBus};
 use bty_store::catalog_file::CatalogFile;
@@ -69,7 +70,8 @@ impl Actor for CatalogActor {
     ) -> Result<CatalogState, ActorProcessingErr> {
         let (file, load_error) = match load_catalog(&args.catalog_path, args.max_catalog_bytes) {
             Ok(file) => (file, None),
-            Err(reason) => {
+            Err(e) => {
+                let reason = crate::chain::chain(&e);
                 tracing::error!(path = %args.catalog_path.display(), %reason, "catalog.toml does not parse; catalog is read-only");
                 (CatalogFile::default(), Some(reason))
             }
@@ -124,6 +126,7 @@ impl Actor for CatalogActor {
                 let _ = reply.send(());
             }
             CatalogMessage::Landed(landed) => state.landed(landed).await,
+            CatalogMessage::Uploaded { name, sha256 } => state.uploaded(&name, &sha256),
             CatalogMessage::LandingAbandoned { name } => {
                 state.landing.remove(&name);
                 state.rescan();
@@ -142,12 +145,18 @@ impl Actor for CatalogActor {
 }
 
 /// Read and parse catalog.toml; a missing file is an empty catalog.
-fn load_catalog(path: &Path, max_bytes: usize) -> Result<CatalogFile, String> {
+fn load_catalog(path: &Path, max_bytes: usize) -> Result<CatalogFile, LoadError> {
     match std::fs::read(path) {
-        Ok(bytes) => CatalogFile::parse_up_to(&bytes, &path.display().to_string(), max_bytes)
-            .map_err(|e| e.to_string()),
+        Ok(bytes) => Ok(CatalogFile::parse_up_to(
+            &bytes,
+            &path.display().to_string(),
+            max_bytes,
+        )?),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(CatalogFile::default()),
-        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+        Err(source) => Err(LoadError::Read {
+            path: path.to_owned(),
+            source,
+        }),
     }
 }
 
@@ -237,6 +246,18 @@ impl CatalogState {
         }
     }
 
+    /// An upload landed: list it with the sha256 its sidecar records. A
+    /// file changed since (the sidecar no longer fresh) is hashed again,
+    /// as the name is no longer expected.
+    fn uploaded(&mut self, name: &str, sha256: &str) {
+        self.landing.remove(name);
+        self.rescan();
+        let listed = self.scan.iter().find(|f| f.name == name);
+        if !listed.is_some_and(|f| f.sidecar == Sidecar::Fresh(sha256.to_owned())) {
+            tracing::info!(name, "an uploaded file changed before it was listed");
+        }
+    }
+
     fn requeue_unhashed(&self) {
         for file in &self.scan {
             if !matches!(file.sidecar, Sidecar::Fresh(_)) && !self.landing.contains(&file.name) {
@@ -286,7 +307,10 @@ impl CatalogState {
             (catalog, written)
         })
         .await
-        .map_err(|e| CatalogError::Unavailable(format!("catalog writer stopped: {e}")))?;
+        .map_err(|source| Unavailable::Task {
+            what: "catalog writer",
+            source,
+        })?;
         written?;
         self.catalog = catalog;
         self.rows_changed();
@@ -309,4 +333,51 @@ fn write_catalog(path: &Path, file: &CatalogFile, max: usize) -> Result<(), Cata
         what: format!("cannot write {}", path.display()),
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actors::catalog::CatalogHandle;
+    use crate::actors::slot::ActorSlot;
+    use bty_store::digest::sha256_bytes;
+    use bty_store::sidecar::install_with_sidecar;
+
+    #[tokio::test]
+    async fn an_uploaded_file_is_listed_with_its_sha256() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("images");
+        std::fs::create_dir(&root).unwrap();
+        let args = CatalogArgs {
+            image_root: root.clone(),
+            catalog_path: dir.path().join("catalog.toml"),
+            max_catalog_bytes: 1 << 20,
+            events: EventBus::default(),
+            hasher: HasherHandle::default(),
+        };
+        let (actor, task) = Actor::spawn(None, CatalogActor, args).await.unwrap();
+        let slot = ActorSlot::default();
+        slot.set(actor.clone());
+        let catalog = CatalogHandle::new(slot);
+
+        // As the downloader stores an upload: announced, landed beside the
+        // name with its sidecar, swapped in, then reported.
+        catalog.expect_landing("up.img").await.unwrap();
+        let bytes = b"uploaded bytes".to_vec();
+        let sha = sha256_bytes(&bytes);
+        let staged = root.join(".up.img.tmp-test");
+        std::fs::write(&staged, &bytes).unwrap();
+        install_with_sidecar(&staged, &root.join("up.img"), &sha).unwrap();
+        catalog.uploaded("up.img", &sha);
+
+        let rows = catalog.list().await.unwrap();
+        let row = rows
+            .iter()
+            .find(|r| r.names.iter().any(|n| n == "up.img"))
+            .expect("the upload is listed");
+        assert_eq!(row.sha256.as_deref(), Some(sha.as_str()));
+        assert!(row.cached, "{row:?}");
+        actor.stop(None);
+        task.await.unwrap();
+    }
 }

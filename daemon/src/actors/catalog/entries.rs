@@ -72,39 +72,31 @@ impl CatalogState {
     ) -> Result<(CatalogEntry, String), CatalogError> {
         self.ensure_writable()?;
         let url = request.url.trim().to_owned();
-        let invalid =
-            |e: &dyn std::fmt::Display| CatalogError::Invalid(format!("invalid image_url: {e}"));
         let remote = request.remote.clone().unwrap_or_default();
-        let is_oras = match scheme(&url).map_err(|e| invalid(&e))? {
+        let is_oras = match scheme(&url).map_err(CatalogError::BadUrl)? {
             Scheme::Http | Scheme::Https => false,
             Scheme::Oras if request.remote.is_some() => true,
             Scheme::Oras => {
-                return Err(CatalogError::Unsupported(
-                    "oras:// entries are resolved by the downloader before they are added"
-                        .to_owned(),
-                ));
+                return Err(CatalogError::OrasUnresolved);
             }
             Scheme::File => {
-                return Err(CatalogError::Invalid(
-                    "catalog entries carry only remote sources (oras:// / http:// / https://)"
-                        .to_owned(),
-                ));
+                return Err(CatalogError::LocalSource);
             }
         };
-        let image_ref = image_ref(&url).map_err(|e| invalid(&e))?;
+        let image_ref = image_ref(&url).map_err(CatalogError::BadUrl)?;
         if let Some(given) = &request.image_ref
             && given.trim().to_lowercase() != image_ref
         {
-            return Err(CatalogError::Invalid(format!(
-                "ref {given} does not match image_url (expected {image_ref})"
-            )));
+            return Err(CatalogError::RefMismatch {
+                given: given.clone(),
+                expected: image_ref,
+            });
         }
-        let key = IndexedCatalog::key_of(&url).map_err(|e| invalid(&e))?;
+        let key = IndexedCatalog::key_of(&url).map_err(CatalogError::BadUrl)?;
         if let Some(i) = self.catalog.position_of_key(key) {
-            return Err(CatalogError::AlreadyExists(format!(
-                "catalog entry with src={} already exists",
-                self.catalog.entry(i).src
-            )));
+            return Err(CatalogError::AlreadyExists {
+                src: self.catalog.entry(i).src.clone(),
+            });
         }
         let default_name = if is_oras {
             // The layer title, else the repository's last path segment.
@@ -118,21 +110,17 @@ impl CatalogState {
         };
         let name = match request.name.filter(|n| !n.trim().is_empty()) {
             Some(name) => name.trim().to_owned(),
-            None => default_name.ok_or_else(|| {
-                CatalogError::Invalid("image_url must end in a filename component".to_owned())
-            })?,
+            None => default_name.ok_or(CatalogError::NoFileName)?,
         };
         if let Some(other) = self.catalog.position_of_name(&name) {
-            return Err(CatalogError::AlreadyExists(format!(
-                "an entry named {name:?} already exists with src {}",
-                self.catalog.entry(other).src
-            )));
+            return Err(CatalogError::NameTaken {
+                src: self.catalog.entry(other).src.clone(),
+                name,
+            });
         }
         let sha256 = match request.sha256.map(|s| s.trim().to_lowercase()) {
             Some(s) if !is_sha256_hex(&s) => {
-                return Err(CatalogError::Invalid(format!(
-                    "sha256 must be a 64-char lower-case hex string, got {s:?}"
-                )));
+                return Err(CatalogError::BadSha256 { got: s });
             }
             other => other,
         };
@@ -170,14 +158,15 @@ impl CatalogState {
         src_or_ref: &str,
     ) -> Result<RemovedEntry, CatalogError> {
         self.ensure_writable()?;
-        let index = self.catalog.position_of(src_or_ref).ok_or_else(|| {
-            CatalogError::NotFound(format!("no catalog entry with src or ref {src_or_ref:?}"))
-        })?;
+        let index = self
+            .catalog
+            .position_of(src_or_ref)
+            .ok_or_else(|| CatalogError::NoEntry {
+                key: src_or_ref.to_owned(),
+            })?;
         let mut catalog = self.catalog.clone();
         let entry = catalog.remove(index);
-        let image_ref = entry
-            .image_ref()
-            .map_err(|e| CatalogError::Invalid(e.to_string()))?;
+        let image_ref = entry.image_ref()?;
         self.persist(catalog).await?;
         // Entry delete also removes the cached bytes: upstream left them
         // behind, an orphan the listing no longer showed.
@@ -219,7 +208,7 @@ impl CatalogState {
                 &label,
                 e.to_string(),
             ));
-            CatalogError::Invalid(e.to_string())
+            CatalogError::Parse(e)
         })?;
         let mut catalog = self.catalog.clone();
         let report = import_entries(&mut catalog, incoming, &label);

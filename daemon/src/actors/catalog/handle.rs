@@ -6,7 +6,7 @@ use super::messages::{
     AddEntry, CacheDeleted, CatalogMessage, DownloadSpec, Landed, ListedEntry, LocalImage,
     ParsedImport, RemovedEntry,
 };
-use crate::actors::{call_failed, slot::ActorSlot};
+use crate::actors::{Unavailable, slot::ActorSlot};
 use bty_store::catalog_file::{CatalogEntry, CatalogFile};
 use bty_store::merge::Row;
 use ractor::ActorRef;
@@ -18,8 +18,8 @@ pub struct CatalogHandle {
     slot: ActorSlot<CatalogMessage>,
 }
 
-fn unavailable<T>(e: &ractor::RactorErr<T>) -> CatalogError {
-    CatalogError::Unavailable(call_failed("catalog", e))
+fn unavailable<T>(e: ractor::RactorErr<T>) -> CatalogError {
+    Unavailable::call("catalog", e).into()
 }
 
 impl CatalogHandle {
@@ -36,7 +36,9 @@ impl CatalogHandle {
     fn actor(&self) -> Result<ActorRef<CatalogMessage>, CatalogError> {
         self.slot
             .get()
-            .ok_or_else(|| CatalogError::Unavailable("catalog actor is not running".to_owned()))
+            .ok_or(CatalogError::Unavailable(Unavailable::NotRunning {
+                actor: "catalog",
+            }))
     }
 
     fn cast(&self, msg: CatalogMessage) {
@@ -52,14 +54,13 @@ impl CatalogHandle {
 
     /// The merged rows.
     pub async fn list(&self) -> Result<Arc<[Row]>, CatalogError> {
-        ractor::call!(self.actor()?, |reply| CatalogMessage::List { reply })
-            .map_err(|e| unavailable(&e))
+        ractor::call!(self.actor()?, |reply| CatalogMessage::List { reply }).map_err(unavailable)
     }
 
     /// The remote entries, in catalog.toml's order.
     pub async fn list_entries(&self) -> Result<Vec<ListedEntry>, CatalogError> {
         ractor::call!(self.actor()?, |reply| CatalogMessage::ListEntries { reply })
-            .map_err(|e| unavailable(&e))
+            .map_err(unavailable)
     }
 
     /// Add a remote entry; returns it with its ref.
@@ -71,7 +72,7 @@ impl CatalogHandle {
             request,
             reply
         })
-        .map_err(|e| unavailable(&e))?
+        .map_err(unavailable)?
     }
 
     /// Remove a remote entry.
@@ -81,7 +82,7 @@ impl CatalogHandle {
             src_or_ref,
             reply
         })
-        .map_err(|e| unavailable(&e))?
+        .map_err(unavailable)?
     }
 
     /// Import catalog.toml `content` of at most `max_bytes`. It is parsed
@@ -98,13 +99,16 @@ impl CatalogHandle {
             CatalogFile::parse_up_to(&content, &parse_label, max_bytes)
         })
         .await
-        .map_err(|e| CatalogError::Unavailable(format!("catalog parser stopped: {e}")))?;
+        .map_err(|source| Unavailable::Task {
+            what: "catalog parser",
+            source,
+        })?;
         let import = ParsedImport { parsed, label };
         ractor::call!(self.actor()?, |reply| CatalogMessage::Import {
             import,
             reply
         })
-        .map_err(|e| unavailable(&e))?
+        .map_err(unavailable)?
     }
 
     /// The exportable catalog.toml.
@@ -114,7 +118,7 @@ impl CatalogHandle {
             base_url,
             reply
         })
-        .map_err(|e| unavailable(&e))
+        .map_err(unavailable)
     }
 
     /// The image root changed.
@@ -147,7 +151,7 @@ impl CatalogHandle {
             update,
             reply
         })
-        .map_err(|e| unavailable(&e))?
+        .map_err(unavailable)?
     }
 
     /// Announce a download of `name` (suppresses auto-hashing of it).
@@ -157,7 +161,7 @@ impl CatalogHandle {
             name,
             reply
         })
-        .map_err(|e| unavailable(&e))
+        .map_err(unavailable)
     }
 
     /// A download landed.
@@ -165,7 +169,15 @@ impl CatalogHandle {
         self.cast(CatalogMessage::Landed(landed));
     }
 
-    /// A download ended without landing.
+    /// An upload stored `name` (bytes and sidecar in place).
+    pub fn uploaded(&self, name: &str, sha256: &str) {
+        self.cast(CatalogMessage::Uploaded {
+            name: name.to_owned(),
+            sha256: sha256.to_owned(),
+        });
+    }
+
+    /// A download or upload ended without landing.
     pub fn landing_abandoned(&self, name: &str) {
         self.cast(CatalogMessage::LandingAbandoned {
             name: name.to_owned(),
@@ -179,7 +191,7 @@ impl CatalogHandle {
             key,
             reply
         })
-        .map_err(|e| unavailable(&e))?
+        .map_err(unavailable)?
     }
 
     /// Resolve an image to a file in the image root.
@@ -189,7 +201,7 @@ impl CatalogHandle {
             key,
             reply
         })
-        .map_err(|e| unavailable(&e))?
+        .map_err(unavailable)?
     }
 
     /// Test-only: make the catalog panic.

@@ -30,31 +30,32 @@ impl CatalogState {
             .find_map(|s| self.catalog.position_of(&s.location))
     }
 
+    /// The index of the remote entry `key` names, or why there is none.
+    fn no_remote_entry(&mut self, key: &str) -> Result<usize, CatalogError> {
+        self.entry_for(key)
+            .ok_or_else(|| CatalogError::NoRemoteEntry {
+                key: key.to_owned(),
+            })
+    }
+
     pub(super) fn download_spec(
         &mut self,
         key: &str,
         update: bool,
     ) -> Result<DownloadSpec, CatalogError> {
-        let index = self.entry_for(key).ok_or_else(|| {
-            CatalogError::NotFound(format!("no remote catalog entry for {key:?}"))
-        })?;
+        let index = self.no_remote_entry(key)?;
         let entry = self.catalog.entry(index);
-        let image_ref = entry
-            .image_ref()
-            .map_err(|e| CatalogError::Invalid(e.to_string()))?;
-        let cache_file_name = entry
-            .cache_file_name()
-            .map_err(|e| CatalogError::Invalid(e.to_string()))?;
+        let image_ref = entry.image_ref()?;
+        let cache_file_name = entry.cache_file_name()?;
         let cached = self
             .scan
             .binary_search_by(|f| f.name.as_str().cmp(&cache_file_name))
             .ok()
             .and_then(|i| self.scan.get(i));
         if update && cached.is_none() {
-            return Err(CatalogError::Invalid(format!(
-                "{} is not cached: use fetch, not update",
-                entry.name
-            )));
+            return Err(CatalogError::NotCached {
+                name: entry.name.clone(),
+            });
         }
         Ok(DownloadSpec {
             image_ref,
@@ -85,7 +86,7 @@ impl CatalogState {
             if catalog.entry(index) != self.catalog.entry(index)
                 && let Err(e) = self.persist(catalog).await
             {
-                tracing::warn!(error = %e, "cannot record download validators");
+                tracing::warn!(error = %crate::chain::Chain(&e), "cannot record download validators");
             }
         }
         self.rescan();
@@ -101,18 +102,13 @@ impl CatalogState {
     }
 
     pub(super) fn delete_cache(&mut self, key: &str) -> Result<CacheDeleted, CatalogError> {
-        let index = self.entry_for(key).ok_or_else(|| {
-            CatalogError::NotFound(format!("no remote catalog entry for {key:?}"))
-        })?;
+        let index = self.no_remote_entry(key)?;
         let entry = self.catalog.entry(index);
-        let file_name = entry
-            .cache_file_name()
-            .map_err(|e| CatalogError::Invalid(e.to_string()))?;
+        let file_name = entry.cache_file_name()?;
         if self.landing.contains(&file_name) {
-            return Err(CatalogError::AlreadyExists(format!(
-                "{} is being downloaded; cancel the download first",
-                entry.name
-            )));
+            return Err(CatalogError::Downloading {
+                name: entry.name.clone(),
+            });
         }
         let sha256 = self
             .scan
@@ -163,16 +159,15 @@ impl CatalogState {
                 rows.iter()
                     .find(|r| r.file_name.as_deref() == Some(name.as_str()))
             })
-            .ok_or_else(|| CatalogError::NotFound(format!("no image matches {key:?}")))?;
+            .ok_or_else(|| CatalogError::NoImage {
+                key: key.to_owned(),
+            })?;
         let file_name = row
             .file_name
             .clone()
             .filter(|_| row.cached)
-            .ok_or_else(|| {
-                CatalogError::NotFound(format!(
-                    "{} has no local copy; fetch it first",
-                    row.names.first().map_or(key, String::as_str)
-                ))
+            .ok_or_else(|| CatalogError::NotLocal {
+                name: row.names.first().map_or(key, String::as_str).to_owned(),
             })?;
         // Size, mtime and identity come from the scan: readers open the
         // file against them.
@@ -180,7 +175,9 @@ impl CatalogState {
             .scan
             .iter()
             .find(|f| f.name == file_name)
-            .ok_or_else(|| CatalogError::NotFound(format!("{file_name} is not listed; rescan")))?;
+            .ok_or_else(|| CatalogError::NotListed {
+                file_name: file_name.clone(),
+            })?;
         let modified_ms = scanned
             .modified
             .duration_since(std::time::UNIX_EPOCH)

@@ -240,7 +240,14 @@ pub enum CatalogMessage {
     },
     /// A download landed.
     Landed(Landed),
-    /// A download ended without landing.
+    /// An upload landed: its bytes and sidecar are in place.
+    Uploaded {
+        /// File name.
+        name: String,
+        /// The sha256 its sidecar records.
+        sha256: String,
+    },
+    /// A download or upload ended without landing.
     LandingAbandoned {
         /// Cache file name.
         name: String,

@@ -4,15 +4,16 @@
 
 use super::error::DownloaderError;
 use super::handle::DownloaderHandle;
-use super::messages::{DownloaderMessage, JobOutcome, UploadRequest};
+use super::messages::{DownloaderMessage, JobOutcome, UploadRequest, Uploaded};
 use super::stream::{StreamContext, open_stream};
 use super::task::{TaskContext, run_download, run_push};
 use super::{persist, task, upload};
 use crate::actors::catalog::{CatalogHandle, DownloadSpec, LocalImage};
 use crate::actors::job_query::JobBook;
+use crate::chain::chain;
 use crate::events::{CatalogEvent, CatalogEventKind, EventBus};
 use crate::jobs::table::{CancelOutcome, JobTable};
-use crate::jobs::{JobKind, JobSnapshot, JobState};
+use crate::jobs::{JobKind, JobPhase, JobSnapshot, JobState};
 use bty_fetch::FetchOptions;
 use bty_oci::OciClient;
 use bty_store::names::validate_image_file_name;
@@ -219,7 +220,11 @@ impl DownloaderState {
         }
         persist::ensure_partial_name(&mut spec)
             .and_then(|()| persist::save(&self.args.jobs_dir, &spec))
-            .map_err(|e| DownloaderError::Io(format!("cannot record the download job: {e}")))?;
+            .map_err(|source| DownloaderError::Io {
+                what: "cannot record the download job".to_owned(),
+                path: self.args.jobs_dir.clone(),
+                source,
+            })?;
         Ok(self.enqueue(Work::Download(spec)))
     }
 
@@ -243,8 +248,8 @@ impl DownloaderState {
 
     fn start_queued(&mut self) {
         let phase = |work: &Work| match work {
-            Work::Download(_) => "downloading",
-            Work::Push { .. } => "pushing",
+            Work::Download(_) => JobPhase::Downloading,
+            Work::Push { .. } => JobPhase::Pushing,
         };
         while let Some(job) = self.jobs.start_next(phase) {
             self.args.events.job(&job.snapshot);
@@ -291,7 +296,7 @@ impl DownloaderState {
                 job.snapshot.bytes_done = bytes.max(job.snapshot.bytes_done);
                 job.snapshot.finish(JobState::Completed, None);
                 if !note.is_empty() {
-                    job.snapshot.phase = note;
+                    job.snapshot.note = Some(note);
                 }
             }
             JobOutcome::Cancelled => {
@@ -300,7 +305,8 @@ impl DownloaderState {
                     Some("cancelled by operator".to_owned()),
                 );
             }
-            JobOutcome::Failed(reason) => {
+            JobOutcome::Failed(failure) => {
+                let reason = chain(&failure);
                 tracing::warn!(subject = job.snapshot.subject, reason, "job failed");
                 job.snapshot.finish(JobState::Failed, Some(reason));
             }
@@ -322,17 +328,14 @@ impl DownloaderState {
     fn upload(
         &mut self,
         request: UploadRequest,
-        reply: RpcReplyPort<Result<super::messages::Uploaded, DownloaderError>>,
+        reply: RpcReplyPort<Result<Uploaded, DownloaderError>>,
     ) {
         if let Err(e) = validate_image_file_name(&request.name) {
-            let _ = reply.send(Err(DownloaderError::Invalid(e.to_string())));
+            let _ = reply.send(Err(e.into()));
             return;
         }
         if !self.uploads.insert(request.name.clone()) {
-            let _ = reply.send(Err(DownloaderError::Busy(format!(
-                "{} is being uploaded already; try again when that upload ends",
-                request.name
-            ))));
+            let _ = reply.send(Err(DownloaderError::Busy { name: request.name }));
             return;
         }
         let me = self.args.me.clone();
@@ -344,30 +347,47 @@ impl DownloaderState {
             let name = request.name.clone();
             if let Err(e) = catalog.expect_landing(&name).await {
                 me.upload_ended(&name);
-                let _ = reply.send(Err(DownloaderError::Unavailable(e.to_string())));
+                let _ = reply.send(Err(e.into()));
                 return;
             }
             let result = tokio::task::spawn_blocking(move || {
                 upload::store_upload(&image_root, request, cap)
             })
             .await
-            .unwrap_or_else(|e| Err(DownloaderError::Io(format!("upload task failed: {e}"))));
-            catalog.landing_abandoned(&name);
+            .unwrap_or_else(|e| Err(DownloaderError::UploadTask(e)));
+            report_upload(&catalog, &events, &name, &result);
             me.upload_ended(&name);
-            match &result {
-                Ok(done) => events.catalog(CatalogEvent::new(
-                    CatalogEventKind::ImageUploaded,
-                    &name,
-                    format!("{name} uploaded ({} bytes)", done.size_bytes),
-                )),
-                Err(e) => events.catalog(CatalogEvent::new(
-                    CatalogEventKind::ImageUploadFailed,
-                    &name,
-                    e.to_string(),
-                )),
-            }
             let _ = reply.send(result);
         });
+    }
+}
+
+/// Tell the catalog and the event bus how an upload ended: a stored file
+/// (bytes and sidecar in place) is announced as uploaded with its sha256;
+/// only a failed or cancelled one is a landing abandoned.
+fn report_upload(
+    catalog: &CatalogHandle,
+    events: &EventBus,
+    name: &str,
+    result: &Result<Uploaded, DownloaderError>,
+) {
+    match result {
+        Ok(done) => {
+            catalog.uploaded(name, &done.sha256);
+            events.catalog(CatalogEvent::new(
+                CatalogEventKind::ImageUploaded,
+                name,
+                format!("{name} uploaded ({} bytes)", done.size_bytes),
+            ));
+        }
+        Err(e) => {
+            catalog.landing_abandoned(name);
+            events.catalog(CatalogEvent::new(
+                CatalogEventKind::ImageUploadFailed,
+                name,
+                chain(e),
+            ));
+        }
     }
 }
 
@@ -384,7 +404,7 @@ impl JobBook<DownloaderError> for DownloaderState {
         let (outcome, job) = self
             .jobs
             .cancel(id)
-            .ok_or_else(|| DownloaderError::NoSuchJob(id.to_owned()))?;
+            .ok_or_else(|| DownloaderError::NoSuchJob { id: id.to_owned() })?;
         if outcome == CancelOutcome::Dequeued {
             if let Work::Download(spec) = &job.work {
                 persist::remove(&self.args.jobs_dir, &spec.image_ref);
@@ -392,5 +412,97 @@ impl JobBook<DownloaderError> for DownloaderState {
             self.args.events.job(&job.snapshot);
         }
         Ok(job.snapshot.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actors::catalog::CatalogMessage;
+    use crate::actors::slot::ActorSlot;
+    use crate::events::EventBody;
+    use std::time::Duration;
+
+    type Seen = Arc<Mutex<Vec<String>>>;
+
+    /// A catalog that only writes down the landing news it gets.
+    struct Recorder;
+
+    impl Actor for Recorder {
+        type Msg = CatalogMessage;
+        type State = Seen;
+        type Arguments = Seen;
+
+        async fn pre_start(
+            &self,
+            _myself: ActorRef<Self::Msg>,
+            seen: Seen,
+        ) -> Result<Seen, ActorProcessingErr> {
+            Ok(seen)
+        }
+
+        async fn handle(
+            &self,
+            _myself: ActorRef<Self::Msg>,
+            message: CatalogMessage,
+            seen: &mut Seen,
+        ) -> Result<(), ActorProcessingErr> {
+            let what = match message {
+                CatalogMessage::Uploaded { name, sha256 } => format!("uploaded {name} {sha256}"),
+                CatalogMessage::LandingAbandoned { name } => format!("abandoned {name}"),
+                _ => "other".to_owned(),
+            };
+            seen.lock().unwrap().push(what);
+            Ok(())
+        }
+    }
+
+    /// What the catalog and the event bus hear when an upload ends with
+    /// `result`.
+    async fn reported(
+        result: Result<Uploaded, DownloaderError>,
+    ) -> (Vec<String>, CatalogEventKind) {
+        let seen = Seen::default();
+        let (actor, task) = Actor::spawn(None, Recorder, seen.clone()).await.unwrap();
+        let slot = ActorSlot::default();
+        slot.set(actor.clone());
+        let catalog = CatalogHandle::new(slot);
+        let events = EventBus::default();
+        let mut rx = events.subscribe();
+        report_upload(&catalog, &events, "disk.img", &result);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while seen.lock().unwrap().is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Room for a second message, which must not come.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        actor.stop(None);
+        task.await.unwrap();
+        let event = rx.recv().await.unwrap();
+        let EventBody::Catalog(event) = &event.body else {
+            panic!("not a catalog event: {event:?}");
+        };
+        let seen = seen.lock().unwrap().clone();
+        (seen, event.kind)
+    }
+
+    #[tokio::test]
+    async fn a_stored_upload_is_announced_with_its_sha256_not_abandoned() {
+        let sha = "ab".repeat(32);
+        let (seen, event) = reported(Ok(Uploaded {
+            name: "disk.img".to_owned(),
+            size_bytes: 7,
+            sha256: sha.clone(),
+        }))
+        .await;
+        assert_eq!(seen, [format!("uploaded disk.img {sha}")]);
+        assert_eq!(event, CatalogEventKind::ImageUploaded);
+    }
+
+    #[tokio::test]
+    async fn a_failed_upload_is_a_landing_abandoned() {
+        let (seen, event) = reported(Err(DownloaderError::TooLarge { cap: 1 })).await;
+        assert_eq!(seen, ["abandoned disk.img"]);
+        assert_eq!(event, CatalogEventKind::ImageUploadFailed);
     }
 }

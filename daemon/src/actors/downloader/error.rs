@@ -1,32 +1,189 @@
 //! Errors of downloader requests (a failed *job* is data, not an error).
 
+use crate::actors::Unavailable;
+use crate::actors::catalog::CatalogError;
+use bty_fetch::FetchError;
+use bty_oci::OciError;
+use bty_store::canon::SrcError;
+use bty_store::landing::LandingError;
+use bty_store::names::NameError;
+use bty_store::oras_ref::OrasRefError;
+use std::path::PathBuf;
 use thiserror::Error;
 
 /// Why a downloader request was refused or failed.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[derive(Debug, Error)]
 pub enum DownloaderError {
-    /// The request is wrong (bad ref, bad name, too large).
-    #[error("{0}")]
-    Invalid(String),
+    /// An upload's name is not a bare file name bty may store.
+    #[error(transparent)]
+    BadName(#[from] NameError),
+    /// An image URL (to resolve) that is not a valid source.
+    #[error("invalid image_url")]
+    BadImageUrl(#[source] BadRef),
+    /// A catalog URL that is not a valid source.
+    #[error("invalid catalog url")]
+    BadCatalogUrl(#[source] BadRef),
+    /// A `file://` catalog URL.
+    #[error("file:// catalogs are read with a path, not a URL")]
+    FileCatalogUrl,
+    /// An upload that ended before its declared size.
+    #[error("upload of {name} ended after {size} bytes, {declared} were declared")]
+    SizeMismatch {
+        /// File name.
+        name: String,
+        /// Bytes received.
+        size: u64,
+        /// Bytes declared.
+        declared: u64,
+    },
+    /// The client went away mid-upload.
+    #[error("upload of {name} was interrupted after {size} bytes")]
+    Interrupted {
+        /// File name.
+        name: String,
+        /// Bytes received.
+        size: u64,
+    },
+    /// A declared upload size that does not fit.
+    #[error("not enough free space in {}: {needed} bytes needed, {free} free", root.display())]
+    NoSpace {
+        /// The image root.
+        root: PathBuf,
+        /// Bytes declared.
+        needed: u64,
+        /// Bytes free.
+        free: u64,
+    },
     /// No such job.
-    #[error("no download job with id {0:?}")]
-    NoSuchJob(String),
-    /// Another transfer of the same name is under way.
-    #[error("{0}")]
-    Busy(String),
-    /// The remote side failed (registry, HTTP server).
-    #[error("{0}")]
-    Remote(String),
-    /// Local I/O failed.
-    #[error("{0}")]
-    Io(String),
+    #[error("no download job with id {id:?}")]
+    NoSuchJob {
+        /// What the client sent.
+        id: String,
+    },
+    /// Another upload of the same name is under way.
+    #[error("{name} is being uploaded already; try again when that upload ends")]
+    Busy {
+        /// File name.
+        name: String,
+    },
+    /// An `oras://` reference the registry did not resolve.
+    #[error("could not resolve oras ref")]
+    ResolveOras(#[source] OciError),
+    /// A small document (a catalog) could not be fetched.
+    #[error("fetching {url} failed")]
+    FetchDocument {
+        /// The canonical URL.
+        url: String,
+        /// Why.
+        #[source]
+        source: DocumentError,
+    },
+    /// Where a remote image's bytes come from could not be worked out.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// A remote image could not be opened as a stream.
+    #[error("cannot stream {src}")]
+    Stream {
+        /// What was asked for.
+        src: String,
+        /// Why.
+        #[source]
+        source: StreamError,
+    },
+    /// Local I/O on a file of the image root or the state directory failed.
+    #[error("{what}")]
+    Io {
+        /// What bty was doing.
+        what: String,
+        /// The file concerned.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Writing an upload's bytes failed.
+    #[error("cannot store the upload of {name}")]
+    Store {
+        /// File name.
+        name: String,
+        /// Why.
+        #[source]
+        source: LandingError,
+    },
+    /// The upload's task panicked.
+    #[error("upload task failed")]
+    UploadTask(#[source] tokio::task::JoinError),
     /// The upload exceeded the configured cap.
     #[error("upload exceeded {cap} bytes")]
     TooLarge {
         /// The cap.
         cap: u64,
     },
-    /// The actor is restarting or stopped.
-    #[error("{0}")]
-    Unavailable(String),
+    /// The catalog refused or could not answer (announcing an upload).
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// The actor (or a task of it) could not answer.
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
+}
+
+/// A URL or reference that is not a valid source.
+#[derive(Debug, Error)]
+pub enum BadRef {
+    /// Not a canonical src.
+    #[error(transparent)]
+    Src(#[from] SrcError),
+    /// Not an `oras://` reference.
+    #[error(transparent)]
+    Oras(#[from] OrasRefError),
+}
+
+/// Why a small document could not be fetched.
+#[derive(Debug, Error)]
+pub enum DocumentError {
+    /// Over http(s).
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// From a registry.
+    #[error(transparent)]
+    Oci(#[from] OciError),
+}
+
+/// Why a remote source could not be resolved to a request.
+#[derive(Debug, Error)]
+pub enum SourceError {
+    /// Not a valid source.
+    #[error(transparent)]
+    BadRef(#[from] BadRef),
+    /// The registry did not resolve the reference.
+    #[error(transparent)]
+    Registry(OciError),
+    /// The registry's layer is not the pinned content.
+    #[error("the registry's layer digest sha256:{hex} does not match the pinned sha256 {pinned}")]
+    DigestMismatch {
+        /// The layer digest (hex).
+        hex: String,
+        /// The pin.
+        pinned: String,
+    },
+    /// No token or URL for the blob.
+    #[error(transparent)]
+    BlobRequest(OciError),
+    /// A `file://` source.
+    #[error("file:// sources are local; nothing to download")]
+    Local,
+    /// An update's probe of the server failed.
+    #[error(transparent)]
+    Probe(FetchError),
+}
+
+/// Why a stream did not start.
+#[derive(Debug, Error)]
+pub enum StreamError {
+    /// The transfer was refused before it began (size over the cap).
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// The first bytes did not arrive.
+    #[error(transparent)]
+    Body(#[from] std::io::Error),
 }

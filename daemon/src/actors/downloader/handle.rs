@@ -5,7 +5,7 @@ use super::messages::{DownloaderMessage, JobOutcome, OrasResolved, UploadRequest
 use super::stream::RemoteStream;
 use crate::actors::catalog::{DownloadSpec, LocalImage};
 use crate::actors::job_query::Jobs;
-use crate::actors::{call_failed, slot::ActorSlot};
+use crate::actors::{Unavailable, slot::ActorSlot};
 use crate::jobs::JobSnapshot;
 use ractor::ActorRef;
 
@@ -15,8 +15,8 @@ pub struct DownloaderHandle {
     slot: ActorSlot<DownloaderMessage>,
 }
 
-fn unavailable<T>(e: &ractor::RactorErr<T>) -> DownloaderError {
-    DownloaderError::Unavailable(call_failed("downloader", e))
+fn unavailable<T>(e: ractor::RactorErr<T>) -> DownloaderError {
+    Unavailable::call("downloader", e).into()
 }
 
 impl DownloaderHandle {
@@ -26,9 +26,11 @@ impl DownloaderHandle {
     }
 
     fn actor(&self) -> Result<ActorRef<DownloaderMessage>, DownloaderError> {
-        self.slot.get().ok_or_else(|| {
-            DownloaderError::Unavailable("downloader actor is not running".to_owned())
-        })
+        self.slot
+            .get()
+            .ok_or(DownloaderError::Unavailable(Unavailable::NotRunning {
+                actor: "downloader",
+            }))
     }
 
     fn cast(&self, msg: DownloaderMessage) {
@@ -43,7 +45,7 @@ impl DownloaderHandle {
             spec,
             reply
         })
-        .map_err(|e| unavailable(&e))?
+        .map_err(unavailable)?
     }
 
     /// Push a listed file to a registry.
@@ -58,7 +60,7 @@ impl DownloaderHandle {
             target,
             reply
         })
-        .map_err(|e| unavailable(&e))?
+        .map_err(unavailable)?
     }
 
     /// Resolve an `oras://` reference.
@@ -68,7 +70,7 @@ impl DownloaderHandle {
             reference,
             reply
         })
-        .map_err(|e| unavailable(&e))?
+        .map_err(unavailable)?
     }
 
     /// Open a remote image as a stream; resolves once its first bytes
@@ -86,7 +88,7 @@ impl DownloaderHandle {
             name,
             reply
         })
-        .map_err(|e| unavailable(&e))?
+        .map_err(unavailable)?
     }
 
     /// Fetch a small document, capped.
@@ -97,7 +99,7 @@ impl DownloaderHandle {
             cap,
             reply
         })
-        .map_err(|e| unavailable(&e))?
+        .map_err(unavailable)?
     }
 
     /// Store an upload; resolves once every byte is in place.
@@ -106,7 +108,7 @@ impl DownloaderHandle {
             request,
             reply
         })
-        .map_err(|e| unavailable(&e))?
+        .map_err(unavailable)?
     }
 
     /// Cancel, list or look at its jobs (`handle.jobs().cancel(id)`).
@@ -148,6 +150,6 @@ impl DownloaderHandle {
     pub fn inject_panic(&self) -> Result<(), DownloaderError> {
         self.actor()?
             .cast(DownloaderMessage::InjectPanic)
-            .map_err(|e| DownloaderError::Unavailable(e.to_string()))
+            .map_err(|e| Unavailable::send("downloader", e).into())
     }
 }

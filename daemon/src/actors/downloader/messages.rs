@@ -1,11 +1,17 @@
 //! Messages the downloader understands.
 
-use super::error::DownloaderError;
+use super::error::{BadRef, DownloaderError, SourceError};
 use super::stream::RemoteStream;
+use crate::actors::catalog::CatalogError;
 use crate::actors::catalog::{DownloadSpec, LocalImage};
 use crate::actors::job_query::JobQuery;
 use crate::jobs::JobSnapshot;
+use bty_fetch::FetchError;
+use bty_oci::OciError;
+use bty_store::identity::OpenImageError;
 use ractor::RpcReplyPort;
+use std::io;
+use thiserror::Error;
 
 /// What an `oras://` reference resolved to (add-time metadata).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,7 +50,7 @@ pub struct Uploaded {
 }
 
 /// How a job task ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum JobOutcome {
     /// Done; `note` says e.g. "up to date".
     Completed {
@@ -57,8 +63,61 @@ pub enum JobOutcome {
     },
     /// Cancelled on request.
     Cancelled,
-    /// Failed with a reason.
-    Failed(String),
+    /// Failed; the job's error is this with its causes.
+    Failed(JobFailure),
+}
+
+/// Why a download or push job failed.
+#[derive(Debug, Error)]
+pub enum JobFailure {
+    /// Where the bytes come from could not be worked out.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// The catalog could not be told a download is landing.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// No random name for the partial file.
+    #[error("cannot name the partial file")]
+    PartialName(#[source] io::Error),
+    /// The transfer failed.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// A registry token could not be renewed mid-pull.
+    #[error(transparent)]
+    Token(OciError),
+    /// The verified bytes could not replace the cached file.
+    #[error("cannot move {name} into place")]
+    Install {
+        /// The cached file's name.
+        name: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// A push target that is not an `oras://` reference.
+    #[error("invalid push target {target:?}")]
+    PushTarget {
+        /// What the client sent.
+        target: String,
+        /// Why it is not one.
+        #[source]
+        source: BadRef,
+    },
+    /// The listed file does not open as the one the scan listed.
+    #[error(transparent)]
+    Open(#[from] OpenImageError),
+    /// Opening the file on the blocking pool panicked.
+    #[error("opening {name} failed")]
+    OpenTask {
+        /// File name.
+        name: String,
+        /// Why.
+        #[source]
+        source: tokio::task::JoinError,
+    },
+    /// The registry refused the push.
+    #[error(transparent)]
+    Push(OciError),
 }
 
 /// Requests and task reports.

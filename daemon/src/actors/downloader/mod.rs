@@ -16,7 +16,9 @@ mod task;
 mod upload;
 
 pub use actor::{DownloaderActor, DownloaderArgs, TaskRegistry};
-pub use error::DownloaderError;
+pub use error::{BadRef, DocumentError, DownloaderError, SourceError, StreamError};
 pub use handle::DownloaderHandle;
-pub use messages::{DownloaderMessage, OrasResolved, UploadRequest, Uploaded};
+pub use messages::{
+    DownloaderMessage, JobFailure, JobOutcome, OrasResolved, UploadRequest, Uploaded,
+};
 pub use stream::RemoteStream;

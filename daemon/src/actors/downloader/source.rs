@@ -2,22 +2,11 @@
 //! (for `oras://`, the registry's blob URL with a token) and what the bytes
 //! must be. Shared by downloads and streams.
 
+use super::error::{BadRef, SourceError};
 use bty_oci::OciClient;
 use bty_store::canon::{Scheme, canonicalise_src, scheme};
 use bty_store::oras_ref::OrasRef;
 use reqwest::header::HeaderMap;
-
-/// An error and its causes on one line ("gave up on …: connection reset").
-pub(crate) fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
 
 /// Where the bytes come from and what they must hash to.
 #[derive(Debug, Clone)]
@@ -39,8 +28,8 @@ pub(crate) async fn remote_source(
     oci: &OciClient,
     src: &str,
     pinned: Option<&str>,
-) -> Result<Source, String> {
-    match scheme(src).map_err(|e| e.to_string())? {
+) -> Result<Source, SourceError> {
+    match scheme(src).map_err(BadRef::from)? {
         Scheme::Http | Scheme::Https => Ok(Source {
             url: src.to_owned(),
             headers: HeaderMap::new(),
@@ -53,22 +42,26 @@ pub(crate) async fn remote_source(
             title: None,
         }),
         Scheme::Oras => {
-            let reference = OrasRef::parse(&canonicalise_src(src).map_err(|e| e.to_string())?)
-                .map_err(|e| e.to_string())?;
-            let resolved = oci.resolve(&reference).await.map_err(|e| chain(&e))?;
+            let canonical = canonicalise_src(src).map_err(BadRef::from)?;
+            let reference = OrasRef::parse(&canonical).map_err(BadRef::from)?;
+            let resolved = oci
+                .resolve(&reference)
+                .await
+                .map_err(SourceError::Registry)?;
             let digest = resolved.layer.digest.clone();
             let hex = digest.strip_prefix("sha256:").unwrap_or(&digest).to_owned();
             if let Some(pinned) = pinned
                 && pinned != hex
             {
-                return Err(format!(
-                    "the registry's layer digest sha256:{hex} does not match the pinned sha256 {pinned}"
-                ));
+                return Err(SourceError::DigestMismatch {
+                    hex,
+                    pinned: pinned.to_owned(),
+                });
             }
             let (url, headers) = oci
                 .blob_request(&reference, &digest)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(SourceError::BlobRequest)?;
             Ok(Source {
                 url,
                 headers,
@@ -79,6 +72,6 @@ pub(crate) async fn remote_source(
                 title: resolved.layer.title,
             })
         }
-        Scheme::File => Err("file:// sources are local; nothing to download".to_owned()),
+        Scheme::File => Err(SourceError::Local),
     }
 }

@@ -3,8 +3,9 @@
 //! channel that the flash pipeline reads on its own thread. Nothing lands
 //! in the image root.
 
-use super::error::DownloaderError;
-use super::source::{chain, remote_source};
+use super::error::{DownloaderError, StreamError};
+use super::source::remote_source;
+use crate::chain::chain;
 use bty_fetch::{BodyReader, FetchError, FetchOptions, StreamRequest, StreamState};
 use bty_oci::OciClient;
 use std::io;
@@ -40,9 +41,7 @@ pub(crate) async fn open_stream(
     pinned_sha256: Option<&str>,
     name: Option<String>,
 ) -> Result<RemoteStream, DownloaderError> {
-    let source = remote_source(&ctx.oci, src, pinned_sha256)
-        .await
-        .map_err(DownloaderError::Remote)?;
+    let source = remote_source(&ctx.oci, src, pinned_sha256).await?;
     let name = name
         .or_else(|| source.title.clone())
         .unwrap_or_else(|| last_segment(src));
@@ -66,10 +65,10 @@ pub(crate) async fn open_stream(
             url: source.url.clone(),
             cap,
         };
-        return Err(DownloaderError::Remote(format!(
-            "cannot stream {src}: {}",
-            chain(&over)
-        )));
+        return Err(DownloaderError::Stream {
+            src: src.to_owned(),
+            source: over.into(),
+        });
     }
     let (tx, mut body) = bty_fetch::body_channel();
     let request = StreamRequest {
@@ -89,9 +88,10 @@ pub(crate) async fn open_stream(
             let _ = tx.send(Err(io::Error::other(chain(&e)))).await;
         }
     });
-    body.ready()
-        .await
-        .map_err(|e| DownloaderError::Remote(format!("cannot stream {src}: {e}")))?;
+    body.ready().await.map_err(|e| DownloaderError::Stream {
+        src: src.to_owned(),
+        source: StreamError::Body(e),
+    })?;
     Ok(RemoteStream {
         body,
         sha256: source.expected_sha256,

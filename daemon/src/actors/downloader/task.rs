@@ -1,11 +1,11 @@
 //! Download and push tasks: async, off the actor, one per job. They report
 //! progress and their outcome to the downloader by message.
 
-use super::error::DownloaderError;
+use super::error::{BadRef, DocumentError, DownloaderError, SourceError};
 use super::handle::DownloaderHandle;
-use super::messages::{JobOutcome, OrasResolved};
+use super::messages::{JobFailure, JobOutcome, OrasResolved};
 use super::persist::{self, checkpoint_path};
-use super::source::{Source, chain, remote_source};
+use super::source::{Source, remote_source};
 use crate::actors::catalog::{CatalogHandle, DownloadSpec, Landed, LocalImage};
 use bty_fetch::{FetchError, FetchOptions, FetchRequest, Progress, Unchanged};
 use bty_oci::OciClient;
@@ -68,10 +68,10 @@ async fn download(ctx: &TaskContext, spec: &DownloadSpec) -> JobOutcome {
                 note: "up to date: upstream unchanged, nothing downloaded".to_owned(),
             };
         }
-        Err(reason) => return JobOutcome::Failed(reason),
+        Err(e) => return JobOutcome::Failed(e.into()),
     };
     if let Err(e) = ctx.catalog.expect_landing(&spec.cache_file_name).await {
-        return JobOutcome::Failed(e.to_string());
+        return JobOutcome::Failed(e.into());
     }
     // Land beside the old file under names nobody can guess (hidden from
     // the scan), swap only once verified. The partial's name was recorded
@@ -80,7 +80,7 @@ async fn download(ctx: &TaskContext, spec: &DownloadSpec) -> JobOutcome {
         Some(name) => name,
         None => match persist::new_partial_name(&spec.cache_file_name) {
             Ok(name) => name,
-            Err(e) => return JobOutcome::Failed(format!("cannot name the partial file: {e}")),
+            Err(e) => return JobOutcome::Failed(JobFailure::PartialName(e)),
         },
     };
     let dest = ctx.image_root.join(&spec.cache_file_name);
@@ -113,7 +113,7 @@ async fn download(ctx: &TaskContext, spec: &DownloadSpec) -> JobOutcome {
             // and resume from the partial (bounded, so a real 401 fails).
             Err(e) if e.status() == Some(reqwest::StatusCode::UNAUTHORIZED) && refreshes < 3 => {
                 let Some(reference) = source.oras.as_ref() else {
-                    return JobOutcome::Failed(chain(&e));
+                    return JobOutcome::Failed(e.into());
                 };
                 refreshes += 1;
                 match ctx.oci.blob_request(reference, &source.digest).await {
@@ -121,20 +121,20 @@ async fn download(ctx: &TaskContext, spec: &DownloadSpec) -> JobOutcome {
                         request.url = url;
                         request.headers = headers;
                     }
-                    Err(e) => return JobOutcome::Failed(e.to_string()),
+                    Err(e) => return JobOutcome::Failed(JobFailure::Token(e)),
                 }
             }
             Err(e) => {
                 bty_fetch::discard(&request).await;
-                return JobOutcome::Failed(chain(&e));
+                return JobOutcome::Failed(e.into());
             }
         }
     };
-    if let Err(e) = install_with_sidecar(&staged, &dest, &fetched.sha256) {
-        return JobOutcome::Failed(format!(
-            "cannot move {} into place: {e}",
-            spec.cache_file_name
-        ));
+    if let Err(source) = install_with_sidecar(&staged, &dest, &fetched.sha256) {
+        return JobOutcome::Failed(JobFailure::Install {
+            name: spec.cache_file_name.clone(),
+            source,
+        });
     }
     ctx.catalog.landed(Landed {
         image_ref: spec.image_ref.clone(),
@@ -156,15 +156,15 @@ async fn download(ctx: &TaskContext, spec: &DownloadSpec) -> JobOutcome {
 }
 
 /// Resolve where to fetch from; `None` when an update finds upstream unchanged.
-async fn source_for(ctx: &TaskContext, spec: &DownloadSpec) -> Result<Option<Source>, String> {
+async fn source_for(ctx: &TaskContext, spec: &DownloadSpec) -> Result<Option<Source>, SourceError> {
     let is_http = matches!(
-        scheme(&spec.src).map_err(|e| e.to_string())?,
+        scheme(&spec.src).map_err(BadRef::from)?,
         Scheme::Http | Scheme::Https
     );
     if is_http && spec.update && (spec.etag.is_some() || spec.last_modified.is_some()) {
         let meta = bty_fetch::probe(&ctx.http, &spec.src, &HeaderMap::new())
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(SourceError::Probe)?;
         if bty_fetch::unchanged(spec.etag.as_deref(), spec.last_modified.as_deref(), &meta)
             == Unchanged::Yes
         {
@@ -185,13 +185,13 @@ pub(crate) async fn resolve_oras(
     oci: &OciClient,
     reference: &str,
 ) -> Result<OrasResolved, DownloaderError> {
-    let invalid =
-        |e: &dyn std::fmt::Display| DownloaderError::Invalid(format!("invalid image_url: {e}"));
-    let canonical = bty_store::canon::canonicalise_src(reference).map_err(|e| invalid(&e))?;
-    let parsed = OrasRef::parse(&canonical).map_err(|e| invalid(&e))?;
-    let resolved = oci.resolve(&parsed).await.map_err(|e| {
-        DownloaderError::Remote(format!("could not resolve oras ref: {}", chain(&e)))
-    })?;
+    let invalid = DownloaderError::BadImageUrl;
+    let canonical = bty_store::canon::canonicalise_src(reference).map_err(|e| invalid(e.into()))?;
+    let parsed = OrasRef::parse(&canonical).map_err(|e| invalid(e.into()))?;
+    let resolved = oci
+        .resolve(&parsed)
+        .await
+        .map_err(DownloaderError::ResolveOras)?;
     let digest = resolved.layer.digest;
     Ok(OrasResolved {
         sha256: digest.strip_prefix("sha256:").unwrap_or(&digest).to_owned(),
@@ -209,30 +209,28 @@ pub(crate) async fn fetch_document(
     url: &str,
     cap: usize,
 ) -> Result<Vec<u8>, DownloaderError> {
-    let invalid =
-        |e: &dyn std::fmt::Display| DownloaderError::Invalid(format!("invalid catalog url: {e}"));
+    let invalid = DownloaderError::BadCatalogUrl;
     // Canonicalising refuses userinfo: credentials in a catalog URL would be
     // sent to that host as Basic auth.
-    let canonical = bty_store::canon::canonicalise_src(url).map_err(|e| invalid(&e))?;
-    let remote = |e: &dyn std::error::Error| {
-        DownloaderError::Remote(format!("fetching {canonical} failed: {}", chain(e)))
+    let canonical = bty_store::canon::canonicalise_src(url).map_err(|e| invalid(e.into()))?;
+    let remote = |e: DocumentError| DownloaderError::FetchDocument {
+        url: canonical.clone(),
+        source: e,
     };
-    match scheme(&canonical).map_err(|e| invalid(&e))? {
+    match scheme(&canonical).map_err(|e| invalid(e.into()))? {
         Scheme::Http | Scheme::Https => {
             bty_fetch::fetch_bytes(http, &canonical, &HeaderMap::new(), cap)
                 .await
-                .map_err(|e| remote(&e))
+                .map_err(|e| remote(e.into()))
         }
         Scheme::Oras => {
-            let parsed = OrasRef::parse(&canonical).map_err(|e| invalid(&e))?;
-            let resolved = oci.resolve(&parsed).await.map_err(|e| remote(&e))?;
+            let parsed = OrasRef::parse(&canonical).map_err(|e| invalid(e.into()))?;
+            let resolved = oci.resolve(&parsed).await.map_err(|e| remote(e.into()))?;
             oci.fetch_blob(&parsed, &resolved.layer.digest, cap)
                 .await
-                .map_err(|e| remote(&e))
+                .map_err(|e| remote(e.into()))
         }
-        Scheme::File => Err(DownloaderError::Invalid(
-            "file:// catalogs are read with a path, not a URL".to_owned(),
-        )),
+        Scheme::File => Err(DownloaderError::FileCatalogUrl),
     }
 }
 
@@ -244,11 +242,16 @@ pub(crate) async fn run_push(ctx: TaskContext, image: LocalImage, target: String
 
 async fn push(ctx: &TaskContext, image: &LocalImage, target: &str) -> JobOutcome {
     let parsed = match bty_store::canon::canonicalise_src(target)
-        .map_err(|e| e.to_string())
-        .and_then(|c| OrasRef::parse(&c).map_err(|e| e.to_string()))
+        .map_err(BadRef::from)
+        .and_then(|c| OrasRef::parse(&c).map_err(BadRef::from))
     {
         Ok(r) => r,
-        Err(e) => return JobOutcome::Failed(format!("invalid push target {target:?}: {e}")),
+        Err(source) => {
+            return JobOutcome::Failed(JobFailure::PushTarget {
+                target: target.to_owned(),
+                source,
+            });
+        }
     };
     // The bytes pushed come from the descriptor checked against the scan:
     // a name swapped for a link to a host file is refused, not uploaded.
@@ -258,8 +261,13 @@ async fn push(ctx: &TaskContext, image: &LocalImage, target: &str) -> JobOutcome
     };
     let opened = match opened {
         Ok(Ok(opened)) => opened,
-        Ok(Err(e)) => return JobOutcome::Failed(e.to_string()),
-        Err(e) => return JobOutcome::Failed(format!("opening {} failed: {e}", image.file_name)),
+        Ok(Err(e)) => return JobOutcome::Failed(e.into()),
+        Err(source) => {
+            return JobOutcome::Failed(JobFailure::OpenTask {
+                name: image.file_name.clone(),
+                source,
+            });
+        }
     };
     let title = image.file_name.clone();
     let media_type = "application/vnd.bty.image.layer.v1";
@@ -275,7 +283,7 @@ async fn push(ctx: &TaskContext, image: &LocalImage, target: &str) -> JobOutcome
                 bytes: pushed.size,
                 note: format!("pushed {parsed} (manifest {})", pushed.manifest_digest),
             },
-            Err(e) => JobOutcome::Failed(e.to_string()),
+            Err(e) => JobOutcome::Failed(JobFailure::Push(e)),
         },
     }
 }

@@ -12,6 +12,7 @@ use super::messages::{UploadRequest, Uploaded};
 use bty_store::atomic::temp_path;
 use bty_store::landing::{LandingError, LandingFile, Written};
 use bty_store::sidecar::install_with_sidecar;
+use std::io;
 use std::path::Path;
 
 /// Receive every chunk into a partial file, then swap it in. On any error
@@ -26,20 +27,20 @@ pub(crate) fn store_upload(
     // never share bytes, the scan ignores it, nobody can plant a link under
     // it in advance (and the create is O_EXCL|O_NOFOLLOW anyway), and
     // start-up cleanup removes it after a crash.
-    let partial = temp_path(&dest)
-        .map_err(|e| DownloaderError::Io(format!("cannot name the upload's temp file: {e}")))?;
+    let partial =
+        temp_path(&dest).map_err(|e| io_failed("cannot name the upload's temp file", &dest, e))?;
     let result = receive(&partial, &mut request, cap).and_then(|Written { size, sha256 }| {
         if let Some(declared) = request.size_bytes
             && declared != size
         {
-            return Err(DownloaderError::Invalid(format!(
-                "upload of {} ended after {size} bytes, {declared} were declared",
-                request.name
-            )));
+            return Err(DownloaderError::SizeMismatch {
+                name: request.name.clone(),
+                size,
+                declared,
+            });
         }
-        install_with_sidecar(&partial, &dest, &sha256).map_err(|e| {
-            DownloaderError::Io(format!("cannot move {} into place: {e}", request.name))
-        })?;
+        install_with_sidecar(&partial, &dest, &sha256)
+            .map_err(|e| io_failed(format!("cannot move {} into place", request.name), &dest, e))?;
         Ok(Uploaded {
             name: request.name.clone(),
             size_bytes: size,
@@ -56,12 +57,13 @@ pub(crate) fn store_upload(
 /// filesystem, before a byte is written.
 fn check_space(image_root: &Path, declared: u64) -> Result<(), DownloaderError> {
     let free = bty_store::create::free_bytes(image_root)
-        .map_err(|e| DownloaderError::Io(format!("cannot check free space: {e}")))?;
+        .map_err(|e| io_failed("cannot check free space", image_root, e))?;
     if declared > free {
-        return Err(DownloaderError::Invalid(format!(
-            "not enough free space in {}: {declared} bytes needed, {free} free",
-            image_root.display()
-        )));
+        return Err(DownloaderError::NoSpace {
+            root: image_root.to_owned(),
+            needed: declared,
+            free,
+        });
     }
     Ok(())
 }
@@ -82,7 +84,7 @@ fn receive(
         check_space(root, declared)?;
     }
     let name = request.name.as_str();
-    let mut landing = LandingFile::create(partial).map_err(|e| landing_failed(name, &e))?;
+    let mut landing = LandingFile::create(partial).map_err(|e| landing_failed(name, e))?;
     tracing::debug!(name, "upload started");
     let mut size = 0u64;
     loop {
@@ -90,30 +92,37 @@ fn receive(
             Some(Some(chunk)) => chunk,
             Some(None) => break,
             None => {
-                return Err(DownloaderError::Invalid(format!(
-                    "upload of {name} was interrupted after {size} bytes"
-                )));
+                return Err(DownloaderError::Interrupted {
+                    name: name.to_owned(),
+                    size,
+                });
             }
         };
         size += chunk.len() as u64;
         if size > cap {
             return Err(DownloaderError::TooLarge { cap });
         }
-        landing
-            .write(&chunk)
-            .map_err(|e| landing_failed(name, &e))?;
+        landing.write(&chunk).map_err(|e| landing_failed(name, e))?;
     }
     // Durable before it is renamed into place.
-    landing.finish().map_err(|e| landing_failed(name, &e))
+    landing.finish().map_err(|e| landing_failed(name, e))
 }
 
-/// The error for a failed write, with its cause (a `String` error keeps
-/// no source chain).
-fn landing_failed(name: &str, e: &LandingError) -> DownloaderError {
-    let cause = std::error::Error::source(e)
-        .map(|c| format!(": {c}"))
-        .unwrap_or_default();
-    DownloaderError::Io(format!("cannot store the upload of {name}: {e}{cause}"))
+/// The error for a failed write of the upload `name`.
+fn landing_failed(name: &str, source: LandingError) -> DownloaderError {
+    DownloaderError::Store {
+        name: name.to_owned(),
+        source,
+    }
+}
+
+/// The error for failed local I/O on `path`.
+fn io_failed(what: impl Into<String>, path: &Path, source: io::Error) -> DownloaderError {
+    DownloaderError::Io {
+        what: what.into(),
+        path: path.to_owned(),
+        source,
+    }
 }
 
 #[cfg(test)]
@@ -180,7 +189,10 @@ mod tests {
     fn over_the_cap_fails_and_leaves_nothing() {
         let root = tempfile::tempdir().unwrap();
         let err = upload_over_the_cap(root.path());
-        assert_eq!(err, DownloaderError::TooLarge { cap: 1000 });
+        assert!(
+            matches!(err, DownloaderError::TooLarge { cap: 1000 }),
+            "{err}"
+        );
         assert!(leftovers(root.path()).is_empty());
     }
 
@@ -189,7 +201,10 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         std::fs::write(root.path().join("disk.img"), b"old").unwrap();
         let err = upload_over_the_cap(root.path());
-        assert_eq!(err, DownloaderError::TooLarge { cap: 1000 });
+        assert!(
+            matches!(err, DownloaderError::TooLarge { cap: 1000 }),
+            "{err}"
+        );
         assert_eq!(leftovers(root.path()), ["disk.img"]);
         assert_eq!(std::fs::read(root.path().join("disk.img")).unwrap(), b"old");
     }

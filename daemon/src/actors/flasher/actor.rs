@@ -1,7 +1,7 @@
 //! The flasher actor: checks requests, keeps the flash jobs, and runs each
 //! in a [`super::task::FlashTask`] on the blocking pool.
 
-use super::error::FlasherError;
+use super::error::{FlasherError, Refused};
 use super::handle::FlasherHandle;
 use super::messages::{FlashJobRequest, FlashOrder, FlasherMessage, ImageInput};
 use super::resolve::resolve;
@@ -114,8 +114,7 @@ impl Actor for FlasherActor {
             FlasherMessage::ListDisks { reply } => {
                 let paths = state.args.rules.paths.clone();
                 tokio::task::spawn_blocking(move || {
-                    let disks = bty_disks::list_disks(&paths)
-                        .map_err(|e| FlasherError::Disks(e.to_string()));
+                    let disks = bty_disks::list_disks(&paths).map_err(FlasherError::from);
                     let _ = reply.send(disks);
                 });
             }
@@ -164,15 +163,12 @@ impl Actor for FlasherActor {
 /// their size checked by the writes: a disk too small fails at its end,
 /// before the first MiB is written.
 fn stream_container(stream: &RemoteStream) -> Result<(Container, Option<u64>), FlasherError> {
-    let container =
-        container_by(&stream.name, stream.body.buffered()).map_err(FlasherError::Invalid)?;
+    let container = container_by(&stream.name, stream.body.buffered())?;
     match container {
         Container::Raw => Ok((container, stream.size)),
-        Container::Qcow2 => Err(FlasherError::Invalid(format!(
-            "{} is qcow2, which is converted from a file, not a stream: fetch it first \
-             (btyctl fetch), then flash it",
-            stream.name
-        ))),
+        Container::Qcow2 => Err(FlasherError::Qcow2Stream {
+            name: stream.name.clone(),
+        }),
         _ => Ok((container, None)),
     }
 }
@@ -185,7 +181,7 @@ async fn check_order(
     order: FlashOrder,
 ) -> Result<(FlashJobRequest, Result<Prepared, FlasherError>), FlasherError> {
     if order.targets.is_empty() {
-        return Err(FlasherError::Invalid("no targets given".to_owned()));
+        return Err(FlasherError::NoTargets);
     }
     let resolved = resolve(&args.catalog, &args.downloader, &order.image).await?;
     let request = FlashJobRequest {
@@ -200,7 +196,7 @@ async fn check_order(
         (request, prepared)
     })
     .await
-    .map_err(|e| FlasherError::Invalid(format!("checking the request failed: {e}")))
+    .map_err(FlasherError::CheckTask)
 }
 
 /// What a request turned into once its image and targets were looked at.
@@ -221,10 +217,10 @@ fn prepare(
     request: &FlashJobRequest,
 ) -> Result<Prepared, FlasherError> {
     if request.targets.is_empty() {
-        return Err(FlasherError::Invalid("no targets given".to_owned()));
+        return Err(FlasherError::NoTargets);
     }
     let (container, image_size) = match &request.image {
-        ImageInput::File(image) => inspect(image).map_err(FlasherError::Invalid)?,
+        ImageInput::File(image) => inspect(image)?,
         ImageInput::Stream(stream) => stream_container(stream)?,
         // Its size is in the file: the task checks it once it landed.
         ImageInput::Download(_) => (Container::Qcow2, None),
@@ -249,11 +245,10 @@ fn prepare(
     })
 }
 
-fn busy_refusal(path: &std::path::Path) -> String {
-    format!(
-        "refusing {}: another flash job is writing it",
-        path.display()
-    )
+fn busy_refusal(path: &std::path::Path) -> Refused {
+    Refused::Busy {
+        path: path.to_owned(),
+    }
 }
 
 impl FlasherState {
@@ -278,10 +273,9 @@ impl FlasherState {
                 continue;
             };
             if claims.contains(&claim) {
-                *result = Err(format!(
-                    "refusing {}: this request names the same target twice",
-                    confirmed.path.display()
-                ));
+                *result = Err(Refused::Twice {
+                    path: confirmed.path.clone(),
+                });
             } else if self.args.running.is_claimed(claim) {
                 *result = Err(busy_refusal(&confirmed.path));
             } else {
@@ -289,11 +283,11 @@ impl FlasherState {
             }
         }
         if checked.iter().all(|(_, r)| r.is_err()) {
-            let reasons: Vec<String> = checked
+            let reasons: Vec<Refused> = checked
                 .iter()
                 .filter_map(|(_, r)| r.as_ref().err().cloned())
                 .collect();
-            return Err(FlasherError::Refused(reasons.join("; ")));
+            return Err(FlasherError::Refused { reasons });
         }
         let subject = format!(
             "{} → {}",
@@ -401,7 +395,7 @@ impl JobBook<FlasherError> for FlasherState {
         let job = self
             .jobs
             .get_mut(id)
-            .ok_or_else(|| FlasherError::NoSuchJob(id.to_owned()))?;
+            .ok_or_else(|| FlasherError::NoSuchJob { id: id.to_owned() })?;
         if job.snapshot.state.is_active() {
             job.cancel.store(true, Ordering::Relaxed);
         }

@@ -3,7 +3,7 @@
 use super::error::FlasherError;
 use super::messages::{FlashOrder, FlasherMessage};
 use crate::actors::job_query::Jobs;
-use crate::actors::{call_failed, slot::ActorSlot};
+use crate::actors::{Unavailable, slot::ActorSlot};
 use crate::jobs::JobSnapshot;
 use bty_disks::Disk;
 use ractor::ActorRef;
@@ -14,8 +14,8 @@ pub struct FlasherHandle {
     slot: ActorSlot<FlasherMessage>,
 }
 
-fn unavailable<T>(e: &ractor::RactorErr<T>) -> FlasherError {
-    FlasherError::Unavailable(call_failed("flasher", e))
+fn unavailable<T>(e: ractor::RactorErr<T>) -> FlasherError {
+    Unavailable::call("flasher", e).into()
 }
 
 impl FlasherHandle {
@@ -27,13 +27,15 @@ impl FlasherHandle {
     fn actor(&self) -> Result<ActorRef<FlasherMessage>, FlasherError> {
         self.slot
             .get()
-            .ok_or_else(|| FlasherError::Unavailable("flasher actor is not running".to_owned()))
+            .ok_or(FlasherError::Unavailable(Unavailable::NotRunning {
+                actor: "flasher",
+            }))
     }
 
     /// Block devices with verdicts.
     pub async fn list_disks(&self) -> Result<Vec<Disk>, FlasherError> {
         ractor::call!(self.actor()?, |reply| FlasherMessage::ListDisks { reply })
-            .map_err(|e| unavailable(&e))?
+            .map_err(unavailable)?
     }
 
     /// Check the targets and start a flash.
@@ -42,7 +44,7 @@ impl FlasherHandle {
             order,
             reply
         })
-        .map_err(|e| unavailable(&e))?
+        .map_err(unavailable)?
     }
 
     /// Cancel, list or look at its jobs (`handle.jobs().cancel(id)`).
@@ -70,6 +72,6 @@ impl FlasherHandle {
     pub fn inject_panic(&self) -> Result<(), FlasherError> {
         self.actor()?
             .cast(FlasherMessage::InjectPanic)
-            .map_err(|e| FlasherError::Unavailable(e.to_string()))
+            .map_err(|e| Unavailable::send("flasher", e).into())
     }
 }

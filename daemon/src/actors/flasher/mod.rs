@@ -16,7 +16,7 @@ mod safety;
 mod task;
 
 pub use actor::{FlasherActor, FlasherArgs, Prepared};
-pub use error::FlasherError;
+pub use error::{FlasherError, ImageError, Refused};
 pub use handle::FlasherHandle;
 pub use messages::{ConfirmedTarget, FlashJobRequest, FlashOrder, FlasherMessage, ImageInput};
 pub use mode::{FlashMode, flash_mode};

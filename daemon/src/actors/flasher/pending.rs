@@ -3,6 +3,7 @@
 //! and the flash task follows that download's job events before it writes
 //! a byte.
 
+use super::error::WaitError;
 use crate::actors::catalog::{CatalogHandle, LocalImage};
 use crate::actors::downloader::DownloaderHandle;
 use crate::events::{EventBody, EventBus};
@@ -50,7 +51,7 @@ impl PendingDownload {
         peers: &Peers<'_>,
         cancel: &AtomicBool,
         seen: &mut dyn FnMut(&JobSnapshot),
-    ) -> Result<Waited, String> {
+    ) -> Result<Waited, WaitError> {
         let runtime = tokio::runtime::Handle::current();
         runtime.block_on(self.follow(peers, cancel, seen))
     }
@@ -60,7 +61,7 @@ impl PendingDownload {
         peers: &Peers<'_>,
         cancel: &AtomicBool,
         seen: &mut dyn FnMut(&JobSnapshot),
-    ) -> Result<Waited, String> {
+    ) -> Result<Waited, WaitError> {
         // Subscribe before the first look, so no event falls in between.
         let mut events = peers.events.subscribe();
         let mut last = self.ask(peers).await?;
@@ -69,7 +70,7 @@ impl PendingDownload {
         loop {
             if cancel.load(Ordering::Relaxed) {
                 if let Err(e) = peers.downloader.jobs().cancel(&self.job_id).await {
-                    tracing::warn!(job = self.job_id, error = %e, "cannot cancel the download");
+                    tracing::warn!(job = self.job_id, error = %crate::chain::Chain(&e), "cannot cancel the download");
                 }
                 return Ok(Waited::Cancelled);
             }
@@ -82,11 +83,10 @@ impl PendingDownload {
             match job.state {
                 JobState::Completed => break,
                 JobState::Failed | JobState::Cancelled => {
-                    return Err(format!(
-                        "downloading {} first failed: {}",
-                        self.key,
-                        job.error.as_deref().unwrap_or("no reason given")
-                    ));
+                    return Err(WaitError::Failed {
+                        key: self.key.clone(),
+                        reason: job.error.as_deref().unwrap_or("no reason given").to_owned(),
+                    });
                 }
                 JobState::Queued | JobState::Running => {}
             }
@@ -118,16 +118,22 @@ impl PendingDownload {
             .catalog
             .resolve_local(&self.key)
             .await
-            .map_err(|e| format!("downloading {} first: {e}", self.key))?;
+            .map_err(|source| WaitError::Resolve {
+                key: self.key.clone(),
+                source: Box::new(source),
+            })?;
         Ok(Waited::Landed(local))
     }
 
-    async fn ask(&self, peers: &Peers<'_>) -> Result<Option<JobSnapshot>, String> {
+    async fn ask(&self, peers: &Peers<'_>) -> Result<Option<JobSnapshot>, WaitError> {
         peers
             .downloader
             .jobs()
             .get(&self.job_id)
             .await
-            .map_err(|e| format!("downloading {} first: {e}", self.key))
+            .map_err(|source| WaitError::Ask {
+                key: self.key.clone(),
+                source: Box::new(source),
+            })
     }
 }

@@ -29,13 +29,13 @@ pub(crate) async fn resolve(
             let sha256 = local.sha256.clone();
             let image = tokio::task::spawn_blocking(move || local.open())
                 .await
-                .map_err(|e| FlasherError::Invalid(format!("opening the image failed: {e}")))??;
+                .map_err(FlasherError::OpenTask)??;
             Ok(Resolved {
                 image: ImageInput::File(image),
                 sha256,
             })
         }
-        Err(CatalogError::NotFound(not_local)) => Ok(Resolved {
+        Err(not_local) if not_local.is_not_found() => Ok(Resolved {
             image: remote(catalog, downloader, key, not_local).await?,
             sha256: None,
         }),
@@ -50,7 +50,7 @@ async fn remote(
     catalog: &CatalogHandle,
     downloader: &DownloaderHandle,
     key: &str,
-    not_local: String,
+    not_local: CatalogError,
 ) -> Result<ImageInput, FlasherError> {
     let (src, pinned, name) = match catalog.download_spec(key, false).await {
         Ok(spec) if name_needs_a_file(&spec.cache_file_name) => {
@@ -62,7 +62,7 @@ async fn remote(
         }
         Ok(spec) => (spec.src, spec.pinned_sha256, Some(spec.cache_file_name)),
         Err(_) if key.contains("://") => (canonicalise_src(key)?, None, None),
-        Err(_) => return Err(CatalogError::NotFound(not_local).into()),
+        Err(_) => return Err(not_local.into()),
     };
     let stream = downloader.open_stream(&src, pinned, name).await?;
     Ok(ImageInput::Stream(stream))

@@ -3,6 +3,7 @@
 //! is requested and again just before the first byte (and, by the
 //! pipeline, on the opened descriptor).
 
+use super::error::Refused;
 use super::messages::ConfirmedTarget;
 use bty_disks::{SystemPaths, Target, TargetKind, check_target, same_identity};
 use std::path::Path;
@@ -23,20 +24,14 @@ pub(crate) fn check_confirmed(
     rules: &TargetRules,
     confirmed: &ConfirmedTarget,
     needed: Option<u64>,
-) -> Result<Target, String> {
+) -> Result<Target, Refused> {
     let target = check_target(
         &rules.paths,
         &confirmed.path,
         needed,
         rules.file_targets_dir.as_deref(),
     )
-    .map_err(|refusals| {
-        refusals
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; ")
-    })?;
+    .map_err(Refused::Rules)?;
     if matches!(target.kind, TargetKind::BlockDevice { .. }) {
         matches_confirmation(&confirmed.path, confirmed, &target)?;
     }
@@ -50,39 +45,40 @@ fn matches_confirmation(
     path: &Path,
     confirmed: &ConfirmedTarget,
     target: &Target,
-) -> Result<(), String> {
-    let path = path.display();
+) -> Result<(), Refused> {
+    let path = path.to_owned();
     if confirmed.size_bytes == 0 {
-        return Err(format!(
-            "refusing {path}: not confirmed (a flash request must carry the size, serial and model \
-             the operator confirmed; btyctl flash asks, --yes confirms)"
-        ));
+        return Err(Refused::NotConfirmed { path });
     }
     if confirmed.size_bytes != target.size_bytes {
-        return Err(format!(
-            "refusing {path}: it is {} bytes but {} bytes were confirmed; is it still the same disk?",
-            target.size_bytes, confirmed.size_bytes
-        ));
+        return Err(Refused::Size {
+            path,
+            found: target.size_bytes,
+            confirmed: confirmed.size_bytes,
+        });
     }
     if confirmed.serial.is_some() && confirmed.serial != target.identity.serial {
-        return Err(format!(
-            "refusing {path}: serial {:?} was confirmed but the disk reports {:?}",
-            confirmed.serial, target.identity.serial
-        ));
+        return Err(Refused::Serial {
+            path,
+            confirmed: confirmed.serial.clone(),
+            found: target.identity.serial.clone(),
+        });
     }
     if confirmed.model.is_some() && confirmed.model != target.identity.model {
-        return Err(format!(
-            "refusing {path}: model {:?} was confirmed but the disk reports {:?}",
-            confirmed.model, target.identity.model
-        ));
+        return Err(Refused::Model {
+            path,
+            confirmed: confirmed.model.clone(),
+            found: target.identity.model.clone(),
+        });
     }
     if let (Some(want), Some(found)) = (confirmed.diskseq, target.identity.diskseq)
         && want != found
     {
-        return Err(format!(
-            "refusing {path}: disk sequence number {want} was confirmed but the device now has \
-             {found}: it was replaced or re-attached since it was listed"
-        ));
+        return Err(Refused::Diskseq {
+            path,
+            confirmed: want,
+            found,
+        });
     }
     Ok(())
 }
@@ -93,13 +89,12 @@ pub(crate) fn recheck(
     confirmed: &ConfirmedTarget,
     first: &Target,
     needed: Option<u64>,
-) -> Result<Target, String> {
+) -> Result<Target, Refused> {
     let fresh = check_confirmed(rules, confirmed, needed)?;
     if !same_identity(&first.identity, &fresh.identity) {
-        return Err(format!(
-            "refusing {}: the device changed since the flash was requested",
-            confirmed.path.display()
-        ));
+        return Err(Refused::Changed {
+            path: confirmed.path.clone(),
+        });
     }
     Ok(fresh)
 }

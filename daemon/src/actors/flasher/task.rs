@@ -2,14 +2,16 @@
 //! decoder by content, runs the `bty-flash` pipeline and turns its progress
 //! and report into job snapshots for the flasher.
 
+use super::error::{ImageError, Refused, StartError};
 use super::handle::FlasherHandle;
 use super::messages::{ConfirmedTarget, ImageInput};
 use super::pending::{Peers, PendingDownload, Waited};
 use super::safety::{TargetRules, recheck};
 use crate::actors::catalog::CatalogHandle;
 use crate::actors::downloader::DownloaderHandle;
+use crate::chain::chain;
 use crate::events::EventBus;
-use crate::jobs::{JobSnapshot, JobState, RateMeter, TargetSnapshot, TargetState};
+use crate::jobs::{JobPhase, JobSnapshot, JobState, RateMeter, TargetSnapshot, TargetState};
 use bty_disks::Target;
 use bty_flash::{
     FlashOptions, FlashReport, HashingReader, Phase, Progress, Source, TargetKind, TargetSpec,
@@ -21,7 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 /// A target that passed the request-time check, or why it did not.
-pub(crate) type Checked = (ConfirmedTarget, Result<Target, String>);
+pub(crate) type Checked = (ConfirmedTarget, Result<Target, Refused>);
 
 /// Everything the task needs.
 pub(crate) struct FlashTask {
@@ -55,19 +57,19 @@ fn target_state(phase: Phase) -> TargetState {
     }
 }
 
-fn phase_name(phase: Phase) -> &'static str {
+fn job_phase(phase: Phase) -> JobPhase {
     match phase {
-        Phase::Writing => "writing",
-        Phase::Syncing => "syncing",
-        Phase::Verifying => "verifying",
-        Phase::Done => "done",
+        Phase::Writing => JobPhase::Writing,
+        Phase::Syncing => JobPhase::Syncing,
+        Phase::Verifying => JobPhase::Verifying,
+        Phase::Done => JobPhase::Done,
     }
 }
 
 impl FlashTask {
     /// Run to the end, reporting every step to the flasher.
     pub(crate) fn run(mut self) {
-        self.job.start("checking");
+        self.job.start(JobPhase::Checking);
         self.me.update(self.job.clone());
         if let Some(ImageInput::Download(pending)) =
             self.image.take_if(|i| matches!(i, ImageInput::Download(_)))
@@ -78,7 +80,7 @@ impl FlashTask {
                     return self
                         .end_before_writing(TargetState::Cancelled, "cancelled before writing");
                 }
-                Err(reason) => return self.end_before_writing(TargetState::Failed, &reason),
+                Err(e) => return self.end_before_writing(TargetState::Failed, &chain(&e)),
             }
         }
         // Re-check just before writing: same rules, same devices.
@@ -106,9 +108,9 @@ impl FlashTask {
                     });
                     slots.push(i);
                 }
-                Err(reason) => {
+                Err(refused) => {
                     self.job.targets[i].state = TargetState::Refused;
-                    self.job.targets[i].error = Some(reason);
+                    self.job.targets[i].error = Some(refused.to_string());
                 }
             }
         }
@@ -120,14 +122,14 @@ impl FlashTask {
         // fails every target with its reason, before any byte.
         match self.write(specs, &slots) {
             Ok(report) => self.finish(Some(&report), &slots),
-            Err(reason) => self.end_before_writing(TargetState::Failed, &reason),
+            Err(e) => self.end_before_writing(TargetState::Failed, &chain(&e)),
         }
     }
 
     /// Follow the download of the image; on success the task reads the
     /// landed file. `Ok(false)`: cancelled meanwhile.
-    fn download_first(&mut self, pending: &PendingDownload) -> Result<bool, String> {
-        self.job.phase = "downloading".to_owned();
+    fn download_first(&mut self, pending: &PendingDownload) -> Result<bool, StartError> {
+        self.job.phase = JobPhase::Downloading;
         let (job, me) = (&mut self.job, &self.me);
         let peers = Peers {
             catalog: &self.catalog,
@@ -141,14 +143,14 @@ impl FlashTask {
         let Waited::Landed(local) = waited else {
             return Ok(false);
         };
-        let image = local.open().map_err(|e| e.to_string())?;
+        let image = local.open()?;
         let (container, image_size) = inspect(&image)?;
         self.container = container;
         self.image_size = image_size;
         self.job.bytes_total = self.image_size;
         self.sha256 = local.sha256;
         self.image = Some(ImageInput::File(image));
-        self.job.phase = "checking".to_owned();
+        self.job.phase = JobPhase::Checking;
         Ok(true)
     }
 
@@ -167,18 +169,19 @@ impl FlashTask {
         self.finish(None, &[]);
     }
 
-    fn write(&mut self, specs: Vec<TargetSpec>, slots: &[usize]) -> Result<FlashReport, String> {
-        let image = self
-            .image
-            .take()
-            .ok_or_else(|| "the image was already consumed".to_owned())?;
+    fn write(
+        &mut self,
+        specs: Vec<TargetSpec>,
+        slots: &[usize],
+    ) -> Result<FlashReport, StartError> {
+        let image = self.image.take().ok_or(StartError::Consumed)?;
         let container = self.container;
         let mut opts = FlashOptions {
             verify: self.verify,
             image_size: self.image_size,
             ..FlashOptions::default()
         };
-        self.job.phase = "writing".to_owned();
+        self.job.phase = JobPhase::Writing;
         let job = std::sync::Mutex::new(self.job.clone());
         let rate = std::sync::Mutex::new(RateMeter::new(RATE_WINDOW));
         let observer = |p: Progress| {
@@ -192,7 +195,7 @@ impl FlashTask {
             if p.total.is_some() {
                 job.bytes_total = p.total;
             }
-            job.phase = phase_name(p.phase).to_owned();
+            job.phase = job_phase(p.phase);
             for (t, slot) in p.per_target.iter().zip(slots) {
                 let target = &mut job.targets[*slot];
                 target.bytes_written = t.written;
@@ -224,7 +227,7 @@ impl FlashTask {
                 let source = hashed_source(file, self.sha256.clone(), container, &mut opts)?;
                 bty_flash::flash(source, specs, &opts, &observer, &self.cancel)
             }
-            ImageInput::Download(_) => return Err("the image was not downloaded".to_owned()),
+            ImageInput::Download(_) => return Err(StartError::NotDownloaded),
             ImageInput::Stream(stream) => {
                 // Whatever the format, the digest is of the bytes streamed.
                 let body = BufReader::with_capacity(1 << 20, stream.body);
@@ -263,9 +266,12 @@ impl FlashTask {
                     Err(e) => {
                         target.state = TargetState::Failed;
                         target.error = Some(if outcome.partially_written() {
-                            format!("{e} (partially written; the first MiB was not written)")
+                            format!(
+                                "{} (partially written; the first MiB was not written)",
+                                chain(e)
+                            )
                         } else {
-                            e.to_string()
+                            chain(e)
                         });
                     }
                 }
@@ -324,40 +330,48 @@ fn hashed_source(
     sha256: Option<String>,
     container: Container,
     opts: &mut FlashOptions,
-) -> Result<Source, String> {
+) -> Result<Source, bty_flash::FlashError> {
     let mut reader = HashingReader::new(reader);
     if let Some(sha) = sha256 {
         reader = reader.expect_sha256(sha);
     }
     opts.source_meter = Some(reader.tally());
     // Read (and hashed) on a thread of its own, ahead of the decoder.
-    bty_flash::open_decoder(bty_flash::ReadAhead::start(reader), container)
-        .map(Source::Stream)
-        .map_err(|e| e.to_string())
+    bty_flash::open_decoder(bty_flash::ReadAhead::start(reader), container).map(Source::Stream)
 }
 
 /// The container (by content; raw only for names that say so) and the
 /// decoded size of an opened image. A qcow2 is checked here, before any
 /// target is touched: one naming another file (backing file, external
 /// data file) or open to changes by others is refused with the reason.
-pub(crate) fn inspect(image: &VerifiedImage) -> Result<(Container, Option<u64>), String> {
-    let header =
-        read_header_of(image.file()).map_err(|e| format!("cannot read {}: {e}", image.name()))?;
+pub(crate) fn inspect(image: &VerifiedImage) -> Result<(Container, Option<u64>), ImageError> {
+    let name = || image.name().to_owned();
+    let header = read_header_of(image.file()).map_err(|source| ImageError::Header {
+        name: name(),
+        source,
+    })?;
     let container = container_by(image.name(), &header)?;
+    let flash = |source| ImageError::Flash {
+        name: name(),
+        source,
+    };
     if container == Container::Qcow2 {
-        bty_flash::inspect_qcow2(image.file()).map_err(|e| format!("{}: {e}", image.name()))?;
+        bty_flash::inspect_qcow2(image.file()).map_err(flash)?;
     }
-    let size =
-        bty_flash::virtual_size(image.file()).map_err(|e| format!("{}: {e}", image.name()))?;
+    let size = bty_flash::virtual_size(image.file()).map_err(flash)?;
     Ok((container, size))
 }
 
 /// The container of an image named `name` that starts with `header`.
-pub(crate) fn container_by(name: &str, header: &[u8]) -> Result<Container, String> {
+pub(crate) fn container_by(name: &str, header: &[u8]) -> Result<Container, ImageError> {
     if let Some(container) = sniff(header) {
         return Ok(container);
     }
-    match detect(name, header).map_err(|e| format!("{name}: {e}"))? {
+    let format = detect(name, header).map_err(|source| ImageError::Format {
+        name: name.to_owned(),
+        source,
+    })?;
+    match format {
         ImageFormat::Img | ImageFormat::Raw | ImageFormat::Iso => Ok(Container::Raw),
         other => Ok(other.container()),
     }
@@ -366,7 +380,7 @@ pub(crate) fn container_by(name: &str, header: &[u8]) -> Result<Container, Strin
 /// One target's initial snapshot.
 pub(crate) fn target_snapshot(
     confirmed: &ConfirmedTarget,
-    check: &Result<Target, String>,
+    check: &Result<Target, Refused>,
 ) -> TargetSnapshot {
     TargetSnapshot {
         path: confirmed.path.display().to_string(),
@@ -376,7 +390,7 @@ pub(crate) fn target_snapshot(
             TargetState::Refused
         },
         bytes_written: 0,
-        error: check.as_ref().err().cloned(),
+        error: check.as_ref().err().map(ToString::to_string),
         verified: None,
     }
 }

@@ -9,7 +9,7 @@ use crate::actors::catalog::CatalogHandle;
 use crate::actors::job_query::JobBook;
 use crate::events::EventBus;
 use crate::jobs::table::{CancelOutcome, JobTable, Lane};
-use crate::jobs::{JobKind, JobSnapshot, JobState};
+use crate::jobs::{JobKind, JobPhase, JobSnapshot, JobState};
 use bty_store::identity::FileIdentity;
 use bty_store::names::{is_cache_file_name, validate_image_file_name};
 use bty_store::sidecar::{Sidecar, read_sidecar};
@@ -115,7 +115,7 @@ impl Actor for HasherActor {
             } => {
                 let result = looked.map(|file| state.enqueue(&name, file));
                 if let Err(e) = &result {
-                    tracing::debug!(name, error = %e, "hash request refused");
+                    tracing::debug!(name, error = %crate::chain::Chain(e), "hash request refused");
                 }
                 if let Some(reply) = reply {
                     let _ = reply.send(result);
@@ -136,13 +136,15 @@ impl Actor for HasherActor {
 fn look(root: &std::path::Path, name: &str) -> Result<LookedFile, HasherError> {
     // Cached downloads are hashable too; every other reserved name is not.
     if !is_cache_file_name(name) {
-        validate_image_file_name(name).map_err(|e| HasherError::InvalidName(e.to_string()))?;
+        validate_image_file_name(name)?;
     }
     let path = root.join(name);
-    let meta =
-        std::fs::symlink_metadata(&path).map_err(|_| HasherError::NoSuchFile(name.to_owned()))?;
+    let no_such_file = || HasherError::NoSuchFile {
+        name: name.to_owned(),
+    };
+    let meta = std::fs::symlink_metadata(&path).map_err(|_| no_such_file())?;
     if !meta.file_type().is_file() {
-        return Err(HasherError::NoSuchFile(name.to_owned()));
+        return Err(no_such_file());
     }
     let fresh_sha256 = match read_sidecar(&path) {
         Sidecar::Fresh(sha) => Some(sha),
@@ -164,7 +166,7 @@ impl HasherState {
         let mut snapshot = JobSnapshot::queued(JobKind::Hash, name, Some(file.size));
         if let Some(sha) = file.fresh_sha256 {
             // Never re-hash a file whose sidecar is fresh.
-            snapshot.start("hashing");
+            snapshot.start(JobPhase::Hashing);
             snapshot.bytes_done = file.size;
             snapshot.sha256 = Some(sha.clone());
             snapshot.finish(JobState::Completed, None);
@@ -186,7 +188,7 @@ impl HasherState {
     }
 
     fn start_queued(&mut self) {
-        while let Some(job) = self.jobs.start_next(|_| "hashing") {
+        while let Some(job) = self.jobs.start_next(|_| JobPhase::Hashing) {
             self.args.events.job(&job.snapshot);
             let task = HashTask {
                 id: job.snapshot.id.clone(),
@@ -228,7 +230,8 @@ impl HasherState {
                     Some("cancelled by operator".to_owned()),
                 );
             }
-            HashOutcome::Failed(reason) => {
+            HashOutcome::Failed(failure) => {
+                let reason = crate::chain::chain(&failure);
                 tracing::warn!(name, reason, "hash failed");
                 job.snapshot.finish(JobState::Failed, Some(reason));
             }
@@ -264,7 +267,7 @@ impl JobBook<HasherError> for HasherState {
         let (outcome, job) = self
             .jobs
             .cancel(id)
-            .ok_or_else(|| HasherError::NoSuchJob(id.to_owned()))?;
+            .ok_or_else(|| HasherError::NoSuchJob { id: id.to_owned() })?;
         if outcome == CancelOutcome::Dequeued {
             self.args.events.job(&job.snapshot);
         }

@@ -3,7 +3,7 @@
 use super::error::HasherError;
 use super::messages::{HashOutcome, HasherMessage};
 use crate::actors::job_query::Jobs;
-use crate::actors::{call_failed, slot::ActorSlot};
+use crate::actors::{Unavailable, slot::ActorSlot};
 use crate::jobs::JobSnapshot;
 
 /// Cheap to clone; follows the hasher across restarts.
@@ -26,7 +26,9 @@ impl HasherHandle {
     fn actor(&self) -> Result<ractor::ActorRef<HasherMessage>, HasherError> {
         self.slot
             .get()
-            .ok_or_else(|| HasherError::Unavailable("hasher actor is not running".to_owned()))
+            .ok_or(HasherError::Unavailable(Unavailable::NotRunning {
+                actor: "hasher",
+            }))
     }
 
     /// Queue a hash job for `name` (or get the active one).
@@ -36,7 +38,7 @@ impl HasherHandle {
             name,
             reply: Some(reply)
         })
-        .map_err(|e| HasherError::Unavailable(call_failed("hasher", &e)))?
+        .map_err(|e| Unavailable::call("hasher", e))?
     }
 
     /// Queue without waiting for the answer (the catalog's auto-enqueue).
@@ -94,6 +96,6 @@ impl HasherHandle {
     pub fn inject_panic(&self) -> Result<(), HasherError> {
         self.actor()?
             .cast(HasherMessage::InjectPanic)
-            .map_err(|e| HasherError::Unavailable(e.to_string()))
+            .map_err(|e| Unavailable::send("hasher", e).into())
     }
 }

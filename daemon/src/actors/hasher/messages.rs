@@ -1,12 +1,12 @@
 //! Messages the hasher understands.
 
-use super::error::HasherError;
+use super::error::{HashFailure, HasherError};
 use crate::actors::job_query::JobQuery;
 use crate::jobs::JobSnapshot;
 use ractor::RpcReplyPort;
 
 /// How a hash task ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum HashOutcome {
     /// Hashed and the sidecar is written.
     Hashed {
@@ -19,8 +19,8 @@ pub enum HashOutcome {
     Changed,
     /// Cancelled on request.
     Cancelled,
-    /// Failed with a reason.
-    Failed(String),
+    /// Failed; the job's error is this with its causes.
+    Failed(HashFailure),
 }
 
 /// A file to hash, as it was when the request came.

@@ -9,6 +9,6 @@ mod messages;
 mod task;
 
 pub use actor::{HasherActor, HasherArgs};
-pub use error::HasherError;
+pub use error::{HashFailure, HasherError};
 pub use handle::HasherHandle;
 pub use messages::{HashOutcome, HasherMessage};

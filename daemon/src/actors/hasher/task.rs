@@ -1,6 +1,7 @@
 //! The blocking hash task: read the file once, write the sidecar, report.
 //! Runs on tokio's blocking pool, never inside a message handler.
 
+use super::error::HashFailure;
 use super::handle::HasherHandle;
 use super::messages::HashOutcome;
 use bty_store::digest::{DigestError, sha256_reader};
@@ -39,7 +40,7 @@ impl HashTask {
             // Still being written, or replaced by a rename: hash it again
             // once it settles.
             Err(e) if e.is_changed_contents() => return HashOutcome::Changed,
-            Err(e) => return HashOutcome::Failed(e.to_string()),
+            Err(e) => return HashOutcome::Failed(e.into()),
         };
         let before = *image.identity();
         let mut last = Instant::now();
@@ -53,7 +54,12 @@ impl HashTask {
         let sha256 = match sha256_reader(image.file(), &mut progress, &cancelled) {
             Ok(sha) => sha,
             Err(DigestError::Cancelled) => return HashOutcome::Cancelled,
-            Err(e) => return HashOutcome::Failed(format!("reading {}: {e}", self.name)),
+            Err(source) => {
+                return HashOutcome::Failed(HashFailure::Read {
+                    name: self.name.clone(),
+                    source,
+                });
+            }
         };
         // The name must still hold the very file hashed, unchanged, or the
         // sidecar would describe other bytes.
@@ -61,12 +67,18 @@ impl HashTask {
         match std::fs::symlink_metadata(&path) {
             Ok(after) if FileIdentity::of(&after) == before => {}
             Ok(_) => return HashOutcome::Changed,
-            Err(e) => {
-                return HashOutcome::Failed(format!("{} vanished while hashing: {e}", self.name));
+            Err(source) => {
+                return HashOutcome::Failed(HashFailure::Vanished {
+                    name: self.name.clone(),
+                    source,
+                });
             }
         }
-        if let Err(e) = write_sidecar(&path, &sha256) {
-            return HashOutcome::Failed(format!("cannot write sidecar of {}: {e}", self.name));
+        if let Err(source) = write_sidecar(&path, &sha256) {
+            return HashOutcome::Failed(HashFailure::Sidecar {
+                name: self.name.clone(),
+                source,
+            });
         }
         HashOutcome::Hashed {
             sha256,
