@@ -28,9 +28,15 @@ pub enum WebError {
     /// The named thing does not exist (404).
     #[error("{0}")]
     NotFound(String),
+    /// The route does not take this method (405).
+    #[error("{0}")]
+    MethodNotAllowed(String),
     /// The request body is over the route's limit (413).
     #[error("{0}")]
     TooLarge(String),
+    /// The client stopped sending the request (408).
+    #[error("{0}")]
+    Timeout(String),
     /// The daemon does not offer this yet (501).
     #[error("{0}")]
     NotImplemented(String),
@@ -76,7 +82,9 @@ impl WebError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::InvalidRequest(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Self::Render(_) | Self::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,

@@ -18,7 +18,9 @@ mod access;
 mod api;
 mod assets;
 mod auth;
+mod body_timeout;
 mod error;
+mod fallback;
 mod fmt;
 mod pages;
 mod redact;
@@ -183,9 +185,16 @@ pub fn router(channel: Channel, options: WebOptions) -> Router {
         .merge(auth::routes())
         .route("/events/workers", get(sse::workers))
         .merge(assets::routes())
+        .fallback(fallback::no_route)
+        .method_not_allowed_fallback(fallback::wrong_method)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::guard,
+        ))
+        // Outside the guard, which reads form bodies for their CSRF field.
+        .layer(axum::middleware::from_fn_with_state(
+            body_timeout::BODY_IDLE,
+            body_timeout::limit_body_idle,
         ))
         // Outside the login: a rebinding page learns nothing, not even
         // whether a login exists.

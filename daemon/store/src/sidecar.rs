@@ -7,6 +7,8 @@ use std::fs::{self, File};
 use std::io::{self, ErrorKind, Read};
 use std::path::{Path, PathBuf};
 
+use thiserror::Error;
+
 use crate::atomic::write_atomic_with;
 use crate::digest::is_sha256_hex;
 use crate::identity::open_nofollow;
@@ -14,6 +16,30 @@ use crate::names::SIDECAR_SUFFIX;
 
 /// A sidecar is one short line; anything longer is not one of ours.
 const MAX_SIDECAR_LEN: u64 = 4096;
+
+/// Why a sidecar's text holds no sha256. Not an error anyone has to act on
+/// (the file is simply hashed again), but it says what was wrong with a
+/// hand-written sidecar, in the log and to fuzzers.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SidecarError {
+    /// Nothing but whitespace.
+    #[error("the sidecar is empty: a sidecar is `<sha256>  <file name>`")]
+    Empty,
+    /// The first word has a character that is not a hex digit.
+    #[error("the sidecar's first word {word:?} is not a sha256: {bad:?} is not a hex digit")]
+    NotHex {
+        /// The word (its first 24 characters).
+        word: String,
+        /// The first character that is not a hex digit.
+        bad: char,
+    },
+    /// The first word is hex, but not 64 digits.
+    #[error("the sidecar's first word is {len} hex digits long, a sha256 is 64")]
+    Length {
+        /// How many digits it has.
+        len: usize,
+    },
+}
 
 /// What the sidecar of a file says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +89,7 @@ pub fn read_sidecar(file: &Path) -> Sidecar {
         Ok(m) if m.is_file() => m.modified().ok(),
         _ => return Sidecar::Invalid,
     };
-    let Some(sha) = read_hex(opened) else {
+    let Some(sha) = read_hex(opened, &path) else {
         return Sidecar::Invalid;
     };
     let file_mtime = fs::symlink_metadata(file)
@@ -77,22 +103,40 @@ pub fn read_sidecar(file: &Path) -> Sidecar {
 }
 
 /// The sha256 in a sidecar's text, read by [`read_sidecar`] from disk.
-fn read_hex(file: File) -> Option<String> {
+fn read_hex(file: File, path: &Path) -> Option<String> {
     let mut text = String::new();
     file.take(MAX_SIDECAR_LEN).read_to_string(&mut text).ok()?;
-    parse_sidecar(&text)
+    check_sidecar(&text)
+        .inspect_err(|reason| {
+            tracing::info!(sidecar = %path.display(), %reason, "ignoring a sidecar without a sha256; the file will be hashed again");
+        })
+        .ok()
 }
 
 /// The sha256 a sidecar's text holds: its first whitespace-separated token,
 /// lowercased, when that is 64 hex digits. A `\` prefix (sha256sum's
 /// escaped-name marker) is allowed. Pure, so fuzz targets can call it.
 pub fn parse_sidecar(text: &str) -> Option<String> {
-    let token = text.split_whitespace().next()?;
+    check_sidecar(text).ok()
+}
+
+/// [`parse_sidecar`], saying why when there is no sha256.
+pub fn check_sidecar(text: &str) -> Result<String, SidecarError> {
+    let token = text.split_whitespace().next().ok_or(SidecarError::Empty)?;
     let token = token
         .strip_prefix('\\')
         .unwrap_or(token)
         .to_ascii_lowercase();
-    is_sha256_hex(&token).then_some(token)
+    if let Some(bad) = token.chars().find(|c| !c.is_ascii_hexdigit()) {
+        return Err(SidecarError::NotHex {
+            word: token.chars().take(24).collect(),
+            bad,
+        });
+    }
+    if !is_sha256_hex(&token) {
+        return Err(SidecarError::Length { len: token.len() });
+    }
+    Ok(token)
 }
 
 /// Write `<sha256>  <basename>\n` next to `file`, atomically. The sidecar
@@ -272,6 +316,28 @@ mod tests {
         }
         fs::write(sidecar_path(&file), [0xff, 0xfe, 0x00]).expect("write");
         assert_eq!(read_sidecar(&file), Sidecar::Invalid);
+    }
+
+    #[test]
+    fn check_sidecar_says_what_is_wrong() {
+        assert_eq!(
+            check_sidecar(&format!("{SHA}  x.img\n")),
+            Ok(SHA.to_owned())
+        );
+        assert_eq!(check_sidecar(" \n\t"), Err(SidecarError::Empty));
+        assert_eq!(
+            check_sidecar(&format!("{}  x.img", &SHA[1..])),
+            Err(SidecarError::Length { len: 63 })
+        );
+        assert_eq!(
+            check_sidecar(&format!("sha256:{SHA}")),
+            Err(SidecarError::NotHex {
+                word: format!("sha256:{}", &SHA[..17]),
+                bad: 's'
+            })
+        );
+        let message = check_sidecar("\\\\ab").unwrap_err().to_string();
+        assert!(message.contains(r"'\\' is not a hex digit"), "{message}");
     }
 
     #[test]

@@ -69,11 +69,85 @@ impl Sink {
     }
 }
 
-/// What is stored: catalog.toml's bytes and the image root's listing.
+/// Everything under the state dir (the image root, its sidecars and the
+/// storage marker included, as it lives inside it here), by path relative to
+/// the state dir. Nothing is left out: the daemon's log is written outside
+/// the state dir (see `bty_e2e::Daemon`), the socket is compared as a
+/// socket (no content), and directories only by presence and mode, since
+/// their mtime moves whenever a temp file comes and goes, which a refused
+/// upload legitimately does. Files are compared by kind, mode, size, mtime
+/// and sha256, so a rewrite with the same bytes still shows.
 #[derive(Debug, PartialEq, Eq)]
-struct Stored {
-    catalog: Vec<u8>,
-    listing: Vec<(String, u64, std::time::SystemTime)>,
+struct Stored(std::collections::BTreeMap<String, Entry>);
+
+/// One path of the state dir as the comparison sees it.
+#[derive(Debug, PartialEq, Eq)]
+enum Entry {
+    Dir {
+        mode: u32,
+    },
+    File {
+        mode: u32,
+        size: u64,
+        mtime: std::time::SystemTime,
+        sha256: String,
+    },
+    /// Not followed: the planted link to /etc/shadow stays a link.
+    Symlink {
+        target: PathBuf,
+    },
+    /// The gRPC socket, and anything else that is neither.
+    Other {
+        mode: u32,
+    },
+}
+
+impl Stored {
+    fn read(root: &Path) -> Self {
+        let mut entries = std::collections::BTreeMap::new();
+        walk(root, root, &mut entries);
+        Self(entries)
+    }
+}
+
+fn walk(root: &Path, dir: &Path, into: &mut std::collections::BTreeMap<String, Entry>) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(listing) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for item in listing.filter_map(Result::ok) {
+        let path = item.path();
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            // Gone between the listing and the stat: a temp file.
+            continue;
+        };
+        let name = path
+            .strip_prefix(root)
+            .unwrap_or(&path)
+            .to_string_lossy()
+            .into_owned();
+        let mode = meta.permissions().mode();
+        let entry = if meta.file_type().is_symlink() {
+            Entry::Symlink {
+                target: std::fs::read_link(&path).unwrap_or_default(),
+            }
+        } else if meta.is_dir() {
+            walk(root, &path, into);
+            Entry::Dir { mode }
+        } else if meta.is_file() {
+            Entry::File {
+                mode,
+                size: meta.len(),
+                mtime: meta.modified().unwrap_or(std::time::UNIX_EPOCH),
+                sha256: std::fs::read(&path)
+                    .map(|bytes| bty_store::digest::sha256_bytes(&bytes))
+                    .unwrap_or_default(),
+            }
+        } else {
+            Entry::Other { mode }
+        };
+        into.insert(name, entry);
+    }
 }
 
 impl Fixture {
@@ -95,6 +169,23 @@ impl Fixture {
             let sidecar = daemon.image_root.join("seed.img.sha256").exists();
             (hashed && sidecar).then_some(())
         });
+        // The snapshot sees the whole state dir, not an empty listing.
+        let stored = Stored::read(&daemon.state_dir);
+        for path in [
+            "catalog.toml",
+            "web-token",
+            "btyd.sock",
+            "images/.bty-storage.json",
+            "images/seed.img",
+            "images/seed.img.sha256",
+            "images/planted.img",
+        ] {
+            assert!(
+                stored.0.contains_key(path),
+                "the state snapshot misses {path}: {:?}",
+                stored.0.keys()
+            );
+        }
         let scratch = tempfile::tempdir().expect("scratch dir");
         let payload = scratch.path().join("payload.img");
         std::fs::write(&payload, noise(4096, 5)).expect("write payload");
@@ -109,21 +200,7 @@ impl Fixture {
     }
 
     fn stored(&self) -> Stored {
-        let catalog = std::fs::read(self.daemon.state_dir.join("catalog.toml")).unwrap_or_default();
-        let mut listing: Vec<_> = std::fs::read_dir(&self.daemon.image_root)
-            .map(|entries| {
-                entries
-                    .filter_map(Result::ok)
-                    .filter_map(|e| {
-                        let meta = e.metadata().ok()?;
-                        let name = e.file_name().to_string_lossy().into_owned();
-                        Some((name, meta.len(), meta.modified().ok()?))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        listing.sort();
-        Stored { catalog, listing }
+        Stored::read(&self.daemon.state_dir)
     }
 
     /// Run `case` on one daemon surface; `Ok` when refused as expected and
@@ -144,7 +221,7 @@ impl Fixture {
         if after != before {
             return Err(format!(
                 "stored state changed ({}); {}",
-                describe_change(&before, &after),
+                describe_change(&self.daemon.state_dir, &before, &after),
                 match &result {
                     Ok(()) => "the case itself passed".to_owned(),
                     Err(e) => e.clone(),
@@ -181,18 +258,30 @@ impl Fixture {
         case.check_message(&stderr)
     }
 
+    /// One raw request. A case either expects an answer (`status`, and
+    /// `expect` in what it says) or, with `expect_close`, the connection
+    /// closed without one. No answer in time is always a failure: a server
+    /// that hangs on a hostile request is a bug, not a refusal.
     fn http(&self, case: &Case) -> Result<(), String> {
         let request = self.request_bytes(case);
         let response = send_raw(self.daemon.web, &request)?;
-        if !case.status.is_empty() && !case.status.contains(&response.status) {
-            return Err(format!(
-                "HTTP status {}, want one of {:?}: {}",
-                response.status,
+        match (response.status, case.expect_close) {
+            (None, true) => Ok(()),
+            (Some(status), true) => Err(format!(
+                "HTTP status {status}, want the connection closed without an answer: {}",
+                clip(&response.message)
+            )),
+            (None, false) => Err(format!(
+                "the connection closed without an answer, want one of {:?}",
+                case.status
+            )),
+            (Some(status), false) if !case.status.contains(&status) => Err(format!(
+                "HTTP status {status}, want one of {:?}: {}",
                 case.status,
-                clip(&response.text)
-            ));
+                clip(&response.message)
+            )),
+            (Some(_), false) => case.check_message(&response.message),
         }
-        case.check_message(&response.text)
     }
 
     /// The raw request: `raw`/`raw_hex` verbatim, else built from method,
@@ -263,68 +352,121 @@ fn path_str(path: &Path) -> Result<&str, String> {
         .ok_or_else(|| format!("{} is not UTF-8", path.display()))
 }
 
-fn describe_change(before: &Stored, after: &Stored) -> String {
+/// The paths that appeared, went or changed, with catalog.toml's new text
+/// when it is one of them.
+fn describe_change(state_dir: &Path, before: &Stored, after: &Stored) -> String {
     let mut what = Vec::new();
-    if before.catalog != after.catalog {
+    for (path, entry) in &after.0 {
+        match before.0.get(path) {
+            None => what.push(format!("{path} appeared")),
+            Some(old) if old != entry => what.push(format!("{path} changed: {old:?} -> {entry:?}")),
+            Some(_) => {}
+        }
+    }
+    for path in before.0.keys().filter(|p| !after.0.contains_key(*p)) {
+        what.push(format!("{path} went"));
+    }
+    if before.0.get("catalog.toml") != after.0.get("catalog.toml") {
+        let text = std::fs::read(state_dir.join("catalog.toml")).unwrap_or_default();
         what.push(format!(
             "catalog.toml now: {}",
-            clip(&String::from_utf8_lossy(&after.catalog))
-        ));
-    }
-    if before.listing != after.listing {
-        let names = |s: &Stored| {
-            s.listing
-                .iter()
-                .map(|(n, ..)| n.clone())
-                .collect::<Vec<_>>()
-        };
-        what.push(format!(
-            "image root {:?} -> {:?}",
-            names(before),
-            names(after)
+            clip(&String::from_utf8_lossy(&text))
         ));
     }
     what.join("; ")
 }
 
-/// What came back: status 0 when the server closed without an answer.
+/// How long a case waits for the answer: past the web listener's 30 s
+/// body idle timeout, so a request whose body never completes is seen
+/// answered (408). Reaching it fails the case.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(45);
+
+/// What came back before the server closed the connection.
 struct RawResponse {
-    status: u16,
-    /// Body and `Location`, percent-decoded, for message checks.
-    text: String,
+    /// `None`: closed (or reset) without a status line.
+    status: Option<u16>,
+    /// What the server said, for message checks: the body, `Location` and
+    /// `Content-Disposition` (percent-decoded); when all are empty (hyper's
+    /// own refusals of unparsable requests have no body), the status line.
+    message: String,
 }
 
 /// Send bytes as they are (hostile requests are not valid HTTP) and read
-/// whatever comes back until the server closes or 5 s pass.
+/// until the server closes. Every request asks for `Connection: close`, so
+/// a server still silent after [`ANSWER_TIMEOUT`] has hung: an error.
 fn send_raw(addr: std::net::SocketAddr, request: &[u8]) -> Result<RawResponse, String> {
     let mut stream = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok();
-    // The server may answer and close before reading a huge request; a
-    // failed write is then expected, the answer is what counts. No
-    // half-close: hyper takes a read EOF for a client that went away.
-    let _ = stream.write_all(request);
+    stream.set_read_timeout(Some(ANSWER_TIMEOUT)).ok();
+    stream.set_write_timeout(Some(ANSWER_TIMEOUT)).ok();
+    // Written from another thread while this one reads: the server may
+    // answer and close before reading a huge request, and that answer must
+    // be read, not lost behind a blocked write. A failed write is then
+    // expected. No half-close: hyper takes a read EOF for a client that
+    // went away.
+    let mut writer = stream
+        .try_clone()
+        .map_err(|e| format!("clone the stream: {e}"))?;
+    let request = request.to_vec();
+    let writing = std::thread::spawn(move || {
+        let _ = writer.write_all(&request);
+    });
     let mut raw = Vec::new();
-    let _ = stream.read_to_end(&mut raw);
+    let mut buf = vec![0u8; 64 << 10];
+    let ended = loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break Ok(()),
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            // A close with unread request bytes reaches us as a reset.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break Ok(()),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                break Err(format!(
+                    "no answer within {} s: the server hangs on this request{}",
+                    ANSWER_TIMEOUT.as_secs(),
+                    if raw.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (after {:?})", clip(&String::from_utf8_lossy(&raw)))
+                    }
+                ));
+            }
+            Err(e) => break Err(format!("reading the answer: {e}")),
+        }
+    };
+    // Unblocks the writer if the server stopped reading without closing.
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+    let _ = writing.join();
+    ended?;
     let text = String::from_utf8_lossy(&raw).into_owned();
-    let status = text
-        .lines()
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let location = text
-        .lines()
-        .find_map(|l| {
-            l.split_once(':')
-                .filter(|(k, _)| k.eq_ignore_ascii_case("location"))
-        })
-        .map(|(_, v)| percent_decode(v.trim()))
-        .unwrap_or_default();
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    Ok(RawResponse {
-        status,
-        text: format!("{body}\n{location}"),
-    })
+    let status_line = text.lines().next().unwrap_or_default().trim().to_owned();
+    let status = status_line
+        .strip_prefix("HTTP/1.")
+        .and_then(|rest| rest.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok());
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let header = |name: &str| {
+        head.lines()
+            .find_map(|l| {
+                l.split_once(':')
+                    .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            })
+            .map(|(_, v)| percent_decode(v.trim()))
+            .unwrap_or_default()
+    };
+    // A redirect says where in Location, a download what in its file name.
+    let location = header("location");
+    let disposition = header("content-disposition");
+    let message = if body.trim().is_empty() && location.is_empty() && disposition.is_empty() {
+        status_line
+    } else {
+        format!("{body}\n{location}\n{disposition}")
+    };
+    Ok(RawResponse { status, message })
 }
 
 fn percent_decode(s: &str) -> String {

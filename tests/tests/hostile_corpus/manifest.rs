@@ -66,13 +66,17 @@ pub(crate) struct Case {
     pub(crate) raw_hex: Option<String>,
     #[serde(default)]
     pub(crate) status: Vec<u16>,
+    /// http cases: the right answer is closing the connection without a
+    /// response (instead of a `status`).
+    #[serde(default)]
+    pub(crate) expect_close: bool,
     /// http cases: the credential sent (`session`, the default: cookie and
     /// CSRF header of a logged-in browser; `bearer`; `none`).
     pub(crate) auth: Option<String>,
 }
 
 /// Read and check the manifest: ids unique, exactly one input per case
-/// that needs one.
+/// that needs one, and every refusal pinned (see [`Case::unpinned`]).
 pub(crate) fn load() -> Vec<Case> {
     let path = corpus_dir().join("cases.toml");
     let text = std::fs::read_to_string(&path)
@@ -97,10 +101,51 @@ pub(crate) fn load() -> Vec<Case> {
             case.id
         );
     }
+    let unpinned: Vec<String> = manifest
+        .case
+        .iter()
+        .filter_map(|case| case.unpinned().map(|why| format!("{}: {why}", case.id)))
+        .collect();
+    assert!(
+        unpinned.is_empty(),
+        "{} cases do not say exactly how they are refused:\n{}",
+        unpinned.len(),
+        unpinned.join("\n")
+    );
     manifest.case
 }
 
 impl Case {
+    /// What is missing for this case to be a strict check, if anything. A
+    /// refusal must name what was wrong, so every refused case has an
+    /// `expect`. An http case also pins the answer: a `status` list (no 0:
+    /// a timeout is never a refusal) or `expect_close`, which has nothing
+    /// to say and so no `expect`. Accepted (`ok`) cases are pinned by
+    /// `canonical` or by being accepted at all.
+    fn unpinned(&self) -> Option<String> {
+        if self.ok {
+            return None;
+        }
+        if self.kind != Kind::Http {
+            return self
+                .expect
+                .is_none()
+                .then(|| "no `expect`: the error must name what was wrong".to_owned());
+        }
+        if self.status.contains(&0) {
+            return Some(
+                "status 0 is not an answer: list the statuses, or set expect_close".to_owned(),
+            );
+        }
+        match (self.expect_close, self.status.is_empty(), &self.expect) {
+            (true, true, None) => None,
+            (true, _, _) => Some("expect_close takes no `status` and no `expect`".to_owned()),
+            (false, true, _) => Some("no `status` (or expect_close)".to_owned()),
+            (false, false, None) => Some("no `expect`: what the answer must say".to_owned()),
+            (false, false, Some(_)) => None,
+        }
+    }
+
     /// The surfaces this case runs on, before NUL filtering.
     pub(crate) fn surfaces(&self) -> Vec<String> {
         if let Some(list) = &self.surfaces {

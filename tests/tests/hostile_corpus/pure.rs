@@ -5,7 +5,7 @@ use bty_store::catalog_file::CatalogFile;
 use bty_store::format::detect;
 use bty_store::names::validate_image_file_name;
 use bty_store::oras_ref::OrasRef;
-use bty_store::sidecar::parse_sidecar;
+use bty_store::sidecar::check_sidecar;
 
 use super::manifest::{Case, clip};
 
@@ -28,15 +28,9 @@ pub(crate) fn run(case: &Case, surface: &str) -> Result<(), String> {
                 .map(|f| f.as_str().to_owned())
                 .map_err(|e| e.to_string())
         }
-        // A sidecar without a sha256 is judged Invalid; there is no message
-        // to check, only that nothing was taken for a hash.
-        "sidecar" => {
-            return match parse_sidecar(&case.text()) {
-                None if !case.ok => Ok(()),
-                Some(_) if case.ok => Ok(()),
-                other => Err(format!("parse_sidecar gave {other:?}")),
-            };
-        }
+        // A sidecar without a sha256 is judged Invalid (and hashed again);
+        // the error says why, as the daemon's log does.
+        "sidecar" => check_sidecar(&case.text()).map_err(|e| e.to_string()),
         other => return Err(format!("unknown pure surface {other:?}")),
     };
     judge(case, outcome)

@@ -113,7 +113,8 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-fn refuse(path: &str, error: WebError) -> Response {
+/// An error as a page under `/ui`, as JSON elsewhere.
+pub(crate) fn refuse(path: &str, error: WebError) -> Response {
     if is_page(path) {
         PageError(error).into_response()
     } else {
