@@ -231,14 +231,16 @@ async fn client_loop(target: Target, stop: Arc<AtomicBool>) -> ClientResult {
     while !stop.load(Ordering::Relaxed) {
         let started = Instant::now();
         let call = count_rows(&mut client);
-        match tokio::time::timeout(CALL_TIMEOUT, call).await {
-            Ok(Ok(rows)) => {
-                let us = started.elapsed().as_micros();
-                result
-                    .latencies_us
-                    .push(u32::try_from(us).unwrap_or(u32::MAX));
-                result.rows = rows;
-            }
+        let outcome = tokio::time::timeout(CALL_TIMEOUT, call).await;
+        // Every call counts in the percentiles, failed and timed-out ones
+        // too (a timeout at its full wait): leaving them out would report
+        // the calls that went well as the service's latency.
+        let us = started.elapsed().as_micros();
+        result
+            .latencies_us
+            .push(u32::try_from(us).unwrap_or(u32::MAX));
+        match outcome {
+            Ok(Ok(rows)) => result.rows = rows,
             Ok(Err(status)) => {
                 result.errors += 1;
                 result.first_error.get_or_insert_with(|| status.to_string());
