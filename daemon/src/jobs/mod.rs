@@ -213,22 +213,6 @@ pub fn newest_first(jobs: &mut [JobSnapshot]) {
     jobs.sort_by(|a, b| b.created_at_ms.cmp(&a.created_at_ms).then(b.id.cmp(&a.id)));
 }
 
-/// Ids of the oldest finished jobs beyond the `keep` most recent ones: what
-/// a worker drops from its history.
-pub fn expired<'a>(jobs: impl Iterator<Item = &'a JobSnapshot>, keep: usize) -> Vec<String> {
-    let mut finished: Vec<(i64, &str)> = jobs
-        .filter(|j| !j.state.is_active())
-        .map(|j| (j.created_at_ms, j.id.as_str()))
-        .collect();
-    let excess = finished.len().saturating_sub(keep);
-    finished.sort_unstable();
-    finished
-        .into_iter()
-        .take(excess)
-        .map(|(_, id)| id.to_owned())
-        .collect()
-}
-
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -304,22 +288,17 @@ mod tests {
     }
 
     #[test]
-    fn history_keeps_the_newest_finished_jobs() {
+    fn listings_are_newest_first() {
         let mut jobs: Vec<JobSnapshot> = (0..5)
             .map(|i| {
                 let mut j = JobSnapshot::queued(JobKind::Hash, "x", None);
                 j.created_at_ms = i;
-                if i != 0 {
-                    j.finish(JobState::Completed, None);
-                }
                 j
             })
             .collect();
-        let gone = expired(jobs.iter(), 2);
-        // The active job (created first) is never dropped.
-        assert_eq!(gone, vec![jobs[1].id.clone(), jobs[2].id.clone()]);
         newest_first(&mut jobs);
-        assert_eq!(jobs[0].created_at_ms, 4);
+        let order: Vec<i64> = jobs.iter().map(|j| j.created_at_ms).collect();
+        assert_eq!(order, [4, 3, 2, 1, 0]);
     }
 
     #[test]

@@ -1,8 +1,8 @@
-//! The job machinery every queue-running actor shares (downloader, hasher):
-//! jobs by id, a FIFO queue, a cap on how many run at once, a cancellation
-//! token and a rate meter per job, the finished history, and the one
-//! cancel rule. The actor keeps its own work payload `W` beside each job
-//! and decides what a job does; the table decides when it may run.
+//! The job machinery every job-running actor shares (downloader, hasher,
+//! flasher): jobs by id, a FIFO queue, a cap on how many run at once, a
+//! cancellation token and a rate meter per job, the finished history, and
+//! the one cancel rule. The actor keeps its own work payload `W` beside
+//! each job and decides what a job does; the table decides when it may run.
 
 use super::{JobPhase, JobSnapshot, JobState, RateMeter, newest_first};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -131,6 +131,39 @@ impl<W> JobTable<W> {
             work,
             meter: RateMeter::new(RATE_WINDOW),
             lane,
+        };
+        self.jobs.insert(id, entry);
+        self.prune();
+        snapshot
+    }
+
+    /// Add a job whose task runs already, or starts now, outside the
+    /// queue: the flasher starts every flash at once (its own rule says
+    /// when a target is busy), and takes in a job started by its earlier
+    /// incarnation with the token that job's task still checks. An active
+    /// job counts as running in the main lane until [`Self::end`] (even
+    /// beyond the cap); an ended one is only kept for listing.
+    pub fn insert_running(
+        &mut self,
+        snapshot: JobSnapshot,
+        work: W,
+        cancel: CancellationToken,
+    ) -> JobSnapshot {
+        let id = snapshot.id.clone();
+        if snapshot.state.is_active() {
+            self.main.running += 1;
+            self.active_subjects
+                .entry(snapshot.subject.clone())
+                .or_insert_with(|| id.clone());
+        } else {
+            self.ended.push_back(id.clone());
+        }
+        let entry = TableEntry {
+            snapshot: snapshot.clone(),
+            cancel,
+            work,
+            meter: RateMeter::new(RATE_WINDOW),
+            lane: Lane::Main,
         };
         self.jobs.insert(id, entry);
         self.prune();
@@ -458,6 +491,39 @@ mod tests {
         // A new job of the subject is found again.
         let again = table.insert(queued("f0"), ()).id;
         assert_eq!(table.find_active_subject("f0").unwrap().snapshot.id, again);
+    }
+
+    #[test]
+    fn a_job_inserted_running_skips_the_queue_and_keeps_its_token() {
+        let mut table = JobTable::new(1, 100);
+        let token = CancellationToken::new();
+        let mut started = queued("a");
+        started.start(JobPhase::Writing);
+        let a = table.insert_running(started.clone(), (), token.clone()).id;
+        let mut again = queued("b");
+        again.start(JobPhase::Writing);
+        let b = table.insert_running(again, (), CancellationToken::new()).id;
+        assert_eq!(table.running(), 2, "beyond the cap: both run");
+        assert_eq!(table.find_active_subject("a").unwrap().snapshot.id, a);
+        // Queued jobs wait for the main lane those jobs hold.
+        table.insert(queued("c"), ());
+        assert!(table.start_next(|_| JobPhase::Hashing).is_none());
+        assert_eq!(table.cancel(&a).unwrap().0, CancelOutcome::Signalled);
+        assert!(token.is_cancelled(), "the caller's token is the job's");
+        for id in [&a, &b] {
+            table
+                .end(id)
+                .unwrap()
+                .snapshot
+                .finish(JobState::Completed, None);
+        }
+        assert!(table.start_next(|_| JobPhase::Hashing).is_some());
+        // An ended one is history only: it holds no slot.
+        let mut over = queued("d");
+        over.finish(JobState::Failed, None);
+        table.insert_running(over, (), CancellationToken::new());
+        assert_eq!(table.running(), 1);
+        assert!(table.find_active_subject("d").is_none());
     }
 
     #[test]

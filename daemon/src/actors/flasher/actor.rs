@@ -2,25 +2,22 @@
 //! in a [`super::task::FlashTask`] on the blocking pool.
 
 use super::error::{FlasherError, Refused};
+use super::flag::CancelFlag;
 use super::handle::FlasherHandle;
+use super::jobs::FlashJobs;
 use super::messages::{FlashJobRequest, FlashOrder, FlasherMessage, ImageInput};
 use super::resolve::resolve;
-use super::running::{Claim, Running, RunningFlashes};
+use super::running::{Claim, RunningFlashes};
 use super::safety::{TargetRules, check_confirmed};
 use super::task::{Checked, FlashTask, container_by, inspect, target_snapshot};
 use crate::actors::catalog::CatalogHandle;
 use crate::actors::downloader::{DownloaderHandle, RemoteStream};
-use crate::actors::job_query::JobBook;
-use crate::events::{CatalogEvent, CatalogEventKind, EventBus};
-use crate::jobs::{JobKind, JobSnapshot, expired, newest_first};
+use crate::events::EventBus;
+use crate::jobs::{JobKind, JobSnapshot};
 use bty_store::format::Container;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-
-/// Finished jobs kept for listing.
-const HISTORY: usize = 100;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// What the supervisor gives the flasher at each (re)start.
 #[derive(Debug, Clone)]
@@ -44,19 +41,13 @@ pub struct FlasherArgs {
 #[derive(Debug, Default)]
 pub struct FlasherActor;
 
-#[derive(Debug)]
-struct FlashJob {
-    snapshot: JobSnapshot,
-    cancel: Arc<AtomicBool>,
-}
-
 /// The flasher's state.
 #[derive(Debug)]
 pub struct FlasherState {
     args: FlasherArgs,
-    jobs: BTreeMap<String, FlashJob>,
+    jobs: FlashJobs,
     /// Flash tasks still running on the blocking pool.
-    running: Arc<std::sync::atomic::AtomicUsize>,
+    running: Arc<AtomicUsize>,
 }
 
 impl Actor for FlasherActor {
@@ -70,8 +61,8 @@ impl Actor for FlasherActor {
         args: FlasherArgs,
     ) -> Result<FlasherState, ActorProcessingErr> {
         Ok(FlasherState {
+            jobs: FlashJobs::new(args.running.clone(), args.events.clone()),
             args,
-            jobs: BTreeMap::new(),
             running: Arc::default(),
         })
     }
@@ -81,22 +72,7 @@ impl Actor for FlasherActor {
         _myself: ActorRef<Self::Msg>,
         state: &mut FlasherState,
     ) -> Result<(), ActorProcessingErr> {
-        // A flash is never left writing behind a stopped daemon: cancel it
-        // (the pipeline stops within a second and never writes the first
-        // MiB, so the target does not look bootable) and say so.
-        for job in state.jobs.values().filter(|j| j.snapshot.state.is_active()) {
-            job.cancel.store(true, Ordering::Relaxed);
-            tracing::warn!(
-                job = job.snapshot.id,
-                subject = job.snapshot.subject,
-                "flash interrupted by shutdown: targets are partially written and not bootable"
-            );
-            state.args.events.catalog(CatalogEvent::new(
-                CatalogEventKind::FlashInterrupted,
-                &job.snapshot.subject,
-                "flash interrupted by shutdown: partially written",
-            ));
-        }
+        state.jobs.interrupt();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
         while state.running.load(Ordering::Relaxed) > 0 && std::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -149,8 +125,9 @@ impl Actor for FlasherActor {
             } => {
                 let _ = reply.send(prepared.and_then(|p| state.start(request, p)));
             }
-            FlasherMessage::Update { id, job } => state.update(&id, job),
-            FlasherMessage::Jobs(query) => query.answer(state),
+            FlasherMessage::Progress { job } => state.jobs.progress(job),
+            FlasherMessage::Finished { job } => state.jobs.finished(job),
+            FlasherMessage::Jobs(query) => query.answer(&mut state.jobs),
             #[cfg(feature = "fault-injection")]
             FlasherMessage::InjectPanic => panic!("injected flasher fault"),
         }
@@ -301,15 +278,7 @@ impl FlasherState {
         );
         let mut snapshot = JobSnapshot::queued(JobKind::Flash, subject, image_size);
         snapshot.targets = checked.iter().map(|(t, r)| target_snapshot(t, r)).collect();
-        self.args.events.job(&snapshot);
-        let cancel = Arc::new(AtomicBool::new(false));
-        self.args.running.insert(
-            &snapshot.id,
-            Running {
-                cancel: cancel.clone(),
-                claims,
-            },
-        );
+        let (snapshot, cancel) = self.jobs.open(snapshot, claims);
         let task = FlashTask {
             job: snapshot.clone(),
             image: Some(request.image),
@@ -319,20 +288,12 @@ impl FlasherState {
             checked,
             image_size,
             rules: self.args.rules.clone(),
-            cancel: cancel.clone(),
+            cancel: CancelFlag::follow(&cancel),
             me: self.args.me.clone(),
             catalog: self.args.catalog.clone(),
             downloader: self.args.downloader.clone(),
             events: self.args.events.clone(),
         };
-        self.jobs.insert(
-            snapshot.id.clone(),
-            FlashJob {
-                snapshot: snapshot.clone(),
-                cancel,
-            },
-        );
-        self.prune();
         let running = self.running.clone();
         running.fetch_add(1, Ordering::Relaxed);
         tokio::task::spawn_blocking(move || {
@@ -340,65 +301,5 @@ impl FlasherState {
             running.fetch_sub(1, Ordering::Relaxed);
         });
         Ok(snapshot)
-    }
-
-    fn update(&mut self, id: &str, job: JobSnapshot) {
-        let finished = !job.state.is_active();
-        match self.jobs.get_mut(id) {
-            Some(entry) => {
-                // A finished job stays finished (late progress is ignored).
-                if !entry.snapshot.state.is_active() {
-                    return;
-                }
-                entry.snapshot = job;
-                self.args.events.job(&entry.snapshot);
-            }
-            None => {
-                // A task started by an earlier incarnation (before a crash):
-                // adopt it so it is listed, cancellable and ends visibly.
-                tracing::info!(id, "adopting a flash job that survived a flasher restart");
-                let cancel = self.args.running.cancel_flag(id);
-                self.args.events.job(&job);
-                self.jobs.insert(
-                    id.to_owned(),
-                    FlashJob {
-                        snapshot: job,
-                        cancel,
-                    },
-                );
-            }
-        }
-        if finished {
-            self.args.running.remove(id);
-        }
-    }
-
-    fn prune(&mut self) {
-        for id in expired(self.jobs.values().map(|j| &j.snapshot), HISTORY) {
-            self.jobs.remove(&id);
-        }
-    }
-}
-
-impl JobBook<FlasherError> for FlasherState {
-    fn list(&self) -> Vec<JobSnapshot> {
-        let mut jobs: Vec<JobSnapshot> = self.jobs.values().map(|j| j.snapshot.clone()).collect();
-        newest_first(&mut jobs);
-        jobs
-    }
-
-    fn get(&self, id: &str) -> Option<JobSnapshot> {
-        self.jobs.get(id).map(|j| j.snapshot.clone())
-    }
-
-    fn cancel(&mut self, id: &str) -> Result<JobSnapshot, FlasherError> {
-        let job = self
-            .jobs
-            .get_mut(id)
-            .ok_or_else(|| FlasherError::NoSuchJob { id: id.to_owned() })?;
-        if job.snapshot.state.is_active() {
-            job.cancel.store(true, Ordering::Relaxed);
-        }
-        Ok(job.snapshot.clone())
     }
 }

@@ -57,13 +57,21 @@ impl FlasherHandle {
         }
     }
 
-    /// Task report.
-    pub(crate) fn update(&self, job: JobSnapshot) {
+    /// Task report: the job progressed.
+    pub(crate) fn progress(&self, job: JobSnapshot) {
+        self.report(FlasherMessage::Progress { job });
+    }
+
+    /// Task report: the job ended.
+    pub(crate) fn finished(&self, job: JobSnapshot) {
+        self.report(FlasherMessage::Finished { job });
+    }
+
+    /// A report nobody hears (the flasher is restarting) is not lost for
+    /// good: the next incarnation adopts the job at its next report.
+    fn report(&self, message: FlasherMessage) {
         if let Ok(actor) = self.actor() {
-            let _ = actor.cast(FlasherMessage::Update {
-                id: job.id.clone(),
-                job,
-            });
+            let _ = actor.cast(message);
         }
     }
 

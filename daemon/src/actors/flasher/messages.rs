@@ -89,11 +89,14 @@ pub enum FlasherMessage {
         /// The job, or why nothing was started.
         reply: RpcReplyPort<Result<JobSnapshot, FlasherError>>,
     },
-    /// A task progressed (or finished: `finished` set).
-    Update {
-        /// Job id.
-        id: String,
-        /// The task's view of the job.
+    /// A task's view of its running job.
+    Progress {
+        /// The job as the task sees it.
+        job: JobSnapshot,
+    },
+    /// A task ended.
+    Finished {
+        /// The job as it ended.
         job: JobSnapshot,
     },
     /// Cancel, list or look at jobs.

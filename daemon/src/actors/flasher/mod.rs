@@ -6,7 +6,9 @@
 
 mod actor;
 mod error;
+mod flag;
 mod handle;
+mod jobs;
 mod messages;
 mod mode;
 mod pending;

@@ -1,13 +1,13 @@
 //! The flashes in flight, shared by every incarnation of the flasher: a
 //! flash task outlives a crashed flasher, and the new one adopts it. Each
-//! entry holds the job's cancel flag and the devices (or files) it writes,
+//! entry holds the job's cancellation token and the devices (or files) it writes,
 //! so "is this target busy?" is decided by device number, whatever path
 //! names it.
 
 use bty_disks::TargetIdentity;
 use std::collections::BTreeMap;
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard};
+use tokio_util::sync::CancellationToken;
 
 /// What a running flash writes: a device by number, a file by device and
 /// inode. Two paths to the same disk (`/dev/sdb`, `/dev/disk/by-id/…`)
@@ -53,8 +53,9 @@ impl Claim {
 /// One flash in flight.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Running {
-    /// Set to stop the flash.
-    pub(crate) cancel: Arc<AtomicBool>,
+    /// Cancelled to stop the flash (the job's token in the flasher's
+    /// table, kept here for the incarnation that adopts it).
+    pub(crate) cancel: CancellationToken,
     /// What it writes.
     pub(crate) claims: Vec<Claim>,
 }
@@ -75,8 +76,8 @@ impl RunningFlashes {
         self.lock().insert(id.to_owned(), running);
     }
 
-    /// The cancel flag of a running flash (a fresh one if unknown).
-    pub(crate) fn cancel_flag(&self, id: &str) -> Arc<AtomicBool> {
+    /// The cancellation token of a running flash (a fresh one if unknown).
+    pub(crate) fn cancel_token(&self, id: &str) -> CancellationToken {
         self.lock()
             .get(id)
             .map(|r| r.cancel.clone())

@@ -3,6 +3,7 @@
 //! and report into job snapshots for the flasher.
 
 use super::error::{ImageError, Refused, StartError};
+use super::flag::CancelFlag;
 use super::handle::FlasherHandle;
 use super::messages::{ConfirmedTarget, ImageInput};
 use super::pending::{Peers, PendingDownload, Waited};
@@ -19,8 +20,6 @@ use bty_flash::{
 use bty_store::format::{Container, ImageFormat, detect, read_header_of, sniff};
 use bty_store::identity::VerifiedImage;
 use std::io::{BufRead, BufReader};
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 /// A target that passed the request-time check, or why it did not.
 pub(crate) type Checked = (ConfirmedTarget, Result<Target, Refused>);
@@ -37,7 +36,8 @@ pub(crate) struct FlashTask {
     pub(crate) checked: Vec<Checked>,
     pub(crate) image_size: Option<u64>,
     pub(crate) rules: TargetRules,
-    pub(crate) cancel: Arc<AtomicBool>,
+    /// Set when the job's token is cancelled.
+    pub(crate) cancel: CancelFlag,
     pub(crate) me: FlasherHandle,
     /// Resolves a downloaded image once it landed.
     pub(crate) catalog: CatalogHandle,
@@ -67,10 +67,9 @@ fn job_phase(phase: Phase) -> JobPhase {
 }
 
 impl FlashTask {
-    /// Run to the end, reporting every step to the flasher.
+    /// Run to the end (the job comes started, checking), reporting every
+    /// step to the flasher.
     pub(crate) fn run(mut self) {
-        self.job.start(JobPhase::Checking);
-        self.me.update(self.job.clone());
         if let Some(ImageInput::Download(pending)) =
             self.image.take_if(|i| matches!(i, ImageInput::Download(_)))
         {
@@ -138,7 +137,7 @@ impl FlashTask {
         };
         let waited = pending.wait(&peers, &self.cancel, &mut |download| {
             job.source_bytes = download.bytes_done;
-            me.update(job.clone());
+            me.progress(job.clone());
         })?;
         let Waited::Landed(local) = waited else {
             return Ok(false);
@@ -205,7 +204,7 @@ impl FlashTask {
                     target_state(t.phase)
                 };
             }
-            self.me.update(job.clone());
+            self.me.progress(job.clone());
         };
         let report = match image {
             ImageInput::File(image) if container == Container::Qcow2 => {
@@ -316,7 +315,7 @@ impl FlashTask {
                 )),
             );
         }
-        self.me.update(self.job.clone());
+        self.me.finished(self.job.clone());
     }
 }
 
