@@ -18,10 +18,12 @@ fuzz_target!(|data: &[u8]| {
         !canonical.chars().any(char::is_control),
         "control character in canonical {canonical:?}"
     );
-    // No userinfo: the authority (scheme to the first '/', '?' or '#')
-    // holds no '@' — for oras:// the '@' of a digest comes after the
-    // repository's '/'.
-    if let Some((_, body)) = canonical.split_once("://") {
+    // No userinfo: the authority of a network src (scheme to the first
+    // '/', '?' or '#') holds no '@' — for oras:// the '@' of a digest comes
+    // after the repository's '/'. (file:// srcs are paths: no authority.)
+    if let Some((scheme, body)) = canonical.split_once("://")
+        && matches!(scheme, "http" | "https" | "oras")
+    {
         let authority = body.split(['/', '?', '#', '\\']).next().unwrap_or(body);
         assert!(
             !authority.contains('@'),
