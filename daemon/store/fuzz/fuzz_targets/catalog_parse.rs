@@ -1,4 +1,6 @@
-//! `CatalogFile::parse` on arbitrary bytes: never panics, and what it accepts
+//! `CatalogFile::parse` on arbitrary bytes: never panics; what it accepts
+//! holds exactly the `[[images]]` tables a plain TOML reading finds, in
+//! order, with their names, srcs and descriptions as written; and it
 //! serializes to a catalog that parses again to the same text (the daemon
 //! rewrites catalog.toml from parsed data, so a non-fixpoint would corrupt
 //! an operator's file on the next rewrite).
@@ -11,6 +13,23 @@ fuzz_target!(|data: &[u8]| {
     let Ok(parsed) = CatalogFile::parse(data, "fuzz") else {
         return;
     };
+    // The same bytes read as plain TOML: every entry bty kept is the table
+    // the file holds at its place, nothing dropped, added or reordered.
+    let raw: toml::Table = std::str::from_utf8(data)
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .expect("an accepted catalog is valid UTF-8 TOML");
+    let tables: Vec<&toml::Table> = match raw.get("images") {
+        Some(toml::Value::Array(items)) => items.iter().filter_map(|v| v.as_table()).collect(),
+        _ => Vec::new(),
+    };
+    assert_eq!(tables.len(), parsed.entries.len(), "entries dropped or added");
+    for (entry, table) in parsed.entries.iter().zip(&tables) {
+        let field = |key: &str| table.get(key).and_then(|v| v.as_str());
+        assert_eq!(field("name"), Some(entry.name.as_str()), "name changed");
+        assert_eq!(field("src"), Some(entry.src.as_str()), "src changed");
+        assert_eq!(field("description"), entry.description.as_deref());
+    }
     let text = parsed.to_toml_string();
     let reparsed = match CatalogFile::parse(text.as_bytes(), "fuzz-rewrite") {
         Ok(reparsed) => reparsed,
