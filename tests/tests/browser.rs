@@ -432,3 +432,67 @@ fn the_start_up_url_logs_in_and_the_pages_work_under_the_csp() {
         browser.url()
     );
 }
+
+/// A row shows its file being hashed live: a hash started while the page
+/// is open shows under the row's sha with its progress, without a reload,
+/// and goes when the job ends.
+#[test]
+fn a_row_shows_its_hash_running_without_a_reload() {
+    if !browser_available() {
+        return;
+    }
+    let daemon = Daemon::start_with(|_, root| {
+        // Sparse: hashing 4 GiB of holes takes seconds, long enough to see.
+        let big = std::fs::File::create(root.join("big.img")).unwrap();
+        big.set_len(4 << 30).unwrap();
+    });
+    let hashed = || {
+        daemon
+            .images()
+            .iter()
+            .any(|r| r["names"][0] == "big.img" && r["sha256"].is_string())
+    };
+    wait_for(
+        Duration::from_secs(180),
+        "the first hash of big.img",
+        || hashed().then_some(()),
+    );
+    let browser = Browser::start();
+    log_in(&browser, &daemon);
+    browser.find("tr[data-row-name='big.img'] .bty-sha-copy");
+    browser.wait_js(
+        LIVE,
+        "the live indicator",
+        "return window.__btyLive === true",
+    );
+    browser.execute("window.__btyMarker = 7", json!([]));
+    // Hash it again: its sidecar goes, then an operator asks for a hash.
+    std::fs::remove_file(daemon.image_root.join("big.img.sha256")).unwrap();
+    let started = daemon.ctl(&["hash", "big.img"]);
+    assert!(
+        started.status.success(),
+        "{}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    browser.wait_js(
+        LIVE,
+        "the row to show the hash running",
+        &row_js(
+            "big.img",
+            "var n = r && r.querySelector('.bty-hash-progress'); return !!(n && /hash/.test(n.textContent));",
+        ),
+    );
+    browser.wait_js(
+        Duration::from_secs(180),
+        "the hash note to go when the job ends",
+        &row_js(
+            "big.img",
+            "return !!(r && r.querySelector('.bty-sha-copy') && !r.querySelector('.bty-hash-progress'));",
+        ),
+    );
+    assert_eq!(
+        browser.execute("return window.__btyMarker", json!([])),
+        json!(7),
+        "the page was reloaded"
+    );
+}

@@ -252,12 +252,29 @@
     });
   }
 
+  // A running hash shows under the row's sha with its progress; the row is
+  // re-rendered when the job ends (below), which removes the note.
+  function showHashing(row, job) {
+    var note = row.querySelector(".bty-hash-progress");
+    if (!note) {
+      note = document.createElement("div");
+      note.className = "bty-muted bty-small bty-hash-progress";
+      row.children[1].appendChild(note);
+    }
+    var pct = job.bytes_total ? " " + Math.floor(job.bytes_done * 100 / job.bytes_total) + "%" : "";
+    note.textContent = (job.state === "queued" ? "hash queued" : "hashing" + pct) + "\u2026";
+  }
+
   function onJobForImages(job) {
     if (!document.querySelector("table.bty-images")) { return; }
     var row = rowForJob(job);
     if (!row) { return; }
     if ((job.kind === "download" || job.kind === "push") && isActive(job)) {
       setBusy(row, job);
+      return;
+    }
+    if (job.kind === "hash" && isActive(job)) {
+      showHashing(row, job);
       return;
     }
     if (!isActive(job)) {
