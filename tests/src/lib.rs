@@ -414,3 +414,16 @@ pub fn partial_bytes(dir: &Path) -> u64 {
         .map(|e| e.metadata().expect("partial's metadata").len())
         .sum()
 }
+
+/// Percent-encode a query value (every byte but RFC 3986's unreserved).
+pub fn percent_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -157,40 +157,18 @@ fn a_daemon_restarted_on_the_largest_catalog_it_accepted_loads_it() {
     let dir = tempfile::tempdir().unwrap();
     // Grow the catalog in imports of 20 until btyd refuses one, then by
     // single entries until it refuses again: the largest it accepts.
-    let mut batch = 0;
-    loop {
-        let out = import(
+    let batch = until_the_limit_refuses(|batch| {
+        import(
             &d,
             dir.path(),
             "batch.toml",
             &catalog_of(20, &format!("b{batch}")),
-        );
-        if !out.status.success() {
-            let err = String::from_utf8_lossy(&out.stderr);
-            assert!(
-                err.contains("max_catalog_bytes"),
-                "refused for another reason: {err}"
-            );
-            break;
-        }
-        batch += 1;
-        assert!(batch < 1000, "the limit never applied");
-    }
-    let mut single = 0;
-    loop {
+        )
+    });
+    let single = until_the_limit_refuses(|single| {
         let url = format!("https://builds.example/single/{single:04}.img.zst");
-        let out = d.ctl(&["entries", "add", &url]);
-        if !out.status.success() {
-            let err = String::from_utf8_lossy(&out.stderr);
-            assert!(
-                err.contains("max_catalog_bytes"),
-                "refused for another reason: {err}"
-            );
-            break;
-        }
-        single += 1;
-        assert!(single < 1000, "the limit never applied");
-    }
+        d.ctl(&["entries", "add", &url])
+    });
     let catalog = d.state_dir.join("catalog.toml");
     let size = std::fs::metadata(&catalog).unwrap().len() as usize;
     assert!(
@@ -215,4 +193,21 @@ fn a_daemon_restarted_on_the_largest_catalog_it_accepted_loads_it() {
         "the restarted daemon could not load its own catalog:\n{}",
         d.log()
     );
+}
+
+/// Run `attempt(0)`, `attempt(1)`, … until one is refused, which must be
+/// for the catalog size limit; how many were accepted.
+fn until_the_limit_refuses(mut attempt: impl FnMut(usize) -> std::process::Output) -> usize {
+    for n in 0..1000 {
+        let out = attempt(n);
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                err.contains("max_catalog_bytes"),
+                "refused for another reason: {err}"
+            );
+            return n;
+        }
+    }
+    panic!("the limit never applied");
 }

@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use bty_e2e::origin::Origin;
-use bty_e2e::{Daemon, bin, free_port, http, noise, sha256sum, wait_for};
+use bty_e2e::{Daemon, bin, free_port, http, noise, percent_encode, sha256sum, wait_for};
 use serde_json::{Value, json};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -240,7 +240,7 @@ fn catalog_entries_lists_remote_entries_in_upstream_shape() {
     let src = rows[0]["src"].as_str().unwrap().to_owned();
     let deleted = daemon.request(
         "DELETE",
-        &format!("/catalog/entries?src={}", encode(&src)),
+        &format!("/catalog/entries?src={}", percent_encode(&src)),
         &[],
         b"",
     );
@@ -248,19 +248,6 @@ fn catalog_entries_lists_remote_entries_in_upstream_shape() {
     let after = list(&daemon);
     assert_eq!(after.len(), 1);
     assert_eq!(after[0]["name"], "second.img.gz");
-}
-
-/// Percent-encode a query value.
-fn encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[test]

@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use bty_e2e::origin::Origin;
-use bty_e2e::{Daemon, drop_file, noise, wait_for};
+use bty_e2e::{Daemon, drop_file, noise, percent_encode, wait_for};
 use bty_store::digest::sha256_bytes;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -69,19 +69,6 @@ fn row_named(rows: &[Value], name: &str) -> Option<Value> {
     rows.iter()
         .find(|r| r["names"].as_array().unwrap().iter().any(|n| n == name))
         .cloned()
-}
-
-/// Percent-encode a query value.
-fn encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[test]
@@ -165,7 +152,7 @@ fn entries_are_added_and_removed_through_the_web() {
     // Delete by src: gone from the list and from the file.
     let deleted = d.request(
         "DELETE",
-        &format!("/catalog/entries?src={}", encode(&plain_src)),
+        &format!("/catalog/entries?src={}", percent_encode(&plain_src)),
         &[],
         b"",
     );
@@ -177,7 +164,7 @@ fn entries_are_added_and_removed_through_the_web() {
     // Again: nothing left to delete.
     let twice = d.request(
         "DELETE",
-        &format!("/catalog/entries?src={}", encode(&plain_src)),
+        &format!("/catalog/entries?src={}", percent_encode(&plain_src)),
         &[],
         b"",
     );

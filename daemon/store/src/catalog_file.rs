@@ -209,6 +209,20 @@ impl CatalogFile {
 }
 
 impl CatalogEntry {
+    /// An entry with only a name and a src; every optional field empty.
+    pub fn new(name: impl Into<String>, src: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            src: src.into(),
+            sha256: None,
+            format: None,
+            size_bytes: None,
+            description: None,
+            record: EntryRecord::default(),
+            extra: toml::Table::new(),
+        }
+    }
+
     /// The entry's ref: sha256 of its canonical src.
     pub fn image_ref(&self) -> Result<String, SrcError> {
         canon::image_ref(&self.src)

@@ -108,14 +108,8 @@ mod tests {
 
     fn entry(name: &str, src: &str) -> CatalogEntry {
         CatalogEntry {
-            name: name.into(),
-            src: src.into(),
-            sha256: None,
             format: Some("img.gz".into()),
-            size_bytes: None,
-            description: None,
-            record: Default::default(),
-            extra: toml::Table::new(),
+            ..CatalogEntry::new(name, src)
         }
     }
 

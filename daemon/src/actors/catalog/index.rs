@@ -175,16 +175,7 @@ mod tests {
     use super::*;
 
     fn entry(name: &str, src: &str) -> CatalogEntry {
-        CatalogEntry {
-            name: name.into(),
-            src: src.into(),
-            sha256: None,
-            format: None,
-            size_bytes: None,
-            description: None,
-            record: Default::default(),
-            extra: toml::Table::new(),
-        }
+        CatalogEntry::new(name, src)
     }
 
     fn catalog(entries: Vec<CatalogEntry>) -> IndexedCatalog {
