@@ -11,7 +11,6 @@
 //! [`virtual_size`] tells the decoded size from an image's own metadata for
 //! the size check before writing.
 
-mod bz2;
 mod decode;
 mod error;
 mod hashing;
