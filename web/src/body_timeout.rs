@@ -44,10 +44,7 @@ pub(crate) async fn limit_body_idle(
     });
     let response = next.run(request).await;
     if timed_out.load(Ordering::Acquire) {
-        return WebError::Timeout(format!(
-            "the request body stopped arriving: nothing came for {idle:?}"
-        ))
-        .into_response();
+        return WebError::Timeout { idle }.into_response();
     }
     response
 }

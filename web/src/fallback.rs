@@ -3,7 +3,7 @@
 //! `/ui` and as JSON `detail` elsewhere, like every other error.
 
 use crate::auth::refuse;
-use crate::error::WebError;
+use crate::error::{NotFound, WebError};
 use axum::http::{Method, Uri};
 use axum::response::Response;
 
@@ -14,10 +14,11 @@ const PATH_SHOWN: usize = 120;
 pub(crate) async fn no_route(method: Method, uri: Uri) -> Response {
     refuse(
         uri.path(),
-        WebError::NotFound(format!(
-            "no such page or route: {method} {}",
-            shown(uri.path())
-        )),
+        NotFound::Route {
+            method,
+            path: shown(uri.path()),
+        }
+        .into(),
     )
 }
 
@@ -25,10 +26,10 @@ pub(crate) async fn no_route(method: Method, uri: Uri) -> Response {
 pub(crate) async fn wrong_method(method: Method, uri: Uri) -> Response {
     refuse(
         uri.path(),
-        WebError::MethodNotAllowed(format!(
-            "{} does not take {method} requests",
-            shown(uri.path())
-        )),
+        WebError::MethodNotAllowed {
+            method,
+            path: shown(uri.path()),
+        },
     )
 }
 

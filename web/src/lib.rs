@@ -34,7 +34,10 @@ use std::net::SocketAddr;
 use tonic::transport::Channel;
 
 pub use auth::{hash_password, is_password_hash, random_token};
-pub use error::{WebError, status_for_code};
+pub use error::{
+    BadRequest, ConfigError, Forbidden, InvalidRequest, NotFound, TooLarge, WebError,
+    status_for_code,
+};
 pub use serve::{TlsError, load_tls, serve};
 
 /// The version `--version` prints: the package version and the git revision
@@ -112,35 +115,23 @@ pub const MIN_TOKEN_LEN: usize = 16;
 /// [`serve`].
 pub fn validate(options: &WebOptions, insecure: bool) -> Result<(), WebError> {
     if options.auth.token.trim().len() < MIN_TOKEN_LEN {
-        return Err(WebError::Config(format!(
-            "the web access token must be at least {MIN_TOKEN_LEN} characters \
-             ([web] token, or leave it unset for a random one)"
-        )));
+        return Err(ConfigError::ShortToken { min: MIN_TOKEN_LEN }.into());
     }
     if let Some(hash) = &options.auth.password_hash
         && !is_password_hash(hash)
     {
-        return Err(WebError::Config(
-            "[web] password_hash must be an argon2id PHC string ($argon2id$v=19$…); \
-             make one with `btyd hash-password`"
-                .to_owned(),
-        ));
+        return Err(ConfigError::PasswordHash.into());
     }
     for host in &options.hosts {
         if !access::is_host_name(host) {
-            return Err(WebError::Config(format!(
-                "[web] hosts: {host:?} is not a host name (letters, digits, '-' and '.', no port)"
-            )));
+            return Err(ConfigError::Host { host: host.clone() }.into());
         }
     }
     if !options.tls && !options.listen.ip().is_loopback() && !insecure {
-        return Err(WebError::Config(format!(
-            "refusing to serve the web UI on {} over plain HTTP: passwords, tokens and \
-             session cookies would cross the network in clear. Set [web] tls_cert and \
-             tls_key (bty-web: --tls-cert/--tls-key), listen on a loopback address, or set \
-             [web] insecure = true (bty-web: --insecure) to accept the risk",
-            options.listen
-        )));
+        return Err(ConfigError::PlainHttp {
+            listen: options.listen,
+        }
+        .into());
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 //! a download file name. `{name}` is decorative except that it names the
 //! downloaded file.
 
-use crate::error::WebError;
+use crate::error::{NotFound, WebError};
 use crate::fmt;
 use crate::state::AppState;
 use axum::body::Body;
@@ -136,7 +136,10 @@ fn file_headers(stat: &ImageStat, name: Option<&str>) -> HeaderMap {
 
 fn not_found(key: &str, status: tonic::Status) -> WebError {
     if status.code() == Code::NotFound {
-        WebError::NotFound(format!("no such image: {key}"))
+        NotFound::Image {
+            key: key.to_owned(),
+        }
+        .into()
     } else {
         WebError::from(status)
     }
@@ -218,7 +221,12 @@ async fn answer(
                 )));
             }
         },
-        None => return Err(WebError::NotFound(format!("no such image: {key}"))),
+        None => {
+            return Err(NotFound::Image {
+                key: key.to_owned(),
+            }
+            .into());
+        }
     }
     let body = stream.filter_map(|chunk| match chunk {
         Ok(chunk) => match chunk.part {

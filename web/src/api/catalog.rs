@@ -3,7 +3,7 @@
 
 use super::{JsonBody, QueryArgs};
 use crate::auth::Viewer;
-use crate::error::WebError;
+use crate::error::{InvalidRequest, WebError};
 use crate::redact::{self, Audience};
 use crate::state::AppState;
 use axum::Json;
@@ -155,7 +155,7 @@ pub(crate) async fn add_entry(
 ) -> Result<(StatusCode, Json<EntryJson>), WebError> {
     let url = body.image_url.trim().to_owned();
     if url.is_empty() {
-        return Err(WebError::InvalidRequest("image_url is required".to_owned()));
+        return Err(InvalidRequest::Missing { field: "image_url" }.into());
     }
     let request = AddEntryRequest {
         url,
@@ -179,7 +179,7 @@ pub(crate) async fn remove_entry(
     QueryArgs(query): QueryArgs<RemoveQuery>,
 ) -> Result<StatusCode, WebError> {
     if query.src.trim().is_empty() {
-        return Err(WebError::InvalidRequest("src is required".to_owned()));
+        return Err(InvalidRequest::Missing { field: "src" }.into());
     }
     let request = RemoveEntryRequest {
         src_or_ref: query.src,
@@ -239,16 +239,16 @@ pub(crate) async fn import(
 ) -> Result<Json<ImportJson>, WebError> {
     let source = query.source.trim().to_owned();
     if source.is_empty() {
-        return Err(WebError::InvalidRequest("source is required".to_owned()));
+        return Err(InvalidRequest::Missing { field: "source" }.into());
     }
     let is_url = ["http://", "https://", "oras://"]
         .iter()
         .any(|p| source.starts_with(p));
     if !is_url {
-        return Err(WebError::InvalidRequest(format!(
-            "source {source:?} is not an http(s):// URL or oras:// reference; the daemon \
-             does not read paths: upload the catalog file instead"
-        )));
+        return Err(InvalidRequest::CatalogSource {
+            given: source.to_owned(),
+        }
+        .into());
     }
     let request = ImportCatalogRequest {
         label: source.clone(),

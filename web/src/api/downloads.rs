@@ -4,7 +4,7 @@
 
 use super::JsonBody;
 use super::jobs::JobJson;
-use crate::error::WebError;
+use crate::error::{InvalidRequest, NotFound, WebError};
 use crate::fmt;
 use crate::state::AppState;
 use axum::Json;
@@ -66,7 +66,7 @@ pub(crate) async fn start(
         .flatten()
         .map(|k| k.trim().to_owned())
         .find(|k| !k.is_empty())
-        .ok_or_else(|| WebError::InvalidRequest("id is required".to_owned()))?;
+        .ok_or(InvalidRequest::Missing { field: "id" })?;
     let request = FetchImageRequest {
         id: key,
         update: body.update,
@@ -91,7 +91,7 @@ pub(crate) async fn cancel(
         .await?
         .into_iter()
         .find(|job| (job.id == key || job.subject == key) && fmt::job_active(job.state))
-        .ok_or_else(|| WebError::NotFound(format!("no active download named {key:?}")))?;
+        .ok_or_else(|| NotFound::ActiveDownload { key: key.clone() })?;
     let job = state
         .jobs()
         .cancel_job(CancelJobRequest { id: job.id })

@@ -2,7 +2,7 @@
 //! JSON, queueing one by file name and cancelling by file name.
 
 use super::{JsonBody, check_bare_name};
-use crate::error::WebError;
+use crate::error::{NotFound, WebError};
 use crate::fmt;
 use crate::state::AppState;
 use axum::Json;
@@ -113,7 +113,7 @@ pub(crate) async fn cancel(
         .await?
         .into_iter()
         .find(|job| job.subject == name && fmt::job_active(job.state))
-        .ok_or_else(|| WebError::NotFound(format!("no active hash named {name:?}")))?;
+        .ok_or_else(|| NotFound::ActiveHash { name: name.clone() })?;
     let job = state
         .jobs()
         .cancel_job(CancelJobRequest { id: job.id })

@@ -11,7 +11,7 @@ mod upload;
 
 pub(crate) use jobs::JobJson;
 
-use crate::error::WebError;
+use crate::error::{InvalidRequest, TooLarge, WebError};
 use crate::state::AppState;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request, State};
@@ -134,15 +134,16 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if let Some(length) = declared.filter(|&n| n > JSON_LIMIT) {
-            return Err(WebError::TooLarge(format!(
-                "the request body declares {length} bytes; a JSON body may have at most {} MiB",
-                JSON_LIMIT >> 20
-            )));
+            return Err(TooLarge::JsonBody {
+                declared: length,
+                limit: JSON_LIMIT,
+            }
+            .into());
         }
         axum::Json::<T>::from_request(req, state)
             .await
             .map(|axum::Json(value)| Self(value))
-            .map_err(|rejection: JsonRejection| WebError::InvalidRequest(rejection.body_text()))
+            .map_err(|rejection: JsonRejection| InvalidRequest::Json(rejection).into())
     }
 }
 
@@ -156,7 +157,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryArgs<T> {
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Query(value)| Self(value))
-            .map_err(|rejection: QueryRejection| WebError::InvalidRequest(rejection.body_text()))
+            .map_err(|rejection: QueryRejection| InvalidRequest::Query(rejection).into())
     }
 }
 
@@ -164,9 +165,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryArgs<T> {
 /// or NUL (the daemon applies the full rules).
 pub(crate) fn check_bare_name(name: &str) -> Result<(), WebError> {
     if name.is_empty() || name.contains(['/', '\\', '\0']) {
-        return Err(WebError::InvalidRequest(format!(
-            "name must be a bare file name, got {name:?}"
-        )));
+        return Err(InvalidRequest::NotBareName {
+            name: name.to_owned(),
+        }
+        .into());
     }
     Ok(())
 }

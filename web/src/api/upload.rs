@@ -4,7 +4,7 @@
 
 mod coalesce;
 
-use crate::error::WebError;
+use crate::error::{BadRequest, WebError};
 use crate::state::AppState;
 use axum::Json;
 use axum::body::Body;
@@ -45,9 +45,10 @@ impl From<UploadImageResponse> for Uploaded {
 /// the full rules, e.g. reserved names).
 fn check_name(name: &str) -> Result<(), WebError> {
     if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\0']) {
-        return Err(WebError::BadRequest(format!(
-            "invalid name {name:?}: must be a bare filename"
-        )));
+        return Err(BadRequest::UploadName {
+            name: name.to_owned(),
+        }
+        .into());
     }
     Ok(())
 }
@@ -111,7 +112,7 @@ pub(crate) async fn put_image(
     // The channel is empty, so this cannot block.
     tx.send(chunk(Part::Header(header)))
         .await
-        .map_err(|_| WebError::BadRequest("upload could not start".to_owned()))?;
+        .map_err(|_| BadRequest::UploadNotStarted)?;
     let mut client = state.catalog();
     let rpc = client.upload_image(ReceiverStream::new(rx));
     tokio::pin!(rpc);
@@ -130,9 +131,10 @@ pub(crate) async fn put_image(
         let _ = tx.send(UploadImageChunk { part: None }).await;
         drop(tx);
         let _ = rpc.await;
-        return Err(WebError::BadRequest(format!(
-            "upload of {name} was interrupted"
-        )));
+        return Err(BadRequest::UploadInterrupted {
+            name: name.to_owned(),
+        }
+        .into());
     }
     // End of stream: the daemon checks the size and swaps the file in.
     drop(tx);

@@ -4,7 +4,7 @@
 use super::csrf::constant_time_eq;
 use super::session::{hex, random_hex};
 use crate::WebAuth;
-use crate::error::WebError;
+use crate::error::{ConfigError, WebError};
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 use argon2::{Algorithm, Argon2};
@@ -26,7 +26,7 @@ pub fn hash_password(password: &str) -> Result<String, WebError> {
     Argon2::default()
         .hash_password(password.as_bytes())
         .map(|hash| hash.to_string())
-        .map_err(|e| WebError::Config(format!("cannot hash the password: {e}")))
+        .map_err(|e| ConfigError::HashPassword(e).into())
 }
 
 /// Whether `s` is an argon2id PHC string (what `[web] password_hash` holds).

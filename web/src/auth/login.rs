@@ -3,7 +3,7 @@
 //! browser goes next.
 
 use super::{Viewer, client_ip, cookie, session};
-use crate::error::{PageError, WebError};
+use crate::error::{Forbidden, PageError, WebError};
 use crate::pages::Chrome;
 use crate::state::AppState;
 use askama::Template;
@@ -142,7 +142,7 @@ async fn log_in(
     attempt.succeeded();
     let (id, _csrf) = state.sessions().create().map_err(|error| {
         tracing::error!(%error, "cannot read random bytes for a session");
-        WebError::Forbidden("cannot start a session right now".to_owned())
+        WebError::from(Forbidden::NoSession(error))
     })?;
     tracing::info!("login");
     let cookie = session_cookie(&id, state.tls());

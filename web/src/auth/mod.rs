@@ -14,7 +14,7 @@ pub use credentials::{hash_password, is_password_hash, random_token};
 pub(crate) use limit::Limiter;
 pub(crate) use session::Sessions;
 
-use crate::error::{PageError, WebError};
+use crate::error::{Forbidden, PageError, TooLarge, WebError};
 use crate::fmt::percent_encode;
 use crate::state::AppState;
 use axum::Router;
@@ -183,7 +183,7 @@ async fn csrf_token(parts: &Parts, body: Body) -> Result<(Option<String>, Body),
     };
     let bytes = axum::body::to_bytes(body, limit)
         .await
-        .map_err(|_| WebError::TooLarge("form is too large".to_owned()))?;
+        .map_err(|_| TooLarge::Form)?;
     let token = match kind {
         FormKind::Urlencoded => std::str::from_utf8(&bytes)
             .ok()
@@ -224,7 +224,7 @@ pub(crate) async fn guard(State(state): State<AppState>, request: Request, next:
     if is_state_changing(&method) && !by_bearer {
         if let Err(why) = csrf::check_origin(&parts.headers) {
             tracing::info!(path, why, "refused a state-changing request");
-            return refuse(&path, WebError::Forbidden(why.to_owned()));
+            return refuse(&path, Forbidden::Origin(why).into());
         }
         if let Some(session) = &session {
             let (token, restored) = match csrf_token(&parts, body).await {
@@ -236,10 +236,7 @@ pub(crate) async fn guard(State(state): State<AppState>, request: Request, next:
                 .is_some_and(|t| csrf::constant_time_eq(t.as_bytes(), session.csrf.as_bytes()));
             if !valid {
                 tracing::info!(path, "refused a request without the session's csrf token");
-                return refuse(
-                    &path,
-                    WebError::Forbidden("missing or wrong CSRF token: reload the page".to_owned()),
-                );
+                return refuse(&path, Forbidden::CsrfToken.into());
             }
         }
     }

@@ -3,7 +3,7 @@
 //! `303` back to the images page, carrying `?error=` on failure, as
 //! upstream's forms did. Parsing and importing are the daemon's job.
 
-use crate::error::{WebError, redirect_with_error};
+use crate::error::{BadRequest, InvalidRequest, TooLarge, WebError, redirect_with_error};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::extract::multipart::{Field, Multipart, MultipartRejection};
@@ -26,10 +26,7 @@ pub(crate) const UPLOAD_BODY_LIMIT: usize = MAX_CATALOG_BYTES + 64 * 1024;
 const FALLBACK_LIMIT: usize = 1024 * 1024;
 
 fn too_large(limit: usize) -> WebError {
-    WebError::TooLarge(format!(
-        "catalog upload is larger than btyd's max_catalog_bytes ({limit} bytes); \
-         is this actually a catalog.toml?"
-    ))
+    TooLarge::CatalogUpload { limit }.into()
 }
 
 pub(crate) async fn upload(
@@ -45,10 +42,7 @@ pub(crate) async fn upload(
     };
     let result = match multipart {
         Ok(multipart) => read_catalog(multipart, limit).await,
-        Err(rejection) => Err(WebError::InvalidRequest(format!(
-            "upload is not a multipart form: {}",
-            rejection.body_text()
-        ))),
+        Err(rejection) => Err(InvalidRequest::NotMultipart(rejection).into()),
     };
     let (content, label) = match result {
         Ok(upload) => upload,
@@ -76,20 +70,21 @@ async fn read_catalog(
             .await
             .map_err(|e| read_error(e, limit))?;
         let Some(field) = field else {
-            return Err(WebError::InvalidRequest("no file in upload".to_owned()));
+            return Err(InvalidRequest::NoFile.into());
         };
         if field.name() != Some("file") {
             continue;
         }
         let file_name = field.file_name().unwrap_or_default().to_owned();
         if !file_name.is_empty() && !has_catalog_extension(&file_name) {
-            return Err(WebError::BadRequest(format!(
-                "unexpected file extension for {file_name:?}: expected a .toml catalog"
-            )));
+            return Err(BadRequest::CatalogExtension {
+                file_name: file_name.clone(),
+            }
+            .into());
         }
         let content = read_capped(field, limit).await?;
         if content.is_empty() {
-            return Err(WebError::BadRequest("upload was empty".to_owned()));
+            return Err(BadRequest::EmptyUpload.into());
         }
         let label = if file_name.is_empty() {
             "<upload>".to_owned()
@@ -123,7 +118,7 @@ fn read_error(error: axum::extract::multipart::MultipartError, limit: usize) -> 
     if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
         too_large(limit)
     } else {
-        WebError::InvalidRequest(format!("could not read the upload: {}", error.body_text()))
+        InvalidRequest::UploadRead(error).into()
     }
 }
 

@@ -6,7 +6,7 @@
 use super::jobs::{JobView, of_kinds, split};
 use super::{Chrome, EventRow, recent_events};
 use crate::auth::Viewer;
-use crate::error::{PageError, WebError};
+use crate::error::{BadRequest, PageError, WebError};
 use crate::fmt::percent_encode;
 use crate::state::AppState;
 use askama::Template;
@@ -116,10 +116,7 @@ pub(crate) async fn add(State(state): State<AppState>, Form(form): Form<AddForm>
         .iter()
         .any(|p| url.to_ascii_lowercase().starts_with(p));
     if !remote {
-        return WebError::BadRequest(format!(
-            "{url:?} is not an http://, https:// or oras:// URL"
-        ))
-        .redirect_to(PAGE);
+        return WebError::from(BadRequest::ImageUrl { url: url.clone() }).redirect_to(PAGE);
     }
     let request = AddEntryRequest {
         url,

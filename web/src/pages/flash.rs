@@ -9,7 +9,7 @@
 use super::jobs::{JobView, of_kinds, split};
 use super::{Chrome, EventRow, recent_events};
 use crate::auth::Viewer;
-use crate::error::{PageError, WebError};
+use crate::error::{BadRequest, PageError, WebError};
 use crate::fmt::{self, form_pairs};
 use crate::state::AppState;
 use askama::Template;
@@ -246,7 +246,7 @@ async fn confirm_page(
     let pairs = form_pairs(body);
     let image = value(&pairs, "image").unwrap_or_default().trim().to_owned();
     if image.is_empty() {
-        return Err(WebError::BadRequest("choose an image to flash".to_owned()));
+        return Err(BadRequest::NoImage.into());
     }
     let wanted: Vec<&str> = pairs
         .iter()
@@ -254,9 +254,7 @@ async fn confirm_page(
         .map(|(_, v)| v.as_str())
         .collect();
     if wanted.is_empty() {
-        return Err(WebError::BadRequest(
-            "choose at least one target disk".to_owned(),
-        ));
+        return Err(BadRequest::NoTarget.into());
     }
     let (disks, images) = tokio::join!(disks(state), flashable_images(state));
     let disks = disks?;
@@ -265,12 +263,15 @@ async fn confirm_page(
         let disk = disks
             .iter()
             .find(|d| d.path == path)
-            .ok_or_else(|| WebError::BadRequest(format!("{path} is no longer present")))?;
+            .ok_or_else(|| BadRequest::TargetGone {
+                path: path.to_string(),
+            })?;
         if !disk.writable {
-            return Err(WebError::BadRequest(format!(
-                "{path} may not be written: {}",
-                disk.refusals.join("; ")
-            )));
+            return Err(BadRequest::TargetRefused {
+                path: path.to_string(),
+                refusals: disk.refusals.clone(),
+            }
+            .into());
         }
         targets.push(DiskView::from(disk.clone()));
     }
@@ -278,9 +279,7 @@ async fn confirm_page(
         .iter()
         .find(|i| i.id == image)
         .map(|i| ImageOption::new(i).label)
-        .ok_or_else(|| {
-            WebError::BadRequest("the chosen image is neither cached nor streamable".to_owned())
-        })?;
+        .ok_or(BadRequest::NotFlashable)?;
     Ok(ConfirmPage {
         chrome: Chrome::new("flash", viewer),
         image,
@@ -300,7 +299,7 @@ fn confirmed_targets(pairs: &[(String, String)]) -> Result<Vec<FlashTarget>, Web
         };
         let size = value(pairs, &format!("t{i}_size"))
             .and_then(|s| s.parse().ok())
-            .ok_or_else(|| WebError::BadRequest("the confirmation is incomplete".to_owned()))?;
+            .ok_or(BadRequest::ConfirmationIncomplete)?;
         let optional = |name: String| {
             value(pairs, &name)
                 .filter(|s| !s.is_empty())
@@ -315,7 +314,7 @@ fn confirmed_targets(pairs: &[(String, String)]) -> Result<Vec<FlashTarget>, Web
         });
     }
     if targets.is_empty() {
-        return Err(WebError::BadRequest("no confirmed target".to_owned()));
+        return Err(BadRequest::NoConfirmedTarget.into());
     }
     Ok(targets)
 }
@@ -324,8 +323,7 @@ fn confirmed_targets(pairs: &[(String, String)]) -> Result<Vec<FlashTarget>, Web
 pub(crate) async fn start(State(state): State<AppState>, body: String) -> Redirect {
     let pairs = form_pairs(&body);
     if value(&pairs, "confirm") != Some("yes") {
-        return WebError::BadRequest("tick the confirmation box to flash".to_owned())
-            .redirect_to(PAGE);
+        return WebError::from(BadRequest::NotConfirmed).redirect_to(PAGE);
     }
     let targets = match confirmed_targets(&pairs) {
         Ok(targets) => targets,

@@ -5,7 +5,7 @@
 use super::paging::{Pager, PagingQuery};
 use super::{Chrome, EventRow, recent_events};
 use crate::auth::Viewer;
-use crate::error::{PageError, WebError};
+use crate::error::{NotFound, PageError, WebError};
 use crate::fmt;
 use crate::state::AppState;
 use askama::Template;
@@ -218,7 +218,7 @@ pub(crate) async fn row(
         .await?
         .into_iter()
         .next()
-        .ok_or_else(|| WebError::NotFound(format!("no image row {id}")))?;
+        .ok_or_else(|| WebError::from(NotFound::Row { id: id.clone() }))?;
     Ok(RowFragment {
         row: RowView::new(image),
     })

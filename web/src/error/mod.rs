@@ -2,13 +2,18 @@
 //! `{"detail": …}` for API routes, an HTML page for UI pages, and a
 //! `303 /ui/images?error=…` redirect for UI forms.
 
+mod reasons;
+
+pub use reasons::{BadRequest, ConfigError, Forbidden, InvalidRequest, NotFound, TooLarge};
+
 use crate::fmt::percent_encode;
 use crate::pages::Chrome;
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
+use std::time::Duration;
 use thiserror::Error;
 use tonic::Code;
 
@@ -20,26 +25,31 @@ pub enum WebError {
     #[error("{}", grpc_message(.0))]
     Grpc(#[from] tonic::Status),
     /// The request is well-formed but its content is not acceptable (400).
-    #[error("{0}")]
-    BadRequest(String),
+    #[error(transparent)]
+    BadRequest(#[from] BadRequest),
     /// The request does not have the expected shape (422).
-    #[error("{0}")]
-    InvalidRequest(String),
+    #[error(transparent)]
+    InvalidRequest(#[from] InvalidRequest),
     /// The named thing does not exist (404).
-    #[error("{0}")]
-    NotFound(String),
+    #[error(transparent)]
+    NotFound(#[from] NotFound),
     /// The route does not take this method (405).
-    #[error("{0}")]
-    MethodNotAllowed(String),
+    #[error("{path} does not take {method} requests")]
+    MethodNotAllowed {
+        /// The request's method.
+        method: Method,
+        /// The path as shown (percent-encoded, cut short).
+        path: String,
+    },
     /// The request body is over the route's limit (413).
-    #[error("{0}")]
-    TooLarge(String),
+    #[error(transparent)]
+    TooLarge(#[from] TooLarge),
     /// The client stopped sending the request (408).
-    #[error("{0}")]
-    Timeout(String),
-    /// The daemon does not offer this yet (501).
-    #[error("{0}")]
-    NotImplemented(String),
+    #[error("the request body stopped arriving: nothing came for {idle:?}")]
+    Timeout {
+        /// How long the body was silent.
+        idle: Duration,
+    },
     /// A page failed to render (500).
     #[error("page rendering failed")]
     Render(#[from] askama::Error),
@@ -50,11 +60,11 @@ pub enum WebError {
     #[error("too many failed logins: wait and try again")]
     TooManyAttempts,
     /// The request was refused, e.g. by the CSRF checks (403).
-    #[error("{0}")]
-    Forbidden(String),
+    #[error(transparent)]
+    Forbidden(#[from] Forbidden),
     /// The adapter's settings are unusable (start-up only).
-    #[error("{0}")]
-    Config(String),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
 }
 
 /// The text shown for a gRPC status: the daemon's message for the codes it
@@ -82,10 +92,9 @@ impl WebError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::InvalidRequest(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
-            Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            Self::Timeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::Render(_) | Self::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
