@@ -66,10 +66,7 @@ impl Actor for HasherActor {
         _myself: ActorRef<Self::Msg>,
         args: HasherArgs,
     ) -> Result<HasherState, ActorProcessingErr> {
-        Ok(HasherState {
-            jobs: JobTable::new(args.max_parallel, HISTORY).with_quick_lane(QUICK_PARALLEL),
-            args,
-        })
+        Ok(HasherState::new(args))
     }
 
     async fn post_stop(
@@ -158,6 +155,15 @@ fn look(root: &std::path::Path, name: &str) -> Result<LookedFile, HasherError> {
 }
 
 impl HasherState {
+    /// A fresh incarnation's state: no jobs (history is lost at a restart;
+    /// the catalog queues the unhashed files again).
+    fn new(args: HasherArgs) -> Self {
+        Self {
+            jobs: JobTable::new(args.max_parallel, HISTORY).with_quick_lane(QUICK_PARALLEL),
+            args,
+        }
+    }
+
     /// Make the job of a looked-at file (or return the active one).
     fn enqueue(&mut self, name: &str, file: LookedFile) -> JobSnapshot {
         if let Some(active) = self.jobs.find_active_subject(name) {
@@ -274,3 +280,6 @@ impl JobBook<HasherError> for HasherState {
         Ok(job.snapshot.clone())
     }
 }
+
+#[cfg(test)]
+mod tests;
