@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use bty_e2e::loopdev::{LoopDevice, hold_loop_setup, require_loop_devices};
+use bty_e2e::loopdev::{LoopDevice, hold_loop_setup};
 use bty_e2e::origin::Origin;
 use bty_e2e::{Daemon, drop_file, noise, run, sha256sum};
 use bty_proto::channel::Target;
@@ -14,6 +14,7 @@ use bty_proto::v1::flash_service_client::FlashServiceClient;
 use bty_proto::v1::job_service_client::JobServiceClient;
 use bty_proto::v1::{self, GetJobRequest, ListDisksRequest};
 use bty_store::digest::sha256_bytes;
+use bty_test_caps::require_loop_devices;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
