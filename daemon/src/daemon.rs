@@ -2,6 +2,8 @@
 //! tree, the directory watcher, the gRPC listeners and the embedded web
 //! adapter; tell systemd when ready; stop in order.
 
+use crate::actors::Unavailable;
+use crate::actors::call::ask_ref;
 use crate::actors::catalog::{CatalogArgs, CatalogHandle};
 use crate::actors::downloader::{DownloaderArgs, DownloaderHandle};
 use crate::actors::flasher::{FlasherArgs, FlasherHandle, RunningFlashes, TargetRules};
@@ -16,6 +18,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
+
+/// How long shutdown waits for the children to stop one by one (blocking
+/// work gets 3 s each); inside systemd's `TimeoutStopSec=30s`.
+const SHUTDOWN: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// The daemon's version, in markers and `DescribeStore`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -250,8 +256,22 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         watchdog.abort();
     }
     if outcome.is_ok() {
-        let _ = ractor::call!(supervisor, SupervisorMessage::Shutdown);
-        let _ = supervisor_done.await;
+        match ask_ref(
+            &supervisor,
+            "supervisor",
+            SHUTDOWN,
+            SupervisorMessage::Shutdown,
+        )
+        .await
+        {
+            // Wedged children: exit anyway rather than wait for systemd's kill.
+            Err(e @ Unavailable::Timeout { .. }) => {
+                tracing::error!(error = %e, "children did not stop in time; exiting without them");
+            }
+            _ => {
+                let _ = supervisor_done.await;
+            }
+        }
     }
     while servers.join_next().await.is_some() {}
     let _ = std::fs::remove_file(&config.socket);

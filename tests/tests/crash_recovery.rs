@@ -4,8 +4,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use bty_dio::sha256::sha256_reader;
 use bty_e2e::{Daemon, drop_file, noise, wait_for};
-use bty_store::digest::{sha256_bytes, sha256_reader};
+use bty_store::digest::sha256_bytes;
 use bty_store::sidecar::sidecar_path;
 use std::io::Read;
 use std::time::Duration;

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use bty_store::digest::sha256_reader;
+use bty_dio::sha256::sha256_reader;
 use bty_store::sidecar::{Sidecar, read_sidecar};
 use btyd::actors::catalog::{CatalogArgs, CatalogHandle};
 use btyd::actors::hasher::{HasherArgs, HasherHandle};

@@ -8,18 +8,17 @@
 //! work off the async threads.
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use bty_dio::DigestError;
+use bty_dio::sha256::hash_reader;
 use bty_store::create::{NotOurs, create_exclusive, open_own, remove_entry};
 use bty_store::landing::{LandingError, LandingFile};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::FetchError;
-
-/// Read size when re-hashing an existing partial.
-const REHASH_CHUNK: usize = 1 << 20;
 
 /// An open partial file plus the sha256 state of its contents.
 pub(crate) struct PartialSink {
@@ -200,22 +199,11 @@ fn rehash(
 ) -> io::Result<Option<(Sha256, u64)>> {
     file.seek(SeekFrom::Start(0))?;
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; REHASH_CHUNK];
-    let mut len = 0u64;
-    loop {
-        if cancel.is_cancelled() {
-            return Ok(None);
-        }
-        let n = match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        hasher.update(&buf[..n]);
-        len += n as u64;
+    match hash_reader(&mut hasher, file, &mut |_| {}, &|| cancel.is_cancelled()) {
+        Ok(len) => Ok(Some((hasher, len))),
+        Err(DigestError::Cancelled) => Ok(None),
+        Err(DigestError::Read(e) | DigestError::Open { source: e, .. }) => Err(e),
     }
-    Ok(Some((hasher, len)))
 }
 
 #[cfg(test)]

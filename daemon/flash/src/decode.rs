@@ -34,7 +34,7 @@ pub fn open_decoder(
         )?),
         Container::Xz => Box::new(XzStreams::new(reader)?),
         Container::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(reader)),
-        Container::Bzip2 => crate::bz2::decoder(reader),
+        Container::Bzip2 => bty_bzip2::decoder(reader),
     };
     Ok(Box::new(DecodeReader {
         inner: decoded,

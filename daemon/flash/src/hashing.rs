@@ -6,7 +6,7 @@ use std::io::{self, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use bty_store::digest::to_hex;
+use bty_dio::to_hex;
 use sha2::{Digest, Sha256};
 
 /// A [`Read`] adapter that hashes and counts every byte read through it.

@@ -11,12 +11,9 @@
 //! [`virtual_size`] tells the decoded size from an image's own metadata for
 //! the size check before writing.
 
-mod aligned;
-mod bz2;
 mod decode;
 mod error;
 mod hashing;
-mod ioctl;
 mod parallel;
 mod pieces;
 mod pipeline;
@@ -33,10 +30,11 @@ mod target;
 mod trailing;
 mod verify;
 mod writer;
+mod zeros;
 
 use std::path::PathBuf;
 
-pub use aligned::{ALIGN, AlignedBuf};
+pub use bty_dio::{ALIGN, AlignedBuf};
 pub use decode::{XZ_MEMLIMIT, container_name, detect_container, open_decoder};
 pub use error::FlashError;
 pub use hashing::{HashingReader, SourceTally};

@@ -12,7 +12,7 @@
 use std::ops::Range;
 use std::thread;
 
-use crate::aligned::ALIGN;
+use bty_dio::aligned::align_up;
 
 /// Most parts one buffer is split into.
 pub(crate) const PARTS: usize = 4;
@@ -22,10 +22,10 @@ const MIN_PART: usize = 512 << 10;
 
 /// `len` bytes cut into at most [`PARTS`] consecutive ranges of at least
 /// [`MIN_PART`] (one range when `len` is shorter than two), every boundary
-/// but the end a multiple of [`ALIGN`].
+/// but the end a multiple of [`bty_dio::ALIGN`].
 pub(crate) fn split(len: usize) -> Vec<Range<usize>> {
     let parts = (len / MIN_PART).clamp(1, PARTS);
-    let step = (len / parts).div_ceil(ALIGN) * ALIGN;
+    let step = align_up(len / parts);
     let mut ranges = Vec::with_capacity(parts);
     let mut at = 0;
     while at < len {
@@ -87,6 +87,7 @@ pub(crate) fn split_mut(buf: &mut [u8]) -> Vec<(usize, &mut [u8])> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bty_dio::ALIGN;
 
     #[test]
     fn parts_cover_the_buffer_aligned() {

@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use xxhash_rust::xxh3::xxh3_128;
 
-use crate::aligned::is_zero;
 use crate::reader::Chunk;
+use crate::zeros::is_zero;
 
 /// What a piece of the image must read back as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

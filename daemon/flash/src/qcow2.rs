@@ -20,19 +20,18 @@ use std::sync::mpsc::{RecvTimeoutError, channel};
 use std::thread;
 use std::time::Instant;
 
+use bty_dio::aligned::align_up;
 use rustix::fs::OFlags;
 
-use crate::aligned::round_up;
 use crate::pipeline::{POLL, PROGRESS_EVERY, flash_input};
 use crate::progress::{TargetStats, snapshot};
 use crate::qcow2_header::inspect_qcow2;
 use crate::qcow2_map::plain_layout;
 use crate::qemu_img::{self, escape, fd_path, run};
 use crate::reader::Input;
-use crate::target::open_maybe_direct;
 use crate::{
     FlashError, FlashOptions, FlashReport, Phase, Progress, TargetDone, TargetKind, TargetOutcome,
-    TargetSpec, ioctl,
+    TargetSpec,
 };
 
 /// Flash the qcow2 image open as `image` to every target: a plain image
@@ -64,7 +63,7 @@ pub fn flash_qcow2(
     // A descriptor of its own (reopened, not by name), so the pipeline's
     // O_DIRECT switch does not touch the caller's.
     if let Some(extents) = plain_layout(image)
-        && let Ok(file) = bty_store::create::reopen(image, false, 0)
+        && let Ok(file) = bty_dio::direct::reopen(image, false, false)
     {
         tracing::debug!(
             extents = extents.len(),
@@ -168,7 +167,7 @@ fn flash_one(
         source: FlashError::arc(e),
     };
     let (target, direct) =
-        open_maybe_direct(&spec.path, target_flags(spec), opts.direct_io).map_err(open_err)?;
+        bty_dio::direct::open(&spec.path, target_flags(spec), opts.direct_io).map_err(open_err)?;
     if let Some(expected) = &spec.expect {
         bty_disks::verify_opened(target.as_fd(), expected)
             .map_err(|e| FlashError::Identity(std::sync::Arc::new(e)))?;
@@ -176,7 +175,7 @@ fn flash_one(
     let capacity = match spec.kind {
         TargetKind::BlockDevice => Some(match spec.size_bytes {
             Some(s) => s,
-            None => ioctl::device_size(&target).map_err(open_err)?,
+            None => bty_disks::block_size_bytes(target.as_fd()).map_err(open_err)?,
         }),
         TargetKind::RegularFile => spec.size_bytes,
     };
@@ -193,7 +192,7 @@ fn flash_one(
         rustix::fs::ftruncate(&target, size).map_err(|e| open_err(e.into()))?;
     }
     let cache = if direct { "none" } else { "writeback" };
-    let head = round_up(usize::try_from(opts.first_region.min(size)).unwrap_or(0)) as u64;
+    let head = align_up(usize::try_from(opts.first_region.min(size)).unwrap_or(0)) as u64;
     let head = head.min(size);
     let convert = |offset: u64, len: Option<u64>, on_percent: &(dyn Fn(f64) + Sync)| {
         let src = view(image, offset, len);
@@ -217,7 +216,7 @@ fn flash_one(
     }
     stats.written.store(size, Ordering::Relaxed);
     if spec.kind == TargetKind::BlockDevice
-        && let Err(e) = ioctl::reread_partitions(&target)
+        && let Err(e) = bty_disks::reread_partition_table(target.as_fd())
     {
         tracing::info!(path = %spec.path.display(), error = %e, "BLKRRPART failed; partition table not re-read");
     }

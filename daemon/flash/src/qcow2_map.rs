@@ -10,8 +10,8 @@ use std::fs::File;
 
 use serde_json::Value;
 
-use crate::aligned::ALIGN;
 use crate::qemu_img;
+use bty_dio::ALIGN;
 
 /// A guest range of a plain qcow2 image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

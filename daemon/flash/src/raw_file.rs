@@ -11,10 +11,11 @@ use std::fs::File;
 use std::io;
 use std::os::fd::AsFd;
 
-use rustix::fs::{OFlags, SeekFrom};
+use bty_dio::aligned::{align_down_u64, align_up, align_up_u64};
+use bty_dio::{ALIGN, AlignedBuf, direct};
+use rustix::fs::SeekFrom;
 use rustix::io::Errno;
 
-use crate::aligned::{ALIGN, AlignedBuf};
 use crate::parallel::{all_at_once, split_mut};
 
 /// The next piece of a raw file.
@@ -104,7 +105,7 @@ impl RawFile {
         let hole_end = if data >= self.size {
             self.size
         } else {
-            align_down(data)
+            align_down_u64(data)
         };
         let hole_end = if hole_end - at >= self.hole_min || hole_end == self.size {
             hole_end
@@ -123,11 +124,11 @@ impl RawFile {
                 break;
             }
             let next = self.seek_data(hole)?.unwrap_or(self.size);
-            let start = align_up(hole).min(self.size);
+            let start = align_up_u64(hole).min(self.size);
             let end = if next >= self.size {
                 self.size
             } else {
-                align_down(next).max(start)
+                align_down_u64(next).max(start)
             };
             if end - start >= self.hole_min {
                 return Ok((hole_end, start));
@@ -198,7 +199,7 @@ impl DirectFile {
             // O_DIRECT reads whole blocks; the final partial block comes
             // back short at EOF.
             let len = if self.direct {
-                (want - n).div_ceil(ALIGN) * ALIGN
+                align_up(want - n)
             } else {
                 want - n
             };
@@ -248,24 +249,10 @@ impl DirectFile {
     }
 
     fn set_direct(&mut self, on: bool) -> io::Result<()> {
-        let flags = rustix::fs::fcntl_getfl(&self.file)?;
-        let flags = if on {
-            flags | OFlags::DIRECT
-        } else {
-            flags - OFlags::DIRECT
-        };
-        rustix::fs::fcntl_setfl(&self.file, flags)?;
+        direct::set_direct(&self.file, on)?;
         self.direct = on;
         Ok(())
     }
-}
-
-fn align_down(n: u64) -> u64 {
-    n / ALIGN as u64 * ALIGN as u64
-}
-
-fn align_up(n: u64) -> u64 {
-    n.div_ceil(ALIGN as u64) * ALIGN as u64
 }
 
 #[cfg(test)]

@@ -9,16 +9,16 @@ use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 
-use bty_store::digest::to_hex;
+use bty_dio::{AlignedBuf, to_hex};
 use sha2::{Digest, Sha256};
 
 use crate::FlashError;
-use crate::aligned::{AlignedBuf, zero_block};
 use crate::decode::classify;
 use crate::pieces::{PieceBook, PieceHasher};
 use crate::qcow2_map::MapExtent;
 use crate::raw_file::{DirectFile, Extent, RawFile};
 use crate::writer::ZERO_RUN_MIN;
+use crate::zeros::zero_block;
 
 /// One buffer of decoded bytes at its image offset. Dropping the last `Arc`
 /// returns the buffer to the reader's pool, so steady state allocates nothing.

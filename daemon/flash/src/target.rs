@@ -4,14 +4,14 @@
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use rustix::fs::{FallocateFlags, FileType, Mode, OFlags};
+use bty_dio::aligned::align_down;
+use bty_dio::direct;
+use rustix::fs::{FallocateFlags, FileType, OFlags};
 use rustix::io::Errno;
 
-use crate::aligned::ALIGN;
-use crate::ioctl;
 use crate::parallel::{all_at_once, split};
 use crate::writer::{BlockSink, write_zeros};
 use crate::{FlashError, FlashOptions, TargetKind, TargetSpec};
@@ -57,7 +57,7 @@ pub(crate) fn open_target(
         // that got mounted after the safety checks.
         TargetKind::BlockDevice => flags |= OFlags::EXCL,
     }
-    let (fd, direct) = open_maybe_direct(&spec.path, flags, opts.direct_io).map_err(open_err)?;
+    let (fd, direct) = direct::open(&spec.path, flags, opts.direct_io).map_err(open_err)?;
     if let Some(expected) = &spec.expect {
         bty_disks::verify_opened(fd.as_fd(), expected)
             .map_err(|e| FlashError::Identity(Arc::new(e)))?;
@@ -71,7 +71,7 @@ pub(crate) fn open_target(
             }
             let capacity = match spec.size_bytes {
                 Some(size) => Some(size),
-                None => Some(ioctl::device_size(&fd).map_err(open_err)?),
+                None => Some(bty_disks::block_size_bytes(fd.as_fd()).map_err(open_err)?),
             };
             (ZeroMode::ZeroOut, capacity)
         }
@@ -107,33 +107,12 @@ pub(crate) fn open_target(
     ))
 }
 
-/// Open with `O_DIRECT` when asked; fall back to buffered I/O when the
-/// filesystem refuses it (tmpfs answers `EINVAL`). Returns whether direct.
-pub(crate) fn open_maybe_direct(
-    path: &Path,
-    flags: OFlags,
-    direct: bool,
-) -> io::Result<(OwnedFd, bool)> {
-    let mode = Mode::from_raw_mode(0o644);
-    if direct {
-        match rustix::fs::open(path, flags | OFlags::DIRECT, mode) {
-            Ok(fd) => return Ok((fd, true)),
-            Err(Errno::INVAL) => {
-                tracing::debug!(path = %path.display(), "O_DIRECT refused; using buffered I/O");
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok((rustix::fs::open(path, flags, mode)?, false))
-}
-
 impl FileSink {
     /// Leave direct I/O for the rest of this target (an unaligned tail, or
     /// a filesystem that accepted `O_DIRECT` at open but not on write).
     fn stop_direct(&mut self) -> io::Result<()> {
         if self.direct {
-            let flags = rustix::fs::fcntl_getfl(&self.fd)?;
-            rustix::fs::fcntl_setfl(&self.fd, flags - OFlags::DIRECT)?;
+            direct::set_direct(&self.fd, false)?;
             self.direct = false;
         }
         Ok(())
@@ -145,7 +124,7 @@ impl FileSink {
         if self.kind != TargetKind::BlockDevice {
             return;
         }
-        if let Err(e) = ioctl::reread_partitions(&self.fd) {
+        if let Err(e) = bty_disks::reread_partition_table(self.fd.as_fd()) {
             tracing::info!(path = %self.path.display(), error = %e, "BLKRRPART failed; partition table not re-read");
         }
     }
@@ -182,7 +161,7 @@ impl BlockSink for FileSink {
         if !self.direct {
             return pwrite_all(&self.fd, data, offset);
         }
-        let aligned = data.len() / ALIGN * ALIGN;
+        let aligned = align_down(data.len());
         if aligned > 0 {
             // Parts at once: the device sees several writes in flight.
             let fd = &self.fd;
@@ -191,7 +170,7 @@ impl BlockSink for FileSink {
                 pwrite_all(fd, &data[r.clone()], offset + r.start as u64)
             });
             match written {
-                Err(e) if e.raw_os_error() == Some(Errno::INVAL.raw_os_error()) => {
+                Err(e) if direct::is_refusal(&e) => {
                     tracing::debug!(path = %self.path.display(), "O_DIRECT write refused; using buffered I/O");
                     self.stop_direct()?;
                     pwrite_all(&self.fd, &data[..aligned], offset)?;
@@ -211,7 +190,7 @@ impl BlockSink for FileSink {
         let done = match self.zero {
             ZeroMode::Write => false,
             ZeroMode::Skip => extend_to(&self.fd, offset + len).is_ok(),
-            ZeroMode::ZeroOut => ioctl::zero_out(&self.fd, offset, len).is_ok(),
+            ZeroMode::ZeroOut => bty_disks::zero_out(self.fd.as_fd(), offset, len).is_ok(),
             ZeroMode::PunchHole => {
                 rustix::fs::fallocate(
                     &self.fd,

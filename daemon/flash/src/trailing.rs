@@ -21,7 +21,6 @@ use rustix::fs::OFlags;
 
 use crate::FlashError;
 use crate::pieces::{BookError, Piece, PieceBook};
-use crate::target::open_maybe_direct;
 use crate::verify::read_back_check;
 
 /// The writer hands a stretch to the verifier every this many buffers of
@@ -127,7 +126,7 @@ impl TrailingCtx<'_> {
             || self.cancel.load(Ordering::Relaxed) || self.abandoned.load(Ordering::Relaxed);
         // Flushing through a descriptor of our own: fsync makes every
         // completed write to the file or device durable, whoever wrote it.
-        let flusher = open_maybe_direct(self.path, OFlags::RDONLY | OFlags::CLOEXEC, false)
+        let flusher = bty_dio::direct::open(self.path, OFlags::RDONLY | OFlags::CLOEXEC, false)
             .map(|(fd, _)| fd)
             .map_err(|e| self.sync_error(e))?;
         let mut next = 0;

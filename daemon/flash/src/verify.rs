@@ -9,13 +9,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Sender, channel};
 use std::thread;
 
+use bty_dio::{ALIGN, AlignedBuf};
 use rustix::fs::OFlags;
 
 use crate::FlashError;
-use crate::aligned::{ALIGN, AlignedBuf, is_zero};
 use crate::pieces::{Expect, Piece, piece_digest};
 use crate::raw_file::DirectFile;
-use crate::target::open_maybe_direct;
+use crate::zeros::is_zero;
 
 /// A range to read back, and what it must hold.
 #[derive(Debug, Clone, Copy)]
@@ -58,7 +58,7 @@ pub(crate) fn read_back_check(
         offset,
         source: FlashError::arc(e),
     };
-    let (fd, direct) = open_maybe_direct(path, OFlags::RDONLY | OFlags::CLOEXEC, direct)
+    let (fd, direct) = bty_dio::direct::open(path, OFlags::RDONLY | OFlags::CLOEXEC, direct)
         .map_err(|e| read_err(0, e))?;
     let units = units(pieces, buffer_size);
     let buffer_size = units.iter().map(|u| u.len).max().unwrap_or(ALIGN);

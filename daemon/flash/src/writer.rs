@@ -6,8 +6,11 @@
 use std::io;
 use std::path::PathBuf;
 
+use bty_dio::aligned::{align_down_u64, align_up};
+use bty_dio::{ALIGN, AlignedBuf};
+
 use crate::FlashError;
-use crate::aligned::{ALIGN, AlignedBuf, is_zero, round_up, zero_block};
+use crate::zeros::{is_zero, zero_block};
 
 /// Zero runs shorter than this are written as data: splitting a write for a
 /// few zero blocks costs more than it saves.
@@ -72,7 +75,7 @@ impl<S: BlockSink> BlockWriter<S> {
         zero_skip: bool,
         capacity: Option<u64>,
     ) -> Self {
-        let first_region = round_up(usize::try_from(first_region).unwrap_or(usize::MAX / 2));
+        let first_region = align_up(usize::try_from(first_region).unwrap_or(usize::MAX / 2));
         let mut held = AlignedBuf::new(first_region);
         held.set_len(0);
         Self {
@@ -135,7 +138,7 @@ impl<S: BlockSink> BlockWriter<S> {
             at += n as u64;
         }
         // The stream's final partial block is written as data.
-        let aligned_end = at.max(end / ALIGN as u64 * ALIGN as u64);
+        let aligned_end = at.max(align_down_u64(end));
         if aligned_end > at {
             let result = if self.zero_skip {
                 self.sink.zero_range(at, aligned_end - at)

@@ -6,7 +6,9 @@ use std::fs::File;
 use std::io::{self, Read, Seek};
 use std::path::{Path, PathBuf};
 
-use bty_store::digest::{sha256_bytes, sha256_reader};
+use bty_dio::DigestError;
+use bty_dio::sha256::sha256_reader;
+use bty_store::digest::sha256_bytes;
 use bty_store::oras_ref::{OrasRef, Reference};
 use bytes::Bytes;
 use reqwest::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, LOCATION};
@@ -258,8 +260,7 @@ fn hash_file(mut file: File, path: &Path) -> Result<(File, String, u64), OciErro
     let mut size = 0;
     let hex = sha256_reader(&mut file, &mut |done| size = done, &|| false).map_err(|e| {
         let source = match e {
-            bty_store::digest::DigestError::Read(source)
-            | bty_store::digest::DigestError::Open { source, .. } => source,
+            DigestError::Read(source) | DigestError::Open { source, .. } => source,
             other => io::Error::other(other.to_string()),
         };
         io_error(path, source)

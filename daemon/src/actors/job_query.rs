@@ -4,13 +4,10 @@
 //! message and implements [`JobBook`] for its state.
 
 use super::Unavailable;
+use super::call::{QUICK, ask};
 use super::slot::ActorSlot;
 use crate::jobs::JobSnapshot;
 use ractor::{Message, RpcReplyPort};
-
-/// How long a job query waits for its actor, in milliseconds: a healthy
-/// mailbox answers in microseconds, and a wedged one must not hang a client.
-const QUERY_TIMEOUT_MS: u64 = 10_000;
 
 /// Cancel, list or look at jobs.
 #[derive(Debug)]
@@ -80,13 +77,10 @@ impl<M: Message, E: Send + 'static> Jobs<'_, M, E> {
         &self,
         query: impl FnOnce(RpcReplyPort<R>) -> JobQuery<E>,
     ) -> Result<R, E> {
-        let actor = self
-            .slot
-            .get()
-            .ok_or_else(|| (self.unavailable)(Unavailable::NotRunning { actor: self.name }))?;
         let wrap = self.wrap;
-        ractor::call_t!(actor, |reply| wrap(query(reply)), QUERY_TIMEOUT_MS)
-            .map_err(|e| (self.unavailable)(Unavailable::call(self.name, e)))
+        ask(self.slot, self.name, QUICK, |reply| wrap(query(reply)))
+            .await
+            .map_err(self.unavailable)
     }
 
     /// Cancel a job.

@@ -3,6 +3,7 @@
 //! the current `ActorRef` from a [`slot::ActorSlot`], so they keep working
 //! after the supervisor restarts a child.
 
+pub mod call;
 pub mod catalog;
 pub mod downloader;
 pub mod flasher;

@@ -1,5 +1,5 @@
-//! Why an actor could not be asked: not running, the call failed (stopped,
-//! timed out), or a helper task of it died. Every actor error wraps it.
+//! Why an actor could not be asked: not running, the call failed (stopped),
+//! no answer in time, or a helper task of it died. Every actor error wraps it.
 
 use thiserror::Error;
 
@@ -12,7 +12,7 @@ pub enum Unavailable {
         /// Which actor.
         actor: &'static str,
     },
-    /// The call failed: the actor stopped, panicked or did not answer in time.
+    /// The call failed: the actor stopped or panicked.
     #[error("{actor} actor unavailable")]
     Call {
         /// Which actor.
@@ -20,6 +20,15 @@ pub enum Unavailable {
         /// What ractor said (the message itself dropped).
         #[source]
         source: ractor::RactorErr<()>,
+    },
+    /// No answer within the request's bound: the actor is wedged (or far
+    /// behind); the caller stops waiting, the actor keeps the request.
+    #[error("{actor} actor did not answer within {after:?}")]
+    Timeout {
+        /// Which actor.
+        actor: &'static str,
+        /// How long the caller waited.
+        after: std::time::Duration,
     },
     /// A blocking-pool or async task it waited for panicked or was cancelled.
     #[error("{what} stopped")]
@@ -33,7 +42,7 @@ pub enum Unavailable {
 }
 
 impl Unavailable {
-    /// A failed `ractor::call!` to `actor`.
+    /// A failed call to `actor`.
     pub(crate) fn call<T>(actor: &'static str, err: ractor::RactorErr<T>) -> Self {
         Self::Call {
             actor,

@@ -8,7 +8,8 @@
 //! download) is reopened only when it is still ours: a regular file, one
 //! link, owned by our effective uid — in a sticky directory nobody else
 //! can give us such a file. Second descriptors (`O_DIRECT`) come from
-//! reopening the descriptor through `/proc/self/fd`, never the path.
+//! reopening the descriptor through `/proc/self/fd` (`bty_dio::direct`),
+//! never the path.
 
 use std::ffi::CString;
 use std::fs::{File, OpenOptions};
@@ -131,24 +132,6 @@ pub fn effective_uid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
-/// A second descriptor on the file `file` is open on (a new open file
-/// description, so flags like `O_DIRECT` are its own), by reopening
-/// `/proc/self/fd/N`: the inode the descriptor holds, whatever its name
-/// now points at.
-pub fn reopen(file: &File, write: bool, flags: i32) -> io::Result<File> {
-    OpenOptions::new()
-        .read(!write)
-        .write(write)
-        .custom_flags(flags)
-        .open(proc_fd_path(file))
-}
-
-/// `/proc/self/fd/N` for `file`, the name a child process (qemu-img) opens
-/// to get the same inode when the descriptor is inherited.
-pub fn proc_fd_path(file: &File) -> std::path::PathBuf {
-    std::path::PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()))
-}
-
 fn set_blocking(file: &File) -> io::Result<()> {
     let fd = file.as_raw_fd();
     // SAFETY: `fd` is open for the lifetime of `file`; F_GETFL/F_SETFL take
@@ -234,19 +217,6 @@ mod tests {
         remove_entry(&link).unwrap();
         remove_entry(&link).unwrap();
         assert!(ours.exists(), "removing a link never touches its target");
-    }
-
-    #[test]
-    fn reopen_reaches_the_inode_not_the_name() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        let file = create_exclusive(&path).unwrap();
-        std::fs::rename(&path, dir.path().join("moved")).unwrap();
-        std::fs::write(&path, b"planted").unwrap();
-        let mut second = reopen(&file, true, 0).unwrap();
-        second.write_all(b"mine").unwrap();
-        assert_eq!(std::fs::read(dir.path().join("moved")).unwrap(), b"mine");
-        assert_eq!(std::fs::read(&path).unwrap(), b"planted");
     }
 
     #[test]

@@ -27,13 +27,12 @@ mod tests;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
+use bty_dio::{ALIGN, AlignedBuf, to_hex};
 use sha2::{Digest, Sha256};
 
 pub use self::error::LandingError;
 use self::pipeline::{Gone, Pipeline};
-use crate::aligned::{ALIGN, AlignedBuf};
 use crate::create::create_exclusive;
-use crate::digest::to_hex;
 
 /// A file being landed: its hashing and writing threads, and the buffer
 /// being filled.

@@ -17,11 +17,9 @@
 //! - [`scan`]: the image-root scan
 //! - [`merge`]: scan + entries → listing rows with action gates
 //! - [`export`]: the `catalog.toml` a receiver can fetch
-//! - [`digest`]: the sha256 loop
-//! - [`aligned`]: buffers direct I/O can use
+//! - [`digest`]: sha256 of byte strings and its canonical hex
 //! - [`landing`]: writing and hashing a new image file as its bytes arrive
 
-pub mod aligned;
 pub mod atomic;
 pub mod canon;
 pub mod catalog_file;

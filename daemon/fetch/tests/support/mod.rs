@@ -16,7 +16,6 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use bytes::Bytes;
-use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -38,7 +37,7 @@ pub fn payload(len: usize, seed: u64) -> Bytes {
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    bty_store::digest::to_hex(&Sha256::digest(bytes))
+    bty_store::digest::sha256_bytes(bytes)
 }
 
 /// One misbehaviour, used for one request to `/file`.

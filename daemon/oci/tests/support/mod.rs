@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 
 use bty_oci::{OciClient, OciConfig};
 use bty_store::oras_ref::OrasRef;
-use sha2::{Digest, Sha256};
 
 pub use proxy::{ProxyOptions, TokenProxy};
 pub use registry::Registry;
@@ -42,10 +41,7 @@ pub fn oras(host: &str, rest: &str) -> OrasRef {
 
 /// `sha256:<hex>` of bytes.
 pub fn digest(bytes: &[u8]) -> String {
-    format!(
-        "sha256:{}",
-        bty_store::digest::to_hex(&Sha256::digest(bytes))
-    )
+    format!("sha256:{}", bty_store::digest::sha256_bytes(bytes))
 }
 
 /// Deterministic pseudo-random bytes (xorshift).

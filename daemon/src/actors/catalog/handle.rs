@@ -6,20 +6,27 @@ use super::messages::{
     AddEntry, CacheDeleted, CatalogMessage, DownloadSpec, Landed, ListedEntry, LocalImage,
     ParsedImport, RemovedEntry,
 };
+use crate::actors::call::ask;
 use crate::actors::{Unavailable, slot::ActorSlot};
 use bty_store::catalog_file::{CatalogEntry, CatalogFile};
 use bty_store::merge::Row;
-use ractor::ActorRef;
+use ractor::{ActorRef, RpcReplyPort};
 use std::sync::Arc;
+use std::time::Duration;
+
+/// Every request but an import: answered from the catalog's state, but its
+/// mailbox is serial and rewrites catalog.toml (up to the catalog limit) in
+/// its handler, so a request may wait behind one such write.
+const REQUEST: Duration = Duration::from_secs(30);
+
+/// An import merges up to a whole limit's worth of entries (64 MiB by
+/// default) and rewrites catalog.toml: tens of seconds on a slow machine.
+const IMPORT: Duration = Duration::from_secs(120);
 
 /// Cheap to clone; follows the catalog across restarts.
 #[derive(Debug, Clone, Default)]
 pub struct CatalogHandle {
     slot: ActorSlot<CatalogMessage>,
-}
-
-fn unavailable<T>(e: ractor::RactorErr<T>) -> CatalogError {
-    Unavailable::call("catalog", e).into()
 }
 
 impl CatalogHandle {
@@ -41,6 +48,15 @@ impl CatalogHandle {
             }))
     }
 
+    /// Ask the catalog, waiting at most `after`.
+    async fn ask<R: Send + 'static>(
+        &self,
+        after: Duration,
+        build: impl FnOnce(RpcReplyPort<R>) -> CatalogMessage,
+    ) -> Result<R, CatalogError> {
+        Ok(ask(&self.slot, "catalog", after, build).await?)
+    }
+
     fn cast(&self, msg: CatalogMessage) {
         match self.actor() {
             Ok(actor) => {
@@ -54,13 +70,14 @@ impl CatalogHandle {
 
     /// The merged rows.
     pub async fn list(&self) -> Result<Arc<[Row]>, CatalogError> {
-        ractor::call!(self.actor()?, |reply| CatalogMessage::List { reply }).map_err(unavailable)
+        self.ask(REQUEST, |reply| CatalogMessage::List { reply })
+            .await
     }
 
     /// The remote entries, in catalog.toml's order.
     pub async fn list_entries(&self) -> Result<Vec<ListedEntry>, CatalogError> {
-        ractor::call!(self.actor()?, |reply| CatalogMessage::ListEntries { reply })
-            .map_err(unavailable)
+        self.ask(REQUEST, |reply| CatalogMessage::ListEntries { reply })
+            .await
     }
 
     /// Add a remote entry; returns it with its ref.
@@ -68,21 +85,18 @@ impl CatalogHandle {
         &self,
         request: AddEntry,
     ) -> Result<(CatalogEntry, String), CatalogError> {
-        ractor::call!(self.actor()?, |reply| CatalogMessage::AddEntry {
-            request,
-            reply
-        })
-        .map_err(unavailable)?
+        self.ask(REQUEST, |reply| CatalogMessage::AddEntry { request, reply })
+            .await?
     }
 
     /// Remove a remote entry.
     pub async fn remove_entry(&self, src_or_ref: &str) -> Result<RemovedEntry, CatalogError> {
         let src_or_ref = src_or_ref.to_owned();
-        ractor::call!(self.actor()?, |reply| CatalogMessage::RemoveEntry {
+        self.ask(REQUEST, |reply| CatalogMessage::RemoveEntry {
             src_or_ref,
-            reply
+            reply,
         })
-        .map_err(unavailable)?
+        .await?
     }
 
     /// Import catalog.toml `content` of at most `max_bytes`. It is parsed
@@ -104,21 +118,15 @@ impl CatalogHandle {
             source,
         })?;
         let import = ParsedImport { parsed, label };
-        ractor::call!(self.actor()?, |reply| CatalogMessage::Import {
-            import,
-            reply
-        })
-        .map_err(unavailable)?
+        self.ask(IMPORT, |reply| CatalogMessage::Import { import, reply })
+            .await?
     }
 
     /// The exportable catalog.toml.
     pub async fn export(&self, base_url: &str) -> Result<String, CatalogError> {
         let base_url = base_url.to_owned();
-        ractor::call!(self.actor()?, |reply| CatalogMessage::Export {
-            base_url,
-            reply
-        })
-        .map_err(unavailable)
+        self.ask(REQUEST, |reply| CatalogMessage::Export { base_url, reply })
+            .await
     }
 
     /// The image root changed.
@@ -146,22 +154,22 @@ impl CatalogHandle {
         update: bool,
     ) -> Result<DownloadSpec, CatalogError> {
         let key = key.to_owned();
-        ractor::call!(self.actor()?, |reply| CatalogMessage::DownloadSpec {
+        self.ask(REQUEST, |reply| CatalogMessage::DownloadSpec {
             key,
             update,
-            reply
+            reply,
         })
-        .map_err(unavailable)?
+        .await?
     }
 
     /// Announce a download of `name` (suppresses auto-hashing of it).
     pub async fn expect_landing(&self, name: &str) -> Result<(), CatalogError> {
         let name = name.to_owned();
-        ractor::call!(self.actor()?, |reply| CatalogMessage::ExpectLanding {
+        self.ask(REQUEST, |reply| CatalogMessage::ExpectLanding {
             name,
-            reply
+            reply,
         })
-        .map_err(unavailable)
+        .await
     }
 
     /// A download landed.
@@ -187,21 +195,15 @@ impl CatalogHandle {
     /// Remove an entry's cached bytes.
     pub async fn delete_cache(&self, key: &str) -> Result<CacheDeleted, CatalogError> {
         let key = key.to_owned();
-        ractor::call!(self.actor()?, |reply| CatalogMessage::DeleteCache {
-            key,
-            reply
-        })
-        .map_err(unavailable)?
+        self.ask(REQUEST, |reply| CatalogMessage::DeleteCache { key, reply })
+            .await?
     }
 
     /// Resolve an image to a file in the image root.
     pub async fn resolve_local(&self, key: &str) -> Result<LocalImage, CatalogError> {
         let key = key.to_owned();
-        ractor::call!(self.actor()?, |reply| CatalogMessage::ResolveLocal {
-            key,
-            reply
-        })
-        .map_err(unavailable)?
+        self.ask(REQUEST, |reply| CatalogMessage::ResolveLocal { key, reply })
+            .await?
     }
 
     /// Test-only: make the catalog panic.

@@ -3,9 +3,9 @@
 //! src, ref or name is O(1) and an import of k entries into n costs
 //! O(n + k), not O(n·k) canonicalisations.
 
+use bty_dio::to_hex;
 use bty_store::canon::{SrcError, image_ref};
 use bty_store::catalog_file::{CatalogEntry, CatalogFile};
-use bty_store::digest::to_hex;
 use std::collections::HashMap;
 
 /// A ref as bytes: half the memory of its hex spelling, in the vector and

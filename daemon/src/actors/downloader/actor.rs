@@ -8,6 +8,7 @@ use super::messages::{DownloaderMessage, JobOutcome, UploadRequest, Uploaded};
 use super::stream::{StreamContext, open_stream};
 use super::task::{TaskContext, run_download, run_push};
 use super::{persist, task, upload};
+use crate::actors::call::{Running, ended};
 use crate::actors::catalog::{CatalogHandle, DownloadSpec, LocalImage};
 use crate::actors::job_query::JobBook;
 use crate::chain::chain;
@@ -163,15 +164,15 @@ impl Actor for DownloaderActor {
             }
             DownloaderMessage::ResolveOras { reference, reply } => {
                 let oci = state.args.oci.clone();
-                tokio::spawn(async move {
-                    let _ = reply.send(task::resolve_oras(&oci, &reference).await);
-                });
+                let _ = reply.send(tokio::spawn(async move {
+                    task::resolve_oras(&oci, &reference).await
+                }));
             }
             DownloaderMessage::FetchDocument { url, cap, reply } => {
                 let (http, oci) = (state.args.http.clone(), state.args.oci.clone());
-                tokio::spawn(async move {
-                    let _ = reply.send(task::fetch_document(&http, &oci, &url, cap).await);
-                });
+                let _ = reply.send(tokio::spawn(async move {
+                    task::fetch_document(&http, &oci, &url, cap).await
+                }));
             }
             DownloaderMessage::OpenStream {
                 src,
@@ -184,10 +185,9 @@ impl Actor for DownloaderActor {
                     oci: state.args.oci.clone(),
                     options: state.args.fetch_options.clone(),
                 };
-                tokio::spawn(async move {
-                    let opened = open_stream(ctx, &src, pinned_sha256.as_deref(), name).await;
-                    let _ = reply.send(opened);
-                });
+                let _ = reply.send(tokio::spawn(async move {
+                    open_stream(ctx, &src, pinned_sha256.as_deref(), name).await
+                }));
             }
             DownloaderMessage::Upload { request, reply } => state.upload(request, reply),
             DownloaderMessage::UploadEnded { name } => {
@@ -328,14 +328,14 @@ impl DownloaderState {
     fn upload(
         &mut self,
         request: UploadRequest,
-        reply: RpcReplyPort<Result<Uploaded, DownloaderError>>,
+        reply: RpcReplyPort<Running<Uploaded, DownloaderError>>,
     ) {
         if let Err(e) = validate_image_file_name(&request.name) {
-            let _ = reply.send(Err(e.into()));
+            let _ = reply.send(ended(Err(e.into())));
             return;
         }
         if !self.uploads.insert(request.name.clone()) {
-            let _ = reply.send(Err(DownloaderError::Busy { name: request.name }));
+            let _ = reply.send(ended(Err(DownloaderError::Busy { name: request.name })));
             return;
         }
         let me = self.args.me.clone();
@@ -343,12 +343,11 @@ impl DownloaderState {
         let cap = self.args.max_upload_bytes;
         let catalog = self.args.catalog.clone();
         let events = self.args.events.clone();
-        tokio::spawn(async move {
+        let _ = reply.send(tokio::spawn(async move {
             let name = request.name.clone();
             if let Err(e) = catalog.expect_landing(&name).await {
                 me.upload_ended(&name);
-                let _ = reply.send(Err(e.into()));
-                return;
+                return Err(e.into());
             }
             let result = tokio::task::spawn_blocking(move || {
                 upload::store_upload(&image_root, request, cap)
@@ -357,8 +356,8 @@ impl DownloaderState {
             .unwrap_or_else(|e| Err(DownloaderError::UploadTask(e)));
             report_upload(&catalog, &events, &name, &result);
             me.upload_ended(&name);
-            let _ = reply.send(result);
-        });
+            result
+        }));
     }
 }
 

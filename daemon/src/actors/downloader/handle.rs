@@ -3,20 +3,17 @@
 use super::error::DownloaderError;
 use super::messages::{DownloaderMessage, JobOutcome, OrasResolved, UploadRequest, Uploaded};
 use super::stream::RemoteStream;
+use crate::actors::call::{QUICK, Running, ask, ask_running};
 use crate::actors::catalog::{DownloadSpec, LocalImage};
 use crate::actors::job_query::Jobs;
 use crate::actors::{Unavailable, slot::ActorSlot};
 use crate::jobs::JobSnapshot;
-use ractor::ActorRef;
+use ractor::{ActorRef, RpcReplyPort};
 
 /// Cheap to clone; follows the downloader across restarts.
 #[derive(Debug, Clone, Default)]
 pub struct DownloaderHandle {
     slot: ActorSlot<DownloaderMessage>,
-}
-
-fn unavailable<T>(e: ractor::RactorErr<T>) -> DownloaderError {
-    Unavailable::call("downloader", e).into()
 }
 
 impl DownloaderHandle {
@@ -33,6 +30,24 @@ impl DownloaderHandle {
             }))
     }
 
+    /// Ask for something answered at once (a job queued).
+    async fn ask<R: Send + 'static>(
+        &self,
+        build: impl FnOnce(RpcReplyPort<R>) -> DownloaderMessage,
+    ) -> Result<R, DownloaderError> {
+        Ok(ask(&self.slot, "downloader", QUICK, build).await?)
+    }
+
+    /// Ask for work that ends after network or client I/O: accepted at
+    /// once, then awaited to its end (which its own I/O timeouts bound).
+    async fn run<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        build: impl FnOnce(RpcReplyPort<Running<T, DownloaderError>>) -> DownloaderMessage,
+    ) -> Result<T, DownloaderError> {
+        ask_running(&self.slot, "downloader", what, build).await
+    }
+
     fn cast(&self, msg: DownloaderMessage) {
         if let Ok(actor) = self.actor() {
             let _ = actor.cast(msg);
@@ -41,11 +56,8 @@ impl DownloaderHandle {
 
     /// Queue a download (or get the active one for the same entry).
     pub async fn fetch(&self, spec: DownloadSpec) -> Result<JobSnapshot, DownloaderError> {
-        ractor::call!(self.actor()?, |reply| DownloaderMessage::Fetch {
-            spec,
-            reply
-        })
-        .map_err(unavailable)?
+        self.ask(|reply| DownloaderMessage::Fetch { spec, reply })
+            .await?
     }
 
     /// Push a listed file to a registry.
@@ -55,22 +67,22 @@ impl DownloaderHandle {
         target: &str,
     ) -> Result<JobSnapshot, DownloaderError> {
         let target = target.to_owned();
-        ractor::call!(self.actor()?, |reply| DownloaderMessage::Push {
+        self.ask(|reply| DownloaderMessage::Push {
             image,
             target,
-            reply
+            reply,
         })
-        .map_err(unavailable)?
+        .await?
     }
 
     /// Resolve an `oras://` reference.
     pub async fn resolve_oras(&self, reference: &str) -> Result<OrasResolved, DownloaderError> {
         let reference = reference.to_owned();
-        ractor::call!(self.actor()?, |reply| DownloaderMessage::ResolveOras {
+        self.run("oras resolution", |reply| DownloaderMessage::ResolveOras {
             reference,
-            reply
+            reply,
         })
-        .map_err(unavailable)?
+        .await
     }
 
     /// Open a remote image as a stream; resolves once its first bytes
@@ -82,33 +94,33 @@ impl DownloaderHandle {
         name: Option<String>,
     ) -> Result<RemoteStream, DownloaderError> {
         let src = src.to_owned();
-        ractor::call!(self.actor()?, |reply| DownloaderMessage::OpenStream {
+        self.run("stream opening", |reply| DownloaderMessage::OpenStream {
             src,
             pinned_sha256,
             name,
-            reply
+            reply,
         })
-        .map_err(unavailable)?
+        .await
     }
 
     /// Fetch a small document, capped.
     pub async fn fetch_document(&self, url: &str, cap: usize) -> Result<Vec<u8>, DownloaderError> {
         let url = url.to_owned();
-        ractor::call!(self.actor()?, |reply| DownloaderMessage::FetchDocument {
+        self.run("document fetch", |reply| DownloaderMessage::FetchDocument {
             url,
             cap,
-            reply
+            reply,
         })
-        .map_err(unavailable)?
+        .await
     }
 
     /// Store an upload; resolves once every byte is in place.
     pub async fn upload(&self, request: UploadRequest) -> Result<Uploaded, DownloaderError> {
-        ractor::call!(self.actor()?, |reply| DownloaderMessage::Upload {
+        self.run("upload", |reply| DownloaderMessage::Upload {
             request,
-            reply
+            reply,
         })
-        .map_err(unavailable)?
+        .await
     }
 
     /// Cancel, list or look at its jobs (`handle.jobs().cancel(id)`).

@@ -2,6 +2,7 @@
 
 use super::error::{BadRef, DownloaderError, SourceError};
 use super::stream::RemoteStream;
+use crate::actors::call::Running;
 use crate::actors::catalog::CatalogError;
 use crate::actors::catalog::{DownloadSpec, LocalImage};
 use crate::actors::job_query::JobQuery;
@@ -143,8 +144,9 @@ pub enum DownloaderMessage {
     ResolveOras {
         /// The reference.
         reference: String,
-        /// What it resolved to.
-        reply: RpcReplyPort<Result<OrasResolved, DownloaderError>>,
+        /// The resolving task (answered at once); it ends with what the
+        /// reference resolved to.
+        reply: RpcReplyPort<Running<OrasResolved, DownloaderError>>,
     },
     /// Fetch a small document (a catalog) from http(s) or oras, capped.
     FetchDocument {
@@ -152,8 +154,8 @@ pub enum DownloaderMessage {
         url: String,
         /// Byte cap.
         cap: usize,
-        /// The bytes.
-        reply: RpcReplyPort<Result<Vec<u8>, DownloaderError>>,
+        /// The fetching task (answered at once); it ends with the bytes.
+        reply: RpcReplyPort<Running<Vec<u8>, DownloaderError>>,
     },
     /// Open a remote image as a stream (a flash that does not land it).
     OpenStream {
@@ -163,15 +165,17 @@ pub enum DownloaderMessage {
         pinned_sha256: Option<String>,
         /// A file name for the image, if the caller knows one.
         name: Option<String>,
-        /// The stream, once its first bytes arrived.
-        reply: RpcReplyPort<Result<RemoteStream, DownloaderError>>,
+        /// The opening task (answered at once); it ends with the stream,
+        /// once its first bytes arrived.
+        reply: RpcReplyPort<Running<RemoteStream, DownloaderError>>,
     },
     /// Store an upload.
     Upload {
         /// Name and chunks.
         request: UploadRequest,
-        /// The result, once all bytes are in.
-        reply: RpcReplyPort<Result<Uploaded, DownloaderError>>,
+        /// The storing task (answered at once); it ends with the result,
+        /// once all bytes are in.
+        reply: RpcReplyPort<Running<Uploaded, DownloaderError>>,
     },
     /// An upload ended (its name may be uploaded again).
     UploadEnded {

@@ -10,6 +10,7 @@ use super::resolve::resolve;
 use super::running::{Claim, RunningFlashes};
 use super::safety::{TargetRules, check_confirmed};
 use super::task::{Checked, FlashTask, container_by, inspect, target_snapshot};
+use crate::actors::call::{QUICK, ask_ref};
 use crate::actors::catalog::CatalogHandle;
 use crate::actors::downloader::{DownloaderHandle, RemoteStream};
 use crate::events::EventBus;
@@ -100,23 +101,18 @@ impl Actor for FlasherActor {
                 // all of it runs in a task, and the job is made when the
                 // result comes back, so the mailbox never waits.
                 let args = state.args.clone();
-                tokio::spawn(async move {
-                    match check_order(args, order).await {
-                        Ok((request, prepared)) => {
-                            let checked = FlasherMessage::Checked {
-                                request,
-                                prepared,
-                                reply,
-                            };
-                            if myself.cast(checked).is_err() {
-                                tracing::warn!("flasher stopped while a flash request was checked");
-                            }
-                        }
-                        Err(e) => {
-                            let _ = reply.send(Err(e));
-                        }
-                    }
-                });
+                let _ = reply.send(tokio::spawn(async move {
+                    let (request, prepared) = check_order(args, order).await?;
+                    ask_ref(&myself, "flasher", QUICK, |reply| FlasherMessage::Checked {
+                        request,
+                        prepared,
+                        reply,
+                    })
+                    .await
+                    .inspect_err(|_| {
+                        tracing::warn!("flasher stopped while a flash request was checked");
+                    })?
+                }));
             }
             FlasherMessage::Checked {
                 request,

@@ -2,20 +2,22 @@
 
 use super::error::FlasherError;
 use super::messages::{FlashOrder, FlasherMessage};
+use crate::actors::call::{ask, ask_running};
 use crate::actors::job_query::Jobs;
 use crate::actors::{Unavailable, slot::ActorSlot};
 use crate::jobs::JobSnapshot;
 use bty_disks::Disk;
 use ractor::ActorRef;
+use std::time::Duration;
+
+/// Listing reads sysfs and procfs on the blocking pool: milliseconds, or a
+/// few seconds behind a busy pool; longer means a device that hangs.
+const LIST_DISKS: Duration = Duration::from_secs(30);
 
 /// Cheap to clone; follows the flasher across restarts.
 #[derive(Debug, Clone, Default)]
 pub struct FlasherHandle {
     slot: ActorSlot<FlasherMessage>,
-}
-
-fn unavailable<T>(e: ractor::RactorErr<T>) -> FlasherError {
-    Unavailable::call("flasher", e).into()
 }
 
 impl FlasherHandle {
@@ -34,17 +36,20 @@ impl FlasherHandle {
 
     /// Block devices with verdicts.
     pub async fn list_disks(&self) -> Result<Vec<Disk>, FlasherError> {
-        ractor::call!(self.actor()?, |reply| FlasherMessage::ListDisks { reply })
-            .map_err(unavailable)?
+        ask(&self.slot, "flasher", LIST_DISKS, |reply| {
+            FlasherMessage::ListDisks { reply }
+        })
+        .await?
     }
 
-    /// Check the targets and start a flash.
+    /// Check the targets and start a flash. Accepted at once; resolving a
+    /// streamed image then waits for its first bytes, bounded by the
+    /// stream's own timeouts.
     pub async fn flash(&self, order: FlashOrder) -> Result<JobSnapshot, FlasherError> {
-        ractor::call!(self.actor()?, |reply| FlasherMessage::Flash {
-            order,
-            reply
+        ask_running(&self.slot, "flasher", "flash check", |reply| {
+            FlasherMessage::Flash { order, reply }
         })
-        .map_err(unavailable)?
+        .await
     }
 
     /// Cancel, list or look at its jobs (`handle.jobs().cancel(id)`).

@@ -3,6 +3,7 @@
 use super::actor::Prepared;
 use super::error::FlasherError;
 use super::pending::PendingDownload;
+use crate::actors::call::Running;
 use crate::actors::downloader::RemoteStream;
 use crate::actors::job_query::JobQuery;
 use crate::jobs::JobSnapshot;
@@ -77,8 +78,10 @@ pub enum FlasherMessage {
     Flash {
         /// What to write where.
         order: FlashOrder,
-        /// The job, or why nothing was started.
-        reply: RpcReplyPort<Result<JobSnapshot, FlasherError>>,
+        /// The checking task (answered at once; resolving a streamed image
+        /// waits for its first bytes); it ends with the job, or why nothing
+        /// was started.
+        reply: RpcReplyPort<Running<JobSnapshot, FlasherError>>,
     },
     /// The blocking checks of a `Flash` request are done: start the job.
     Checked {

@@ -1,7 +1,7 @@
 //! Errors of hash requests.
 
 use crate::actors::Unavailable;
-use bty_store::digest::DigestError;
+use bty_dio::DigestError;
 use bty_store::identity::OpenImageError;
 use bty_store::names::NameError;
 use thiserror::Error;

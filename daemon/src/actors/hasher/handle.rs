@@ -2,6 +2,7 @@
 
 use super::error::HasherError;
 use super::messages::{HashOutcome, HasherMessage};
+use crate::actors::call::{QUICK, ask};
 use crate::actors::job_query::Jobs;
 use crate::actors::{Unavailable, slot::ActorSlot};
 use crate::jobs::JobSnapshot;
@@ -34,11 +35,13 @@ impl HasherHandle {
     /// Queue a hash job for `name` (or get the active one).
     pub async fn enqueue(&self, name: &str) -> Result<JobSnapshot, HasherError> {
         let name = name.to_owned();
-        ractor::call!(self.actor()?, |reply| HasherMessage::Enqueue {
-            name,
-            reply: Some(reply)
+        ask(&self.slot, "hasher", QUICK, |reply| {
+            HasherMessage::Enqueue {
+                name,
+                reply: Some(reply),
+            }
         })
-        .map_err(|e| Unavailable::call("hasher", e))?
+        .await?
     }
 
     /// Queue without waiting for the answer (the catalog's auto-enqueue).

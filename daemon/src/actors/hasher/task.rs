@@ -4,7 +4,8 @@
 use super::error::HashFailure;
 use super::handle::HasherHandle;
 use super::messages::HashOutcome;
-use bty_store::digest::{DigestError, sha256_reader};
+use bty_dio::DigestError;
+use bty_dio::sha256::sha256_reader;
 use bty_store::identity::{FileIdentity, VerifiedImage};
 use bty_store::sidecar::write_sidecar;
 use std::path::PathBuf;

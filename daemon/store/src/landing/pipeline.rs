@@ -15,11 +15,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
 use std::thread::JoinHandle;
 
+use bty_dio::AlignedBuf;
 use sha2::{Digest, Sha256};
 
 use super::error::LandingError;
 use super::writer::FileWriter;
-use crate::aligned::AlignedBuf;
 
 /// Bytes per buffer: one hash step and one disk write.
 pub(super) const BUF_BYTES: usize = 2 << 20;

@@ -13,7 +13,8 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use crate::aligned::{align_down, is_aligned};
+use bty_dio::aligned::{align_down, is_aligned};
+use bty_dio::direct;
 
 /// Start writeback after this many new bytes. Small enough that the final
 /// fsync waits for at most a few of these; large enough that the disk gets
@@ -59,7 +60,7 @@ impl FileWriter {
                     // The filesystem took the flag but not the I/O: fall
                     // back for good; the buffered write below overwrites
                     // whatever part of the block did get written.
-                    Err(e) if is_unsupported(&e) => {
+                    Err(e) if direct::is_refusal(&e) => {
                         tracing::debug!(error = %e, "O_DIRECT write refused; writing through the page cache");
                         self.direct = None;
                     }
@@ -84,31 +85,17 @@ impl FileWriter {
 
 /// A second descriptor on `file` that bypasses the page cache; `None`
 /// where the filesystem refuses O_DIRECT (the caller then writes through
-/// the cache). It reopens the descriptor (`/proc/self/fd`), not `path`
-/// (only named in logs): whatever was renamed or planted under the name
-/// since it was created is not what gets written.
+/// the cache). It reopens the descriptor, not `path` (only named in logs):
+/// whatever was renamed or planted under the name since it was created is
+/// not what gets written.
 fn open_direct(file: &File, path: &Path) -> Option<File> {
-    #[cfg(target_os = "linux")]
-    {
-        match crate::create::reopen(file, true, libc::O_DIRECT) {
-            Ok(direct) => Some(direct),
-            Err(e) => {
-                tracing::debug!(path = %path.display(), error = %e, "no O_DIRECT; writing through the page cache");
-                None
-            }
+    match direct::reopen(file, true, true) {
+        Ok(direct) => Some(direct),
+        Err(e) => {
+            tracing::debug!(path = %path.display(), error = %e, "no O_DIRECT; writing through the page cache");
+            None
         }
     }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = (file, path);
-        None
-    }
-}
-
-/// Whether a failed O_DIRECT write means "not this way" (alignment or
-/// support) rather than a real I/O error.
-fn is_unsupported(e: &io::Error) -> bool {
-    e.kind() == io::ErrorKind::InvalidInput
 }
 
 /// Tracks how much of the file has been handed to writeback.
@@ -159,7 +146,7 @@ fn start_writeback(_file: &File, _offset: u64, _len: u64) {}
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aligned::{ALIGN, AlignedBuf};
+    use bty_dio::{ALIGN, AlignedBuf};
 
     /// Write `data` into a file already holding `data[..start]`, in
     /// buffer-sized pieces the way the pipeline does (the first piece only

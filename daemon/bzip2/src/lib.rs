@@ -1,4 +1,4 @@
-//! bzip2 decoded on every core.
+//! bzip2 decoded on every core (bty-flash's decoder for `.bz2` images).
 //!
 //! bzip2 compresses blocks independently, and every block starts with a
 //! 48-bit magic at some bit offset. A scanner thread reads the input once,
@@ -32,6 +32,7 @@ mod tests;
 use std::io::{BufRead, Read};
 use std::num::NonZeroUsize;
 
+pub use error::{BlockError, Bz2Error};
 use scan::Scanner;
 
 /// Decoding threads at most: more cores add memory (up to ~45 MB per block
@@ -42,7 +43,10 @@ const MAX_WORKERS: usize = 8;
 const SLACK: usize = 2;
 
 /// A reader of the decoded contents of every bzip2 stream in `input`.
-pub(crate) fn decoder(input: impl BufRead + Send + 'static) -> Box<dyn Read + Send> {
+/// Malformed input is an error of kind `InvalidData` (carrying a
+/// [`Bz2Error`] when decoded in parallel); errors of `input` itself pass
+/// through unchanged.
+pub fn decoder(input: impl BufRead + Send + 'static) -> Box<dyn Read + Send> {
     let workers = std::thread::available_parallelism()
         .map_or(1, NonZeroUsize::get)
         .min(MAX_WORKERS);

@@ -1,12 +1,12 @@
 //! What can go wrong decoding bzip2 in parallel. These travel as the
-//! payload of an [`std::io::Error`] (kind `InvalidData`), which
-//! [`crate::decode`] reports as a decode failure.
+//! payload of an [`std::io::Error`] (kind `InvalidData`), which the
+//! flasher reports as a decode failure.
 
 use std::io;
 
 /// The input is not a well-formed bzip2 file.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum Bz2Error {
+pub enum Bz2Error {
     /// Nothing to decode.
     #[error("empty input: no bzip2 stream")]
     Empty,
@@ -57,7 +57,7 @@ impl Bz2Error {
 
 /// Why one block (a standalone single-block stream) did not decode.
 #[derive(Debug, Clone, thiserror::Error)]
-pub(crate) enum BlockError {
+pub enum BlockError {
     /// The decoder rejected the data (this includes a block CRC mismatch).
     #[error("invalid block data ({0})")]
     Data(bzip2::Error),

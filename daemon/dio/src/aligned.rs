@@ -1,7 +1,7 @@
 //! Buffers `O_DIRECT` can read into and write from: their address, and
 //! every direct transfer's length and file offset, are multiples of
-//! [`ALIGN`]. One type for every hot path (landing downloads and uploads,
-//! and the flasher's reads and writes).
+//! [`ALIGN`]. One type and one set of rounding helpers for every hot path
+//! (landing downloads and uploads, and the flasher's reads and writes).
 
 /// Alignment of direct I/O buffers, lengths and offsets: the largest logical
 /// block size of common disks (512-byte and 4Kn), so one value fits all.
@@ -22,8 +22,18 @@ pub fn align_down(n: usize) -> usize {
 }
 
 /// `n` rounded up to a multiple of [`ALIGN`].
-pub fn round_up(n: usize) -> usize {
+pub fn align_up(n: usize) -> usize {
     n.div_ceil(ALIGN) * ALIGN
+}
+
+/// File offset `n` rounded down to a multiple of [`ALIGN`].
+pub fn align_down_u64(n: u64) -> u64 {
+    n - n % ALIGN as u64
+}
+
+/// File offset `n` rounded up to a multiple of [`ALIGN`].
+pub fn align_up_u64(n: u64) -> u64 {
+    n.div_ceil(ALIGN as u64) * ALIGN as u64
 }
 
 /// A zero-initialised byte buffer starting at an [`ALIGN`]ed address, with
@@ -41,7 +51,7 @@ impl AlignedBuf {
     /// A buffer of `cap` bytes (rounded up to a multiple of [`ALIGN`], at
     /// least one block), all zero, with fill length 0.
     pub fn new(cap: usize) -> Self {
-        let cap = round_up(cap.max(1));
+        let cap = align_up(cap.max(1));
         // Alignment without a custom allocator or unsafe code: over-allocate
         // (zeroed pages come from the allocator for free) and use the
         // aligned window inside. `align_offset` may in theory give up; the
@@ -146,8 +156,13 @@ mod tests {
         assert_eq!(align_down(0), 0);
         assert_eq!(align_down(ALIGN - 1), 0);
         assert_eq!(align_down(ALIGN * 3 + 5), ALIGN * 3);
-        assert_eq!(round_up(1), ALIGN);
-        assert_eq!(round_up(ALIGN), ALIGN);
-        assert_eq!(round_up(ALIGN + 1), 2 * ALIGN);
+        assert_eq!(align_up(1), ALIGN);
+        assert_eq!(align_up(ALIGN), ALIGN);
+        assert_eq!(align_up(ALIGN + 1), 2 * ALIGN);
+        let a = ALIGN as u64;
+        assert_eq!(align_down_u64(5 * a - 1), 4 * a);
+        assert_eq!(align_down_u64(1 << 40), 1 << 40);
+        assert_eq!(align_up_u64(0), 0);
+        assert_eq!(align_up_u64(4 * a + 1), 5 * a);
     }
 }

@@ -1,10 +1,9 @@
-//! Direct-I/O buffers (bty-store's, one type for every hot path) and the
-//! zero helpers the flasher needs on top.
+//! Zeros: an aligned block of them to write or hash, and spotting them in
+//! what is decoded (zero runs become holes or `BLKZEROOUT`).
 
 use std::sync::OnceLock;
 
-pub(crate) use bty_store::aligned::round_up;
-pub use bty_store::aligned::{ALIGN, AlignedBuf};
+use bty_dio::AlignedBuf;
 
 /// 1 MiB of zeros, aligned for direct I/O: the source of every zero run a
 /// sink has to write or hash rather than skip.
