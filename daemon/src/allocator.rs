@@ -1,4 +1,5 @@
-//! Process-wide allocator settings for bulk transfers.
+//! Process-wide allocator settings: for bulk transfers, and for a large
+//! catalog's memory to go back to the kernel.
 //!
 //! An upload moves through hyper, HTTP/2 and gRPC buffers of a few hundred
 //! KiB to a few MiB, each allocated, handed along and freed on another
@@ -15,11 +16,23 @@ const MMAP_THRESHOLD: libc::c_int = 8 << 20;
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 const TRIM_THRESHOLD: libc::c_int = 64 << 20;
 
+/// One heap for every thread. glibc gives threads arenas of their own (up
+/// to eight per core); a large catalog's long-lived entries and rows then
+/// end up spread over several arenas, each pinned resident by the few live
+/// blocks among its freed parse and merge garbage. With 100 000 entries
+/// btyd's RSS after a listing was 266 MiB with the default and 182 MiB with
+/// one arena (`scripts/bench-scale`). The contention it adds is small: every
+/// thread keeps a cache of small blocks, and the bulk paths reuse their
+/// buffers.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const ARENA_MAX: libc::c_int = 1;
+
 /// Apply the settings; call once at start-up, before the runtime spreads
-/// allocations over its threads' arenas. A no-op on other C libraries.
+/// allocations over its threads. A no-op on other C libraries.
 pub fn tune_for_bulk_transfers() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     for (param, value) in [
+        (libc::M_ARENA_MAX, ARENA_MAX),
         (libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD),
         (libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD),
     ] {

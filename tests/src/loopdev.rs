@@ -62,26 +62,3 @@ impl Drop for LoopDevice {
         let _ = Command::new("losetup").arg("-d").arg(&self.path).status();
     }
 }
-
-/// Fail the test, naming the missing capability, unless this process may
-/// create loop devices (root and `/dev/loop-control`). Never a silent skip.
-pub fn require_loop_devices() {
-    assert!(
-        can_use_loop_devices(),
-        "this test needs loop devices: run it as root on a machine with /dev/loop-control \
-         (scripts/test does)"
-    );
-}
-
-/// Whether this process may create loop devices.
-pub fn can_use_loop_devices() -> bool {
-    rustix_is_root() && Path::new("/dev/loop-control").exists()
-}
-
-fn rustix_is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}

@@ -1,6 +1,6 @@
 //! An HTTP(S) origin server for download tests: serves in-memory files with
 //! ETag, Range and HEAD, counts what it sends, redirects on demand, and can
-//! be slowed down or cut off mid-body. Runs
+//! be slowed down, held before the first body byte, or cut off mid-body. Runs
 //! on its own thread and runtime so blocking test code can drive it.
 
 use axum::body::Body;
@@ -38,6 +38,9 @@ pub struct OriginState {
     pub drop_next_after: AtomicU64,
     /// Every path asked for, in order.
     seen: Mutex<Vec<String>>,
+    /// While `true`, bodies wait before their first byte (the response
+    /// head is sent, so the client sees a download that stalls).
+    held: tokio::sync::watch::Sender<bool>,
 }
 
 /// A running origin.
@@ -182,6 +185,16 @@ impl Origin {
     pub fn bytes_sent(&self) -> u64 {
         self.state.bytes_sent.load(Ordering::Relaxed)
     }
+
+    /// Hold every body before its first byte until [`Origin::release`].
+    pub fn hold(&self) {
+        self.state.held.send_replace(true);
+    }
+
+    /// Let held bodies (and later ones) flow.
+    pub fn release(&self) {
+        self.state.held.send_replace(false);
+    }
 }
 
 impl Drop for Origin {
@@ -265,7 +278,10 @@ async fn serve(
     let stream_state = state.clone();
     let drop_after = state.drop_next_after.swap(0, Ordering::Relaxed);
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let mut held = state.held.subscribe();
     tokio::spawn(async move {
+        // Closed only when the origin goes away; then nothing waits.
+        let _ = held.wait_for(|held| !held).await;
         let first = usize::try_from(start).unwrap_or(0);
         let mut at = first;
         let stop = usize::try_from(end).unwrap_or(0) + 1;

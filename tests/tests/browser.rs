@@ -5,10 +5,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use bty_e2e::loopdev::{LoopDevice, require_loop_devices};
+use bty_e2e::loopdev::LoopDevice;
 use bty_e2e::origin::Origin;
 use bty_e2e::web::webdriver::{Browser, browser_available, screenshot_dir};
 use bty_e2e::{Daemon, drop_file, noise, sha256sum, wait_for};
+use bty_test_caps::require_loop_devices;
 use serde_json::{Value, json};
 use std::time::Duration;
 

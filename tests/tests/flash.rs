@@ -5,8 +5,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use bty_e2e::loopdev::{LoopDevice, require_loop_devices};
+use bty_e2e::loopdev::LoopDevice;
 use bty_e2e::{Daemon, noise, run, sha256sum, wait_for};
+use bty_test_caps::require_loop_devices;
 use std::process::Command;
 use std::time::Duration;
 

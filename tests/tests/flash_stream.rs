@@ -8,11 +8,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use bty_e2e::loopdev::{LoopDevice, require_loop_devices};
+use bty_e2e::loopdev::LoopDevice;
 use bty_e2e::origin::Origin;
 use bty_e2e::registry::Registry;
 use bty_e2e::{Daemon, drop_file, noise, run, wait_for};
 use bty_store::digest::sha256_bytes;
+use bty_test_caps::require_loop_devices;
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;

@@ -7,13 +7,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use bty_e2e::loopdev::{LoopDevice, can_use_loop_devices};
+use bty_e2e::loopdev::LoopDevice;
 use bty_e2e::origin::Origin;
 use bty_e2e::{Daemon, noise, run, wait_for};
 use bty_proto::channel::Target;
 use bty_proto::v1::catalog_service_client::CatalogServiceClient;
 use bty_proto::v1::{ReadImageRequest, image_chunk::Part};
 use bty_store::digest::sha256_bytes;
+use bty_test_caps::can_use_loop_devices;
 use serde_json::Value;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};

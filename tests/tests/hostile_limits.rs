@@ -6,11 +6,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use bty_e2e::loopdev::{LoopDevice, can_use_loop_devices};
+use bty_e2e::loopdev::LoopDevice;
 use bty_e2e::origin::Origin;
 use bty_e2e::tls::TestCa;
 use bty_e2e::{Daemon, noise};
 use bty_store::digest::sha256_bytes;
+use bty_test_caps::can_use_loop_devices;
 use serde_json::Value;
 
 const CAP: u64 = 1 << 20;

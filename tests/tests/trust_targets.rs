@@ -6,12 +6,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use bty_e2e::loopdev::{LoopDevice, hold_loop_setup, require_loop_devices};
+use bty_e2e::loopdev::{LoopDevice, hold_loop_setup};
 use bty_e2e::origin::Origin;
 use bty_e2e::{Daemon, drop_file, noise, run, sha256sum};
 use bty_proto::channel::Target;
 use bty_proto::v1::flash_service_client::FlashServiceClient;
-use bty_proto::v1::{self, ListDisksRequest};
+use bty_proto::v1::job_service_client::JobServiceClient;
+use bty_proto::v1::{self, GetJobRequest, ListDisksRequest};
+use bty_store::digest::sha256_bytes;
+use bty_test_caps::require_loop_devices;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -473,4 +476,132 @@ async fn a_flash_not_matching_the_confirmed_disk_is_refused() {
         before,
         "a refused flash wrote the disk"
     );
+}
+
+async fn get_job(jobs: &mut JobServiceClient<Channel>, id: &str) -> v1::Job {
+    jobs.get_job(GetJobRequest { id: id.to_owned() })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// The swap after the request: a qcow2 entry must be downloaded before it
+/// is flashed, so between the accepted request (checked against the
+/// confirmation) and the first write there is a window as long as the
+/// download. The origin holds the body; meanwhile the loop device is
+/// detached and a same-size file attached on the same node. The re-check
+/// before writing must refuse the new device, and not a byte of it changes.
+///
+/// `send_diskseq`: the confirmation carries the listed disk sequence
+/// number (btyctl's), or not (a client that never sends it). Without it
+/// the request-time rules cannot tell the devices apart; only the re-check
+/// comparing the device found before the download with the one found after
+/// it can.
+async fn swap_while_downloading(send_diskseq: bool, refusal: &str) {
+    require_loop_devices();
+    let dir = tempfile::tempdir().unwrap();
+    let raw_path = dir.path().join("vm.raw");
+    std::fs::write(&raw_path, noise(2 * MIB, 21)).unwrap();
+    let qcow2_path = dir.path().join("vm.qcow2");
+    run(Command::new("qemu-img")
+        .args(["convert", "-q", "-f", "raw", "-O", "qcow2"])
+        .arg(&raw_path)
+        .arg(&qcow2_path));
+    let qcow2 = std::fs::read(&qcow2_path).unwrap();
+    let origin = Origin::start();
+    origin.put("vm.qcow2", qcow2.clone());
+    origin.hold();
+    let daemon = Daemon::start();
+    daemon.ctl_json(&[
+        "entries",
+        "add",
+        &origin.url("vm.qcow2"),
+        "--sha256",
+        &sha256_bytes(&qcow2),
+    ]);
+    let first = LoopDevice::create(&dir.path().join("first"), 8 * MIB as u64, 0x11, false);
+    let dev = first.path.clone();
+    let mut confirmed = confirm(channel(&daemon).await, first.dev()).await;
+    assert!(
+        confirmed.confirmed_diskseq.is_some(),
+        "this kernel has no diskseq"
+    );
+    if !send_diskseq {
+        confirmed.confirmed_diskseq = None;
+    }
+
+    let job = FlashServiceClient::new(channel(&daemon).await)
+        .flash(v1::FlashRequest {
+            image: "vm.qcow2".to_owned(),
+            targets: vec![confirmed],
+            no_verify: true,
+        })
+        .await
+        .expect("the request for the confirmed device is accepted")
+        .into_inner();
+    let mut jobs = JobServiceClient::new(channel(&daemon).await);
+    // The flash waits for its download, whose body the origin holds.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = get_job(&mut jobs, &job.id).await;
+        if now.phase() == v1::JobPhase::Downloading && origin.body_requests() > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the flash never waited on its download: {now:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // No other test may take the node between the detach and the attach.
+    let setup = hold_loop_setup();
+    drop(first);
+    let second_file = dir.path().join("second");
+    std::fs::write(&second_file, vec![0x22; 8 * MIB]).unwrap();
+    let before = sha256sum(&second_file);
+    run(Command::new("losetup").arg(&dev).arg(&second_file));
+    drop(setup);
+    let second = LoopDevice {
+        path: dev.clone(),
+        file: second_file.clone(),
+    };
+    origin.release();
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let ended = loop {
+        let now = get_job(&mut jobs, &job.id).await;
+        if now.finished_at_ms.is_some() {
+            break now;
+        }
+        assert!(Instant::now() < deadline, "the flash never ended: {now:#?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // The refusal came after the download, i.e. from the re-check.
+    assert_eq!(
+        origin.bytes_sent(),
+        qcow2.len() as u64,
+        "the image was not downloaded"
+    );
+    let target = &ended.targets[0];
+    assert_eq!(target.state(), v1::TargetState::Refused, "{ended:#?}");
+    let error = target.error.as_deref().unwrap_or_default();
+    assert!(error.contains(refusal), "{ended:#?}");
+    assert_eq!(ended.state(), v1::JobState::Failed, "{ended:#?}");
+    assert_eq!(target.bytes_written, 0, "{ended:#?}");
+    assert_eq!(
+        sha256sum(&second.file),
+        before,
+        "the swapped-in device was written"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_swapped_while_its_image_downloads_is_refused_before_writing() {
+    swap_while_downloading(true, "disk sequence number").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_swapped_while_downloading_is_refused_without_a_confirmed_diskseq() {
+    swap_while_downloading(false, "the device changed since the flash was requested").await;
 }

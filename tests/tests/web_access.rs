@@ -4,8 +4,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use bty_e2e::loopdev::{LoopDevice, can_use_loop_devices};
+use bty_e2e::loopdev::LoopDevice;
 use bty_e2e::{Daemon, drop_file, http, noise, sha256sum, wait_for};
+use bty_test_caps::can_use_loop_devices;
 use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;

@@ -18,6 +18,7 @@ mod access;
 mod api;
 mod assets;
 mod auth;
+mod body_limit;
 mod body_timeout;
 mod error;
 mod fallback;

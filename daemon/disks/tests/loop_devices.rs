@@ -13,7 +13,8 @@ use bty_disks::{
     Refusal, SystemPaths, TargetKind, block_size_bytes, check_target, discard, list_disks,
     logical_block_size, reread_partition_table, same_identity, verify_opened, zero_out,
 };
-use support::{Loop, Mounted, image, noise, require_loop_devices, run};
+use bty_test_caps::require_loop_devices;
+use support::{Loop, Mounted, image, noise, run};
 
 const MIB: u64 = 1 << 20;
 

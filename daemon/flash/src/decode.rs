@@ -267,20 +267,39 @@ struct MemLimitHit {
     limit: u64,
 }
 
-/// Skip NUL bytes; whether input remains afterwards.
+/// io-error payload: the NUL padding between or after xz streams is not a
+/// whole number of 4-byte words, which the xz format requires (`xz -dc`
+/// calls such a file corrupt).
+#[derive(Debug, thiserror::Error)]
+#[error("xz stream padding of {bytes} bytes is not a multiple of 4: the file is corrupt")]
+struct BadXzPadding {
+    bytes: u64,
+}
+
+/// Skip the NUL padding after an xz stream; whether input remains
+/// afterwards. Padding that is not a multiple of 4 bytes is an error.
 fn skip_stream_padding(input: &mut impl BufRead) -> io::Result<bool> {
-    loop {
+    let mut skipped: u64 = 0;
+    let more = loop {
         let buf = input.fill_buf()?;
         if buf.is_empty() {
-            return Ok(false);
+            break false;
         }
         let zeros = buf.iter().take_while(|&&b| b == 0).count();
         let more = zeros < buf.len();
         input.consume(zeros);
+        skipped += zeros as u64;
         if more {
-            return Ok(true);
+            break true;
         }
+    };
+    if !skipped.is_multiple_of(4) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            BadXzPadding { bytes: skipped },
+        ));
     }
+    Ok(more)
 }
 
 #[cfg(test)]
@@ -412,5 +431,24 @@ mod tests {
             open_decoder(r, Container::Qcow2),
             Err(FlashError::NeedsQemuImg)
         ));
+    }
+
+    #[test]
+    fn xz_padding_must_be_whole_words() {
+        let mut four = io::Cursor::new(vec![0u8, 0, 0, 0, 0xFD]);
+        assert!(skip_stream_padding(&mut four).expect("4 NULs are padding"));
+        let mut eight_at_end = io::Cursor::new(vec![0u8; 8]);
+        assert!(!skip_stream_padding(&mut eight_at_end).expect("8 NULs are padding"));
+        for bad in [vec![0u8, 0xFD], vec![0u8; 3], vec![0u8, 0, 0, 0, 0, 0xFD]] {
+            let n = bad.iter().take_while(|&&b| b == 0).count();
+            let err = skip_stream_padding(&mut io::Cursor::new(bad)).expect_err("not whole words");
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "xz stream padding of {n} bytes is not a multiple of 4: the file is corrupt"
+                )
+            );
+        }
     }
 }

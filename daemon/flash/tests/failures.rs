@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use bty_flash::{FlashError, FlashOptions, HashingReader, flash, open_decoder};
 use bty_store::format::Container;
+use bty_test_caps::require_loop_devices;
 use support::*;
 
 /// A loop device full of noise.

@@ -9,6 +9,7 @@ use std::process::Command;
 use std::sync::atomic::AtomicBool;
 
 use bty_flash::FlashOptions;
+use bty_test_caps::require_loop_devices;
 use support::*;
 
 fn flashes_format(ext: &str) {

@@ -7,6 +7,7 @@ mod support;
 use std::sync::atomic::AtomicBool;
 
 use bty_flash::FlashOptions;
+use bty_test_caps::require_loop_devices;
 use support::*;
 
 #[test]

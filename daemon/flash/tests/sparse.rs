@@ -9,6 +9,7 @@ use std::process::Command;
 use std::sync::atomic::AtomicBool;
 
 use bty_flash::{FlashError, FlashOptions};
+use bty_test_caps::require_loop_devices;
 use support::*;
 
 /// A copy of the raw fixture with its zero blocks turned into holes.

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use bty_flash::{AlignedBuf, FlashError, FlashOptions, Source, flash, flash_qcow2, open_decoder};
 use bty_store::format::{Container, sniff_file};
+use bty_test_caps::require_loop_devices;
 use support::*;
 
 /// Chunk size of these flashes: the verifier gets a stretch every 8 chunks.

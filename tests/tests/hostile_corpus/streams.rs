@@ -145,6 +145,16 @@ fn damaged(codec: &str, damage: &str) -> Result<Vec<u8>, String> {
         // block header asks the decoder for 1.5 GiB (encoding it for real
         // needs 1.8 GB, so the dictionary size byte is set afterwards).
         "hugedict" if codec == "xz" => with_xz_dict(good()?, 37)?,
+        // Two valid streams with 5 NULs between them: xz pads streams in
+        // 4-byte words, so this is a corrupt file (`xz -dc` says so),
+        // though every byte of it decodes.
+        "badpadding" if codec == "xz" => {
+            let stream = good()?;
+            let mut bytes = stream.clone();
+            bytes.extend_from_slice(&[0; 5]);
+            bytes.extend_from_slice(&stream);
+            bytes
+        }
         other => return Err(format!("unknown damage {other:?}")),
     })
 }

@@ -11,12 +11,13 @@ mod upload;
 
 pub(crate) use jobs::JobJson;
 
-use crate::error::{InvalidRequest, TooLarge, WebError};
+use crate::body_limit::{JSON_LIMIT, refuse_declared_over};
+use crate::error::{InvalidRequest, WebError};
 use crate::state::AppState;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request, State};
 use axum::http::StatusCode;
-use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
@@ -113,10 +114,6 @@ async fn version() -> Json<Value> {
     }))
 }
 
-/// The most a JSON body may hold: axum's default body limit, which no JSON
-/// route raises.
-const JSON_LIMIT: u64 = 2 << 20;
-
 /// `Json<T>` whose rejections are [`WebError`]s (JSON `detail`, 422; 413
 /// when the body is over [`JSON_LIMIT`]).
 pub(crate) struct JsonBody<T>(pub(crate) T);
@@ -125,21 +122,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = WebError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        // A body declared over the limit is refused before reading it: read,
-        // it would only fail once the limit's worth had arrived, or wait for
-        // bytes that are never coming.
-        let declared = req
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if let Some(length) = declared.filter(|&n| n > JSON_LIMIT) {
-            return Err(TooLarge::JsonBody {
-                declared: length,
-                limit: JSON_LIMIT,
-            }
-            .into());
-        }
+        refuse_declared_over(req.headers(), JSON_LIMIT, "a JSON body")?;
         axum::Json::<T>::from_request(req, state)
             .await
             .map(|axum::Json(value)| Self(value))

@@ -3,12 +3,12 @@
 //! browser goes next.
 
 use super::{Viewer, client_ip, cookie, session};
+use crate::body_limit::FormBody;
 use crate::error::{Forbidden, PageError, WebError};
 use crate::pages::Chrome;
 use crate::state::AppState;
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::header::{CACHE_CONTROL, RETRY_AFTER, SET_COOKIE};
 use axum::http::{Extensions, StatusCode};
@@ -157,7 +157,7 @@ pub(crate) async fn submit(
     State(state): State<AppState>,
     viewer: Viewer,
     extensions: Extensions,
-    Form(form): Form<LoginForm>,
+    FormBody(form): FormBody<LoginForm>,
 ) -> Result<Response, PageError> {
     let next = safe_next(form.next.as_deref());
     log_in(&state, viewer, &extensions, &form.password, next).await

@@ -14,6 +14,7 @@ pub use credentials::{hash_password, is_password_hash, random_token};
 pub(crate) use limit::Limiter;
 pub(crate) use session::Sessions;
 
+use crate::body_limit::{FORM_LIMIT, MULTIPART_LIMIT, refuse_declared_over};
 use crate::error::{Forbidden, PageError, TooLarge, WebError};
 use crate::fmt::percent_encode;
 use crate::state::AppState;
@@ -29,12 +30,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-
-/// Largest urlencoded form body read to find its CSRF field.
-const FORM_LIMIT: usize = 64 * 1024;
-/// Largest multipart form body read to find its CSRF field (the catalog
-/// upload: 1 MiB of TOML plus framing).
-const MULTIPART_LIMIT: usize = 2 << 20;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -177,11 +172,12 @@ async fn csrf_token(parts: &Parts, body: Body) -> Result<(Option<String>, Body),
     let Some(kind) = form_kind(&parts.headers) else {
         return Ok((None, body));
     };
-    let limit = match kind {
-        FormKind::Urlencoded => FORM_LIMIT,
-        FormKind::Multipart(_) => MULTIPART_LIMIT,
+    let (limit, what) = match kind {
+        FormKind::Urlencoded => (FORM_LIMIT, "a form"),
+        FormKind::Multipart(_) => (MULTIPART_LIMIT, "a multipart form"),
     };
-    let bytes = axum::body::to_bytes(body, limit)
+    refuse_declared_over(&parts.headers, limit, what)?;
+    let bytes = axum::body::to_bytes(body, usize::try_from(limit).unwrap_or(usize::MAX))
         .await
         .map_err(|_| TooLarge::Form)?;
     let token = match kind {

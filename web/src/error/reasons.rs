@@ -3,7 +3,7 @@
 //! the client sees (kept word for word: clients and tests match on it).
 
 use axum::extract::multipart::{MultipartError, MultipartRejection};
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::{FormRejection, JsonRejection, QueryRejection};
 use axum::http::Method;
 use std::net::SocketAddr;
 use thiserror::Error;
@@ -108,6 +108,9 @@ pub enum InvalidRequest {
     /// A catalog upload that is not a multipart form.
     #[error("upload is not a multipart form: {}", .0.body_text())]
     NotMultipart(#[source] MultipartRejection),
+    /// The urlencoded form did not parse into the page's fields.
+    #[error("{}", .0.body_text())]
+    Form(#[source] FormRejection),
     /// A multipart catalog upload without its `file` field.
     #[error("no file in upload")]
     NoFile,
@@ -159,11 +162,13 @@ pub enum TooLarge {
     /// A form (read whole for its CSRF token) is over its limit.
     #[error("form is too large")]
     Form,
-    /// A JSON body declares more bytes than JSON bodies may have.
-    #[error("the request body declares {declared} bytes; a JSON body may have at most {} MiB", .limit >> 20)]
-    JsonBody {
+    /// A body declares more bytes than its kind may have.
+    #[error("the request body declares {declared} bytes; {what} may have at most {}", Size(*.limit))]
+    Declared {
         /// Its `Content-Length`.
         declared: u64,
+        /// The kind of body ("a JSON body", "a form").
+        what: &'static str,
         /// The limit in bytes.
         limit: u64,
     },
@@ -232,6 +237,19 @@ pub enum ConfigError {
     HashPassword(#[source] argon2::password_hash::Error),
 }
 
+/// A byte limit as an operator would write it (`2 MiB`, `64 KiB`).
+struct Size(u64);
+
+impl std::fmt::Display for Size {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_multiple_of(1 << 20) {
+            write!(f, "{} MiB", self.0 >> 20)
+        } else {
+            write!(f, "{} KiB", self.0 >> 10)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,8 +262,9 @@ mod tests {
     fn typed_errors_read_as_before() {
         let cases: Vec<(WebError, &str)> = vec![
             (
-                TooLarge::JsonBody {
+                TooLarge::Declared {
                     declared: 3 << 20,
+                    what: "a JSON body",
                     limit: 1 << 20,
                 }
                 .into(),

@@ -3,11 +3,12 @@
 //! `303` back to the images page, carrying `?error=` on failure, as
 //! upstream's forms did. Parsing and importing are the daemon's job.
 
+use crate::body_limit::refuse_declared_over;
 use crate::error::{BadRequest, InvalidRequest, TooLarge, WebError, redirect_with_error};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::extract::multipart::{Field, Multipart, MultipartRejection};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Redirect;
 use bty_proto::v1::import_catalog_request::Source;
 use bty_proto::v1::{FetchLatestCatalogRequest, ImportCatalogRequest, ImportReport};
@@ -19,7 +20,10 @@ const MAX_CATALOG_BYTES: usize = 1 << 30;
 
 /// Request body limit of the upload route: the file plus room for the
 /// multipart framing, so a file just over the cap still gets a message.
-pub(crate) const UPLOAD_BODY_LIMIT: usize = MAX_CATALOG_BYTES + 64 * 1024;
+pub(crate) const UPLOAD_BODY_LIMIT: usize = MAX_CATALOG_BYTES + FRAMING;
+
+/// Room for the multipart framing around the file.
+const FRAMING: usize = 64 * 1024;
 
 /// The limit when btyd does not say (upstream's 1 MiB, well below btyd's
 /// default).
@@ -31,6 +35,7 @@ fn too_large(limit: usize) -> WebError {
 
 pub(crate) async fn upload(
     State(state): State<AppState>,
+    headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Redirect {
     let limit = match state.store().await {
@@ -40,6 +45,12 @@ pub(crate) async fn upload(
             .unwrap_or(FALLBACK_LIMIT),
         Err(status) => return WebError::from(status).redirect_to_images(),
     };
+    // Refused on its declared length before reading: a catalog that cannot
+    // fit would otherwise be read up to the limit first.
+    let most = u64::try_from(limit.saturating_add(FRAMING)).unwrap_or(u64::MAX);
+    if refuse_declared_over(&headers, most, "a catalog upload").is_err() {
+        return too_large(limit).redirect_to_images();
+    }
     let result = match multipart {
         Ok(multipart) => read_catalog(multipart, limit).await,
         Err(rejection) => Err(InvalidRequest::NotMultipart(rejection).into()),

@@ -6,12 +6,12 @@
 use super::jobs::{JobView, of_kinds, split};
 use super::{Chrome, EventRow, recent_events};
 use crate::auth::Viewer;
+use crate::body_limit::FormBody;
 use crate::error::{BadRequest, PageError, WebError};
 use crate::fmt::percent_encode;
 use crate::state::AppState;
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::Form;
 use axum::extract::{Query, State};
 use axum::response::Redirect;
 use bty_proto::v1::{AddEntryRequest, JobKind};
@@ -109,7 +109,10 @@ fn given(value: &str) -> Option<String> {
     (!value.is_empty()).then(|| value.to_owned())
 }
 
-pub(crate) async fn add(State(state): State<AppState>, Form(form): Form<AddForm>) -> Redirect {
+pub(crate) async fn add(
+    State(state): State<AppState>,
+    FormBody(form): FormBody<AddForm>,
+) -> Redirect {
     const PAGE: &str = "/ui/downloads";
     let url = form.url.trim().to_owned();
     let remote = ["http://", "https://", "oras://"]

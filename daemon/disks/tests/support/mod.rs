@@ -7,16 +7,6 @@ use std::process::Command;
 use std::thread::sleep;
 use std::time::Duration;
 
-/// Fail the test, naming the missing capability, unless this process may
-/// create loop devices (root and `/dev/loop-control`). Never a silent skip.
-pub(crate) fn require_loop_devices() {
-    assert!(
-        rustix::process::geteuid().is_root() && Path::new("/dev/loop-control").exists(),
-        "this test needs loop devices: run it as root on a machine with /dev/loop-control \
-         (scripts/test does)"
-    );
-}
-
 /// Runs a command and returns its stdout; panics with its stderr.
 pub(crate) fn run(program: &str, args: &[&str]) -> String {
     let out = Command::new(program)

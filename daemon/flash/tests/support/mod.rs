@@ -161,16 +161,6 @@ pub(crate) fn image(name: &str) -> PathBuf {
     fixtures().join(name)
 }
 
-/// Fail the test, naming the missing capability, unless this process may
-/// create loop devices (root and `/dev/loop-control`). Never a silent skip.
-pub(crate) fn require_loop_devices() {
-    assert!(
-        rustix::process::geteuid().is_root() && Path::new("/dev/loop-control").exists(),
-        "this test needs loop devices: run it as root on a machine with /dev/loop-control \
-         (scripts/test does)"
-    );
-}
-
 /// A file of `size` noise bytes (seeded) at `path`.
 pub(crate) fn noise_file(path: &Path, size: u64, seed: u64) {
     let mut f = File::create(path).unwrap();
