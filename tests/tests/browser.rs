@@ -349,6 +349,43 @@ fn csp_or_script_errors(console: &[String]) -> Vec<&String> {
         .collect()
 }
 
+/// On the page just loaded: the console has no error (a missing favicon
+/// would be one), the favicon loads as an image, and the skip link is the
+/// first focusable element, off screen until focused, pointing at <main>.
+fn assert_the_frame_works(browser: &Browser) {
+    browser.execute(
+        "window.__btyIcon = 'loading'; var i = new Image(); \
+         i.onload = function () { window.__btyIcon = 'ok'; }; \
+         i.onerror = function () { window.__btyIcon = 'error'; }; \
+         i.src = document.querySelector('link[rel=icon]').href;",
+        json!([]),
+    );
+    let icon = browser.wait_js(
+        LIVE,
+        "the favicon to load",
+        "return window.__btyIcon === 'loading' ? null : window.__btyIcon",
+    );
+    assert_eq!(icon, json!("ok"), "the favicon");
+    let console = browser.console();
+    let errors: Vec<_> = console.iter().filter(|l| l.starts_with("SEVERE")).collect();
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
+    let skip = browser.execute(
+        "var first = document.querySelector('a[href], button, input:not([type=hidden]), select, textarea'); \
+         var target = document.querySelector(first.getAttribute('href')); \
+         var hidden = first.getBoundingClientRect().bottom <= 0; \
+         first.focus(); \
+         var shown = first.getBoundingClientRect().top >= 0; \
+         first.blur(); \
+         return [first.textContent, target && target.tagName, hidden, shown];",
+        json!([]),
+    );
+    assert_eq!(
+        skip,
+        json!(["Skip to content", "MAIN", true, true]),
+        "skip link"
+    );
+}
+
 #[test]
 fn the_start_up_url_logs_in_and_the_pages_work_under_the_csp() {
     if !browser_available() {
@@ -378,6 +415,7 @@ fn the_start_up_url_logs_in_and_the_pages_work_under_the_csp() {
     );
 
     // The images page's script runs: live updates connect, the row appears.
+    browser.console();
     browser.goto(&format!("{base}/ui/images"));
     browser.wait_js(
         LIVE,
@@ -385,6 +423,7 @@ fn the_start_up_url_logs_in_and_the_pages_work_under_the_csp() {
         "return window.__btyLive === true",
     );
     browser.find("tr[data-row-name='csp.img']");
+    assert_the_frame_works(&browser);
     // A new file shows up without a reload (catalog events over SSE).
     browser.execute("window.__btyMarker = 7", json!([]));
     drop_file(&daemon.image_root, "later.img", &noise(1 << 20, 42));

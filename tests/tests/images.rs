@@ -141,13 +141,16 @@ fn lists_hashes_and_renders_local_and_remote_images() {
         sha256sum(&daemon.image_root.join("delta.img"))
     );
 
-    // The images page: one row per listing row, gates as disabled buttons.
+    // The images page: one row per listing row, gates as disabled buttons;
+    // local files (every gate shut) as a label, no buttons.
     let page = daemon.get("/ui/images");
     assert_eq!(page.status, 200);
     let html = page.text();
     assert_eq!(html.matches("<tr data-row-name=").count(), 6, "{html}");
     for name in ["alpha.img", "delta.img"] {
-        assert_eq!(button_states(&html, name), [false; 4], "{name}");
+        let row = row_html(&html, name);
+        assert!(row.contains(">local file</span>"), "{name}: {row}");
+        assert!(!row.contains("bty-btn-group"), "{name}: {row}");
     }
     for name in ["debian (pinned)", "nosi fedora-sysdev (x86_64, rolling)"] {
         assert_eq!(
@@ -161,12 +164,7 @@ fn lists_hashes_and_renders_local_and_remote_images() {
 /// Whether the Fetch / Update / Cache delete / Entry delete buttons of the
 /// row named `name` are enabled.
 fn button_states(html: &str, name: &str) -> [bool; 4] {
-    let marker = format!("<tr data-row-name=\"{}\"", name.replace('"', "&quot;"));
-    let start = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no row {name}"));
-    let rest = &html[start..];
-    let row = &rest[..rest.find("</tr>").unwrap()];
+    let row = row_html(html, name);
     [
         "bty-fetch-btn",
         "bty-update-btn",
@@ -181,6 +179,16 @@ fn button_states(html: &str, name: &str) -> [bool; 4] {
         let tag_end = at + row[at..].find('>').unwrap();
         !row[tag_start..tag_end].contains(" disabled")
     })
+}
+
+/// The `<tr …>…` of the row named `name` (up to its `</tr>`).
+fn row_html<'a>(html: &'a str, name: &str) -> &'a str {
+    let marker = format!("<tr data-row-name=\"{}\"", name.replace('"', "&quot;"));
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no row {name}"));
+    let rest = &html[start..];
+    &rest[..rest.find("</tr>").unwrap()]
 }
 
 /// A catalog.toml past the 4 MiB import cap (what many imports build up)

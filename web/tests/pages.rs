@@ -95,17 +95,16 @@ async fn images_page_renders_one_row_per_image() {
 }
 
 #[tokio::test]
-async fn every_row_renders_four_buttons_disabled_by_gate() {
+async fn catalog_rows_render_four_buttons_disabled_by_gate() {
     let harness = Harness::start(sample_daemon()).await;
     let html = harness.get("/ui/images").await.body;
     let expected = [
-        (SHA_LOCAL.to_owned(), [false, false, false, false]),
         (SHA_REMOTE.to_owned(), [false, true, true, true]),
         ("3".repeat(64), [true, false, false, true]),
-        ("4".repeat(64), [false, false, false, false]),
     ];
     for (id, gates) in expected {
         let row = row(&html, &id);
+        assert!(!row.contains("local file"), "{id}");
         for (class, enabled) in BUTTONS.iter().zip(gates) {
             let (disabled, title) = button(row, class);
             assert_eq!(disabled, !enabled, "{class} of {id}");
@@ -113,10 +112,31 @@ async fn every_row_renders_four_buttons_disabled_by_gate() {
             assert!(row.contains(&format!(r#"data-id="{id}""#)));
         }
     }
-    let (_, title) = button(row(&html, SHA_LOCAL), "bty-catalog-entry-delete-btn");
-    assert!(title.contains("Local file only"), "{title}");
     let (_, title) = button(row(&html, SHA_REMOTE), "bty-fetch-btn");
     assert!(title.contains("Already cached"), "{title}");
+}
+
+#[tokio::test]
+async fn local_rows_show_a_label_instead_of_dead_buttons() {
+    let harness = Harness::start(sample_daemon()).await;
+    let html = harness.get("/ui/images").await.body;
+    // Both local files of the fixture have every gate shut.
+    for id in [SHA_LOCAL.to_owned(), "4".repeat(64)] {
+        let row = row(&html, &id);
+        assert_eq!(
+            row.matches(r#"<span class="bty-muted bty-local-label" title="Local file only: manage it in the image root">local file</span>"#)
+                .count(),
+            1,
+            "{id}: {row}"
+        );
+        assert!(!row.contains("bty-btn-group"), "{id}: {row}");
+        for class in BUTTONS {
+            assert!(!row.contains(class), "{id}: {class} rendered");
+        }
+    }
+    // The sha copy button is not an action: it stays.
+    assert!(row(&html, SHA_LOCAL).contains("bty-sha-copy"));
+    assert_eq!(html.matches(">local file</span>").count(), 2);
 }
 
 #[tokio::test]
@@ -128,7 +148,8 @@ async fn entry_delete_carries_the_first_remote_source() {
         row(&html, &"3".repeat(64))
             .contains(r#"data-src="oras://ghcr.io/safl/nosi/debian:latest""#)
     );
-    assert!(row(&html, SHA_LOCAL).contains(r#"data-src="""#));
+    // A local row has no entry delete, so no source to carry.
+    assert!(!row(&html, SHA_LOCAL).contains("data-src="));
     // A local file shows only its local source: no phantom file:// source.
     assert!(!html.contains("file://"));
 }

@@ -77,8 +77,10 @@ fn is_public(method: &Method, path: &str, public_read: bool) -> bool {
         return false;
     }
     let fetch = matches!(path, "/images" | "/catalog.toml") || path.starts_with("/images/");
-    matches!(path, "/healthz" | "/version" | "/ui/login" | "/login")
-        || path.starts_with("/static/")
+    matches!(
+        path,
+        "/healthz" | "/version" | "/ui/login" | "/login" | "/favicon.ico"
+    ) || path.starts_with("/static/")
         || (public_read && fetch)
 }
 
@@ -254,6 +256,9 @@ mod tests {
         assert!(is_public(&Method::GET, "/login", false));
         assert!(is_public(&Method::POST, "/ui/login", false));
         assert!(is_public(&Method::GET, "/static/bty.js", false));
+        assert!(is_public(&Method::GET, "/static/favicon.svg", false));
+        assert!(is_public(&Method::GET, "/favicon.ico", false));
+        assert!(!is_public(&Method::POST, "/favicon.ico", false));
         assert!(!is_public(&Method::GET, "/images", false));
         assert!(!is_public(&Method::GET, "/images/abc/x.img", false));
         assert!(!is_public(&Method::GET, "/catalog.toml", false));

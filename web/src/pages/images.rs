@@ -62,6 +62,9 @@ pub(crate) struct RowView {
     update: Gate,
     cache_delete: Gate,
     entry_delete: Gate,
+    /// Every gate is shut (a file only in the image root): the row shows a
+    /// "local file" label instead of four dead buttons.
+    local: bool,
 }
 
 pub(crate) struct SourceView {
@@ -81,6 +84,8 @@ impl RowView {
         let has_remote = image.sources.iter().any(|s| s.kind().is_remote());
         let cached = image.cached;
         let actions = image.actions.unwrap_or_default();
+        let local =
+            !(actions.fetch || actions.update || actions.cache_delete || actions.entry_delete);
         // The daemon decides the gates; the reason shown is derived from the
         // row's shape, with a generic one if the daemon knows more than we do.
         let local_only = "Local file only: manage it in the image root";
@@ -162,6 +167,7 @@ impl RowView {
             update,
             cache_delete,
             entry_delete,
+            local,
         }
     }
 }

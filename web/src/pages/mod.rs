@@ -51,11 +51,16 @@ pub(crate) async fn index() -> Redirect {
 }
 
 /// What every page's frame needs: the active navbar entry, the CSRF token
-/// for forms and `bty.js`, and whether to offer "Log out".
+/// for forms and `bty.js`, whether to offer "Log out", and the version the
+/// navbar shows.
 pub(crate) struct Chrome {
     pub(crate) nav: &'static str,
     pub(crate) csrf: String,
     pub(crate) logged_in: bool,
+    /// bty-web's own package version, as `GET /version` answers: btyd and
+    /// bty-web share the workspace version, and reading it costs no daemon
+    /// call per page (nor fails while btyd restarts).
+    pub(crate) version: &'static str,
 }
 
 impl Chrome {
@@ -64,6 +69,7 @@ impl Chrome {
             nav,
             csrf: viewer.csrf,
             logged_in: viewer.logged_in,
+            version: env!("CARGO_PKG_VERSION"),
         }
     }
 
