@@ -307,6 +307,26 @@ async fn a_catalog_import_never_opens_a_path() {
     );
 }
 
+/// Detach `first` and attach an 8 MiB file of 0x22 bytes on the same node,
+/// as another stick of the same model would appear; the new device and the
+/// sha256 of its bytes.
+fn swap_in_same_size_device(first: LoopDevice, dir: &Path) -> (LoopDevice, String) {
+    let dev = first.path.clone();
+    // No other test may take the node between the detach and the attach.
+    let setup = hold_loop_setup();
+    drop(first);
+    let second_file = dir.join("second");
+    std::fs::write(&second_file, vec![0x22; 8 * MIB]).unwrap();
+    let before = sha256sum(&second_file);
+    run(Command::new("losetup").arg(&dev).arg(&second_file));
+    drop(setup);
+    let second = LoopDevice {
+        path: dev,
+        file: second_file,
+    };
+    (second, before)
+}
+
 /// The same-size swap: between the operator's listing and the flash, the
 /// loop device is detached and another file of the very same size is
 /// attached on the same node (as another stick of the same model would
@@ -317,7 +337,6 @@ async fn a_same_size_device_swapped_after_listing_is_refused() {
     require_loop_devices();
     let dir = tempfile::tempdir().unwrap();
     let first = LoopDevice::create(&dir.path().join("first"), 8 * MIB as u64, 0x11, false);
-    let dev = first.path.clone();
     let daemon = Daemon::start_with(|_, images| {
         drop_file(images, "disk.img", &noise(2 * MIB, 4));
     });
@@ -326,18 +345,7 @@ async fn a_same_size_device_swapped_after_listing_is_refused() {
         confirmed.confirmed_diskseq.is_some(),
         "this kernel has no diskseq"
     );
-    // No other test may take the node between the detach and the attach.
-    let setup = hold_loop_setup();
-    drop(first);
-    let second_file = dir.path().join("second");
-    std::fs::write(&second_file, vec![0x22; 8 * MIB]).unwrap();
-    let before = sha256sum(&second_file);
-    run(Command::new("losetup").arg(&dev).arg(&second_file));
-    drop(setup);
-    let second = LoopDevice {
-        path: dev.clone(),
-        file: second_file.clone(),
-    };
+    let (second, before) = swap_in_same_size_device(first, dir.path());
     let reply = FlashServiceClient::new(channel(&daemon).await)
         .flash(v1::FlashRequest {
             image: "disk.img".to_owned(),
@@ -520,7 +528,6 @@ async fn swap_while_downloading(send_diskseq: bool, refusal: &str) {
         &sha256_bytes(&qcow2),
     ]);
     let first = LoopDevice::create(&dir.path().join("first"), 8 * MIB as u64, 0x11, false);
-    let dev = first.path.clone();
     let mut confirmed = confirm(channel(&daemon).await, first.dev()).await;
     assert!(
         confirmed.confirmed_diskseq.is_some(),
@@ -554,18 +561,7 @@ async fn swap_while_downloading(send_diskseq: bool, refusal: &str) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    // No other test may take the node between the detach and the attach.
-    let setup = hold_loop_setup();
-    drop(first);
-    let second_file = dir.path().join("second");
-    std::fs::write(&second_file, vec![0x22; 8 * MIB]).unwrap();
-    let before = sha256sum(&second_file);
-    run(Command::new("losetup").arg(&dev).arg(&second_file));
-    drop(setup);
-    let second = LoopDevice {
-        path: dev.clone(),
-        file: second_file.clone(),
-    };
+    let (second, before) = swap_in_same_size_device(first, dir.path());
     origin.release();
 
     let deadline = Instant::now() + Duration::from_secs(60);
