@@ -150,38 +150,25 @@ fn entries_are_added_and_removed_through_the_web() {
     assert_eq!(srcs_on_disk(&d).len(), 2);
 
     // Delete by src: gone from the list and from the file.
-    let deleted = d.request(
-        "DELETE",
-        &format!("/catalog/entries?src={}", percent_encode(&plain_src)),
-        &[],
-        b"",
-    );
+    let deleted = delete_entry(&d, &percent_encode(&plain_src));
     assert_eq!(deleted.status, 204, "{}", deleted.text());
     let listed = entries(&d);
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0]["src"], pinned_src.as_str());
     assert_eq!(srcs_on_disk(&d), vec![pinned_src.clone()]);
     // Again: nothing left to delete.
-    let twice = d.request(
-        "DELETE",
-        &format!("/catalog/entries?src={}", percent_encode(&plain_src)),
-        &[],
-        b"",
-    );
+    let twice = delete_entry(&d, &percent_encode(&plain_src));
     assert_eq!(twice.status, 404, "{}", twice.text());
     // By bty_image_ref too.
-    let by_ref = d.request(
-        "DELETE",
-        &format!(
-            "/catalog/entries?src={}",
-            pinned["bty_image_ref"].as_str().unwrap()
-        ),
-        &[],
-        b"",
-    );
+    let by_ref = delete_entry(&d, pinned["bty_image_ref"].as_str().unwrap());
     assert_eq!(by_ref.status, 204, "{}", by_ref.text());
     assert!(entries(&d).is_empty());
     assert!(srcs_on_disk(&d).is_empty());
+}
+
+/// `DELETE /catalog/entries?src=SRC` (a src, percent-encoded, or a ref).
+fn delete_entry(d: &Daemon, src: &str) -> bty_e2e::http::Response {
+    d.request("DELETE", &format!("/catalog/entries?src={src}"), &[], b"")
 }
 
 /// The jobs of `GET /catalog/hashes`.
