@@ -1,6 +1,7 @@
 //! The job model shared by the download, hash and flash workers: one
 //! snapshot type, one state machine, one id scheme, one rate meter.
 
+pub mod in_order;
 pub mod table;
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -8,6 +8,7 @@ use super::task::HashTask;
 use crate::actors::catalog::CatalogHandle;
 use crate::actors::job_query::JobBook;
 use crate::events::EventBus;
+use crate::jobs::in_order::InOrder;
 use crate::jobs::table::{CancelOutcome, JobTable, Lane};
 use crate::jobs::{JobKind, JobPhase, JobSnapshot, JobState};
 use bty_store::identity::FileIdentity;
@@ -54,6 +55,16 @@ pub struct HasherActor;
 pub struct HasherState {
     args: HasherArgs,
     jobs: JobTable<FileIdentity>,
+    /// Lookups run in parallel; their jobs queue in request order.
+    lookups: InOrder<Looked>,
+}
+
+/// A looked-at file waiting for its turn to become a job.
+#[derive(Debug)]
+struct Looked {
+    name: String,
+    looked: Result<LookedFile, HasherError>,
+    reply: Option<ractor::RpcReplyPort<Result<JobSnapshot, HasherError>>>,
 }
 
 impl Actor for HasherActor {
@@ -93,9 +104,11 @@ impl Actor for HasherActor {
                 // disk: that happens on the blocking pool, and the job is
                 // made when the result comes back.
                 let root = state.args.image_root.clone();
+                let ticket = state.lookups.ticket();
                 tokio::task::spawn_blocking(move || {
                     let looked = look(&root, &name);
                     let message = HasherMessage::Looked {
+                        ticket,
                         name,
                         looked,
                         reply,
@@ -106,17 +119,17 @@ impl Actor for HasherActor {
                 });
             }
             HasherMessage::Looked {
+                ticket,
                 name,
                 looked,
                 reply,
             } => {
-                let result = looked.map(|file| state.enqueue(&name, file));
-                if let Err(e) = &result {
-                    tracing::debug!(name, error = %crate::chain::Chain(e), "hash request refused");
-                }
-                if let Some(reply) = reply {
-                    let _ = reply.send(result);
-                }
+                let arrived = Looked {
+                    name,
+                    looked,
+                    reply,
+                };
+                state.arrived(ticket, arrived);
             }
             HasherMessage::Progress { id, bytes_done } => state.progress(&id, bytes_done),
             HasherMessage::Finished { id, name, outcome } => state.finished(&id, &name, outcome),
@@ -160,7 +173,33 @@ impl HasherState {
     fn new(args: HasherArgs) -> Self {
         Self {
             jobs: JobTable::new(args.max_parallel, HISTORY).with_quick_lane(QUICK_PARALLEL),
+            lookups: InOrder::default(),
             args,
+        }
+    }
+
+    /// A lookup came back: it and every later one now due become jobs.
+    fn arrived(&mut self, ticket: u64, looked: Looked) {
+        for due in self.lookups.arrive(ticket, looked) {
+            self.looked(due);
+        }
+    }
+
+    /// A lookup's turn came: make its job, or tell why not.
+    fn looked(
+        &mut self,
+        Looked {
+            name,
+            looked,
+            reply,
+        }: Looked,
+    ) {
+        let result = looked.map(|file| self.enqueue(&name, file));
+        if let Err(e) = &result {
+            tracing::debug!(name, error = %crate::chain::Chain(e), "hash request refused");
+        }
+        if let Some(reply) = reply {
+            let _ = reply.send(result);
         }
     }
 

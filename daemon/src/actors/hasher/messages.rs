@@ -47,6 +47,8 @@ pub enum HasherMessage {
     },
     /// The file of an `Enqueue` was looked at (off the actor).
     Looked {
+        /// Its place in request order.
+        ticket: u64,
         /// Bare file name in the image root.
         name: String,
         /// What was found, or why it cannot be hashed.

@@ -229,6 +229,40 @@ async fn more_jobs_than_max_parallel_wait_and_start_in_order() {
 }
 
 #[tokio::test]
+async fn lookups_that_come_back_out_of_order_still_queue_in_request_order() {
+    let mut bench = Bench::new(1).await;
+    for big in BIG {
+        bench.write_big(big);
+    }
+    let tickets: Vec<u64> = BIG.iter().map(|_| bench.state.lookups.ticket()).collect();
+    // The last request's lookup finishes first, the first one's last.
+    for (ticket, (name, ..)) in tickets.iter().zip(BIG).rev() {
+        let looked = Looked {
+            name: name.to_owned(),
+            looked: look(bench.root.path(), name),
+            reply: None,
+        };
+        bench.state.arrived(*ticket, looked);
+    }
+    let jobs: Vec<JobSnapshot> = BIG
+        .iter()
+        .map(|(name, ..)| {
+            let job = bench.state.jobs.find_active_subject(name).unwrap();
+            job.snapshot.clone()
+        })
+        .collect();
+    let jobs: Vec<&JobSnapshot> = jobs.iter().collect();
+    use JobState::{Queued, Running};
+    assert_eq!(
+        bench.states(&jobs),
+        [Running, Queued, Queued],
+        "the first request runs, the later ones wait"
+    );
+    assert_eq!(bench.next_end().await, jobs[0].id);
+    assert_eq!(bench.states(&jobs)[1], Running);
+}
+
+#[tokio::test]
 async fn cancel_ends_a_queued_job_at_once_and_stops_a_running_one() {
     let mut bench = Bench::new(1).await;
     bench.write_huge();
