@@ -38,7 +38,7 @@ pub fn open(path: &Path, flags: OFlags, direct: bool) -> io::Result<(OwnedFd, bo
 /// else read-only; `O_DIRECT` when `direct`, with no fallback: a caller
 /// asking for a direct second descriptor still has `file` to go buffered
 /// through.
-pub fn reopen(file: &File, write: bool, direct: bool) -> io::Result<File> {
+pub fn reopen(file: &impl AsFd, write: bool, direct: bool) -> io::Result<File> {
     let access = if write {
         OFlags::WRONLY
     } else {
@@ -55,8 +55,8 @@ pub fn reopen(file: &File, write: bool, direct: bool) -> io::Result<File> {
 /// `/proc/self/fd/N` for `file`: the name [`reopen`] opens, and the one a
 /// child process (qemu-img) opens to get the same inode when it inherits
 /// the descriptor.
-fn proc_fd_path(file: &File) -> PathBuf {
-    PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()))
+fn proc_fd_path(file: &impl AsFd) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", file.as_fd().as_raw_fd()))
 }
 
 /// Switch `O_DIRECT` on or off for an open descriptor (for its open file

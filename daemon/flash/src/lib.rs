@@ -12,6 +12,7 @@
 //! the size check before writing.
 
 mod decode;
+mod diff;
 mod error;
 mod hashing;
 mod parallel;
@@ -36,6 +37,7 @@ use std::path::PathBuf;
 
 pub use bty_dio::{ALIGN, AlignedBuf};
 pub use decode::{XZ_MEMLIMIT, container_name, detect_container, open_decoder};
+pub use diff::DiffCounts;
 pub use error::FlashError;
 pub use hashing::{HashingReader, SourceTally};
 pub use pipeline::flash;
@@ -101,6 +103,10 @@ pub struct FlashOptions {
     /// any first region is written, so a raw source is hashed once, not
     /// twice (no [`HashingReader`] needed).
     pub expected_image_sha256: Option<String>,
+    /// Read each stretch of the target before writing it and write only
+    /// the pieces that differ (a reflash of a disk that holds an earlier
+    /// version of the image). Verify is unchanged.
+    pub incremental: bool,
 }
 
 impl Default for FlashOptions {
@@ -114,6 +120,7 @@ impl Default for FlashOptions {
             image_size: None,
             source_meter: None,
             expected_image_sha256: None,
+            incremental: false,
         }
     }
 }
@@ -168,6 +175,9 @@ pub struct TargetDone {
     pub written: u64,
     /// `Some(true)` when read back and matched; `None` when not verified.
     pub verified: Option<bool>,
+    /// Incremental: what was compared, written and skipped; `None` for a
+    /// full write.
+    pub diff: Option<DiffCounts>,
 }
 
 /// How one target ended.

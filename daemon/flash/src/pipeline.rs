@@ -227,6 +227,7 @@ fn run_writer(
         return Ok(TargetDone {
             written: total,
             verified: None,
+            diff: sink.diff_counts(),
         });
     };
     let (failed, abandoned) = (AtomicBool::new(false), AtomicBool::new(false));
@@ -262,6 +263,7 @@ fn run_writer(
         let first = trailing.finish(total).map_err(WriterStop::Failed)?;
         let sink = writer.write_held().map_err(WriterStop::Failed)?;
         sink.reread_partitions();
+        let diff = sink.diff_counts();
         drop(sink);
         read_back_check(
             &spec.path,
@@ -275,6 +277,7 @@ fn run_writer(
         Ok(TargetDone {
             written: total,
             verified: Some(true),
+            diff,
         })
     })
 }

@@ -221,9 +221,11 @@ fn flash_one(
         tracing::info!(path = %spec.path.display(), error = %e, "BLKRRPART failed; partition table not re-read");
     }
     if !opts.verify {
+        // qemu-img writes everything: incremental does not apply here.
         return Ok(TargetDone {
             written: size,
             verified: None,
+            diff: None,
         });
     }
     stats.set_phase(Phase::Verifying);
@@ -232,6 +234,7 @@ fn flash_one(
     Ok(TargetDone {
         written: size,
         verified: Some(true),
+        diff: None,
     })
 }
 

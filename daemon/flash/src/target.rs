@@ -12,6 +12,7 @@ use bty_dio::direct;
 use rustix::fs::{FallocateFlags, FileType, OFlags};
 use rustix::io::Errno;
 
+use crate::diff::{DiffCounts, Differ};
 use crate::parallel::{all_at_once, split};
 use crate::writer::{BlockSink, write_zeros};
 use crate::{FlashError, FlashOptions, TargetKind, TargetSpec};
@@ -37,6 +38,8 @@ pub(crate) struct FileSink {
     direct: bool,
     zero: ZeroMode,
     kind: TargetKind,
+    /// Incremental: what the target holds decides what is written.
+    differ: Option<Differ>,
 }
 
 /// Open `spec` for writing; returns the sink and the target's capacity.
@@ -95,6 +98,11 @@ pub(crate) fn open_target(
     } else {
         ZeroMode::Write
     };
+    let differ = if opts.incremental {
+        Some(Differ::new(&fd, direct, opts.buffer_size).map_err(open_err)?)
+    } else {
+        None
+    };
     Ok((
         FileSink {
             path: spec.path.clone(),
@@ -102,12 +110,76 @@ pub(crate) fn open_target(
             direct,
             zero,
             kind: spec.kind,
+            differ,
         },
         capacity,
     ))
 }
 
 impl FileSink {
+    /// Incremental only: bytes compared, written and skipped so far.
+    pub(crate) fn diff_counts(&self) -> Option<DiffCounts> {
+        self.differ.as_ref().map(Differ::counts)
+    }
+
+    /// Write `data` at `offset`, whatever the target holds there.
+    fn write_all_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+        if !self.direct {
+            return pwrite_all(&self.fd, data, offset);
+        }
+        let aligned = align_down(data.len());
+        if aligned > 0 {
+            // Parts at once: the device sees several writes in flight.
+            let fd = &self.fd;
+            let parts = split(aligned);
+            let written = all_at_once(parts, |r| {
+                pwrite_all(fd, &data[r.clone()], offset + r.start as u64)
+            });
+            match written {
+                Err(e) if direct::is_refusal(&e) => {
+                    tracing::debug!(path = %self.path.display(), "O_DIRECT write refused; using buffered I/O");
+                    self.stop_direct()?;
+                    pwrite_all(&self.fd, &data[..aligned], offset)?;
+                }
+                r => r?,
+            }
+        }
+        if aligned < data.len() {
+            // The final partial block cannot go through O_DIRECT.
+            self.stop_direct()?;
+            pwrite_all(&self.fd, &data[aligned..], offset + aligned as u64)?;
+        }
+        Ok(())
+    }
+
+    /// Make `len` bytes at `offset` read back as zeros, whatever the
+    /// target holds there.
+    fn zero_all(&mut self, offset: u64, len: u64) -> io::Result<()> {
+        let done = match self.zero {
+            ZeroMode::Write => false,
+            ZeroMode::Skip => extend_to(&self.fd, offset + len).is_ok(),
+            ZeroMode::ZeroOut => bty_disks::zero_out(self.fd.as_fd(), offset, len).is_ok(),
+            ZeroMode::PunchHole => {
+                rustix::fs::fallocate(
+                    &self.fd,
+                    FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
+                    offset,
+                    len,
+                )
+                .is_ok()
+                    && extend_to(&self.fd, offset + len).is_ok()
+            }
+        };
+        if !done {
+            if self.zero != ZeroMode::Write {
+                tracing::debug!(path = %self.path.display(), mode = ?self.zero, "zeroing refused; writing zeros");
+                self.zero = ZeroMode::Write;
+            }
+            write_zeros(&mut Plain(self), offset, len)?;
+        }
+        Ok(())
+    }
+
     /// Leave direct I/O for the rest of this target (an unaligned tail, or
     /// a filesystem that accepted `O_DIRECT` at open but not on write).
     fn stop_direct(&mut self) -> io::Result<()> {
@@ -158,56 +230,21 @@ fn pwrite_all(fd: &OwnedFd, mut data: &[u8], mut offset: u64) -> io::Result<()> 
 
 impl BlockSink for FileSink {
     fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
-        if !self.direct {
-            return pwrite_all(&self.fd, data, offset);
-        }
-        let aligned = align_down(data.len());
-        if aligned > 0 {
-            // Parts at once: the device sees several writes in flight.
-            let fd = &self.fd;
-            let parts = split(aligned);
-            let written = all_at_once(parts, |r| {
-                pwrite_all(fd, &data[r.clone()], offset + r.start as u64)
-            });
-            match written {
-                Err(e) if direct::is_refusal(&e) => {
-                    tracing::debug!(path = %self.path.display(), "O_DIRECT write refused; using buffered I/O");
-                    self.stop_direct()?;
-                    pwrite_all(&self.fd, &data[..aligned], offset)?;
-                }
-                r => r?,
-            }
-        }
-        if aligned < data.len() {
-            // The final partial block cannot go through O_DIRECT.
-            self.stop_direct()?;
-            pwrite_all(&self.fd, &data[aligned..], offset + aligned as u64)?;
+        let Some(differ) = self.differ.as_mut() else {
+            return self.write_all_at(offset, data);
+        };
+        for changed in differ.changed(offset, data)? {
+            self.write_all_at(offset + changed.start as u64, &data[changed])?;
         }
         Ok(())
     }
 
     fn zero_range(&mut self, offset: u64, len: u64) -> io::Result<()> {
-        let done = match self.zero {
-            ZeroMode::Write => false,
-            ZeroMode::Skip => extend_to(&self.fd, offset + len).is_ok(),
-            ZeroMode::ZeroOut => bty_disks::zero_out(self.fd.as_fd(), offset, len).is_ok(),
-            ZeroMode::PunchHole => {
-                rustix::fs::fallocate(
-                    &self.fd,
-                    FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
-                    offset,
-                    len,
-                )
-                .is_ok()
-                    && extend_to(&self.fd, offset + len).is_ok()
-            }
+        let Some(differ) = self.differ.as_mut() else {
+            return self.zero_all(offset, len);
         };
-        if !done {
-            if self.zero != ZeroMode::Write {
-                tracing::debug!(path = %self.path.display(), mode = ?self.zero, "zeroing refused; writing zeros");
-                self.zero = ZeroMode::Write;
-            }
-            write_zeros(self, offset, len)?;
+        for dirty in differ.not_zero(offset, len)? {
+            self.zero_all(dirty.start, dirty.end - dirty.start)?;
         }
         Ok(())
     }
@@ -221,5 +258,19 @@ impl BlockSink for FileSink {
 
     fn sync(&mut self) -> io::Result<()> {
         Ok(rustix::fs::fsync(&self.fd)?)
+    }
+}
+
+/// A [`FileSink`] seen as a sink that writes whatever it is given: zeros
+/// written in place of a refused zero range are not compared again.
+struct Plain<'a>(&'a mut FileSink);
+
+impl BlockSink for Plain<'_> {
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.0.write_all_at(offset, data)
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.0.sync()
     }
 }
