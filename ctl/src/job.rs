@@ -33,6 +33,16 @@ pub(crate) struct TargetView {
     bytes_written: u64,
     error: Option<String>,
     verified: Option<bool>,
+    /// Incremental flashes: bytes compared, written and left as they were.
+    incremental: Option<IncrementalView>,
+}
+
+/// What an incremental flash did to one target, as JSON.
+#[derive(Debug, Serialize)]
+pub(crate) struct IncrementalView {
+    bytes_compared: u64,
+    bytes_written: u64,
+    bytes_skipped: u64,
 }
 
 impl From<&TargetStatus> for TargetView {
@@ -43,6 +53,11 @@ impl From<&TargetStatus> for TargetView {
             bytes_written: target.bytes_written,
             error: target.error.clone(),
             verified: target.verified,
+            incremental: target.incremental.map(|d| IncrementalView {
+                bytes_compared: d.bytes_compared,
+                bytes_written: d.bytes_written,
+                bytes_skipped: d.bytes_skipped,
+            }),
         }
     }
 }
@@ -191,6 +206,13 @@ pub(crate) fn target_line(target: &TargetStatus) -> String {
         target.state().label(),
         format_bytes(target.bytes_written)
     );
+    if let Some(d) = &target.incremental {
+        line.push_str(&format!(
+            "  incremental: {} written, {} unchanged",
+            format_bytes(d.bytes_written),
+            format_bytes(d.bytes_skipped)
+        ));
+    }
     if let Some(error) = &target.error {
         line.push_str(&format!("  error: {error}"));
     }
@@ -303,6 +325,7 @@ mod tests {
             bytes_written: 2048,
             error: error.map(str::to_owned),
             verified,
+            incremental: None,
         }
     }
 
@@ -315,6 +338,18 @@ mod tests {
         assert_eq!(
             target_line(&target(TargetState::Failed, None, Some("EIO"))),
             "/dev/sdb  failed  2.0 KiB written  verified: -  error: EIO"
+        );
+        let incremental = TargetStatus {
+            incremental: Some(bty_proto::v1::IncrementalCounts {
+                bytes_compared: 3 << 20,
+                bytes_written: 1 << 20,
+                bytes_skipped: 2 << 20,
+            }),
+            ..target(TargetState::Done, Some(true), None)
+        };
+        assert_eq!(
+            target_line(&incremental),
+            "/dev/sdb  done  2.0 KiB written  verified: yes  incremental: 1.0 MiB written, 2.0 MiB unchanged"
         );
     }
 

@@ -94,7 +94,15 @@ async fn flash_with_yes_sends_the_identity_from_the_listing() {
     std::fs::write(&file, vec![0u8; 8192]).expect("write target file");
     let file = file.to_str().expect("utf-8");
     let run = daemon
-        .btyctl(&["flash", "debian.img", "sdb", file, "--yes", "--no-verify"])
+        .btyctl(&[
+            "flash",
+            "debian.img",
+            "sdb",
+            file,
+            "--yes",
+            "--no-verify",
+            "--incremental",
+        ])
         .await;
     run.assert_code(0);
     // The targets are shown before writing, on stderr.
@@ -123,6 +131,7 @@ async fn flash_with_yes_sends_the_identity_from_the_listing() {
     let request = &flashes[0];
     assert_eq!(request.image, "debian.img");
     assert!(request.no_verify);
+    assert!(request.incremental);
     assert_eq!(request.targets.len(), 2);
     let stick = &request.targets[0];
     assert_eq!(stick.path, STICK);
@@ -148,10 +157,21 @@ async fn flash_json_prints_the_final_job_with_targets() {
     assert_eq!(job["source_bytes"], 2048);
     assert_eq!(
         keys(&job["targets"][0]),
-        sorted(&["path", "state", "bytes_written", "error", "verified"])
+        sorted(&[
+            "path",
+            "state",
+            "bytes_written",
+            "error",
+            "verified",
+            "incremental"
+        ])
     );
     assert_eq!(job["targets"][0]["verified"], true);
-    assert!(!daemon.recorded.flashes.lock().expect("lock")[0].no_verify);
+    // A full flash: no incremental counts.
+    assert!(job["targets"][0]["incremental"].is_null());
+    let request = &daemon.recorded.flashes.lock().expect("lock")[0];
+    assert!(!request.no_verify);
+    assert!(!request.incremental);
 }
 
 #[tokio::test]

@@ -186,6 +186,7 @@ async fn flasher_crash_mid_flash_adopts_the_running_job() {
                 diskseq: None,
             }],
             verify: true,
+            incremental: false,
         })
         .await
         .unwrap();

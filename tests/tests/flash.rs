@@ -110,3 +110,55 @@ fn refuses_a_mounted_target_before_writing() {
     assert!(stderr.contains("mounted"), "{stderr}");
     assert!(after == before, "bytes changed on a refused target");
 }
+
+#[test]
+fn an_incremental_reflash_writes_only_what_changed_and_reports_it() {
+    require_loop_devices();
+    let work = tempfile::tempdir().unwrap();
+    let v1 = raw_image();
+    // Version 2: five scattered 64 KiB runs changed (1.3 % of the image).
+    let mut v2 = v1.clone();
+    let fresh = noise(5 << 16, 23);
+    for (i, run) in fresh.chunks(1 << 16).enumerate() {
+        let at = i * (4 << 20) + 777;
+        v2[at..at + run.len()].copy_from_slice(run);
+    }
+    let changed = v1.iter().zip(&v2).filter(|(a, b)| a != b).count() as u64;
+    std::fs::write(work.path().join("v2.img"), &v2).unwrap();
+    let d = Daemon::start_with(|_, root| {
+        std::fs::write(root.join("v1.img"), &v1).unwrap();
+        run(Command::new("zstd")
+            .args(["-q", "-3", "-o"])
+            .arg(root.join("v2.img.zst"))
+            .arg(work.path().join("v2.img")));
+    });
+    wait_for(Duration::from_secs(30), "both images hashed", || {
+        let rows = d.images();
+        (rows.iter().filter(|r| r["sha256"].is_string()).count() == 2).then_some(())
+    });
+    let disk = LoopDevice::create(&work.path().join("disk"), 32 << 20, 0xAA, false);
+
+    let (code, _, stderr) = d.flash(&["v1.img", disk.dev()]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, job, stderr) = d.flash(&["v2.img.zst", disk.dev(), "--incremental"]);
+    assert_eq!(code, 0, "{stderr}");
+    let target = &job["targets"][0];
+    assert_eq!(target["state"], "done", "{job}");
+    assert_eq!(target["verified"], true, "{job}");
+    let counts = &target["incremental"];
+    let written = counts["bytes_written"].as_u64().unwrap();
+    assert_eq!(counts["bytes_compared"], IMAGE as u64, "{job}");
+    assert!(
+        written >= changed && written <= changed * 12 / 10 + (1 << 20),
+        "{written} bytes written for {changed} changed: {job}"
+    );
+    assert_eq!(
+        counts["bytes_skipped"].as_u64().unwrap(),
+        IMAGE as u64 - written,
+        "{job}"
+    );
+    assert!(
+        std::fs::read(&disk.file).unwrap()[..IMAGE] == v2[..],
+        "the disk is not version 2"
+    );
+}

@@ -235,6 +235,7 @@ async fn an_image_is_never_read_by_path() {
                 image: image.clone(),
                 targets: vec![target.clone()],
                 no_verify: true,
+                incremental: false,
             })
             .await;
         let status = reply.expect_err("a path was accepted as an image");
@@ -351,6 +352,7 @@ async fn a_same_size_device_swapped_after_listing_is_refused() {
             image: "disk.img".to_owned(),
             targets: vec![confirmed],
             no_verify: true,
+            incremental: false,
         })
         .await;
     let status = reply.expect_err("the swapped device was accepted");
@@ -386,6 +388,7 @@ async fn a_device_being_written_is_busy_under_any_path() {
             image: origin.url("slow.img"),
             targets: vec![target.clone()],
             no_verify: true,
+            incremental: false,
         })
         .await
         .expect("the first flash starts")
@@ -400,6 +403,7 @@ async fn a_device_being_written_is_busy_under_any_path() {
                 ..target
             }],
             no_verify: true,
+            incremental: false,
         })
         .await;
     let status = second.expect_err("a second flash of the same device started");
@@ -465,6 +469,7 @@ async fn a_flash_not_matching_the_confirmed_disk_is_refused() {
                 image: "disk.img".to_owned(),
                 targets: vec![target],
                 no_verify: true,
+                incremental: false,
             })
             .await
             .expect_err(why);
@@ -542,6 +547,7 @@ async fn swap_while_downloading(send_diskseq: bool, refusal: &str) {
             image: "vm.qcow2".to_owned(),
             targets: vec![confirmed],
             no_verify: true,
+            incremental: false,
         })
         .await
         .expect("the request for the confirmed device is accepted")

@@ -277,6 +277,10 @@ async fn flash_flow_confirms_identities_and_starts() {
         page.body
             .contains(&format!("<option value=\"{SHA_LOCAL}\">"))
     );
+    assert!(
+        page.body
+            .contains(r#"<input type="checkbox" name="incremental" value="1">"#)
+    );
     let form = |body: &str| {
         Request::post("/ui/flash/confirm")
             .header("content-type", "application/x-www-form-urlencoded")
@@ -285,10 +289,17 @@ async fn flash_flow_confirms_identities_and_starts() {
     };
     let confirm = harness
         .send(form(&format!(
-            "image={SHA_LOCAL}&target=%2Fdev%2Fsdb&verify=1"
+            "image={SHA_LOCAL}&target=%2Fdev%2Fsdb&verify=1&incremental=1"
         )))
         .await;
     assert_eq!(confirm.status, 200, "{confirm:?}");
+    // The choice travels through the confirmation form.
+    assert!(
+        confirm
+            .body
+            .contains(r#"<input type="hidden" name="incremental" value="1">"#)
+    );
+    assert!(confirm.body.contains("writing only what differs"));
     assert!(confirm.body.contains("SanDisk Ultra Fit"));
     assert!(confirm.body.contains("4C530001"));
     assert!(confirm.body.contains("34359738368 bytes"));
@@ -300,7 +311,7 @@ async fn flash_flow_confirms_identities_and_starts() {
     let start = Request::post("/ui/flash/start")
         .header("content-type", "application/x-www-form-urlencoded")
         .body(Body::from(format!(
-            "image={SHA_LOCAL}&verify=1&t0_path=%2Fdev%2Fsdb&t0_size=34359738368&t0_serial=4C530001&t0_model=Ultra+Fit&t0_diskseq=42&confirm=yes"
+            "image={SHA_LOCAL}&verify=1&incremental=1&t0_path=%2Fdev%2Fsdb&t0_size=34359738368&t0_serial=4C530001&t0_model=Ultra+Fit&t0_diskseq=42&confirm=yes"
         )))
         .unwrap();
     let reply = harness.send(start).await;
@@ -310,6 +321,7 @@ async fn flash_flow_confirms_identities_and_starts() {
     assert_eq!(flashes.len(), 1);
     assert_eq!(flashes[0].image, SHA_LOCAL);
     assert!(!flashes[0].no_verify);
+    assert!(flashes[0].incremental);
     assert_eq!(
         flashes[0].targets,
         [FlashTarget {

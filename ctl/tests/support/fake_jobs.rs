@@ -82,6 +82,7 @@ fn target(
         },
         error: error.map(str::to_owned),
         verified,
+        incremental: None,
     }
 }
 

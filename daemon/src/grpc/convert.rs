@@ -132,6 +132,11 @@ pub(crate) fn job(job: JobSnapshot) -> v1::Job {
                 bytes_written: t.bytes_written,
                 error: t.error,
                 verified: t.verified,
+                incremental: t.incremental.map(|d| v1::IncrementalCounts {
+                    bytes_compared: d.compared,
+                    bytes_written: d.written,
+                    bytes_skipped: d.skipped,
+                }),
             })
             .collect(),
         source_bytes: job.source_bytes,

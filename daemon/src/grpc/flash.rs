@@ -60,6 +60,7 @@ impl FlashService for FlashApi {
                 })
                 .collect(),
             verify: !r.no_verify,
+            incremental: r.incremental,
         };
         let job = self.flasher.flash(order).await?;
         Ok(Response::new(convert::job(job)))

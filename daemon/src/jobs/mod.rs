@@ -162,6 +162,8 @@ pub struct TargetSnapshot {
     pub error: Option<String>,
     /// Read-back verification result.
     pub verified: Option<bool>,
+    /// Incremental flashes: what was compared, written and skipped.
+    pub incremental: Option<bty_flash::DiffCounts>,
 }
 
 impl JobSnapshot {

@@ -153,6 +153,7 @@ pub(crate) struct ConfirmPage {
     image: String,
     image_label: String,
     verify: bool,
+    incremental: bool,
     targets: Vec<DiskView>,
 }
 
@@ -285,6 +286,7 @@ async fn confirm_page(
         image,
         image_label,
         verify: value(&pairs, "verify").is_some(),
+        incremental: value(&pairs, "incremental").is_some(),
         targets,
     })
 }
@@ -333,6 +335,7 @@ pub(crate) async fn start(State(state): State<AppState>, body: String) -> Redire
         image: value(&pairs, "image").unwrap_or_default().to_owned(),
         targets,
         no_verify: value(&pairs, "verify").is_none(),
+        incremental: value(&pairs, "incremental").is_some(),
     };
     match state.flash().flash(request).await {
         Ok(job) => {

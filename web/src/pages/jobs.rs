@@ -34,6 +34,8 @@ pub(crate) struct TargetView {
     pub(crate) written: String,
     pub(crate) error: String,
     pub(crate) verified: Option<bool>,
+    /// Incremental: "wrote 1.0 MiB, 47 MiB unchanged".
+    pub(crate) incremental: String,
 }
 
 impl From<TargetStatus> for TargetView {
@@ -45,6 +47,13 @@ impl From<TargetStatus> for TargetView {
             state: state.label().to_owned(),
             error: t.error.unwrap_or_default(),
             verified: t.verified,
+            incremental: t.incremental.map_or_else(String::new, |d| {
+                format!(
+                    "wrote {}, {} unchanged",
+                    fmt::human_bytes(d.bytes_written),
+                    fmt::human_bytes(d.bytes_skipped)
+                )
+            }),
         }
     }
 }

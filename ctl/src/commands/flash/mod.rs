@@ -36,7 +36,7 @@ a terminal.
 Exits 7 if the job fails or any target fails, is refused or is cancelled;
 5 if not confirmed; 3 if a target is neither a listed disk nor a file.";
 
-/// `btyctl flash IMAGE TARGET... [--yes] [--no-verify] [--detach]`
+/// `btyctl flash IMAGE TARGET... [--yes] [--no-verify] [--incremental] [--detach]`
 #[derive(Debug, Args)]
 #[command(after_help = FLASH_HELP)]
 pub(crate) struct FlashArgs {
@@ -51,6 +51,10 @@ pub(crate) struct FlashArgs {
     /// Skip reading the written bytes back to compare their sha256.
     #[arg(long)]
     no_verify: bool,
+    /// Read each target first and write only the pieces that differ (a
+    /// reflash of a disk that holds an earlier version of the image).
+    #[arg(long)]
+    incremental: bool,
     /// Print the started job and return instead of watching it
     /// (`btyctl jobs watch ID` follows it later).
     #[arg(long)]
@@ -69,6 +73,7 @@ pub(crate) async fn run(ctx: &Ctx, args: FlashArgs) -> Result<(), CtlError> {
         image: args.image,
         targets: chosen.into_iter().map(|c| c.target).collect(),
         no_verify: args.no_verify,
+        incremental: args.incremental,
     };
     let job = ctx.daemon.flash().flash(request).await?.into_inner();
     if args.detach {

@@ -163,6 +163,7 @@ async fn check_order(
         sha256: resolved.sha256,
         targets: order.targets,
         verify: order.verify,
+        incremental: order.incremental,
     };
     tokio::task::spawn_blocking(move || {
         let prepared = prepare(&args.rules, &args.running, &request);
@@ -281,6 +282,7 @@ impl FlasherState {
             container,
             sha256: request.sha256,
             verify: request.verify,
+            incremental: request.incremental,
             checked,
             image_size,
             rules: self.args.rules.clone(),

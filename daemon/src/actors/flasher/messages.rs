@@ -48,6 +48,8 @@ pub struct FlashOrder {
     pub targets: Vec<ConfirmedTarget>,
     /// Read back and compare after writing.
     pub verify: bool,
+    /// Write only the pieces the targets do not already hold.
+    pub incremental: bool,
 }
 
 /// A flash request with its image resolved (inside the flasher).
@@ -64,6 +66,8 @@ pub struct FlashJobRequest {
     pub targets: Vec<ConfirmedTarget>,
     /// Read back and compare after writing.
     pub verify: bool,
+    /// Write only the pieces the targets do not already hold.
+    pub incremental: bool,
 }
 
 /// Requests and task reports.

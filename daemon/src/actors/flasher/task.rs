@@ -33,6 +33,7 @@ pub(crate) struct FlashTask {
     /// Known sha256 of a file's stored bytes (a stream carries its own).
     pub(crate) sha256: Option<String>,
     pub(crate) verify: bool,
+    pub(crate) incremental: bool,
     pub(crate) checked: Vec<Checked>,
     pub(crate) image_size: Option<u64>,
     pub(crate) rules: TargetRules,
@@ -177,6 +178,7 @@ impl FlashTask {
         let container = self.container;
         let mut opts = FlashOptions {
             verify: self.verify,
+            incremental: self.incremental,
             image_size: self.image_size,
             ..FlashOptions::default()
         };
@@ -253,6 +255,7 @@ impl FlashTask {
                     Ok(done) => {
                         target.state = TargetState::Done;
                         target.verified = done.verified;
+                        target.incremental = done.diff;
                     }
                     Err(bty_flash::FlashError::Cancelled) => {
                         target.state = TargetState::Cancelled;
@@ -391,5 +394,6 @@ pub(crate) fn target_snapshot(
         bytes_written: 0,
         error: check.as_ref().err().map(ToString::to_string),
         verified: None,
+        incremental: None,
     }
 }
