@@ -1,4 +1,4 @@
-//! `flash IMAGE TARGET [--no-verify] [--sha256 HEX]`: flash an image file
+//! `flash IMAGE TARGET [--no-verify] [--incremental] [--sha256 HEX]`: flash an image file
 //! (any supported format, sniffed by content) to a block device or regular
 //! file, the way the daemon's flasher does; used by `scripts/bench-flash`.
 //! With `--sha256` the stored file is checked against it as btyd checks a
@@ -20,6 +20,7 @@ use bty_store::format::{Container, sniff_file};
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let verify = !args.iter().any(|a| a == "--no-verify");
+    let incremental = args.iter().any(|a| a == "--incremental");
     let sha256 = args
         .iter()
         .position(|a| a == "--sha256")
@@ -30,7 +31,7 @@ fn main() -> ExitCode {
         .filter(|a| !a.starts_with("--") && Some(*a) != sha256.as_ref())
         .collect();
     let [image, target] = paths[..] else {
-        eprintln!("usage: flash IMAGE TARGET [--no-verify] [--sha256 HEX]");
+        eprintln!("usage: flash IMAGE TARGET [--no-verify] [--incremental] [--sha256 HEX]");
         return ExitCode::from(2);
     };
     let (image, target) = (PathBuf::from(image), PathBuf::from(target));
@@ -62,6 +63,7 @@ fn main() -> ExitCode {
     };
     let mut opts = FlashOptions {
         verify,
+        incremental,
         image_size: virtual_size(&file).ok().flatten(),
         ..FlashOptions::default()
     };
@@ -104,14 +106,22 @@ fn main() -> ExitCode {
     let mut ok = true;
     for t in &report.targets {
         match &t.result {
-            Ok(done) => eprintln!(
-                "flash: {} <- {} bytes in {:.2}s, verified {:?}, sha256 {}",
-                t.path.display(),
-                done.written,
-                start.elapsed().as_secs_f64(),
-                done.verified,
-                report.image_sha256
-            ),
+            Ok(done) => {
+                eprintln!(
+                    "flash: {} <- {} bytes in {:.2}s, verified {:?}, sha256 {}",
+                    t.path.display(),
+                    done.written,
+                    start.elapsed().as_secs_f64(),
+                    done.verified,
+                    report.image_sha256
+                );
+                if let Some(diff) = done.diff {
+                    eprintln!(
+                        "flash: incremental: compared {} written {} skipped {}",
+                        diff.compared, diff.written, diff.skipped
+                    );
+                }
+            }
             Err(e) => {
                 ok = false;
                 let mut msg = e.to_string();
