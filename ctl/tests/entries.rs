@@ -32,13 +32,32 @@ async fn add_prints_the_entry_as_json() {
             "sha256",
             "format",
             "size_bytes",
-            "description"
+            "description",
+            "sha_url"
         ])
     );
     assert_eq!(entry["name"], "OS");
     assert_eq!(entry["src"], "https://example.invalid/os.img");
     assert_eq!(entry["sha256"], sha.as_str());
     assert!(entry["size_bytes"].is_null());
+    assert!(entry["sha_url"].is_null());
+}
+
+#[tokio::test]
+async fn add_sends_the_checksum_file_url() {
+    let daemon = FakeDaemon::start().await;
+    let run = daemon
+        .btyctl(&[
+            "--json",
+            "entries",
+            "add",
+            "https://example.invalid/os.img",
+            "--sha-url",
+            "https://example.invalid/SHA256SUMS",
+        ])
+        .await;
+    run.assert_code(0);
+    assert_eq!(run.json()["sha_url"], "https://example.invalid/SHA256SUMS");
 }
 
 #[tokio::test]

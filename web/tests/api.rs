@@ -109,6 +109,27 @@ async fn add_entry_answers_201_with_the_entry() {
         daemon.added[0].sha256, None,
         "empty optional fields are not sent"
     );
+    assert_eq!(daemon.added[0].sha_url, None);
+    assert!(entry["sha_url"].is_null());
+}
+
+#[tokio::test]
+async fn add_entry_sends_sha_url() {
+    let harness = Harness::start(sample_daemon()).await;
+    let body = json!({
+        "image_url": "https://example.com/disk.img.zst",
+        "sha_url": "https://example.com/SHA256SUMS",
+        "ref": null,
+    });
+    let reply = harness
+        .send(json_request("POST", "/catalog/entries", body))
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    assert_eq!(reply.json()["sha_url"], "https://example.com/SHA256SUMS");
+    assert_eq!(
+        harness.daemon().added[0].sha_url.as_deref(),
+        Some("https://example.com/SHA256SUMS")
+    );
 }
 
 #[tokio::test]

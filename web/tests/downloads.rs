@@ -225,6 +225,8 @@ async fn downloads_page_shows_jobs_forms_and_fragment() {
     assert!(html.contains("bty-job-cancel-btn"));
     assert!(html.contains("id=\"upload-file\""));
     assert!(html.contains("action=\"/ui/downloads/add\""));
+    assert!(html.contains("Checksum file URL (SHA256SUMS)"));
+    assert!(html.contains("name=\"sha_url\""));
     assert!(html.contains("old &#60;b&#62;.img") || html.contains("old &lt;b&gt;.img"));
     assert!(html.contains("HTTP 404"));
     let fragment = harness.get("/ui/downloads/jobs").await;
@@ -248,6 +250,8 @@ async fn add_form_adds_an_entry_then_offers_fetch() {
         harness.daemon().added[0].url,
         "https://example.com/d.img.zst"
     );
+    // An empty checksum file field means none.
+    assert_eq!(harness.daemon().added[0].sha_url, None);
     let page = harness.get(&location).await;
     assert!(page.body.contains("id=\"added-entry\""));
     assert!(
@@ -260,6 +264,24 @@ async fn add_form_adds_an_entry_then_offers_fetch() {
         .unwrap();
     let reply = harness.send(request).await;
     assert!(reply.header("location").starts_with("/ui/downloads?error="));
+}
+
+#[tokio::test]
+async fn add_form_sends_the_checksum_file_url() {
+    let harness = Harness::start(sample_daemon()).await;
+    let request = Request::post("/ui/downloads/add")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(
+            "csrf=&url=https%3A%2F%2Fexample.com%2Fd.img.zst&name=&sha256=&sha_url=+https%3A%2F%2Fexample.com%2FSHA256SUMS+",
+        ))
+        .unwrap();
+    let reply = harness.send(request).await;
+    assert_eq!(reply.status, 303);
+    assert!(reply.header("location").starts_with("/ui/downloads?added="));
+    assert_eq!(
+        harness.daemon().added[0].sha_url.as_deref(),
+        Some("https://example.com/SHA256SUMS")
+    );
 }
 
 #[tokio::test]

@@ -19,6 +19,11 @@ pub(crate) enum EntriesCommand {
         /// Pin the content sha256 (64 hex); downloads must match it.
         #[arg(long)]
         sha256: Option<String>,
+        /// Pin from a checksum file (sha256sum output, e.g. SHA256SUMS): the
+        /// daemon fetches it now and takes the digest it lists for the URL's
+        /// file name. Ignored for oras:// URLs.
+        #[arg(long = "sha-url", value_name = "URL")]
+        sha_url: Option<String>,
         /// Expected ref of the URL, verified by the daemon.
         #[arg(long = "ref", value_name = "REF")]
         reference: Option<String>,
@@ -38,6 +43,7 @@ pub(crate) async fn run(ctx: &Ctx, command: EntriesCommand) -> Result<(), CtlErr
             url,
             name,
             sha256,
+            sha_url,
             reference,
         } => {
             let request = AddEntryRequest {
@@ -45,6 +51,7 @@ pub(crate) async fn run(ctx: &Ctx, command: EntriesCommand) -> Result<(), CtlErr
                 name,
                 sha256,
                 r#ref: reference,
+                sha_url,
             };
             let entry = ctx.daemon.catalog().add_entry(request).await?.into_inner();
             ctx.out.emit(&EntryView::from(&entry), || {
@@ -89,6 +96,7 @@ struct EntryView {
     format: Option<String>,
     size_bytes: Option<u64>,
     description: Option<String>,
+    sha_url: Option<String>,
 }
 
 impl From<&Entry> for EntryView {
@@ -101,6 +109,7 @@ impl From<&Entry> for EntryView {
             format: entry.format.clone(),
             size_bytes: entry.size_bytes,
             description: entry.description.clone(),
+            sha_url: entry.sha_url.clone(),
         }
     }
 }

@@ -177,6 +177,8 @@ impl CatalogService for Fake {
             format: Some("raw".into()),
             size_bytes: None,
             description: None,
+            // As btyd does once the checksum file gave the pin.
+            sha_url: request.sha_url,
         }))
     }
 

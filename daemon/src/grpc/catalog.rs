@@ -3,10 +3,12 @@
 use super::audit::audit;
 use super::convert;
 use super::listing::{DEFAULT_PAGE_ROWS, MAX_MESSAGE_BYTES, MAX_PAGE_ROWS, Selection};
+use super::sha_url;
 use crate::actors::catalog::{AddEntry, CatalogHandle, RemoteMetadata};
 use crate::actors::downloader::{DownloaderHandle, UploadRequest};
 use crate::actors::hasher::HasherHandle;
 use bty_proto::v1::{self, catalog_service_server::CatalogService, import_catalog_request::Source};
+use bty_store::digest::is_sha256_hex;
 use tonic::{Request, Response, Status};
 
 /// The service: handles and static store facts.
@@ -110,8 +112,9 @@ impl CatalogService for CatalogApi {
         if r.url.trim().is_empty() {
             return Err(Status::invalid_argument("url is required"));
         }
+        let is_oras = r.url.trim().to_ascii_lowercase().starts_with("oras://");
         // oras refs are resolved at add time: title, size, format.
-        let remote = if r.url.trim().to_ascii_lowercase().starts_with("oras://") {
+        let remote = if is_oras {
             let resolved = self.downloader.resolve_oras(r.url.trim()).await?;
             Some(RemoteMetadata {
                 title: resolved.title,
@@ -121,12 +124,30 @@ impl CatalogService for CatalogApi {
         } else {
             None
         };
+        // A checksum file pins an http(s) entry before any image byte
+        // moves; oras entries ignore it, as upstream did.
+        let sha_url = r
+            .sha_url
+            .map(|u| u.trim().to_owned())
+            .filter(|u| !u.is_empty() && !is_oras);
+        // A malformed explicit pin is the catalog's to refuse, with no fetch.
+        let given_ok = r
+            .sha256
+            .as_deref()
+            .is_none_or(|g| is_sha256_hex(&g.trim().to_ascii_lowercase()));
+        let sha256 = match &sha_url {
+            Some(sha_url) if given_ok => Some(
+                sha_url::resolve(&self.downloader, &r.url, sha_url, r.sha256.as_deref()).await?,
+            ),
+            _ => r.sha256,
+        };
         let (entry, image_ref) = self
             .catalog
             .add_entry(AddEntry {
                 url: r.url,
                 name: r.name,
-                sha256: r.sha256,
+                sha256,
+                sha_url,
                 image_ref: r.r#ref,
                 remote,
             })

@@ -55,6 +55,7 @@ pub(crate) fn entry(entry: CatalogEntry, image_ref: String) -> v1::Entry {
         format: entry.format,
         size_bytes: entry.size_bytes,
         description: entry.description,
+        sha_url: entry.record.sha_url,
     }
 }
 

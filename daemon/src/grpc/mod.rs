@@ -9,6 +9,7 @@ mod flash;
 mod jobs;
 mod listing;
 mod open;
+mod sha_url;
 mod status;
 
 pub use catalog::CatalogApi;

@@ -73,6 +73,10 @@ pub struct EntryRecord {
     pub cached_etag: Option<String>,
     /// `Last-Modified` of the cached download.
     pub cached_last_modified: Option<String>,
+    /// The checksum file (`SHA256SUMS`) the entry's `sha256` was read
+    /// from when it was added (upstream's `sha_url`); shown, never fetched
+    /// again.
+    pub sha_url: Option<String>,
 }
 
 impl EntryRecord {
@@ -83,6 +87,7 @@ impl EntryRecord {
             "added_at" => self.added_at.is_some(),
             "cached_etag" => self.cached_etag.is_some(),
             "cached_last_modified" => self.cached_last_modified.is_some(),
+            "sha_url" => self.sha_url.is_some(),
             _ => false,
         }
     }
@@ -102,6 +107,7 @@ impl EntryRecord {
             added_at: take("added_at"),
             cached_etag: take("cached_etag"),
             cached_last_modified: take("cached_last_modified"),
+            sha_url: take("sha_url"),
         }
     }
 }
@@ -487,6 +493,8 @@ struct EntryOut<'a> {
     cached_etag: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     cached_last_modified: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sha_url: Option<&'a str>,
     #[serde(flatten)]
     extra: BTreeMap<&'a str, &'a toml::Value>,
 }
@@ -511,6 +519,7 @@ impl<'a> DocOut<'a> {
                     added_at: e.record.added_at.as_deref(),
                     cached_etag: e.record.cached_etag.as_deref(),
                     cached_last_modified: e.record.cached_last_modified.as_deref(),
+                    sha_url: e.record.sha_url.as_deref(),
                     extra: {
                         // A set record field wins over a same-named odd
                         // value left in the table (one key, not two).

@@ -18,6 +18,7 @@
 //! - [`merge`]: scan + entries → listing rows with action gates
 //! - [`export`]: the `catalog.toml` a receiver can fetch
 //! - [`digest`]: sha256 of byte strings and its canonical hex
+//! - [`sums`]: `SHA256SUMS`-style checksum files (an entry's `sha_url`)
 //! - [`landing`]: writing and hashing a new image file as its bytes arrive
 
 pub mod atomic;
@@ -35,3 +36,4 @@ pub mod names;
 pub mod oras_ref;
 pub mod scan;
 pub mod sidecar;
+pub mod sums;

@@ -50,6 +50,8 @@ pub(crate) struct AddEntryBody {
     #[serde(rename = "ref")]
     reference: Option<String>,
     sha256: Option<String>,
+    /// A checksum file (`SHA256SUMS`) to read the pin from.
+    sha_url: Option<String>,
     name: Option<String>,
 }
 
@@ -65,6 +67,7 @@ pub(crate) struct EntryJson {
     format: Option<String>,
     size_bytes: Option<u64>,
     description: Option<String>,
+    sha_url: Option<String>,
     bty_image_ref: String,
     disk_image_sha: Option<String>,
 }
@@ -81,14 +84,18 @@ impl From<Entry> for EntryJson {
             format: entry.format,
             size_bytes: entry.size_bytes,
             description: entry.description,
+            sha_url: entry
+                .sha_url
+                .map(|u| redact::url(&u, Audience::Authenticated)),
         }
     }
 }
 
 /// A row of `GET /catalog/entries`: upstream's nine columns, with its
 /// names and types. `disk_image_sha` is the pinned digest, else the digest
-/// of the cached bytes; `sha_url` is always null (bty pins the digest
-/// itself); `added_at` is null for entries added before bty recorded it.
+/// of the cached bytes; `sha_url` is the checksum file the pin was read
+/// from, if any; `added_at` is null for entries added before bty recorded
+/// it.
 #[derive(Debug, Serialize)]
 pub(crate) struct EntryRowJson {
     bty_image_ref: String,
@@ -111,7 +118,10 @@ impl EntryRowJson {
             src: redact::url(&entry.src, Audience::Authenticated),
             disk_image_sha: entry.sha256.or(listed.cached_sha256),
             name: entry.name,
-            sha_url: None,
+            // A URL like `src`: no credentials go out.
+            sha_url: entry
+                .sha_url
+                .map(|u| redact::url(&u, Audience::Authenticated)),
             format: entry.format,
             size_bytes: entry.size_bytes,
             description: entry.description,
@@ -162,6 +172,7 @@ pub(crate) async fn add_entry(
         name: given(body.name),
         sha256: given(body.sha256),
         r#ref: given(body.reference),
+        sha_url: given(body.sha_url),
     };
     let entry = state.catalog().add_entry(request).await?.into_inner();
     Ok((StatusCode::CREATED, Json(entry.into())))

@@ -102,6 +102,9 @@ pub(crate) struct AddForm {
     name: String,
     #[serde(default)]
     sha256: String,
+    /// A checksum file URL; empty means none.
+    #[serde(default)]
+    sha_url: String,
 }
 
 fn given(value: &str) -> Option<String> {
@@ -126,6 +129,7 @@ pub(crate) async fn add(
         name: given(&form.name),
         sha256: given(&form.sha256),
         r#ref: None,
+        sha_url: given(&form.sha_url),
     };
     match state.catalog().add_entry(request).await {
         Ok(entry) => {

@@ -158,6 +158,7 @@ impl CatalogService for Fake {
             format: Some("img.zst".to_owned()),
             size_bytes: Some(42),
             description: None,
+            sha_url: request.sha_url,
         }))
     }
 

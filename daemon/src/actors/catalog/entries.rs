@@ -138,6 +138,8 @@ impl CatalogState {
             record: EntryRecord {
                 origin: Some(ORIGIN_URL.to_owned()),
                 added_at: Some(added_now()),
+                // An oras entry is never pinned from a checksum file.
+                sha_url: request.sha_url.filter(|_| !is_oras),
                 ..EntryRecord::default()
             },
             extra: toml::Table::new(),

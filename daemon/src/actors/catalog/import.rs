@@ -71,9 +71,11 @@ pub(super) fn import_entries(
             }
             None => {
                 let mut entry = entry;
-                // The record is this catalog's own: not the file's.
+                // The record is this catalog's own: not the file's, but
+                // for the checksum file the file says its pin came from.
                 entry.record = EntryRecord {
                     added_at: Some(added_now()),
+                    sha_url: entry.record.sha_url.take(),
                     ..EntryRecord::default()
                 };
                 stored.push(entry, key);
@@ -89,6 +91,15 @@ pub(super) fn import_entries(
 fn updated_entry(stored: &CatalogEntry, incoming: CatalogEntry) -> CatalogEntry {
     let mut extra = stored.extra.clone();
     extra.extend(incoming.extra);
+    // The checksum file goes with the pin it explains.
+    let sha_url = if incoming.sha256 == stored.sha256 {
+        incoming
+            .record
+            .sha_url
+            .or_else(|| stored.record.sha_url.clone())
+    } else {
+        incoming.record.sha_url
+    };
     CatalogEntry {
         name: incoming.name,
         src: stored.src.clone(),
@@ -97,7 +108,10 @@ fn updated_entry(stored: &CatalogEntry, incoming: CatalogEntry) -> CatalogEntry 
         size_bytes: incoming.size_bytes.or(stored.size_bytes),
         description: incoming.description.or_else(|| stored.description.clone()),
         // When and how this catalog added the entry is its own record.
-        record: stored.record.clone(),
+        record: EntryRecord {
+            sha_url,
+            ..stored.record.clone()
+        },
         extra,
     }
 }
@@ -178,5 +192,33 @@ mod tests {
         assert!(stored.entry(0).extra.contains_key("team"));
         assert_eq!(stored.entry(0).record.origin.as_deref(), Some("url"));
         assert_eq!(stored.entry(0).size_bytes, Some(5));
+    }
+
+    #[test]
+    fn a_checksum_file_goes_with_the_pin_it_explains() {
+        let sums = "https://example.com/SHA256SUMS";
+        let mut pinned = entry("a", "https://example.com/a.img.gz");
+        pinned.sha256 = Some("a".repeat(64));
+        pinned.record.sha_url = Some(sums.into());
+        let mut stored = stored(vec![pinned.clone()]);
+        // A new entry keeps the file's sha_url; a re-import of the same
+        // pin without one keeps the stored one.
+        let mut other = entry("b", "https://example.com/b.img.gz");
+        other.record.sha_url = Some("https://example.com/b.sums".into());
+        let mut same_pin = pinned.clone();
+        same_pin.record.sha_url = None;
+        import_entries(&mut stored, file(vec![same_pin, other]), "x");
+        assert_eq!(stored.entry(0).record.sha_url.as_deref(), Some(sums));
+        assert_eq!(
+            stored.entry(1).record.sha_url.as_deref(),
+            Some("https://example.com/b.sums")
+        );
+        // A new pin from elsewhere: the old checksum file no longer says
+        // where it came from.
+        let mut repinned = pinned;
+        repinned.sha256 = Some("b".repeat(64));
+        repinned.record.sha_url = None;
+        import_entries(&mut stored, file(vec![repinned]), "x");
+        assert_eq!(stored.entry(0).record.sha_url, None);
     }
 }

@@ -30,6 +30,9 @@ pub struct AddEntry {
     pub name: Option<String>,
     /// Pinned content digest.
     pub sha256: Option<String>,
+    /// The checksum file `sha256` was read from (http(s) entries only;
+    /// resolved by the caller before the request reaches the catalog).
+    pub sha_url: Option<String>,
     /// ref to verify against the URL.
     pub image_ref: Option<String>,
     /// What resolving the source found (oras: layer title and size).

@@ -438,6 +438,7 @@ origin = "url"
 added_at = "2026-12-03T08:00:00Z"
 cached_etag = "\"abc\""
 cached_last_modified = "Tue, 01 Dec 2026 10:00:00 GMT"
+sha_url = "https://h/SHA256SUMS"
 
 [[images]]
 name = "b"
@@ -453,6 +454,7 @@ added_at = 5
         a.record.cached_last_modified.as_deref(),
         Some("Tue, 01 Dec 2026 10:00:00 GMT")
     );
+    assert_eq!(a.record.sha_url.as_deref(), Some("https://h/SHA256SUMS"));
     assert!(a.extra.is_empty(), "{:?}", a.extra);
     // A value bty would not have written stays in the table, as written.
     let b = &cat.entries[1];
@@ -462,5 +464,9 @@ added_at = 5
     assert!(
         cat.to_toml_string()
             .contains("added_at = \"2026-12-03T08:00:00Z\"")
+    );
+    assert!(
+        cat.to_toml_string()
+            .contains("sha_url = \"https://h/SHA256SUMS\"")
     );
 }
