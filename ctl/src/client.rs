@@ -5,6 +5,7 @@ use crate::exit::CtlError;
 use bty_proto::auth::ClientAuth;
 use bty_proto::channel::{AuthChannel, Target};
 use bty_proto::v1::catalog_service_client::CatalogServiceClient;
+use bty_proto::v1::event_service_client::EventServiceClient;
 use bty_proto::v1::flash_service_client::FlashServiceClient;
 use bty_proto::v1::job_service_client::JobServiceClient;
 
@@ -30,6 +31,11 @@ impl Daemon {
     /// The flash service (disk listing, flashing).
     pub(crate) fn flash(&self) -> FlashServiceClient<AuthChannel> {
         FlashServiceClient::new(self.channel.clone())
+    }
+
+    /// The event service (the live stream of jobs, catalog and disk changes).
+    pub(crate) fn events(&self) -> EventServiceClient<AuthChannel> {
+        EventServiceClient::new(self.channel.clone())
     }
 
     /// The job service (list, watch, cancel).

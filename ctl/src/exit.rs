@@ -92,6 +92,9 @@ pub(crate) enum CtlError {
     /// The job stream closed before the job reached a final state.
     #[error("job {0} is still {1} but the daemon stopped reporting it")]
     WatchEnded(String, &'static str),
+    /// The event stream closed while watching disks.
+    #[error("btyd stopped sending events")]
+    EventsEnded,
     /// A local file named on the command line could not be read.
     #[error("cannot read {}", path.display())]
     ReadFile {
@@ -162,9 +165,11 @@ impl CtlError {
             Self::Unreachable { .. } => Exit::Unreachable,
             Self::Status(status) => Exit::from_code(status.code()),
             Self::JobEnded { .. } | Self::TargetsFailed { .. } => Exit::JobFailed,
-            Self::WatchEnded(..) | Self::Output(_) | Self::Prompt(_) | Self::WriteFile { .. } => {
-                Exit::Other
-            }
+            Self::WatchEnded(..)
+            | Self::EventsEnded
+            | Self::Output(_)
+            | Self::Prompt(_)
+            | Self::WriteFile { .. } => Exit::Other,
             Self::NoSuchDisk(_) => Exit::NotFound,
             Self::NoName(_)
             | Self::NotConfirmed

@@ -159,6 +159,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             }
         })?;
 
+    // Dropped (and so stopped) when btyd stops.
+    let _disk_watcher = crate::hotplug::spawn(bty_disks::SystemPaths::default(), events.clone());
+
     let jobs = JobApi {
         hasher: hasher.clone(),
         downloader: downloader.clone(),

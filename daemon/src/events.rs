@@ -86,6 +86,46 @@ impl CatalogEvent {
     }
 }
 
+/// Disks that appeared, went away or changed (another medium, size or
+/// verdict) since the last listing, by device path.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DiskChanges {
+    /// New paths.
+    pub added: Vec<String>,
+    /// Paths gone.
+    pub removed: Vec<String>,
+    /// Same path, another disk or another verdict.
+    pub changed: Vec<String>,
+}
+
+impl DiskChanges {
+    /// What differs from `before` to `now` (both keyed by path, sorted).
+    pub fn between<D: PartialEq>(
+        before: &std::collections::BTreeMap<String, D>,
+        now: &std::collections::BTreeMap<String, D>,
+    ) -> Self {
+        let mut changes = Self::default();
+        for (path, disk) in now {
+            match before.get(path) {
+                None => changes.added.push(path.clone()),
+                Some(old) if old != disk => changes.changed.push(path.clone()),
+                Some(_) => {}
+            }
+        }
+        changes.removed = before
+            .keys()
+            .filter(|path| !now.contains_key(*path))
+            .cloned()
+            .collect();
+        changes
+    }
+
+    /// Whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
+    }
+}
+
 /// What an event carries.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EventBody {
@@ -93,6 +133,8 @@ pub enum EventBody {
     Job(JobSnapshot),
     /// The catalog changed.
     Catalog(CatalogEvent),
+    /// Disks were plugged in, pulled or changed.
+    Disks(DiskChanges),
 }
 
 /// One event.
@@ -149,6 +191,11 @@ impl EventBus {
             tracing::info!(?kind, subject, summary = %event.summary, "catalog event");
         }
         self.publish(EventBody::Catalog(event), true);
+    }
+
+    /// Publish a change in the disks present.
+    pub fn disks(&self, changes: DiskChanges) {
+        self.publish(EventBody::Disks(changes), true);
     }
 
     fn publish(&self, body: EventBody, notable: bool) {
@@ -210,6 +257,28 @@ mod tests {
         assert!(a.seq < b.seq);
         assert!(matches!(&a.body, EventBody::Catalog(c) if c.kind == CatalogEventKind::EntryAdded));
         assert_eq!(bus.recent(10).len(), 3);
+    }
+
+    #[test]
+    fn disk_changes_name_what_was_added_removed_and_changed() {
+        use std::collections::BTreeMap;
+        let before: BTreeMap<String, u64> = [
+            ("/dev/loop1".into(), 1),
+            ("/dev/sdb".into(), 8),
+            ("/dev/sdc".into(), 9),
+        ]
+        .into();
+        let now: BTreeMap<String, u64> = [
+            ("/dev/loop1".into(), 1),
+            ("/dev/sdb".into(), 16),
+            ("/dev/sdd".into(), 4),
+        ]
+        .into();
+        let changes = DiskChanges::between(&before, &now);
+        assert_eq!(changes.added, ["/dev/sdd"]);
+        assert_eq!(changes.removed, ["/dev/sdc"]);
+        assert_eq!(changes.changed, ["/dev/sdb"]);
+        assert!(DiskChanges::between(&now, &now).is_empty());
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod config;
 pub mod daemon;
 pub mod events;
 pub mod grpc;
+pub mod hotplug;
 pub mod jobs;
 pub mod metrics;
 pub mod serve;

@@ -246,13 +246,17 @@ impl Daemon {
 
     /// Run btyctl against this daemon.
     pub fn ctl(&self, args: &[&str]) -> Output {
-        Command::new(bin("btyctl"))
-            .arg("--socket")
+        self.ctl_command(args).output().expect("btyctl runs")
+    }
+
+    /// btyctl against this daemon, to spawn (a command that keeps running).
+    pub fn ctl_command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bin("btyctl"));
+        cmd.arg("--socket")
             .arg(&self.socket)
             .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("btyctl runs")
+            .stdin(Stdio::null());
+        cmd
     }
 
     /// Run `btyctl --json …`, insist on success, parse stdout.

@@ -1,6 +1,7 @@
 //! `GET /events/workers`: btyd's event stream (`EventService.Subscribe`) as
 //! server-sent events for the pages: `job` (progress and state of any job),
-//! `catalog` (the listing changed) and `resync` (events were missed: re-read
+//! `catalog` (the listing changed), `disks` (disks plugged in, pulled or
+//! changed) and `resync` (events were missed: re-read
 //! everything). It opens with one `job` event per active job so the navbar
 //! badges start right, sends keep-alive comments, and ends when the browser
 //! goes away, the daemon's stream ends, or the server shuts down.
@@ -43,6 +44,13 @@ struct CatalogJson<'a> {
 }
 
 #[derive(Debug, Serialize)]
+struct DisksJson<'a> {
+    added: &'a [String],
+    removed: &'a [String],
+    changed: &'a [String],
+}
+
+#[derive(Debug, Serialize)]
 struct ResyncJson {
     missed: u64,
 }
@@ -65,6 +73,14 @@ fn to_sse(event: Event) -> Option<SseEvent> {
                 subject: &change.subject,
                 summary: &change.summary,
                 failed: change.failed,
+            })
+            .ok(),
+        Body::Disks(disks) => SseEvent::default()
+            .event("disks")
+            .json_data(DisksJson {
+                added: &disks.added,
+                removed: &disks.removed,
+                changed: &disks.changed,
             })
             .ok(),
         Body::Resync(resync) => SseEvent::default()

@@ -11,15 +11,28 @@ use serde::Serialize;
 const DISKS_HELP: &str = "\
 WRITABLE is btyd's verdict: \"no\" with the first reason (mounted, swap,
 holder such as LVM/RAID, read-only, the running system's disk…). --json lists
-every field of every disk, all refusals included.";
+every field of every disk, all refusals included.
 
-/// `btyctl disks`
+--watch prints the list, then one line per disk plugged in (+), pulled (-) or
+changed (~: another medium, size or verdict), as btyd sees them from the
+kernel's uevents, until interrupted. With --json each is one JSON object per
+line: {\"event\":\"listed\",\"disks\":[…]} first, then {\"event\":\"added\"|
+\"changed\",\"disk\":{…}} or {\"event\":\"removed\",\"path\":\"/dev/…\"}.";
+
+/// `btyctl disks [--watch]`
 #[derive(Debug, Args)]
 #[command(after_help = DISKS_HELP)]
-pub(crate) struct DisksArgs {}
+pub(crate) struct DisksArgs {
+    /// Keep running and print disks as they are plugged in, pulled or changed.
+    #[arg(long)]
+    watch: bool,
+}
 
-/// List the disks btyd sees.
-pub(crate) async fn run(ctx: &Ctx, _args: DisksArgs) -> Result<(), CtlError> {
+/// List the disks btyd sees (and follow them with `--watch`).
+pub(crate) async fn run(ctx: &Ctx, args: DisksArgs) -> Result<(), CtlError> {
+    if args.watch {
+        return super::disks_watch::run(ctx).await;
+    }
     let disks = list(ctx).await?;
     let views: Vec<DiskView> = disks.iter().map(DiskView::from).collect();
     ctx.out.emit(&views, || disks_table(&disks))
@@ -38,7 +51,7 @@ pub(crate) async fn list(ctx: &Ctx) -> Result<Vec<Disk>, CtlError> {
 
 /// A disk as JSON: every field of the listing.
 #[derive(Debug, Serialize)]
-struct DiskView {
+pub(crate) struct DiskView {
     path: String,
     name: String,
     size_bytes: u64,
@@ -119,7 +132,7 @@ pub(crate) fn writable_text(disk: &Disk) -> String {
     }
 }
 
-fn disks_table(disks: &[Disk]) -> String {
+pub(crate) fn disks_table(disks: &[Disk]) -> String {
     if disks.is_empty() {
         return "no disks".to_owned();
     }

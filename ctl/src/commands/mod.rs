@@ -4,6 +4,7 @@
 pub(crate) mod cache;
 pub(crate) mod catalog;
 pub(crate) mod disks;
+mod disks_watch;
 pub(crate) mod docs;
 pub(crate) mod entries;
 pub(crate) mod fetch;

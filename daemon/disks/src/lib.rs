@@ -25,6 +25,7 @@ mod list;
 mod model;
 mod mounts;
 mod sysfs;
+mod uevent;
 
 pub use check::check_target;
 pub use error::{DiskError, Refusal};
@@ -37,6 +38,7 @@ pub use list::list_disks;
 pub use model::{
     Disk, Partition, SystemPaths, Target, TargetIdentity, TargetKind, Verdict, same_identity,
 };
+pub use uevent::{BlockUevent, UeventAction, UeventSocket, parse as parse_uevent};
 
 #[cfg(test)]
 mod tests;

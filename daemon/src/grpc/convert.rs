@@ -211,6 +211,11 @@ pub(crate) fn event(event: &Event) -> v1::Event {
             summary: c.summary.clone(),
             failed: c.failed,
         }),
+        EventBody::Disks(d) => v1::event::Body::Disks(v1::DisksChanged {
+            added: d.added.clone(),
+            removed: d.removed.clone(),
+            changed: d.changed.clone(),
+        }),
     };
     v1::Event {
         seq: event.seq,

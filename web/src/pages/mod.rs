@@ -110,6 +110,19 @@ impl EventRow {
                 let failed = job.state == JobState::Failed as i32;
                 (format!("{kind}.{state}"), summary, failed)
             }
+            Body::Disks(disks) => {
+                let mut parts = Vec::new();
+                for (what, paths) in [
+                    ("plugged in", &disks.added),
+                    ("removed", &disks.removed),
+                    ("changed", &disks.changed),
+                ] {
+                    if !paths.is_empty() {
+                        parts.push(format!("{} {what}", paths.join(", ")));
+                    }
+                }
+                ("disks.changed".to_owned(), parts.join("; "), false)
+            }
             Body::Resync(_) => return None,
         };
         Some(Self {

@@ -176,7 +176,7 @@ mod tests {
         let states: Vec<JobState> = std::iter::from_fn(|| seen.try_recv().ok())
             .filter_map(|e| match &e.body {
                 EventBody::Job(j) => Some(j.state),
-                EventBody::Catalog(_) => None,
+                EventBody::Catalog(_) | EventBody::Disks(_) => None,
             })
             .collect();
         assert_eq!(states, [JobState::Queued, JobState::Running]);
