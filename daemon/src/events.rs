@@ -193,9 +193,11 @@ impl EventBus {
         self.publish(EventBody::Catalog(event), true);
     }
 
-    /// Publish a change in the disks present.
+    /// Publish a change in the disks present (an empty one says "look
+    /// again" and stays out of the activity history).
     pub fn disks(&self, changes: DiskChanges) {
-        self.publish(EventBody::Disks(changes), true);
+        let notable = !changes.is_empty();
+        self.publish(EventBody::Disks(changes), notable);
     }
 
     fn publish(&self, body: EventBody, notable: bool) {

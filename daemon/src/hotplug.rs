@@ -86,8 +86,11 @@ fn watch(socket: &UeventSocket, paths: &SystemPaths, events: &EventBus, stop: &A
             let changes = DiskChanges::between(&known, &now);
             if !changes.is_empty() {
                 tracing::info!(added = ?changes.added, removed = ?changes.removed, changed = ?changes.changed, "disks changed");
-                events.disks(changes);
             }
+            // Published even when nothing differs from this thread's last
+            // look: a disk that came and went within one burst may have been
+            // seen by a client listing in between, which must look again.
+            events.disks(changes);
             known = now;
         }
     }

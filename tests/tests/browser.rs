@@ -536,3 +536,55 @@ fn a_row_shows_its_hash_running_without_a_reload() {
         "the page was reloaded"
     );
 }
+
+#[test]
+fn the_flash_page_follows_disks_plugged_in_and_pulled_without_a_reload() {
+    if !can_flash_in_a_browser() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start();
+    let browser = Browser::start();
+    log_in(&browser, &daemon);
+    browser.goto(&format!("{}/ui/flash", daemon.origin()));
+    browser.wait_js(
+        Duration::from_secs(10),
+        "the live event stream",
+        "return window.__btyLive === true ? true : null;",
+    );
+    let row_present = |dev: &str| {
+        format!("return document.querySelector(\"tr[data-disk='{dev}']\") ? true : null;")
+    };
+    let row_absent = |dev: &str| {
+        format!("return document.querySelector(\"tr[data-disk='{dev}']\") ? null : true;")
+    };
+    let within = Duration::from_secs(2);
+
+    let first = LoopDevice::create(&work.path().join("first"), 16 << 20, 0, false);
+    browser.wait_js(within, "the first disk's row", &row_present(first.dev()));
+    browser.click(&format!(
+        "tr[data-disk='{}'] input[name=target]",
+        first.dev()
+    ));
+    browser.screenshot(&screenshot_dir().join("flash-hotplug-added.png"));
+
+    // Another disk comes and goes: its row follows, the ticked box stays.
+    let second = LoopDevice::create(&work.path().join("second"), 16 << 20, 0, false);
+    let second_dev = second.dev().to_owned();
+    browser.wait_js(within, "the second disk's row", &row_present(&second_dev));
+    drop(second);
+    browser.wait_js(
+        within,
+        "the second disk's row gone",
+        &row_absent(&second_dev),
+    );
+    let ticked = browser.execute(
+        &format!(
+            "return document.querySelector(\"tr[data-disk='{}'] input[name=target]\").checked;",
+            first.dev()
+        ),
+        json!([]),
+    );
+    assert_eq!(ticked, json!(true), "the operator's choice was undone");
+    browser.screenshot(&screenshot_dir().join("flash-hotplug-removed.png"));
+}

@@ -90,8 +90,17 @@ fn a_loop_device_attached_and_detached_shows_in_disks_watch_within_two_seconds()
     assert_eq!(added["disk"]["size_bytes"], 16 << 20, "{added}");
     assert_eq!(added["disk"]["writable"], true, "{added}");
 
-    drop(disk);
-    watch.expect(WITHIN, &format!("{path} removed"), |l| {
-        l["event"] == "removed" && l["path"] == path.as_str()
+    // A second one while the first is attached, then both go.
+    let other = LoopDevice::create(&work.path().join("other"), 8 << 20, 0, false);
+    let other_path = other.dev().to_owned();
+    watch.expect(WITHIN, &format!("{other_path} added"), |l| {
+        (l["event"] == "added" || l["event"] == "changed")
+            && l["disk"]["path"] == other_path.as_str()
     });
+    for (dev, path) in [(other, other_path), (disk, path)] {
+        drop(dev);
+        watch.expect(WITHIN, &format!("{path} removed"), |l| {
+            l["event"] == "removed" && l["path"] == path.as_str()
+        });
+    }
 }

@@ -113,6 +113,9 @@
     source.addEventListener("catalog", function (event) {
       emit("bty:catalog", JSON.parse(event.data));
     });
+    source.addEventListener("disks", function (event) {
+      emit("bty:disks", JSON.parse(event.data));
+    });
     source.addEventListener("resync", function () {
       // Events were missed: start over with a fresh snapshot.
       source.close();
@@ -125,23 +128,46 @@
   // re-rendered from the server when a job changes state ----------------
 
   var pendingRefresh = {};
+  var refreshAgain = {};
 
+  // Re-render one fragment from the server, at most one request at a time
+  // per fragment; a change reported while one is on its way asks for one
+  // more afterwards (the answer in flight may predate it).
   function refreshFragment(container) {
     var url = container.dataset.fragment;
-    if (pendingRefresh[url]) { return; }
+    if (pendingRefresh[url]) { refreshAgain[url] = true; return; }
+    var done = function () {
+      delete pendingRefresh[url];
+      if (refreshAgain[url]) {
+        delete refreshAgain[url];
+        var again = document.querySelector('[data-fragment="' + url + '"]');
+        if (again) { refreshFragment(again); }
+      }
+    };
     pendingRefresh[url] = window.setTimeout(function () {
       fetch(url, { credentials: "same-origin" }).then(function (response) {
         return response.ok ? response.text() : null;
       }).then(function (html) {
-        delete pendingRefresh[url];
-        if (!html) { return; }
-        var holder = document.createElement("div");
-        holder.innerHTML = html.trim();
-        var fresh = holder.firstElementChild;
-        var current = document.querySelector('[data-fragment="' + url + '"]');
-        if (fresh && current) { current.replaceWith(fresh); }
-      }, function () { delete pendingRefresh[url]; });
+        if (html) { replaceFragment(url, html); }
+        done();
+      }, done);
     }, 250);
+  }
+
+  function replaceFragment(url, html) {
+    // A <template> parses any fragment, table rows included.
+    var holder = document.createElement("template");
+    holder.innerHTML = html.trim();
+    var fresh = holder.content.firstElementChild;
+    var current = document.querySelector('[data-fragment="' + url + '"]');
+    if (!fresh || !current) { return; }
+    // Boxes the operator ticked stay ticked (a disk plugged in must not
+    // undo a choice made on another).
+    current.querySelectorAll("input[type=checkbox]:checked").forEach(function (box) {
+      var same = fresh.querySelector('input[type=checkbox][name="' + CSS.escape(box.name) + '"][value="' + CSS.escape(box.value) + '"]');
+      if (same && !same.disabled) { same.checked = true; }
+    });
+    current.replaceWith(fresh);
   }
 
   function setField(row, name, text) {
@@ -491,8 +517,12 @@
     onJobForImages(event.detail.job);
   });
   document.addEventListener("bty:catalog", function (event) { onCatalogForImages(event.detail); });
+  // Disks plugged in, pulled or changed: the flash page's rows follow.
+  document.addEventListener("bty:disks", function () {
+    document.querySelectorAll("[data-fragment][data-disks]").forEach(refreshFragment);
+  });
   document.addEventListener("bty:connected", function () {
-    document.querySelectorAll("[data-fragment][data-job-kinds]").forEach(refreshFragment);
+    document.querySelectorAll("[data-fragment][data-job-kinds], [data-fragment][data-disks]").forEach(refreshFragment);
   });
 
   setupUpload();

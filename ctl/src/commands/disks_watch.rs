@@ -6,8 +6,9 @@ use crate::client::Ctx;
 use crate::exit::CtlError;
 use crate::output::format_bytes;
 use bty_proto::v1::event::Body;
-use bty_proto::v1::{Disk, DisksChanged, SubscribeRequest};
+use bty_proto::v1::{Disk, SubscribeRequest};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::io::Write;
 
 /// One line of `--watch --json`.
@@ -39,54 +40,53 @@ pub(crate) async fn run(ctx: &Ctx) -> Result<(), CtlError> {
     } else {
         line(&disks_table(&disks))?;
     }
+    let mut known = by_path(disks);
     while let Some(event) = events.message().await? {
-        match event.body {
-            Some(Body::Disks(changes)) => print_changes(ctx, &changes).await?,
-            // Events were missed: a disk change among them shows as the
-            // next listing differing, so list again now.
-            Some(Body::Resync(_)) => {
-                let all = list(ctx).await?;
-                let paths: Vec<String> = all.iter().map(|d| d.path.clone()).collect();
-                let changes = DisksChanged {
-                    changed: paths,
-                    ..DisksChanged::default()
-                };
-                print_changes(ctx, &changes).await?;
-            }
-            _ => {}
+        // An event (or missed events) says "look again"; what changed is
+        // what differs from this command's own last listing, so nothing
+        // seen here is ever left without its removal.
+        if matches!(event.body, Some(Body::Disks(_) | Body::Resync(_))) {
+            let now = by_path(list(ctx).await?);
+            print_changes(ctx, &known, &now)?;
+            known = now;
         }
     }
     Err(CtlError::EventsEnded)
 }
 
-async fn print_changes(ctx: &Ctx, changes: &DisksChanged) -> Result<(), CtlError> {
-    // What a disk is comes from the listing, not from the event.
-    let disks = if changes.added.is_empty() && changes.changed.is_empty() {
-        Vec::new()
-    } else {
-        list(ctx).await?
-    };
-    let find = |path: &str| disks.iter().find(|d| d.path == path);
-    for path in &changes.removed {
+fn by_path(disks: Vec<Disk>) -> BTreeMap<String, Disk> {
+    disks.into_iter().map(|d| (d.path.clone(), d)).collect()
+}
+
+fn print_changes(
+    ctx: &Ctx,
+    before: &BTreeMap<String, Disk>,
+    now: &BTreeMap<String, Disk>,
+) -> Result<(), CtlError> {
+    for path in before.keys().filter(|p| !now.contains_key(*p)) {
         if ctx.out.is_json() {
             line(&json(&WatchLine::Removed { path })?)?;
         } else {
             line(&format!("- {path}"))?;
         }
     }
-    for (sign, paths) in [('+', &changes.added), ('~', &changes.changed)] {
-        for disk in paths.iter().filter_map(|p| find(p)) {
-            if ctx.out.is_json() {
-                let view = DiskView::from(disk);
-                let event = if sign == '+' {
-                    WatchLine::Added { disk: view }
-                } else {
-                    WatchLine::Changed { disk: view }
-                };
-                line(&json(&event)?)?;
+    for (path, disk) in now {
+        let added = match before.get(path) {
+            None => true,
+            Some(old) if old != disk => false,
+            Some(_) => continue,
+        };
+        if ctx.out.is_json() {
+            let disk = DiskView::from(disk);
+            let event = if added {
+                WatchLine::Added { disk }
             } else {
-                line(&format!("{sign} {}", describe(disk)))?;
-            }
+                WatchLine::Changed { disk }
+            };
+            line(&json(&event)?)?;
+        } else {
+            let sign = if added { '+' } else { '~' };
+            line(&format!("{sign} {}", describe(disk)))?;
         }
     }
     Ok(())

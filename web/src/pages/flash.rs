@@ -139,6 +139,14 @@ pub(crate) struct FlashPage {
     events: Option<Vec<EventRow>>,
 }
 
+/// The disk rows alone: re-read by the page when btyd reports disks
+/// plugged in, pulled or changed.
+#[derive(Template, WebTemplate)]
+#[template(path = "flash_disks.html")]
+pub(crate) struct FlashDisks {
+    disks: Vec<DiskView>,
+}
+
 #[derive(Template, WebTemplate)]
 #[template(path = "flash_jobs.html")]
 pub(crate) struct FlashJobs {
@@ -211,6 +219,14 @@ pub(crate) async fn page(
         active,
         finished,
         events,
+    })
+}
+
+/// `GET /ui/flash/disks`: the disk rows as they are now.
+pub(crate) async fn disks_fragment(State(state): State<AppState>) -> Result<FlashDisks, PageError> {
+    let disks = disks(&state).await.map_err(WebError::from)?;
+    Ok(FlashDisks {
+        disks: disks.into_iter().map(DiskView::from).collect(),
     })
 }
 

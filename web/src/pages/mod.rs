@@ -34,6 +34,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/ui/downloads/add", post(downloads::add))
         .route("/ui/flash", get(flash::page))
         .route("/ui/flash/jobs", get(flash::jobs_fragment))
+        .route("/ui/flash/disks", get(flash::disks_fragment))
         .route("/ui/flash/confirm", post(flash::confirm))
         .route("/ui/flash/start", post(flash::start))
         .route(
