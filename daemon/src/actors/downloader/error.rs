@@ -166,6 +166,9 @@ pub enum SourceError {
         /// The pin.
         pinned: String,
     },
+    /// A `[[trust]]` rule matched and no signature by its keys verified.
+    #[error(transparent)]
+    Untrusted(OciError),
     /// No token or URL for the blob.
     #[error(transparent)]
     BlobRequest(OciError),

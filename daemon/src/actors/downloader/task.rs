@@ -143,11 +143,14 @@ async fn download(ctx: &TaskContext, spec: &DownloadSpec) -> JobOutcome {
         etag: fetched.etag.clone(),
         last_modified: fetched.last_modified.clone(),
     });
-    let note = if fetched.resumed_from > 0 {
-        format!("resumed at byte {}", fetched.resumed_from)
-    } else {
-        String::new()
-    };
+    let mut notes = Vec::new();
+    if let Some(signer) = &source.signed_by {
+        notes.push(format!("signed by {signer}"));
+    }
+    if fetched.resumed_from > 0 {
+        notes.push(format!("resumed at byte {}", fetched.resumed_from));
+    }
+    let note = notes.join("; ");
     JobOutcome::Completed {
         sha256: Some(fetched.sha256),
         bytes: fetched.size,
@@ -226,6 +229,9 @@ pub(crate) async fn fetch_document(
         Scheme::Oras => {
             let parsed = OrasRef::parse(&canonical).map_err(|e| invalid(e.into()))?;
             let resolved = oci.resolve(&parsed).await.map_err(|e| remote(e.into()))?;
+            oci.check_trust(&parsed, &resolved.manifest_digest)
+                .await
+                .map_err(|e| remote(e.into()))?;
             oci.fetch_blob(&parsed, &resolved.layer.digest, cap)
                 .await
                 .map_err(|e| remote(e.into()))
