@@ -66,6 +66,12 @@ pub enum DownloaderError {
         /// File name.
         name: String,
     },
+    /// A signature push that cannot be right (target, digest, payload).
+    #[error("invalid signature push: {0}")]
+    BadSignaturePush(String),
+    /// The registry refused the signature push.
+    #[error("pushing the signature failed")]
+    PushSignature(#[source] OciError),
     /// An `oras://` reference the registry did not resolve.
     #[error("could not resolve oras ref")]
     ResolveOras(#[source] OciError),

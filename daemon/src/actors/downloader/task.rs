@@ -3,7 +3,7 @@
 
 use super::error::{BadRef, DocumentError, DownloaderError, SourceError};
 use super::handle::DownloaderHandle;
-use super::messages::{JobFailure, JobOutcome, OrasResolved};
+use super::messages::{JobFailure, JobOutcome, OrasResolved, SignaturePush};
 use super::persist::{self, checkpoint_path};
 use super::source::{Source, remote_source};
 use crate::actors::catalog::{CatalogHandle, DownloadSpec, Landed, LocalImage};
@@ -202,6 +202,38 @@ pub(crate) async fn resolve_oras(
         size_bytes: resolved.layer.size,
         format: resolved.format,
     })
+}
+
+/// Publish a client-made signature: the payload must be a cosign payload
+/// for exactly the digest named (the signature itself is the signer's
+/// business: pulls verify it against their `[[trust]]` keys).
+pub(crate) async fn push_signature(
+    oci: &OciClient,
+    push: SignaturePush,
+) -> Result<String, DownloaderError> {
+    let invalid = DownloaderError::BadSignaturePush;
+    let canonical = bty_store::canon::canonicalise_src(&push.target)
+        .map_err(|e| invalid(format!("target {:?}: {e}", push.target)))?;
+    let parsed = OrasRef::parse(&canonical)
+        .map_err(|e| invalid(format!("target {:?}: {e}", push.target)))?;
+    if push.payload.len() > bty_cosign::layout::MAX_SIGNATURE_BYTES {
+        return Err(invalid("the payload is larger than 64 KiB".to_owned()));
+    }
+    if push.signature.is_empty() || push.signature.len() > 512 {
+        return Err(invalid(
+            "the signature is empty or over 512 bytes".to_owned(),
+        ));
+    }
+    bty_cosign::payload::check_payload(&push.payload, &push.manifest_digest)
+        .map_err(|e| invalid(e.to_string()))?;
+    oci.push_signature(
+        &parsed,
+        &push.manifest_digest,
+        &push.payload,
+        &push.signature,
+    )
+    .await
+    .map_err(DownloaderError::PushSignature)
 }
 
 /// Fetch a small document (a catalog) from http(s) or an oras artifact. A
