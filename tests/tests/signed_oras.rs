@@ -4,7 +4,8 @@
 //! streams onto a loop device and fetches, noting its signer (P-256 and
 //! Ed25519); unsigned artifacts, signatures by another key, a signature
 //! copied from another artifact, a tampered payload and an oversize
-//! signature manifest are refused before a byte is stored or written.
+//! signature manifest are refused before a byte is stored or written (and
+//! a catalog import from a matching reference too).
 //! Sources no rule matches pull as before.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -323,6 +324,15 @@ fn unsigned_foreign_copied_tampered_and_oversize_signatures_are_refused() {
             .iter()
             .all(|&b| b == 0xAA),
         "the disk was written"
+    );
+
+    // A catalog imported from a matching reference is held to the rule.
+    let out = d.ctl(&["catalog", "import", &at("signed/plain:v1")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("no valid signature") && stderr.contains(&unsigned),
+        "{stderr}"
     );
 
     // Signed, but by a key the rule does not list.
