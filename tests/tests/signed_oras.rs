@@ -433,3 +433,56 @@ fn unsigned_foreign_copied_tampered_and_oversize_signatures_are_refused() {
     assert_eq!(code, 0, "{job}");
     assert_eq!(job["state"], "completed", "{job}");
 }
+
+#[test]
+fn a_bad_trust_key_stops_btyd_at_start_up_naming_the_file() {
+    let work = tempfile::tempdir().unwrap();
+    let good = p256(work.path(), "lab");
+    // A private key where a public one belongs, and a file that is not PEM.
+    let cases = [
+        (good.private.clone(), "not a PEM PUBLIC KEY block"),
+        (work.path().join("junk.pub"), "not a PEM PUBLIC KEY block"),
+        (work.path().join("missing.pub"), "No such file"),
+    ];
+    std::fs::write(work.path().join("junk.pub"), "hello").unwrap();
+    for (key, why) in cases {
+        let config = work.path().join("btyd.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "state_dir = {:?}\n[[trust]]\nmatch = \"oras://r.lab/\"\nrequire = \"signed\"\nkeys = [{:?}, {:?}]\n",
+                work.path().join("state"),
+                good.public,
+                key
+            ),
+        )
+        .unwrap();
+        let out = Command::new(bty_e2e::bin("btyd"))
+            .arg("--config")
+            .arg(&config)
+            .arg("--check-config")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{key:?} was accepted");
+        assert!(stderr.contains(&key.display().to_string()), "{stderr}");
+        assert!(stderr.contains(why), "{stderr}");
+    }
+    // The good key alone resolves, listed by its fingerprint.
+    let config = work.path().join("ok.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = {:?}\n[[trust]]\nmatch = \"oras://r.lab/\"\nrequire = \"signed\"\nkeys = [{:?}]\n",
+            work.path().join("state"),
+            good.public
+        ),
+    )
+    .unwrap();
+    let out = run(Command::new(bty_e2e::bin("btyd"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--check-config"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(&good.fingerprint), "{stdout}");
+}
