@@ -25,7 +25,7 @@ pub const MAX_SIGNATURE_BYTES: usize = 64 << 10;
 /// At most this many signature layers are considered.
 pub const MAX_SIGNATURE_LAYERS: usize = 16;
 /// Cap on one decoded signature (DER ECDSA is ~72 bytes, Ed25519 64).
-const MAX_SIGNATURE_LEN: usize = 512;
+pub const MAX_SIGNATURE_LEN: usize = 512;
 
 /// The tag holding the signatures of manifest `digest` (`sha256:<hex>`).
 pub fn signature_tag(digest: &str) -> Option<String> {
