@@ -144,6 +144,17 @@ pub(crate) enum CtlError {
     /// Reading the operator's answer failed.
     #[error("cannot read the confirmation")]
     Prompt(#[source] std::io::Error),
+    /// A `--sign` key file that is not a usable private key.
+    #[error("signing key {}: {reason}", path.display())]
+    SigningKey {
+        /// The path as given.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A completed push job whose note names no pushed manifest.
+    #[error("push job {0} did not report the manifest it pushed; nothing was signed")]
+    NoPushedManifest(String),
     /// A flash job ended with targets that were not written.
     #[error("job {id}: {} of {total} targets not written: {}", .failed.len(), .failed.join(", "))]
     TargetsFailed {
@@ -174,7 +185,9 @@ impl CtlError {
             Self::NoName(_)
             | Self::NotConfirmed
             | Self::NoTerminal
-            | Self::CatalogTooLarge { .. } => Exit::Invalid,
+            | Self::CatalogTooLarge { .. }
+            | Self::SigningKey { .. } => Exit::Invalid,
+            Self::NoPushedManifest(_) => Exit::Other,
             Self::ReadFile { source, .. } => match source.kind() {
                 std::io::ErrorKind::NotFound => Exit::NotFound,
                 std::io::ErrorKind::PermissionDenied => Exit::Refused,

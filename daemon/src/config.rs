@@ -11,11 +11,13 @@ use thiserror::Error;
 
 mod grpc;
 mod secret;
+mod trust;
 mod upstream_env;
 mod web;
 
 pub use grpc::{GrpcSection, GrpcTcp};
 pub use secret::Secret;
+pub use trust::TrustSection;
 pub use upstream_env::UpstreamVars;
 pub use web::{WebConfig, WebSection};
 
@@ -57,6 +59,16 @@ pub enum ConfigError {
         /// What is wrong with it.
         why: &'static str,
     },
+    /// A `[[trust]]` key file that cannot be read or is not a usable key.
+    #[error("[[trust]] match = {rule:?}: key file {path}: {reason}")]
+    TrustKey {
+        /// The rule's `match`.
+        rule: String,
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// The config file as written: every key optional, unknown keys rejected.
@@ -85,6 +97,8 @@ pub struct FileConfig {
     pub catalog: CatalogSection,
     /// `[registries."host:port"]`
     pub registries: BTreeMap<String, RegistryConfig>,
+    /// `[[trust]]`: sources that need a cosign signature.
+    pub trust: Vec<TrustSection>,
 }
 
 /// `[downloads]` / `[hashing]` sections.
@@ -243,6 +257,8 @@ pub struct Config {
     pub file_targets_dir: Option<PathBuf>,
     /// The one catalog size limit (import, write, load).
     pub max_catalog_bytes: usize,
+    /// `[[trust]]` rules with their keys loaded.
+    pub trust: Vec<bty_oci::TrustRule>,
 }
 
 impl FileConfig {
@@ -374,6 +390,11 @@ impl Config {
                 why: "must be an http(s):// URL or an oras:// reference",
             });
         }
+        let trust = file
+            .trust
+            .iter()
+            .map(TrustSection::load)
+            .collect::<Result<_, _>>()?;
         Ok(Self {
             catalog_path: state_dir.join("catalog.toml"),
             state_dir,
@@ -391,6 +412,7 @@ impl Config {
             registries: file.registries,
             file_targets_dir,
             max_catalog_bytes,
+            trust,
         })
     }
 

@@ -326,7 +326,10 @@ fn notify_ready() {
 
 /// Registry settings from the config, for the OCI client.
 fn oci_config(config: &Config) -> bty_oci::OciConfig {
-    let mut oci = bty_oci::OciConfig::default();
+    let mut oci = bty_oci::OciConfig {
+        trust: config.trust.clone(),
+        ..bty_oci::OciConfig::default()
+    };
     for (host, registry) in &config.registries {
         if registry.insecure {
             oci.insecure.insert(host.clone());

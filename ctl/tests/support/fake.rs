@@ -343,6 +343,13 @@ impl CatalogService for Fake {
         queued(PUSH_JOB).map(Response::new)
     }
 
+    async fn push_signature(
+        &self,
+        _: Request<bty_proto::v1::PushSignatureRequest>,
+    ) -> Result<Response<bty_proto::v1::PushSignatureResponse>, Status> {
+        Err(Status::unimplemented("fake daemon: push signature"))
+    }
+
     async fn upload_image(
         &self,
         request: Request<Streaming<UploadImageChunk>>,

@@ -102,6 +102,13 @@ pub enum OciError {
         /// `host[:port]`.
         host: String,
     },
+    /// A `[[trust]]` rule matched and no signature by its keys verified
+    /// for the manifest being pulled (boxed: it is rare and large).
+    #[error(
+        "{}: refused by the [[trust]] rule match = {:?}: manifest {} has no valid signature by the rule's keys ({}): {}",
+        .0.reference, .0.rule, .0.digest, .0.keys, .0.reason
+    )]
+    Untrusted(Box<Untrusted>),
     /// A local file to push could not be read.
     #[error("reading {path}")]
     Io {
@@ -111,6 +118,21 @@ pub enum OciError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// What [`OciError::Untrusted`] reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Untrusted {
+    /// The reference pulled.
+    pub reference: String,
+    /// The rule's `match` prefix.
+    pub rule: String,
+    /// The manifest digest whose signature was checked.
+    pub digest: String,
+    /// Fingerprints of the keys tried, comma-separated.
+    pub keys: String,
+    /// Why: no signature tag, bad signature, other digest, malformed.
+    pub reason: String,
 }
 
 fn describe_refused(refused: &[(String, Option<String>)]) -> String {

@@ -12,6 +12,7 @@
 //! - [`blob`]: blob requests for the downloader, small verified blobs
 //! - [`layer`]: which layer of a manifest is the disk image
 //! - [`push`]: publishing a file as an ORAS artifact
+//! - [`trust`]: `[[trust]]` rules, cosign signature checks and pushes
 //! - [`error`]: the [`OciError`] type
 
 #![warn(missing_docs)]
@@ -24,6 +25,7 @@ pub mod layer;
 pub mod manifest;
 pub mod push;
 mod transport;
+pub mod trust;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -33,6 +35,7 @@ pub use error::OciError;
 pub use layer::Layer;
 pub use manifest::Resolved;
 pub use push::Pushed;
+pub use trust::TrustRule;
 
 /// How the client reaches registries.
 #[derive(Debug, Clone, Default)]
@@ -45,6 +48,8 @@ pub struct OciConfig {
     pub credentials: BTreeMap<String, Credentials>,
     /// The platform picked from image indexes.
     pub platform: Platform,
+    /// `[[trust]]` rules: sources that need a cosign signature.
+    pub trust: Vec<TrustRule>,
 }
 
 /// A registry login.

@@ -73,7 +73,7 @@ impl OciClient {
         title: &str,
         media_type: &str,
     ) -> Result<Pushed, OciError> {
-        let Reference::Tag(tag) = &target.reference else {
+        let Reference::Tag(_) = &target.reference else {
             return Err(OciError::BadManifest {
                 reference: target.to_string(),
                 reason: "push needs a tag reference, not a digest".to_owned(),
@@ -108,14 +108,32 @@ impl OciClient {
                 "annotations": { TITLE_ANNOTATION: title },
             }],
         });
-        let body = Bytes::from(manifest.to_string());
+        let manifest_digest = self
+            .put_manifest(target, &scope, Bytes::from(manifest.to_string()))
+            .await?;
+        info!(target = %target, %manifest_digest, "pushed");
+        Ok(Pushed {
+            manifest_digest,
+            layer_digest,
+            size,
+        })
+    }
+
+    /// PUT an OCI image manifest under `target`'s tag; returns its digest,
+    /// checked against the one the registry names.
+    pub(crate) async fn put_manifest(
+        &self,
+        target: &OrasRef,
+        scope: &Scope,
+        body: Bytes,
+    ) -> Result<String, OciError> {
         let manifest_digest = format!("sha256:{}", sha256_bytes(&body));
-        let url = self.manifest_url(target, tag)?;
+        let url = self.manifest_url(target, target.locator())?;
         let mut req = Req::new(Method::PUT, url.clone());
         req.headers
             .insert(CONTENT_TYPE, HeaderValue::from_static(OCI_MANIFEST));
         req.body = Some(body);
-        let resp = self.send(&scope, &req).await?;
+        let resp = self.send(scope, &req).await?;
         if !resp.status().is_success() {
             return Err(http_error(&Method::PUT, &url, resp).await);
         }
@@ -133,16 +151,11 @@ impl OciClient {
                 actual: claimed.to_owned(),
             });
         }
-        info!(target = %target, %manifest_digest, "pushed");
-        Ok(Pushed {
-            manifest_digest,
-            layer_digest,
-            size,
-        })
+        Ok(manifest_digest)
     }
 
     /// Upload a small in-memory blob unless the registry has it.
-    async fn upload_bytes(
+    pub(crate) async fn upload_bytes(
         &self,
         r: &OrasRef,
         scope: &Scope,

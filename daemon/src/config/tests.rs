@@ -93,3 +93,54 @@ fn upstream_variables_sit_between_the_file_and_the_flags() {
     assert_eq!(c.catalog_path, PathBuf::from("/srv/env/catalog.toml"));
     assert_eq!(c.image_root, PathBuf::from("/srv/flag-images"));
 }
+
+const P256_PUB: &str = "-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEi4x8jmGNB0EoT/bdRcPLJElMtdEe
+C7xuhK7zzgF4s/8k5fbGSxAhjJuYgg1CboIaWgXcXwY2TaTGYmTFXqIlyw==
+-----END PUBLIC KEY-----
+";
+
+fn trust_config(dir: &Path, keys: &str, require: &str) -> Result<Config, ConfigError> {
+    let text = format!(
+        "[[trust]]\nmatch = \"oras://r.lab:5000/images/\"\nrequire = \"{require}\"\nkeys = [{keys}]\n"
+    );
+    let file = FileConfig::parse(&text, &dir.join("btyd.toml")).unwrap();
+    Config::resolve(file, &Overrides::default(), &env())
+}
+
+#[test]
+fn trust_rules_load_their_keys_at_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("lab.pub");
+    std::fs::write(&good, P256_PUB).unwrap();
+    let c = trust_config(dir.path(), &format!("{good:?}"), "signed").unwrap();
+    assert_eq!(c.trust.len(), 1);
+    assert_eq!(c.trust[0].prefix, "oras://r.lab:5000/images/");
+    assert_eq!(c.trust[0].keys[0].fingerprint().len(), 16);
+
+    // A bad key file stops start-up, naming the file and why.
+    let bad = dir.path().join("bad.pub");
+    std::fs::write(
+        &bad,
+        "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
+    )
+    .unwrap();
+    let missing = dir.path().join("missing.pub");
+    for (path, why) in [(&bad, "malformed DER"), (&missing, "No such file")] {
+        let err = trust_config(dir.path(), &format!("{good:?}, {path:?}"), "signed")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&path.display().to_string()), "{err}");
+        assert!(err.contains(why), "{err}");
+    }
+    // Only "signed" is a policy; a rule needs keys.
+    let err = trust_config(dir.path(), &format!("{good:?}"), "any").unwrap_err();
+    assert!(err.to_string().contains("trust.require"), "{err}");
+    let err = trust_config(dir.path(), "", "signed").unwrap_err();
+    assert!(err.to_string().contains("trust.keys"), "{err}");
+    // match must be an oras:// prefix with a host.
+    let text = format!("[[trust]]\nmatch = \"oras://\"\nrequire = \"signed\"\nkeys = [{good:?}]\n");
+    let file = FileConfig::parse(&text, Path::new("t")).unwrap();
+    let err = Config::resolve(file, &Overrides::default(), &env()).unwrap_err();
+    assert!(err.to_string().contains("trust.match"), "{err}");
+}

@@ -5,7 +5,7 @@ use super::convert;
 use super::listing::{DEFAULT_PAGE_ROWS, MAX_MESSAGE_BYTES, MAX_PAGE_ROWS, Selection};
 use super::sha_url;
 use crate::actors::catalog::{AddEntry, CatalogHandle, RemoteMetadata};
-use crate::actors::downloader::{DownloaderHandle, UploadRequest};
+use crate::actors::downloader::{DownloaderHandle, SignaturePush, UploadRequest};
 use crate::actors::hasher::HasherHandle;
 use bty_proto::v1::{self, catalog_service_server::CatalogService, import_catalog_request::Source};
 use bty_store::digest::is_sha256_hex;
@@ -316,6 +316,22 @@ impl CatalogService for CatalogApi {
         let image = self.catalog.resolve_local(&r.image).await?;
         let job = self.downloader.push(image, r.target.trim()).await?;
         Ok(Response::new(convert::job(job)))
+    }
+
+    async fn push_signature(
+        &self,
+        request: Request<v1::PushSignatureRequest>,
+    ) -> Result<Response<v1::PushSignatureResponse>, Status> {
+        audit(&request, "PushSignature");
+        let r = request.into_inner();
+        let push = SignaturePush {
+            target: r.target.trim().to_owned(),
+            manifest_digest: r.manifest_digest,
+            payload: r.payload,
+            signature: r.signature,
+        };
+        let tag = self.downloader.push_signature(push).await?;
+        Ok(Response::new(v1::PushSignatureResponse { tag }))
     }
 
     async fn upload_image(

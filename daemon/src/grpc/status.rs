@@ -69,14 +69,17 @@ impl From<DownloaderError> for Status {
             | E::BadImageUrl(_)
             | E::BadCatalogUrl(_)
             | E::FileCatalogUrl
+            | E::BadSignaturePush(_)
             | E::SizeMismatch { .. }
             | E::Interrupted { .. }
             | E::NoSpace { .. }) => status(Code::InvalidArgument, &e),
             e @ E::NoSuchJob { .. } => status(Code::NotFound, &e),
             e @ E::Busy { .. } => status(Code::AlreadyExists, &e),
-            e @ (E::ResolveOras(_) | E::FetchDocument { .. } | E::Source(_) | E::Stream { .. }) => {
-                status(Code::FailedPrecondition, &e)
-            }
+            e @ (E::ResolveOras(_)
+            | E::PushSignature(_)
+            | E::FetchDocument { .. }
+            | E::Source(_)
+            | E::Stream { .. }) => status(Code::FailedPrecondition, &e),
             e @ E::TooLarge { .. } => status(Code::ResourceExhausted, &e),
             e @ (E::Io { .. } | E::Store { .. } | E::UploadTask(_)) => status(Code::Internal, &e),
             e @ E::Unavailable(_) => status(Code::Unavailable, &e),

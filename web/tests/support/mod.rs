@@ -282,6 +282,13 @@ impl CatalogService for Fake {
         Err(Status::unimplemented("fake daemon: push"))
     }
 
+    async fn push_signature(
+        &self,
+        _: GrpcRequest<bty_proto::v1::PushSignatureRequest>,
+    ) -> Result<Response<bty_proto::v1::PushSignatureResponse>, Status> {
+        Err(Status::unimplemented("fake daemon: push signature"))
+    }
+
     async fn upload_image(
         &self,
         request: GrpcRequest<tonic::Streaming<UploadImageChunk>>,

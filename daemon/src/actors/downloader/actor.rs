@@ -162,6 +162,12 @@ impl Actor for DownloaderActor {
             } => {
                 let _ = reply.send(Ok(state.enqueue(Work::Push { image, target })));
             }
+            DownloaderMessage::PushSignature { push, reply } => {
+                let oci = state.args.oci.clone();
+                let _ = reply.send(tokio::spawn(async move {
+                    task::push_signature(&oci, push).await
+                }));
+            }
             DownloaderMessage::ResolveOras { reference, reply } => {
                 let oci = state.args.oci.clone();
                 let _ = reply.send(tokio::spawn(async move {

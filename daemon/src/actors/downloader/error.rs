@@ -66,6 +66,12 @@ pub enum DownloaderError {
         /// File name.
         name: String,
     },
+    /// A signature push that cannot be right (target, digest, payload).
+    #[error("invalid signature push: {0}")]
+    BadSignaturePush(String),
+    /// The registry refused the signature push.
+    #[error("pushing the signature failed")]
+    PushSignature(#[source] OciError),
     /// An `oras://` reference the registry did not resolve.
     #[error("could not resolve oras ref")]
     ResolveOras(#[source] OciError),
@@ -166,6 +172,9 @@ pub enum SourceError {
         /// The pin.
         pinned: String,
     },
+    /// A `[[trust]]` rule matched and no signature by its keys verified.
+    #[error(transparent)]
+    Untrusted(OciError),
     /// No token or URL for the blob.
     #[error(transparent)]
     BlobRequest(OciError),

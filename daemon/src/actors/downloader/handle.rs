@@ -1,7 +1,9 @@
 //! The downloader's handle: one async method per request, no logic.
 
 use super::error::DownloaderError;
-use super::messages::{DownloaderMessage, JobOutcome, OrasResolved, UploadRequest, Uploaded};
+use super::messages::{
+    DownloaderMessage, JobOutcome, OrasResolved, SignaturePush, UploadRequest, Uploaded,
+};
 use super::stream::RemoteStream;
 use crate::actors::call::{QUICK, Running, ask, ask_running};
 use crate::actors::catalog::{DownloadSpec, LocalImage};
@@ -73,6 +75,15 @@ impl DownloaderHandle {
             reply,
         })
         .await?
+    }
+
+    /// Publish a client-made cosign signature; returns the `.sig` tag.
+    pub async fn push_signature(&self, push: SignaturePush) -> Result<String, DownloaderError> {
+        self.run("signature push", |reply| DownloaderMessage::PushSignature {
+            push,
+            reply,
+        })
+        .await
     }
 
     /// Resolve an `oras://` reference.

@@ -14,6 +14,19 @@ use ractor::RpcReplyPort;
 use std::io;
 use thiserror::Error;
 
+/// A signature made by a client, to publish in cosign's layout.
+#[derive(Debug, Clone)]
+pub struct SignaturePush {
+    /// `oras://host/repo[:tag]`: the manifest's repository.
+    pub target: String,
+    /// `sha256:<hex>` of the signed manifest.
+    pub manifest_digest: String,
+    /// The simple-signing payload.
+    pub payload: Vec<u8>,
+    /// The signature over the payload.
+    pub signature: Vec<u8>,
+}
+
 /// What an `oras://` reference resolved to (add-time metadata).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrasResolved {
@@ -139,6 +152,13 @@ pub enum DownloaderMessage {
         target: String,
         /// The job.
         reply: RpcReplyPort<Result<JobSnapshot, DownloaderError>>,
+    },
+    /// Publish a client-made cosign signature.
+    PushSignature {
+        /// What to publish.
+        push: SignaturePush,
+        /// The pushing task (answered at once); it ends with the tag.
+        reply: RpcReplyPort<Running<String, DownloaderError>>,
     },
     /// Resolve an `oras://` reference (digest, title, size).
     ResolveOras {

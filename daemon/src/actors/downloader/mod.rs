@@ -19,6 +19,6 @@ pub use actor::{DownloaderActor, DownloaderArgs, TaskRegistry};
 pub use error::{BadRef, DocumentError, DownloaderError, SourceError, StreamError};
 pub use handle::DownloaderHandle;
 pub use messages::{
-    DownloaderMessage, JobFailure, JobOutcome, OrasResolved, UploadRequest, Uploaded,
+    DownloaderMessage, JobFailure, JobOutcome, OrasResolved, SignaturePush, UploadRequest, Uploaded,
 };
 pub use stream::RemoteStream;

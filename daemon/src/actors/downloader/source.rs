@@ -20,10 +20,14 @@ pub(crate) struct Source {
     pub(crate) digest: String,
     /// The registry layer's title, when it has one.
     pub(crate) title: Option<String>,
+    /// Fingerprint of the key whose signature a `[[trust]]` rule required
+    /// and verified.
+    pub(crate) signed_by: Option<String>,
 }
 
 /// Resolve `src` (http(s) URL or `oras://` reference) to a request; a
-/// registry layer must match `pinned` when one is given.
+/// registry layer must match `pinned` when one is given, and a reference a
+/// `[[trust]]` rule matches must carry a signature by one of its keys.
 pub(crate) async fn remote_source(
     oci: &OciClient,
     src: &str,
@@ -40,6 +44,7 @@ pub(crate) async fn remote_source(
             oras: None,
             digest: String::new(),
             title: None,
+            signed_by: None,
         }),
         Scheme::Oras => {
             let canonical = canonicalise_src(src).map_err(BadRef::from)?;
@@ -48,6 +53,13 @@ pub(crate) async fn remote_source(
                 .resolve(&reference)
                 .await
                 .map_err(SourceError::Registry)?;
+            // The signature is checked for the very manifest whose layer
+            // is downloaded (fetched once, digest-verified), so a tag
+            // moved in between cannot swap in unsigned content.
+            let signed_by = oci
+                .check_trust(&reference, &resolved.manifest_digest)
+                .await
+                .map_err(SourceError::Untrusted)?;
             let digest = resolved.layer.digest.clone();
             let hex = digest.strip_prefix("sha256:").unwrap_or(&digest).to_owned();
             if let Some(pinned) = pinned
@@ -70,6 +82,7 @@ pub(crate) async fn remote_source(
                 oras: Some(reference),
                 digest,
                 title: resolved.layer.title,
+                signed_by,
             })
         }
         Scheme::File => Err(SourceError::Local),

@@ -3,7 +3,7 @@
 
 use super::error::{BadRef, DocumentError, DownloaderError, SourceError};
 use super::handle::DownloaderHandle;
-use super::messages::{JobFailure, JobOutcome, OrasResolved};
+use super::messages::{JobFailure, JobOutcome, OrasResolved, SignaturePush};
 use super::persist::{self, checkpoint_path};
 use super::source::{Source, remote_source};
 use crate::actors::catalog::{CatalogHandle, DownloadSpec, Landed, LocalImage};
@@ -143,11 +143,14 @@ async fn download(ctx: &TaskContext, spec: &DownloadSpec) -> JobOutcome {
         etag: fetched.etag.clone(),
         last_modified: fetched.last_modified.clone(),
     });
-    let note = if fetched.resumed_from > 0 {
-        format!("resumed at byte {}", fetched.resumed_from)
-    } else {
-        String::new()
-    };
+    let mut notes = Vec::new();
+    if let Some(signer) = &source.signed_by {
+        notes.push(format!("signed by {signer}"));
+    }
+    if fetched.resumed_from > 0 {
+        notes.push(format!("resumed at byte {}", fetched.resumed_from));
+    }
+    let note = notes.join("; ");
     JobOutcome::Completed {
         sha256: Some(fetched.sha256),
         bytes: fetched.size,
@@ -201,6 +204,38 @@ pub(crate) async fn resolve_oras(
     })
 }
 
+/// Publish a client-made signature: the payload must be a cosign payload
+/// for exactly the digest named (the signature itself is the signer's
+/// business: pulls verify it against their `[[trust]]` keys).
+pub(crate) async fn push_signature(
+    oci: &OciClient,
+    push: SignaturePush,
+) -> Result<String, DownloaderError> {
+    let invalid = DownloaderError::BadSignaturePush;
+    let canonical = bty_store::canon::canonicalise_src(&push.target)
+        .map_err(|e| invalid(format!("target {:?}: {e}", push.target)))?;
+    let parsed = OrasRef::parse(&canonical)
+        .map_err(|e| invalid(format!("target {:?}: {e}", push.target)))?;
+    if push.payload.len() > bty_cosign::layout::MAX_SIGNATURE_BYTES {
+        return Err(invalid("the payload is larger than 64 KiB".to_owned()));
+    }
+    if push.signature.is_empty() || push.signature.len() > 512 {
+        return Err(invalid(
+            "the signature is empty or over 512 bytes".to_owned(),
+        ));
+    }
+    bty_cosign::payload::check_payload(&push.payload, &push.manifest_digest)
+        .map_err(|e| invalid(e.to_string()))?;
+    oci.push_signature(
+        &parsed,
+        &push.manifest_digest,
+        &push.payload,
+        &push.signature,
+    )
+    .await
+    .map_err(DownloaderError::PushSignature)
+}
+
 /// Fetch a small document (a catalog) from http(s) or an oras artifact. A
 /// malformed URL is the caller's mistake; a failed fetch is remote.
 pub(crate) async fn fetch_document(
@@ -226,6 +261,9 @@ pub(crate) async fn fetch_document(
         Scheme::Oras => {
             let parsed = OrasRef::parse(&canonical).map_err(|e| invalid(e.into()))?;
             let resolved = oci.resolve(&parsed).await.map_err(|e| remote(e.into()))?;
+            oci.check_trust(&parsed, &resolved.manifest_digest)
+                .await
+                .map_err(|e| remote(e.into()))?;
             oci.fetch_blob(&parsed, &resolved.layer.digest, cap)
                 .await
                 .map_err(|e| remote(e.into()))
