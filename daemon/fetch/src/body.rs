@@ -46,6 +46,15 @@ impl BodyReader {
         Ok(())
     }
 
+    /// The next piece of the body, asynchronously (for a reader on the
+    /// async threads); `None` once it ended.
+    pub async fn next_chunk(&mut self) -> Option<io::Result<Bytes>> {
+        if !self.current.is_empty() {
+            return Some(Ok(std::mem::take(&mut self.current)));
+        }
+        self.rx.recv().await
+    }
+
     /// The bytes received but not yet read: after [`Self::ready`], the
     /// start of the body, enough to tell its format by magic bytes.
     pub fn buffered(&self) -> &[u8] {

@@ -39,6 +39,24 @@ pub struct StreamState {
 }
 
 impl StreamState {
+    /// A stream of the bytes of `url` from `offset` on, the whole body being
+    /// `total` bytes: the first request asks for `bytes=offset-` and must
+    /// get a `206` that starts there (a server that ignores ranges fails
+    /// the stream rather than send bytes from the start).
+    pub fn starting_at(url: &str, offset: u64, total: u64) -> Self {
+        Self {
+            offset,
+            entity: Some(Checkpoint {
+                url: url.to_owned(),
+                etag: None,
+                last_modified: None,
+                total: Some(total),
+                accepts_ranges: true,
+            }),
+            attempts: 0,
+        }
+    }
+
     /// Bytes handed on so far.
     pub fn offset(&self) -> u64 {
         self.offset

@@ -394,7 +394,23 @@ impl CatalogService for CatalogApi {
         &self,
         request: Request<v1::StatImageRequest>,
     ) -> Result<Response<v1::ImageStat>, Status> {
-        Ok(Response::new(self.stat(&request.into_inner().key).await?.1))
+        let key = request.into_inner().key;
+        match self.stat(&key).await {
+            Err(status) if status.code() == tonic::Code::NotFound => {
+                let remote = super::remote_read::stat_remote(&self.catalog, &self.downloader, &key)
+                    .await
+                    // Neither stored nor an entry: the first answer says so.
+                    .map_err(|e| {
+                        if e.code() == tonic::Code::NotFound {
+                            status
+                        } else {
+                            e
+                        }
+                    })?;
+                Ok(Response::new(remote.stat))
+            }
+            other => Ok(Response::new(other?.1)),
+        }
     }
 
     type ReadImageStream =
@@ -407,7 +423,32 @@ impl CatalogService for CatalogApi {
         use tokio_stream::StreamExt;
         use v1::image_chunk::Part;
         let r = request.into_inner();
-        let (image, stat) = self.stat(&r.key).await?;
+        let (image, stat) = match self.stat(&r.key).await {
+            Err(status) if status.code() == tonic::Code::NotFound => {
+                // No local copy: an entry is read from its source.
+                let remote =
+                    super::remote_read::stat_remote(&self.catalog, &self.downloader, &r.key)
+                        .await
+                        .map_err(|e| {
+                            if e.code() == tonic::Code::NotFound {
+                                status
+                            } else {
+                                e
+                            }
+                        })?;
+                let chunks = super::remote_read::read_remote(
+                    remote,
+                    self.downloader.clone(),
+                    r.offset,
+                    r.length,
+                )
+                .await?;
+                return Ok(Response::new(Box::pin(
+                    tokio_stream::wrappers::ReceiverStream::new(chunks),
+                )));
+            }
+            other => other?,
+        };
         // Opened (and checked) before the stat goes out: the bytes come
         // from this descriptor, never from a reopen of the name.
         let opened = super::open::open_listed(&image).await?;

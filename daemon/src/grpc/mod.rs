@@ -9,6 +9,7 @@ mod flash;
 mod jobs;
 mod listing;
 mod open;
+mod remote_read;
 mod sha_url;
 mod status;
 

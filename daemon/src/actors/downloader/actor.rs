@@ -184,6 +184,7 @@ impl Actor for DownloaderActor {
                 src,
                 pinned_sha256,
                 name,
+                from,
                 reply,
             } => {
                 let ctx = StreamContext {
@@ -192,7 +193,7 @@ impl Actor for DownloaderActor {
                     options: state.args.fetch_options.clone(),
                 };
                 let _ = reply.send(tokio::spawn(async move {
-                    open_stream(ctx, &src, pinned_sha256.as_deref(), name).await
+                    open_stream(ctx, &src, pinned_sha256.as_deref(), name, from).await
                 }));
             }
             DownloaderMessage::Upload { request, reply } => state.upload(request, reply),

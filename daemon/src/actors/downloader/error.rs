@@ -195,4 +195,13 @@ pub enum StreamError {
     /// The first bytes did not arrive.
     #[error(transparent)]
     Body(#[from] std::io::Error),
+    /// A stream from a byte offset needs the body's size, which the source
+    /// did not declare, or the offset is past it.
+    #[error("cannot start at byte {from}: {}", match size { Some(s) => format!("the body is {s} bytes"), None => "the source declares no size".to_owned() })]
+    NoRange {
+        /// The offset asked for.
+        from: u64,
+        /// The declared size, if any.
+        size: Option<u64>,
+    },
 }

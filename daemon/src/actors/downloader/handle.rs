@@ -104,11 +104,24 @@ impl DownloaderHandle {
         pinned_sha256: Option<String>,
         name: Option<String>,
     ) -> Result<RemoteStream, DownloaderError> {
+        self.open_stream_from(src, pinned_sha256, name, 0).await
+    }
+
+    /// Like [`Self::open_stream`], from byte `from` on (a ranged read: no
+    /// digest covers it, so none is checked when `from` is not 0).
+    pub async fn open_stream_from(
+        &self,
+        src: &str,
+        pinned_sha256: Option<String>,
+        name: Option<String>,
+        from: u64,
+    ) -> Result<RemoteStream, DownloaderError> {
         let src = src.to_owned();
         self.run("stream opening", |reply| DownloaderMessage::OpenStream {
             src,
             pinned_sha256,
             name,
+            from,
             reply,
         })
         .await

@@ -185,6 +185,9 @@ pub enum DownloaderMessage {
         pinned_sha256: Option<String>,
         /// A file name for the image, if the caller knows one.
         name: Option<String>,
+        /// Start at this byte (0: the whole body, checked against its
+        /// digest; later: a ranged read, which no digest covers).
+        from: u64,
         /// The opening task (answered at once); it ends with the stream,
         /// once its first bytes arrived.
         reply: RpcReplyPort<Running<RemoteStream, DownloaderError>>,

@@ -40,6 +40,7 @@ pub(crate) async fn open_stream(
     src: &str,
     pinned_sha256: Option<&str>,
     name: Option<String>,
+    from: u64,
 ) -> Result<RemoteStream, DownloaderError> {
     let source = remote_source(&ctx.oci, src, pinned_sha256).await?;
     let name = name
@@ -70,6 +71,16 @@ pub(crate) async fn open_stream(
             source: over.into(),
         });
     }
+    let mut state = match (from, size) {
+        (0, _) => StreamState::default(),
+        (from, Some(size)) if from < size => StreamState::starting_at(&source.url, from, size),
+        (from, size) => {
+            return Err(DownloaderError::Stream {
+                src: src.to_owned(),
+                source: StreamError::NoRange { from, size },
+            });
+        }
+    };
     let (tx, mut body) = bty_fetch::body_channel();
     let request = StreamRequest {
         url: source.url.clone(),
@@ -78,7 +89,6 @@ pub(crate) async fn open_stream(
     };
     let oras = source.oras.clone().map(|r| (r, source.digest.clone()));
     tokio::spawn(async move {
-        let mut state = StreamState::default();
         let result = tokio::select! {
             // The flash ended or was cancelled: stop pulling at once.
             () = tx.closed() => return,
@@ -94,7 +104,8 @@ pub(crate) async fn open_stream(
     })?;
     Ok(RemoteStream {
         body,
-        sha256: source.expected_sha256,
+        // A digest covers the whole body only.
+        sha256: source.expected_sha256.filter(|_| from == 0),
         size,
         name,
     })
