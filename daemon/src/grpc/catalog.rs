@@ -395,22 +395,10 @@ impl CatalogService for CatalogApi {
         request: Request<v1::StatImageRequest>,
     ) -> Result<Response<v1::ImageStat>, Status> {
         let key = request.into_inner().key;
-        match self.stat(&key).await {
-            Err(status) if status.code() == tonic::Code::NotFound => {
-                let remote = super::remote_read::stat_remote(&self.catalog, &self.downloader, &key)
-                    .await
-                    // Neither stored nor an entry: the first answer says so.
-                    .map_err(|e| {
-                        if e.code() == tonic::Code::NotFound {
-                            status
-                        } else {
-                            e
-                        }
-                    })?;
-                Ok(Response::new(remote.stat))
-            }
-            other => Ok(Response::new(other?.1)),
-        }
+        Ok(Response::new(match self.locate(&key).await? {
+            Located::Local(_, stat) => stat,
+            Located::Remote(remote) => remote.stat,
+        }))
     }
 
     type ReadImageStream =
@@ -423,19 +411,10 @@ impl CatalogService for CatalogApi {
         use tokio_stream::StreamExt;
         use v1::image_chunk::Part;
         let r = request.into_inner();
-        let (image, stat) = match self.stat(&r.key).await {
-            Err(status) if status.code() == tonic::Code::NotFound => {
-                // No local copy: an entry is read from its source.
-                let remote =
-                    super::remote_read::stat_remote(&self.catalog, &self.downloader, &r.key)
-                        .await
-                        .map_err(|e| {
-                            if e.code() == tonic::Code::NotFound {
-                                status
-                            } else {
-                                e
-                            }
-                        })?;
+        let (image, stat) = match self.locate(&r.key).await? {
+            Located::Local(image, stat) => (image, stat),
+            // No local copy: an entry is read from its source.
+            Located::Remote(remote) => {
                 let chunks = super::remote_read::read_remote(
                     remote,
                     self.downloader.clone(),
@@ -447,7 +426,6 @@ impl CatalogService for CatalogApi {
                     tokio_stream::wrappers::ReceiverStream::new(chunks),
                 )));
             }
-            other => other?,
         };
         // Opened (and checked) before the stat goes out: the bytes come
         // from this descriptor, never from a reopen of the name.
@@ -474,7 +452,36 @@ impl CatalogService for CatalogApi {
     }
 }
 
+/// Where the bytes a key names are.
+enum Located {
+    /// A stored file, and its description.
+    Local(crate::actors::catalog::LocalImage, v1::ImageStat),
+    /// An entry with no local copy, read from its source.
+    Remote(super::remote_read::RemoteImage),
+}
+
 impl CatalogApi {
+    /// A stored file, else an entry with a source; neither keeps the
+    /// catalog's "not found".
+    async fn locate(&self, key: &str) -> Result<Located, Status> {
+        match self.stat(key).await {
+            Ok((image, stat)) => Ok(Located::Local(image, stat)),
+            Err(not_local) if not_local.code() == tonic::Code::NotFound => {
+                super::remote_read::stat_remote(&self.catalog, &self.downloader, key)
+                    .await
+                    .map(Located::Remote)
+                    .map_err(|e| {
+                        if e.code() == tonic::Code::NotFound {
+                            not_local
+                        } else {
+                            e
+                        }
+                    })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Resolve a key to a stored file and describe it.
     async fn stat(
         &self,
