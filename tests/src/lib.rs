@@ -259,6 +259,14 @@ impl Daemon {
         cmd
     }
 
+    /// `btyctl --json fetch NAME`: its exit code and the job it printed.
+    pub fn fetch(&self, name: &str) -> (Option<i32>, serde_json::Value) {
+        let out = self.ctl(&["--json", "fetch", name]);
+        let job = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("no job printed: {}", String::from_utf8_lossy(&out.stderr)));
+        (out.status.code(), job)
+    }
+
     /// Run `btyctl --json …`, insist on success, parse stdout.
     pub fn ctl_json(&self, args: &[&str]) -> serde_json::Value {
         let mut full = vec!["--json"];

@@ -70,14 +70,8 @@ fn pinned_digest_mismatch_discards_the_bytes_and_names_both_digests() {
     let d = Daemon::start();
     let wrong = "0".repeat(64);
     d.ctl_json(&["entries", "add", &origin.url("bad.img"), "--sha256", &wrong]);
-    let out = d.ctl(&["--json", "fetch", "bad.img"]);
-    assert_eq!(
-        out.status.code(),
-        Some(7),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let job: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (code, job) = d.fetch("bad.img");
+    assert_eq!(code, Some(7), "{job}");
     let error = job["error"].as_str().unwrap();
     assert!(error.contains(&wrong) && error.contains(&actual), "{error}");
     assert_eq!(d.image_root_names(), vec![".bty-storage.json".to_owned()]);

@@ -12,17 +12,8 @@ use bty_e2e::tls::TestCa;
 use bty_e2e::{Daemon, noise};
 use bty_store::digest::sha256_bytes;
 use bty_test_caps::can_use_loop_devices;
-use serde_json::Value;
 
 const CAP: u64 = 1 << 20;
-
-/// `btyctl --json fetch NAME`: exit code and the job it printed.
-fn fetch(d: &Daemon, name: &str) -> (Option<i32>, Value) {
-    let out = d.ctl(&["--json", "fetch", name]);
-    let job = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|_| panic!("no job printed: {}", String::from_utf8_lossy(&out.stderr)));
-    (out.status.code(), job)
-}
 
 #[test]
 fn an_undeclared_size_over_the_cap_is_stopped_on_disk_and_on_a_flash() {
@@ -34,7 +25,7 @@ fn an_undeclared_size_over_the_cap_is_stopped_on_disk_and_on_a_flash() {
         |_, _| {},
     );
     d.ctl_json(&["entries", "add", &origin.url("big.img")]);
-    let (code, job) = fetch(&d, "big.img");
+    let (code, job) = d.fetch("big.img");
     assert_eq!(code, Some(7), "{job}");
     let error = job["error"].as_str().unwrap();
     assert!(
@@ -73,7 +64,7 @@ fn a_declared_size_larger_than_the_free_space_is_not_started() {
         |_, _| {},
     );
     d.ctl_json(&["entries", "add", &origin.url("huge.img")]);
-    let (code, job) = fetch(&d, "huge.img");
+    let (code, job) = d.fetch("huge.img");
     assert_eq!(code, Some(7), "{job}");
     let error = job["error"].as_str().unwrap();
     assert!(
@@ -105,7 +96,7 @@ fn a_redirect_from_https_to_http_is_refused_naming_both_urls() {
     );
     // The https origin is trusted: a plain download from it works.
     d.ctl_json(&["entries", "add", &https.url("ok.img")]);
-    let (code, job) = fetch(&d, "ok.img");
+    let (code, job) = d.fetch("ok.img");
     assert_eq!(code, Some(0), "{job}");
     assert_eq!(job["sha256"], sha256_bytes(&good).as_str());
 
@@ -119,7 +110,7 @@ fn a_redirect_from_https_to_http_is_refused_naming_both_urls() {
         }
         let _ = d.ctl(&["entries", "rm", &url]);
         d.ctl_json(&add);
-        let (code, job) = fetch(&d, "down.img");
+        let (code, job) = d.fetch("down.img");
         assert_eq!(code, Some(7), "{job}");
         let error = job["error"].as_str().unwrap();
         assert!(

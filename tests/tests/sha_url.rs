@@ -205,14 +205,8 @@ fn a_wrong_digest_in_the_checksum_file_fails_the_download_and_stores_nothing() {
         &origin.url("/SHA256SUMS"),
     ]);
     assert_eq!(entry["sha256"], listed.as_str());
-    let out = daemon.ctl(&["--json", "fetch", "bad.img"]);
-    assert_eq!(
-        out.status.code(),
-        Some(7),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let job: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (code, job) = daemon.fetch("bad.img");
+    assert_eq!(code, Some(7), "{job}");
     let error = job["error"].as_str().unwrap();
     assert!(
         error.contains(&listed) && error.contains(&actual),
