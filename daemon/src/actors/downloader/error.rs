@@ -67,8 +67,8 @@ pub enum DownloaderError {
         name: String,
     },
     /// A signature push that cannot be right (target, digest, payload).
-    #[error("invalid signature push: {0}")]
-    BadSignaturePush(String),
+    #[error("invalid signature push")]
+    BadSignaturePush(#[source] BadSignaturePush),
     /// The registry refused the signature push.
     #[error("pushing the signature failed")]
     PushSignature(#[source] OciError),
@@ -204,4 +204,42 @@ pub enum StreamError {
         /// The declared size, if any.
         size: Option<u64>,
     },
+}
+
+/// Why a client-made signature is not pushed.
+#[derive(Debug, Error)]
+pub enum BadSignaturePush {
+    /// The target is not a URL bty accepts.
+    #[error("target {target:?}")]
+    Target {
+        /// What the client sent.
+        target: String,
+        /// Why.
+        #[source]
+        source: bty_store::canon::SrcError,
+    },
+    /// The target is not an `oras://` reference.
+    #[error("target {target:?}")]
+    Reference {
+        /// What the client sent.
+        target: String,
+        /// Why.
+        #[source]
+        source: bty_store::oras_ref::OrasRefError,
+    },
+    /// The payload is over the cap.
+    #[error("the payload is larger than {max} bytes")]
+    PayloadTooLarge {
+        /// The cap.
+        max: usize,
+    },
+    /// The signature is empty or over the cap.
+    #[error("the signature is empty or over {max} bytes")]
+    SignatureSize {
+        /// The cap.
+        max: usize,
+    },
+    /// The payload is not a cosign payload for the digest named.
+    #[error(transparent)]
+    Payload(#[from] bty_cosign::SignatureError),
 }

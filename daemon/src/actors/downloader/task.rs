@@ -211,21 +211,30 @@ pub(crate) async fn push_signature(
     oci: &OciClient,
     push: SignaturePush,
 ) -> Result<String, DownloaderError> {
+    use super::error::BadSignaturePush as Bad;
     let invalid = DownloaderError::BadSignaturePush;
-    let canonical = bty_store::canon::canonicalise_src(&push.target)
-        .map_err(|e| invalid(format!("target {:?}: {e}", push.target)))?;
-    let parsed = OrasRef::parse(&canonical)
-        .map_err(|e| invalid(format!("target {:?}: {e}", push.target)))?;
-    if push.payload.len() > bty_cosign::layout::MAX_SIGNATURE_BYTES {
-        return Err(invalid("the payload is larger than 64 KiB".to_owned()));
+    let canonical = bty_store::canon::canonicalise_src(&push.target).map_err(|source| {
+        invalid(Bad::Target {
+            target: push.target.clone(),
+            source,
+        })
+    })?;
+    let parsed = OrasRef::parse(&canonical).map_err(|source| {
+        invalid(Bad::Reference {
+            target: push.target.clone(),
+            source,
+        })
+    })?;
+    let max_payload = bty_cosign::layout::MAX_SIGNATURE_BYTES;
+    if push.payload.len() > max_payload {
+        return Err(invalid(Bad::PayloadTooLarge { max: max_payload }));
     }
-    if push.signature.is_empty() || push.signature.len() > 512 {
-        return Err(invalid(
-            "the signature is empty or over 512 bytes".to_owned(),
-        ));
+    const MAX_SIGNATURE: usize = 512;
+    if push.signature.is_empty() || push.signature.len() > MAX_SIGNATURE {
+        return Err(invalid(Bad::SignatureSize { max: MAX_SIGNATURE }));
     }
     bty_cosign::payload::check_payload(&push.payload, &push.manifest_digest)
-        .map_err(|e| invalid(e.to_string()))?;
+        .map_err(|e| invalid(e.into()))?;
     oci.push_signature(
         &parsed,
         &push.manifest_digest,
