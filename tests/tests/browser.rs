@@ -588,3 +588,117 @@ fn the_flash_page_follows_disks_plugged_in_and_pulled_without_a_reload() {
     assert_eq!(ticked, json!(true), "the operator's choice was undone");
     browser.screenshot(&screenshot_dir().join("flash-hotplug-removed.png"));
 }
+
+/// A long source URL, the kind that used to wrap one letter per line.
+const LONG_PATH: &str = "/releases/nightly/2026-12-03/a-rather-long-directory-name-for-the-build/bty-image-with-a-long-file-name-x86_64-generic.img";
+
+/// The page's horizontal overflow: `[scrollWidth, innerWidth]`.
+fn widths(browser: &Browser) -> (u64, u64) {
+    let w = browser.execute(
+        "return [document.scrollingElement.scrollWidth, window.innerWidth]",
+        json!([]),
+    );
+    (w[0].as_u64().unwrap(), w[1].as_u64().unwrap())
+}
+
+/// The images, downloads and flash pages on a phone (390×844) and a
+/// desktop (1400×900): no sideways scroll of the page, every row's action
+/// buttons inside the viewport, tables stacked with labels on the phone.
+#[test]
+fn pages_fit_a_phone_and_a_desktop() {
+    if !browser_available() {
+        return;
+    }
+    let origin = Origin::start();
+    origin.put("/fast.img", noise(1 << 20, 61));
+    origin.put(LONG_PATH, noise(1 << 20, 62));
+    let daemon = Daemon::start();
+    for path in ["/fast.img", LONG_PATH] {
+        let added = daemon.ctl(&["entries", "add", &origin.url(path)]);
+        assert!(added.status.success(), "{added:?}");
+    }
+    let base = daemon.origin();
+    let browser = Browser::start();
+    log_in(&browser, &daemon);
+    // One finished download, so the downloads page has a history row.
+    browser.goto(&format!("{base}/ui/images"));
+    browser.click("tr[data-row-name='fast.img'] .bty-fetch-btn");
+    browser.wait_js(
+        LIVE,
+        "fast.img to be cached",
+        &row_js(
+            "fast.img",
+            "return r && r.querySelector('.bty-sha-copy') !== null;",
+        ),
+    );
+    let shots = screenshot_dir();
+    for (label, width, height) in [("mobile", 390, 844), ("desktop", 1400, 900)] {
+        let (inner, _) = browser.set_window_size(width, height);
+        assert!(
+            inner <= u64::from(width) && inner + 40 >= u64::from(width),
+            "{label}: the window is {inner} px wide"
+        );
+        for page in ["images", "downloads", "flash"] {
+            browser.goto(&format!("{base}/ui/{page}"));
+            browser.find("#activity tbody tr");
+            let (scroll, inner) = widths(&browser);
+            assert!(
+                scroll <= inner,
+                "{label} {page}: the page scrolls sideways ({scroll} > {inner})"
+            );
+            browser.screenshot(&shots.join(format!("{label}-{page}.png")));
+            browser.execute(
+                "document.querySelector('main table').scrollIntoView()",
+                json!([]),
+            );
+            browser.screenshot(&shots.join(format!("{label}-{page}-table.png")));
+            // Every cell of a stacked table carries its column's name.
+            let stacked = browser.execute(
+                "var td = document.querySelector('main td[data-label]'); if (!td) return null; \
+                 return [getComputedStyle(td).display, getComputedStyle(td, '::before').content, td.dataset.label];",
+                json!([]),
+            );
+            if stacked.is_null() {
+                // No disk on this machine: the flash page has no labelled cell.
+                assert_eq!(page, "flash", "{label} {page}: no labelled cell");
+            } else if label == "mobile" {
+                assert_eq!(stacked[0], "block", "{label} {page}: {stacked}");
+                assert_eq!(
+                    stacked[1],
+                    json!(format!("\"{}\"", stacked[2].as_str().unwrap())),
+                    "{label} {page}: {stacked}"
+                );
+            } else {
+                assert_eq!(stacked[0], "table-cell", "{label} {page}: {stacked}");
+            }
+            if page != "images" {
+                continue;
+            }
+            let outside = browser.execute(
+                "var out = []; var rows = document.querySelectorAll('table.bty-images tbody tr'); \
+                 rows.forEach(function (r) { r.querySelectorAll('.bty-btn-group button').forEach(function (b) { \
+                   var box = b.getBoundingClientRect(); \
+                   if (box.width === 0 || box.left < 0 || box.right > window.innerWidth) { out.push(r.dataset.rowName + ': ' + b.title + ' at ' + box.left + '..' + box.right); } \
+                 }); }); \
+                 return [rows.length, out];",
+                json!([]),
+            );
+            assert_eq!(outside[0], json!(2), "{label}: rows");
+            assert_eq!(
+                outside[1],
+                json!([]),
+                "{label}: action buttons outside the viewport"
+            );
+            // The long source wraps at the line's end, not a letter per line.
+            let lines = browser.execute(
+                "var c = document.querySelector('.bty-sources code'); var r = c.getBoundingClientRect(); \
+                 return Math.round(r.width);",
+                json!([]),
+            );
+            assert!(
+                lines.as_u64().unwrap() >= 150,
+                "{label}: the sources column is {lines} px wide"
+            );
+        }
+    }
+}
