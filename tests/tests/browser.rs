@@ -702,3 +702,96 @@ fn pages_fit_a_phone_and_a_desktop() {
         }
     }
 }
+
+/// A Fetch whose source answers 404 marks its row without a reload: the
+/// failure, a short reason (the whole error in its tooltip) and a Retry
+/// button that starts the download again; a full page load shows the same.
+#[test]
+fn a_failed_fetch_marks_its_row_with_a_retry() {
+    if !browser_available() {
+        return;
+    }
+    let origin = Origin::start();
+    let daemon = Daemon::start();
+    let added = daemon.ctl(&["entries", "add", &origin.url("/missing.img")]);
+    assert!(added.status.success(), "{added:?}");
+    let base = daemon.origin();
+    let browser = Browser::start();
+    log_in(&browser, &daemon);
+    browser.goto(&format!("{base}/ui/images"));
+    browser.find("tr[data-row-name='missing.img']");
+    assert!(
+        browser
+            .try_find("tr[data-row-name='missing.img'] .bty-row-failure")
+            .is_none(),
+        "a row that never failed is marked"
+    );
+    browser.wait_js(
+        LIVE,
+        "the live indicator",
+        "return window.__btyLive === true",
+    );
+    browser.execute("window.__btyMarker = 5", json!([]));
+    browser.click("tr[data-row-name='missing.img'] .bty-fetch-btn");
+    let mark_js = row_js(
+        "missing.img",
+        "var m = r && r.querySelector('.bty-row-failure'); var b = m && m.querySelector('.bty-retry-btn'); \
+         var why = m && m.querySelector('.bty-failure-reason'); \
+         return m && b && why ? [why.textContent, why.title, b.disabled, r.classList.contains('bty-failed')] : null;",
+    );
+    let url = origin.url("/missing.img");
+    let mark = browser.wait_js(Duration::from_secs(15), "the failure mark", &mark_js);
+    let reason = mark[0].as_str().unwrap();
+    let full = mark[1].as_str().unwrap();
+    assert!(reason.contains("404"), "{mark}");
+    assert!(
+        full.contains("404") && full.contains(&url),
+        "the tooltip has the whole error: {mark}"
+    );
+    assert_eq!(mark[2], json!(false), "Retry is disabled: {mark}");
+    assert_eq!(mark[3], json!(true), "the row is not marked failed: {mark}");
+    let banner = browser.execute(
+        "var b = document.getElementById('bty-js-error'); return b.hidden ? '' : b.textContent;",
+        json!([]),
+    );
+    let banner = banner.as_str().unwrap();
+    assert!(banner.contains("404"), "banner: {banner:?}");
+    assert_eq!(banner.matches(&url).count(), 1, "banner: {banner:?}");
+    assert_eq!(
+        browser.execute("return window.__btyMarker", json!([])),
+        json!(5),
+        "the page was reloaded"
+    );
+    browser.screenshot(&screenshot_dir().join("images-fetch-failed.png"));
+
+    // A full page load shows the same mark.
+    browser.goto(&format!("{base}/ui/images"));
+    let again = browser.wait_js(
+        Duration::from_secs(10),
+        "the failure mark after a reload",
+        &mark_js,
+    );
+    assert_eq!(again[0], mark[0]);
+
+    // The source comes back: Retry fetches it and the mark goes.
+    origin.put("/missing.img", noise(1 << 20, 71));
+    browser.wait_js(
+        LIVE,
+        "the live indicator",
+        "return window.__btyLive === true",
+    );
+    browser.click("tr[data-row-name='missing.img'] .bty-retry-btn");
+    browser.wait_js(
+        LIVE,
+        "the retried download to land",
+        &row_js(
+            "missing.img",
+            "return r && r.querySelector('.bty-sha-copy') && !r.querySelector('.bty-row-failure') \
+             && !r.classList.contains('bty-failed');",
+        ),
+    );
+    assert!(
+        origin.requests_for("/missing.img") >= 2,
+        "Retry did not ask the source again"
+    );
+}
