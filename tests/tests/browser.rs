@@ -7,6 +7,7 @@
 
 use bty_e2e::loopdev::LoopDevice;
 use bty_e2e::origin::Origin;
+use bty_e2e::web::axe;
 use bty_e2e::web::webdriver::{Browser, browser_available, screenshot_dir};
 use bty_e2e::{Daemon, drop_file, noise, sha256sum, wait_for};
 use bty_test_caps::require_loop_devices;
@@ -793,5 +794,66 @@ fn a_failed_fetch_marks_its_row_with_a_retry() {
     assert!(
         origin.requests_for("/missing.img") >= 2,
         "Retry did not ask the source again"
+    );
+}
+
+/// axe-core finds no accessibility violation on the images (with a cached
+/// row and a failed one), downloads (with a refused form) and flash pages,
+/// on a desktop and on a phone.
+#[test]
+fn pages_pass_axe_core() {
+    if !browser_available() {
+        return;
+    }
+    let script = axe::axe_script();
+    let origin = Origin::start();
+    origin.put("/fast.img", noise(1 << 20, 81));
+    let daemon = Daemon::start();
+    for path in ["/fast.img", "/missing.img"] {
+        let added = daemon.ctl(&["entries", "add", &origin.url(path)]);
+        assert!(added.status.success(), "{added:?}");
+    }
+    let base = daemon.origin();
+    let browser = Browser::start();
+    log_in(&browser, &daemon);
+    browser.goto(&format!("{base}/ui/images"));
+    for name in ["fast.img", "missing.img"] {
+        browser.click(&format!("tr[data-row-name='{name}'] .bty-fetch-btn"));
+    }
+    browser.wait_js(
+        LIVE,
+        "one row cached, one marked failed",
+        "return document.querySelector('tr[data-row-name=\"fast.img\"] .bty-sha-copy') \
+         && document.querySelector('tr[data-row-name=\"missing.img\"] .bty-row-failure');",
+    );
+    let refused = "/ui/downloads?error=%22ftp%3A%2F%2Fx%2Fa.img%22%20is%20not%20an%20http%3A%2F%2F%20URL&field=url&url=ftp%3A%2F%2Fx%2Fa.img";
+    let mut found = Vec::new();
+    for (label, width, height) in [("desktop", 1400, 900), ("mobile", 390, 844)] {
+        browser.set_window_size(width, height);
+        for page in ["/ui/images", "/ui/downloads", refused, "/ui/flash"] {
+            browser.goto(&format!("{base}{page}"));
+            browser.find("#activity");
+            found.extend(
+                axe::violations(&browser, &script)
+                    .into_iter()
+                    .map(|v| format!("{label} {page}: {v}")),
+            );
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "axe-core violations:\n{}",
+        found.join("\n")
+    );
+    // The checker really looks: an image without alt text is reported.
+    browser.execute(
+        "var i = document.createElement('img'); i.src = '/static/favicon.svg'; \
+         document.getElementById('main').appendChild(i);",
+        json!([]),
+    );
+    let planted = axe::violations(&browser, &script);
+    assert!(
+        planted.iter().any(|v| v.starts_with("image-alt ")),
+        "{planted:?}"
     );
 }
