@@ -774,6 +774,17 @@ fn a_failed_fetch_marks_its_row_with_a_retry() {
     );
     assert_eq!(again[0], mark[0]);
 
+    // On a phone the mark and its Retry stay in view (Retry is clicked there).
+    browser.set_window_size(390, 844);
+    let retry_right = browser.execute(
+        "var b = document.querySelector(\"tr[data-row-name='missing.img'] .bty-retry-btn\"); \
+         b.scrollIntoView({block: 'center'}); var r = b.getBoundingClientRect(); \
+         return [r.left >= 0 && r.right <= window.innerWidth, document.scrollingElement.scrollWidth <= window.innerWidth];",
+        json!([]),
+    );
+    assert_eq!(retry_right, json!([true, true]), "Retry on a phone");
+    browser.screenshot(&screenshot_dir().join("mobile-images-fetch-failed.png"));
+
     // The source comes back: Retry fetches it and the mark goes.
     origin.put("/missing.img", noise(1 << 20, 71));
     browser.wait_js(
