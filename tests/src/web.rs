@@ -2,6 +2,7 @@
 //! a logged-in browser session, a streaming PUT that copes with early
 //! answers, and a WebDriver client for a real headless Chromium.
 
+pub mod axe;
 pub mod webdriver;
 
 use crate::Daemon;

@@ -7,6 +7,7 @@
 
 use bty_e2e::loopdev::LoopDevice;
 use bty_e2e::origin::Origin;
+use bty_e2e::web::axe;
 use bty_e2e::web::webdriver::{Browser, browser_available, screenshot_dir};
 use bty_e2e::{Daemon, drop_file, noise, sha256sum, wait_for};
 use bty_test_caps::require_loop_devices;
@@ -587,4 +588,283 @@ fn the_flash_page_follows_disks_plugged_in_and_pulled_without_a_reload() {
     );
     assert_eq!(ticked, json!(true), "the operator's choice was undone");
     browser.screenshot(&screenshot_dir().join("flash-hotplug-removed.png"));
+}
+
+/// A long source URL, the kind that used to wrap one letter per line.
+const LONG_PATH: &str = "/releases/nightly/2026-12-03/a-rather-long-directory-name-for-the-build/bty-image-with-a-long-file-name-x86_64-generic.img";
+
+/// The page's horizontal overflow: `[scrollWidth, innerWidth]`.
+fn widths(browser: &Browser) -> (u64, u64) {
+    let w = browser.execute(
+        "return [document.scrollingElement.scrollWidth, window.innerWidth]",
+        json!([]),
+    );
+    (w[0].as_u64().unwrap(), w[1].as_u64().unwrap())
+}
+
+/// The images, downloads and flash pages on a phone (390×844) and a
+/// desktop (1400×900): no sideways scroll of the page, every row's action
+/// buttons inside the viewport, tables stacked with labels on the phone.
+#[test]
+fn pages_fit_a_phone_and_a_desktop() {
+    if !browser_available() {
+        return;
+    }
+    let origin = Origin::start();
+    origin.put("/fast.img", noise(1 << 20, 61));
+    origin.put(LONG_PATH, noise(1 << 20, 62));
+    let daemon = Daemon::start();
+    for path in ["/fast.img", LONG_PATH] {
+        let added = daemon.ctl(&["entries", "add", &origin.url(path)]);
+        assert!(added.status.success(), "{added:?}");
+    }
+    let base = daemon.origin();
+    let browser = Browser::start();
+    log_in(&browser, &daemon);
+    // One finished download, so the downloads page has a history row.
+    browser.goto(&format!("{base}/ui/images"));
+    browser.click("tr[data-row-name='fast.img'] .bty-fetch-btn");
+    browser.wait_js(
+        LIVE,
+        "fast.img to be cached",
+        &row_js(
+            "fast.img",
+            "return r && r.querySelector('.bty-sha-copy') !== null;",
+        ),
+    );
+    let shots = screenshot_dir();
+    for (label, width, height) in [("mobile", 390, 844), ("desktop", 1400, 900)] {
+        let (inner, _) = browser.set_window_size(width, height);
+        assert!(
+            inner <= u64::from(width) && inner + 40 >= u64::from(width),
+            "{label}: the window is {inner} px wide"
+        );
+        for page in ["images", "downloads", "flash"] {
+            browser.goto(&format!("{base}/ui/{page}"));
+            browser.find("#activity tbody tr");
+            let (scroll, inner) = widths(&browser);
+            assert!(
+                scroll <= inner,
+                "{label} {page}: the page scrolls sideways ({scroll} > {inner})"
+            );
+            browser.screenshot(&shots.join(format!("{label}-{page}.png")));
+            browser.execute(
+                "document.querySelector('main table').scrollIntoView()",
+                json!([]),
+            );
+            browser.screenshot(&shots.join(format!("{label}-{page}-table.png")));
+            // Every cell of a stacked table carries its column's name.
+            let stacked = browser.execute(
+                "var td = document.querySelector('main td[data-label]'); if (!td) return null; \
+                 return [getComputedStyle(td).display, getComputedStyle(td, '::before').content, td.dataset.label];",
+                json!([]),
+            );
+            if stacked.is_null() {
+                // No disk on this machine: the flash page has no labelled cell.
+                assert_eq!(page, "flash", "{label} {page}: no labelled cell");
+            } else if label == "mobile" {
+                assert_eq!(stacked[0], "block", "{label} {page}: {stacked}");
+                assert_eq!(
+                    stacked[1],
+                    json!(format!("\"{}\"", stacked[2].as_str().unwrap())),
+                    "{label} {page}: {stacked}"
+                );
+            } else {
+                assert_eq!(stacked[0], "table-cell", "{label} {page}: {stacked}");
+            }
+            if page != "images" {
+                continue;
+            }
+            let outside = browser.execute(
+                "var out = []; var rows = document.querySelectorAll('table.bty-images tbody tr'); \
+                 rows.forEach(function (r) { r.querySelectorAll('.bty-btn-group button').forEach(function (b) { \
+                   var box = b.getBoundingClientRect(); \
+                   if (box.width === 0 || box.left < 0 || box.right > window.innerWidth) { out.push(r.dataset.rowName + ': ' + b.title + ' at ' + box.left + '..' + box.right); } \
+                 }); }); \
+                 return [rows.length, out];",
+                json!([]),
+            );
+            assert_eq!(outside[0], json!(2), "{label}: rows");
+            assert_eq!(
+                outside[1],
+                json!([]),
+                "{label}: action buttons outside the viewport"
+            );
+            // The long source wraps at the line's end, not a letter per line.
+            let lines = browser.execute(
+                "var c = document.querySelector('.bty-sources code'); var r = c.getBoundingClientRect(); \
+                 return Math.round(r.width);",
+                json!([]),
+            );
+            assert!(
+                lines.as_u64().unwrap() >= 150,
+                "{label}: the sources column is {lines} px wide"
+            );
+        }
+    }
+}
+
+/// A Fetch whose source answers 404 marks its row without a reload: the
+/// failure, a short reason (the whole error in its tooltip) and a Retry
+/// button that starts the download again; a full page load shows the same.
+#[test]
+fn a_failed_fetch_marks_its_row_with_a_retry() {
+    if !browser_available() {
+        return;
+    }
+    let origin = Origin::start();
+    let daemon = Daemon::start();
+    let added = daemon.ctl(&["entries", "add", &origin.url("/missing.img")]);
+    assert!(added.status.success(), "{added:?}");
+    let base = daemon.origin();
+    let browser = Browser::start();
+    log_in(&browser, &daemon);
+    browser.goto(&format!("{base}/ui/images"));
+    browser.find("tr[data-row-name='missing.img']");
+    assert!(
+        browser
+            .try_find("tr[data-row-name='missing.img'] .bty-row-failure")
+            .is_none(),
+        "a row that never failed is marked"
+    );
+    browser.wait_js(
+        LIVE,
+        "the live indicator",
+        "return window.__btyLive === true",
+    );
+    browser.execute("window.__btyMarker = 5", json!([]));
+    browser.click("tr[data-row-name='missing.img'] .bty-fetch-btn");
+    let mark_js = row_js(
+        "missing.img",
+        "var m = r && r.querySelector('.bty-row-failure'); var b = m && m.querySelector('.bty-retry-btn'); \
+         var why = m && m.querySelector('.bty-failure-reason'); \
+         return m && b && why ? [why.textContent, why.title, b.disabled, r.classList.contains('bty-failed')] : null;",
+    );
+    let url = origin.url("/missing.img");
+    let mark = browser.wait_js(Duration::from_secs(15), "the failure mark", &mark_js);
+    let reason = mark[0].as_str().unwrap();
+    let full = mark[1].as_str().unwrap();
+    assert!(reason.contains("404"), "{mark}");
+    assert!(
+        full.contains("404") && full.contains(&url),
+        "the tooltip has the whole error: {mark}"
+    );
+    assert_eq!(mark[2], json!(false), "Retry is disabled: {mark}");
+    assert_eq!(mark[3], json!(true), "the row is not marked failed: {mark}");
+    let banner = browser.execute(
+        "var b = document.getElementById('bty-js-error'); return b.hidden ? '' : b.textContent;",
+        json!([]),
+    );
+    let banner = banner.as_str().unwrap();
+    assert!(banner.contains("404"), "banner: {banner:?}");
+    assert_eq!(banner.matches(&url).count(), 1, "banner: {banner:?}");
+    assert_eq!(
+        browser.execute("return window.__btyMarker", json!([])),
+        json!(5),
+        "the page was reloaded"
+    );
+    browser.screenshot(&screenshot_dir().join("images-fetch-failed.png"));
+
+    // A full page load shows the same mark.
+    browser.goto(&format!("{base}/ui/images"));
+    let again = browser.wait_js(
+        Duration::from_secs(10),
+        "the failure mark after a reload",
+        &mark_js,
+    );
+    assert_eq!(again[0], mark[0]);
+
+    // On a phone the mark and its Retry stay in view (Retry is clicked there).
+    browser.set_window_size(390, 844);
+    let retry_right = browser.execute(
+        "var b = document.querySelector(\"tr[data-row-name='missing.img'] .bty-retry-btn\"); \
+         b.scrollIntoView({block: 'center'}); var r = b.getBoundingClientRect(); \
+         return [r.left >= 0 && r.right <= window.innerWidth, document.scrollingElement.scrollWidth <= window.innerWidth];",
+        json!([]),
+    );
+    assert_eq!(retry_right, json!([true, true]), "Retry on a phone");
+    browser.screenshot(&screenshot_dir().join("mobile-images-fetch-failed.png"));
+
+    // The source comes back: Retry fetches it and the mark goes.
+    origin.put("/missing.img", noise(1 << 20, 71));
+    browser.wait_js(
+        LIVE,
+        "the live indicator",
+        "return window.__btyLive === true",
+    );
+    browser.click("tr[data-row-name='missing.img'] .bty-retry-btn");
+    browser.wait_js(
+        LIVE,
+        "the retried download to land",
+        &row_js(
+            "missing.img",
+            "return r && r.querySelector('.bty-sha-copy') && !r.querySelector('.bty-row-failure') \
+             && !r.classList.contains('bty-failed');",
+        ),
+    );
+    assert!(
+        origin.requests_for("/missing.img") >= 2,
+        "Retry did not ask the source again"
+    );
+}
+
+/// axe-core finds no accessibility violation on the images (with a cached
+/// row and a failed one), downloads (with a refused form) and flash pages,
+/// on a desktop and on a phone.
+#[test]
+fn pages_pass_axe_core() {
+    if !browser_available() {
+        return;
+    }
+    let script = axe::axe_script();
+    let origin = Origin::start();
+    origin.put("/fast.img", noise(1 << 20, 81));
+    let daemon = Daemon::start();
+    for path in ["/fast.img", "/missing.img"] {
+        let added = daemon.ctl(&["entries", "add", &origin.url(path)]);
+        assert!(added.status.success(), "{added:?}");
+    }
+    let base = daemon.origin();
+    let browser = Browser::start();
+    log_in(&browser, &daemon);
+    browser.goto(&format!("{base}/ui/images"));
+    for name in ["fast.img", "missing.img"] {
+        browser.click(&format!("tr[data-row-name='{name}'] .bty-fetch-btn"));
+    }
+    browser.wait_js(
+        LIVE,
+        "one row cached, one marked failed",
+        "return document.querySelector('tr[data-row-name=\"fast.img\"] .bty-sha-copy') \
+         && document.querySelector('tr[data-row-name=\"missing.img\"] .bty-row-failure');",
+    );
+    let refused = "/ui/downloads?error=%22ftp%3A%2F%2Fx%2Fa.img%22%20is%20not%20an%20http%3A%2F%2F%20URL&field=url&url=ftp%3A%2F%2Fx%2Fa.img";
+    let mut found = Vec::new();
+    for (label, width, height) in [("desktop", 1400, 900), ("mobile", 390, 844)] {
+        browser.set_window_size(width, height);
+        for page in ["/ui/images", "/ui/downloads", refused, "/ui/flash"] {
+            browser.goto(&format!("{base}{page}"));
+            browser.find("#activity");
+            found.extend(
+                axe::violations(&browser, &script)
+                    .into_iter()
+                    .map(|v| format!("{label} {page}: {v}")),
+            );
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "axe-core violations:\n{}",
+        found.join("\n")
+    );
+    // The checker really looks: an image without alt text is reported.
+    browser.execute(
+        "var i = document.createElement('img'); i.src = '/static/favicon.svg'; \
+         document.getElementById('main').appendChild(i);",
+        json!([]),
+    );
+    let planted = axe::violations(&browser, &script);
+    assert!(
+        planted.iter().any(|v| v.starts_with("image-alt ")),
+        "{planted:?}"
+    );
 }

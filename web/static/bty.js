@@ -247,6 +247,10 @@
     }
     row.dataset.busy = job.id;
     buttons.forEach(function (b) { b.disabled = true; });
+    // Trying again: the old failure no longer describes the row.
+    var mark = row.querySelector(".bty-row-failure");
+    if (mark) { mark.hidden = true; }
+    row.classList.remove("bty-failed");
     var pct = job.bytes_total ? " " + Math.floor(job.bytes_done * 100 / job.bytes_total) + "%" : "";
     if (row.dataset.busyUpdate) {
       setLabel(row.querySelector(".bty-update-btn"), "Updating" + pct);
@@ -305,8 +309,9 @@
     }
     if (!isActive(job)) {
       delete rowJobs[job.id];
-      if (job.state === "failed" && job.error) { showError(job.subject + ": " + job.error); }
-      // The catalog may learn of the new bytes just after the job ends.
+      if (job.state === "failed" && job.error) { showError(failureMessage(job)); }
+      // The catalog may learn of the new bytes just after the job ends;
+      // a failed job's row comes back marked, with its Retry.
       refreshRow(row).then(function () {
         window.setTimeout(function () {
           var again = rowById(row.dataset.rowId) || rowForJob(job);
@@ -314,6 +319,13 @@
         }, 1200);
       });
     }
+  }
+
+  // "name: error", saying the URL once: the HTTP client's own
+  // " for url (...)" repeats the one the error already names.
+  function failureMessage(job) {
+    var error = job.error.replace(/ for url \([^)]*\)/g, "");
+    return error.indexOf(job.subject + ":") === 0 ? error : job.subject + ": " + error;
   }
 
   // Catalog changes that add or remove rows; others only change a row.
@@ -422,6 +434,8 @@
 
   var actions = {
     "bty-fetch-btn": function (button) { startDownload(button, false); },
+    // A failed row's Retry: the same request its Fetch (or Update) made.
+    "bty-retry-btn": function (button) { startDownload(button, button.dataset.update === "1"); },
     "bty-update-btn": function (button) {
       if (!window.confirm("Re-pull this image from its source? The cached copy stays usable until the new one is verified.")) { return; }
       startDownload(button, true);

@@ -399,3 +399,61 @@ async fn event_stream_sends_snapshot_and_live_events() {
     assert!(text.contains("\"kind\":\"hash\""), "{text}");
     assert!(text.contains("\"subject\":\"new.img\""), "{text}");
 }
+
+#[tokio::test]
+async fn a_refused_add_form_comes_back_filled_in_with_the_message_beside_the_field() {
+    let harness = Harness::start(sample_daemon()).await;
+    let request = Request::post("/ui/downloads/add")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(
+            "csrf=&url=ftp%3A%2F%2Fuser%3Asecret%40example.com%2Fd.img%3Ftoken%3Dabc123&name=my+disk&sha256=&sha_url=https%3A%2F%2Fexample.com%2FSUMS",
+        ))
+        .unwrap();
+    let reply = harness.send(request).await;
+    assert_eq!(reply.status, 303);
+    let location = reply.header("location").to_owned();
+    assert!(location.starts_with("/ui/downloads?error="), "{location}");
+    assert!(
+        !location.contains("secret") && !location.contains("abc123"),
+        "credentials went into the query string: {location}"
+    );
+    assert!(harness.daemon().added.is_empty());
+    let page = harness.get(&location).await;
+    assert_eq!(page.status, 200);
+    let html = &page.body;
+    // What was typed is back (minus the credentials)...
+    assert!(
+        html.contains("value=\"ftp://example.com/d.img?token=REDACTED\""),
+        "{html}"
+    );
+    assert!(html.contains("value=\"my disk\""), "{html}");
+    assert!(
+        html.contains("value=\"https://example.com/SUMS\""),
+        "{html}"
+    );
+    // ...and the message sits under the URL field, not in the banner.
+    assert!(
+        html.contains("aria-describedby=\"image_url-error\""),
+        "{html}"
+    );
+    let beside = html
+        .split("id=\"image_url-error\" role=\"alert\">")
+        .nth(1)
+        .expect("the message beside the URL field");
+    assert!(
+        beside.starts_with("&#34;ftp://example.com/d.img"),
+        "{beside}"
+    );
+    assert!(!html.contains("class=\"bty-alert bty-alert-danger\" role=\"alert\">"));
+    assert!(!html.contains("aria-invalid=\"true\" aria-describedby=\"image_name-error\""));
+
+    // A message naming no field of the form stays in the banner.
+    let page = harness
+        .get("/ui/downloads?error=btyd%20is%20away&field=csrf")
+        .await;
+    assert!(
+        page.body
+            .contains("class=\"bty-alert bty-alert-danger\" role=\"alert\">btyd is away")
+    );
+    assert!(!page.body.contains("bty-field-error"));
+}

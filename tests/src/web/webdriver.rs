@@ -217,6 +217,22 @@ impl Browser {
             .to_owned()
     }
 
+    /// Resize the browser window (WebDriver `window/rect`), e.g. to a
+    /// phone's 390×844; returns the page's inner size afterwards, which is
+    /// what media queries see.
+    pub fn set_window_size(&self, width: u32, height: u32) -> (u64, u64) {
+        self.session_call(
+            "POST",
+            "/window/rect",
+            Some(json!({"width": width, "height": height})),
+        );
+        let inner = self.execute("return [window.innerWidth, window.innerHeight]", json!([]));
+        (
+            inner[0].as_u64().unwrap_or_default(),
+            inner[1].as_u64().unwrap_or_default(),
+        )
+    }
+
     /// Let the page use the clipboard (Chromium asks otherwise).
     pub fn grant_clipboard(&self) {
         for name in ["clipboard-read", "clipboard-write"] {

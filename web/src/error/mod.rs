@@ -123,6 +123,16 @@ impl WebError {
         self.log();
         redirect_with_error(page, &self.to_string())
     }
+
+    /// [`Self::redirect_to`] with more of the query string after `?error=`
+    /// (`extra` is `&name=value…`, already encoded).
+    pub(crate) fn redirect_to_with(&self, page: &str, extra: &str) -> Redirect {
+        self.log();
+        Redirect::to(&format!(
+            "{page}?error={}{extra}",
+            percent_encode(&self.to_string())
+        ))
+    }
 }
 
 /// `303 <page>?error=<message>`, the pattern every UI form uses.

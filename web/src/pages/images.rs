@@ -3,6 +3,7 @@
 //! activity card.
 
 use super::paging::{Pager, PagingQuery};
+use super::row_failure::{LatestDownloads, RowFailure};
 use super::{Chrome, EventRow, recent_events};
 use crate::auth::Viewer;
 use crate::error::{NotFound, PageError, WebError};
@@ -65,6 +66,11 @@ pub(crate) struct RowView {
     /// Every gate is shut (a file only in the image root): the row shows a
     /// "local file" label instead of four dead buttons.
     local: bool,
+    /// The row's newest download failed: the mark and its Retry.
+    failure: Option<RowFailure>,
+    /// What Retry starts again: `Some(false)` a fetch, `Some(true)` an
+    /// update, `None` no button (neither gate is open).
+    retry_update: Option<bool>,
 }
 
 pub(crate) struct SourceView {
@@ -80,7 +86,7 @@ pub(crate) struct Gate {
 }
 
 impl RowView {
-    fn new(image: Image) -> Self {
+    fn new(image: Image, downloads: &LatestDownloads) -> Self {
         let has_remote = image.sources.iter().any(|s| s.kind().is_remote());
         let cached = image.cached;
         let actions = image.actions.unwrap_or_default();
@@ -136,6 +142,15 @@ impl RowView {
             .map(|s| s.location.clone())
             .unwrap_or_default();
         let sha = image.sha256.filter(|s| !s.is_empty());
+        let locations: Vec<String> = image.sources.iter().map(|s| s.location.clone()).collect();
+        let failure = downloads.failure(&image.names, &locations);
+        let retry_update = if fetch.enabled {
+            Some(false)
+        } else if update.enabled {
+            Some(true)
+        } else {
+            None
+        };
         Self {
             first_name: image
                 .names
@@ -168,6 +183,8 @@ impl RowView {
             cache_delete,
             entry_delete,
             local,
+            failure,
+            retry_update,
         }
     }
 }
@@ -180,7 +197,12 @@ pub(crate) async fn page(
     let search = query.paging.search();
     let (wanted, per_page) = query.paging.wanted_range();
     let list = state.images_page(search, wanted.start, per_page);
-    let (list, store, events) = tokio::join!(list, state.store(), recent_events(&state, |_| true));
+    let (list, store, events, downloads) = tokio::join!(
+        list,
+        state.store(),
+        recent_events(&state, |_| true),
+        LatestDownloads::load(&state)
+    );
     let mut list = list?;
     let total = usize::try_from(list.total).unwrap_or(usize::MAX);
     let (pager, range) = Pager::new(&query.paging, total);
@@ -206,7 +228,7 @@ pub(crate) async fn page(
             .images
             .into_iter()
             .take(range.len())
-            .map(RowView::new)
+            .map(|image| RowView::new(image, &downloads))
             .collect(),
         pager,
         events,
@@ -219,13 +241,13 @@ pub(crate) async fn row(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<RowFragment, PageError> {
-    let image = state
-        .all_images("", &id)
-        .await?
+    let (images, downloads) =
+        tokio::join!(state.all_images("", &id), LatestDownloads::load(&state));
+    let image = images?
         .into_iter()
         .next()
         .ok_or_else(|| WebError::from(NotFound::Row { id: id.clone() }))?;
     Ok(RowFragment {
-        row: RowView::new(image),
+        row: RowView::new(image, &downloads),
     })
 }

@@ -8,6 +8,7 @@ mod hashing;
 mod images;
 mod jobs;
 mod paging;
+mod row_failure;
 
 use crate::auth::Viewer;
 use crate::fmt;
