@@ -161,6 +161,9 @@
     var fresh = holder.content.firstElementChild;
     var current = document.querySelector('[data-fragment="' + url + '"]');
     if (!fresh || !current) { return; }
+    // Unchanged: keep the elements (and whatever the operator is doing with
+    // them) as they are.
+    if (fresh.isEqualNode(current)) { return; }
     // Boxes the operator ticked stay ticked (a disk plugged in must not
     // undo a choice made on another).
     current.querySelectorAll("input[type=checkbox]:checked").forEach(function (box) {

@@ -96,14 +96,27 @@ impl Browser {
 
     /// One WebDriver command; panics with the driver's message on errors.
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        self.try_call(method, path, body)
+            .unwrap_or_else(|(status, value)| {
+                panic!("webdriver {method} {path} failed ({status}): {value}")
+            })
+    }
+
+    /// One WebDriver command; the driver's status and answer on errors.
+    fn try_call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, (u16, Value)> {
         let body = body.map(|b| b.to_string()).unwrap_or_default();
         let (status, answer) = exchange(self.addr, method, path, &body);
         let value: Value = serde_json::from_slice(&answer).unwrap_or(Value::Null);
-        assert!(
-            status == 200,
-            "webdriver {method} {path} failed ({status}): {value}"
-        );
-        value["value"].clone()
+        if status == 200 {
+            Ok(value["value"].clone())
+        } else {
+            Err((status, value))
+        }
     }
 
     fn session_call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
@@ -132,14 +145,20 @@ impl Browser {
         })
     }
 
-    /// Click the element matching `css`.
+    /// Click the element matching `css`. A live page may replace it
+    /// between finding and clicking (the flash page re-reads its disk rows
+    /// when any disk comes or goes): then it is found again.
     pub fn click(&self, css: &str) {
-        let element = self.find(css);
-        self.session_call(
-            "POST",
-            &format!("/element/{element}/click"),
-            Some(json!({})),
-        );
+        for _ in 0..5 {
+            let element = self.find(css);
+            let path = format!("/session/{}/element/{element}/click", self.session);
+            match self.try_call("POST", &path, Some(json!({}))) {
+                Ok(_) => return,
+                Err((_, value)) if value["value"]["error"] == "stale element reference" => {}
+                Err((status, value)) => panic!("webdriver POST {path} failed ({status}): {value}"),
+            }
+        }
+        panic!("{css} was replaced five times in a row before it could be clicked");
     }
 
     /// Type into (or, for file inputs, choose a file with) `css`.
