@@ -188,13 +188,13 @@ fn a_flipped_byte_in_a_zeroed_run_is_named() {
     }
 }
 
-/// A sparse raw image: 2 MiB of data, a 1 GiB hole, 1 MiB of data; and
+/// A sparse raw image: 2 MiB of data, a [`HOLE`], 1 MiB of data; and
 /// its plain qcow2.
 fn sparse_images(dir: &Path) -> (PathBuf, PathBuf) {
     let raw = dir.join("sparse.img");
     let f = File::create(&raw).unwrap();
     f.write_all_at(&noise(41, 2 * MIB as usize), 0).unwrap();
-    f.write_all_at(&noise(42, MIB as usize), 2 * MIB + (1 << 30))
+    f.write_all_at(&noise(42, MIB as usize), 2 * MIB + HOLE)
         .unwrap();
     drop(f);
     let qcow = dir.join("sparse.qcow2");
@@ -206,7 +206,11 @@ fn sparse_images(dir: &Path) -> (PathBuf, PathBuf) {
 }
 
 /// Deep in the hole: the writer never writes there on a fresh file.
-const IN_HOLE: u64 = 2 * MIB + (900 << 20) + 3;
+/// The hole's length: reading it back takes long enough (seconds of
+/// zeros) that the planter thread gets its turn first even on a loaded
+/// machine; a sparse file costs nothing on disk.
+const HOLE: u64 = 3 << 30;
+const IN_HOLE: u64 = 2 * MIB + HOLE - (64 << 20) + 3;
 
 /// Flip a byte in the hole of `target` as soon as the writer has started
 /// on it (a fresh file skips zero runs, so nothing writes there later).
@@ -215,7 +219,7 @@ fn plant_in_hole(target: PathBuf) -> thread::JoinHandle<()> {
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::fs::metadata(&target).map_or(0, |m| m.len()) == 0 {
             assert!(Instant::now() < deadline, "the writer never started");
-            thread::sleep(Duration::from_millis(1));
+            thread::yield_now();
         }
         let f = OpenOptions::new().write(true).open(&target).unwrap();
         f.write_all_at(&[0x5a], IN_HOLE).unwrap();
