@@ -199,7 +199,12 @@ fn a_signed_checksum_file_pins_the_entry_and_every_fetch_checks_it_again() {
 
 /// A refusal case: directory, sums served, `(suffix, signature)` files,
 /// what the refusal must say.
-type Case = (&'static str, Vec<u8>, Vec<(&'static str, Vec<u8>)>, Vec<String>);
+type Case = (
+    &'static str,
+    Vec<u8>,
+    Vec<(&'static str, Vec<u8>)>,
+    Vec<String>,
+);
 
 #[test]
 fn unverifiable_checksum_files_are_refused_at_add_time_with_the_reason() {

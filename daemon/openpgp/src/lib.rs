@@ -8,8 +8,9 @@
 #![warn(missing_docs)]
 
 use pgp::composed::{Deserializable, DetachedSignature, SignedPublicKey};
+use pgp::crypto::hash::HashAlgorithm;
 use pgp::packet::Signature;
-use pgp::types::KeyDetails;
+use pgp::types::{KeyDetails, VerifyingKey};
 use std::io::Cursor;
 use thiserror::Error;
 
@@ -58,9 +59,18 @@ pub enum PgpError {
 }
 
 /// The public keys of one keyring file.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Keyring {
     keys: Vec<SignedPublicKey>,
+}
+
+/// Fingerprints only: the key material would flood `--check-config`.
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keyring")
+            .field("fingerprints", &self.fingerprints())
+            .finish()
+    }
 }
 
 impl Keyring {
@@ -138,15 +148,36 @@ pub fn verify_detached(
 /// when the keyring was parsed.
 fn verify_with(key: &SignedPublicKey, sig: &Signature, data: &[u8]) -> Option<Result<(), String>> {
     if names(sig, &key.primary_key) {
-        return Some(
-            sig.verify(&key.primary_key, data)
-                .map_err(|e| e.to_string()),
-        );
+        return Some(check(sig, &key.primary_key, data));
     }
     key.public_subkeys
         .iter()
         .find(|sub| names(sig, &sub.key))
-        .map(|sub| sig.verify(&sub.key, data).map_err(|e| e.to_string()))
+        .map(|sub| check(sig, &sub.key, data))
+}
+
+fn check(sig: &Signature, key: &impl VerifyingKey, data: &[u8]) -> Result<(), String> {
+    strong_hash(sig)?;
+    sig.verify(key, data).map_err(|e| e.to_string())
+}
+
+/// The crate holds classical signatures to no hash strength; a
+/// collision-prone hash would let another sums file carry the signature.
+fn strong_hash(sig: &Signature) -> Result<(), String> {
+    match sig.hash_alg() {
+        Some(
+            HashAlgorithm::None
+            | HashAlgorithm::Md5
+            | HashAlgorithm::Sha1
+            | HashAlgorithm::Ripemd160,
+        )
+        | None => Err(format!(
+            "weak hash algorithm {} refused",
+            sig.hash_alg()
+                .map_or_else(|| "unknown".to_owned(), |h| h.to_string())
+        )),
+        Some(_) => Ok(()),
+    }
 }
 
 /// Whether `sig` names `key` as its issuer (by key ID or fingerprint).

@@ -11,9 +11,13 @@ struct Gpg {
 
 impl Gpg {
     fn new(uid: &str) -> Self {
+        Self::with_algo(uid, "ed25519")
+    }
+
+    fn with_algo(uid: &str, algo: &str) -> Self {
         let home = tempfile::tempdir().unwrap();
         let g = Self { home };
-        g.run(&["--quick-gen-key", uid, "ed25519", "sign", "never"]);
+        g.run(&["--quick-gen-key", uid, algo, "sign", "never"]);
         g
     }
 
@@ -117,4 +121,33 @@ fn changed_data_unknown_keys_and_garbage_are_refused() {
         Err(PgpError::Keyring(_) | PgpError::NoKeys)
     ));
     assert!(Keyring::parse(b"").is_err());
+}
+
+#[test]
+fn rsa_keys_verify_and_sha1_signatures_are_refused() {
+    let gpg = Gpg::with_algo("bty rsa <r@example.org>", "rsa2048");
+    let ring = Keyring::parse(&gpg.export(true)).unwrap();
+    let rings = std::slice::from_ref(&ring);
+    let sig = gpg.sign(SUMS, false);
+    assert_eq!(
+        verify_detached(rings, &sig, SUMS).unwrap(),
+        gpg.fingerprint()
+    );
+    let file = gpg.home.path().join("sums");
+    let out = gpg.home.path().join("sums.sig");
+    std::fs::write(&file, SUMS).unwrap();
+    gpg.run(&[
+        "--digest-algo",
+        "SHA1",
+        "--detach-sign",
+        "--output",
+        &path(&out),
+        &path(&file),
+    ]);
+    let weak = std::fs::read(&out).unwrap();
+    let err = verify_detached(rings, &weak, SUMS).unwrap_err();
+    assert!(
+        matches!(&err, PgpError::BadSignature { reason, .. } if reason.contains("weak hash algorithm SHA1")),
+        "{err}"
+    );
 }

@@ -1,5 +1,6 @@
 //! Errors of downloader requests (a failed *job* is data, not an error).
 
+use super::signed_sums::SignedSumsError;
 use crate::actors::Unavailable;
 use crate::actors::catalog::CatalogError;
 use bty_fetch::FetchError;
@@ -8,7 +9,6 @@ use bty_store::canon::SrcError;
 use bty_store::landing::LandingError;
 use bty_store::names::NameError;
 use bty_store::oras_ref::OrasRefError;
-use super::signed_sums::SignedSumsError;
 use std::path::PathBuf;
 use thiserror::Error;
 
