@@ -122,7 +122,8 @@ fn entries(d: &Daemon) -> usize {
 /// Image files in the image root (sidecars and bty's own files aside).
 fn stored(d: &Daemon) -> Vec<String> {
     let mut names = d.image_root_names();
-    names.retain(|n| n != ".bty-storage.json" && !n.ends_with(".sha256"));
+    names
+        .retain(|n| n != ".bty-storage.json" && !n.ends_with(".sha256") && !n.ends_with(".signed"));
     names
 }
 
@@ -155,6 +156,17 @@ fn a_signed_checksum_file_pins_the_entry_and_every_fetch_checks_it_again() {
         "{job}"
     );
     assert_eq!(stored(&d).len(), 1);
+    // The listing says who signed the cached bytes, after a restart too.
+    let signer_of = |d: &Daemon| {
+        d.images()
+            .into_iter()
+            .find(|r| r["sha256"] == sha.as_str())
+            .map(|r| r["signed_by"].clone())
+    };
+    assert_eq!(signer_of(&d), Some(Value::from(lab.fingerprint.as_str())));
+    let mut d = d;
+    d.restart();
+    assert_eq!(signer_of(&d), Some(Value::from(lab.fingerprint.as_str())));
 
     // Only an armoured .asc next to the sums file: found and verified.
     let two = noise(4096, 42);
@@ -360,4 +372,10 @@ fn an_entry_pinned_before_the_rule_is_refused_until_it_verifies_and_others_are_u
         "{job}"
     );
     assert_eq!(stored(&d).len(), 1);
+    let row = d
+        .images()
+        .into_iter()
+        .find(|r| r["sha256"] == sha.as_str())
+        .unwrap();
+    assert!(row.get("signed_by").is_none(), "{row}");
 }

@@ -138,6 +138,15 @@ async fn download(ctx: &TaskContext, spec: &DownloadSpec) -> JobOutcome {
             source,
         });
     }
+    // Who signed what landed, for the listing; an unsigned update drops an
+    // older record (the scan also ignores one naming other content).
+    let recorded = match &source.signed_by {
+        Some(signer) => bty_store::signed::write_signed(&dest, &fetched.sha256, signer),
+        None => bty_store::signed::remove_signed(&dest),
+    };
+    if let Err(e) = recorded {
+        tracing::warn!(file = %dest.display(), error = %e, "cannot record the signer of a download");
+    }
     ctx.catalog.landed(Landed {
         image_ref: spec.image_ref.clone(),
         cache_file_name: spec.cache_file_name.clone(),
