@@ -257,8 +257,10 @@ pub struct Config {
     pub file_targets_dir: Option<PathBuf>,
     /// The one catalog size limit (import, write, load).
     pub max_catalog_bytes: usize,
-    /// `[[trust]]` rules with their keys loaded.
+    /// `[[trust]]` rules over `oras://` sources, keys loaded.
     pub trust: Vec<bty_oci::TrustRule>,
+    /// `[[trust]]` rules over http(s) sources, keyrings loaded.
+    pub http_trust: Vec<crate::actors::downloader::HttpTrustRule>,
 }
 
 impl FileConfig {
@@ -390,11 +392,14 @@ impl Config {
                 why: "must be an http(s):// URL or an oras:// reference",
             });
         }
-        let trust = file
-            .trust
-            .iter()
-            .map(TrustSection::load)
-            .collect::<Result<_, _>>()?;
+        let mut trust = Vec::new();
+        let mut http_trust = Vec::new();
+        for section in &file.trust {
+            match section.load()? {
+                trust::LoadedRule::Oras(rule) => trust.push(rule),
+                trust::LoadedRule::Http(rule) => http_trust.push(rule),
+            }
+        }
         Ok(Self {
             catalog_path: state_dir.join("catalog.toml"),
             state_dir,
@@ -413,6 +418,7 @@ impl Config {
             file_targets_dir,
             max_catalog_bytes,
             trust,
+            http_trust,
         })
     }
 

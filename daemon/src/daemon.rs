@@ -132,6 +132,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             },
             events: events.clone(),
             catalog: catalog.clone(),
+            http_trust: crate::actors::downloader::HttpTrust::new(config.http_trust.clone()),
             me: downloader.clone(),
             tasks: std::sync::Arc::default(),
         }),

@@ -63,6 +63,7 @@ async fn start(state: &Path) -> Tree {
             catalog: catalog.clone(),
             me: downloader.clone(),
             tasks: std::sync::Arc::default(),
+            http_trust: Default::default(),
         }),
         flasher: Some(FlasherArgs {
             // The test's own dir is the one place file targets may be.

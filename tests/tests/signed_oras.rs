@@ -250,6 +250,13 @@ fn signed_artifacts_stream_onto_a_disk_and_fetch_noting_their_signer() {
         phase.contains(&format!("signed by {}", lab.fingerprint)),
         "{job}"
     );
+    // The listing says who signed the cached bytes.
+    let row = d
+        .images()
+        .into_iter()
+        .find(|r| r["sha256"] == sha256_bytes(&image).as_str() && r["cached"] == true)
+        .unwrap();
+    assert_eq!(row["signed_by"], lab.fingerprint.as_str(), "{row}");
 
     // An Ed25519 key signs and verifies the same way.
     let ed_artifact = format!("oras://{}/signed/ed:v1", registry.host());

@@ -457,3 +457,30 @@ async fn a_refused_add_form_comes_back_filled_in_with_the_message_beside_the_fie
     );
     assert!(!page.body.contains("bty-field-error"));
 }
+
+#[tokio::test]
+async fn a_signed_row_shows_a_badge_with_the_fingerprint_and_unsigned_rows_none() {
+    let fingerprint = "ADD1AD1BAE0927E9B1A06C4FDACEC81FC5C6DE6F";
+    let mut images = many_images(2);
+    images[0].signed_by = Some(fingerprint.to_owned());
+    let harness = Harness::start(Daemon {
+        images,
+        ..sample_daemon()
+    })
+    .await;
+    let page = harness.get("/ui/images").await;
+    assert_eq!(page.status, 200);
+    assert_eq!(page.body.matches("bty-signed").count(), 1, "{}", page.body);
+    let badge_at = page.body.find("bty-signed").unwrap();
+    let row_at = page.body[..badge_at].rfind("<tr").unwrap();
+    assert!(page.body[row_at..badge_at].contains("image-00000.img"));
+    assert!(
+        page.body[badge_at..].contains(&format!("key {fingerprint}\">signed</span>")),
+        "{}",
+        &page.body[badge_at..badge_at + 200]
+    );
+    // The JSON rows say it too, only where it is known.
+    let rows = harness.get("/api/images").await.json();
+    assert_eq!(rows[0]["signed_by"], fingerprint, "{rows}");
+    assert!(rows[1].get("signed_by").is_none(), "{rows}");
+}

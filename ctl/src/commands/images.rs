@@ -59,6 +59,9 @@ struct ImageView {
     sources: Vec<SourceView>,
     cached: bool,
     actions: ActionsView,
+    /// Key fingerprint of a `[[trust]]`-checked download; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signed_by: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -93,6 +96,7 @@ impl From<&Image> for ImageView {
                 })
                 .collect(),
             cached: image.cached,
+            signed_by: image.signed_by.clone(),
             actions: ActionsView {
                 fetch: actions.fetch,
                 update: actions.update,

@@ -52,6 +52,7 @@ fn images() -> Vec<Image> {
             r#ref: "dddd".into(),
             hashing: false,
             flash: FlashMode::Local as i32,
+            signed_by: None,
         },
         Image {
             id: REMOTE_REF.into(),
@@ -73,6 +74,7 @@ fn images() -> Vec<Image> {
             r#ref: REMOTE_REF.into(),
             hashing: false,
             flash: FlashMode::Streamed as i32,
+            signed_by: None,
         },
     ]
 }

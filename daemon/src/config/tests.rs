@@ -144,3 +144,99 @@ fn trust_rules_load_their_keys_at_start_up() {
     let err = Config::resolve(file, &Overrides::default(), &env()).unwrap_err();
     assert!(err.to_string().contains("trust.match"), "{err}");
 }
+
+/// An OpenPGP keyring made by `gpg` (binary, as `gpg --export` writes it).
+fn gpg_keyring(dir: &Path) -> Vec<u8> {
+    let home = dir.join("gnupg");
+    std::fs::create_dir_all(&home).unwrap();
+    let gpg = |args: &[&str]| {
+        let out = std::process::Command::new("gpg")
+            .args([
+                "--batch",
+                "--quiet",
+                "--pinentry-mode",
+                "loopback",
+                "--passphrase",
+                "",
+            ])
+            .arg("--homedir")
+            .arg(&home)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        out.stdout
+    };
+    gpg(&[
+        "--quick-gen-key",
+        "bty test <t@example.org>",
+        "ed25519",
+        "sign",
+        "never",
+    ]);
+    gpg(&["--export"])
+}
+
+fn http_trust_config(dir: &Path, rule: &str) -> Result<Config, ConfigError> {
+    let text = format!("[[trust]]\nrequire = \"signed\"\n{rule}\n");
+    let file = FileConfig::parse(&text, &dir.join("btyd.toml")).unwrap();
+    Config::resolve(file, &Overrides::default(), &env())
+}
+
+#[test]
+fn http_trust_rules_load_openpgp_keyrings_at_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let ring = dir.path().join("debian.gpg");
+    std::fs::write(&ring, gpg_keyring(dir.path())).unwrap();
+    let c = http_trust_config(
+        dir.path(),
+        &format!("match = \"HTTPS://Cloud.Example.org/images/\"\nkeyrings = [{ring:?}]"),
+    )
+    .unwrap();
+    assert!(c.trust.is_empty());
+    assert_eq!(c.http_trust.len(), 1);
+    // Compared with canonical sources, so canonical itself.
+    assert_eq!(c.http_trust[0].prefix, "https://cloud.example.org/images/");
+
+    // A bad or missing keyring stops start-up, naming the file.
+    let bad = dir.path().join("bad.gpg");
+    std::fs::write(&bad, "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nAAAA\n").unwrap();
+    let missing = dir.path().join("missing.gpg");
+    for path in [&bad, &missing] {
+        let err = http_trust_config(
+            dir.path(),
+            &format!("match = \"https://h/\"\nkeyrings = [{ring:?}, {path:?}]"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains(&path.display().to_string()), "{err}");
+        assert!(err.contains("https://h/"), "{err}");
+    }
+    // Each scheme takes its own kind of key, and needs one.
+    let pem = dir.path().join("lab.pub");
+    std::fs::write(&pem, P256_PUB).unwrap();
+    for (rule, key) in [
+        (
+            format!("match = \"https://h/\"\nkeys = [{pem:?}]"),
+            "trust.keys",
+        ),
+        ("match = \"https://h/\"".to_owned(), "trust.keyrings"),
+        (
+            format!("match = \"oras://r/x\"\nkeys = [{pem:?}]\nkeyrings = [{ring:?}]"),
+            "trust.keyrings",
+        ),
+        (
+            format!("match = \"https://\"\nkeyrings = [{ring:?}]"),
+            "trust.match",
+        ),
+        (
+            format!("match = \"ftp://h/\"\nkeyrings = [{ring:?}]"),
+            "trust.match",
+        ),
+    ] {
+        let err = http_trust_config(dir.path(), &rule)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(key), "{rule}: {err}");
+    }
+}

@@ -1,12 +1,16 @@
-//! `[[trust]]`: which `oras://` sources need a cosign signature and by
-//! which keys. Keys are read and parsed here, at start-up, so a missing
-//! or bad key file stops btyd instead of failing pulls later.
+//! `[[trust]]`: which sources need a signature and by which keys: cosign
+//! signatures by PEM `keys` for `oras://` sources, OpenPGP-signed checksum
+//! files by `keyrings` for http(s) sources. Keys are read and parsed here,
+//! at start-up, so a missing or bad key file stops btyd instead of failing
+//! pulls later.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use crate::actors::downloader::HttpTrustRule;
 use bty_cosign::{MAX_PEM_BYTES, PublicKey};
 use bty_oci::TrustRule;
+use bty_openpgp::{Keyring, MAX_KEYRING_BYTES};
 use serde::Deserialize;
 
 use super::ConfigError;
@@ -15,23 +19,50 @@ use super::ConfigError;
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TrustSection {
-    /// Prefix of the canonical `oras://` source the rule covers.
+    /// Prefix of the canonical `oras://` or http(s) source the rule covers.
     #[serde(rename = "match")]
     pub prefix: String,
     /// What is required: `"signed"` (the only policy so far).
     pub require: String,
-    /// PEM public key files (P-256 or Ed25519).
+    /// PEM public key files (P-256 or Ed25519), for `oras://` rules.
+    #[serde(default)]
     pub keys: Vec<PathBuf>,
+    /// OpenPGP public keyring files (binary or armoured), for http(s) rules.
+    #[serde(default)]
+    pub keyrings: Vec<PathBuf>,
+}
+
+/// A rule with its keys loaded.
+#[derive(Debug)]
+pub(crate) enum LoadedRule {
+    /// Over `oras://` sources.
+    Oras(TrustRule),
+    /// Over http(s) sources.
+    Http(HttpTrustRule),
 }
 
 impl TrustSection {
     /// Check the rule and load its keys.
-    pub(crate) fn load(&self) -> Result<TrustRule, ConfigError> {
+    pub(crate) fn load(&self) -> Result<LoadedRule, ConfigError> {
+        let lower = self.prefix.to_ascii_lowercase();
+        let http_scheme = ["https://", "http://"]
+            .into_iter()
+            .find(|s| lower.starts_with(s));
+        if let Some(scheme) = http_scheme {
+            return self.load_http(scheme).map(LoadedRule::Http);
+        }
         if !self.prefix.starts_with("oras://") || self.prefix.len() <= "oras://".len() {
             return Err(ConfigError::Invalid {
                 key: "trust.match",
                 value: self.prefix.clone(),
-                why: "must be a prefix of oras:// sources, starting oras://<host>",
+                why: "must be a prefix of oras:// or http(s):// sources, starting with the scheme and a host",
+            });
+        }
+        if !self.keyrings.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "trust.keyrings",
+                value: self.prefix.clone(),
+                why: "keyrings (OpenPGP) are for http(s) rules; an oras:// rule takes keys (PEM)",
             });
         }
         if self.require != "signed" {
@@ -59,11 +90,75 @@ impl TrustSection {
                 })
             })
             .collect::<Result<_, _>>()?;
-        Ok(TrustRule {
+        Ok(LoadedRule::Oras(TrustRule {
             prefix: self.prefix.clone(),
             keys,
-        })
+        }))
     }
+
+    /// An http(s) rule: OpenPGP keyrings that sign `sha_url` files.
+    fn load_http(&self, scheme: &str) -> Result<HttpTrustRule, ConfigError> {
+        // Sources are compared in canonical form (lowercase scheme and
+        // host), so the prefix is canonicalised the same way.
+        let prefix = match bty_store::canon::canonicalise_src(&self.prefix) {
+            Ok(p) if self.prefix.len() > scheme.len() => p,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    key: "trust.match",
+                    value: self.prefix.clone(),
+                    why: "must be an http(s) URL prefix with a host",
+                });
+            }
+        };
+        if self.require != "signed" {
+            return Err(ConfigError::Invalid {
+                key: "trust.require",
+                value: self.require.clone(),
+                why: "the only policy is \"signed\"",
+            });
+        }
+        if !self.keys.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "trust.keys",
+                value: self.prefix.clone(),
+                why: "keys (PEM, cosign) are for oras:// rules; an http(s) rule takes keyrings (OpenPGP)",
+            });
+        }
+        if self.keyrings.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "trust.keyrings",
+                value: String::new(),
+                why: "an http(s) rule needs at least one OpenPGP keyring file",
+            });
+        }
+        let keyrings = self
+            .keyrings
+            .iter()
+            .map(|path| {
+                read_keyring(path).map_err(|reason| ConfigError::TrustKey {
+                    rule: self.prefix.clone(),
+                    path: path.clone(),
+                    reason,
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(HttpTrustRule { prefix, keyrings })
+    }
+}
+
+/// Read and parse one OpenPGP keyring, capped.
+fn read_keyring(path: &Path) -> Result<Keyring, String> {
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut bytes = Vec::new();
+    file.take(MAX_KEYRING_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() > MAX_KEYRING_BYTES {
+        return Err(format!("larger than {MAX_KEYRING_BYTES} bytes"));
+    }
+    let ring = Keyring::parse(&bytes).map_err(|e| e.to_string())?;
+    tracing::info!(keyring = %path.display(), fingerprints = ?ring.fingerprints(), "loaded trust keyring");
+    Ok(ring)
 }
 
 /// Read and parse one PEM public key, capped (a key file is tiny).

@@ -135,8 +135,33 @@ impl CatalogService for CatalogApi {
             .sha256
             .as_deref()
             .is_none_or(|g| is_sha256_hex(&g.trim().to_ascii_lowercase()));
-        let sha256 = match &sha_url {
-            Some(sha_url) if given_ok => Some(
+        // A `[[trust]]` rule over the URL pins it from its signed sha_url
+        // only (refused when there is none or it does not verify).
+        let canonical = (!is_oras)
+            .then(|| bty_store::canon::canonicalise_src(r.url.trim()).ok())
+            .flatten();
+        let signed = match &canonical {
+            Some(src) if given_ok => {
+                self.downloader
+                    .check_signed_sums(src, sha_url.as_deref())
+                    .await?
+            }
+            _ => None,
+        };
+        let sha256 = match (&signed, &sha_url) {
+            (Some(signed), Some(sha_url)) => {
+                if let Some(given) = r.sha256.as_deref().map(|g| g.trim().to_ascii_lowercase())
+                    && given != signed.sha256
+                {
+                    return Err(Status::invalid_argument(format!(
+                        "the sha256 given ({given}) does not match the sha256 the signed {sha_url} lists for the image ({})",
+                        signed.sha256
+                    )));
+                }
+                tracing::info!(url = %r.url, %sha_url, signed_by = %signed.signed_by, "pinned from a signed checksum file");
+                Some(signed.sha256.clone())
+            }
+            (_, Some(sha_url)) if given_ok => Some(
                 sha_url::resolve(&self.downloader, &r.url, sha_url, r.sha256.as_deref()).await?,
             ),
             _ => r.sha256,

@@ -42,6 +42,7 @@ pub(crate) fn image(row: &Row) -> v1::Image {
         r#ref: row.image_ref.clone(),
         hashing,
         flash: flash.into(),
+        signed_by: row.signed_by.clone(),
     }
 }
 

@@ -126,6 +126,7 @@ mod tests {
             cached: false,
             actions: Actions::default(),
             file_name: None,
+            signed_by: None,
         }
     }
 

@@ -70,6 +70,7 @@ async fn open(
         .open_stream_from(
             &spec.src,
             spec.pinned_sha256.clone(),
+            spec.sha_url.clone(),
             Some(spec.cache_file_name.clone()),
             from,
         )

@@ -79,6 +79,7 @@ impl From<DownloaderError> for Status {
             | E::PushSignature(_)
             | E::FetchDocument { .. }
             | E::Source(_)
+            | E::UnsignedSums(_)
             | E::Stream { .. }) => status(Code::FailedPrecondition, &e),
             e @ E::TooLarge { .. } => status(Code::ResourceExhausted, &e),
             e @ (E::Io { .. } | E::Store { .. } | E::UploadTask(_)) => status(Code::Internal, &e),

@@ -133,6 +133,7 @@ mod tests {
             cached,
             actions: Actions::default(),
             file_name: None,
+            signed_by: None,
         }
     }
 

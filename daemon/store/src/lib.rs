@@ -36,4 +36,5 @@ pub mod names;
 pub mod oras_ref;
 pub mod scan;
 pub mod sidecar;
+pub mod signed;
 pub mod sums;

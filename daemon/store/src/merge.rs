@@ -79,6 +79,9 @@ pub struct Row {
     pub actions: Actions,
     /// File name in the image root holding the bytes (local or cached).
     pub file_name: Option<String>,
+    /// Fingerprint of the key that signed the stored bytes, when they were
+    /// downloaded under a passing `[[trust]]` check.
+    pub signed_by: Option<String>,
 }
 
 impl Row {
@@ -112,6 +115,8 @@ struct Candidate {
     cached: bool,
     /// The file in the image root holding this candidate's bytes.
     file_name: Option<String>,
+    /// Who signed those bytes (checked against their sha256 when read).
+    signed_by: Option<String>,
 }
 
 /// A row being collapsed.
@@ -127,6 +132,7 @@ struct Acc {
     remote_ref: Option<String>,
     local_file: Option<String>,
     cache_file: Option<String>,
+    signed_by: Option<String>,
 }
 
 impl Acc {
@@ -144,6 +150,10 @@ impl Acc {
             self.size_bytes = c.size_bytes;
         }
         self.cached |= c.cached;
+        // The record names the content's sha256, which the row shares.
+        if self.signed_by.is_none() {
+            self.signed_by = c.signed_by;
+        }
         let local = c.source.kind == SourceKind::Local;
         let (row_ref, file) = if local {
             (&mut self.local_ref, &mut self.local_file)
@@ -183,6 +193,7 @@ impl Acc {
             cached: self.cached,
             actions,
             file_name,
+            signed_by: self.signed_by,
         })
     }
 }
@@ -270,6 +281,7 @@ pub fn merge(scan: &[ScannedFile], entries: &[MergeEntry<'_>]) -> Vec<Row> {
             },
             cached: true,
             file_name: Some(f.name.clone()),
+            signed_by: f.signed_by.clone(),
         });
     }
     // Pass 2: catalog entries, cached when their cache file is present.
@@ -296,6 +308,7 @@ pub fn merge(scan: &[ScannedFile], entries: &[MergeEntry<'_>]) -> Vec<Row> {
             },
             cached: hit.is_some(),
             file_name: hit.map(|f| f.name.clone()),
+            signed_by: hit.and_then(|f| f.signed_by.clone()),
         });
     }
 

@@ -106,6 +106,8 @@ pub fn validate_image_file_name(name: &str) -> Result<(), NameError> {
         Some("storage marker")
     } else if name.ends_with(SIDECAR_SUFFIX) {
         Some("sha256 sidecar")
+    } else if name.ends_with(crate::signed::SIGNED_SUFFIX) {
+        Some("signer record")
     } else if name.ends_with(PARTIAL_SUFFIX) {
         Some("partial transfer")
     } else if is_cache_file_name(name) {

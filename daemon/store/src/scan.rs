@@ -19,6 +19,7 @@ use crate::format::{ImageFormat, detect, format_from_name, read_header_of};
 use crate::identity::{FileIdentity, OpenImageError, open_regular};
 use crate::names::{self, MARKER_FILE, PARTIAL_SUFFIX, SIDECAR_SUFFIX};
 use crate::sidecar::{Sidecar, read_sidecar};
+use crate::signed::{SIGNED_SUFFIX, read_signed};
 
 /// One image file found in the image root.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,6 +41,9 @@ pub struct ScannedFile {
     pub sidecar: Sidecar,
     /// The 12-hex ref prefix when the name is a cached catalog download.
     pub cache_ref_prefix: Option<String>,
+    /// Who signed these bytes, when a `[[trust]]` check passed as they
+    /// were downloaded (`<name>.signed`, for the fresh sidecar's sha256).
+    pub signed_by: Option<String>,
 }
 
 /// How the scan treats a directory entry.
@@ -61,6 +65,7 @@ fn is_own_name(name: &str) -> bool {
     name == MARKER_FILE
         || name.starts_with('.')
         || name.ends_with(SIDECAR_SUFFIX)
+        || name.ends_with(SIGNED_SUFFIX)
         || name.ends_with(PARTIAL_SUFFIX)
         || is_temp_file_name(name)
 }
@@ -118,6 +123,7 @@ fn classify(root: &Path, entry: &fs::DirEntry) -> io::Result<Class> {
 
 fn scanned(name: String, path: PathBuf, meta: &fs::Metadata, format: ImageFormat) -> ScannedFile {
     let sidecar = read_sidecar(&path);
+    let signed_by = read_signed(&path, sidecar.fresh_sha256());
     let cache_ref_prefix = names::cache_ref_prefix(&name).map(str::to_owned);
     let identity = FileIdentity::of(meta);
     ScannedFile {
@@ -127,6 +133,7 @@ fn scanned(name: String, path: PathBuf, meta: &fs::Metadata, format: ImageFormat
         format,
         sidecar,
         cache_ref_prefix,
+        signed_by,
         name,
         path,
     }

@@ -137,6 +137,9 @@ pub(crate) struct ImageRow {
     sources: Vec<SourceRow>,
     cached: bool,
     actions: ActionsRow,
+    /// Key fingerprint of a `[[trust]]`-checked download; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signed_by: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -171,6 +174,7 @@ impl From<Image> for ImageRow {
                 })
                 .collect(),
             cached: image.cached,
+            signed_by: image.signed_by,
             actions: ActionsRow {
                 fetch: actions.fetch,
                 update: actions.update,

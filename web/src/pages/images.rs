@@ -57,6 +57,8 @@ pub(crate) struct RowView {
     sources: Vec<SourceView>,
     cached: bool,
     hashing: bool,
+    /// Fingerprint of the key that signed the stored bytes.
+    signed_by: Option<String>,
     /// The first remote source, what entry delete removes ("" if none).
     entry_src: String,
     fetch: Gate,
@@ -177,6 +179,7 @@ impl RowView {
                 .collect(),
             cached,
             hashing: image.hashing,
+            signed_by: image.signed_by.filter(|s| !s.is_empty()),
             entry_src,
             fetch,
             update,

@@ -47,6 +47,7 @@ pub fn sample_images() -> Vec<Image> {
             r#ref: "1".repeat(64),
             hashing: false,
             flash: FlashMode::Local as i32,
+            signed_by: None,
         },
         Image {
             id: SHA_REMOTE.to_owned(),
@@ -66,6 +67,7 @@ pub fn sample_images() -> Vec<Image> {
             r#ref: "2".repeat(64),
             hashing: false,
             flash: FlashMode::Local as i32,
+            signed_by: None,
         },
         Image {
             id: "3".repeat(64),
@@ -82,6 +84,7 @@ pub fn sample_images() -> Vec<Image> {
             r#ref: "3".repeat(64),
             hashing: false,
             flash: FlashMode::Streamed as i32,
+            signed_by: None,
         },
         Image {
             id: "4".repeat(64),
@@ -95,6 +98,7 @@ pub fn sample_images() -> Vec<Image> {
             r#ref: "4".repeat(64),
             hashing: true,
             flash: FlashMode::Local as i32,
+            signed_by: None,
         },
     ]
 }

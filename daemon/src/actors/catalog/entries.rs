@@ -192,6 +192,9 @@ impl CatalogState {
     /// Delete a cached file and its sidecar; true if the file existed.
     pub(super) fn remove_cached(&self, name: &str) -> bool {
         let path = self.args.image_root.join(name);
+        if let Err(e) = bty_store::signed::remove_signed(&path) {
+            tracing::warn!(name, error = %e, "cannot remove a cached file's signer record");
+        }
         remove_with_sidecar(&path).unwrap_or_else(|e| {
             tracing::warn!(name, error = %e, "cannot remove cached file");
             false

@@ -62,6 +62,7 @@ impl CatalogState {
             name: entry.name.clone(),
             src: entry.src.clone(),
             pinned_sha256: entry.sha256.clone(),
+            sha_url: entry.record.sha_url.clone(),
             size_bytes: entry.size_bytes,
             cache_file_name,
             update,

@@ -73,6 +73,9 @@ pub struct DownloadSpec {
     pub src: String,
     /// Pinned content digest: the bytes must match.
     pub pinned_sha256: Option<String>,
+    /// The checksum file the pin came from, for `[[trust]]` checks.
+    #[serde(default)]
+    pub sha_url: Option<String>,
     /// Size the catalog declares, if any.
     pub size_bytes: Option<u64>,
     /// `catalog-<ref12>-<slug>.<ext>` in the image root.

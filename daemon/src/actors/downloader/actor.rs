@@ -5,6 +5,7 @@
 use super::error::DownloaderError;
 use super::handle::DownloaderHandle;
 use super::messages::{DownloaderMessage, JobOutcome, UploadRequest, Uploaded};
+use super::signed_sums::{self, HttpTrust};
 use super::stream::{StreamContext, open_stream};
 use super::task::{TaskContext, run_download, run_push};
 use super::{persist, task, upload};
@@ -56,6 +57,8 @@ pub struct DownloaderArgs {
     pub me: DownloaderHandle,
     /// Tasks of every incarnation.
     pub tasks: TaskRegistry,
+    /// `[[trust]]` rules over http(s) sources.
+    pub http_trust: HttpTrust,
 }
 
 /// The behaviour.
@@ -174,6 +177,18 @@ impl Actor for DownloaderActor {
                     task::resolve_oras(&oci, &reference).await
                 }));
             }
+            DownloaderMessage::CheckSignedSums {
+                src,
+                sha_url,
+                reply,
+            } => {
+                let (http, trust) = (state.args.http.clone(), state.args.http_trust.clone());
+                let _ = reply.send(tokio::spawn(async move {
+                    signed_sums::check_add(&http, &trust, &src, sha_url.as_deref())
+                        .await
+                        .map_err(DownloaderError::from)
+                }));
+            }
             DownloaderMessage::FetchDocument { url, cap, reply } => {
                 let (http, oci) = (state.args.http.clone(), state.args.oci.clone());
                 let _ = reply.send(tokio::spawn(async move {
@@ -183,6 +198,7 @@ impl Actor for DownloaderActor {
             DownloaderMessage::OpenStream {
                 src,
                 pinned_sha256,
+                sha_url,
                 name,
                 from,
                 reply,
@@ -191,9 +207,18 @@ impl Actor for DownloaderActor {
                     http: state.args.http.clone(),
                     oci: state.args.oci.clone(),
                     options: state.args.fetch_options.clone(),
+                    http_trust: state.args.http_trust.clone(),
                 };
                 let _ = reply.send(tokio::spawn(async move {
-                    open_stream(ctx, &src, pinned_sha256.as_deref(), name, from).await
+                    open_stream(
+                        ctx,
+                        &src,
+                        pinned_sha256.as_deref(),
+                        sha_url.as_deref(),
+                        name,
+                        from,
+                    )
+                    .await
                 }));
             }
             DownloaderMessage::Upload { request, reply } => state.upload(request, reply),
@@ -267,6 +292,7 @@ impl DownloaderState {
                 http: self.args.http.clone(),
                 oci: self.args.oci.clone(),
                 fetch_options: self.args.fetch_options.clone(),
+                http_trust: self.args.http_trust.clone(),
                 catalog: self.args.catalog.clone(),
                 me: self.args.me.clone(),
                 cancel: job.cancel.clone(),

@@ -1,5 +1,6 @@
 //! Errors of downloader requests (a failed *job* is data, not an error).
 
+use super::signed_sums::SignedSumsError;
 use crate::actors::Unavailable;
 use crate::actors::catalog::CatalogError;
 use bty_fetch::FetchError;
@@ -20,6 +21,9 @@ pub enum DownloaderError {
     /// An image URL (to resolve) that is not a valid source.
     #[error("invalid image_url")]
     BadImageUrl(#[source] BadRef),
+    /// An http(s) source a `[[trust]]` rule covers did not verify.
+    #[error(transparent)]
+    UnsignedSums(Box<SignedSumsError>),
     /// A catalog URL that is not a valid source.
     #[error("invalid catalog url")]
     BadCatalogUrl(#[source] BadRef),
@@ -175,6 +179,10 @@ pub enum SourceError {
     /// A `[[trust]]` rule matched and no signature by its keys verified.
     #[error(transparent)]
     Untrusted(OciError),
+    /// A `[[trust]]` rule covers the http(s) source and its pin is not
+    /// from a checksum file signed by the rule's keys.
+    #[error(transparent)]
+    UnsignedSums(Box<SignedSumsError>),
     /// No token or URL for the blob.
     #[error(transparent)]
     BlobRequest(OciError),
@@ -242,4 +250,18 @@ pub enum BadSignaturePush {
     /// The payload is not a cosign payload for the digest named.
     #[error(transparent)]
     Payload(#[from] bty_cosign::SignatureError),
+}
+
+// Boxed: the refusal carries URLs, fingerprints and the crate's reason,
+// and would make every downloader `Result` large.
+impl From<SignedSumsError> for DownloaderError {
+    fn from(e: SignedSumsError) -> Self {
+        Self::UnsignedSums(Box::new(e))
+    }
+}
+
+impl From<SignedSumsError> for SourceError {
+    fn from(e: SignedSumsError) -> Self {
+        Self::UnsignedSums(Box::new(e))
+    }
 }

@@ -102,9 +102,11 @@ impl DownloaderHandle {
         &self,
         src: &str,
         pinned_sha256: Option<String>,
+        sha_url: Option<String>,
         name: Option<String>,
     ) -> Result<RemoteStream, DownloaderError> {
-        self.open_stream_from(src, pinned_sha256, name, 0).await
+        self.open_stream_from(src, pinned_sha256, sha_url, name, 0)
+            .await
     }
 
     /// Like [`Self::open_stream`], from byte `from` on (a ranged read: no
@@ -113,6 +115,7 @@ impl DownloaderHandle {
         &self,
         src: &str,
         pinned_sha256: Option<String>,
+        sha_url: Option<String>,
         name: Option<String>,
         from: u64,
     ) -> Result<RemoteStream, DownloaderError> {
@@ -120,9 +123,29 @@ impl DownloaderHandle {
         self.run("stream opening", |reply| DownloaderMessage::OpenStream {
             src,
             pinned_sha256,
+            sha_url,
             name,
             from,
             reply,
+        })
+        .await
+    }
+
+    /// The add-time `[[trust]]` check of an http(s) source: what its signed
+    /// `sha_url` lists for it and who signed, or `None` when no rule
+    /// covers it.
+    pub async fn check_signed_sums(
+        &self,
+        src: &str,
+        sha_url: Option<&str>,
+    ) -> Result<Option<super::signed_sums::SignedDigest>, DownloaderError> {
+        let (src, sha_url) = (src.to_owned(), sha_url.map(str::to_owned));
+        self.run("signed checksum check", |reply| {
+            DownloaderMessage::CheckSignedSums {
+                src,
+                sha_url,
+                reply,
+            }
         })
         .await
     }

@@ -168,6 +168,16 @@ pub enum DownloaderMessage {
         /// reference resolved to.
         reply: RpcReplyPort<Running<OrasResolved, DownloaderError>>,
     },
+    /// The add-time `[[trust]]` check of an http(s) source: the digest its
+    /// signed `sha_url` lists, or `None` when no rule covers it.
+    CheckSignedSums {
+        /// The canonical source.
+        src: String,
+        /// The checksum file, if any.
+        sha_url: Option<String>,
+        /// The checking task (answered at once).
+        reply: RpcReplyPort<Running<Option<super::signed_sums::SignedDigest>, DownloaderError>>,
+    },
     /// Fetch a small document (a catalog) from http(s) or oras, capped.
     FetchDocument {
         /// URL or oras reference.
@@ -183,6 +193,8 @@ pub enum DownloaderMessage {
         src: String,
         /// The sha256 the bytes must have, if pinned.
         pinned_sha256: Option<String>,
+        /// The entry's checksum file, for a `[[trust]]` rule's check.
+        sha_url: Option<String>,
         /// A file name for the image, if the caller knows one.
         name: Option<String>,
         /// Start at this byte (0: the whole body, checked against its

@@ -10,6 +10,7 @@ mod error;
 mod handle;
 mod messages;
 mod persist;
+mod signed_sums;
 mod source;
 mod stream;
 mod task;
@@ -21,4 +22,5 @@ pub use handle::DownloaderHandle;
 pub use messages::{
     DownloaderMessage, JobFailure, JobOutcome, OrasResolved, SignaturePush, UploadRequest, Uploaded,
 };
+pub use signed_sums::{HttpTrust, HttpTrustRule, SignedDigest, SignedSumsError};
 pub use stream::RemoteStream;

@@ -197,6 +197,7 @@ mod tests {
             name: "a".into(),
             src: "https://h/a.img".into(),
             pinned_sha256: None,
+            sha_url: None,
             size_bytes: None,
             cache_file_name: "catalog-0123456789ab-a.img".into(),
             update: false,

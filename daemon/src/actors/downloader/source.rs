@@ -3,6 +3,7 @@
 //! must be. Shared by downloads and streams.
 
 use super::error::{BadRef, SourceError};
+use super::signed_sums::{HttpTrust, check_pinned};
 use bty_oci::OciClient;
 use bty_store::canon::{Scheme, canonicalise_src, scheme};
 use bty_store::oras_ref::OrasRef;
@@ -25,16 +26,29 @@ pub(crate) struct Source {
     pub(crate) signed_by: Option<String>,
 }
 
+/// What the checks before a transfer need: the clients and the rules.
+#[derive(Debug, Clone)]
+pub(crate) struct Checks {
+    pub(crate) http: reqwest::Client,
+    pub(crate) oci: OciClient,
+    pub(crate) http_trust: HttpTrust,
+}
+
 /// Resolve `src` (http(s) URL or `oras://` reference) to a request; a
-/// registry layer must match `pinned` when one is given, and a reference a
-/// `[[trust]]` rule matches must carry a signature by one of its keys.
+/// registry layer must match `pinned` when one is given, and a source a
+/// `[[trust]]` rule matches must carry a signature by one of its keys (a
+/// cosign signature for a reference; for an http(s) URL, a signed
+/// `sha_url` that lists exactly `pinned`).
 pub(crate) async fn remote_source(
-    oci: &OciClient,
+    checks: &Checks,
     src: &str,
     pinned: Option<&str>,
+    sha_url: Option<&str>,
 ) -> Result<Source, SourceError> {
+    let oci = &checks.oci;
     match scheme(src).map_err(BadRef::from)? {
         Scheme::Http | Scheme::Https => Ok(Source {
+            signed_by: check_pinned(&checks.http, &checks.http_trust, src, sha_url, pinned).await?,
             url: src.to_owned(),
             headers: HeaderMap::new(),
             expected_sha256: pinned.map(str::to_owned),
@@ -44,7 +58,6 @@ pub(crate) async fn remote_source(
             oras: None,
             digest: String::new(),
             title: None,
-            signed_by: None,
         }),
         Scheme::Oras => {
             let canonical = canonicalise_src(src).map_err(BadRef::from)?;

@@ -4,7 +4,8 @@
 //! in the image root.
 
 use super::error::{DownloaderError, StreamError};
-use super::source::remote_source;
+use super::signed_sums::HttpTrust;
+use super::source::{Checks, remote_source};
 use crate::chain::chain;
 use bty_fetch::{BodyReader, FetchError, FetchOptions, StreamRequest, StreamState};
 use bty_oci::OciClient;
@@ -31,6 +32,7 @@ pub(crate) struct StreamContext {
     pub(crate) http: reqwest::Client,
     pub(crate) oci: OciClient,
     pub(crate) options: FetchOptions,
+    pub(crate) http_trust: HttpTrust,
 }
 
 /// Resolve `src` and start pulling it; returns once the first bytes
@@ -39,10 +41,16 @@ pub(crate) async fn open_stream(
     ctx: StreamContext,
     src: &str,
     pinned_sha256: Option<&str>,
+    sha_url: Option<&str>,
     name: Option<String>,
     from: u64,
 ) -> Result<RemoteStream, DownloaderError> {
-    let source = remote_source(&ctx.oci, src, pinned_sha256).await?;
+    let checks = Checks {
+        http: ctx.http.clone(),
+        oci: ctx.oci.clone(),
+        http_trust: ctx.http_trust.clone(),
+    };
+    let source = remote_source(&checks, src, pinned_sha256, sha_url).await?;
     let name = name
         .or_else(|| source.title.clone())
         .unwrap_or_else(|| last_segment(src));

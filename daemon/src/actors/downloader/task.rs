@@ -5,7 +5,8 @@ use super::error::{BadRef, DocumentError, DownloaderError, SourceError};
 use super::handle::DownloaderHandle;
 use super::messages::{JobFailure, JobOutcome, OrasResolved, SignaturePush};
 use super::persist::{self, checkpoint_path};
-use super::source::{Source, remote_source};
+use super::signed_sums::HttpTrust;
+use super::source::{Checks, Source, remote_source};
 use crate::actors::catalog::{CatalogHandle, DownloadSpec, Landed, LocalImage};
 use bty_fetch::{FetchError, FetchOptions, FetchRequest, Progress, Unchanged};
 use bty_oci::OciClient;
@@ -30,6 +31,7 @@ pub(crate) struct TaskContext {
     pub(crate) http: reqwest::Client,
     pub(crate) oci: OciClient,
     pub(crate) fetch_options: FetchOptions,
+    pub(crate) http_trust: HttpTrust,
     pub(crate) catalog: CatalogHandle,
     pub(crate) me: DownloaderHandle,
     pub(crate) cancel: CancellationToken,
@@ -136,6 +138,15 @@ async fn download(ctx: &TaskContext, spec: &DownloadSpec) -> JobOutcome {
             source,
         });
     }
+    // Who signed what landed, for the listing; an unsigned update drops an
+    // older record (the scan also ignores one naming other content).
+    let recorded = match &source.signed_by {
+        Some(signer) => bty_store::signed::write_signed(&dest, &fetched.sha256, signer),
+        None => bty_store::signed::remove_signed(&dest),
+    };
+    if let Err(e) = recorded {
+        tracing::warn!(file = %dest.display(), error = %e, "cannot record the signer of a download");
+    }
     ctx.catalog.landed(Landed {
         image_ref: spec.image_ref.clone(),
         cache_file_name: spec.cache_file_name.clone(),
@@ -164,6 +175,20 @@ async fn source_for(ctx: &TaskContext, spec: &DownloadSpec) -> Result<Option<Sou
         scheme(&spec.src).map_err(BadRef::from)?,
         Scheme::Http | Scheme::Https
     );
+    let checks = Checks {
+        http: ctx.http.clone(),
+        oci: ctx.oci.clone(),
+        http_trust: ctx.http_trust.clone(),
+    };
+    // Resolved (and trust-checked) before an update's probe, so "upstream
+    // unchanged" is never said of a source a rule now refuses.
+    let source = remote_source(
+        &checks,
+        &spec.src,
+        spec.pinned_sha256.as_deref(),
+        spec.sha_url.as_deref(),
+    )
+    .await?;
     if is_http && spec.update && (spec.etag.is_some() || spec.last_modified.is_some()) {
         let meta = bty_fetch::probe(&ctx.http, &spec.src, &HeaderMap::new())
             .await
@@ -174,7 +199,6 @@ async fn source_for(ctx: &TaskContext, spec: &DownloadSpec) -> Result<Option<Sou
             return Ok(None);
         }
     }
-    let source = remote_source(&ctx.oci, &spec.src, spec.pinned_sha256.as_deref()).await?;
     // A registry names its content: the same layer digest is no change.
     if spec.update && source.oras.is_some() && spec.cached_sha256 == source.expected_sha256 {
         return Ok(None);

@@ -61,6 +61,7 @@ mod tests {
                 ..Actions::default()
             },
             file_name: None,
+            signed_by: None,
         }
     }
 

@@ -52,7 +52,7 @@ async fn remote(
     key: &str,
     not_local: CatalogError,
 ) -> Result<ImageInput, FlasherError> {
-    let (src, pinned, name) = match catalog.download_spec(key, false).await {
+    let (src, pinned, sha_url, name) = match catalog.download_spec(key, false).await {
         Ok(spec) if name_needs_a_file(&spec.cache_file_name) => {
             let download = downloader.fetch(spec).await?;
             return Ok(ImageInput::Download(PendingDownload {
@@ -60,10 +60,15 @@ async fn remote(
                 key: key.to_owned(),
             }));
         }
-        Ok(spec) => (spec.src, spec.pinned_sha256, Some(spec.cache_file_name)),
-        Err(_) if key.contains("://") => (canonicalise_src(key)?, None, None),
+        Ok(spec) => (
+            spec.src,
+            spec.pinned_sha256,
+            spec.sha_url,
+            Some(spec.cache_file_name),
+        ),
+        Err(_) if key.contains("://") => (canonicalise_src(key)?, None, None, None),
         Err(_) => return Err(not_local.into()),
     };
-    let stream = downloader.open_stream(&src, pinned, name).await?;
+    let stream = downloader.open_stream(&src, pinned, sha_url, name).await?;
     Ok(ImageInput::Stream(stream))
 }

@@ -26,6 +26,7 @@ fn file(name: &str, size: u64, format: ImageFormat, sidecar: Sidecar) -> Scanned
         format,
         sidecar,
         cache_ref_prefix: names::cache_ref_prefix(name).map(str::to_owned),
+        signed_by: None,
     }
 }
 
@@ -127,6 +128,7 @@ fn local_file_alone_has_one_local_source_and_no_actions() {
             cached: true,
             actions: NONE,
             file_name: Some("a.img.gz".to_owned()),
+            signed_by: None,
         }]
     );
 }
@@ -169,6 +171,7 @@ fn pinned_remote_entry_uncached_can_be_fetched_and_deleted() {
             cached: false,
             actions: FETCHABLE,
             file_name: None,
+            signed_by: None,
         }]
     );
 }
