@@ -91,7 +91,7 @@ impl TrustSection {
             })
             .collect::<Result<_, _>>()?;
         Ok(LoadedRule::Oras(TrustRule {
-            prefix: self.prefix.clone(),
+            prefix: canonical_oras_prefix(&self.prefix),
             keys,
         }))
     }
@@ -161,6 +161,26 @@ fn read_keyring(path: &Path) -> Result<Keyring, String> {
     Ok(ring)
 }
 
+/// An `oras://` prefix in the form sources are compared in: registry and
+/// repository lowercase (as `canonicalise_src` writes them), a tag left as
+/// written. Without this, `oras://Registry.lab/images/` would match no
+/// canonical source, and the rule would silently require nothing.
+fn canonical_oras_prefix(prefix: &str) -> String {
+    let body = prefix.strip_prefix("oras://").unwrap_or(prefix);
+    let last_segment = body.rfind('/').map_or(0, |i| i + 1);
+    // Only the last segment's `:` or `@` starts a tag or digest (an
+    // earlier `:` is the registry's port).
+    let tag_at = body[last_segment..]
+        .find([':', '@'])
+        .filter(|_| last_segment > 0)
+        .map_or(body.len(), |i| last_segment + i);
+    format!(
+        "oras://{}{}",
+        body[..tag_at].to_ascii_lowercase(),
+        &body[tag_at..]
+    )
+}
+
 /// Read and parse one PEM public key, capped (a key file is tiny).
 fn read_key(path: &Path) -> Result<PublicKey, String> {
     let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
@@ -171,4 +191,28 @@ fn read_key(path: &Path) -> Result<PublicKey, String> {
     let key = PublicKey::from_pem(&text).map_err(|e| e.to_string())?;
     tracing::info!(key = %path.display(), fingerprint = key.fingerprint(), "loaded trust key");
     Ok(key)
+}
+
+#[cfg(test)]
+mod prefix_tests {
+    use super::canonical_oras_prefix;
+
+    #[test]
+    fn oras_prefixes_are_compared_lowercase_but_tags_keep_their_case() {
+        for (given, canonical) in [
+            (
+                "oras://Registry.Lab:5000/Images/",
+                "oras://registry.lab:5000/images/",
+            ),
+            ("oras://REG:5000", "oras://reg:5000"),
+            ("oras://reg/Team/Disk:V1", "oras://reg/team/disk:V1"),
+            (
+                "oras://reg/team/disk@sha256:AB",
+                "oras://reg/team/disk@sha256:AB",
+            ),
+            ("oras://reg/", "oras://reg/"),
+        ] {
+            assert_eq!(canonical_oras_prefix(given), canonical, "{given}");
+        }
+    }
 }
