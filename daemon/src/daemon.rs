@@ -146,6 +146,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             running: RunningFlashes::default(),
             catalog: catalog.clone(),
             downloader: downloader.clone(),
+            trusted_prefixes: std::sync::Arc::new(
+                config
+                    .trust
+                    .iter()
+                    .map(|r| r.prefix.clone())
+                    .chain(config.http_trust.iter().map(|r| r.prefix.clone()))
+                    .collect(),
+            ),
         }),
         budget: RestartBudget::default(),
     };

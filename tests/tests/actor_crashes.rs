@@ -76,6 +76,7 @@ async fn start(state: &Path) -> Tree {
             running: RunningFlashes::default(),
             catalog: catalog.clone(),
             downloader: downloader.clone(),
+            trusted_prefixes: std::sync::Arc::default(),
         }),
         budget: RestartBudget::default(),
     };

@@ -6,12 +6,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use bty_e2e::loopdev::LoopDevice;
 use bty_e2e::origin::Origin;
-use bty_e2e::{Daemon, noise};
+use bty_e2e::{Daemon, noise, wait_for};
 use bty_store::digest::sha256_bytes;
+use bty_test_caps::require_loop_devices;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 /// A throwaway gpg home with one signing key.
 struct Gpg {
@@ -378,4 +381,68 @@ fn an_entry_pinned_before_the_rule_is_refused_until_it_verifies_and_others_are_u
         .find(|r| r["sha256"] == sha.as_str())
         .unwrap();
     assert!(row.get("signed_by").is_none(), "{row}");
+}
+
+#[test]
+fn a_copy_stored_before_the_rule_is_not_flashed_under_it() {
+    require_loop_devices();
+    let origin = Origin::start();
+    let lab = Gpg::new("bty test <t@example.org>");
+    let keys = tempfile::tempdir().unwrap();
+    let keyring = lab.export_to(keys.path(), "lab.gpg");
+    let image = noise(1 << 20, 46);
+    let sha = sha256_bytes(&image);
+    origin.put("/signed/old.img", image.clone());
+
+    // Pinned by hand and fetched by a daemon with no rule.
+    let before = Daemon::start();
+    add(&before, &origin.url("/signed/old.img"), None, Some(&sha)).unwrap();
+    let (code, job) = fetch(&before, "old.img");
+    assert_eq!(code, 0, "{job}");
+    let catalog = std::fs::read(before.state_dir.join("catalog.toml")).unwrap();
+    let stored: Vec<(String, Vec<u8>)> = before
+        .image_root_names()
+        .into_iter()
+        .filter(|n| !n.starts_with('.'))
+        .map(|n| {
+            let bytes = std::fs::read(before.image_root.join(&n)).unwrap();
+            (n, bytes)
+        })
+        .collect();
+    drop(before);
+    assert!(
+        stored.iter().any(|(n, _)| n.ends_with(".sha256")),
+        "{stored:?}"
+    );
+
+    // The same state under a rule covering that source.
+    let d = daemon(&origin, &keyring, |state, root| {
+        std::fs::write(state.join("catalog.toml"), &catalog).unwrap();
+        // The image before its sidecar, so the sidecar stays fresh.
+        let mut files = stored.clone();
+        files.sort_by_key(|(n, _)| n.ends_with(".sha256"));
+        for (name, bytes) in files {
+            std::fs::write(root.join(name), bytes).unwrap();
+        }
+    });
+    wait_for(Duration::from_secs(30), "the stored copy listed", || {
+        d.images()
+            .into_iter()
+            .find(|r| r["sha256"] == sha.as_str() && r["cached"] == true)
+    });
+    let work = tempfile::tempdir().unwrap();
+    let disk = LoopDevice::create(&work.path().join("disk"), 4 << 20, 0x77, false);
+    let (code, _, stderr) = d.flash(&["old.img", disk.dev()]);
+    assert_ne!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("never checked") && stderr.contains("/signed/"),
+        "{stderr}"
+    );
+    assert!(
+        std::fs::read(&disk.file)
+            .unwrap()
+            .iter()
+            .all(|&b| b == 0x77),
+        "the disk was written"
+    );
 }

@@ -112,7 +112,7 @@ fn images_table(images: &[Image]) -> String {
         return "no images".to_owned();
     }
     let mut table = Table::new(&[
-        "NAME", "FORMAT", "SIZE", "SHA256", "SOURCE", "CACHED", "ACTIONS",
+        "NAME", "FORMAT", "SIZE", "SHA256", "SOURCE", "CACHED", "SIGNED", "ACTIONS",
     ]);
     for image in images {
         let sha = match &image.sha256 {
@@ -128,6 +128,8 @@ fn images_table(images: &[Image]) -> String {
             sha,
             sources.join(","),
             if image.cached { "yes" } else { "no" }.to_owned(),
+            // The signer's fingerprint, shortened like a sha256.
+            or_dash(image.signed_by.as_deref().map(|f| short_hash(f).to_owned())),
             or_dash(actions_text(image)),
         ]);
     }

@@ -101,7 +101,7 @@ impl From<FlasherError> for Status {
             | E::OpenTask(_)
             | E::CheckTask(_)
             | E::Url(_)) => status(Code::InvalidArgument, &e),
-            e @ E::Refused { .. } => status(Code::FailedPrecondition, &e),
+            e @ (E::Refused { .. } | E::Unsigned { .. }) => status(Code::FailedPrecondition, &e),
             e @ E::NoSuchJob { .. } => status(Code::NotFound, &e),
             e @ E::Disks(_) => status(Code::Internal, &e),
             e @ E::Unavailable(_) => status(Code::Unavailable, &e),

@@ -193,6 +193,13 @@ impl CatalogState {
             sha256: row.sha256.clone(),
             format: row.format.clone(),
             names: row.names.clone(),
+            remote_sources: row
+                .sources
+                .iter()
+                .filter(|s| s.kind != bty_store::merge::SourceKind::Local)
+                .map(|s| s.location.clone())
+                .collect(),
+            signed_by: row.signed_by.clone(),
         })
     }
 }

@@ -131,6 +131,11 @@ pub struct LocalImage {
     /// with [`bty_store::identity::VerifiedImage`] against this, never
     /// `path` directly.
     pub identity: bty_store::identity::FileIdentity,
+    /// The row's remote sources (canonical src URLs), if any.
+    pub remote_sources: Vec<String>,
+    /// Fingerprint of the key whose signature was checked when these bytes
+    /// were downloaded under a `[[trust]]` rule.
+    pub signed_by: Option<String>,
 }
 
 impl LocalImage {

@@ -36,6 +36,9 @@ pub struct FlasherArgs {
     pub catalog: CatalogHandle,
     /// Opens streams and runs the downloads a flash waits for.
     pub downloader: DownloaderHandle,
+    /// Source prefixes of the `[[trust]]` rules: a stored copy of such a
+    /// source is flashed only if its signature was checked when it landed.
+    pub trusted_prefixes: std::sync::Arc<Vec<String>>,
 }
 
 /// The behaviour.
@@ -156,7 +159,13 @@ async fn check_order(
     if order.targets.is_empty() {
         return Err(FlasherError::NoTargets);
     }
-    let resolved = resolve(&args.catalog, &args.downloader, &order.image).await?;
+    let resolved = resolve(
+        &args.catalog,
+        &args.downloader,
+        &args.trusted_prefixes,
+        &order.image,
+    )
+    .await?;
     let request = FlashJobRequest {
         image: resolved.image,
         label: order.image,

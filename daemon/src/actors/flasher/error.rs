@@ -64,6 +64,19 @@ pub enum FlasherError {
     /// An image URL that is not a valid source.
     #[error("invalid image url")]
     Url(#[from] SrcError),
+    /// A stored copy of a source a `[[trust]]` rule covers, whose signature
+    /// was never checked (it was downloaded before the rule existed).
+    #[error(
+        "{file} comes from a source the [[trust]] rule {rule:?} covers, but its signature was \
+         never checked (it was stored before the rule): run `btyctl update` to pull it again \
+         under the rule, or flash it by URL"
+    )]
+    Unsigned {
+        /// The stored file.
+        file: String,
+        /// The rule's prefix.
+        rule: String,
+    },
 }
 
 /// Why an image cannot be flashed, found by looking at its bytes.

@@ -22,10 +22,26 @@ pub(crate) struct Resolved {
 pub(crate) async fn resolve(
     catalog: &CatalogHandle,
     downloader: &DownloaderHandle,
+    trusted_prefixes: &[String],
     key: &str,
 ) -> Result<Resolved, FlasherError> {
     match catalog.resolve_local(key).await {
         Ok(local) => {
+            // Pulls under a rule are checked as they happen; a copy stored
+            // without that check (before the rule existed) is not flashed.
+            if local.signed_by.is_none()
+                && let Some(rule) = trusted_prefixes.iter().find(|p| {
+                    local
+                        .remote_sources
+                        .iter()
+                        .any(|s| s.starts_with(p.as_str()))
+                })
+            {
+                return Err(FlasherError::Unsigned {
+                    file: local.file_name,
+                    rule: rule.clone(),
+                });
+            }
             let sha256 = local.sha256.clone();
             let image = tokio::task::spawn_blocking(move || local.open())
                 .await
