@@ -123,15 +123,8 @@ async fn push_index(registry: &Registry, repo: &str) -> (String, String) {
         );
         let tag = support::oras(&registry.host(), &format!("{repo}:{arch}"));
         let pushed = client.push(&tag, &file, "disk.img", OCTET).await.unwrap();
-        let manifest = http
-            .get(format!("{}/v2/{repo}/manifests/{arch}", registry.url()))
-            .header("accept", OCI_MANIFEST)
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let manifest =
+            support::get_manifest(&format!("{}/v2/{repo}/manifests/{arch}", registry.url())).await;
         entries.push(serde_json::json!({
             "mediaType": OCI_MANIFEST,
             "digest": pushed.manifest_digest,

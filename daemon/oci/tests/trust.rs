@@ -125,15 +125,7 @@ async fn a_docker_v2_signature_manifest_is_accepted() {
     // Rewrite the signature manifest as Docker v2 schema 2 (blobs stay).
     let url = format!("{}/v2/lab/disk/manifests/{sig_tag}", registry.url());
     let http = support::http();
-    let body = http
-        .get(&url)
-        .header("accept", bty_oci::manifest::OCI_MANIFEST)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let body = support::get_manifest(&url).await;
     let oci: serde_json::Value = serde_json::from_slice(&body).unwrap();
     let mut docker = oci.clone();
     docker["mediaType"] = bty_oci::manifest::DOCKER_MANIFEST.into();

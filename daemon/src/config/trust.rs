@@ -58,38 +58,20 @@ impl TrustSection {
                 why: "must be a prefix of oras:// or http(s):// sources, starting with the scheme and a host",
             });
         }
-        if !self.keyrings.is_empty() {
-            return Err(ConfigError::Invalid {
-                key: "trust.keyrings",
-                value: self.prefix.clone(),
-                why: "keyrings (OpenPGP) are for http(s) rules; an oras:// rule takes keys (PEM)",
-            });
-        }
-        if self.require != "signed" {
-            return Err(ConfigError::Invalid {
-                key: "trust.require",
-                value: self.require.clone(),
-                why: "the only policy is \"signed\"",
-            });
-        }
-        if self.keys.is_empty() {
-            return Err(ConfigError::Invalid {
-                key: "trust.keys",
-                value: String::new(),
-                why: "a rule needs at least one public key file",
-            });
-        }
-        let keys = self
-            .keys
-            .iter()
-            .map(|path| {
-                read_key(path).map_err(|reason| ConfigError::TrustKey {
-                    rule: self.prefix.clone(),
-                    path: path.clone(),
-                    reason,
-                })
-            })
-            .collect::<Result<_, _>>()?;
+        self.check_require()?;
+        self.only_files(
+            (
+                "trust.keys",
+                &self.keys,
+                "a rule needs at least one public key file",
+            ),
+            (
+                "trust.keyrings",
+                &self.keyrings,
+                "keyrings (OpenPGP) are for http(s) rules; an oras:// rule takes keys (PEM)",
+            ),
+        )?;
+        let keys = self.load_files(&self.keys, read_key)?;
         Ok(LoadedRule::Oras(TrustRule {
             prefix: canonical_oras_prefix(&self.prefix),
             keys,
@@ -110,39 +92,76 @@ impl TrustSection {
                 });
             }
         };
-        if self.require != "signed" {
-            return Err(ConfigError::Invalid {
-                key: "trust.require",
-                value: self.require.clone(),
-                why: "the only policy is \"signed\"",
-            });
+        self.check_require()?;
+        self.only_files(
+            (
+                "trust.keyrings",
+                &self.keyrings,
+                "an http(s) rule needs at least one OpenPGP keyring file",
+            ),
+            (
+                "trust.keys",
+                &self.keys,
+                "keys (PEM, cosign) are for oras:// rules; an http(s) rule takes keyrings (OpenPGP)",
+            ),
+        )?;
+        let keyrings = self.load_files(&self.keyrings, read_keyring)?;
+        Ok(HttpTrustRule { prefix, keyrings })
+    }
+
+    fn check_require(&self) -> Result<(), ConfigError> {
+        if self.require == "signed" {
+            return Ok(());
         }
-        if !self.keys.is_empty() {
+        Err(ConfigError::Invalid {
+            key: "trust.require",
+            value: self.require.clone(),
+            why: "the only policy is \"signed\"",
+        })
+    }
+
+    /// The rule's own kind of key file is given, the other kind is not:
+    /// each `(key, files, why)` names the setting, what was given and what
+    /// to say when it is wrong.
+    fn only_files(
+        &self,
+        own: (&'static str, &[PathBuf], &'static str),
+        other: (&'static str, &[PathBuf], &'static str),
+    ) -> Result<(), ConfigError> {
+        if !other.1.is_empty() {
             return Err(ConfigError::Invalid {
-                key: "trust.keys",
+                key: other.0,
                 value: self.prefix.clone(),
-                why: "keys (PEM, cosign) are for oras:// rules; an http(s) rule takes keyrings (OpenPGP)",
+                why: other.2,
             });
         }
-        if self.keyrings.is_empty() {
+        if own.1.is_empty() {
             return Err(ConfigError::Invalid {
-                key: "trust.keyrings",
+                key: own.0,
                 value: String::new(),
-                why: "an http(s) rule needs at least one OpenPGP keyring file",
+                why: own.2,
             });
         }
-        let keyrings = self
-            .keyrings
+        Ok(())
+    }
+
+    /// Read every file with `read`; the first failure names the rule and
+    /// the file.
+    fn load_files<T>(
+        &self,
+        paths: &[PathBuf],
+        read: fn(&Path) -> Result<T, String>,
+    ) -> Result<Vec<T>, ConfigError> {
+        paths
             .iter()
             .map(|path| {
-                read_keyring(path).map_err(|reason| ConfigError::TrustKey {
+                read(path).map_err(|reason| ConfigError::TrustKey {
                     rule: self.prefix.clone(),
                     path: path.clone(),
                     reason,
                 })
             })
-            .collect::<Result<_, _>>()?;
-        Ok(HttpTrustRule { prefix, keyrings })
+            .collect()
     }
 }
 

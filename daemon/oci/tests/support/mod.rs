@@ -65,6 +65,16 @@ pub fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     path
 }
 
+/// GET the manifest at `url` as an OCI image manifest; its bytes.
+pub async fn get_manifest(url: &str) -> Vec<u8> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::ACCEPT,
+        reqwest::header::HeaderValue::from_static(bty_oci::manifest::OCI_MANIFEST),
+    );
+    get_bytes(url, headers).await
+}
+
 /// GET `url` with `headers` on a plain client (redirects followed) and
 /// return the body.
 pub async fn get_bytes(url: &str, headers: reqwest::header::HeaderMap) -> Vec<u8> {
