@@ -95,6 +95,8 @@ pub struct FileConfig {
     pub flash: FlashSection,
     /// `[catalog]`
     pub catalog: CatalogSection,
+    /// `[events]`
+    pub events: EventsSection,
     /// `[registries."host:port"]`
     pub registries: BTreeMap<String, RegistryConfig>,
     /// `[[trust]]`: sources that need a cosign signature.
@@ -142,6 +144,18 @@ pub struct CatalogSection {
     /// not loaded.
     pub max_catalog_bytes: Option<u64>,
 }
+
+/// `[events]` section.
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsSection {
+    /// How many events the event log keeps (in memory and in
+    /// `<state_dir>/events.jsonl`); older ones are dropped.
+    pub history: Option<u32>,
+}
+
+/// Bounds of `[events] history`: every kept event is held in memory.
+const EVENTS_HISTORY_RANGE: std::ops::RangeInclusive<u32> = 1..=100_000;
 
 /// Bounds of `[catalog] max_catalog_bytes`: a catalog is held in memory
 /// several times over while it is parsed and merged.
@@ -257,6 +271,8 @@ pub struct Config {
     pub file_targets_dir: Option<PathBuf>,
     /// The one catalog size limit (import, write, load).
     pub max_catalog_bytes: usize,
+    /// How many events the event log keeps.
+    pub events_history: usize,
     /// `[[trust]]` rules over `oras://` sources, keys loaded.
     pub trust: Vec<bty_oci::TrustRule>,
     /// `[[trust]]` rules over http(s) sources, keyrings loaded.
@@ -343,6 +359,17 @@ impl Config {
             });
         }
         let max_upload_bytes = file.uploads.max_bytes.unwrap_or(DEFAULT_MAX_UPLOAD_BYTES);
+        let events_history = file
+            .events
+            .history
+            .unwrap_or(crate::events::DEFAULT_CAPACITY as u32);
+        if !EVENTS_HISTORY_RANGE.contains(&events_history) {
+            return Err(ConfigError::Invalid {
+                key: "events.history",
+                value: events_history.to_string(),
+                why: "must be between 1 and 100000",
+            });
+        }
         let file_targets_dir = match file.flash.file_targets_dir {
             Some(dir) if !dir.is_absolute() => {
                 return Err(ConfigError::Invalid {
@@ -417,9 +444,15 @@ impl Config {
             registries: file.registries,
             file_targets_dir,
             max_catalog_bytes,
+            events_history: events_history as usize,
             trust,
             http_trust,
         })
+    }
+
+    /// The event log.
+    pub fn event_log_path(&self) -> PathBuf {
+        self.state_dir.join("events.jsonl")
     }
 
     /// Where interrupted downloads keep what they need to resume.

@@ -10,7 +10,7 @@ use crate::actors::flasher::{FlasherArgs, FlasherHandle, RunningFlashes, TargetR
 use crate::actors::hasher::{HasherArgs, HasherHandle};
 use crate::actors::supervisor::{RestartBudget, Supervisor, SupervisorArgs, SupervisorMessage};
 use crate::config::Config;
-use crate::events::EventBus;
+use crate::events::{EventBus, Timeline};
 use crate::grpc::{self, CatalogApi, EventApi, FlashApi, JobApi, Services};
 use ractor::Actor;
 use std::future::Future;
@@ -86,6 +86,9 @@ pub enum DaemonError {
         #[source]
         source: std::io::Error,
     },
+    /// The event log cannot be opened.
+    #[error(transparent)]
+    EventLog(#[from] crate::events::JournalError),
     /// The supervisor gave up (restart budget exhausted).
     #[error("the actor supervisor stopped: {0}")]
     SupervisorStopped(String),
@@ -95,7 +98,10 @@ pub enum DaemonError {
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
     crate::store_dirs::prepare_store(&config)?;
 
-    let events = EventBus::new();
+    let events = EventBus::with_timeline(
+        Timeline::persisted(&config.event_log_path(), config.events_history)
+            .map_err(DaemonError::EventLog)?,
+    );
     let hasher = HasherHandle::default();
     let catalog = CatalogHandle::default();
     let downloader = DownloaderHandle::default();
@@ -191,14 +197,18 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 hash_max_parallel: config.hashing_max_parallel,
                 max_catalog_bytes: config.max_catalog_bytes as u64,
             },
+            events: events.clone(),
         },
         jobs: jobs.clone(),
         events: EventApi {
-            events,
+            events: events.clone(),
             jobs,
             catalog: catalog.clone(),
         },
-        flash: FlashApi { flasher },
+        flash: FlashApi {
+            flasher,
+            events: events.clone(),
+        },
     };
 
     let stop = CancellationToken::new();

@@ -1,7 +1,7 @@
 //! Counters derived from the event stream (jobs finished by kind and state,
 //! bytes moved, busy time) rendered in Prometheus text format.
 
-use crate::jobs::{JobKind, JobSnapshot, JobState};
+use crate::jobs::JobSnapshot;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::{Arc, Mutex};
@@ -19,36 +19,15 @@ pub struct Metrics {
     counters: Arc<Mutex<Counters>>,
 }
 
-fn kind_label(kind: JobKind) -> &'static str {
-    match kind {
-        JobKind::Download => "download",
-        JobKind::Hash => "hash",
-        JobKind::Flash => "flash",
-        JobKind::Push => "push",
-    }
-}
-
-fn state_label(state: JobState) -> &'static str {
-    match state {
-        JobState::Queued => "queued",
-        JobState::Running => "running",
-        JobState::Completed => "completed",
-        JobState::Failed => "failed",
-        JobState::Cancelled => "cancelled",
-    }
-}
-
 impl Metrics {
     /// Count a job that reached a terminal state.
     pub fn job_finished(&self, job: &JobSnapshot) {
         if job.state.is_active() {
             return;
         }
-        let kind = kind_label(job.kind);
+        let kind = job.kind.label();
         let mut c = self.counters.lock().unwrap_or_else(|e| e.into_inner());
-        *c.finished
-            .entry((kind, state_label(job.state)))
-            .or_default() += 1;
+        *c.finished.entry((kind, job.state.label())).or_default() += 1;
         *c.bytes.entry(kind).or_default() += job.bytes_done;
         if let (Some(start), Some(end)) = (job.started_at_ms, job.finished_at_ms) {
             *c.busy_ms.entry(kind).or_default() += u64::try_from(end - start).unwrap_or(0);
@@ -78,7 +57,7 @@ impl Metrics {
         let mut gauges: BTreeMap<(&str, &str), u64> = BTreeMap::new();
         for job in active {
             *gauges
-                .entry((kind_label(job.kind), state_label(job.state)))
+                .entry((job.kind.label(), job.state.label()))
                 .or_default() += 1;
         }
         for ((kind, state), n) in gauges {
@@ -123,6 +102,7 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jobs::{JobKind, JobState};
 
     #[test]
     fn counts_finished_jobs_and_bytes() {

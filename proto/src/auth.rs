@@ -35,7 +35,7 @@ impl ClientAuth {
     /// The interceptor that adds the token (none without one).
     pub fn bearer(&self) -> Result<Bearer, ChannelError> {
         let Some(token) = &self.token else {
-            return Ok(Bearer(None));
+            return Ok(Bearer::none());
         };
         let value = format!("Bearer {}", token.trim())
             .parse()
@@ -62,9 +62,39 @@ fn read_ca(path: &Path) -> Result<Vec<u8>, ChannelError> {
     })
 }
 
-/// Adds `authorization: Bearer <token>` to every call.
+/// The metadata key naming whom a call is made for (bty-web: the browser's
+/// address). btyd records it beside the transport's own view of the caller.
+pub const ON_BEHALF_OF: &str = "x-bty-on-behalf-of";
+
+tokio::task_local! {
+    static ACTING_FOR: MetadataValue<Ascii>;
+}
+
+/// Run `calls` with every call made from this task carrying
+/// `x-bty-on-behalf-of: <who>` (non-printable bytes dropped, at most 128).
+pub async fn acting_for<F: std::future::Future>(who: &str, calls: F) -> F::Output {
+    let printable: String = who
+        .chars()
+        .filter(|c| c.is_ascii_graphic() || *c == ' ')
+        .take(128)
+        .collect();
+    match printable.parse::<MetadataValue<Ascii>>() {
+        Ok(value) => ACTING_FOR.scope(value, calls).await,
+        Err(_) => calls.await,
+    }
+}
+
+/// Adds `authorization: Bearer <token>` to every call, and whom it is made
+/// for when the calling task set it ([`acting_for`]).
 #[derive(Clone, Debug)]
 pub struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl Bearer {
+    /// No token (the Unix socket), only whom calls are made for.
+    pub fn none() -> Self {
+        Self(None)
+    }
+}
 
 impl Interceptor for Bearer {
     fn call(
@@ -75,6 +105,9 @@ impl Interceptor for Bearer {
             request
                 .metadata_mut()
                 .insert("authorization", value.clone());
+        }
+        if let Ok(who) = ACTING_FOR.try_with(Clone::clone) {
+            request.metadata_mut().insert(ON_BEHALF_OF, who);
         }
         Ok(request)
     }
@@ -102,6 +135,21 @@ mod tests {
             tls_ca: None,
         };
         assert!(bad.bearer().is_err());
+    }
+
+    #[tokio::test]
+    async fn calls_made_for_someone_say_so_and_others_do_not() {
+        let mut bearer = Bearer::none();
+        let plain = bearer.call(tonic::Request::new(())).unwrap();
+        assert!(plain.metadata().get(ON_BEHALF_OF).is_none());
+        let request = acting_for("web 192.0.2.7\n\u{7f}x", async {
+            bearer.call(tonic::Request::new(())).unwrap()
+        })
+        .await;
+        assert_eq!(
+            request.metadata().get(ON_BEHALF_OF).unwrap(),
+            "web 192.0.2.7x"
+        );
     }
 
     #[test]

@@ -65,6 +65,31 @@ impl v1::CatalogEventKind {
     }
 }
 
+impl v1::EventOutcome {
+    /// The word shown to people and in JSON (`ok`, `failed`…).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Unspecified => "unknown",
+            Self::Info => "info",
+            Self::Ok => "ok",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl v1::EventActor {
+    /// The word shown to people and in JSON (upstream's `system` and
+    /// `operator`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Unspecified => "unknown",
+            Self::System => "system",
+            Self::Operator => "operator",
+        }
+    }
+}
+
 impl v1::JobPhase {
     /// The lower-case word shown to people and in JSON (`downloading`,
     /// `writing`, `done`…); empty when there is no phase.

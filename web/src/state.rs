@@ -4,6 +4,7 @@
 
 use crate::WebOptions;
 use crate::auth::{Credentials, Limiter, Sessions};
+use bty_proto::auth::Bearer;
 use bty_proto::v1::catalog_service_client::CatalogServiceClient;
 use bty_proto::v1::event_service_client::EventServiceClient;
 use bty_proto::v1::flash_service_client::FlashServiceClient;
@@ -12,15 +13,20 @@ use bty_proto::v1::{
     DescribeStoreRequest, Image, ListImagesRequest, ListImagesResponse, StoreInfo,
 };
 use std::sync::Arc;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+
+/// The channel to btyd; every call says whom it is made for (the browser's
+/// address, set by the guard), which btyd enters in its event log.
+type Link = InterceptedService<Channel, Bearer>;
 
 /// Clients of btyd plus the adapter's own options.
 #[derive(Clone)]
 pub(crate) struct AppState {
-    catalog: CatalogServiceClient<Channel>,
-    jobs: JobServiceClient<Channel>,
-    events: EventServiceClient<Channel>,
-    flash: FlashServiceClient<Channel>,
+    catalog: CatalogServiceClient<Link>,
+    jobs: JobServiceClient<Link>,
+    events: EventServiceClient<Link>,
+    flash: FlashServiceClient<Link>,
     options: Arc<WebOptions>,
     credentials: Arc<Credentials>,
     sessions: Arc<Sessions>,
@@ -31,10 +37,10 @@ impl AppState {
     pub(crate) fn new(channel: Channel, options: WebOptions) -> Self {
         let credentials = Arc::new(Credentials::new(&options.auth));
         Self {
-            catalog: CatalogServiceClient::new(channel.clone()),
-            jobs: JobServiceClient::new(channel.clone()),
-            events: EventServiceClient::new(channel.clone()),
-            flash: FlashServiceClient::new(channel),
+            catalog: CatalogServiceClient::with_interceptor(channel.clone(), Bearer::none()),
+            jobs: JobServiceClient::with_interceptor(channel.clone(), Bearer::none()),
+            events: EventServiceClient::with_interceptor(channel.clone(), Bearer::none()),
+            flash: FlashServiceClient::with_interceptor(channel, Bearer::none()),
             options: Arc::new(options),
             credentials,
             sessions: Arc::new(Sessions::default()),
@@ -43,7 +49,7 @@ impl AppState {
     }
 
     /// A client for one request (clones share the channel).
-    pub(crate) fn catalog(&self) -> CatalogServiceClient<Channel> {
+    pub(crate) fn catalog(&self) -> CatalogServiceClient<Link> {
         self.catalog.clone()
     }
 
@@ -88,15 +94,15 @@ impl AppState {
         Ok(self.catalog().list_images(request).await?.into_inner())
     }
 
-    pub(crate) fn jobs(&self) -> JobServiceClient<Channel> {
+    pub(crate) fn jobs(&self) -> JobServiceClient<Link> {
         self.jobs.clone()
     }
 
-    pub(crate) fn events(&self) -> EventServiceClient<Channel> {
+    pub(crate) fn events(&self) -> EventServiceClient<Link> {
         self.events.clone()
     }
 
-    pub(crate) fn flash(&self) -> FlashServiceClient<Channel> {
+    pub(crate) fn flash(&self) -> FlashServiceClient<Link> {
         self.flash.clone()
     }
 

@@ -529,17 +529,29 @@
     });
   }
 
+  // The activity cards follow the event log: a job that changed state, a
+  // catalog change or a disk event re-renders them (coalesced per card).
+  function refreshActivity() {
+    document.querySelectorAll("[data-fragment][data-activity]").forEach(refreshFragment);
+  }
+
   document.addEventListener("bty:job", function (event) {
-    onJobForTables(event.detail.job, event.detail.previous);
-    onJobForImages(event.detail.job);
+    var job = event.detail.job, previous = event.detail.previous;
+    onJobForTables(job, previous);
+    onJobForImages(job);
+    if (!previous || previous.state !== job.state) { refreshActivity(); }
   });
-  document.addEventListener("bty:catalog", function (event) { onCatalogForImages(event.detail); });
+  document.addEventListener("bty:catalog", function (event) {
+    onCatalogForImages(event.detail);
+    refreshActivity();
+  });
   // Disks plugged in, pulled or changed: the flash page's rows follow.
   document.addEventListener("bty:disks", function () {
     document.querySelectorAll("[data-fragment][data-disks]").forEach(refreshFragment);
+    refreshActivity();
   });
   document.addEventListener("bty:connected", function () {
-    document.querySelectorAll("[data-fragment][data-job-kinds], [data-fragment][data-disks]").forEach(refreshFragment);
+    document.querySelectorAll("[data-fragment][data-job-kinds], [data-fragment][data-disks], [data-fragment][data-activity]").forEach(refreshFragment);
   });
 
   setupUpload();

@@ -7,6 +7,7 @@ use super::sha_url;
 use crate::actors::catalog::{AddEntry, CatalogHandle, RemoteMetadata};
 use crate::actors::downloader::{DownloaderHandle, SignaturePush, UploadRequest};
 use crate::actors::hasher::HasherHandle;
+use crate::events::EventBus;
 use bty_proto::v1::{self, catalog_service_server::CatalogService, import_catalog_request::Source};
 use bty_store::digest::is_sha256_hex;
 use tonic::{Request, Response, Status};
@@ -18,6 +19,20 @@ pub struct CatalogApi {
     pub(crate) hasher: HasherHandle,
     pub(crate) downloader: DownloaderHandle,
     pub(crate) info: v1::StoreInfo,
+    pub(crate) events: EventBus,
+}
+
+/// What an import names in the event log: its URL, or the size of the
+/// catalog sent inline.
+fn import_subject(request: &v1::ImportCatalogRequest) -> String {
+    match &request.source {
+        Some(Source::Url(url)) => url.clone(),
+        Some(Source::Content(content)) if request.label.is_empty() => {
+            format!("catalog sent inline ({} bytes)", content.len())
+        }
+        Some(Source::Content(content)) => format!("{} ({} bytes)", request.label, content.len()),
+        None => String::new(),
+    }
 }
 
 impl CatalogApi {
@@ -107,7 +122,7 @@ impl CatalogService for CatalogApi {
         &self,
         request: Request<v1::AddEntryRequest>,
     ) -> Result<Response<v1::Entry>, Status> {
-        audit(&request, "AddEntry");
+        audit(&self.events, &request, "AddEntry", &request.get_ref().url);
         let r = request.into_inner();
         if r.url.trim().is_empty() {
             return Err(Status::invalid_argument("url is required"));
@@ -218,7 +233,12 @@ impl CatalogService for CatalogApi {
         &self,
         request: Request<v1::RemoveEntryRequest>,
     ) -> Result<Response<v1::RemoveEntryResponse>, Status> {
-        audit(&request, "RemoveEntry");
+        audit(
+            &self.events,
+            &request,
+            "RemoveEntry",
+            &request.get_ref().src_or_ref,
+        );
         let key = request.into_inner().src_or_ref;
         if key.trim().is_empty() {
             return Err(Status::invalid_argument("src_or_ref is required"));
@@ -234,7 +254,12 @@ impl CatalogService for CatalogApi {
         &self,
         request: Request<v1::ImportCatalogRequest>,
     ) -> Result<Response<v1::ImportReport>, Status> {
-        audit(&request, "ImportCatalog");
+        audit(
+            &self.events,
+            &request,
+            "ImportCatalog",
+            &import_subject(request.get_ref()),
+        );
         let r = request.into_inner();
         let (content, label) = match r.source {
             Some(Source::Content(content)) => (
@@ -263,7 +288,12 @@ impl CatalogService for CatalogApi {
         &self,
         request: Request<v1::FetchLatestCatalogRequest>,
     ) -> Result<Response<v1::ImportReport>, Status> {
-        audit(&request, "FetchLatestCatalog");
+        audit(
+            &self.events,
+            &request,
+            "FetchLatestCatalog",
+            &self.info.release_catalog_url,
+        );
         let url = self.info.release_catalog_url.clone();
         Ok(Response::new(self.import_url(url).await?))
     }
@@ -286,7 +316,7 @@ impl CatalogService for CatalogApi {
         &self,
         request: Request<v1::HashImageRequest>,
     ) -> Result<Response<v1::Job>, Status> {
-        audit(&request, "HashImage");
+        audit(&self.events, &request, "HashImage", &request.get_ref().name);
         let job = self.hasher.enqueue(&request.into_inner().name).await?;
         Ok(Response::new(convert::job(job)))
     }
@@ -302,7 +332,7 @@ impl CatalogService for CatalogApi {
         &self,
         request: Request<v1::FetchImageRequest>,
     ) -> Result<Response<v1::Job>, Status> {
-        audit(&request, "FetchImage");
+        audit(&self.events, &request, "FetchImage", &request.get_ref().id);
         let r = request.into_inner();
         if r.id.trim().is_empty() {
             return Err(Status::invalid_argument("id is required"));
@@ -316,7 +346,7 @@ impl CatalogService for CatalogApi {
         &self,
         request: Request<v1::DeleteCacheRequest>,
     ) -> Result<Response<v1::DeleteCacheResponse>, Status> {
-        audit(&request, "DeleteCache");
+        audit(&self.events, &request, "DeleteCache", &request.get_ref().id);
         let outcome = self.catalog.delete_cache(&request.into_inner().id).await?;
         Ok(Response::new(v1::DeleteCacheResponse {
             deleted: outcome.deleted,
@@ -330,7 +360,16 @@ impl CatalogService for CatalogApi {
         &self,
         request: Request<v1::PushImageRequest>,
     ) -> Result<Response<v1::Job>, Status> {
-        audit(&request, "PushImage");
+        audit(
+            &self.events,
+            &request,
+            "PushImage",
+            &format!(
+                "{} to {}",
+                request.get_ref().image,
+                request.get_ref().target
+            ),
+        );
         let r = request.into_inner();
         if !r.target.trim().to_ascii_lowercase().starts_with("oras://") {
             return Err(Status::invalid_argument(format!(
@@ -347,7 +386,12 @@ impl CatalogService for CatalogApi {
         &self,
         request: Request<v1::PushSignatureRequest>,
     ) -> Result<Response<v1::PushSignatureResponse>, Status> {
-        audit(&request, "PushSignature");
+        audit(
+            &self.events,
+            &request,
+            "PushSignature",
+            &request.get_ref().target,
+        );
         let r = request.into_inner();
         let push = SignaturePush {
             target: r.target.trim().to_owned(),
@@ -363,7 +407,7 @@ impl CatalogService for CatalogApi {
         &self,
         request: Request<tonic::Streaming<v1::UploadImageChunk>>,
     ) -> Result<Response<v1::UploadImageResponse>, Status> {
-        audit(&request, "UploadImage");
+        audit(&self.events, &request, "UploadImage", "");
         use v1::upload_image_chunk::Part;
         let mut stream = request.into_inner();
         let header = match stream.message().await? {

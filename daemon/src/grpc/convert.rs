@@ -2,7 +2,7 @@
 
 use crate::actors::catalog::{ImportReport, ListedEntry};
 use crate::actors::flasher::{FlashMode, flash_mode};
-use crate::events::{CatalogEventKind, Event, EventBody};
+use crate::events::{Actor, Event, EventBody, EventRecord, Outcome};
 use crate::jobs::{JobKind, JobPhase, JobSnapshot, JobState, TargetState};
 use bty_proto::v1;
 use bty_store::catalog_file::CatalogEntry;
@@ -145,24 +145,6 @@ pub(crate) fn job(job: JobSnapshot) -> v1::Job {
     }
 }
 
-fn catalog_event_kind(kind: CatalogEventKind) -> v1::CatalogEventKind {
-    use v1::CatalogEventKind as K;
-    match kind {
-        CatalogEventKind::EntryAdded => K::EntryAdded,
-        CatalogEventKind::EntryDeleted => K::EntryDeleted,
-        CatalogEventKind::CatalogImported => K::CatalogImported,
-        CatalogEventKind::CatalogImportFailed => K::CatalogImportFailed,
-        CatalogEventKind::ImageAppeared => K::ImageAppeared,
-        CatalogEventKind::ImageRemoved => K::ImageRemoved,
-        CatalogEventKind::ImageHashed => K::ImageHashed,
-        CatalogEventKind::ImageUploaded => K::ImageUploaded,
-        CatalogEventKind::ImageUploadFailed => K::ImageUploadFailed,
-        CatalogEventKind::CachePopulated => K::CachePopulated,
-        CatalogEventKind::CacheDeleted => K::CacheDeleted,
-        CatalogEventKind::FlashInterrupted => K::FlashInterrupted,
-    }
-}
-
 fn job_phase(phase: JobPhase) -> v1::JobPhase {
     use v1::JobPhase as P;
     match phase {
@@ -207,7 +189,7 @@ pub(crate) fn event(event: &Event) -> v1::Event {
     let body = match &event.body {
         EventBody::Job(j) => v1::event::Body::Job(job(j.clone())),
         EventBody::Catalog(c) => v1::event::Body::Catalog(v1::CatalogChanged {
-            kind: catalog_event_kind(c.kind).into(),
+            kind: v1::CatalogEventKind::from(c.kind).into(),
             subject: c.subject.clone(),
             summary: c.summary.clone(),
             failed: c.failed,
@@ -222,6 +204,32 @@ pub(crate) fn event(event: &Event) -> v1::Event {
         seq: event.seq,
         at_ms: event.at_ms,
         body: Some(body),
+    }
+}
+
+/// An entry of the event log.
+pub(crate) fn logged_event(record: &EventRecord) -> v1::LoggedEvent {
+    v1::LoggedEvent {
+        id: record.id,
+        at_ms: record.at_ms,
+        kind: record.kind.clone(),
+        subject: record.subject.clone(),
+        summary: record.summary.clone(),
+        outcome: match record.outcome {
+            Outcome::Info => v1::EventOutcome::Info,
+            Outcome::Ok => v1::EventOutcome::Ok,
+            Outcome::Failed => v1::EventOutcome::Failed,
+            Outcome::Cancelled => v1::EventOutcome::Cancelled,
+        }
+        .into(),
+        actor: match record.origin.actor {
+            Actor::System => v1::EventActor::System,
+            Actor::Operator => v1::EventActor::Operator,
+        }
+        .into(),
+        peer: record.origin.peer.clone(),
+        on_behalf_of: record.origin.on_behalf_of.clone(),
+        acknowledged: record.acknowledged(),
     }
 }
 

@@ -1,9 +1,10 @@
-//! `bty.v1.EventService`: the live event stream and recent history.
+//! `bty.v1.EventService`: the live event stream and the event log.
 
+use super::audit;
 use super::convert;
 use super::jobs::JobApi;
 use crate::actors::catalog::CatalogHandle;
-use crate::events::EventBus;
+use crate::events::{Actor, EventBus, EventFilter};
 use bty_proto::v1::{self, event_service_server::EventService};
 use std::pin::Pin;
 use tokio::sync::broadcast::error::RecvError;
@@ -48,21 +49,53 @@ impl EventService for EventApi {
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
-    async fn recent_events(
+    async fn list_events(
         &self,
-        request: Request<v1::RecentEventsRequest>,
-    ) -> Result<Response<v1::RecentEventsResponse>, Status> {
-        let limit = match request.into_inner().limit {
+        request: Request<v1::ListEventsRequest>,
+    ) -> Result<Response<v1::ListEventsResponse>, Status> {
+        let r = request.into_inner();
+        let limit = match r.limit {
             0 => 50,
             n => n.min(500) as usize,
         };
-        Ok(Response::new(v1::RecentEventsResponse {
-            events: self
-                .events
-                .recent(limit)
-                .iter()
-                .map(|e| convert::event(e))
-                .collect(),
+        let filter = EventFilter {
+            before_id: r.before_id,
+            kinds: r.kinds,
+            subject: r.subject,
+            source: r.source,
+            since_ms: r.since_ms,
+            until_ms: r.until_ms,
+            actor: match v1::EventActor::try_from(r.actor) {
+                Ok(v1::EventActor::System) => Some(Actor::System),
+                Ok(v1::EventActor::Operator) => Some(Actor::Operator),
+                Ok(v1::EventActor::Unspecified) => None,
+                Err(_) => return Err(Status::invalid_argument("unknown actor")),
+            },
+            failed_only: r.failed_only,
+            unacknowledged_only: r.unacknowledged_only,
+        };
+        let (events, more) = self.events.timeline().query(&filter, limit);
+        Ok(Response::new(v1::ListEventsResponse {
+            events: events.iter().map(|e| convert::logged_event(e)).collect(),
+            more,
+        }))
+    }
+
+    async fn acknowledge_events(
+        &self,
+        request: Request<v1::AcknowledgeEventsRequest>,
+    ) -> Result<Response<v1::AcknowledgeEventsResponse>, Status> {
+        let ids = &request.get_ref().ids;
+        if ids.len() > 500 {
+            return Err(Status::invalid_argument(
+                "at most 500 events are acknowledged at once",
+            ));
+        }
+        // Logged (not entered as an event: the mark is on the events).
+        audit::log(&request, "AcknowledgeEvents", &format!("{ids:?}"));
+        let acknowledged = self.events.timeline().acknowledge(ids);
+        Ok(Response::new(v1::AcknowledgeEventsResponse {
+            acknowledged,
         }))
     }
 

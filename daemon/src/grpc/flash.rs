@@ -4,6 +4,7 @@
 use super::audit::audit;
 use super::convert;
 use crate::actors::flasher::{ConfirmedTarget, FlashOrder, FlasherHandle};
+use crate::events::EventBus;
 use bty_proto::v1::{self, flash_service_server::FlashService};
 use std::path::PathBuf;
 use tonic::{Request, Response, Status};
@@ -12,6 +13,7 @@ use tonic::{Request, Response, Status};
 #[derive(Debug, Clone)]
 pub struct FlashApi {
     pub(crate) flasher: FlasherHandle,
+    pub(crate) events: EventBus,
 }
 
 #[tonic::async_trait]
@@ -27,7 +29,8 @@ impl FlashService for FlashApi {
     }
 
     async fn flash(&self, request: Request<v1::FlashRequest>) -> Result<Response<v1::Job>, Status> {
-        audit(&request, "Flash");
+        let subject = flash_subject(request.get_ref());
+        audit(&self.events, &request, "Flash", &subject);
         let r = request.into_inner();
         if r.image.trim().is_empty() {
             return Err(Status::invalid_argument("image is required"));
@@ -65,4 +68,10 @@ impl FlashService for FlashApi {
         let job = self.flasher.flash(order).await?;
         Ok(Response::new(convert::job(job)))
     }
+}
+
+/// What a flash names in the event log: the image and its targets.
+fn flash_subject(request: &v1::FlashRequest) -> String {
+    let targets: Vec<&str> = request.targets.iter().map(|t| t.path.as_str()).collect();
+    format!("{} onto {}", request.image, targets.join(", "))
 }

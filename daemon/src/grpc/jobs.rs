@@ -89,7 +89,7 @@ impl JobService for JobApi {
         &self,
         request: Request<v1::CancelJobRequest>,
     ) -> Result<Response<v1::Job>, Status> {
-        audit(&request, "CancelJob");
+        audit(&self.events, &request, "CancelJob", &request.get_ref().id);
         let id = request.into_inner().id;
         let job = match JobKind::of_id(&id) {
             Some(JobKind::Hash) => self.hasher.jobs().cancel(&id).await?,

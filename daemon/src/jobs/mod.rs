@@ -21,6 +21,16 @@ pub enum JobKind {
 }
 
 impl JobKind {
+    /// The lower-case word in metrics and event kinds (`download`…).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Download => "download",
+            Self::Hash => "hash",
+            Self::Flash => "flash",
+            Self::Push => "push",
+        }
+    }
+
     /// Prefix of this kind's job ids (`hash-…`), used to route by id.
     pub fn id_prefix(self) -> &'static str {
         match self {
@@ -56,6 +66,17 @@ pub enum JobState {
 }
 
 impl JobState {
+    /// The lower-case word in metrics and event kinds (`completed`…).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
     /// Queued or running.
     pub fn is_active(self) -> bool {
         matches!(self, Self::Queued | Self::Running)

@@ -4,6 +4,7 @@
 mod bytes;
 mod catalog;
 mod downloads;
+mod events;
 mod hashes;
 mod images;
 mod jobs;
@@ -65,6 +66,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/catalog/cache/{id}", delete(downloads::delete_cache))
         .route("/api/jobs/{id}", delete(jobs::cancel))
         .route("/metrics", get(metrics))
+        .route("/events", get(events::list))
+        .route("/events/{id}/ack", post(events::acknowledge))
         .route("/catalog/hashes", get(hashes::list).post(hashes::start))
         .route("/catalog/hashes/{name}", delete(hashes::cancel))
 }

@@ -239,7 +239,9 @@ pub(crate) async fn guard(State(state): State<AppState>, request: Request, next:
         }
     }
     parts.extensions.insert(viewer);
-    next.run(Request::from_parts(parts, body)).await
+    // btyd's event log names the browser behind each request.
+    let on_behalf_of = format!("web {}", client_ip(&parts.extensions));
+    bty_proto::auth::acting_for(&on_behalf_of, next.run(Request::from_parts(parts, body))).await
 }
 
 #[cfg(test)]

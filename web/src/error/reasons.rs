@@ -146,6 +146,18 @@ pub enum NotFound {
         /// The id asked for.
         id: String,
     },
+    /// No page has an activity card of this name.
+    #[error("no activity card {name:?} (images, downloads, hashing or flash)")]
+    ActivityCard {
+        /// The name asked for.
+        name: String,
+    },
+    /// The event log holds no event with this id (never, or no longer).
+    #[error("no event {id} in the event log")]
+    Event {
+        /// The id asked for.
+        id: u64,
+    },
     /// No route has this path.
     #[error("no such page or route: {method} {path}")]
     Route {

@@ -3,8 +3,9 @@
 //! history. `POST /ui/downloads/add` adds a catalog entry, then the page
 //! offers to fetch it.
 
+use super::Chrome;
+use super::activity::{Activity, Scope};
 use super::jobs::{JobView, of_kinds, split};
-use super::{Chrome, EventRow, recent_events};
 use crate::auth::Viewer;
 use crate::body_limit::FormBody;
 use crate::error::{BadRequest, PageError, WebError};
@@ -39,7 +40,7 @@ pub(crate) struct DownloadsPage {
     max_parallel: Option<u32>,
     active: Vec<JobView>,
     finished: Vec<JobView>,
-    events: Option<Vec<EventRow>>,
+    activity: Activity,
 }
 
 /// The entry just added, offered for fetching.
@@ -142,21 +143,15 @@ fn refused(error: &WebError, form: &AddForm, field: &'static str) -> Redirect {
     error.redirect_to_with(PAGE, &Typed::of(form, field).query())
 }
 
-fn is_download_event(row: &EventRow) -> bool {
-    ["download.", "push.", "entry.", "image.uploaded", "upload"]
-        .iter()
-        .any(|p| row.kind.starts_with(p))
-}
-
 pub(crate) async fn page(
     State(state): State<AppState>,
     viewer: Viewer,
     Query(query): Query<DownloadsQuery>,
 ) -> Result<DownloadsPage, PageError> {
-    let (jobs, store, events) = tokio::join!(
+    let (jobs, store, activity) = tokio::join!(
         of_kinds(&state, &KINDS),
         state.store(),
-        recent_events(&state, is_download_event)
+        Activity::load(&state, Scope::Downloads)
     );
     let (active, finished) = split(jobs?);
     let store = store.ok();
@@ -173,7 +168,7 @@ pub(crate) async fn page(
         max_parallel: store.map(|s| s.download_max_parallel).filter(|n| *n > 0),
         active,
         finished,
-        events,
+        activity,
     })
 }
 

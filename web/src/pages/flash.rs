@@ -6,8 +6,9 @@
 //! into `FlashRequest.targets`, so the daemon refuses a device that changed
 //! in between (another stick plugged into the same path).
 
+use super::Chrome;
+use super::activity::{Activity, Scope};
 use super::jobs::{JobView, of_kinds, split};
-use super::{Chrome, EventRow, recent_events};
 use crate::auth::Viewer;
 use crate::error::{BadRequest, PageError, WebError};
 use crate::fmt::{self, form_pairs};
@@ -136,7 +137,7 @@ pub(crate) struct FlashPage {
     images: Vec<ImageOption>,
     active: Vec<JobView>,
     finished: Vec<JobView>,
-    events: Option<Vec<EventRow>>,
+    activity: Activity,
 }
 
 /// The disk rows alone: re-read by the page when btyd reports disks
@@ -184,20 +185,16 @@ async fn flashable_images(state: &AppState) -> Result<Vec<Image>, tonic::Status>
     Ok(images.into_iter().filter(flashable).collect())
 }
 
-fn is_flash_event(row: &EventRow) -> bool {
-    row.kind.starts_with("flash.")
-}
-
 pub(crate) async fn page(
     State(state): State<AppState>,
     viewer: Viewer,
     Query(query): Query<FlashQuery>,
 ) -> Result<FlashPage, PageError> {
-    let (disks, images, jobs, events) = tokio::join!(
+    let (disks, images, jobs, activity) = tokio::join!(
         disks(&state),
         flashable_images(&state),
         of_kinds(&state, &[JobKind::Flash]),
-        recent_events(&state, is_flash_event)
+        Activity::load(&state, Scope::Flash)
     );
     let (disks, disks_note) = match disks {
         Ok(disks) => (
@@ -218,7 +215,7 @@ pub(crate) async fn page(
         images: images?.iter().map(ImageOption::new).collect(),
         active,
         finished,
-        events,
+        activity,
     })
 }
 

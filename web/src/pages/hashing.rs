@@ -1,8 +1,9 @@
 //! `GET /ui/hashing`: the background sha256 jobs (active first, then the
 //! latest finished ones), live over SSE, and their recent activity.
 
+use super::Chrome;
+use super::activity::{Activity, Scope};
 use super::jobs::{JobView, of_kinds};
-use super::{Chrome, EventRow, recent_events};
 use crate::auth::Viewer;
 use crate::error::PageError;
 use crate::state::AppState;
@@ -18,7 +19,7 @@ pub(crate) struct HashingPage {
     image_root: String,
     max_parallel: Option<u32>,
     jobs: Vec<JobView>,
-    events: Option<Vec<EventRow>>,
+    activity: Activity,
 }
 
 /// The jobs card alone, re-fetched by `bty.js` when a job changes state.
@@ -26,10 +27,6 @@ pub(crate) struct HashingPage {
 #[template(path = "hash_jobs.html")]
 pub(crate) struct HashJobs {
     jobs: Vec<JobView>,
-}
-
-fn is_hash_event(row: &EventRow) -> bool {
-    row.kind.starts_with("hash.") || row.kind.starts_with("image.hash")
 }
 
 async fn hash_jobs(state: &AppState) -> Result<Vec<JobView>, PageError> {
@@ -42,10 +39,10 @@ pub(crate) async fn page(
     State(state): State<AppState>,
     viewer: Viewer,
 ) -> Result<HashingPage, PageError> {
-    let (jobs, store, events) = tokio::join!(
+    let (jobs, store, activity) = tokio::join!(
         hash_jobs(&state),
         state.store(),
-        recent_events(&state, is_hash_event)
+        Activity::load(&state, Scope::Hashing)
     );
     let store = store.ok();
     Ok(HashingPage {
@@ -53,7 +50,7 @@ pub(crate) async fn page(
         image_root: state.image_root_or_hint(store.as_ref()),
         max_parallel: store.map(|s| s.hash_max_parallel).filter(|n| *n > 0),
         jobs: jobs?,
-        events,
+        activity,
     })
 }
 

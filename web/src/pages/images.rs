@@ -2,9 +2,10 @@
 //! merged listing") with its catalog forms, per-row actions and the recent
 //! activity card.
 
+use super::Chrome;
+use super::activity::{Activity, Scope};
 use super::paging::{Pager, PagingQuery};
 use super::row_failure::{LatestDownloads, RowFailure};
-use super::{Chrome, EventRow, recent_events};
 use crate::auth::Viewer;
 use crate::error::{NotFound, PageError, WebError};
 use crate::fmt;
@@ -33,7 +34,7 @@ pub(crate) struct ImagesPage {
     release_url: String,
     rows: Vec<RowView>,
     pager: Pager,
-    events: Option<Vec<EventRow>>,
+    activity: Activity,
 }
 
 /// One row alone, re-fetched by `bty.js` when its download or hash ends.
@@ -200,10 +201,10 @@ pub(crate) async fn page(
     let search = query.paging.search();
     let (wanted, per_page) = query.paging.wanted_range();
     let list = state.images_page(search, wanted.start, per_page);
-    let (list, store, events, downloads) = tokio::join!(
+    let (list, store, activity, downloads) = tokio::join!(
         list,
         state.store(),
-        recent_events(&state, |_| true),
+        Activity::load(&state, Scope::Images),
         LatestDownloads::load(&state)
     );
     let mut list = list?;
@@ -234,7 +235,7 @@ pub(crate) async fn page(
             .map(|image| RowView::new(image, &downloads))
             .collect(),
         pager,
-        events,
+        activity,
     })
 }
 

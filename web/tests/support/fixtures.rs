@@ -138,23 +138,25 @@ pub fn sample_daemon() -> Daemon {
             hash_job("h2", "old.img", JobState::Completed, 100, Some(100)),
         ],
         events: vec![
-            Event {
-                seq: 2,
+            LoggedEvent {
+                id: 2,
                 at_ms: 1_795_633_457_000,
-                body: Some(event::Body::Catalog(CatalogChanged {
-                    kind: CatalogEventKind::CatalogImported as i32,
-                    subject: "<upload>".to_owned(),
-                    summary: "imported 2 entries from catalog.toml".to_owned(),
-                    failed: false,
-                })),
+                kind: "catalog.imported".to_owned(),
+                subject: "<upload>".to_owned(),
+                summary: "imported 2 entries from catalog.toml".to_owned(),
+                outcome: EventOutcome::Ok as i32,
+                actor: EventActor::System as i32,
+                ..LoggedEvent::default()
             },
-            Event {
-                seq: 1,
+            LoggedEvent {
+                id: 1,
                 at_ms: 1_795_633_400_000,
-                body: Some(event::Body::Job(Job {
-                    error: Some("read error".to_owned()),
-                    ..hash_job("h0", "broken.img", JobState::Failed, 5, Some(10))
-                })),
+                kind: "hash.failed".to_owned(),
+                subject: "broken.img".to_owned(),
+                summary: "hash of broken.img failed: read error".to_owned(),
+                outcome: EventOutcome::Failed as i32,
+                actor: EventActor::System as i32,
+                ..LoggedEvent::default()
             },
         ],
         export_toml: "version = 1\n".to_owned(),

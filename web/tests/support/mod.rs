@@ -29,7 +29,8 @@ pub use fixtures::*;
 pub struct Daemon {
     pub images: Vec<Image>,
     pub jobs: Vec<Job>,
-    pub events: Vec<Event>,
+    /// The event log, newest first.
+    pub events: Vec<LoggedEvent>,
     pub store: StoreInfo,
     pub export_toml: String,
     /// When set, every RPC fails with this code and message.
@@ -447,13 +448,43 @@ impl EventService for Fake {
         }))
     }
 
-    async fn recent_events(
+    async fn list_events(
         &self,
-        _: GrpcRequest<RecentEventsRequest>,
-    ) -> Result<Response<RecentEventsResponse>, Status> {
-        Ok(Response::new(RecentEventsResponse {
-            events: self.daemon()?.events.clone(),
+        request: GrpcRequest<ListEventsRequest>,
+    ) -> Result<Response<ListEventsResponse>, Status> {
+        let r = request.into_inner();
+        let limit = if r.limit == 0 { 50 } else { r.limit as usize };
+        let matching: Vec<LoggedEvent> = self
+            .daemon()?
+            .events
+            .iter()
+            .filter(|e| r.before_id == 0 || e.id < r.before_id)
+            .filter(|e| {
+                r.kinds.is_empty() || r.kinds.iter().any(|k| e.kind.starts_with(k.as_str()))
+            })
+            .filter(|e| e.subject.contains(&r.subject))
+            .filter(|e| !r.failed_only || e.outcome == EventOutcome::Failed as i32)
+            .filter(|e| !r.unacknowledged_only || !e.acknowledged)
+            .cloned()
+            .collect();
+        Ok(Response::new(ListEventsResponse {
+            more: matching.len() > limit,
+            events: matching.into_iter().take(limit).collect(),
         }))
+    }
+
+    async fn acknowledge_events(
+        &self,
+        request: GrpcRequest<AcknowledgeEventsRequest>,
+    ) -> Result<Response<AcknowledgeEventsResponse>, Status> {
+        let ids = request.into_inner().ids;
+        let mut daemon = self.daemon()?;
+        let mut acknowledged = Vec::new();
+        for event in daemon.events.iter_mut().filter(|e| ids.contains(&e.id)) {
+            event.acknowledged = true;
+            acknowledged.push(event.id);
+        }
+        Ok(Response::new(AcknowledgeEventsResponse { acknowledged }))
     }
 }
 

@@ -1,18 +1,24 @@
 //! The daemon's event stream: job snapshots and catalog changes, fanned out
 //! to every watcher (gRPC `Subscribe`, the web's SSE) with a bounded buffer,
-//! plus a short history of notable events for the pages' activity cards.
+//! plus the event log of notable events and operators' requests (the
+//! timeline and the pages' activity cards), kept across restarts.
+
+mod journal;
+mod record;
+mod timeline;
+
+pub use journal::JournalError;
+pub use record::{Actor, EventRecord, Origin, Outcome};
+pub use timeline::{DEFAULT_CAPACITY, EventFilter, Timeline};
 
 use crate::jobs::{JobSnapshot, now_ms};
 use crate::metrics::Metrics;
-use std::collections::VecDeque;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
 /// How many events a slow watcher may lag before it is told to resync.
 const CHANNEL_CAPACITY: usize = 1024;
-/// How many notable events the activity history keeps.
-const HISTORY: usize = 200;
 
 /// What happened in the catalog (clients see it by the dotted name the
 /// API gives each kind: `entry.added`, `catalog.imported`…).
@@ -42,6 +48,26 @@ pub enum CatalogEventKind {
     CacheDeleted,
     /// A flash was cut short by a shutdown.
     FlashInterrupted,
+}
+
+impl From<CatalogEventKind> for bty_proto::v1::CatalogEventKind {
+    fn from(kind: CatalogEventKind) -> Self {
+        use CatalogEventKind as K;
+        match kind {
+            K::EntryAdded => Self::EntryAdded,
+            K::EntryDeleted => Self::EntryDeleted,
+            K::CatalogImported => Self::CatalogImported,
+            K::CatalogImportFailed => Self::CatalogImportFailed,
+            K::ImageAppeared => Self::ImageAppeared,
+            K::ImageRemoved => Self::ImageRemoved,
+            K::ImageHashed => Self::ImageHashed,
+            K::ImageUploaded => Self::ImageUploaded,
+            K::ImageUploadFailed => Self::ImageUploadFailed,
+            K::CachePopulated => Self::CachePopulated,
+            K::CacheDeleted => Self::CacheDeleted,
+            K::FlashInterrupted => Self::FlashInterrupted,
+        }
+    }
 }
 
 impl CatalogEventKind {
@@ -153,7 +179,7 @@ pub struct Event {
 pub struct EventBus {
     tx: broadcast::Sender<Arc<Event>>,
     seq: Arc<AtomicU64>,
-    history: Arc<Mutex<VecDeque<Arc<Event>>>>,
+    timeline: Arc<Timeline>,
     metrics: Metrics,
 }
 
@@ -164,13 +190,19 @@ impl Default for EventBus {
 }
 
 impl EventBus {
-    /// An empty bus.
+    /// An empty bus whose log lives as long as the run.
     pub fn new() -> Self {
+        Self::with_timeline(Timeline::in_memory(DEFAULT_CAPACITY))
+    }
+
+    /// A bus logging into `timeline`; event numbers go on after its
+    /// newest, so ids stay unique across restarts.
+    pub fn with_timeline(timeline: Timeline) -> Self {
         let (tx, _) = broadcast::channel(CHANNEL_CAPACITY);
         Self {
             tx,
-            seq: Arc::new(AtomicU64::new(1)),
-            history: Arc::new(Mutex::new(VecDeque::with_capacity(HISTORY))),
+            seq: Arc::new(AtomicU64::new(timeline.last_id() + 1)),
+            timeline: Arc::new(timeline),
             metrics: Metrics::default(),
         }
     }
@@ -200,21 +232,58 @@ impl EventBus {
         self.publish(EventBody::Disks(changes), notable);
     }
 
+    /// Log an operator's request (only in the log: what it sets off is
+    /// published by the actors that do it).
+    pub fn request(&self, call: &str, subject: &str, origin: Origin) {
+        let at_ms = now_ms();
+        self.timeline.push_with(
+            || self.next_seq(),
+            |id| {
+                let summary = match origin.on_behalf_of.as_str() {
+                    "" => format!("{call} by {}", origin.peer),
+                    on_behalf_of => format!("{call} by {} for {on_behalf_of}", origin.peer),
+                };
+                EventRecord::new(
+                    id,
+                    at_ms,
+                    format!("request.{call}"),
+                    subject.to_owned(),
+                    summary,
+                    Outcome::Info,
+                    origin,
+                )
+            },
+        );
+    }
+
+    fn next_seq(&self) -> u64 {
+        self.seq.fetch_add(1, Ordering::Relaxed)
+    }
+
     fn publish(&self, body: EventBody, notable: bool) {
-        let event = Arc::new(Event {
-            seq: self.seq.fetch_add(1, Ordering::Relaxed),
-            at_ms: now_ms(),
-            body,
-        });
-        if notable {
-            // A poisoned lock only means a panic elsewhere mid-push; the
-            // deque itself is still valid.
-            let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
-            if history.len() == HISTORY {
-                history.pop_front();
+        let at_ms = now_ms();
+        let event = if notable {
+            let mut event = None;
+            self.timeline.push_with(
+                || self.next_seq(),
+                |seq| {
+                    let e = Arc::new(Event { seq, at_ms, body });
+                    let record = EventRecord::of(&e);
+                    event = Some(e);
+                    record
+                },
+            );
+            match event {
+                Some(event) => event,
+                None => return,
             }
-            history.push_back(event.clone());
-        }
+        } else {
+            Arc::new(Event {
+                seq: self.next_seq(),
+                at_ms,
+                body,
+            })
+        };
         // No subscribers is fine: nobody is watching.
         let _ = self.tx.send(event);
     }
@@ -229,10 +298,9 @@ impl EventBus {
         self.tx.subscribe()
     }
 
-    /// Notable events, newest first.
-    pub fn recent(&self, limit: usize) -> Vec<Arc<Event>> {
-        let history = self.history.lock().unwrap_or_else(|e| e.into_inner());
-        history.iter().rev().take(limit).cloned().collect()
+    /// The event log.
+    pub fn timeline(&self) -> &Timeline {
+        &self.timeline
     }
 }
 
@@ -258,7 +326,7 @@ mod tests {
         let b = rx.recv().await.unwrap();
         assert!(a.seq < b.seq);
         assert!(matches!(&a.body, EventBody::Catalog(c) if c.kind == CatalogEventKind::EntryAdded));
-        assert_eq!(bus.recent(10).len(), 3);
+        assert_eq!(bus.timeline().query(&EventFilter::default(), 10).0.len(), 3);
     }
 
     #[test]
@@ -291,14 +359,26 @@ mod tests {
         for _ in 0..10 {
             bus.job(&job);
         }
-        assert!(bus.recent(100).is_empty());
-        for i in 0..(HISTORY + 5) {
+        assert!(
+            bus.timeline()
+                .query(&EventFilter::default(), 100)
+                .0
+                .is_empty()
+        );
+        for i in 0..(DEFAULT_CAPACITY + 5) {
             bus.catalog(CatalogEvent::new(
                 CatalogEventKind::ImageHashed,
                 &i.to_string(),
                 "",
             ));
         }
-        assert_eq!(bus.recent(usize::MAX).len(), HISTORY);
+        let (all, _) = bus
+            .timeline()
+            .query(&EventFilter::default(), usize::MAX - 1);
+        assert_eq!(all.len(), DEFAULT_CAPACITY);
+        bus.request("AddEntry", "https://x/a.img", Origin::system());
+        let (newest, _) = bus.timeline().query(&EventFilter::default(), 1);
+        assert_eq!(newest[0].kind, "request.AddEntry");
+        assert!(newest[0].id > all[0].id);
     }
 }
