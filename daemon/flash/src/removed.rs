@@ -5,6 +5,7 @@
 //! (EIO, ENODEV, ENXIO, ENOSPC past a size that dropped to 0).
 
 use std::io;
+use std::os::fd::BorrowedFd;
 use std::path::Path;
 use std::sync::Arc;
 use std::thread;
@@ -71,7 +72,7 @@ fn gone(device: &OpenedDevice, sys: &Path, path: &Path) -> bool {
 
 /// What a block-device target was opened as; `None` for anything else
 /// (or when that cannot be told, which only loses the better message).
-pub(crate) fn opened_device(fd: std::os::fd::BorrowedFd<'_>, path: &Path) -> Option<OpenedDevice> {
+pub(crate) fn opened_device(fd: BorrowedFd<'_>, path: &Path) -> Option<OpenedDevice> {
     OpenedDevice::of(fd).unwrap_or_else(|e: io::Error| {
         tracing::debug!(path = %path.display(), error = %e, "cannot record the target's device number");
         None
