@@ -14,6 +14,9 @@
 //!    same path after the check is never written.
 //! 4. While writing: [`zero_out`] for runs of zeros that must read back
 //!    as zeros; [`discard`] only where contents do not matter.
+//!    When a write, flush or read-back fails, [`OpenedDevice::presence`]
+//!    (taken with [`OpenedDevice::of`] at the open) tells a pulled disk
+//!    or medium from one that fails in place.
 //! 5. After the final fsync: [`reread_partition_table`], logging (not
 //!    failing on) `EINVAL`/`EBUSY`.
 
@@ -24,6 +27,7 @@ mod ioctl;
 mod list;
 mod model;
 mod mounts;
+mod presence;
 mod sysfs;
 mod uevent;
 
@@ -38,6 +42,7 @@ pub use list::list_disks;
 pub use model::{
     Disk, Partition, SystemPaths, Target, TargetIdentity, TargetKind, Verdict, same_identity,
 };
+pub use presence::{OpenedDevice, Presence};
 pub use uevent::{BlockUevent, UeventAction, UeventSocket, parse as parse_uevent};
 
 #[cfg(test)]

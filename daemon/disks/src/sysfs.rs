@@ -298,7 +298,7 @@ pub(crate) fn read_text(path: &Path) -> Result<Option<String>, DiskError> {
         .filter(|s| !s.is_empty()))
 }
 
-fn read_num<T: std::str::FromStr>(path: &Path) -> Result<Option<T>, DiskError> {
+pub(crate) fn read_num<T: std::str::FromStr>(path: &Path) -> Result<Option<T>, DiskError> {
     match read_text(path)? {
         None => Ok(None),
         Some(text) => text.parse().map(Some).map_err(|_| DiskError::ParseSysfs {

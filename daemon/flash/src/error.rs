@@ -137,6 +137,18 @@ pub enum FlashError {
         #[source]
         source: Arc<io::Error>,
     },
+    /// A write, flush or read-back on the target failed because the
+    /// device went away: unplugged, or its medium pulled (size 0).
+    #[error("{path}: device removed during the flash (after {written} bytes written)")]
+    DeviceRemoved {
+        /// The target.
+        path: PathBuf,
+        /// Image bytes its writer had accepted when it failed.
+        written: u64,
+        /// The kernel's report of the failed I/O.
+        #[source]
+        source: Arc<io::Error>,
+    },
     /// What was read back differs from what was written.
     #[error(
         "verify failed on {path}: {len} bytes at offset {offset} read back as {actual}, {expected} was written"

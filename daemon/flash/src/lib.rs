@@ -26,6 +26,7 @@ mod qemu_img;
 mod raw_file;
 mod readahead;
 mod reader;
+mod removed;
 mod size;
 mod target;
 mod trailing;

@@ -7,10 +7,13 @@ use std::sync::{Arc, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use bty_disks::SystemPaths;
+
 use crate::pieces::PieceBook;
 use crate::progress::{TargetStats, snapshot};
 use crate::reader::{Input, Msg, ReaderShared, Source, run_reader};
-use crate::target::open_target;
+use crate::removed;
+use crate::target::{FileSink, open_target};
 use crate::trailing::{Trailing, TrailingCtx, stretch};
 use crate::verify::read_back_check;
 use crate::writer::{BlockSink, BlockWriter};
@@ -41,7 +44,9 @@ enum WriterStop {
 /// is read once, whatever the number of targets. The whole stream is hashed
 /// only when `opts` carries a digest to check; verify hashes it piece by
 /// piece on every core and checks each piece as it is read back. A target that fails drops out and
-/// the others go on. `observer` gets progress at most about four times a
+/// the others go on; one whose I/O failed because its device went away
+/// (unplugged, medium pulled) fails as [`FlashError::DeviceRemoved`].
+/// `observer` gets progress at most about four times a
 /// second; `cancel` is polled every 100 ms, and a cancelled flash returns
 /// within about a second (writers stop at the next chunk; a source blocked
 /// in `read` is abandoned to its thread). No target whose result is an error
@@ -211,13 +216,36 @@ fn run_writer(
             capacity,
         }));
     }
-    let mut writer = BlockWriter::new(
+    let device = sink.device();
+    let writer = BlockWriter::new(
         spec.path.clone(),
         sink,
         opts.first_region,
         opts.zero_skip,
         capacity,
     );
+    write_opened(spec, writer, rx, opts, book, stop, stats).map_err(|e| match e {
+        // A failure because the disk went away says so.
+        WriterStop::Failed(e) => WriterStop::Failed(removed::explain(
+            e,
+            device.as_ref(),
+            &SystemPaths::default().sys,
+            stats.written.load(Ordering::Relaxed),
+        )),
+        other => other,
+    })
+}
+
+/// [`run_writer`] once the target is open.
+fn write_opened(
+    spec: &TargetSpec,
+    mut writer: BlockWriter<FileSink>,
+    rx: Receiver<Msg>,
+    opts: &FlashOptions,
+    book: Option<&PieceBook>,
+    stop: &AtomicBool,
+    stats: &TargetStats,
+) -> Result<TargetDone, WriterStop> {
     let Some(book) = book else {
         let total = receive(&mut writer, &rx, opts, stop, stats, None)?;
         drop(rx);

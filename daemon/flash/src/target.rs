@@ -9,11 +9,13 @@ use std::sync::Arc;
 
 use bty_dio::aligned::align_down;
 use bty_dio::direct;
+use bty_disks::OpenedDevice;
 use rustix::fs::{FallocateFlags, FileType, OFlags};
 use rustix::io::Errno;
 
 use crate::diff::{DiffCounts, Differ};
 use crate::parallel::{all_at_once, split};
+use crate::removed::opened_device;
 use crate::writer::{BlockSink, write_zeros};
 use crate::{FlashError, FlashOptions, TargetKind, TargetSpec};
 
@@ -40,6 +42,8 @@ pub(crate) struct FileSink {
     kind: TargetKind,
     /// Incremental: what the target holds decides what is written.
     differ: Option<Differ>,
+    /// The block device opened, looked up again when I/O on it fails.
+    device: Option<OpenedDevice>,
 }
 
 /// Open `spec` for writing; returns the sink and the target's capacity.
@@ -98,6 +102,10 @@ pub(crate) fn open_target(
     } else {
         ZeroMode::Write
     };
+    let device = match spec.kind {
+        TargetKind::BlockDevice => opened_device(fd.as_fd(), &spec.path),
+        TargetKind::RegularFile => None,
+    };
     let differ = if opts.incremental {
         Some(Differ::new(&fd, direct, opts.buffer_size).map_err(open_err)?)
     } else {
@@ -111,6 +119,7 @@ pub(crate) fn open_target(
             zero,
             kind: spec.kind,
             differ,
+            device,
         },
         capacity,
     ))
@@ -120,6 +129,11 @@ impl FileSink {
     /// Incremental only: bytes compared, written and skipped so far.
     pub(crate) fn diff_counts(&self) -> Option<DiffCounts> {
         self.differ.as_ref().map(Differ::counts)
+    }
+
+    /// The block device this target is, as opened; `None` for a file.
+    pub(crate) fn device(&self) -> Option<OpenedDevice> {
+        self.device
     }
 
     /// Write `data` at `offset`, whatever the target holds there.

@@ -400,3 +400,82 @@ fn a_target_that_is_not_the_confirmed_device_is_never_written() {
         );
     }
 }
+
+/// "Pull" a loop device that is held open (it cannot be detached): cut its
+/// backing file to 0 bytes and set its capacity from it. A write still in
+/// flight can grow the file again between the two steps, so repeat until
+/// the device's size reads 0.
+fn pull_loop(dev: &std::path::Path, backing: &std::path::Path) {
+    let name = dev.file_name().unwrap().to_str().unwrap().to_owned();
+    let size = std::path::Path::new("/sys/class/block")
+        .join(name)
+        .join("size");
+    for _ in 0..50 {
+        File::create(backing).unwrap();
+        run(std::process::Command::new("losetup").arg("-c").arg(dev));
+        if std::fs::read_to_string(&size).unwrap().trim() == "0" {
+            return;
+        }
+    }
+    panic!("{} kept a non-zero size", dev.display());
+}
+
+/// Yields `image`, pulling the loop device `dev` (backed by `backing`)
+/// once `after` bytes were read.
+struct PullingSource {
+    image: File,
+    dev: std::path::PathBuf,
+    backing: std::path::PathBuf,
+    after: u64,
+    read: u64,
+    pulled: bool,
+}
+
+impl Read for PullingSource {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if !self.pulled && self.read >= self.after {
+            pull_loop(&self.dev, &self.backing);
+            self.pulled = true;
+        }
+        let n = self.image.read(buf)?;
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
+#[test]
+fn a_target_pulled_mid_flash_fails_as_removed_and_the_others_complete() {
+    require_loop_devices();
+    let tmp = tempfile::tempdir().unwrap();
+    let pulled = LoopDev::new(tmp.path(), "pulled", 32 * MIB, 31);
+    let good = LoopDev::new(tmp.path(), "good", 32 * MIB, 32);
+    let file = tmp.path().join("out.img");
+    let source: Box<dyn Read + Send> = Box::new(PullingSource {
+        image: File::open(raw_image()).unwrap(),
+        dev: pulled.dev.clone(),
+        backing: pulled.backing.clone(),
+        after: 8 * MIB,
+        read: 0,
+        pulled: false,
+    });
+    let report = flash(
+        source,
+        vec![pulled.spec(), good.spec(), file_spec(&file)],
+        &FlashOptions::default(),
+        &|_| {},
+        &AtomicBool::new(false),
+    );
+    let err = report.targets[0].result.as_ref().unwrap_err();
+    assert!(matches!(err, FlashError::DeviceRemoved { .. }), "{err:?}");
+    let message = err.to_string();
+    eprintln!("pulled target: {message}");
+    assert!(
+        message.starts_with(&format!("{}: device removed", pulled.dev.display())),
+        "{message}"
+    );
+    let ok = bty_flash::FlashReport {
+        targets: report.targets[1..].to_vec(),
+        ..report
+    };
+    assert_flashed_ok(&ok, &[&good.dev, &file], true);
+}
