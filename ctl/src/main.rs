@@ -86,6 +86,9 @@ enum Command {
     Disks(commands::disks::DisksArgs),
     /// Write an image to one or more disks, after confirmation.
     Flash(commands::flash::FlashArgs),
+    /// Read btyd's event log and acknowledge events.
+    #[command(subcommand)]
+    Events(commands::events::EventsCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(commands::docs::CompletionsArgs),
     /// Write the man pages into a directory (packaging).
@@ -181,6 +184,7 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
         Command::Push(args) => commands::push::run(&ctx, args).await,
         Command::Disks(args) => commands::disks::run(&ctx, args).await,
         Command::Flash(args) => commands::flash::run(&ctx, args).await,
+        Command::Events(command) => commands::events::run(&ctx, command).await,
         // Answered above, before connecting.
         Command::Completions(_) | Command::ManPages(_) => Ok(()),
     };

@@ -639,9 +639,13 @@ fn pages_fit_a_phone_and_a_desktop() {
             inner <= u64::from(width) && inner + 40 >= u64::from(width),
             "{label}: the window is {inner} px wide"
         );
-        for page in ["images", "downloads", "flash"] {
+        for page in ["images", "downloads", "flash", "events"] {
             browser.goto(&format!("{base}/ui/{page}"));
-            browser.find("#activity tbody tr");
+            browser.find(if page == "events" {
+                "#events-table tbody tr"
+            } else {
+                "#activity tbody tr"
+            });
             let (scroll, inner) = widths(&browser);
             assert!(
                 scroll <= inner,
@@ -841,9 +845,15 @@ fn pages_pass_axe_core() {
     let mut found = Vec::new();
     for (label, width, height) in [("desktop", 1400, 900), ("mobile", 390, 844)] {
         browser.set_window_size(width, height);
-        for page in ["/ui/images", "/ui/downloads", refused, "/ui/flash"] {
+        for page in [
+            "/ui/images",
+            "/ui/downloads",
+            refused,
+            "/ui/flash",
+            "/ui/events",
+        ] {
             browser.goto(&format!("{base}{page}"));
-            browser.find("#activity");
+            browser.find("main .bty-card");
             found.extend(
                 axe::violations(&browser, &script)
                     .into_iter()
@@ -866,5 +876,103 @@ fn pages_pass_axe_core() {
     assert!(
         planted.iter().any(|v| v.starts_with("image-alt ")),
         "{planted:?}"
+    );
+}
+
+/// The activity card follows events live, coloured by outcome, and links
+/// the timeline; the timeline filters by kind and outcome, and Acknowledge
+/// marks an event seen (and keeps the filters).
+#[test]
+fn the_timeline_filters_and_acknowledges_and_cards_follow_live() {
+    if !browser_available() {
+        return;
+    }
+    let origin = Origin::start();
+    origin.put("/ok.img", noise(1 << 20, 91));
+    let daemon = Daemon::start();
+    for path in ["/ok.img", "/missing.img"] {
+        let added = daemon.ctl(&["entries", "add", &origin.url(path)]);
+        assert!(added.status.success(), "{added:?}");
+    }
+    let base = daemon.origin();
+    let browser = Browser::start();
+    log_in(&browser, &daemon);
+    browser.goto(&format!("{base}/ui/images"));
+    browser.find("#activity");
+    browser.wait_js(
+        LIVE,
+        "the live indicator",
+        "return window.__btyLive === true",
+    );
+    browser.execute("window.__btyMarker = 9", json!([]));
+    let card_row = |kind: &str| {
+        format!(
+            "var r = Array.from(document.querySelectorAll('#activity tbody tr')).find(function (r) {{ \
+               return r.querySelector('.bty-badge') && r.querySelector('.bty-badge').textContent === '{kind}'; }}); \
+             return r ? [r.className, getComputedStyle(r.querySelector('.bty-badge')).backgroundColor] : null;"
+        )
+    };
+    browser.click("tr[data-row-name='missing.img'] .bty-fetch-btn");
+    let failed = browser.wait_js(
+        LIVE,
+        "download.failed in the card",
+        &card_row("download.failed"),
+    );
+    browser.click("tr[data-row-name='ok.img'] .bty-fetch-btn");
+    let done = browser.wait_js(
+        LIVE,
+        "download.completed in the card",
+        &card_row("download.completed"),
+    );
+    assert_eq!(failed[0], "bty-outcome-failed", "{failed}");
+    assert_eq!(done[0], "bty-outcome-ok", "{done}");
+    assert_ne!(failed[1], done[1], "failures and successes look the same");
+    assert_eq!(
+        browser.execute("return window.__btyMarker", json!([])),
+        json!(9),
+        "the page was reloaded"
+    );
+    browser.screenshot(&screenshot_dir().join("images-activity-live.png"));
+
+    // "Full timeline" leads to the events page, filtered to the card's kinds.
+    browser.click("#activity .bty-card-link");
+    browser.find("#events-table");
+    assert!(
+        browser.url().contains("/ui/events?kinds="),
+        "{}",
+        browser.url()
+    );
+    browser.goto(&format!("{base}/ui/events"));
+    browser.send_keys("input[name=kinds]", "download.");
+    browser.click("input[name=failed]");
+    browser.click("#event-filters button[type=submit]");
+    let kinds = browser.wait_js(
+        LIVE,
+        "the filtered timeline",
+        "if (location.search.indexOf('failed=1') < 0) return null; \
+         return Array.from(document.querySelectorAll('#events-table tbody tr[data-kind]')).map(function (r) { return r.dataset.kind; });",
+    );
+    assert_eq!(kinds, json!(["download.failed"]), "{kinds}");
+    browser.click("#events-table .bty-ack-btn");
+    let seen = browser.wait_js(
+        LIVE,
+        "the event acknowledged",
+        "var r = document.querySelector('#events-table tbody tr[data-kind]'); \
+         return r && r.classList.contains('bty-acknowledged') ? [location.search, r.querySelector('[data-label=Seen]').textContent.trim()] : null;",
+    );
+    assert!(
+        seen[0].as_str().unwrap().contains("failed=1"),
+        "filters kept: {seen}"
+    );
+    assert_eq!(seen[1], "acknowledged");
+    browser.screenshot(&screenshot_dir().join("desktop-events-filtered.png"));
+    let listed = daemon.ctl_json(&["events", "list", "--failed", "--unacknowledged"]);
+    assert!(
+        !listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "download.failed"),
+        "{listed}"
     );
 }

@@ -7,6 +7,7 @@ pub(crate) mod disks;
 mod disks_watch;
 pub(crate) mod docs;
 pub(crate) mod entries;
+pub(crate) mod events;
 pub(crate) mod fetch;
 pub(crate) mod flash;
 pub(crate) mod hash;
