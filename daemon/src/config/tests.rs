@@ -59,6 +59,22 @@ fn rejects_unknown_keys_and_bad_values() {
 }
 
 #[test]
+fn the_event_history_is_bounded() {
+    let c = Config::resolve(FileConfig::default(), &Overrides::default(), &env()).unwrap();
+    assert_eq!(c.events_history, crate::events::DEFAULT_CAPACITY);
+    assert_eq!(c.event_log_path(), c.state_dir.join("events.jsonl"));
+    let file = FileConfig::parse("[events]\nhistory = 20\n", Path::new("f")).unwrap();
+    let c = Config::resolve(file, &Overrides::default(), &env()).unwrap();
+    assert_eq!(c.events_history, 20);
+    for bad in ["0", "100001"] {
+        let file =
+            FileConfig::parse(&format!("[events]\nhistory = {bad}\n"), Path::new("f")).unwrap();
+        let err = Config::resolve(file, &Overrides::default(), &env()).unwrap_err();
+        assert!(err.to_string().contains("events.history"), "{err}");
+    }
+}
+
+#[test]
 fn web_can_be_turned_off() {
     let o = Overrides {
         web_listen: Some("off".into()),
