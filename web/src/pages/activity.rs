@@ -53,7 +53,7 @@ impl Scope {
                 "flash.",
                 "push.",
             ],
-            Self::Downloads => &["download.", "push.", "entry.", "image.upload"],
+            Self::Downloads => &["download.", "push.", "entry.", "catalog.", "image.upload"],
             Self::Hashing => &["hash.", "image.hash"],
             Self::Flash => &["flash.", "disks."],
         }
