@@ -267,6 +267,17 @@ impl Daemon {
         (out.status.code(), job)
     }
 
+    /// The job with this id, as `btyctl --json jobs list` shows it.
+    pub fn job(&self, id: &str) -> serde_json::Value {
+        self.ctl_json(&["jobs", "list"])
+            .as_array()
+            .expect("jobs list prints an array")
+            .iter()
+            .find(|j| j["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no job {id}"))
+    }
+
     /// Run `btyctl --json …`, insist on success, parse stdout.
     pub fn ctl_json(&self, args: &[&str]) -> serde_json::Value {
         let mut full = vec!["--json"];

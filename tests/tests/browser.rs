@@ -100,6 +100,19 @@ fn log_in(browser: &Browser, daemon: &Daemon) {
     browser.find("form[action='/ui/logout']");
 }
 
+/// A fresh btyd with an entry per `origin` path, and a browser logged in
+/// to it on the images page.
+fn logged_in_with_entries(origin: &Origin, paths: &[&str]) -> (Daemon, Browser) {
+    let daemon = Daemon::start();
+    for path in paths {
+        let added = daemon.ctl(&["entries", "add", &origin.url(path)]);
+        assert!(added.status.success(), "{added:?}");
+    }
+    let browser = Browser::start();
+    log_in(&browser, &daemon);
+    (daemon, browser)
+}
+
 fn row_js(name: &str, tail: &str) -> String {
     format!("var r = document.querySelector('tr[data-row-name=\"{name}\"]'); {tail}")
 }
@@ -613,14 +626,8 @@ fn pages_fit_a_phone_and_a_desktop() {
     let origin = Origin::start();
     origin.put("/fast.img", noise(1 << 20, 61));
     origin.put(LONG_PATH, noise(1 << 20, 62));
-    let daemon = Daemon::start();
-    for path in ["/fast.img", LONG_PATH] {
-        let added = daemon.ctl(&["entries", "add", &origin.url(path)]);
-        assert!(added.status.success(), "{added:?}");
-    }
+    let (daemon, browser) = logged_in_with_entries(&origin, &["/fast.img", LONG_PATH]);
     let base = daemon.origin();
-    let browser = Browser::start();
-    log_in(&browser, &daemon);
     // One finished download, so the downloads page has a history row.
     browser.goto(&format!("{base}/ui/images"));
     browser.click("tr[data-row-name='fast.img'] .bty-fetch-btn");
@@ -717,12 +724,8 @@ fn a_failed_fetch_marks_its_row_with_a_retry() {
         return;
     }
     let origin = Origin::start();
-    let daemon = Daemon::start();
-    let added = daemon.ctl(&["entries", "add", &origin.url("/missing.img")]);
-    assert!(added.status.success(), "{added:?}");
+    let (daemon, browser) = logged_in_with_entries(&origin, &["/missing.img"]);
     let base = daemon.origin();
-    let browser = Browser::start();
-    log_in(&browser, &daemon);
     browser.goto(&format!("{base}/ui/images"));
     browser.find("tr[data-row-name='missing.img']");
     assert!(
@@ -823,14 +826,8 @@ fn pages_pass_axe_core() {
     let script = axe::axe_script();
     let origin = Origin::start();
     origin.put("/fast.img", noise(1 << 20, 81));
-    let daemon = Daemon::start();
-    for path in ["/fast.img", "/missing.img"] {
-        let added = daemon.ctl(&["entries", "add", &origin.url(path)]);
-        assert!(added.status.success(), "{added:?}");
-    }
+    let (daemon, browser) = logged_in_with_entries(&origin, &["/fast.img", "/missing.img"]);
     let base = daemon.origin();
-    let browser = Browser::start();
-    log_in(&browser, &daemon);
     browser.goto(&format!("{base}/ui/images"));
     for name in ["fast.img", "missing.img"] {
         browser.click(&format!("tr[data-row-name='{name}'] .bty-fetch-btn"));
@@ -889,14 +886,8 @@ fn the_timeline_filters_and_acknowledges_and_cards_follow_live() {
     }
     let origin = Origin::start();
     origin.put("/ok.img", noise(1 << 20, 91));
-    let daemon = Daemon::start();
-    for path in ["/ok.img", "/missing.img"] {
-        let added = daemon.ctl(&["entries", "add", &origin.url(path)]);
-        assert!(added.status.success(), "{added:?}");
-    }
+    let (daemon, browser) = logged_in_with_entries(&origin, &["/ok.img", "/missing.img"]);
     let base = daemon.origin();
-    let browser = Browser::start();
-    log_in(&browser, &daemon);
     browser.goto(&format!("{base}/ui/images"));
     browser.find("#activity");
     browser.wait_js(

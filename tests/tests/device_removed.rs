@@ -73,15 +73,7 @@ fn a_target_pulled_mid_flash_fails_as_removed_and_the_other_completes() {
         "--detach",
     ]);
     let id = started["id"].as_str().unwrap().to_owned();
-    let job = |d: &Daemon| {
-        d.ctl_json(&["jobs", "list", "--kind", "flash"])
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|j| j["id"] == id.as_str())
-            .cloned()
-            .unwrap()
-    };
+    let job = |d: &Daemon| d.job(&id);
 
     let running = wait_for(Duration::from_secs(30), "8 MiB on both targets", || {
         let j = job(&d);

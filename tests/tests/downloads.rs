@@ -16,16 +16,6 @@ fn row_named<'a>(rows: &'a [Value], name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no row {name}: {rows:#?}"))
 }
 
-fn job_by_id(d: &Daemon, id: &str) -> Value {
-    d.ctl_json(&["jobs", "list"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|j| j["id"] == id)
-        .cloned()
-        .unwrap_or_else(|| panic!("no job {id}"))
-}
-
 #[test]
 fn fetch_lands_verified_bytes_with_a_sidecar() {
     let origin = Origin::start();
@@ -91,11 +81,11 @@ fn cancel_stops_the_download_and_leaves_no_partial() {
     assert_eq!(first["id"], second["id"]);
     let id = first["id"].as_str().unwrap().to_owned();
     wait_for(Duration::from_secs(20), "bytes to flow", || {
-        (job_by_id(&d, &id)["bytes_done"].as_u64() > Some(0)).then_some(())
+        (d.job(&id)["bytes_done"].as_u64() > Some(0)).then_some(())
     });
     d.ctl_json(&["jobs", "cancel", &id]);
     let job = wait_for(Duration::from_secs(2), "the job to stop", || {
-        let job = job_by_id(&d, &id);
+        let job = d.job(&id);
         (job["state"] == "cancelled").then_some(job)
     });
     assert_eq!(job["state"], "cancelled");
@@ -121,7 +111,7 @@ fn kill_during_download_resumes_from_the_partial() {
     let job = d.ctl_json(&["fetch", "big.img", "--detach"]);
     let id = job["id"].as_str().unwrap().to_owned();
     wait_for(Duration::from_secs(60), "a third of the bytes", || {
-        (job_by_id(&d, &id)["bytes_done"].as_u64() > Some(SIZE as u64 / 3)).then_some(())
+        (d.job(&id)["bytes_done"].as_u64() > Some(SIZE as u64 / 3)).then_some(())
     });
     d.kill9();
     let sent_before = origin.bytes_sent();

@@ -240,15 +240,7 @@ fn cancel_stops_a_slow_stream_within_a_second_and_says_partially_written() {
     let url = origin.url("slow.img");
     let started = d.ctl_json(&["flash", &url, dev.dev(), "--yes", "--detach"]);
     let id = started["id"].as_str().unwrap().to_owned();
-    let job = |d: &Daemon| {
-        d.ctl_json(&["jobs", "list", "--kind", "flash"])
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|j| j["id"] == id.as_str())
-            .cloned()
-            .unwrap()
-    };
+    let job = |d: &Daemon| d.job(&id);
 
     // A running stream reports bytes, the source read and a rate.
     let running = wait_for(Duration::from_secs(30), "progress with a rate", || {
