@@ -10,6 +10,7 @@ pub mod allocator;
 pub mod chain;
 pub mod config;
 pub mod daemon;
+pub mod domain;
 pub mod events;
 pub mod grpc;
 pub mod hotplug;

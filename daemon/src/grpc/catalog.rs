@@ -524,7 +524,7 @@ impl CatalogService for CatalogApi {
 /// Where the bytes a key names are.
 enum Located {
     /// A stored file, and its description.
-    Local(crate::actors::catalog::LocalImage, v1::ImageStat),
+    Local(crate::domain::LocalImage, v1::ImageStat),
     /// An entry with no local copy, read from its source.
     Remote(super::remote_read::RemoteImage),
 }
@@ -552,10 +552,7 @@ impl CatalogApi {
     }
 
     /// Resolve a key to a stored file and describe it.
-    async fn stat(
-        &self,
-        key: &str,
-    ) -> Result<(crate::actors::catalog::LocalImage, v1::ImageStat), Status> {
+    async fn stat(&self, key: &str) -> Result<(crate::domain::LocalImage, v1::ImageStat), Status> {
         let image = self.catalog.resolve_local(key).await?;
         let stat = v1::ImageStat {
             file_name: image.file_name.clone(),

@@ -1,7 +1,7 @@
 //! Opening a listed image for a request: off the async threads, checked
 //! against the scan's identity, refusals as statuses naming the file.
 
-use crate::actors::catalog::LocalImage;
+use crate::domain::LocalImage;
 use bty_store::identity::{OpenImageError, VerifiedImage};
 use tonic::Status;
 

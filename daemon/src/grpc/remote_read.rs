@@ -11,8 +11,9 @@
 //! and later reads are served from the local copy. A ranged read asks the
 //! source for that range only; no digest covers it.
 
-use crate::actors::catalog::{CatalogHandle, DownloadSpec};
+use crate::actors::catalog::CatalogHandle;
 use crate::actors::downloader::{DownloaderHandle, RemoteStream};
+use crate::domain::DownloadSpec;
 use bty_proto::v1::{self, image_chunk::Part};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;

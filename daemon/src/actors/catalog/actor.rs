@@ -85,7 +85,7 @@ impl Actor for CatalogActor {
             rows_stale: true,
             landing: std::collections::BTreeSet::new(),
         };
-        state.rescan();
+        state.rescan().await;
         state.rows();
         Ok(state)
     }
@@ -115,8 +115,10 @@ impl Actor for CatalogActor {
             CatalogMessage::Export { base_url, reply } => {
                 let _ = reply.send(export_catalog(&state.rows(), &base_url));
             }
-            CatalogMessage::Rescan => state.rescan(),
-            CatalogMessage::ImageHashed { name, sha256 } => state.image_hashed(&name, &sha256),
+            CatalogMessage::Rescan => state.rescan().await,
+            CatalogMessage::ImageHashed { name, sha256 } => {
+                state.image_hashed(&name, &sha256).await;
+            }
             CatalogMessage::RequeueUnhashed => state.requeue_unhashed(),
             CatalogMessage::DownloadSpec { key, update, reply } => {
                 let _ = reply.send(state.download_spec(&key, update));
@@ -126,13 +128,13 @@ impl Actor for CatalogActor {
                 let _ = reply.send(());
             }
             CatalogMessage::Landed(landed) => state.landed(landed).await,
-            CatalogMessage::Uploaded { name, sha256 } => state.uploaded(&name, &sha256),
+            CatalogMessage::Uploaded { name, sha256 } => state.uploaded(&name, &sha256).await,
             CatalogMessage::LandingAbandoned { name } => {
                 state.landing.remove(&name);
-                state.rescan();
+                state.rescan().await;
             }
             CatalogMessage::DeleteCache { key, reply } => {
-                let _ = reply.send(state.delete_cache(&key));
+                let _ = reply.send(state.delete_cache(&key).await);
             }
             CatalogMessage::ResolveLocal { key, reply } => {
                 let _ = reply.send(state.resolve_local(&key));
@@ -201,11 +203,19 @@ impl CatalogState {
     }
 
     /// Re-read the image root; ask for hashes of new or changed files.
-    pub(super) fn rescan(&mut self) {
-        let scan = match scan_image_root(&self.args.image_root) {
-            Ok(scan) => scan,
-            Err(e) => {
+    /// The listing and stat of every file runs on the blocking pool: the
+    /// actor waits for it (its state must follow the disk before the next
+    /// message), the runtime's threads do not.
+    pub(super) async fn rescan(&mut self) {
+        let root = self.args.image_root.clone();
+        let scan = match tokio::task::spawn_blocking(move || scan_image_root(&root)).await {
+            Ok(Ok(scan)) => scan,
+            Ok(Err(e)) => {
                 tracing::error!(root = %self.args.image_root.display(), error = %e, "cannot scan the image root");
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the image root scan did not finish");
                 return;
             }
         };
@@ -249,9 +259,9 @@ impl CatalogState {
     /// An upload landed: list it with the sha256 its sidecar records. A
     /// file changed since (the sidecar no longer fresh) is hashed again,
     /// as the name is no longer expected.
-    fn uploaded(&mut self, name: &str, sha256: &str) {
+    async fn uploaded(&mut self, name: &str, sha256: &str) {
         self.landing.remove(name);
-        self.rescan();
+        self.rescan().await;
         let listed = self.scan.iter().find(|f| f.name == name);
         if !listed.is_some_and(|f| f.sidecar == Sidecar::Fresh(sha256.to_owned())) {
             tracing::info!(name, "an uploaded file changed before it was listed");
@@ -266,12 +276,12 @@ impl CatalogState {
         }
     }
 
-    fn image_hashed(&mut self, name: &str, sha256: &str) {
+    async fn image_hashed(&mut self, name: &str, sha256: &str) {
         // The scan is sorted by name (byte order): O(log n) per hash.
         let found = self.scan.binary_search_by(|f| f.name.as_str().cmp(name));
         let Some(file) = found.ok().and_then(|i| self.scan.get_mut(i)) else {
             // Not scanned yet (it just appeared): a rescan picks it up.
-            self.rescan();
+            self.rescan().await;
             return;
         };
         if file.sidecar == Sidecar::Fresh(sha256.to_owned()) {

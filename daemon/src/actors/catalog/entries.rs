@@ -173,10 +173,10 @@ impl CatalogState {
         // Entry delete also removes the cached bytes: upstream left them
         // behind, an orphan the listing no longer showed.
         let cache_removed = match entry.cache_file_name() {
-            Ok(name) => self.remove_cached(&name),
+            Ok(name) => self.remove_cached(&name).await,
             Err(_) => false,
         };
-        self.rescan();
+        self.rescan().await;
         self.args.events.catalog(CatalogEvent::new(
             CatalogEventKind::EntryDeleted,
             &entry.src,
@@ -190,13 +190,22 @@ impl CatalogState {
     }
 
     /// Delete a cached file and its sidecar; true if the file existed.
-    pub(super) fn remove_cached(&self, name: &str) -> bool {
+    /// (On the blocking pool: unlinking a large file takes a while.)
+    pub(super) async fn remove_cached(&self, name: &str) -> bool {
         let path = self.args.image_root.join(name);
-        if let Err(e) = bty_store::signed::remove_signed(&path) {
-            tracing::warn!(name, error = %e, "cannot remove a cached file's signer record");
-        }
-        remove_with_sidecar(&path).unwrap_or_else(|e| {
-            tracing::warn!(name, error = %e, "cannot remove cached file");
+        let name = name.to_owned();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = bty_store::signed::remove_signed(&path) {
+                tracing::warn!(name, error = %e, "cannot remove a cached file's signer record");
+            }
+            remove_with_sidecar(&path).unwrap_or_else(|e| {
+                tracing::warn!(name, error = %e, "cannot remove cached file");
+                false
+            })
+        })
+        .await
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, "removing a cached file did not finish");
             false
         })
     }

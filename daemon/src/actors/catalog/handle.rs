@@ -3,11 +3,11 @@
 use super::error::CatalogError;
 use super::import::ImportReport;
 use super::messages::{
-    AddEntry, CacheDeleted, CatalogMessage, DownloadSpec, Landed, ListedEntry, LocalImage,
-    ParsedImport, RemovedEntry,
+    AddEntry, CacheDeleted, CatalogMessage, ListedEntry, ParsedImport, RemovedEntry,
 };
 use crate::actors::call::ask;
 use crate::actors::{Unavailable, slot::ActorSlot};
+use crate::domain::{DownloadSpec, Landed, LocalImage};
 use bty_store::catalog_file::{CatalogEntry, CatalogFile};
 use bty_store::merge::Row;
 use ractor::{ActorRef, RpcReplyPort};

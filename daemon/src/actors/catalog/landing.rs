@@ -4,7 +4,8 @@
 
 use super::actor::CatalogState;
 use super::error::CatalogError;
-use super::messages::{CacheDeleted, DownloadSpec, Landed, LocalImage};
+use super::messages::CacheDeleted;
+use crate::domain::{DownloadSpec, Landed, LocalImage};
 use crate::events::{CatalogEvent, CatalogEventKind};
 use bty_store::merge::SourceKind;
 use bty_store::sidecar::Sidecar;
@@ -90,7 +91,7 @@ impl CatalogState {
                 tracing::warn!(error = %crate::chain::Chain(&e), "cannot record download validators");
             }
         }
-        self.rescan();
+        self.rescan().await;
         self.args.events.catalog(CatalogEvent::new(
             CatalogEventKind::CachePopulated,
             &landed.cache_file_name,
@@ -102,7 +103,7 @@ impl CatalogState {
         ));
     }
 
-    pub(super) fn delete_cache(&mut self, key: &str) -> Result<CacheDeleted, CatalogError> {
+    pub(super) async fn delete_cache(&mut self, key: &str) -> Result<CacheDeleted, CatalogError> {
         let index = self.no_remote_entry(key)?;
         let entry = self.catalog.entry(index);
         let file_name = entry.cache_file_name()?;
@@ -120,8 +121,8 @@ impl CatalogState {
                 _ => None,
             });
         let name = entry.name.clone();
-        let deleted = self.remove_cached(&file_name);
-        self.rescan();
+        let deleted = self.remove_cached(&file_name).await;
+        self.rescan().await;
         if deleted {
             self.args.events.catalog(CatalogEvent::new(
                 CatalogEventKind::CacheDeleted,

@@ -17,6 +17,5 @@ pub use error::CatalogError;
 pub use handle::CatalogHandle;
 pub use import::ImportReport;
 pub use messages::{
-    AddEntry, CacheDeleted, CatalogMessage, DownloadSpec, Landed, ListedEntry, LocalImage,
-    ParsedImport, RemoteMetadata, RemovedEntry,
+    AddEntry, CacheDeleted, CatalogMessage, ListedEntry, ParsedImport, RemoteMetadata, RemovedEntry,
 };

@@ -6,9 +6,9 @@ use super::messages::{
 };
 use super::stream::RemoteStream;
 use crate::actors::call::{QUICK, Running, ask, ask_running};
-use crate::actors::catalog::{DownloadSpec, LocalImage};
 use crate::actors::job_query::Jobs;
 use crate::actors::{Unavailable, slot::ActorSlot};
+use crate::domain::{DownloadSpec, LocalImage};
 use crate::jobs::JobSnapshot;
 use ractor::{ActorRef, RpcReplyPort};
 

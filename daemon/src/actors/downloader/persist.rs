@@ -3,9 +3,10 @@
 //! partial files, whose random names are recorded there (the jobs dir is
 //! root-only; the image root is not).
 
-use crate::actors::catalog::DownloadSpec;
+use crate::domain::DownloadSpec;
 use bty_store::atomic::write_atomic;
 use bty_store::names::CACHE_PREFIX;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -88,6 +89,77 @@ pub(crate) fn remove_orphans(image_root: &Path, specs: &[DownloadSpec]) {
     }
 }
 
+/// The job file's schema version. Files written before versions existed
+/// have no `v` and read as version 1; a newer version is left alone (a
+/// downgrade must not resume what it does not understand).
+const JOB_FILE_VERSION: u32 = 1;
+
+/// `jobs/<ref>.json`: the on-disk form of a queued download, kept apart
+/// from [`DownloadSpec`] so the domain type can change without silently
+/// changing what older or newer daemons read.
+#[derive(Debug, Serialize, Deserialize)]
+struct JobFile {
+    #[serde(default = "version_one")]
+    v: u32,
+    image_ref: String,
+    name: String,
+    src: String,
+    pinned_sha256: Option<String>,
+    #[serde(default)]
+    sha_url: Option<String>,
+    size_bytes: Option<u64>,
+    cache_file_name: String,
+    update: bool,
+    cached_sha256: Option<String>,
+    etag: Option<String>,
+    last_modified: Option<String>,
+    #[serde(default)]
+    partial_name: Option<String>,
+}
+
+fn version_one() -> u32 {
+    1
+}
+
+impl From<&DownloadSpec> for JobFile {
+    fn from(s: &DownloadSpec) -> Self {
+        Self {
+            v: JOB_FILE_VERSION,
+            image_ref: s.image_ref.clone(),
+            name: s.name.clone(),
+            src: s.src.clone(),
+            pinned_sha256: s.pinned_sha256.clone(),
+            sha_url: s.sha_url.clone(),
+            size_bytes: s.size_bytes,
+            cache_file_name: s.cache_file_name.clone(),
+            update: s.update,
+            cached_sha256: s.cached_sha256.clone(),
+            etag: s.etag.clone(),
+            last_modified: s.last_modified.clone(),
+            partial_name: s.partial_name.clone(),
+        }
+    }
+}
+
+impl From<JobFile> for DownloadSpec {
+    fn from(f: JobFile) -> Self {
+        Self {
+            image_ref: f.image_ref,
+            name: f.name,
+            src: f.src,
+            pinned_sha256: f.pinned_sha256,
+            sha_url: f.sha_url,
+            size_bytes: f.size_bytes,
+            cache_file_name: f.cache_file_name,
+            update: f.update,
+            cached_sha256: f.cached_sha256,
+            etag: f.etag,
+            last_modified: f.last_modified,
+            partial_name: f.partial_name,
+        }
+    }
+}
+
 fn spec_path(jobs_dir: &Path, image_ref: &str) -> PathBuf {
     jobs_dir.join(format!("{image_ref}.json"))
 }
@@ -100,7 +172,7 @@ pub(crate) fn checkpoint_path(jobs_dir: &Path, image_ref: &str) -> PathBuf {
 /// Remember a queued download.
 pub(crate) fn save(jobs_dir: &Path, spec: &DownloadSpec) -> std::io::Result<()> {
     create_private_dir(jobs_dir)?;
-    let json = serde_json::to_vec_pretty(spec).map_err(std::io::Error::other)?;
+    let json = serde_json::to_vec_pretty(&JobFile::from(spec)).map_err(std::io::Error::other)?;
     write_atomic(&spec_path(jobs_dir, &spec.image_ref), &json)
 }
 
@@ -136,14 +208,19 @@ pub(crate) fn load_all(jobs_dir: &Path) -> Vec<DownloadSpec> {
     let Ok(entries) = std::fs::read_dir(jobs_dir) else {
         return Vec::new();
     };
-    let mut specs = Vec::new();
+    let mut specs: Vec<DownloadSpec> = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         if !name.ends_with(".json") || name.ends_with(".checkpoint.json") || name.starts_with('.') {
             continue;
         }
-        match std::fs::read(entry.path()).map(|b| serde_json::from_slice::<DownloadSpec>(&b)) {
-            Ok(Ok(spec)) => specs.push(spec),
+        match std::fs::read(entry.path()).map(|b| serde_json::from_slice::<JobFile>(&b)) {
+            Ok(Ok(file)) if file.v > JOB_FILE_VERSION => tracing::warn!(
+                name,
+                version = file.v,
+                "leaving a job file of a newer btyd alone"
+            ),
+            Ok(Ok(file)) => specs.push(file.into()),
             Ok(Err(e)) => tracing::warn!(name, error = %e, "ignoring an unreadable job file"),
             Err(e) => tracing::warn!(name, error = %e, "cannot read a job file"),
         }
@@ -155,6 +232,50 @@ pub(crate) fn load_all(jobs_dir: &Path) -> Vec<DownloadSpec> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn spec() -> DownloadSpec {
+        DownloadSpec {
+            image_ref: "ab".repeat(32),
+            name: "a.img".into(),
+            src: "https://h/a.img".into(),
+            pinned_sha256: None,
+            sha_url: Some("https://h/SHA256SUMS".into()),
+            size_bytes: Some(7),
+            cache_file_name: "catalog-abababababab-a.img".into(),
+            update: false,
+            cached_sha256: None,
+            etag: Some("\"e\"".into()),
+            last_modified: None,
+            partial_name: Some(".catalog-abababababab-a.img.0123456789abcdef.partial".into()),
+        }
+    }
+
+    #[test]
+    fn job_files_carry_their_version_and_older_and_newer_ones_are_told_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        save(dir.path(), &spec()).unwrap();
+        let path = spec_path(dir.path(), &spec().image_ref);
+        let written: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(written["v"], 1);
+        assert_eq!(load_all(dir.path()), [spec()]);
+
+        // A file from before versions: read as version 1.
+        let mut old = written.clone();
+        old.as_object_mut().unwrap().remove("v");
+        old.as_object_mut().unwrap().remove("sha_url");
+        std::fs::write(&path, serde_json::to_vec(&old).unwrap()).unwrap();
+        let loaded = load_all(dir.path());
+        assert_eq!(loaded.len(), 1);
+        assert_eq!(loaded[0].sha_url, None);
+
+        // A newer daemon's file: left alone, not resumed.
+        let mut newer = written;
+        newer["v"] = 2.into();
+        std::fs::write(&path, serde_json::to_vec(&newer).unwrap()).unwrap();
+        assert!(load_all(dir.path()).is_empty());
+        assert!(path.exists(), "a newer job file is kept for its daemon");
+    }
 
     #[test]
     fn partial_names_are_random_hidden_and_recognised() {

@@ -4,8 +4,9 @@
 //! a byte.
 
 use super::error::WaitError;
-use crate::actors::catalog::{CatalogHandle, LocalImage};
+use crate::actors::catalog::CatalogHandle;
 use crate::actors::downloader::DownloaderHandle;
+use crate::domain::LocalImage;
 use crate::events::{EventBody, EventBus};
 use crate::jobs::{JobSnapshot, JobState};
 use std::sync::atomic::{AtomicBool, Ordering};
