@@ -348,27 +348,133 @@ fn write_catalog(path: &Path, file: &CatalogFile, max: usize) -> Result<(), Cata
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::actors::catalog::CatalogHandle;
+    use crate::actors::catalog::{AddEntry, CatalogHandle};
     use crate::actors::slot::ActorSlot;
     use bty_store::digest::sha256_bytes;
     use bty_store::sidecar::install_with_sidecar;
+
+    /// A catalog actor on a fresh image root under `dir` (catalog.toml as
+    /// `catalog_toml` when given), its handle, and its bus.
+    async fn spawn_catalog(
+        dir: &std::path::Path,
+        catalog_toml: Option<&str>,
+    ) -> (CatalogHandle, ActorRef<CatalogMessage>, EventBus) {
+        let root = dir.join("images");
+        std::fs::create_dir_all(&root).unwrap();
+        if let Some(text) = catalog_toml {
+            std::fs::write(dir.join("catalog.toml"), text).unwrap();
+        }
+        let events = EventBus::default();
+        let args = CatalogArgs {
+            image_root: root,
+            catalog_path: dir.join("catalog.toml"),
+            max_catalog_bytes: 1 << 20,
+            events: events.clone(),
+            hasher: HasherHandle::default(),
+        };
+        let (actor, _task) = Actor::spawn(None, CatalogActor, args).await.unwrap();
+        let slot = ActorSlot::default();
+        slot.set(actor.clone());
+        (CatalogHandle::new(slot), actor, events)
+    }
+
+    /// The image-root and cache events logged so far, oldest first.
+    fn kinds(events: &EventBus) -> Vec<String> {
+        let (all, _) = events.timeline().query(
+            &crate::events::EventFilter {
+                kinds: vec!["image.".into(), "cache.".into()],
+                ..crate::events::EventFilter::default()
+            },
+            100,
+        );
+        all.iter().rev().map(|e| e.kind.clone()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_rescan_follows_files_in_and_out_and_a_hash_marks_the_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("images");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(root.join("first.img"), b"1").unwrap();
+        let (catalog, actor, events) = spawn_catalog(dir.path(), None).await;
+        std::fs::write(root.join("second.img"), b"22").unwrap();
+        catalog.rescan();
+        let rows = catalog.list().await.unwrap();
+        assert_eq!(rows.len(), 2);
+        assert!(
+            rows.iter().all(|r| r.sha256.is_none()),
+            "unhashed until told"
+        );
+        let sha = sha256_bytes(b"22");
+        catalog.image_hashed("second.img", &sha);
+        let rows = catalog.list().await.unwrap();
+        let second = rows.iter().find(|r| r.names == ["second.img"]).unwrap();
+        assert_eq!(second.sha256.as_deref(), Some(sha.as_str()));
+        std::fs::remove_file(root.join("first.img")).unwrap();
+        catalog.rescan();
+        assert_eq!(catalog.list().await.unwrap().len(), 1);
+        assert_eq!(
+            kinds(&events),
+            ["image.appeared", "image.hashed", "image.removed"]
+        );
+        actor.stop(None);
+    }
+
+    #[tokio::test]
+    async fn a_cache_file_being_downloaded_is_not_deleted_until_its_landing_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let toml = "version = 1\n\n[[images]]\nname = \"a.img\"\nsrc = \"https://h/a.img\"\n";
+        let (catalog, actor, events) = spawn_catalog(dir.path(), Some(toml)).await;
+        let spec = catalog.download_spec("a.img", false).await.unwrap();
+        let cached = dir.path().join("images").join(&spec.cache_file_name);
+        std::fs::write(&cached, b"bytes").unwrap();
+        catalog.expect_landing(&spec.cache_file_name).await.unwrap();
+        let refused = catalog.delete_cache("a.img").await.unwrap_err();
+        assert!(
+            matches!(refused, CatalogError::Downloading { .. }),
+            "{refused}"
+        );
+        assert!(cached.exists());
+        catalog.landing_abandoned(&spec.cache_file_name);
+        let deleted = catalog.delete_cache("a.img").await.unwrap();
+        assert!(deleted.deleted, "{deleted:?}");
+        assert!(!cached.exists());
+        let again = catalog.delete_cache("a.img").await.unwrap();
+        assert!(!again.deleted && again.reason == "not cached", "{again:?}");
+        assert!(kinds(&events).iter().any(|k| k == "cache.deleted"));
+        actor.stop(None);
+    }
+
+    #[tokio::test]
+    async fn a_catalog_toml_that_does_not_parse_is_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let garbage = "version = 1\n[[images]\nname = ";
+        let (catalog, actor, _) = spawn_catalog(dir.path(), Some(garbage)).await;
+        let refused = catalog
+            .add_entry(AddEntry {
+                url: "https://h/b.img".into(),
+                ..AddEntry::default()
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(refused, CatalogError::ReadOnly { .. }),
+            "{refused}"
+        );
+        assert!(
+            refused.to_string().contains("fix or move it aside"),
+            "{refused}"
+        );
+        let on_disk = std::fs::read_to_string(dir.path().join("catalog.toml")).unwrap();
+        assert_eq!(on_disk, garbage);
+        actor.stop(None);
+    }
 
     #[tokio::test]
     async fn an_uploaded_file_is_listed_with_its_sha256() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("images");
-        std::fs::create_dir(&root).unwrap();
-        let args = CatalogArgs {
-            image_root: root.clone(),
-            catalog_path: dir.path().join("catalog.toml"),
-            max_catalog_bytes: 1 << 20,
-            events: EventBus::default(),
-            hasher: HasherHandle::default(),
-        };
-        let (actor, task) = Actor::spawn(None, CatalogActor, args).await.unwrap();
-        let slot = ActorSlot::default();
-        slot.set(actor.clone());
-        let catalog = CatalogHandle::new(slot);
+        let (catalog, actor, _) = spawn_catalog(dir.path(), None).await;
 
         // As the downloader stores an upload: announced, landed beside the
         // name with its sidecar, swapped in, then reported.
@@ -388,6 +494,5 @@ mod tests {
         assert_eq!(row.sha256.as_deref(), Some(sha.as_str()));
         assert!(row.cached, "{row:?}");
         actor.stop(None);
-        task.await.unwrap();
     }
 }
