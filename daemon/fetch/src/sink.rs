@@ -1,7 +1,7 @@
 //! The partial file: body chunks appended and hashed inline, so the sha256
 //! of everything on disk is known without a second pass.
 //!
-//! The bytes go through bty-store's [`LandingFile`] (aligned buffers, a
+//! The bytes go through bty-store's [`IntakeFile`] (aligned buffers, a
 //! hashing and a writing thread, O_DIRECT where it can), which uploads use
 //! too. This module adds what a download needs around it: resuming a
 //! partial (re-hashing its bytes), starting over, and keeping blocking
@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use bty_dio::DigestError;
 use bty_dio::sha256::hash_reader;
 use bty_store::create::{NotOurs, create_exclusive, open_own, remove_entry};
-use bty_store::landing::{LandingError, LandingFile};
+use bty_store::intake::{IntakeError, IntakeFile};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
@@ -23,9 +23,9 @@ use crate::error::FetchError;
 /// An open partial file plus the sha256 state of its contents.
 pub(crate) struct PartialSink {
     path: PathBuf,
-    /// `None` after the landing failed (the error was returned then), and
+    /// `None` after the intake failed (the error was returned then), and
     /// while a blocking thread waits for room in it.
-    landing: Option<LandingFile>,
+    intake: Option<IntakeFile>,
     /// Bytes written or queued: the offset the next byte belongs at.
     len: u64,
 }
@@ -47,10 +47,10 @@ impl PartialSink {
         let Some((file, hasher, len)) = opened.map_err(FetchError::io(path))? else {
             return Err(FetchError::Cancelled);
         };
-        let landing = LandingFile::start(file, path, len, hasher).map_err(landing_error(path))?;
+        let intake = IntakeFile::start(file, path, len, hasher).map_err(intake_error(path))?;
         Ok(Self {
             path: path.to_owned(),
-            landing: Some(landing),
+            intake: Some(intake),
             len,
         })
     }
@@ -60,19 +60,19 @@ impl PartialSink {
         self.len
     }
 
-    /// Hash and append one chunk of the body. The copy into the landing's
+    /// Hash and append one chunk of the body. The copy into the intake's
     /// buffers happens here; only waiting for a free buffer (the disk or
     /// the hasher is behind) goes to a blocking thread.
     pub(crate) async fn write(&mut self, chunk: &[u8]) -> Result<(), FetchError> {
         let mut rest = chunk;
         loop {
-            let landing = self.landing.as_mut().ok_or_else(|| broken(&self.path))?;
-            match landing.try_write(rest) {
+            let intake = self.intake.as_mut().ok_or_else(|| broken(&self.path))?;
+            match intake.try_write(rest) {
                 Ok(taken) => rest = &rest[taken..],
-                // (The landing has joined its threads, which had ended.)
+                // (The intake has joined its threads, which had ended.)
                 Err(e) => {
-                    self.landing = None;
-                    return Err(landing_error(&self.path)(e));
+                    self.intake = None;
+                    return Err(intake_error(&self.path)(e));
                 }
             }
             if rest.is_empty() {
@@ -90,9 +90,9 @@ impl PartialSink {
         // Writes are positional: emptying the file is all a restart needs.
         let emptied = blocking(move || file.set_len(0).map(|()| file)).await;
         let file = emptied.map_err(FetchError::io(&self.path))?;
-        let landing = LandingFile::start(file, &self.path, 0, Sha256::new())
-            .map_err(landing_error(&self.path))?;
-        self.landing = Some(landing);
+        let intake = IntakeFile::start(file, &self.path, 0, Sha256::new())
+            .map_err(intake_error(&self.path))?;
+        self.intake = Some(intake);
         self.len = 0;
         Ok(())
     }
@@ -100,8 +100,8 @@ impl PartialSink {
     /// Write out everything queued, fsync, and return the sha256
     /// (lowercase hex) and size.
     pub(crate) async fn finish(mut self) -> Result<(String, u64), FetchError> {
-        let landing = self.landing.take().ok_or_else(|| broken(&self.path))?;
-        let written = blocking(move || landing.finish().map_err(io::Error::from))
+        let intake = self.intake.take().ok_or_else(|| broken(&self.path))?;
+        let written = blocking(move || intake.finish().map_err(io::Error::from))
             .await
             .map_err(FetchError::io(&self.path))?;
         Ok((written.sha256, written.size))
@@ -115,25 +115,25 @@ impl PartialSink {
         let _ = self.drain().await;
     }
 
-    /// Wait on a blocking thread until the landing has a free buffer.
+    /// Wait on a blocking thread until the intake has a free buffer.
     async fn wait_for_room(&mut self) -> Result<(), FetchError> {
-        let mut landing = self.landing.take().ok_or_else(|| broken(&self.path))?;
-        // If this future is dropped meanwhile, the landing is dropped (and
+        let mut intake = self.intake.take().ok_or_else(|| broken(&self.path))?;
+        // If this future is dropped meanwhile, the intake is dropped (and
         // so abandoned) as soon as the wait ends.
         let waited = blocking(move || {
-            landing
+            intake
                 .wait_for_room()
-                .map(|()| landing)
+                .map(|()| intake)
                 .map_err(io::Error::from)
         });
-        self.landing = Some(waited.await.map_err(FetchError::io(&self.path))?);
+        self.intake = Some(waited.await.map_err(FetchError::io(&self.path))?);
         Ok(())
     }
 
-    /// End the landing: everything queued is written and hashed.
+    /// End the intake: everything queued is written and hashed.
     async fn drain(&mut self) -> Result<(File, Sha256), FetchError> {
-        let landing = self.landing.take().ok_or_else(|| broken(&self.path))?;
-        blocking(move || landing.drain().map_err(io::Error::from))
+        let intake = self.intake.take().ok_or_else(|| broken(&self.path))?;
+        blocking(move || intake.drain().map_err(io::Error::from))
             .await
             .map_err(FetchError::io(&self.path))
     }
@@ -147,9 +147,9 @@ fn broken(path: &Path) -> FetchError {
     }
 }
 
-/// A landing failure as a file error on the partial, keeping the
+/// An intake failure as a file error on the partial, keeping the
 /// underlying I/O error (its kind and errno) where there is one.
-fn landing_error(path: &Path) -> impl FnOnce(LandingError) -> FetchError + '_ {
+fn intake_error(path: &Path) -> impl FnOnce(IntakeError) -> FetchError + '_ {
     move |e| FetchError::io(path)(e.into())
 }
 

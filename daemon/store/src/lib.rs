@@ -19,7 +19,7 @@
 //! - [`export`]: the `catalog.toml` a receiver can fetch
 //! - [`digest`]: sha256 of byte strings and its canonical hex
 //! - [`sums`]: `SHA256SUMS`-style checksum files (an entry's `sha_url`)
-//! - [`landing`]: writing and hashing a new image file as its bytes arrive
+//! - [`intake`]: writing and hashing a new image file as its bytes arrive
 
 pub mod atomic;
 pub mod canon;
@@ -29,7 +29,7 @@ pub mod digest;
 pub mod export;
 pub mod format;
 pub mod identity;
-pub mod landing;
+pub mod intake;
 pub mod marker;
 pub mod merge;
 pub mod names;

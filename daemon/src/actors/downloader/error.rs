@@ -6,7 +6,7 @@ use crate::actors::catalog::CatalogError;
 use bty_fetch::FetchError;
 use bty_oci::OciError;
 use bty_store::canon::SrcError;
-use bty_store::landing::LandingError;
+use bty_store::intake::IntakeError;
 use bty_store::names::NameError;
 use bty_store::oras_ref::OrasRefError;
 use std::path::PathBuf;
@@ -118,7 +118,7 @@ pub enum DownloaderError {
         name: String,
         /// Why.
         #[source]
-        source: LandingError,
+        source: IntakeError,
     },
     /// The upload's task panicked.
     #[error("upload task failed")]

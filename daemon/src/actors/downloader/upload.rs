@@ -2,7 +2,7 @@
 //! hashed inline, size-capped, then swapped in atomically with its sidecar.
 //! Runs on the blocking pool; the gRPC stream feeds it through a channel.
 //!
-//! The bytes land through bty-store's [`LandingFile`], the path downloads
+//! The bytes land through bty-store's [`IntakeFile`], the path downloads
 //! take too: each chunk is copied once into an aligned buffer that is
 //! hashed on one thread and written on another, with `O_DIRECT` where the
 //! filesystem allows it.
@@ -10,7 +10,7 @@
 use super::error::DownloaderError;
 use super::messages::{UploadRequest, Uploaded};
 use bty_store::atomic::temp_path;
-use bty_store::landing::{LandingError, LandingFile, Written};
+use bty_store::intake::{IntakeError, IntakeFile, Written};
 use bty_store::sidecar::install_with_sidecar;
 use std::io;
 use std::path::Path;
@@ -84,7 +84,7 @@ fn receive(
         check_space(root, declared)?;
     }
     let name = request.name.as_str();
-    let mut landing = LandingFile::create(partial).map_err(|e| landing_failed(name, e))?;
+    let mut landing = IntakeFile::create(partial).map_err(|e| landing_failed(name, e))?;
     tracing::debug!(name, "upload started");
     let mut size = 0u64;
     loop {
@@ -109,7 +109,7 @@ fn receive(
 }
 
 /// The error for a failed write of the upload `name`.
-fn landing_failed(name: &str, source: LandingError) -> DownloaderError {
+fn landing_failed(name: &str, source: IntakeError) -> DownloaderError {
     DownloaderError::Store {
         name: name.to_owned(),
         source,

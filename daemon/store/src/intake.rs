@@ -1,4 +1,4 @@
-//! Landing a new store file: bytes arriving in chunks of any size (an HTTP
+//! Taking a new file into the store: bytes arriving in chunks of any size (an HTTP
 //! download body, an upload stream) are written to a file and hashed on
 //! the way, so the sha256 of everything on disk is known without a second
 //! pass. Downloads (bty-fetch's partial file) and uploads (btyd) share
@@ -11,10 +11,10 @@
 //! it does not (`writer`), which keeps the final fsync short. Copying
 //! rather than holding on to the caller's chunks lets the caller reuse its
 //! read buffer, gives the writer aligned buffers, and bounds the memory a
-//! landing holds to the pool.
+//! intake holds to the pool.
 //!
-//! Everything here is blocking. An async caller feeds [`LandingFile::try_write`]
-//! on its own thread and calls [`LandingFile::wait_for_room`] (the only
+//! Everything here is blocking. An async caller feeds [`IntakeFile::try_write`]
+//! on its own thread and calls [`IntakeFile::wait_for_room`] (the only
 //! wait while bytes go in) on a blocking thread.
 
 mod error;
@@ -30,17 +30,17 @@ use std::path::{Path, PathBuf};
 use bty_dio::{ALIGN, AlignedBuf, to_hex};
 use sha2::{Digest, Sha256};
 
-pub use self::error::LandingError;
+pub use self::error::IntakeError;
 use self::pipeline::{Gone, Pipeline};
 use crate::create::create_exclusive;
 
-/// A file being landed: its hashing and writing threads, and the buffer
+/// A file being taken in: its hashing and writing threads, and the buffer
 /// being filled.
 ///
 /// Dropping it without [`drain`](Self::drain) or [`finish`](Self::finish)
-/// abandons the landing: the threads stop at their next buffer and write
+/// abandons the intake: the threads stop at their next buffer and write
 /// nothing more, without the drop waiting for them.
-pub struct LandingFile {
+pub struct IntakeFile {
     path: PathBuf,
     /// `None` once a thread failed (its error was returned then).
     pipeline: Option<Pipeline>,
@@ -49,7 +49,7 @@ pub struct LandingFile {
     offset: u64,
 }
 
-/// A landed file: its size and content hash.
+/// A file taken in: its size and content hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Written {
     /// Bytes in the file.
@@ -58,19 +58,19 @@ pub struct Written {
     pub sha256: String,
 }
 
-impl LandingFile {
-    /// Create the file at `path` and land bytes into it from its start.
+impl IntakeFile {
+    /// Create the file at `path` and take bytes into it from its start.
     /// The name must be new (`O_CREAT | O_EXCL | O_NOFOLLOW`): whatever was
     /// planted under it is never opened, and the create fails instead.
-    pub fn create(path: &Path) -> Result<Self, LandingError> {
-        let file = create_exclusive(path).map_err(|source| LandingError::Create {
+    pub fn create(path: &Path) -> Result<Self, IntakeError> {
+        let file = create_exclusive(path).map_err(|source| IntakeError::Create {
             path: path.to_owned(),
             source,
         })?;
         Self::start(file, path, 0, Sha256::new())
     }
 
-    /// Land bytes into `file` (open for writing at `path`) from `offset`
+    /// Take bytes into `file` (open for writing at `path`) from `offset`
     /// on; `hasher` has seen the bytes before it, so a resumed file's hash
     /// covers all of it without re-reading.
     pub fn start(
@@ -78,7 +78,7 @@ impl LandingFile {
         path: &Path,
         offset: u64,
         hasher: Sha256,
-    ) -> Result<Self, LandingError> {
+    ) -> Result<Self, IntakeError> {
         Ok(Self {
             path: path.to_owned(),
             pipeline: Some(Pipeline::start(file, path, offset, hasher)?),
@@ -87,7 +87,7 @@ impl LandingFile {
         })
     }
 
-    /// The file being landed.
+    /// The file being taken in.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -100,7 +100,7 @@ impl LandingFile {
 
     /// Append `data`, waiting only while every buffer is queued for
     /// hashing or writing.
-    pub fn write(&mut self, data: &[u8]) -> Result<(), LandingError> {
+    pub fn write(&mut self, data: &[u8]) -> Result<(), IntakeError> {
         let mut rest = data;
         loop {
             rest = &rest[self.try_write(rest)?..];
@@ -115,7 +115,7 @@ impl LandingFile {
     /// returns how many bytes were taken. Less than all of `data` means
     /// the pool is empty: [`wait_for_room`](Self::wait_for_room), then
     /// write the rest.
-    pub fn try_write(&mut self, data: &[u8]) -> Result<usize, LandingError> {
+    pub fn try_write(&mut self, data: &[u8]) -> Result<usize, IntakeError> {
         let mut taken = 0;
         while taken < data.len() {
             let mut buf = match self.current.take() {
@@ -147,7 +147,7 @@ impl LandingFile {
     }
 
     /// Wait until a buffer is free for [`try_write`](Self::try_write).
-    pub fn wait_for_room(&mut self) -> Result<(), LandingError> {
+    pub fn wait_for_room(&mut self) -> Result<(), IntakeError> {
         if self.current.is_none() {
             match self.running()?.wait_free() {
                 Ok(buf) => self.current = Some(buf),
@@ -160,7 +160,7 @@ impl LandingFile {
     /// Hash and write everything written so far and end the threads;
     /// return the file (not synced) and the hash state of all its bytes,
     /// e.g. to empty the file and start again.
-    pub fn drain(mut self) -> Result<(File, Sha256), LandingError> {
+    pub fn drain(mut self) -> Result<(File, Sha256), IntakeError> {
         let pipeline = self.pipeline.take().ok_or_else(|| self.failed())?;
         if let Some(buf) = self.current.take().filter(|b| !b.is_empty()) {
             // A failed send means the threads are gone; joining says why.
@@ -171,12 +171,12 @@ impl LandingFile {
 
     /// Hash and write everything, make it durable (fsync), and return the
     /// size and sha256 of the whole file.
-    pub fn finish(self) -> Result<Written, LandingError> {
+    pub fn finish(self) -> Result<Written, IntakeError> {
         let size = self.size();
         let path = self.path.clone();
         let (file, hasher) = self.drain()?;
         file.sync_all()
-            .map_err(|source| LandingError::Sync { path, source })?;
+            .map_err(|source| IntakeError::Sync { path, source })?;
         Ok(Written {
             size,
             sha256: to_hex(&hasher.finalize()),
@@ -184,18 +184,18 @@ impl LandingFile {
     }
 
     /// The threads, unless they failed earlier.
-    fn running(&self) -> Result<&Pipeline, LandingError> {
+    fn running(&self) -> Result<&Pipeline, IntakeError> {
         self.pipeline.as_ref().ok_or_else(|| self.failed())
     }
 
     /// A thread ended early: end the other and return why.
-    fn fail(&mut self) -> LandingError {
+    fn fail(&mut self) -> IntakeError {
         self.current = None;
         match self.pipeline.take().map(|p| p.join(&self.path)) {
             Some(Err(e)) => e,
             // Cannot happen (the threads were gone before `End` was sent),
-            // but a landing that stopped taking bytes is lost either way.
-            Some(Ok(_)) => LandingError::ThreadLost {
+            // but an intake that stopped taking bytes is lost either way.
+            Some(Ok(_)) => IntakeError::ThreadLost {
                 path: self.path.clone(),
             },
             None => self.failed(),
@@ -203,8 +203,8 @@ impl LandingFile {
     }
 
     /// The error for use after a failure already reported.
-    fn failed(&self) -> LandingError {
-        LandingError::Failed {
+    fn failed(&self) -> IntakeError {
+        IntakeError::Failed {
             path: self.path.clone(),
         }
     }

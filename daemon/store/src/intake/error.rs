@@ -1,18 +1,18 @@
-//! Why landing a file failed.
+//! Why taking a file in failed.
 
 use std::io;
 use std::path::PathBuf;
 
 use thiserror::Error;
 
-/// Why bytes could not be landed in a store file. Messages name the file
+/// Why bytes could not be taken into a store file. Messages name the file
 /// and do not repeat their `#[source]`.
 #[derive(Debug, Error)]
-pub enum LandingError {
+pub enum IntakeError {
     /// The file could not be created.
     #[error("creating {path}")]
     Create {
-        /// The file being landed.
+        /// The file being taken in.
         path: PathBuf,
         /// The underlying failure.
         #[source]
@@ -21,7 +21,7 @@ pub enum LandingError {
     /// Writing bytes into the file failed.
     #[error("writing {path}")]
     Write {
-        /// The file being landed.
+        /// The file being taken in.
         path: PathBuf,
         /// The underlying failure.
         #[source]
@@ -30,45 +30,45 @@ pub enum LandingError {
     /// The fsync that makes the bytes durable failed.
     #[error("syncing {path} to disk")]
     Sync {
-        /// The file being landed.
+        /// The file being taken in.
         path: PathBuf,
         /// The underlying failure.
         #[source]
         source: io::Error,
     },
     /// The hashing or the writing thread could not be started.
-    #[error("starting a thread to land {path}")]
+    #[error("starting a thread to take in {path}")]
     Spawn {
-        /// The file being landed.
+        /// The file being taken in.
         path: PathBuf,
         /// The underlying failure.
         #[source]
         source: io::Error,
     },
     /// The hashing or the writing thread died without a result (a panic).
-    #[error("a thread landing {path} ended unexpectedly")]
+    #[error("a thread taking in {path} ended unexpectedly")]
     ThreadLost {
-        /// The file being landed.
+        /// The file being taken in.
         path: PathBuf,
     },
     /// The file was used again after a write failed; that error was
     /// returned then.
     #[error("{path} failed earlier")]
     Failed {
-        /// The file being landed.
+        /// The file being taken in.
         path: PathBuf,
     },
 }
 
 /// For callers whose errors carry an `io::Error`: the underlying failure
 /// itself where there is one (its kind and errno intact), else this error.
-impl From<LandingError> for io::Error {
-    fn from(e: LandingError) -> Self {
+impl From<IntakeError> for io::Error {
+    fn from(e: IntakeError) -> Self {
         match e {
-            LandingError::Create { source, .. }
-            | LandingError::Write { source, .. }
-            | LandingError::Sync { source, .. }
-            | LandingError::Spawn { source, .. } => source,
+            IntakeError::Create { source, .. }
+            | IntakeError::Write { source, .. }
+            | IntakeError::Sync { source, .. }
+            | IntakeError::Spawn { source, .. } => source,
             other => io::Error::other(other),
         }
     }

@@ -1,10 +1,10 @@
-//! The two threads behind a landing file, so receiving, hashing and writing
-//! overlap: sha256 — the biggest CPU cost of landing bytes — runs beside
+//! The two threads behind an intake file, so receiving, hashing and writing
+//! overlap: sha256 — the biggest CPU cost of taking bytes in — runs beside
 //! the network and the disk instead of between them.
 //!
 //! A full buffer goes to the hasher thread, then (in order) to the writer
 //! thread, then back to the pool the filler takes empty buffers from. The
-//! pool bounds the memory a landing holds, and the filler only ever waits
+//! pool bounds the memory a intake holds, and the filler only ever waits
 //! when every buffer is queued for hashing or writing.
 
 use std::fs::File;
@@ -18,13 +18,13 @@ use std::thread::JoinHandle;
 use bty_dio::AlignedBuf;
 use sha2::{Digest, Sha256};
 
-use super::error::LandingError;
+use super::error::IntakeError;
 use super::writer::FileWriter;
 
 /// Bytes per buffer: one hash step and one disk write.
 pub(super) const BUF_BYTES: usize = 2 << 20;
-/// Buffers per landing: one filling, the rest queued for hashing or
-/// writing. Memory per landing is `BUFFERS * BUF_BYTES`.
+/// Buffers per intake: one filling, the rest queued for hashing or
+/// writing. Memory per intake is `BUFFERS * BUF_BYTES`.
 pub(super) const BUFFERS: usize = 4;
 
 /// Bytes for the file at `offset`.
@@ -65,7 +65,7 @@ impl Pipeline {
         path: &Path,
         offset: u64,
         hasher: Sha256,
-    ) -> Result<Self, LandingError> {
+    ) -> Result<Self, IntakeError> {
         let (free_tx, free) = channel();
         for _ in 0..BUFFERS {
             // Cannot fail: the receiver is right here.
@@ -74,7 +74,7 @@ impl Pipeline {
         let (to_hasher, hasher_rx) = channel();
         let (to_writer, writer_rx) = channel();
         let abandoned = Arc::new(AtomicBool::new(false));
-        let spawn_error = |source| LandingError::Spawn {
+        let spawn_error = |source| IntakeError::Spawn {
             path: path.to_owned(),
             source,
         };
@@ -96,7 +96,7 @@ impl Pipeline {
                     // Opening the O_DIRECT descriptor is file I/O too.
                     let writer = FileWriter::new(file, &path, offset, true);
                     let direct = writer.is_direct();
-                    tracing::debug!(path = %path.display(), offset, direct, "landing started");
+                    tracing::debug!(path = %path.display(), offset, direct, "intake started");
                     write_batches(writer, &writer_rx, &free_tx, &abandoned)
                 }
             })
@@ -134,7 +134,7 @@ impl Pipeline {
 
     /// Hash and write everything sent, end both threads, and return the
     /// file and the hash of all its bytes (or why a thread ended early).
-    pub(super) fn join(self, path: &Path) -> Result<(File, Sha256), LandingError> {
+    pub(super) fn join(self, path: &Path) -> Result<(File, Sha256), IntakeError> {
         let Self {
             abandon,
             free,
@@ -149,13 +149,13 @@ impl Pipeline {
         let hashed = hasher.join();
         // Both threads are done: the flag no longer matters.
         drop(abandon);
-        let lost = || LandingError::ThreadLost {
+        let lost = || IntakeError::ThreadLost {
             path: path.to_owned(),
         };
         let file = match written {
             Ok(Ok(Some(file))) => file,
             Ok(Err(source)) => {
-                return Err(LandingError::Write {
+                return Err(IntakeError::Write {
                     path: path.to_owned(),
                     source,
                 });
