@@ -84,13 +84,14 @@ impl From<&Job> for JobView {
     }
 }
 
-/// `download`, `hash`, `flash` or `push`.
+/// `download`, `hash`, `flash`, `push` or `upload`.
 pub(crate) fn kind_name(kind: JobKind) -> &'static str {
     match kind {
         JobKind::Download => "download",
         JobKind::Hash => "hash",
         JobKind::Flash => "flash",
         JobKind::Push => "push",
+        JobKind::Upload => "upload",
         JobKind::Unspecified => "unspecified",
     }
 }

@@ -65,7 +65,8 @@ async fn usage_errors_exit_2() {
     )
     .await
     .assert_code(2);
-    btyctl(&["jobs", "list", "--kind", "upload"], &[])
+    // (`upload` was the unknown kind here until uploads became jobs.)
+    btyctl(&["jobs", "list", "--kind", "frobnicate"], &[])
         .await
         .assert_code(2);
 }

@@ -181,6 +181,7 @@ pub(crate) fn job_kind(kind: i32) -> &'static str {
         JobKind::Hash => "hash",
         JobKind::Flash => "flash",
         JobKind::Push => "push",
+        JobKind::Upload => "upload",
         JobKind::Unspecified => "job",
     }
 }

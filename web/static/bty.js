@@ -79,7 +79,7 @@
   function updateBadges() {
     var counts = { download: 0, hash: 0, flash: 0 };
     Object.keys(jobs).forEach(function (id) {
-      var kind = jobs[id].kind === "push" ? "download" : jobs[id].kind;
+      var kind = jobs[id].kind === "push" || jobs[id].kind === "upload" ? "download" : jobs[id].kind;
       if (counts[kind] !== undefined) { counts[kind] += 1; }
     });
     document.querySelectorAll(".bty-nav-badge").forEach(function (badge) {

@@ -43,6 +43,8 @@ pub(crate) enum KindArg {
     Flash,
     /// Uploads to OCI registries.
     Push,
+    /// Files streamed into the image root (`btyctl upload`, `PUT /images/NAME`).
+    Upload,
 }
 
 impl From<KindArg> for JobKind {
@@ -52,6 +54,7 @@ impl From<KindArg> for JobKind {
             KindArg::Hash => Self::Hash,
             KindArg::Flash => Self::Flash,
             KindArg::Push => Self::Push,
+            KindArg::Upload => Self::Upload,
         }
     }
 }

@@ -67,8 +67,13 @@ pub(crate) async fn run(ctx: &Ctx, args: UploadArgs) -> Result<(), CtlError> {
         SendError::Call(status) => CtlError::Status(status),
     })?;
     ctx.out.emit(&UploadedView::from(&response), || {
+        let job = if response.job_id.is_empty() {
+            String::new()
+        } else {
+            format!(", job {}", response.job_id)
+        };
         format!(
-            "uploaded {} ({} bytes, sha256 {})",
+            "uploaded {} ({} bytes, sha256 {}{job})",
             response.name, response.size_bytes, response.sha256
         )
     })
@@ -179,6 +184,10 @@ struct UploadedView {
     name: String,
     size_bytes: u64,
     sha256: String,
+    /// The upload's job (`btyctl jobs list --kind upload`); absent when an
+    /// older btyd ran the upload without one.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    job_id: String,
 }
 
 impl From<&UploadImageResponse> for UploadedView {
@@ -187,6 +196,7 @@ impl From<&UploadImageResponse> for UploadedView {
             name: response.name.clone(),
             size_bytes: response.size_bytes,
             sha256: response.sha256.clone(),
+            job_id: response.job_id.clone(),
         }
     }
 }

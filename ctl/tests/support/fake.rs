@@ -361,6 +361,8 @@ impl CatalogService for Fake {
             name: upload.header.name.clone(),
             size_bytes: upload.bytes,
             sha256: upload.sha256.clone(),
+            // As an older btyd answers: no upload job.
+            job_id: String::new(),
         };
         self.recorded.uploads.lock().expect("lock").push(upload);
         Ok(Response::new(response))

@@ -427,10 +427,16 @@ impl CatalogService for CatalogApi {
             chunks: rx,
         });
         // Forward the stream while the downloader stores it; dropping `tx`
-        // without the final `None` aborts the upload.
+        // without the final `None` aborts the upload. The downloader closing
+        // its end (the upload failed or its job was cancelled) ends the
+        // call at once, even while the client sends nothing.
         let forward = async move {
             loop {
-                match stream.message().await {
+                let message = tokio::select! {
+                    () = tx.closed() => return,
+                    message = stream.message() => message,
+                };
+                match message {
                     Ok(Some(v1::UploadImageChunk {
                         part: Some(Part::Data(data)),
                     })) => {
@@ -456,6 +462,7 @@ impl CatalogService for CatalogApi {
             name: uploaded.name,
             size_bytes: uploaded.size_bytes,
             sha256: uploaded.sha256,
+            job_id: uploaded.job_id,
         }))
     }
 

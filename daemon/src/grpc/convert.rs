@@ -91,6 +91,7 @@ pub(crate) fn job_kind_filter(kind: i32) -> Option<JobKind> {
         v1::JobKind::Hash => Some(JobKind::Hash),
         v1::JobKind::Flash => Some(JobKind::Flash),
         v1::JobKind::Push => Some(JobKind::Push),
+        v1::JobKind::Upload => Some(JobKind::Upload),
         v1::JobKind::Unspecified => None,
     }
 }
@@ -102,6 +103,7 @@ pub(crate) fn job(job: JobSnapshot) -> v1::Job {
         JobKind::Hash => v1::JobKind::Hash,
         JobKind::Flash => v1::JobKind::Flash,
         JobKind::Push => v1::JobKind::Push,
+        JobKind::Upload => v1::JobKind::Upload,
     };
     let state = match job.state {
         JobState::Queued => v1::JobState::Queued,

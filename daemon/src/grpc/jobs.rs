@@ -29,7 +29,7 @@ impl JobApi {
         if kind.is_none_or(|k| k == JobKind::Hash) {
             jobs.extend(self.hasher.jobs().list().await?);
         }
-        if kind.is_none_or(|k| matches!(k, JobKind::Download | JobKind::Push)) {
+        if kind.is_none_or(|k| matches!(k, JobKind::Download | JobKind::Push | JobKind::Upload)) {
             jobs.extend(
                 self.downloader
                     .jobs()
@@ -49,7 +49,9 @@ impl JobApi {
     async fn find(&self, id: &str) -> Result<JobSnapshot, Status> {
         let found = match JobKind::of_id(id) {
             Some(JobKind::Hash) => self.hasher.jobs().get(id).await?,
-            Some(JobKind::Download | JobKind::Push) => self.downloader.jobs().get(id).await?,
+            Some(JobKind::Download | JobKind::Push | JobKind::Upload) => {
+                self.downloader.jobs().get(id).await?
+            }
             Some(JobKind::Flash) => self.flasher.jobs().get(id).await?,
             None => None,
         };
@@ -93,7 +95,9 @@ impl JobService for JobApi {
         let id = request.into_inner().id;
         let job = match JobKind::of_id(&id) {
             Some(JobKind::Hash) => self.hasher.jobs().cancel(&id).await?,
-            Some(JobKind::Download | JobKind::Push) => self.downloader.jobs().cancel(&id).await?,
+            Some(JobKind::Download | JobKind::Push | JobKind::Upload) => {
+                self.downloader.jobs().cancel(&id).await?
+            }
             Some(JobKind::Flash) => self.flasher.jobs().cancel(&id).await?,
             None => return Err(Status::not_found(format!("no job with id {id:?}"))),
         };

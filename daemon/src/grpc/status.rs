@@ -74,6 +74,7 @@ impl From<DownloaderError> for Status {
             | E::Interrupted { .. }
             | E::NoSpace { .. }) => status(Code::InvalidArgument, &e),
             e @ E::NoSuchJob { .. } => status(Code::NotFound, &e),
+            e @ E::Cancelled { .. } => status(Code::Cancelled, &e),
             e @ E::Busy { .. } => status(Code::AlreadyExists, &e),
             e @ (E::ResolveOras(_)
             | E::PushSignature(_)

@@ -18,6 +18,8 @@ pub enum JobKind {
     Flash,
     /// An image from the store to an OCI registry.
     Push,
+    /// A client's stream of bytes into the image root.
+    Upload,
 }
 
 impl JobKind {
@@ -28,6 +30,7 @@ impl JobKind {
             Self::Hash => "hash",
             Self::Flash => "flash",
             Self::Push => "push",
+            Self::Upload => "upload",
         }
     }
 
@@ -38,15 +41,22 @@ impl JobKind {
             Self::Hash => "hash",
             Self::Flash => "flash",
             Self::Push => "push",
+            Self::Upload => "up",
         }
     }
 
     /// The kind a job id belongs to.
     pub fn of_id(id: &str) -> Option<Self> {
         let prefix = id.split('-').next()?;
-        [Self::Download, Self::Hash, Self::Flash, Self::Push]
-            .into_iter()
-            .find(|k| k.id_prefix() == prefix)
+        [
+            Self::Download,
+            Self::Hash,
+            Self::Flash,
+            Self::Push,
+            Self::Upload,
+        ]
+        .into_iter()
+        .find(|k| k.id_prefix() == prefix)
     }
 }
 
@@ -297,7 +307,13 @@ mod tests {
 
     #[test]
     fn ids_route_back_to_their_kind() {
-        for kind in [JobKind::Download, JobKind::Hash, JobKind::Flash] {
+        for kind in [
+            JobKind::Download,
+            JobKind::Hash,
+            JobKind::Flash,
+            JobKind::Push,
+            JobKind::Upload,
+        ] {
             let job = JobSnapshot::queued(kind, "x", None);
             assert_eq!(JobKind::of_id(&job.id), Some(kind));
         }

@@ -22,7 +22,8 @@ pub struct TableEntry<W> {
     /// The actor's own payload (what to download, which file to hash).
     pub work: W,
     meter: RateMeter,
-    lane: Lane,
+    /// The lane whose slot it holds while active; `None`: no slot.
+    lane: Option<Lane>,
 }
 
 /// Which queue a job waits in and whose cap it counts against.
@@ -130,7 +131,7 @@ impl<W> JobTable<W> {
             cancel: CancellationToken::new(),
             work,
             meter: RateMeter::new(RATE_WINDOW),
-            lane,
+            lane: Some(lane),
         };
         self.jobs.insert(id, entry);
         self.prune();
@@ -163,11 +164,37 @@ impl<W> JobTable<W> {
             cancel,
             work,
             meter: RateMeter::new(RATE_WINDOW),
-            lane: Lane::Main,
+            lane: Some(Lane::Main),
         };
         self.jobs.insert(id, entry);
         self.prune();
         snapshot
+    }
+
+    /// Add a queued job and start it now in `phase`, outside the queue and
+    /// every cap: an upload moves at its client's pace, so it must neither
+    /// wait for a download's slot nor hold one. It ends like any job
+    /// ([`Self::end`]), cancelled through its token.
+    pub fn insert_uncapped(
+        &mut self,
+        mut snapshot: JobSnapshot,
+        work: W,
+        phase: JobPhase,
+    ) -> &TableEntry<W> {
+        let id = snapshot.id.clone();
+        snapshot.start(phase);
+        self.active_subjects
+            .entry(snapshot.subject.clone())
+            .or_insert_with(|| id.clone());
+        let entry = TableEntry {
+            snapshot,
+            cancel: CancellationToken::new(),
+            work,
+            meter: RateMeter::new(RATE_WINDOW),
+            lane: None,
+        };
+        self.prune();
+        self.jobs.entry(id).or_insert(entry)
     }
 
     /// The next queued job, if one may start now; it is marked started
@@ -239,10 +266,13 @@ impl<W> JobTable<W> {
         let entry = self.jobs.get_mut(id)?;
         if entry.snapshot.state.is_active() {
             let queue = match entry.lane {
-                Lane::Main => &mut self.main,
-                Lane::Quick => &mut self.quick,
+                Some(Lane::Main) => Some(&mut self.main),
+                Some(Lane::Quick) => Some(&mut self.quick),
+                None => None,
             };
-            queue.running = queue.running.saturating_sub(1);
+            if let Some(queue) = queue {
+                queue.running = queue.running.saturating_sub(1);
+            }
             forget_subject(&mut self.active_subjects, &entry.snapshot);
             self.ended.push_back(id.to_owned());
         }
@@ -524,6 +554,44 @@ mod tests {
         table.insert_running(over, (), CancellationToken::new());
         assert_eq!(table.running(), 1);
         assert!(table.find_active_subject("d").is_none());
+    }
+
+    #[test]
+    fn an_uncapped_job_runs_at_once_and_holds_no_slot() {
+        let mut table = JobTable::new(1, 100);
+        let queued_first = table.insert(queued("a"), ()).id;
+        table.start_next(|_| JobPhase::Hashing).unwrap();
+        let waiting = table.insert(queued("b"), ()).id;
+        let up = table
+            .insert_uncapped(queued("u"), (), JobPhase::Downloading)
+            .snapshot
+            .clone();
+        assert_eq!(up.state, JobState::Running, "beside a full main lane");
+        assert_eq!(up.phase, JobPhase::Downloading);
+        assert!(up.started_at_ms.is_some());
+        assert_eq!(table.running(), 1, "it takes no slot");
+        assert_eq!(table.find_active_subject("u").unwrap().snapshot.id, up.id);
+        assert_eq!(table.progress(&up.id, 7, None).unwrap().bytes_done, 7);
+        // Cancelling signals its task, which reports the end.
+        assert_eq!(table.cancel(&up.id).unwrap().0, CancelOutcome::Signalled);
+        assert!(table.get(&up.id).unwrap().cancel.is_cancelled());
+        table
+            .end(&up.id)
+            .unwrap()
+            .snapshot
+            .finish(JobState::Cancelled, None);
+        // Its end freed no slot of the main lane's job.
+        assert!(table.start_next(|_| JobPhase::Hashing).is_none());
+        assert!(table.find_active_subject("u").is_none());
+        table
+            .end(&queued_first)
+            .unwrap()
+            .snapshot
+            .finish(JobState::Completed, None);
+        assert_eq!(
+            table.start_next(|_| JobPhase::Hashing).unwrap().snapshot.id,
+            waiting
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::net::{IpAddr, SocketAddr};
 
 /// Upstream's subject kinds, as the kind prefixes of bty's log.
 const SUBJECT_KINDS: [(&str, &[&str]); 5] = [
-    ("image", &["image.", "hash."]),
+    ("image", &["image.", "hash.", "upload."]),
     (
         "catalog",
         &["entry.", "catalog.", "cache.", "download.", "push."],

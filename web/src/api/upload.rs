@@ -29,6 +29,9 @@ pub(crate) struct Uploaded {
     name: String,
     size_bytes: u64,
     sha256: String,
+    /// The upload's job; absent when btyd ran it without one.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    job_id: String,
 }
 
 impl From<UploadImageResponse> for Uploaded {
@@ -37,6 +40,7 @@ impl From<UploadImageResponse> for Uploaded {
             name: r.name,
             size_bytes: r.size_bytes,
             sha256: r.sha256,
+            job_id: r.job_id,
         }
     }
 }

@@ -52,8 +52,16 @@ impl Scope {
                 "hash.",
                 "flash.",
                 "push.",
+                "upload.",
             ],
-            Self::Downloads => &["download.", "push.", "entry.", "catalog.", "image.upload"],
+            Self::Downloads => &[
+                "download.",
+                "push.",
+                "upload.",
+                "entry.",
+                "catalog.",
+                "image.upload",
+            ],
             Self::Hashing => &["hash.", "image.hash"],
             Self::Flash => &["flash.", "disks."],
         }

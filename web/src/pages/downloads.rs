@@ -1,4 +1,4 @@
-//! `GET /ui/downloads`: active download and push jobs with progress and
+//! `GET /ui/downloads`: active download, push and upload jobs with progress and
 //! Cancel, the "Add image from URL" form, the upload widget and the recent
 //! history. `POST /ui/downloads/add` adds a catalog entry, then the page
 //! offers to fetch it.
@@ -19,7 +19,8 @@ use axum::response::Redirect;
 use bty_proto::v1::{AddEntryRequest, JobKind};
 use serde::Deserialize;
 
-const KINDS: [JobKind; 2] = [JobKind::Download, JobKind::Push];
+/// Uploads sit beside downloads: both bring bytes into the image root.
+const KINDS: [JobKind; 3] = [JobKind::Download, JobKind::Push, JobKind::Upload];
 
 /// The add form's fields a message can be shown beside.
 const FIELDS: [&str; 4] = ["url", "name", "sha256", "sha_url"];

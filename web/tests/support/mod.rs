@@ -330,6 +330,8 @@ impl CatalogService for Fake {
             name: header.name,
             size_bytes: size,
             sha256: "f".repeat(64),
+            // As an older btyd answers: no upload job.
+            job_id: String::new(),
         }))
     }
 

@@ -1,6 +1,7 @@
 //! The downloader actor: a queue of download and push jobs (at most
-//! `max_parallel` running), persisted so restarts resume them; a flat
-//! `match` over messages. Bytes move in tasks (`task.rs`, `upload.rs`).
+//! `max_parallel` running), persisted so restarts resume them, and upload
+//! jobs beside them (outside the cap: a client sets their pace); a flat
+//! `match` over messages. Bytes move in tasks (`task.rs`, `upload_job.rs`).
 
 use super::error::DownloaderError;
 use super::handle::DownloaderHandle;
@@ -8,13 +9,14 @@ use super::messages::{DownloaderMessage, JobOutcome, UploadRequest, Uploaded};
 use super::signed_sums::{self, HttpTrust};
 use super::stream::{StreamContext, open_stream};
 use super::task::{TaskContext, run_download, run_push};
-use super::{persist, task, upload};
+use super::upload_job::{UploadContext, run_upload};
+use super::{persist, task};
 use crate::actors::call::{Running, ended};
 use crate::actors::catalog::CatalogHandle;
 use crate::actors::job_query::JobBook;
 use crate::chain::chain;
 use crate::domain::{DownloadSpec, LocalImage};
-use crate::events::{CatalogEvent, CatalogEventKind, EventBus};
+use crate::events::EventBus;
 use crate::jobs::table::{CancelOutcome, JobTable};
 use crate::jobs::{JobKind, JobPhase, JobSnapshot, JobState};
 use bty_fetch::FetchOptions;
@@ -69,7 +71,14 @@ pub struct DownloaderActor;
 #[derive(Debug)]
 enum Work {
     Download(DownloadSpec),
-    Push { image: LocalImage, target: String },
+    Push {
+        image: LocalImage,
+        target: String,
+    },
+    /// Started at once, outside the queue ([`JobTable::insert_uncapped`]).
+    Upload {
+        name: String,
+    },
 }
 
 /// The downloader's state.
@@ -77,9 +86,6 @@ enum Work {
 pub struct DownloaderState {
     args: DownloaderArgs,
     jobs: JobTable<Work>,
-    /// Names being uploaded: a second upload of one is refused, so two
-    /// streams never race to replace the same file and sidecar.
-    uploads: std::collections::BTreeSet<String>,
 }
 
 impl Actor for DownloaderActor {
@@ -103,7 +109,6 @@ impl Actor for DownloaderActor {
         let mut state = DownloaderState {
             jobs: JobTable::new(args.max_parallel, HISTORY),
             args,
-            uploads: std::collections::BTreeSet::new(),
         };
         let mut specs = persist::load_all(&state.args.jobs_dir);
         for spec in &mut specs {
@@ -223,9 +228,6 @@ impl Actor for DownloaderActor {
                 }));
             }
             DownloaderMessage::Upload { request, reply } => state.upload(request, reply),
-            DownloaderMessage::UploadEnded { name } => {
-                state.uploads.remove(&name);
-            }
             DownloaderMessage::Progress {
                 id,
                 bytes_done,
@@ -269,6 +271,7 @@ impl DownloaderState {
                 format!("{} → {target}", image.file_name),
                 Some(image.size_bytes),
             ),
+            Work::Upload { name } => (JobKind::Upload, name.clone(), None),
         };
         let snapshot = JobSnapshot::queued(kind, subject, total);
         self.args.events.job(&snapshot);
@@ -283,6 +286,7 @@ impl DownloaderState {
         let phase = |work: &Work| match work {
             Work::Download(_) => JobPhase::Downloading,
             Work::Push { .. } => JobPhase::Pushing,
+            Work::Upload { .. } => JobPhase::Downloading,
         };
         while let Some(job) = self.jobs.start_next(phase) {
             self.args.events.job(&job.snapshot);
@@ -303,6 +307,8 @@ impl DownloaderState {
                 Work::Push { image, target } => {
                     tokio::spawn(run_push(ctx, image.clone(), target.clone()))
                 }
+                // Never queued: an upload's task starts with its job.
+                Work::Upload { .. } => continue,
             };
             let mut tasks = self.args.tasks.lock().unwrap_or_else(|e| e.into_inner());
             tasks.retain(|t| !t.is_finished());
@@ -359,6 +365,8 @@ impl DownloaderState {
         self.start_queued();
     }
 
+    /// Start an upload's job and its task (answered at once); the job
+    /// ends when the task reports.
     fn upload(
         &mut self,
         request: UploadRequest,
@@ -368,59 +376,35 @@ impl DownloaderState {
             let _ = reply.send(ended(Err(e.into())));
             return;
         }
-        if !self.uploads.insert(request.name.clone()) {
+        // A second upload of a name is refused, so two streams never race
+        // to replace the same file and sidecar.
+        if self
+            .jobs
+            .find_active(|j| matches!(&j.work, Work::Upload { name } if *name == request.name))
+            .is_some()
+        {
             let _ = reply.send(ended(Err(DownloaderError::Busy { name: request.name })));
             return;
         }
-        let me = self.args.me.clone();
-        let image_root = self.args.image_root.clone();
-        let cap = self.args.max_upload_bytes;
-        let catalog = self.args.catalog.clone();
-        let events = self.args.events.clone();
-        let _ = reply.send(tokio::spawn(async move {
-            let name = request.name.clone();
-            if let Err(e) = catalog.expect_landing(&name).await {
-                me.upload_ended(&name);
-                return Err(e.into());
-            }
-            let result = tokio::task::spawn_blocking(move || {
-                upload::store_upload(&image_root, request, cap)
-            })
-            .await
-            .unwrap_or_else(|e| Err(DownloaderError::UploadTask(e)));
-            report_upload(&catalog, &events, &name, &result);
-            me.upload_ended(&name);
-            result
-        }));
-    }
-}
-
-/// Tell the catalog and the event bus how an upload ended: a stored file
-/// (bytes and sidecar in place) is announced as uploaded with its sha256;
-/// only a failed or cancelled one is a landing abandoned.
-fn report_upload(
-    catalog: &CatalogHandle,
-    events: &EventBus,
-    name: &str,
-    result: &Result<Uploaded, DownloaderError>,
-) {
-    match result {
-        Ok(done) => {
-            catalog.uploaded(name, &done.sha256);
-            events.catalog(CatalogEvent::new(
-                CatalogEventKind::ImageUploaded,
-                name,
-                format!("{name} uploaded ({} bytes)", done.size_bytes),
-            ));
-        }
-        Err(e) => {
-            catalog.landing_abandoned(name);
-            events.catalog(CatalogEvent::new(
-                CatalogEventKind::ImageUploadFailed,
-                name,
-                chain(e),
-            ));
-        }
+        let queued = JobSnapshot::queued(JobKind::Upload, &request.name, request.size_bytes);
+        self.args.events.job(&queued);
+        let work = Work::Upload {
+            name: request.name.clone(),
+        };
+        let job = self
+            .jobs
+            .insert_uncapped(queued, work, JobPhase::Downloading);
+        self.args.events.job(&job.snapshot);
+        let ctx = UploadContext {
+            id: job.snapshot.id.clone(),
+            image_root: self.args.image_root.clone(),
+            cap: self.args.max_upload_bytes,
+            catalog: self.args.catalog.clone(),
+            events: self.args.events.clone(),
+            me: self.args.me.clone(),
+            cancel: job.cancel.clone(),
+        };
+        let _ = reply.send(tokio::spawn(run_upload(ctx, request)));
     }
 }
 
@@ -445,97 +429,5 @@ impl JobBook<DownloaderError> for DownloaderState {
             self.args.events.job(&job.snapshot);
         }
         Ok(job.snapshot.clone())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::actors::catalog::CatalogMessage;
-    use crate::actors::slot::ActorSlot;
-    use crate::events::EventBody;
-    use std::time::Duration;
-
-    type Seen = Arc<Mutex<Vec<String>>>;
-
-    /// A catalog that only writes down the landing news it gets.
-    struct Recorder;
-
-    impl Actor for Recorder {
-        type Msg = CatalogMessage;
-        type State = Seen;
-        type Arguments = Seen;
-
-        async fn pre_start(
-            &self,
-            _myself: ActorRef<Self::Msg>,
-            seen: Seen,
-        ) -> Result<Seen, ActorProcessingErr> {
-            Ok(seen)
-        }
-
-        async fn handle(
-            &self,
-            _myself: ActorRef<Self::Msg>,
-            message: CatalogMessage,
-            seen: &mut Seen,
-        ) -> Result<(), ActorProcessingErr> {
-            let what = match message {
-                CatalogMessage::Uploaded { name, sha256 } => format!("uploaded {name} {sha256}"),
-                CatalogMessage::LandingAbandoned { name } => format!("abandoned {name}"),
-                _ => "other".to_owned(),
-            };
-            seen.lock().unwrap().push(what);
-            Ok(())
-        }
-    }
-
-    /// What the catalog and the event bus hear when an upload ends with
-    /// `result`.
-    async fn reported(
-        result: Result<Uploaded, DownloaderError>,
-    ) -> (Vec<String>, CatalogEventKind) {
-        let seen = Seen::default();
-        let (actor, task) = Actor::spawn(None, Recorder, seen.clone()).await.unwrap();
-        let slot = ActorSlot::default();
-        slot.set(actor.clone());
-        let catalog = CatalogHandle::new(slot);
-        let events = EventBus::default();
-        let mut rx = events.subscribe();
-        report_upload(&catalog, &events, "disk.img", &result);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while seen.lock().unwrap().is_empty() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        // Room for a second message, which must not come.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        actor.stop(None);
-        task.await.unwrap();
-        let event = rx.recv().await.unwrap();
-        let EventBody::Catalog(event) = &event.body else {
-            panic!("not a catalog event: {event:?}");
-        };
-        let seen = seen.lock().unwrap().clone();
-        (seen, event.kind)
-    }
-
-    #[tokio::test]
-    async fn a_stored_upload_is_announced_with_its_sha256_not_abandoned() {
-        let sha = "ab".repeat(32);
-        let (seen, event) = reported(Ok(Uploaded {
-            name: "disk.img".to_owned(),
-            size_bytes: 7,
-            sha256: sha.clone(),
-        }))
-        .await;
-        assert_eq!(seen, [format!("uploaded disk.img {sha}")]);
-        assert_eq!(event, CatalogEventKind::ImageUploaded);
-    }
-
-    #[tokio::test]
-    async fn a_failed_upload_is_a_landing_abandoned() {
-        let (seen, event) = reported(Err(DownloaderError::TooLarge { cap: 1 })).await;
-        assert_eq!(seen, ["abandoned disk.img"]);
-        assert_eq!(event, CatalogEventKind::ImageUploadFailed);
     }
 }

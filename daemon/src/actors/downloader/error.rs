@@ -48,6 +48,14 @@ pub enum DownloaderError {
         /// Bytes received.
         size: u64,
     },
+    /// An operator cancelled the upload's job.
+    #[error("upload of {name} was cancelled after {size} bytes")]
+    Cancelled {
+        /// File name.
+        name: String,
+        /// Bytes received.
+        size: u64,
+    },
     /// A declared upload size that does not fit.
     #[error("not enough free space in {}: {needed} bytes needed, {free} free", root.display())]
     NoSpace {

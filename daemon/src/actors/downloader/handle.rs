@@ -189,13 +189,6 @@ impl DownloaderHandle {
         });
     }
 
-    /// Task report: an upload ended.
-    pub(crate) fn upload_ended(&self, name: &str) {
-        self.cast(DownloaderMessage::UploadEnded {
-            name: name.to_owned(),
-        });
-    }
-
     /// Task report: the end.
     pub(crate) fn finished(&self, id: &str, outcome: JobOutcome) {
         self.cast(DownloaderMessage::Finished {

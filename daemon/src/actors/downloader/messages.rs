@@ -55,6 +55,8 @@ pub struct UploadRequest {
 /// A finished upload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Uploaded {
+    /// The upload's job.
+    pub job_id: String,
     /// File name.
     pub name: String,
     /// Bytes stored.
@@ -132,6 +134,10 @@ pub enum JobFailure {
     /// The registry refused the push.
     #[error(transparent)]
     Push(OciError),
+    /// An upload failed: its error with causes, on one line (the client
+    /// gets the typed error itself as its call's status).
+    #[error("{0}")]
+    Upload(String),
 }
 
 /// Requests and task reports.
@@ -204,18 +210,13 @@ pub enum DownloaderMessage {
         /// once its first bytes arrived.
         reply: RpcReplyPort<Running<RemoteStream, DownloaderError>>,
     },
-    /// Store an upload.
+    /// Store an upload, as a job from now on.
     Upload {
         /// Name and chunks.
         request: UploadRequest,
         /// The storing task (answered at once); it ends with the result,
         /// once all bytes are in.
         reply: RpcReplyPort<Running<Uploaded, DownloaderError>>,
-    },
-    /// An upload ended (its name may be uploaded again).
-    UploadEnded {
-        /// File name.
-        name: String,
     },
     /// A task progressed.
     Progress {

@@ -15,6 +15,7 @@ mod source;
 mod stream;
 mod task;
 mod upload;
+mod upload_job;
 
 pub use actor::{DownloaderActor, DownloaderArgs, TaskRegistry};
 pub use error::{BadRef, DocumentError, DownloaderError, SourceError, StreamError};

@@ -8,12 +8,21 @@
 //! filesystem allows it.
 
 use super::error::DownloaderError;
-use super::messages::{UploadRequest, Uploaded};
+use super::messages::UploadRequest;
 use bty_store::atomic::temp_path;
 use bty_store::intake::{IntakeError, IntakeFile, Written};
 use bty_store::sidecar::install_with_sidecar;
 use std::io;
 use std::path::Path;
+
+/// What an upload stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Stored {
+    /// Bytes in the file.
+    pub(crate) size_bytes: u64,
+    /// Their sha256, lowercase hex (the sidecar says the same).
+    pub(crate) sha256: String,
+}
 
 /// Receive every chunk into a partial file, then swap it in. On any error
 /// the partial is removed and an existing file of that name is untouched.
@@ -21,7 +30,7 @@ pub(crate) fn store_upload(
     image_root: &Path,
     mut request: UploadRequest,
     cap: u64,
-) -> Result<Uploaded, DownloaderError> {
+) -> Result<Stored, DownloaderError> {
     let dest = image_root.join(&request.name);
     // A hidden temp name per upload with 64 random bits: concurrent uploads
     // never share bytes, the scan ignores it, nobody can plant a link under
@@ -41,8 +50,7 @@ pub(crate) fn store_upload(
         }
         install_with_sidecar(&partial, &dest, &sha256)
             .map_err(|e| io_failed(format!("cannot move {} into place", request.name), &dest, e))?;
-        Ok(Uploaded {
-            name: request.name.clone(),
+        Ok(Stored {
             size_bytes: size,
             sha256,
         })
