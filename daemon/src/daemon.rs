@@ -297,6 +297,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     }
     while servers.join_next().await.is_some() {}
     let _ = std::fs::remove_file(&config.socket);
+    // The last events (a flash cut short, a download checkpointed) reach
+    // the log before the process exits.
+    let timeline = events.clone();
+    let flushed = tokio::task::spawn_blocking(move || {
+        timeline.timeline().flush(std::time::Duration::from_secs(2))
+    })
+    .await
+    .unwrap_or(false);
+    if !flushed {
+        tracing::warn!("the event log was not flushed before exit");
+    }
     outcome
 }
 

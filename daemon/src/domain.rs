@@ -1,5 +1,5 @@
 //! The domain types more than one actor speaks of: what a download is
-//! (`DownloadSpec`), what a finished one hands back (`Landed`), and a file
+//! (`DownloadSpec`), what a finished one hands back (`Downloaded`), and a file
 //! of the image root resolved for reading (`LocalImage`). They belong to
 //! no actor's messages, and none of them is an on-disk format.
 
@@ -40,7 +40,7 @@ pub struct DownloadSpec {
 
 /// A download finished and its bytes (with sidecar) are in place.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Landed {
+pub struct Downloaded {
     /// The entry's ref.
     pub image_ref: String,
     /// File name in the image root.

@@ -133,6 +133,8 @@ impl From<StoredEvent> for EventRecord {
 pub(super) enum JournalOp {
     Append(Arc<EventRecord>),
     Ack(u64),
+    /// Answer once everything sent before is written and synced.
+    Flush(std::sync::mpsc::Sender<()>),
 }
 
 /// The writer's end: dropping every sender ends the thread.
@@ -145,6 +147,14 @@ impl Journal {
     /// Queue a write; a writer that died (disk gone) only costs the log.
     pub(super) fn send(&self, op: JournalOp) {
         let _ = self.tx.send(op);
+    }
+
+    /// Wait up to `timeout` for everything queued to be on disk (blocking:
+    /// for the end of a run, when the process is about to exit).
+    pub(super) fn flush(&self, timeout: std::time::Duration) -> bool {
+        let (done, wait) = std::sync::mpsc::channel();
+        self.send(JournalOp::Flush(done));
+        wait.recv_timeout(timeout).is_ok()
     }
 }
 
@@ -248,9 +258,16 @@ impl Writer {
     fn run(mut self, rx: &Receiver<JournalOp>) {
         while let Ok(op) = rx.recv() {
             // Write what queued up together, then sync once.
+            let mut flushed = Vec::new();
             let result = std::iter::once(op)
                 .chain(rx.try_iter())
-                .try_for_each(|op| self.write(&op))
+                .try_for_each(|op| match op {
+                    JournalOp::Flush(done) => {
+                        flushed.push(done);
+                        Ok(())
+                    }
+                    op => self.write(&op),
+                })
                 .and_then(|()| self.file.flush())
                 .and_then(|()| self.file.get_ref().sync_data())
                 .and_then(|()| {
@@ -262,6 +279,9 @@ impl Writer {
                 });
             if let Err(error) = result {
                 tracing::error!(path = %self.path.display(), %error, "cannot write the event log");
+            }
+            for done in flushed {
+                let _ = done.send(());
             }
         }
     }
@@ -276,6 +296,7 @@ impl Writer {
                 v: VERSION,
                 ack: *id,
             },
+            JournalOp::Flush(_) => return Ok(()),
         };
         serde_json::to_writer(&mut self.file, &line)?;
         self.file.write_all(b"\n")?;

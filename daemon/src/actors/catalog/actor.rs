@@ -55,7 +55,7 @@ pub struct CatalogState {
     rows: Arc<[Row]>,
     rows_stale: bool,
     /// Cache files being downloaded: hashed inline, never by the hasher.
-    pub(super) landing: std::collections::BTreeSet<String>,
+    pub(super) arriving: std::collections::BTreeSet<String>,
 }
 
 impl Actor for CatalogActor {
@@ -83,7 +83,7 @@ impl Actor for CatalogActor {
             scan: Vec::new(),
             rows: Arc::new([]),
             rows_stale: true,
-            landing: std::collections::BTreeSet::new(),
+            arriving: std::collections::BTreeSet::new(),
         };
         state.rescan().await;
         state.rows();
@@ -123,14 +123,14 @@ impl Actor for CatalogActor {
             CatalogMessage::DownloadSpec { key, update, reply } => {
                 let _ = reply.send(state.download_spec(&key, update));
             }
-            CatalogMessage::ExpectLanding { name, reply } => {
-                state.landing.insert(name);
+            CatalogMessage::ExpectArrival { name, reply } => {
+                state.arriving.insert(name);
                 let _ = reply.send(());
             }
-            CatalogMessage::Landed(landed) => state.landed(landed).await,
+            CatalogMessage::Downloaded(done) => state.downloaded(done).await,
             CatalogMessage::Uploaded { name, sha256 } => state.uploaded(&name, &sha256).await,
-            CatalogMessage::LandingAbandoned { name } => {
-                state.landing.remove(&name);
+            CatalogMessage::ArrivalAbandoned { name } => {
+                state.arriving.remove(&name);
                 state.rescan().await;
             }
             CatalogMessage::DeleteCache { key, reply } => {
@@ -236,7 +236,7 @@ impl CatalogState {
             }
             if changed
                 && !matches!(file.sidecar, Sidecar::Fresh(_))
-                && !self.landing.contains(&file.name)
+                && !self.arriving.contains(&file.name)
             {
                 to_hash.push(file.name.clone());
             }
@@ -260,7 +260,7 @@ impl CatalogState {
     /// file changed since (the sidecar no longer fresh) is hashed again,
     /// as the name is no longer expected.
     async fn uploaded(&mut self, name: &str, sha256: &str) {
-        self.landing.remove(name);
+        self.arriving.remove(name);
         self.rescan().await;
         let listed = self.scan.iter().find(|f| f.name == name);
         if !listed.is_some_and(|f| f.sidecar == Sidecar::Fresh(sha256.to_owned())) {
@@ -270,7 +270,7 @@ impl CatalogState {
 
     fn requeue_unhashed(&self) {
         for file in &self.scan {
-            if !matches!(file.sidecar, Sidecar::Fresh(_)) && !self.landing.contains(&file.name) {
+            if !matches!(file.sidecar, Sidecar::Fresh(_)) && !self.arriving.contains(&file.name) {
                 self.args.hasher.enqueue_detached(&file.name);
             }
         }
@@ -421,21 +421,21 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_cache_file_being_downloaded_is_not_deleted_until_its_landing_ends() {
+    async fn a_cache_file_being_downloaded_is_not_deleted_until_its_arrival_ends() {
         let dir = tempfile::tempdir().unwrap();
         let toml = "version = 1\n\n[[images]]\nname = \"a.img\"\nsrc = \"https://h/a.img\"\n";
         let (catalog, actor, events) = spawn_catalog(dir.path(), Some(toml)).await;
         let spec = catalog.download_spec("a.img", false).await.unwrap();
         let cached = dir.path().join("images").join(&spec.cache_file_name);
         std::fs::write(&cached, b"bytes").unwrap();
-        catalog.expect_landing(&spec.cache_file_name).await.unwrap();
+        catalog.expect_arrival(&spec.cache_file_name).await.unwrap();
         let refused = catalog.delete_cache("a.img").await.unwrap_err();
         assert!(
             matches!(refused, CatalogError::Downloading { .. }),
             "{refused}"
         );
         assert!(cached.exists());
-        catalog.landing_abandoned(&spec.cache_file_name);
+        catalog.arrival_abandoned(&spec.cache_file_name);
         let deleted = catalog.delete_cache("a.img").await.unwrap();
         assert!(deleted.deleted, "{deleted:?}");
         assert!(!cached.exists());
@@ -478,7 +478,7 @@ mod tests {
 
         // As the downloader stores an upload: announced, landed beside the
         // name with its sidecar, swapped in, then reported.
-        catalog.expect_landing("up.img").await.unwrap();
+        catalog.expect_arrival("up.img").await.unwrap();
         let bytes = b"uploaded bytes".to_vec();
         let sha = sha256_bytes(&bytes);
         let staged = root.join(".up.img.tmp-test");

@@ -7,7 +7,7 @@ use super::messages::{
 };
 use crate::actors::call::ask;
 use crate::actors::{Unavailable, slot::ActorSlot};
-use crate::domain::{DownloadSpec, Landed, LocalImage};
+use crate::domain::{DownloadSpec, Downloaded, LocalImage};
 use bty_store::catalog_file::{CatalogEntry, CatalogFile};
 use bty_store::merge::Row;
 use ractor::{ActorRef, RpcReplyPort};
@@ -163,9 +163,9 @@ impl CatalogHandle {
     }
 
     /// Announce a download of `name` (suppresses auto-hashing of it).
-    pub async fn expect_landing(&self, name: &str) -> Result<(), CatalogError> {
+    pub async fn expect_arrival(&self, name: &str) -> Result<(), CatalogError> {
         let name = name.to_owned();
-        self.ask(REQUEST, |reply| CatalogMessage::ExpectLanding {
+        self.ask(REQUEST, |reply| CatalogMessage::ExpectArrival {
             name,
             reply,
         })
@@ -173,8 +173,8 @@ impl CatalogHandle {
     }
 
     /// A download landed.
-    pub fn landed(&self, landed: Landed) {
-        self.cast(CatalogMessage::Landed(landed));
+    pub fn downloaded(&self, done: Downloaded) {
+        self.cast(CatalogMessage::Downloaded(done));
     }
 
     /// An upload stored `name` (bytes and sidecar in place).
@@ -186,8 +186,8 @@ impl CatalogHandle {
     }
 
     /// A download or upload ended without landing.
-    pub fn landing_abandoned(&self, name: &str) {
-        self.cast(CatalogMessage::LandingAbandoned {
+    pub fn arrival_abandoned(&self, name: &str) {
+        self.cast(CatalogMessage::ArrivalAbandoned {
             name: name.to_owned(),
         });
     }

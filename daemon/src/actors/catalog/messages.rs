@@ -2,7 +2,7 @@
 
 use super::error::CatalogError;
 use super::import::ImportReport;
-use crate::domain::{DownloadSpec, Landed, LocalImage};
+use crate::domain::{DownloadSpec, Downloaded, LocalImage};
 use bty_store::catalog_file::{CatalogEntry, CatalogFile};
 use bty_store::merge::Row;
 use ractor::RpcReplyPort;
@@ -150,14 +150,14 @@ pub enum CatalogMessage {
     },
     /// A download of this cache file is under way: don't hash it when it
     /// appears (the downloader hashes inline and writes the sidecar).
-    ExpectLanding {
+    ExpectArrival {
         /// Cache file name.
         name: String,
         /// Acknowledged once recorded.
         reply: RpcReplyPort<()>,
     },
     /// A download landed.
-    Landed(Landed),
+    Downloaded(Downloaded),
     /// An upload landed: its bytes and sidecar are in place.
     Uploaded {
         /// File name.
@@ -166,7 +166,7 @@ pub enum CatalogMessage {
         sha256: String,
     },
     /// A download or upload ended without landing.
-    LandingAbandoned {
+    ArrivalAbandoned {
         /// Cache file name.
         name: String,
     },

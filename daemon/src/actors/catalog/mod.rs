@@ -4,12 +4,12 @@
 //! atomically and publishes catalog events.
 
 mod actor;
+mod cache;
 mod entries;
 mod error;
 mod handle;
 mod import;
 mod index;
-mod landing;
 mod messages;
 
 pub use actor::{CatalogActor, CatalogArgs};

@@ -8,7 +8,7 @@ use super::persist::{self, checkpoint_path};
 use super::signed_sums::HttpTrust;
 use super::source::{Checks, Source, remote_source};
 use crate::actors::catalog::CatalogHandle;
-use crate::domain::{DownloadSpec, Landed, LocalImage};
+use crate::domain::{DownloadSpec, Downloaded, LocalImage};
 use bty_fetch::{FetchError, FetchOptions, FetchRequest, Progress, Unchanged};
 use bty_oci::OciClient;
 use bty_store::canon::{Scheme, scheme};
@@ -56,7 +56,7 @@ impl TaskContext {
 pub(crate) async fn run_download(ctx: TaskContext, spec: DownloadSpec) {
     let outcome = download(&ctx, &spec).await;
     if !matches!(outcome, JobOutcome::Completed { .. }) {
-        ctx.catalog.landing_abandoned(&spec.cache_file_name);
+        ctx.catalog.arrival_abandoned(&spec.cache_file_name);
     }
     ctx.me.finished(&ctx.id, outcome);
 }
@@ -73,7 +73,7 @@ async fn download(ctx: &TaskContext, spec: &DownloadSpec) -> JobOutcome {
         }
         Err(e) => return JobOutcome::Failed(e.into()),
     };
-    if let Err(e) = ctx.catalog.expect_landing(&spec.cache_file_name).await {
+    if let Err(e) = ctx.catalog.expect_arrival(&spec.cache_file_name).await {
         return JobOutcome::Failed(e.into());
     }
     // Land beside the old file under names nobody can guess (hidden from
@@ -148,7 +148,7 @@ async fn download(ctx: &TaskContext, spec: &DownloadSpec) -> JobOutcome {
     if let Err(e) = recorded {
         tracing::warn!(file = %dest.display(), error = %e, "cannot record the signer of a download");
     }
-    ctx.catalog.landed(Landed {
+    ctx.catalog.downloaded(Downloaded {
         image_ref: spec.image_ref.clone(),
         cache_file_name: spec.cache_file_name.clone(),
         sha256: fetched.sha256.clone(),

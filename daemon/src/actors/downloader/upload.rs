@@ -92,7 +92,7 @@ fn receive(
         check_space(root, declared)?;
     }
     let name = request.name.as_str();
-    let mut landing = IntakeFile::create(partial).map_err(|e| landing_failed(name, e))?;
+    let mut intake = IntakeFile::create(partial).map_err(|e| intake_failed(name, e))?;
     tracing::debug!(name, "upload started");
     let mut size = 0u64;
     loop {
@@ -110,14 +110,14 @@ fn receive(
         if size > cap {
             return Err(DownloaderError::TooLarge { cap });
         }
-        landing.write(&chunk).map_err(|e| landing_failed(name, e))?;
+        intake.write(&chunk).map_err(|e| intake_failed(name, e))?;
     }
     // Durable before it is renamed into place.
-    landing.finish().map_err(|e| landing_failed(name, e))
+    intake.finish().map_err(|e| intake_failed(name, e))
 }
 
 /// The error for a failed write of the upload `name`.
-fn landing_failed(name: &str, source: IntakeError) -> DownloaderError {
+fn intake_failed(name: &str, source: IntakeError) -> DownloaderError {
     DownloaderError::Store {
         name: name.to_owned(),
         source,

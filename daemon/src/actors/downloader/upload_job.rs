@@ -44,7 +44,7 @@ pub(crate) async fn run_upload(
     request: UploadRequest,
 ) -> Result<Uploaded, DownloaderError> {
     let name = request.name.clone();
-    let result = match ctx.catalog.expect_landing(&name).await {
+    let result = match ctx.catalog.expect_arrival(&name).await {
         Ok(()) => {
             let result = receive(&ctx, request).await;
             report_upload(&ctx.catalog, &ctx.events, &name, &result);
@@ -169,7 +169,7 @@ fn report_upload(
             ));
         }
         Err(e) => {
-            catalog.landing_abandoned(name);
+            catalog.arrival_abandoned(name);
             events.catalog(CatalogEvent::new(
                 CatalogEventKind::ImageUploadFailed,
                 name,
@@ -218,12 +218,12 @@ mod tests {
             seen: &mut Seen,
         ) -> Result<(), ActorProcessingErr> {
             let what = match message {
-                CatalogMessage::ExpectLanding { reply, .. } => {
+                CatalogMessage::ExpectArrival { reply, .. } => {
                     let _ = reply.send(());
                     return Ok(());
                 }
                 CatalogMessage::Uploaded { name, sha256 } => format!("uploaded {name} {sha256}"),
-                CatalogMessage::LandingAbandoned { name } => format!("abandoned {name}"),
+                CatalogMessage::ArrivalAbandoned { name } => format!("abandoned {name}"),
                 _ => "other".to_owned(),
             };
             seen.lock().unwrap().push(what);
@@ -279,7 +279,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_failed_upload_is_a_landing_abandoned() {
+    async fn a_failed_upload_is_an_arrival_abandoned() {
         let (seen, event) = reported(Err(DownloaderError::TooLarge { cap: 1 })).await;
         assert_eq!(seen, ["abandoned disk.img"]);
         assert_eq!(event, CatalogEventKind::ImageUploadFailed);

@@ -32,7 +32,7 @@ pub struct PendingDownload {
 /// What waiting for the download came to.
 pub(crate) enum Waited {
     /// The file is in place, as the catalog's scan listed it.
-    Landed(Box<LocalImage>),
+    Ready(Box<LocalImage>),
     /// The flash was cancelled meanwhile (the download is cancelled too).
     Cancelled,
 }
@@ -123,7 +123,7 @@ impl PendingDownload {
                 key: self.key.clone(),
                 source: Box::new(source),
             })?;
-        Ok(Waited::Landed(Box::new(local)))
+        Ok(Waited::Ready(Box::new(local)))
     }
 
     async fn ask(&self, peers: &Peers<'_>) -> Result<Option<JobSnapshot>, WaitError> {

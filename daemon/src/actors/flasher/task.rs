@@ -140,7 +140,7 @@ impl FlashTask {
             job.source_bytes = download.bytes_done;
             me.progress(job.clone());
         })?;
-        let Waited::Landed(local) = waited else {
+        let Waited::Ready(local) = waited else {
             return Ok(false);
         };
         let image = local.open()?;

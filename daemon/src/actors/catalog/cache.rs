@@ -5,7 +5,7 @@
 use super::actor::CatalogState;
 use super::error::CatalogError;
 use super::messages::CacheDeleted;
-use crate::domain::{DownloadSpec, Landed, LocalImage};
+use crate::domain::{DownloadSpec, Downloaded, LocalImage};
 use crate::events::{CatalogEvent, CatalogEventKind};
 use bty_store::merge::SourceKind;
 use bty_store::sidecar::Sidecar;
@@ -77,14 +77,14 @@ impl CatalogState {
         })
     }
 
-    pub(super) async fn landed(&mut self, landed: Landed) {
-        self.landing.remove(&landed.cache_file_name);
-        let index = self.catalog.position_of_ref(&landed.image_ref);
+    pub(super) async fn downloaded(&mut self, done: Downloaded) {
+        self.arriving.remove(&done.cache_file_name);
+        let index = self.catalog.position_of_ref(&done.image_ref);
         if let Some(index) = index
             && self.load_error.is_none()
         {
             let mut catalog = self.catalog.clone();
-            catalog.set_cache_validators(index, landed.etag.clone(), landed.last_modified.clone());
+            catalog.set_cache_validators(index, done.etag.clone(), done.last_modified.clone());
             if catalog.entry(index) != self.catalog.entry(index)
                 && let Err(e) = self.persist(catalog).await
             {
@@ -94,11 +94,11 @@ impl CatalogState {
         self.rescan().await;
         self.args.events.catalog(CatalogEvent::new(
             CatalogEventKind::CachePopulated,
-            &landed.cache_file_name,
+            &done.cache_file_name,
             format!(
                 "{} landed: sha256 {}",
-                landed.cache_file_name,
-                &landed.sha256[..landed.sha256.len().min(12)]
+                done.cache_file_name,
+                &done.sha256[..done.sha256.len().min(12)]
             ),
         ));
     }
@@ -107,7 +107,7 @@ impl CatalogState {
         let index = self.no_remote_entry(key)?;
         let entry = self.catalog.entry(index);
         let file_name = entry.cache_file_name()?;
-        if self.landing.contains(&file_name) {
+        if self.arriving.contains(&file_name) {
             return Err(CatalogError::Downloading {
                 name: entry.name.clone(),
             });
