@@ -5,6 +5,7 @@
 
 use super::error::DownloaderError;
 use super::handle::DownloaderHandle;
+use super::job_files::JobFiles;
 use super::messages::{DownloaderMessage, JobOutcome, UploadRequest, Uploaded};
 use super::signed_sums::{self, HttpTrust};
 use super::stream::{StreamContext, open_stream};
@@ -86,6 +87,7 @@ enum Work {
 pub struct DownloaderState {
     args: DownloaderArgs,
     jobs: JobTable<Work>,
+    job_files: JobFiles,
 }
 
 impl Actor for DownloaderActor {
@@ -108,6 +110,7 @@ impl Actor for DownloaderActor {
         }
         let mut state = DownloaderState {
             jobs: JobTable::new(args.max_parallel, HISTORY),
+            job_files: JobFiles::start(args.jobs_dir.clone())?,
             args,
         };
         let mut specs = persist::load_all(&state.args.jobs_dir);
@@ -162,7 +165,7 @@ impl Actor for DownloaderActor {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             DownloaderMessage::Fetch { spec, reply } => {
-                let _ = reply.send(state.fetch(spec));
+                let _ = reply.send(state.fetch(spec).await);
             }
             DownloaderMessage::Push {
                 image,
@@ -245,7 +248,7 @@ impl Actor for DownloaderActor {
 }
 
 impl DownloaderState {
-    fn fetch(&mut self, mut spec: DownloadSpec) -> Result<JobSnapshot, DownloaderError> {
+    async fn fetch(&mut self, spec: DownloadSpec) -> Result<JobSnapshot, DownloaderError> {
         // A second request for an entry already queued/running joins it.
         if let Some(active) = self
             .jobs
@@ -253,8 +256,10 @@ impl DownloaderState {
         {
             return Ok(active.snapshot.clone());
         }
-        persist::ensure_partial_name(&mut spec)
-            .and_then(|()| persist::save(&self.args.jobs_dir, &spec))
+        let spec = self
+            .job_files
+            .record(spec)
+            .await
             .map_err(|source| DownloaderError::Io {
                 what: "cannot record the download job".to_owned(),
                 path: self.args.jobs_dir.clone(),
@@ -352,14 +357,13 @@ impl DownloaderState {
             }
         }
         if let Work::Download(spec) = &job.work {
-            persist::remove(&self.args.jobs_dir, &spec.image_ref);
-            if job.snapshot.state != JobState::Completed
-                && let Some(partial) = &spec.partial_name
-            {
-                // The job is over: its partial would never be resumed.
-                // (Unlinking removes the entry, never a link's target.)
-                let _ = std::fs::remove_file(self.args.image_root.join(partial));
-            }
+            // The job is over: a partial it leaves would never be resumed.
+            let partial = spec
+                .partial_name
+                .as_ref()
+                .filter(|_| job.snapshot.state != JobState::Completed)
+                .map(|p| self.args.image_root.join(p));
+            self.job_files.forget(&spec.image_ref, partial);
         }
         self.args.events.job(&job.snapshot);
         self.start_queued();
@@ -424,7 +428,7 @@ impl JobBook<DownloaderError> for DownloaderState {
             .ok_or_else(|| DownloaderError::NoSuchJob { id: id.to_owned() })?;
         if outcome == CancelOutcome::Dequeued {
             if let Work::Download(spec) = &job.work {
-                persist::remove(&self.args.jobs_dir, &spec.image_ref);
+                self.job_files.forget(&spec.image_ref, None);
             }
             self.args.events.job(&job.snapshot);
         }

@@ -8,6 +8,7 @@
 mod actor;
 mod error;
 mod handle;
+mod job_files;
 mod messages;
 mod persist;
 mod signed_sums;
