@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
+/// How often the log is synced to the disk while events stream in.
+const SYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// The line format's version; lines of another version are skipped.
 const VERSION: u32 = 1;
 /// Only the tail of a larger file is read back: more than enough lines for
@@ -256,8 +258,13 @@ struct Writer {
 
 impl Writer {
     fn run(mut self, rx: &Receiver<JournalOp>) {
+        let mut synced = std::time::Instant::now();
         while let Ok(op) = rx.recv() {
-            // Write what queued up together, then sync once.
+            // Hand what queued up together to the OS (a crash of btyd loses
+            // none of it); sync to the disk at most once a second, and when
+            // asked: thousands of small jobs must not add an fsync each to
+            // the disk they are busy with. A power cut can lose the tail the
+            // kernel had not written back; a damaged last line is skipped.
             let mut flushed = Vec::new();
             let result = std::iter::once(op)
                 .chain(rx.try_iter())
@@ -269,7 +276,13 @@ impl Writer {
                     op => self.write(&op),
                 })
                 .and_then(|()| self.file.flush())
-                .and_then(|()| self.file.get_ref().sync_data())
+                .and_then(|()| {
+                    if flushed.is_empty() && synced.elapsed() < SYNC_EVERY {
+                        return Ok(());
+                    }
+                    synced = std::time::Instant::now();
+                    self.file.get_ref().sync_data()
+                })
                 .and_then(|()| {
                     if self.lines > self.capacity * 2 + 64 {
                         self.compact()
