@@ -68,24 +68,33 @@ impl Actor for CatalogActor {
         _myself: ActorRef<Self::Msg>,
         args: CatalogArgs,
     ) -> Result<CatalogState, ActorProcessingErr> {
-        let (file, load_error) = match load_catalog(&args.catalog_path, args.max_catalog_bytes) {
-            Ok(file) => (file, None),
-            Err(e) => {
-                let reason = crate::chain::chain(&e);
-                tracing::error!(path = %args.catalog_path.display(), %reason, "catalog.toml does not parse; catalog is read-only");
-                (CatalogFile::default(), Some(reason))
-            }
-        };
+        // Reading and indexing catalog.toml and scanning the image root
+        // are independent: they run side by side on the blocking pool.
+        let root = args.image_root.clone();
+        let scanning = tokio::task::spawn_blocking(move || scan_image_root(&root));
+        let (path, max_bytes) = (args.catalog_path.clone(), args.max_catalog_bytes);
+        let (catalog, load_error) = tokio::task::spawn_blocking(move || {
+            let (file, load_error) = match load_catalog(&path, max_bytes) {
+                Ok(file) => (file, None),
+                Err(e) => {
+                    let reason = crate::chain::chain(&e);
+                    tracing::error!(path = %path.display(), %reason, "catalog.toml does not parse; catalog is read-only");
+                    (CatalogFile::default(), Some(reason))
+                }
+            };
+            (IndexedCatalog::new(file), load_error)
+        })
+        .await?;
         let mut state = CatalogState {
             args,
-            catalog: IndexedCatalog::new(file),
+            catalog,
             load_error,
             scan: Vec::new(),
             rows: Arc::new([]),
             rows_stale: true,
             arriving: std::collections::BTreeSet::new(),
         };
-        state.rescan().await;
+        state.take_scan(scanning.await);
         state.rows();
         Ok(state)
     }
@@ -208,7 +217,17 @@ impl CatalogState {
     /// message), the runtime's threads do not.
     pub(super) async fn rescan(&mut self) {
         let root = self.args.image_root.clone();
-        let scan = match tokio::task::spawn_blocking(move || scan_image_root(&root)).await {
+        let scanned = tokio::task::spawn_blocking(move || scan_image_root(&root)).await;
+        self.take_scan(scanned);
+    }
+
+    /// Adopt a scan of the image root: events for files that came and
+    /// went, hashes asked for new or changed files.
+    fn take_scan(
+        &mut self,
+        scanned: Result<std::io::Result<Vec<ScannedFile>>, tokio::task::JoinError>,
+    ) {
+        let scan = match scanned {
             Ok(Ok(scan)) => scan,
             Ok(Err(e)) => {
                 tracing::error!(root = %self.args.image_root.display(), error = %e, "cannot scan the image root");
