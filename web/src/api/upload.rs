@@ -149,7 +149,16 @@ fn finish(
     name: &str,
     result: Result<tonic::Response<UploadImageResponse>, tonic::Status>,
 ) -> Result<Json<Uploaded>, WebError> {
-    let uploaded = result?.into_inner();
+    let uploaded = match result {
+        // This call has no deadline: a cancel can only come from btyd,
+        // when the upload's job was cancelled.
+        Err(status) if status.code() == tonic::Code::Cancelled => {
+            return Err(WebError::UploadCancelled {
+                name: name.to_owned(),
+            });
+        }
+        other => other?.into_inner(),
+    };
     tracing::info!(
         name,
         size = uploaded.size_bytes,
@@ -162,6 +171,22 @@ fn finish(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cancelled_upload_is_a_conflict_that_says_so() {
+        let error = finish(
+            "a.img",
+            Err(tonic::Status::cancelled("cancelled by operator")),
+        )
+        .unwrap_err();
+        assert_eq!(error.status(), axum::http::StatusCode::CONFLICT);
+        assert!(error.to_string().contains("a.img") && error.to_string().contains("cancelled"));
+        let other = finish("a.img", Err(tonic::Status::internal("boom"))).unwrap_err();
+        assert_eq!(
+            other.status(),
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
 
     #[test]
     fn refuses_paths_and_dots() {

@@ -44,6 +44,12 @@ pub enum WebError {
     /// The request body is over the route's limit (413).
     #[error(transparent)]
     TooLarge(#[from] TooLarge),
+    /// btyd cancelled the upload: its job was cancelled (409).
+    #[error("the upload of {name} was cancelled (its job was cancelled); nothing was stored")]
+    UploadCancelled {
+        /// The file that was being uploaded.
+        name: String,
+    },
     /// The client stopped sending the request (408).
     #[error("the request body stopped arriving: nothing came for {idle:?}")]
     Timeout {
@@ -95,6 +101,7 @@ impl WebError {
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Timeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            Self::UploadCancelled { .. } => StatusCode::CONFLICT,
             Self::Render(_) | Self::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
