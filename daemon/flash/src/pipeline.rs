@@ -13,7 +13,7 @@ use crate::pieces::PieceBook;
 use crate::progress::{TargetStats, snapshot};
 use crate::reader::{Input, Msg, ReaderShared, Source, run_reader};
 use crate::removed;
-use crate::target::{FileSink, open_target};
+use crate::target::open_target;
 use crate::trailing::{Trailing, TrailingCtx, stretch};
 use crate::verify::read_back_check;
 use crate::writer::{BlockSink, BlockWriter};
@@ -217,15 +217,80 @@ fn run_writer(
         }));
     }
     let device = sink.device();
-    let writer = BlockWriter::new(
+    let mut writer = BlockWriter::new(
         spec.path.clone(),
         sink,
         opts.first_region,
         opts.zero_skip,
         capacity,
     );
-    write_opened(spec, writer, rx, opts, book, stop, stats).map_err(|e| match e {
-        // A failure because the disk went away says so.
+    // Every failure of the writes below is explained the same way: a
+    // target that went away says so.
+    let write = move || -> Result<TargetDone, WriterStop> {
+        let Some(book) = book else {
+            let total = receive(&mut writer, &rx, opts, stop, stats, None)?;
+            drop(rx);
+            stats.set_phase(Phase::Syncing);
+            let sink = writer.finish(total).map_err(WriterStop::Failed)?;
+            sink.reread_partitions();
+            return Ok(TargetDone {
+                written: total,
+                verified: None,
+                diff: sink.diff_counts(),
+            });
+        };
+        let (failed, abandoned) = (AtomicBool::new(false), AtomicBool::new(false));
+        thread::scope(|s| {
+            let trailing = Trailing::start(
+                s,
+                TrailingCtx {
+                    path: &spec.path,
+                    book,
+                    first_region: opts.first_region,
+                    direct: opts.direct_io,
+                    buffer_size: opts.buffer_size,
+                    cancel: stop,
+                    progress: &stats.verified,
+                    failed: &failed,
+                    abandoned: &abandoned,
+                },
+            );
+            let total = match receive(&mut writer, &rx, opts, stop, stats, Some(&trailing)) {
+                Ok(total) => total,
+                // The verifier's own finding explains a stop it caused.
+                Err(_) if trailing.failed() => {
+                    return Err(WriterStop::Failed(
+                        trailing.finish(0).err().unwrap_or(FlashError::VerifyThread),
+                    ));
+                }
+                Err(e) => return Err(e),
+            };
+            drop(rx);
+            stats.set_phase(Phase::Syncing);
+            writer.finish_body(total).map_err(WriterStop::Failed)?;
+            stats.set_phase(Phase::Verifying);
+            let first = trailing.finish(total).map_err(WriterStop::Failed)?;
+            let sink = writer.write_held().map_err(WriterStop::Failed)?;
+            sink.reread_partitions();
+            let diff = sink.diff_counts();
+            drop(sink);
+            read_back_check(
+                &spec.path,
+                &first,
+                opts.direct_io,
+                opts.buffer_size,
+                &|| stop.load(Ordering::Relaxed),
+                &stats.verified,
+            )
+            .map_err(WriterStop::Failed)?;
+            Ok(TargetDone {
+                written: total,
+                verified: Some(true),
+                diff,
+            })
+        })
+    };
+    write().map_err(|e| match e {
         WriterStop::Failed(e) => WriterStop::Failed(removed::explain(
             e,
             device.as_ref(),
@@ -233,80 +298,6 @@ fn run_writer(
             stats.written.load(Ordering::Relaxed),
         )),
         other => other,
-    })
-}
-
-/// [`run_writer`] once the target is open.
-fn write_opened(
-    spec: &TargetSpec,
-    mut writer: BlockWriter<FileSink>,
-    rx: Receiver<Msg>,
-    opts: &FlashOptions,
-    book: Option<&PieceBook>,
-    stop: &AtomicBool,
-    stats: &TargetStats,
-) -> Result<TargetDone, WriterStop> {
-    let Some(book) = book else {
-        let total = receive(&mut writer, &rx, opts, stop, stats, None)?;
-        drop(rx);
-        stats.set_phase(Phase::Syncing);
-        let sink = writer.finish(total).map_err(WriterStop::Failed)?;
-        sink.reread_partitions();
-        return Ok(TargetDone {
-            written: total,
-            verified: None,
-            diff: sink.diff_counts(),
-        });
-    };
-    let (failed, abandoned) = (AtomicBool::new(false), AtomicBool::new(false));
-    thread::scope(|s| {
-        let trailing = Trailing::start(
-            s,
-            TrailingCtx {
-                path: &spec.path,
-                book,
-                first_region: opts.first_region,
-                direct: opts.direct_io,
-                buffer_size: opts.buffer_size,
-                cancel: stop,
-                progress: &stats.verified,
-                failed: &failed,
-                abandoned: &abandoned,
-            },
-        );
-        let total = match receive(&mut writer, &rx, opts, stop, stats, Some(&trailing)) {
-            Ok(total) => total,
-            // The verifier's own finding explains a stop it caused.
-            Err(_) if trailing.failed() => {
-                return Err(WriterStop::Failed(
-                    trailing.finish(0).err().unwrap_or(FlashError::VerifyThread),
-                ));
-            }
-            Err(e) => return Err(e),
-        };
-        drop(rx);
-        stats.set_phase(Phase::Syncing);
-        writer.finish_body(total).map_err(WriterStop::Failed)?;
-        stats.set_phase(Phase::Verifying);
-        let first = trailing.finish(total).map_err(WriterStop::Failed)?;
-        let sink = writer.write_held().map_err(WriterStop::Failed)?;
-        sink.reread_partitions();
-        let diff = sink.diff_counts();
-        drop(sink);
-        read_back_check(
-            &spec.path,
-            &first,
-            opts.direct_io,
-            opts.buffer_size,
-            &|| stop.load(Ordering::Relaxed),
-            &stats.verified,
-        )
-        .map_err(WriterStop::Failed)?;
-        Ok(TargetDone {
-            written: total,
-            verified: Some(true),
-            diff,
-        })
     })
 }
 

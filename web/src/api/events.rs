@@ -6,11 +6,11 @@
 use super::QueryArgs;
 use crate::error::WebError;
 use crate::fmt;
-use crate::pages::{acknowledge_one, is_failure};
+use crate::pages::acknowledge_one;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
-use bty_proto::v1::{EventActor, ListEventsRequest, LoggedEvent};
+use bty_proto::v1::{EventActor, EventOutcome, ListEventsRequest, LoggedEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::net::{IpAddr, SocketAddr};
@@ -76,7 +76,7 @@ fn source_ip(event: &LoggedEvent) -> Option<String> {
 
 impl From<LoggedEvent> for EventJson {
     fn from(event: LoggedEvent) -> Self {
-        let failed = is_failure(&event);
+        let failed = event.outcome() == EventOutcome::Failed;
         Self {
             id: event.id,
             ts: fmt::rfc3339(event.at_ms),

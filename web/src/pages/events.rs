@@ -10,9 +10,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Path, Query, State};
 use axum::response::Redirect;
-use bty_proto::v1::{
-    AcknowledgeEventsRequest, EventActor, EventOutcome, ListEventsRequest, LoggedEvent,
-};
+use bty_proto::v1::{AcknowledgeEventsRequest, EventActor, ListEventsRequest, LoggedEvent};
 use serde::Deserialize;
 
 use crate::state::AppState;
@@ -252,11 +250,6 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-/// Whether the event log marks this outcome a failure (JSON `failed`).
-pub(crate) fn is_failure(event: &LoggedEvent) -> bool {
-    event.outcome() == EventOutcome::Failed
 }
 
 #[cfg(test)]

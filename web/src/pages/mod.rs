@@ -19,7 +19,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::response::Redirect;
 use axum::routing::{get, post};
 
-pub(crate) use events::{acknowledge_one, is_failure};
+pub(crate) use events::acknowledge_one;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()

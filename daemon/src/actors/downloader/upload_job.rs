@@ -295,6 +295,11 @@ mod tests {
     }
 
     impl Rig {
+        /// The job with this id, as the downloader lists it now.
+        async fn job(&self, id: &str) -> JobSnapshot {
+            self.downloader.jobs().get(id).await.unwrap().unwrap()
+        }
+
         async fn new() -> Self {
             let seen = Seen::default();
             let (catalog, _) = recorder(seen.clone()).await;
@@ -411,13 +416,7 @@ mod tests {
         assert_eq!(uploaded.job_id, running.id);
         assert_eq!(uploaded.sha256, sha);
         // The job ended before the call returned.
-        let done = rig
-            .downloader
-            .jobs()
-            .get(&running.id)
-            .await
-            .unwrap()
-            .unwrap();
+        let done = rig.job(&running.id).await;
         assert_eq!(done.state, JobState::Completed);
         assert_eq!(done.sha256.as_deref(), Some(sha.as_str()));
         assert_eq!(done.bytes_done, 10);
@@ -482,13 +481,7 @@ mod tests {
         tx.send(None).await.unwrap();
         let err = call.await.unwrap().unwrap_err();
         assert!(err.to_string().contains("10 were declared"), "{err}");
-        let job = rig
-            .downloader
-            .jobs()
-            .get(&running.id)
-            .await
-            .unwrap()
-            .unwrap();
+        let job = rig.job(&running.id).await;
         assert_eq!(job.state, JobState::Failed);
         assert!(
             job.error
