@@ -927,11 +927,11 @@ impl Soak {
                     Ok(cat) => {
                         for e in &cat.entries {
                             if let Ok(file) = e.cache_file_name() {
-                                cache_files.insert(file, e.name.clone());
+                                cache_files.insert(file, e.name.to_string());
                             }
                         }
                         for img in self.images.iter().filter(|i| i.added) {
-                            if !cat.entries.iter().any(|e| e.src == img.url) {
+                            if !cat.entries.iter().any(|e| *e.src == *img.url) {
                                 v.push(format!(
                                     "acknowledged entry {} ({}) is missing from catalog.toml",
                                     img.name, img.url

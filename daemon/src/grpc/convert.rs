@@ -7,6 +7,7 @@ use crate::jobs::{JobKind, JobPhase, JobSnapshot, JobState, TargetState};
 use bty_proto::v1;
 use bty_store::catalog_file::CatalogEntry;
 use bty_store::merge::{Row, SourceKind};
+use std::borrow::Cow;
 
 /// A merged row.
 pub(crate) fn image(row: &Row) -> v1::Image {
@@ -19,17 +20,17 @@ pub(crate) fn image(row: &Row) -> v1::Image {
         FlashMode::FetchedFirst => v1::FlashMode::FetchedFirst,
     };
     v1::Image {
-        id: row.id().to_owned(),
-        names: row.names.clone(),
-        sha256: row.sha256.clone(),
-        format: row.format.clone(),
+        id: row.id().to_hex(),
+        names: row.names.iter().map(|n| n.to_string()).collect(),
+        sha256: row.sha256.map(|d| d.to_hex()),
+        format: row.format.as_deref().map(str::to_owned),
         size_bytes: row.size_bytes,
         sources: row
             .sources
             .iter()
             .map(|s| v1::Source {
                 kind: source_kind(s.kind).into(),
-                location: s.location.clone(),
+                location: s.location.to_string(),
             })
             .collect(),
         cached: row.cached,
@@ -39,24 +40,24 @@ pub(crate) fn image(row: &Row) -> v1::Image {
             cache_delete: row.actions.cache_delete,
             entry_delete: row.actions.entry_delete,
         }),
-        r#ref: row.image_ref.clone(),
+        r#ref: row.image_ref.to_hex(),
         hashing,
         flash: flash.into(),
-        signed_by: row.signed_by.clone(),
+        signed_by: row.signed_by.as_deref().map(str::to_owned),
     }
 }
 
 /// A catalog entry with its ref.
 pub(crate) fn entry(entry: CatalogEntry, image_ref: String) -> v1::Entry {
     v1::Entry {
-        name: entry.name,
-        src: entry.src,
+        name: entry.name.to_string(),
+        src: entry.src.to_string(),
         r#ref: image_ref,
-        sha256: entry.sha256,
-        format: entry.format,
+        sha256: entry.sha256.map(|d| d.to_hex()),
+        format: entry.format.map(Cow::into_owned),
         size_bytes: entry.size_bytes,
-        description: entry.description,
-        sha_url: entry.record.sha_url,
+        description: entry.description.map(String::from),
+        sha_url: entry.record.sha_url.map(String::from),
     }
 }
 

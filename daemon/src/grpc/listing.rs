@@ -6,6 +6,7 @@
 use super::convert;
 use bty_proto::prost::Message;
 use bty_proto::v1;
+use bty_store::digest::Sha256Digest;
 use bty_store::merge::Row;
 use std::sync::Arc;
 
@@ -32,6 +33,8 @@ impl Selection {
     pub(crate) fn new(rows: Arc<[Row]>, query: &str, id: &str) -> Self {
         let query = query.trim().to_lowercase();
         let id = id.trim();
+        // A key that is no digest names no row.
+        let id_digest = Sha256Digest::from_hex(id);
         if query.is_empty() && id.is_empty() {
             return Self {
                 rows,
@@ -41,7 +44,7 @@ impl Selection {
         let matches = rows
             .iter()
             .enumerate()
-            .filter(|(_, row)| id.is_empty() || is_row(row, id))
+            .filter(|(_, row)| id.is_empty() || id_digest.is_some_and(|d| row.answers_to(d)))
             .filter(|(_, row)| query.is_empty() || matches_query(row, &query))
             .map(|(i, _)| i)
             .collect();
@@ -91,16 +94,10 @@ impl Selection {
     }
 }
 
-/// Whether `row` is the one `key` names: its id, ref or sha256 (a row's id
-/// changes from ref to sha256 once its bytes are hashed).
-fn is_row(row: &Row, key: &str) -> bool {
-    row.id() == key || row.image_ref == key || row.sha256.as_deref() == Some(key)
-}
-
 /// `query` is already lower-case.
 fn matches_query(row: &Row, query: &str) -> bool {
     row.names.iter().any(|n| n.to_lowercase().contains(query))
-        || row.sha256.as_deref().is_some_and(|s| s.starts_with(query))
+        || row.sha256.is_some_and(|s| s.hex_starts_with(query))
         || row
             .sources
             .iter()
@@ -114,15 +111,15 @@ mod tests {
 
     fn row(i: usize, location_len: usize) -> Row {
         Row {
-            image_ref: format!("{i:064x}"),
-            names: vec![format!("image-{i}.img")],
+            image_ref: Sha256Digest::from_hex(&format!("{i:064x}")).expect("hex"),
+            names: Box::new([format!("image-{i}.img").into()]),
             sha256: None,
             format: Some("img".into()),
             size_bytes: Some(1),
-            sources: vec![RowSource {
+            sources: Box::new([RowSource {
                 kind: SourceKind::Manifest,
-                location: format!("https://h.example/{}", "x".repeat(location_len)),
-            }],
+                location: format!("https://h.example/{}", "x".repeat(location_len)).into(),
+            }]),
             cached: false,
             actions: Actions::default(),
             file_name: None,

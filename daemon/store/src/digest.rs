@@ -11,6 +11,70 @@ pub fn is_sha256_hex(s: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// A sha256 held as its 32 bytes: a ref or a content digest kept in
+/// memory for every row of a listing costs half its hex spelling and no
+/// allocation. Shown (`Display`) in the canonical 64-lowercase-hex form.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Sha256Digest(pub [u8; 32]);
+
+impl Sha256Digest {
+    /// The digest spelled by 64 hex digits, either case; `None` for
+    /// anything else.
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        if hex.len() != 64 {
+            return None;
+        }
+        let mut bytes = [0u8; 32];
+        for (byte, pair) in bytes.iter_mut().zip(hex.as_bytes().chunks_exact(2)) {
+            let digit = |c: u8| char::from(c).to_digit(16);
+            *byte = u8::try_from(digit(pair[0])? * 16 + digit(pair[1])?).ok()?;
+        }
+        Some(Self(bytes))
+    }
+
+    /// sha256 of an in-memory byte string.
+    pub fn of(bytes: &[u8]) -> Self {
+        Self(Sha256::digest(bytes).into())
+    }
+
+    /// The canonical spelling: 64 lowercase hex digits.
+    pub fn to_hex(&self) -> String {
+        to_hex(&self.0)
+    }
+
+    /// Whether this digest's lowercase spelling starts with `prefix`
+    /// (no allocation: a search compares it with every row).
+    pub fn hex_starts_with(&self, prefix: &str) -> bool {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        prefix.len() <= 64
+            && prefix.bytes().enumerate().all(|(i, c)| {
+                let byte = self.0[i / 2];
+                let nibble = if i % 2 == 0 { byte >> 4 } else { byte & 0x0f };
+                DIGITS[usize::from(nibble)] == c
+            })
+    }
+
+    /// Whether `hex` spells this digest (either case).
+    pub fn is_spelled_by(&self, hex: &str) -> bool {
+        Self::from_hex(hex) == Some(*self)
+    }
+}
+
+impl std::fmt::Display for Sha256Digest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for Sha256Digest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Sha256Digest({self})")
+    }
+}
+
 /// sha256 of an in-memory byte string, as lowercase hex.
 pub fn sha256_bytes(bytes: &[u8]) -> String {
     to_hex(&Sha256::digest(bytes))
@@ -29,6 +93,24 @@ mod tests {
             sha256_bytes(b"abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[test]
+    fn a_digest_reads_either_case_and_shows_lowercase() {
+        let digest = Sha256Digest::from_hex(&EMPTY.to_uppercase()).unwrap();
+        assert_eq!(digest.to_string(), EMPTY);
+        assert_eq!(digest.to_hex(), EMPTY);
+        assert_eq!(digest, Sha256Digest::of(b""));
+        assert!(digest.is_spelled_by(EMPTY));
+        assert!(digest.hex_starts_with(""));
+        assert!(digest.hex_starts_with("e3b0c4"));
+        assert!(digest.hex_starts_with(EMPTY));
+        assert!(!digest.hex_starts_with("e3b0c5"));
+        assert!(!digest.hex_starts_with("E3"));
+        assert!(!digest.hex_starts_with(&format!("{EMPTY}0")));
+        for bad in [&EMPTY[1..], &format!("{}g", &EMPTY[1..]), "", "é"] {
+            assert_eq!(Sha256Digest::from_hex(bad), None, "{bad}");
+        }
     }
 
     #[test]

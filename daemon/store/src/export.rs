@@ -4,6 +4,7 @@
 //! output always parses with [`CatalogFile::parse`].
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use crate::canon::{self, Scheme};
 use crate::catalog_file::{CatalogEntry, CatalogFile};
@@ -49,10 +50,8 @@ pub fn export_catalog(rows: &[Row], base_url: &str) -> String {
 
 /// The entry for one row, or `None` when the row has nothing to export.
 fn entry_for(row: &Row, base: &str) -> Option<CatalogEntry> {
-    let sha256 = row
-        .sha256
-        .as_deref()
-        .filter(|s| crate::digest::is_sha256_hex(s))?;
+    let digest = row.sha256?;
+    let sha256 = digest.to_hex();
     // Names a catalog may not carry (control characters) are skipped, so
     // the export always parses.
     let name = row
@@ -60,21 +59,21 @@ fn entry_for(row: &Row, base: &str) -> Option<CatalogEntry> {
         .first()
         .filter(|n| !n.trim().is_empty() && !n.chars().any(char::is_control))?;
     let src = if row.cached {
-        format!("{base}/images/{sha256}/{}", percent_encode(name))
+        Arc::from(format!("{base}/images/{sha256}/{}", percent_encode(name)))
     } else {
         row.sources
             .iter()
             .find(|s| matches!(s.kind, SourceKind::Url | SourceKind::Manifest))
-            .map(|s| s.location.clone())?
+            .map(|s| Arc::clone(&s.location))?
     };
     // Defensive: a local path must never leave the machine.
     if !canon::scheme(&src).is_ok_and(Scheme::is_remote) {
         return None;
     }
     Some(CatalogEntry {
-        name: name.clone(),
+        name: Arc::clone(name),
         src,
-        sha256: Some(sha256.to_owned()),
+        sha256: Some(digest),
         format: row.format.clone().filter(|f| !f.is_empty()),
         size_bytes: row.size_bytes,
         description: None,
@@ -103,12 +102,17 @@ fn percent_encode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::digest::Sha256Digest;
     use crate::merge::{Actions, RowSource};
 
     const BASE: &str = "http://bty.lan:8080/";
 
     fn sha(c: char) -> String {
         c.to_string().repeat(64)
+    }
+
+    fn digest(c: char) -> Sha256Digest {
+        Sha256Digest::from_hex(&sha(c)).expect("hex")
     }
 
     fn row(
@@ -118,16 +122,16 @@ mod tests {
         sources: &[(SourceKind, &str)],
     ) -> Row {
         Row {
-            image_ref: sha('e'),
-            names: vec![name.to_owned()],
-            sha256,
+            image_ref: digest('e'),
+            names: Box::new([name.into()]),
+            sha256: sha256.as_deref().and_then(Sha256Digest::from_hex),
             format: Some("img.gz".into()),
             size_bytes: Some(42),
             sources: sources
                 .iter()
                 .map(|(kind, location)| RowSource {
                     kind: *kind,
-                    location: (*location).to_owned(),
+                    location: (*location).into(),
                 })
                 .collect(),
             cached,
@@ -200,10 +204,16 @@ mod tests {
             ),
         ];
         let cat = parse(&export_catalog(&rows, BASE));
+        let hex: Vec<Option<String>> = cat
+            .entries
+            .iter()
+            .map(|e| e.sha256.map(|d| d.to_hex()))
+            .collect();
         let got: Vec<(&str, &str, Option<&str>)> = cat
             .entries
             .iter()
-            .map(|e| (e.name.as_str(), e.src.as_str(), e.sha256.as_deref()))
+            .zip(&hex)
+            .map(|(e, sha)| (&*e.name, &*e.src, sha.as_deref()))
             .collect();
         let cached_src = format!(
             "http://bty.lan:8080/images/{}/cached%20one.img.gz",
@@ -259,7 +269,7 @@ mod tests {
             .map(|(i, n)| row(n, Some(format!("{i:064x}")), true, &[]))
             .collect();
         let cat = parse(&export_catalog(&rows, BASE));
-        let got: Vec<&str> = cat.entries.iter().map(|e| e.name.as_str()).collect();
+        let got: Vec<&str> = cat.entries.iter().map(|e| &*e.name).collect();
         // Names with control characters are not exported: catalogs refuse them.
         let want: Vec<&str> = names
             .iter()

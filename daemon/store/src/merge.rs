@@ -7,10 +7,12 @@
 //! that merged into a row is indexed, and a file named like a cache file
 //! that no entry owns is listed as local instead of vanishing.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use crate::catalog_file::CatalogEntry;
-use crate::digest::sha256_bytes;
+use crate::digest::Sha256Digest;
 use crate::names::{REF_PREFIX_LEN, cache_file_name};
 use crate::scan::ScannedFile;
 
@@ -41,8 +43,9 @@ impl SourceKind {
 pub struct RowSource {
     /// Local file, or which kind of remote entry.
     pub kind: SourceKind,
-    /// Absolute path for local files, the src URL for remote entries.
-    pub location: String,
+    /// Absolute path for local files, the src URL for remote entries
+    /// (shared with the entry, not copied).
+    pub location: Arc<str>,
 }
 
 /// The action gates: which of the images page's per-row actions apply.
@@ -58,37 +61,51 @@ pub struct Actions {
     pub entry_delete: bool,
 }
 
-/// One merged row.
+/// One merged row. btyd keeps one per catalog entry and file for as long
+/// as it runs, so its fields are compact: digests as bytes, strings shared
+/// with the entries, boxed slices without spare capacity, known format ids
+/// borrowed (`tests/listing_memory.rs` holds the per-row budget).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
     /// ref of the first remote entry, else of `file://<first local name>`.
-    pub image_ref: String,
+    pub image_ref: Sha256Digest,
     /// Every name the content is known by, in merge order.
-    pub names: Vec<String>,
+    pub names: Box<[Arc<str>]>,
     /// Content sha256 of the stored bytes, when known.
-    pub sha256: Option<String>,
+    pub sha256: Option<Sha256Digest>,
     /// Format id (`img.gz`, `qcow2`, …).
-    pub format: Option<String>,
+    pub format: Option<Cow<'static, str>>,
     /// Size of the stored bytes.
     pub size_bytes: Option<u64>,
     /// Local file first, then remote entries.
-    pub sources: Vec<RowSource>,
+    pub sources: Box<[RowSource]>,
     /// Whether the bytes are in the image root.
     pub cached: bool,
     /// Which actions apply.
     pub actions: Actions,
     /// File name in the image root holding the bytes (local or cached).
-    pub file_name: Option<String>,
+    pub file_name: Option<Box<str>>,
     /// Fingerprint of the key that signed the stored bytes, when they were
     /// downloaded under a passing `[[trust]]` check.
-    pub signed_by: Option<String>,
+    pub signed_by: Option<Box<str>>,
 }
 
 impl Row {
     /// Stable id: content sha256 when known, else the row's ref (derived,
-    /// not stored: a 100 000-row listing is 9 MB smaller).
-    pub fn id(&self) -> &str {
-        self.sha256.as_deref().unwrap_or(&self.image_ref)
+    /// not stored).
+    pub fn id(&self) -> Sha256Digest {
+        self.sha256.unwrap_or(self.image_ref)
+    }
+
+    /// Whether `key` is this row's id, ref or sha256 (a row's id changes
+    /// from ref to sha256 once its bytes are hashed).
+    pub fn answers_to(&self, key: Sha256Digest) -> bool {
+        key == self.image_ref || Some(key) == self.sha256
+    }
+
+    /// The first name (every row has at least one).
+    pub fn first_name(&self) -> &str {
+        self.names.first().map_or("", |n| n)
     }
 }
 
@@ -99,40 +116,41 @@ pub struct MergeEntry<'a> {
     /// The entry.
     pub entry: &'a CatalogEntry,
     /// sha256 of the canonical src.
-    pub image_ref: String,
+    pub image_ref: Sha256Digest,
     /// [`SourceKind::Url`] or [`SourceKind::Manifest`].
     pub kind: SourceKind,
 }
 
 /// One source's contribution before collapsing.
 struct Candidate {
-    image_ref: String,
-    sha256: Option<String>,
-    name: String,
-    format: Option<String>,
+    image_ref: Sha256Digest,
+    sha256: Option<Sha256Digest>,
+    name: Arc<str>,
+    format: Option<Cow<'static, str>>,
     size_bytes: Option<u64>,
     source: RowSource,
     cached: bool,
-    /// The file in the image root holding this candidate's bytes.
-    file_name: Option<String>,
+    /// The file in the image root holding this candidate's bytes (its
+    /// index in the scan).
+    file: Option<usize>,
     /// Who signed those bytes (checked against their sha256 when read).
-    signed_by: Option<String>,
+    signed_by: Option<Box<str>>,
 }
 
 /// A row being collapsed.
 #[derive(Default)]
 struct Acc {
-    sha256: Option<String>,
-    names: Vec<String>,
-    format: Option<String>,
+    sha256: Option<Sha256Digest>,
+    names: Vec<Arc<str>>,
+    format: Option<Cow<'static, str>>,
     size_bytes: Option<u64>,
     sources: Vec<RowSource>,
     cached: bool,
-    local_ref: Option<String>,
-    remote_ref: Option<String>,
-    local_file: Option<String>,
-    cache_file: Option<String>,
-    signed_by: Option<String>,
+    local_ref: Option<Sha256Digest>,
+    remote_ref: Option<Sha256Digest>,
+    local_file: Option<usize>,
+    cache_file: Option<usize>,
+    signed_by: Option<Box<str>>,
 }
 
 impl Acc {
@@ -141,7 +159,7 @@ impl Acc {
             self.sha256 = c.sha256;
         }
         if !self.names.contains(&c.name) {
-            self.names.push(c.name);
+            push_snug(&mut self.names, c.name);
         }
         if self.format.is_none() {
             self.format = c.format;
@@ -161,20 +179,16 @@ impl Acc {
             (&mut self.remote_ref, &mut self.cache_file)
         };
         row_ref.get_or_insert(c.image_ref);
-        if let Some(f) = c.file_name {
+        if let Some(f) = c.file {
             file.get_or_insert(f);
         }
         if !self.sources.contains(&c.source) {
-            self.sources.push(c.source);
+            push_snug(&mut self.sources, c.source);
         }
     }
 
-    fn into_row(mut self) -> Option<Row> {
+    fn into_row(self, scan: &[ScannedFile]) -> Option<Row> {
         let image_ref = self.remote_ref.or(self.local_ref)?;
-        // Most rows have one name and one source: no spare capacity kept
-        // (a third of a row's memory in a 100 000-row listing).
-        self.names.shrink_to_fit();
-        self.sources.shrink_to_fit();
         let remote = self.sources.iter().any(|s| s.kind != SourceKind::Local);
         let actions = Actions {
             fetch: remote && !self.cached,
@@ -182,28 +196,41 @@ impl Acc {
             cache_delete: remote && self.cached,
             entry_delete: remote,
         };
-        let file_name = self.local_file.or(self.cache_file.filter(|_| self.cached));
+        let file = self.local_file.or(self.cache_file.filter(|_| self.cached));
         Some(Row {
             image_ref,
-            names: self.names,
+            names: self.names.into_boxed_slice(),
             sha256: self.sha256,
             format: self.format,
             size_bytes: self.size_bytes,
-            sources: self.sources,
+            sources: self.sources.into_boxed_slice(),
             cached: self.cached,
             actions,
-            file_name,
+            file_name: file
+                .and_then(|i| scan.get(i))
+                .map(|f| f.name.as_str().into()),
             signed_by: self.signed_by,
         })
     }
+}
+
+/// Push without spare room while `v` is short. Most rows have one name
+/// and one source: boxing them later then frees no tail beside each row
+/// (holes that keep a large listing's pages resident). Longer ones grow as
+/// usual, so a row with many names stays linear to build.
+fn push_snug<T>(v: &mut Vec<T>, item: T) {
+    if v.len() < 4 {
+        v.reserve_exact(1);
+    }
+    v.push(item);
 }
 
 /// Collapses candidates: same known sha256 → one row, else same ref.
 #[derive(Default)]
 struct Collapser {
     accs: Vec<Acc>,
-    by_sha: HashMap<String, usize>,
-    by_ref: HashMap<String, usize>,
+    by_sha: HashMap<Sha256Digest, usize>,
+    by_ref: HashMap<Sha256Digest, usize>,
 }
 
 impl Collapser {
@@ -225,9 +252,9 @@ impl Collapser {
         });
         // Every ref and sha that reaches a row is indexed (upstream indexed
         // only the first ref, which could split one source over two rows).
-        self.by_ref.entry(c.image_ref.clone()).or_insert(idx);
-        if let Some(sha) = &c.sha256 {
-            self.by_sha.entry(sha.clone()).or_insert(idx);
+        self.by_ref.entry(c.image_ref).or_insert(idx);
+        if let Some(sha) = c.sha256 {
+            self.by_sha.entry(sha).or_insert(idx);
         }
         self.accs[idx].absorb(c);
     }
@@ -235,8 +262,13 @@ impl Collapser {
 
 /// The ref of a file in the image root: sha256 of `file://<name>`, which is
 /// already canonical for a bare file name.
-fn local_ref(name: &str) -> String {
-    sha256_bytes(format!("file://{name}").as_bytes())
+fn local_ref(name: &str) -> Sha256Digest {
+    Sha256Digest::of(format!("file://{name}").as_bytes())
+}
+
+/// A sidecar's or entry's sha256 as a digest (they are validated hex).
+fn digest(hex: &str) -> Option<Sha256Digest> {
+    Sha256Digest::from_hex(hex)
 }
 
 /// Merge the image-root scan with the catalog entries into listing rows:
@@ -244,75 +276,73 @@ fn local_ref(name: &str) -> String {
 /// files first within a row; hashed rows by first name, then unhashed rows
 /// by first name.
 pub fn merge(scan: &[ScannedFile], entries: &[MergeEntry<'_>]) -> Vec<Row> {
-    let cache_files: HashMap<&str, &ScannedFile> = scan
+    let cache_files: HashMap<&str, usize> = scan
         .iter()
-        .filter(|f| f.cache_ref_prefix.is_some())
-        .map(|f| (f.name.as_str(), f))
+        .enumerate()
+        .filter(|(_, f)| f.cache_ref_prefix.is_some())
+        .map(|(i, f)| (f.name.as_str(), i))
         .collect();
-    let cache_hits: Vec<Option<&ScannedFile>> = entries
+    let cache_hits: Vec<Option<usize>> = entries
         .iter()
         .map(|e| {
-            let name = cache_file_name(&e.image_ref, &e.entry.name, e.entry.format.as_deref());
+            let image_ref = e.image_ref.to_hex();
+            let name = cache_file_name(&image_ref, &e.entry.name, e.entry.format.as_deref());
             cache_files
                 .get(name.as_str())
                 .copied()
-                .filter(|f| f.cache_ref_prefix.as_deref() == e.image_ref.get(..REF_PREFIX_LEN))
+                .filter(|&i| scan[i].cache_ref_prefix.as_deref() == image_ref.get(..REF_PREFIX_LEN))
         })
         .collect();
-    let owned: HashSet<&str> = cache_hits
-        .iter()
-        .flatten()
-        .map(|f| f.name.as_str())
-        .collect();
+    let owned: HashSet<usize> = cache_hits.iter().flatten().copied().collect();
 
     let mut rows = Collapser::default();
     // Pass 1: files in the root that no entry owns, orphaned cache files
     // included so the operator sees (and can remove) them.
-    for f in scan.iter().filter(|f| !owned.contains(f.name.as_str())) {
+    for (i, f) in scan.iter().enumerate().filter(|(i, _)| !owned.contains(i)) {
         rows.add(Candidate {
             image_ref: local_ref(&f.name),
-            sha256: f.sidecar.fresh_sha256().map(str::to_owned),
-            name: f.name.clone(),
-            format: Some(f.format.as_str().to_owned()),
+            sha256: f.sidecar.fresh_sha256().and_then(digest),
+            name: f.name.as_str().into(),
+            format: Some(Cow::Borrowed(f.format.as_str())),
             size_bytes: Some(f.size_bytes),
             source: RowSource {
                 kind: SourceKind::Local,
-                location: f.path.to_string_lossy().into_owned(),
+                location: f.path.to_string_lossy().into(),
             },
             cached: true,
-            file_name: Some(f.name.clone()),
-            signed_by: f.signed_by.clone(),
+            file: Some(i),
+            signed_by: f.signed_by.as_deref().map(Box::from),
         });
     }
     // Pass 2: catalog entries, cached when their cache file is present.
     for (e, hit) in entries.iter().zip(cache_hits) {
+        let file = hit.and_then(|i| scan.get(i));
         let sha256 = e
             .entry
             .sha256
-            .as_deref()
-            .or_else(|| hit.and_then(|f| f.sidecar.fresh_sha256()))
-            .map(str::to_ascii_lowercase);
+            .or_else(|| file.and_then(|f| f.sidecar.fresh_sha256()).and_then(digest));
         rows.add(Candidate {
-            image_ref: e.image_ref.clone(),
+            image_ref: e.image_ref,
             sha256,
-            name: e.entry.name.clone(),
+            name: Arc::clone(&e.entry.name),
             format: e
                 .entry
                 .format
                 .clone()
-                .or_else(|| hit.map(|f| f.format.as_str().to_owned())),
-            size_bytes: hit.map(|f| f.size_bytes).or(e.entry.size_bytes),
+                .or_else(|| file.map(|f| Cow::Borrowed(f.format.as_str()))),
+            size_bytes: file.map(|f| f.size_bytes).or(e.entry.size_bytes),
             source: RowSource {
                 kind: e.kind,
-                location: e.entry.src.clone(),
+                location: Arc::clone(&e.entry.src),
             },
             cached: hit.is_some(),
-            file_name: hit.map(|f| f.name.clone()),
-            signed_by: hit.and_then(|f| f.signed_by.clone()),
+            file: hit,
+            signed_by: file.and_then(|f| f.signed_by.as_deref()).map(Box::from),
         });
     }
 
-    let mut out: Vec<Row> = rows.accs.into_iter().filter_map(Acc::into_row).collect();
+    let mut out: Vec<Row> = Vec::with_capacity(rows.accs.len());
+    out.extend(rows.accs.into_iter().filter_map(|acc| acc.into_row(scan)));
     out.sort_by(|a, b| {
         (a.sha256.is_none(), a.names.first(), a.id()).cmp(&(
             b.sha256.is_none(),

@@ -8,7 +8,7 @@ use super::messages::CatalogMessage;
 use crate::actors::Unavailable;
 use crate::actors::hasher::HasherHandle;
 use crate::events::{CatalogEvent, CatalogEventKind, EventBus};
-use bty_store::catalog_file::CatalogFile;
+use bty_store::catalog_file::{CatalogFile, ParsedCatalog};
 use bty_store::merge::{MergeEntry, Row, SourceKind, merge};
 use bty_store::scan::{ScannedFile, scan_image_root};
 use bty_store::sidecar::Sidecar;
@@ -74,15 +74,15 @@ impl Actor for CatalogActor {
         let scanning = tokio::task::spawn_blocking(move || scan_image_root(&root));
         let (path, max_bytes) = (args.catalog_path.clone(), args.max_catalog_bytes);
         let (catalog, load_error) = tokio::task::spawn_blocking(move || {
-            let (file, load_error) = match load_catalog(&path, max_bytes) {
-                Ok(file) => (file, None),
+            let (parsed, load_error) = match load_catalog(&path, max_bytes) {
+                Ok(parsed) => (parsed, None),
                 Err(e) => {
                     let reason = crate::chain::chain(&e);
                     tracing::error!(path = %path.display(), %reason, "catalog.toml does not parse; catalog is read-only");
-                    (CatalogFile::default(), Some(reason))
+                    (ParsedCatalog::default(), Some(reason))
                 }
             };
-            (IndexedCatalog::new(file), load_error)
+            (IndexedCatalog::from_parsed(parsed), load_error)
         })
         .await?;
         let mut state = CatalogState {
@@ -156,14 +156,14 @@ impl Actor for CatalogActor {
 }
 
 /// Read and parse catalog.toml; a missing file is an empty catalog.
-fn load_catalog(path: &Path, max_bytes: usize) -> Result<CatalogFile, LoadError> {
+fn load_catalog(path: &Path, max_bytes: usize) -> Result<ParsedCatalog, LoadError> {
     match std::fs::read(path) {
-        Ok(bytes) => Ok(CatalogFile::parse_up_to(
+        Ok(bytes) => Ok(ParsedCatalog::parse(
             &bytes,
             &path.display().to_string(),
             max_bytes,
         )?),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(CatalogFile::default()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ParsedCatalog::default()),
         Err(source) => Err(LoadError::Read {
             path: path.to_owned(),
             source,
@@ -296,7 +296,6 @@ impl CatalogState {
     }
 
     async fn image_hashed(&mut self, name: &str, sha256: &str) {
-        // The scan is sorted by name (byte order): O(log n) per hash.
         let found = self.scan.binary_search_by(|f| f.name.as_str().cmp(name));
         let Some(file) = found.ok().and_then(|i| self.scan.get_mut(i)) else {
             // Not scanned yet (it just appeared): a rescan picks it up.
@@ -313,6 +312,13 @@ impl CatalogState {
             name,
             format!("{name} hashed: sha256 {}", &sha256[..sha256.len().min(12)]),
         ));
+    }
+
+    /// The scanned file named `name`. The scan is sorted by name (byte
+    /// order): O(log n).
+    pub(super) fn scanned(&self, name: &str) -> Option<&ScannedFile> {
+        let found = self.scan.binary_search_by(|f| f.name.as_str().cmp(name));
+        found.ok().and_then(|i| self.scan.get(i))
     }
 
     pub(super) fn ensure_writable(&self) -> Result<(), CatalogError> {
@@ -427,8 +433,11 @@ mod tests {
         let sha = sha256_bytes(b"22");
         catalog.image_hashed("second.img", &sha);
         let rows = catalog.list().await.unwrap();
-        let second = rows.iter().find(|r| r.names == ["second.img"]).unwrap();
-        assert_eq!(second.sha256.as_deref(), Some(sha.as_str()));
+        let second = rows
+            .iter()
+            .find(|r| r.first_name() == "second.img")
+            .unwrap();
+        assert_eq!(second.sha256.map(|d| d.to_hex()), Some(sha.clone()));
         std::fs::remove_file(root.join("first.img")).unwrap();
         catalog.rescan();
         assert_eq!(catalog.list().await.unwrap().len(), 1);
@@ -508,9 +517,9 @@ mod tests {
         let rows = catalog.list().await.unwrap();
         let row = rows
             .iter()
-            .find(|r| r.names.iter().any(|n| n == "up.img"))
+            .find(|r| r.names.iter().any(|n| &**n == "up.img"))
             .expect("the upload is listed");
-        assert_eq!(row.sha256.as_deref(), Some(sha.as_str()));
+        assert_eq!(row.sha256.map(|d| d.to_hex()), Some(sha.clone()));
         assert!(row.cached, "{row:?}");
         actor.stop(None);
     }

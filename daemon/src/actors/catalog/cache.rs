@@ -7,6 +7,7 @@ use super::error::CatalogError;
 use super::messages::CacheDeleted;
 use crate::domain::{DownloadSpec, Downloaded, LocalImage};
 use crate::events::{CatalogEvent, CatalogEventKind};
+use bty_store::digest::Sha256Digest;
 use bty_store::merge::SourceKind;
 use bty_store::sidecar::Sidecar;
 
@@ -21,10 +22,9 @@ impl CatalogState {
         if let Some(i) = self.catalog.position_of_name(key) {
             return Some(i);
         }
+        let digest = Sha256Digest::from_hex(key)?;
         let rows = self.rows();
-        let row = rows
-            .iter()
-            .find(|r| r.id() == key || r.sha256.as_deref() == Some(key))?;
+        let row = rows.iter().find(|r| r.answers_to(digest))?;
         row.sources
             .iter()
             .filter(|s| s.kind != SourceKind::Local)
@@ -48,22 +48,18 @@ impl CatalogState {
         let entry = self.catalog.entry(index);
         let image_ref = entry.image_ref()?;
         let cache_file_name = entry.cache_file_name()?;
-        let cached = self
-            .scan
-            .binary_search_by(|f| f.name.as_str().cmp(&cache_file_name))
-            .ok()
-            .and_then(|i| self.scan.get(i));
+        let cached = self.scanned(&cache_file_name);
         if update && cached.is_none() {
             return Err(CatalogError::NotCached {
-                name: entry.name.clone(),
+                name: entry.name.to_string(),
             });
         }
         Ok(DownloadSpec {
             image_ref,
-            name: entry.name.clone(),
-            src: entry.src.clone(),
-            pinned_sha256: entry.sha256.clone(),
-            sha_url: entry.record.sha_url.clone(),
+            name: entry.name.to_string(),
+            src: entry.src.to_string(),
+            pinned_sha256: entry.sha256.map(|d| d.to_hex()),
+            sha_url: entry.record.sha_url.as_deref().map(str::to_owned),
             size_bytes: entry.size_bytes,
             cache_file_name,
             update,
@@ -71,8 +67,12 @@ impl CatalogState {
                 Sidecar::Fresh(sha) => Some(sha.clone()),
                 _ => None,
             }),
-            etag: entry.record.cached_etag.clone(),
-            last_modified: entry.record.cached_last_modified.clone(),
+            etag: entry.record.cached_etag.as_deref().map(str::to_owned),
+            last_modified: entry
+                .record
+                .cached_last_modified
+                .as_deref()
+                .map(str::to_owned),
             partial_name: None,
         })
     }
@@ -109,17 +109,13 @@ impl CatalogState {
         let file_name = entry.cache_file_name()?;
         if self.arriving.contains(&file_name) {
             return Err(CatalogError::Downloading {
-                name: entry.name.clone(),
+                name: entry.name.to_string(),
             });
         }
-        let sha256 = self
-            .scan
-            .iter()
-            .find(|f| f.name == file_name)
-            .and_then(|f| match &f.sidecar {
-                Sidecar::Fresh(sha) => Some(sha.clone()),
-                _ => None,
-            });
+        let sha256 = self.scanned(&file_name).and_then(|f| match &f.sidecar {
+            Sidecar::Fresh(sha) => Some(sha.clone()),
+            _ => None,
+        });
         let name = entry.name.clone();
         let deleted = self.remove_cached(&file_name).await;
         self.rescan().await;
@@ -144,16 +140,15 @@ impl CatalogState {
 
     pub(super) fn resolve_local(&mut self, key: &str) -> Result<LocalImage, CatalogError> {
         let key = key.trim();
+        let digest = Sha256Digest::from_hex(key);
         let rows = self.rows();
         let row = rows
             .iter()
             .find(|r| {
-                r.id() == key
-                    || r.sha256.as_deref() == Some(key)
-                    || r.image_ref == key
+                digest.is_some_and(|d| r.answers_to(d))
                     || r.file_name.as_deref() == Some(key)
-                    || r.names.iter().any(|n| n == key)
-                    || r.sources.iter().any(|s| s.location == key)
+                    || r.names.iter().any(|n| &**n == key)
+                    || r.sources.iter().any(|s| &*s.location == key)
             })
             .or_else(|| {
                 let index = self.entry_for(key)?;
@@ -166,17 +161,16 @@ impl CatalogState {
             })?;
         let file_name = row
             .file_name
-            .clone()
+            .as_deref()
             .filter(|_| row.cached)
             .ok_or_else(|| CatalogError::NotLocal {
-                name: row.names.first().map_or(key, String::as_str).to_owned(),
-            })?;
+                name: row.names.first().map_or(key, |n| n).to_owned(),
+            })?
+            .to_owned();
         // Size, mtime and identity come from the scan: readers open the
         // file against them.
         let scanned = self
-            .scan
-            .iter()
-            .find(|f| f.name == file_name)
+            .scanned(&file_name)
             .ok_or_else(|| CatalogError::NotListed {
                 file_name: file_name.clone(),
             })?;
@@ -191,16 +185,16 @@ impl CatalogState {
             identity: scanned.identity,
             modified_ms,
             file_name,
-            sha256: row.sha256.clone(),
-            format: row.format.clone(),
-            names: row.names.clone(),
+            sha256: row.sha256.map(|d| d.to_hex()),
+            format: row.format.as_deref().map(str::to_owned),
+            names: row.names.iter().map(|n| n.to_string()).collect(),
             remote_sources: row
                 .sources
                 .iter()
-                .filter(|s| s.kind != bty_store::merge::SourceKind::Local)
-                .map(|s| s.location.clone())
+                .filter(|s| s.kind != SourceKind::Local)
+                .map(|s| s.location.to_string())
                 .collect(),
-            signed_by: row.signed_by.clone(),
+            signed_by: row.signed_by.as_deref().map(str::to_owned),
         })
     }
 }

@@ -9,9 +9,10 @@ use super::messages::{AddEntry, ListedEntry, ParsedImport, RemovedEntry};
 use crate::events::{CatalogEvent, CatalogEventKind};
 use bty_store::canon::{Scheme, canonicalise_src, image_ref, scheme, url_file_name};
 use bty_store::catalog_file::{CatalogEntry, EntryRecord};
-use bty_store::digest::is_sha256_hex;
-use bty_store::format::format_from_name;
+use bty_store::digest::{Sha256Digest, is_sha256_hex};
+use bty_store::format::{ImageFormat, format_from_name};
 use bty_store::sidecar::remove_with_sidecar;
+use std::borrow::Cow;
 
 /// The `origin` of entries added by URL (shown as source kind `url`).
 /// Upstream ignores unknown keys, so the file stays compatible.
@@ -42,10 +43,10 @@ impl CatalogState {
     pub(super) fn list_entries(&mut self) -> Vec<ListedEntry> {
         let rows = self.rows();
         // One pass over the rows, one lookup per entry: linear in both.
-        let cached: std::collections::HashMap<&str, &str> = rows
+        let cached: std::collections::HashMap<&str, Sha256Digest> = rows
             .iter()
             .filter(|row| row.cached)
-            .filter_map(|row| Some((row.file_name.as_deref()?, row.sha256.as_deref()?)))
+            .filter_map(|row| Some((row.file_name.as_deref()?, row.sha256?)))
             .collect();
         self.catalog
             .with_refs()
@@ -55,11 +56,11 @@ impl CatalogState {
                 let cached_sha256 = entry
                     .cache_file_name()
                     .ok()
-                    .and_then(|file| cached.get(file.as_str()).map(|s| (*s).to_owned()));
+                    .and_then(|file| cached.get(file.as_str()).map(Sha256Digest::to_hex));
                 Some(ListedEntry {
                     added_at: added_at(entry),
                     entry: entry.clone(),
-                    image_ref,
+                    image_ref: image_ref.to_hex(),
                     cached_sha256,
                 })
             })
@@ -95,7 +96,7 @@ impl CatalogState {
         let key = IndexedCatalog::key_of(&url).map_err(CatalogError::BadUrl)?;
         if let Some(i) = self.catalog.position_of_key(key) {
             return Err(CatalogError::AlreadyExists {
-                src: self.catalog.entry(i).src.clone(),
+                src: self.catalog.entry(i).src.to_string(),
             });
         }
         let default_name = if is_oras {
@@ -114,7 +115,7 @@ impl CatalogState {
         };
         if let Some(other) = self.catalog.position_of_name(&name) {
             return Err(CatalogError::NameTaken {
-                src: self.catalog.entry(other).src.clone(),
+                src: self.catalog.entry(other).src.to_string(),
                 name,
             });
         }
@@ -122,24 +123,25 @@ impl CatalogState {
             Some(s) if !is_sha256_hex(&s) => {
                 return Err(CatalogError::BadSha256 { got: s });
             }
-            other => other,
+            other => other.as_deref().and_then(Sha256Digest::from_hex),
         };
         let format = remote
             .format
             .clone()
-            .or_else(|| format_from_name(&name).map(|f| f.as_str().to_owned()));
+            .map(ImageFormat::id_as_held)
+            .or_else(|| format_from_name(&name).map(|f| Cow::Borrowed(f.as_str())));
         let entry = CatalogEntry {
             format,
-            name,
-            src: url,
+            name: name.into(),
+            src: url.into(),
             sha256,
             size_bytes: remote.size_bytes,
             description: None,
             record: EntryRecord {
-                origin: Some(ORIGIN_URL.to_owned()),
-                added_at: Some(added_now()),
+                origin: Some(ORIGIN_URL.into()),
+                added_at: Some(added_now().into()),
                 // An oras entry is never pinned from a checksum file.
-                sha_url: request.sha_url.filter(|_| !is_oras),
+                sha_url: request.sha_url.filter(|_| !is_oras).map(Into::into),
                 ..EntryRecord::default()
             },
             extra: toml::Table::new(),

@@ -8,7 +8,7 @@ use super::messages::{
 use crate::actors::call::ask;
 use crate::actors::{Unavailable, slot::ActorSlot};
 use crate::domain::{DownloadSpec, Downloaded, LocalImage};
-use bty_store::catalog_file::{CatalogEntry, CatalogFile};
+use bty_store::catalog_file::{CatalogEntry, ParsedCatalog};
 use bty_store::merge::Row;
 use ractor::{ActorRef, RpcReplyPort};
 use std::sync::Arc;
@@ -110,7 +110,7 @@ impl CatalogHandle {
     ) -> Result<ImportReport, CatalogError> {
         let parse_label = label.clone();
         let parsed = tokio::task::spawn_blocking(move || {
-            CatalogFile::parse_up_to(&content, &parse_label, max_bytes)
+            ParsedCatalog::parse(&content, &parse_label, max_bytes)
         })
         .await
         .map_err(|source| Unavailable::Task {

@@ -4,7 +4,7 @@
 
 use super::entries::added_now;
 use super::index::IndexedCatalog;
-use bty_store::catalog_file::{CatalogEntry, CatalogFile, EntryRecord};
+use bty_store::catalog_file::{CatalogEntry, EntryRecord, ParsedCatalog};
 
 /// What an import did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -29,25 +29,19 @@ impl ImportReport {
 }
 
 /// Merge `incoming` into `stored`. `incoming` has been parsed and validated
-/// already, so every src canonicalises; each is canonicalised once and
-/// looked up in the index.
+/// already, with every entry's ref: each is looked up in the index, none
+/// canonicalised again.
 pub(super) fn import_entries(
     stored: &mut IndexedCatalog,
-    incoming: CatalogFile,
+    incoming: ParsedCatalog,
     source: &str,
 ) -> ImportReport {
     let mut report = ImportReport {
         source: source.to_owned(),
         ..ImportReport::default()
     };
-    for entry in incoming.entries {
-        let key = match IndexedCatalog::key_of(&entry.src) {
-            Ok(key) => key,
-            Err(e) => {
-                report.errors.push((entry.name.clone(), e.to_string()));
-                continue;
-            }
-        };
+    for (entry, image_ref) in incoming.file.entries.into_iter().zip(incoming.refs) {
+        let key = IndexedCatalog::key_of_ref(image_ref);
         let same_src = stored.position_of_key(key);
         let name_owner = stored.position_of_name(&entry.name);
         if let Some(owner) = name_owner.filter(|o| Some(*o) != same_src) {
@@ -56,7 +50,7 @@ pub(super) fn import_entries(
                 entry.name,
                 stored.entry(owner).src
             );
-            report.errors.push((entry.name.clone(), why));
+            report.errors.push((entry.name.to_string(), why));
             continue;
         }
         match same_src {
@@ -74,7 +68,7 @@ pub(super) fn import_entries(
                 // The record is this catalog's own: not the file's, but
                 // for the checksum file the file says its pin came from.
                 entry.record = EntryRecord {
-                    added_at: Some(added_now()),
+                    added_at: Some(added_now().into()),
                     sha_url: entry.record.sha_url.take(),
                     ..EntryRecord::default()
                 };
@@ -119,6 +113,8 @@ fn updated_entry(stored: &CatalogEntry, incoming: CatalogEntry) -> CatalogEntry 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bty_store::catalog_file::CatalogFile;
+    use bty_store::digest::Sha256Digest;
 
     fn entry(name: &str, src: &str) -> CatalogEntry {
         CatalogEntry {
@@ -134,6 +130,18 @@ mod tests {
         }
     }
 
+    /// A catalog as the parser hands it over: with each entry's ref.
+    fn parsed(entries: Vec<CatalogEntry>) -> ParsedCatalog {
+        let refs = entries
+            .iter()
+            .map(|e| Sha256Digest::from_hex(&e.image_ref().unwrap()).unwrap())
+            .collect();
+        ParsedCatalog {
+            file: file(entries),
+            refs,
+        }
+    }
+
     fn stored(entries: Vec<CatalogEntry>) -> IndexedCatalog {
         IndexedCatalog::new(file(entries))
     }
@@ -146,7 +154,7 @@ mod tests {
         ]);
         let mut changed_b = entry("b", "https://EXAMPLE.com:443/b.img.gz");
         changed_b.description = Some("new".into());
-        let incoming = file(vec![
+        let incoming = parsed(vec![
             entry("a", "https://example.com/a.img.gz"),
             changed_b,
             entry("c", "https://example.com/c.img.gz"),
@@ -162,14 +170,14 @@ mod tests {
         );
         assert_eq!(stored.file().entries.len(), 3);
         // The stored spelling of src is kept on update.
-        assert_eq!(stored.entry(1).src, "https://example.com/b.img.gz");
+        assert_eq!(&*stored.entry(1).src, "https://example.com/b.img.gz");
         assert_eq!(stored.entry(1).description.as_deref(), Some("new"));
     }
 
     #[test]
     fn reimport_is_idempotent() {
         let mut stored = stored(vec![]);
-        let incoming = file(vec![entry("a", "https://example.com/a.img.gz")]);
+        let incoming = parsed(vec![entry("a", "https://example.com/a.img.gz")]);
         assert_eq!(
             import_entries(&mut stored, incoming.clone(), "x").imported,
             1
@@ -188,7 +196,7 @@ mod tests {
         let mut stored = stored(vec![s]);
         let mut incoming = entry("a", "https://example.com/a.img.gz");
         incoming.size_bytes = Some(5);
-        import_entries(&mut stored, file(vec![incoming]), "x");
+        import_entries(&mut stored, parsed(vec![incoming]), "x");
         assert!(stored.entry(0).extra.contains_key("team"));
         assert_eq!(stored.entry(0).record.origin.as_deref(), Some("url"));
         assert_eq!(stored.entry(0).size_bytes, Some(5));
@@ -198,7 +206,7 @@ mod tests {
     fn a_checksum_file_goes_with_the_pin_it_explains() {
         let sums = "https://example.com/SHA256SUMS";
         let mut pinned = entry("a", "https://example.com/a.img.gz");
-        pinned.sha256 = Some("a".repeat(64));
+        pinned.sha256 = Some(bty_store::digest::Sha256Digest([0xaa; 32]));
         pinned.record.sha_url = Some(sums.into());
         let mut stored = stored(vec![pinned.clone()]);
         // A new entry keeps the file's sha_url; a re-import of the same
@@ -207,7 +215,7 @@ mod tests {
         other.record.sha_url = Some("https://example.com/b.sums".into());
         let mut same_pin = pinned.clone();
         same_pin.record.sha_url = None;
-        import_entries(&mut stored, file(vec![same_pin, other]), "x");
+        import_entries(&mut stored, parsed(vec![same_pin, other]), "x");
         assert_eq!(stored.entry(0).record.sha_url.as_deref(), Some(sums));
         assert_eq!(
             stored.entry(1).record.sha_url.as_deref(),
@@ -216,9 +224,9 @@ mod tests {
         // A new pin from elsewhere: the old checksum file no longer says
         // where it came from.
         let mut repinned = pinned;
-        repinned.sha256 = Some("b".repeat(64));
+        repinned.sha256 = Some(bty_store::digest::Sha256Digest([0xbb; 32]));
         repinned.record.sha_url = None;
-        import_entries(&mut stored, file(vec![repinned]), "x");
+        import_entries(&mut stored, parsed(vec![repinned]), "x");
         assert_eq!(stored.entry(0).record.sha_url, None);
     }
 }

@@ -3,14 +3,15 @@
 //! src, ref or name is O(1) and an import of k entries into n costs
 //! O(n + k), not O(n·k) canonicalisations.
 
-use bty_dio::to_hex;
 use bty_store::canon::{SrcError, image_ref};
-use bty_store::catalog_file::{CatalogEntry, CatalogFile};
+use bty_store::catalog_file::{CatalogEntry, CatalogFile, ParsedCatalog};
+use bty_store::digest::Sha256Digest;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// A ref as bytes: half the memory of its hex spelling, in the vector and
 /// in the map.
-type RefKey = [u8; 32];
+type RefKey = Sha256Digest;
 
 /// The index key of a src, computed once by [`IndexedCatalog::key_of`].
 #[derive(Debug, Clone, Copy)]
@@ -25,7 +26,8 @@ pub(super) struct IndexedCatalog {
     /// canonicalise, which parsing and adding already refuse.
     refs: Vec<Option<RefKey>>,
     by_ref: HashMap<RefKey, usize>,
-    by_name: HashMap<String, usize>,
+    /// Keys share the entries' names.
+    by_name: HashMap<Arc<str>, usize>,
 }
 
 /// The ref key of a src: sha256 of its canonical spelling.
@@ -35,19 +37,12 @@ fn ref_key_of_src(src: &str) -> Option<RefKey> {
 
 /// The ref key spelled by 64 hex digits (either case).
 fn ref_key_of_hex(hex: &str) -> Option<RefKey> {
-    if hex.len() != 64 {
-        return None;
-    }
-    let mut key = [0u8; 32];
-    for (byte, pair) in key.iter_mut().zip(hex.as_bytes().chunks_exact(2)) {
-        let digit = |c: u8| char::from(c).to_digit(16);
-        *byte = u8::try_from(digit(pair[0])? * 16 + digit(pair[1])?).ok()?;
-    }
-    Some(key)
+    Sha256Digest::from_hex(hex)
 }
 
 impl IndexedCatalog {
     /// Index `file`: one canonicalisation per entry.
+    #[cfg(test)]
     pub(super) fn new(file: CatalogFile) -> Self {
         let refs = file
             .entries
@@ -64,6 +59,19 @@ impl IndexedCatalog {
         indexed
     }
 
+    /// Index a parsed catalog with the refs its parse computed: no
+    /// canonicalisation at all.
+    pub(super) fn from_parsed(parsed: ParsedCatalog) -> Self {
+        let mut indexed = Self {
+            refs: parsed.refs.into_iter().map(Some).collect(),
+            file: parsed.file,
+            by_ref: HashMap::new(),
+            by_name: HashMap::new(),
+        };
+        indexed.reindex();
+        indexed
+    }
+
     /// Rebuild the maps from `refs` (no canonicalisation). The first entry
     /// with a key wins, as a linear search would find it.
     fn reindex(&mut self) {
@@ -73,7 +81,7 @@ impl IndexedCatalog {
             if let Some(key) = key {
                 self.by_ref.entry(*key).or_insert(i);
             }
-            self.by_name.entry(entry.name.clone()).or_insert(i);
+            self.by_name.entry(Arc::clone(&entry.name)).or_insert(i);
         }
     }
 
@@ -87,13 +95,9 @@ impl IndexedCatalog {
         &self.file.entries[index]
     }
 
-    /// Every entry with its ref (lowercase hex).
-    pub(super) fn with_refs(&self) -> impl Iterator<Item = (&CatalogEntry, Option<String>)> {
-        self.file
-            .entries
-            .iter()
-            .zip(&self.refs)
-            .map(|(e, key)| (e, key.as_ref().map(|k| to_hex(k))))
+    /// Every entry with its ref.
+    pub(super) fn with_refs(&self) -> impl Iterator<Item = (&CatalogEntry, Option<Sha256Digest>)> {
+        self.file.entries.iter().zip(self.refs.iter().copied())
     }
 
     /// The entry a src (any spelling of it) or a ref names.
@@ -119,7 +123,14 @@ impl IndexedCatalog {
     pub(super) fn key_of(src: &str) -> Result<EntryKey, SrcError> {
         let hex = image_ref(src)?;
         // image_ref spells 64 lowercase hex digits.
-        Ok(EntryKey(ref_key_of_hex(&hex).unwrap_or_default()))
+        Ok(EntryKey(
+            ref_key_of_hex(&hex).unwrap_or(Sha256Digest([0; 32])),
+        ))
+    }
+
+    /// The key of a ref computed elsewhere (a parse).
+    pub(super) fn key_of_ref(image_ref: Sha256Digest) -> EntryKey {
+        EntryKey(image_ref)
     }
 
     /// The entry with this key.
@@ -131,7 +142,7 @@ impl IndexedCatalog {
     pub(super) fn push(&mut self, entry: CatalogEntry, key: EntryKey) {
         let index = self.file.entries.len();
         self.by_ref.entry(key.0).or_insert(index);
-        self.by_name.entry(entry.name.clone()).or_insert(index);
+        self.by_name.entry(Arc::clone(&entry.name)).or_insert(index);
         self.refs.push(Some(key.0));
         self.file.entries.push(entry);
     }
@@ -145,7 +156,7 @@ impl IndexedCatalog {
             if self.by_name.get(&old.name) == Some(&index) {
                 self.by_name.remove(&old.name);
             }
-            self.by_name.entry(new_name.clone()).or_insert(index);
+            self.by_name.entry(Arc::clone(new_name)).or_insert(index);
         }
     }
 
@@ -157,8 +168,8 @@ impl IndexedCatalog {
         last_modified: Option<String>,
     ) {
         let record = &mut self.file.entries[index].record;
-        record.cached_etag = etag;
-        record.cached_last_modified = last_modified;
+        record.cached_etag = etag.map(Into::into);
+        record.cached_last_modified = last_modified.map(Into::into);
     }
 
     /// Remove entry `index` (the indexes behind it shift: O(n)).
@@ -199,7 +210,15 @@ mod tests {
         assert_eq!(c.position_of_name("a"), Some(0));
         assert_eq!(c.position_of("https://example.com/c.img"), None);
         assert_eq!(c.position_of_name("c"), None);
-        assert_eq!(c.with_refs().nth(1).unwrap().1.as_deref(), Some(&*b_ref));
+        assert_eq!(
+            c.with_refs()
+                .nth(1)
+                .unwrap()
+                .1
+                .map(|r| r.to_hex())
+                .as_deref(),
+            Some(&*b_ref)
+        );
     }
 
     #[test]
@@ -216,7 +235,7 @@ mod tests {
         assert_eq!(c.position_of_name("b"), None);
         assert_eq!(c.position_of_name("b2"), Some(1));
         let removed = c.remove(0);
-        assert_eq!(removed.name, "a");
+        assert_eq!(&*removed.name, "a");
         assert_eq!(c.position_of("https://example.com/a.img"), None);
         assert_eq!(c.position_of("https://example.com/c.img"), Some(1));
         assert_eq!(c.position_of_name("c"), Some(1));
@@ -227,6 +246,9 @@ mod tests {
     fn a_ref_that_is_not_hex_is_no_ref() {
         assert_eq!(ref_key_of_hex(&"g".repeat(64)), None);
         assert_eq!(ref_key_of_hex("abc"), None);
-        assert_eq!(ref_key_of_hex(&"ab".repeat(32)), Some([0xab; 32]));
+        assert_eq!(
+            ref_key_of_hex(&"ab".repeat(32)),
+            Some(Sha256Digest([0xab; 32]))
+        );
     }
 }

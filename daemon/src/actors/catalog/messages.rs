@@ -3,7 +3,7 @@
 use super::error::CatalogError;
 use super::import::ImportReport;
 use crate::domain::{DownloadSpec, Downloaded, LocalImage};
-use bty_store::catalog_file::{CatalogEntry, CatalogFile};
+use bty_store::catalog_file::{CatalogEntry, ParsedCatalog};
 use bty_store::merge::Row;
 use ractor::RpcReplyPort;
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub struct ParsedImport {
     /// The parsed catalog, or why the content is not one.
-    pub parsed: Result<CatalogFile, bty_store::catalog_file::CatalogError>,
+    pub parsed: Result<ParsedCatalog, bty_store::catalog_file::CatalogError>,
     /// Where it came from (the upload's name or the URL), for reports.
     pub label: String,
 }

@@ -49,12 +49,12 @@ mod tests {
 
     fn row(cached: bool, fetch: bool, format: &str) -> Row {
         Row {
-            image_ref: "r".to_owned(),
-            names: vec!["x".to_owned()],
+            image_ref: bty_store::digest::Sha256Digest([0; 32]),
+            names: Box::new(["x".into()]),
             sha256: None,
-            format: Some(format.to_owned()),
+            format: Some(format.to_owned().into()),
             size_bytes: None,
-            sources: Vec::new(),
+            sources: Box::new([]),
             cached,
             actions: Actions {
                 fetch,

@@ -53,8 +53,8 @@ fn starter_catalog_parses() {
     let cat = parse(STARTER).unwrap();
     assert_eq!(cat.entries.len(), 4);
     let first = &cat.entries[0];
-    assert_eq!(first.name, "nosi debian-sysdev (x86_64, rolling)");
-    assert_eq!(first.src, "oras://ghcr.io/safl/nosi/debian-sysdev:latest");
+    assert_eq!(&*first.name, "nosi debian-sysdev (x86_64, rolling)");
+    assert_eq!(&*first.src, "oras://ghcr.io/safl/nosi/debian-sysdev:latest");
     assert_eq!(first.format.as_deref(), Some("img.gz"));
     assert_eq!(first.sha256, None);
     assert_eq!(
@@ -102,8 +102,8 @@ fn sha256_is_trimmed_and_lowercased() {
         HEX.to_uppercase()
     ));
     assert_eq!(
-        parse(&text).unwrap().entries[0].sha256.as_deref(),
-        Some(HEX)
+        parse(&text).unwrap().entries[0].sha256.map(|d| d.to_hex()),
+        Some(HEX.to_owned())
     );
 }
 
@@ -294,7 +294,7 @@ fn output_layout() {
         entries: vec![CatalogEntry {
             name: "a".into(),
             src: "https://h/a.img".into(),
-            sha256: Some(HEX.into()),
+            sha256: crate::digest::Sha256Digest::from_hex(HEX),
             format: Some("img".into()),
             size_bytes: Some(7),
             description: None,
@@ -333,7 +333,7 @@ fn extra_keys_never_shadow_known_fields() {
         .extra
         .insert("name".into(), toml::Value::String("b".into()));
     let again = roundtrip(&cat);
-    assert_eq!(again.entries[0].name, "a");
+    assert_eq!(&*again.entries[0].name, "a");
     assert!(again.extra.is_empty() && again.entries[0].extra.is_empty());
 }
 
@@ -352,12 +352,12 @@ fn hostile_names_round_trip() {
             .iter()
             .enumerate()
             .map(|(i, name)| CatalogEntry {
-                name: (*name).to_owned(),
-                src: format!("https://h/{i}"),
+                name: (*name).into(),
+                src: format!("https://h/{i}").into(),
                 sha256: None,
                 format: None,
                 size_bytes: None,
-                description: Some(format!("desc of {name}")),
+                description: Some(format!("desc of {name}").into()),
                 record: Default::default(),
                 extra: toml::Table::new(),
             })

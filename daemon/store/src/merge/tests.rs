@@ -36,10 +36,10 @@ fn fresh(sha: &str) -> Sidecar {
 
 fn entry(name: &str, src: &str, sha: Option<&str>, format: Option<&str>) -> CatalogEntry {
     CatalogEntry {
-        name: name.to_owned(),
-        src: src.to_owned(),
-        sha256: sha.map(str::to_owned),
-        format: format.map(str::to_owned),
+        name: name.into(),
+        src: src.into(),
+        sha256: sha.and_then(Sha256Digest::from_hex),
+        format: format.map(ImageFormat::id_as_held),
         size_bytes: Some(1000),
         description: None,
         record: Default::default(),
@@ -50,7 +50,7 @@ fn entry(name: &str, src: &str, sha: Option<&str>, format: Option<&str>) -> Cata
 fn mentry(e: &CatalogEntry, kind: SourceKind) -> MergeEntry<'_> {
     MergeEntry {
         entry: e,
-        image_ref: sha256_bytes(e.src.as_bytes()),
+        image_ref: Sha256Digest::of(e.src.as_bytes()),
         kind,
     }
 }
@@ -58,7 +58,7 @@ fn mentry(e: &CatalogEntry, kind: SourceKind) -> MergeEntry<'_> {
 /// The cache file an entry's bytes would be stored in.
 fn cache_file_of(e: &CatalogEntry, size: u64, sidecar: Sidecar) -> ScannedFile {
     let name = cache_file_name(
-        &sha256_bytes(e.src.as_bytes()),
+        &Sha256Digest::of(e.src.as_bytes()).to_hex(),
         &e.name,
         e.format.as_deref(),
     );
@@ -73,15 +73,23 @@ fn cache_file_of(e: &CatalogEntry, size: u64, sidecar: Sidecar) -> ScannedFile {
 fn local(path: &str) -> RowSource {
     RowSource {
         kind: SourceKind::Local,
-        location: path.to_owned(),
+        location: path.into(),
     }
 }
 
 fn remote(kind: SourceKind, src: &str) -> RowSource {
     RowSource {
         kind,
-        location: src.to_owned(),
+        location: src.into(),
     }
+}
+
+fn names(row: &Row) -> Vec<&str> {
+    row.names.iter().map(|n| &**n).collect()
+}
+
+fn sha(row: &Row) -> Option<String> {
+    row.sha256.map(|d| d.to_hex())
 }
 
 const NONE: Actions = Actions {
@@ -107,7 +115,7 @@ const CACHED: Actions = Actions {
 fn local_ref_is_the_file_src_ref() {
     // Upstream's ref of `file://debian.img.gz`.
     assert_eq!(
-        local_ref("debian.img.gz"),
+        local_ref("debian.img.gz").to_hex(),
         "2851310dad05bf963ec0c718ad83579b4157d4a387b4bc5f6997f2e6c837460d"
     );
 }
@@ -120,14 +128,14 @@ fn local_file_alone_has_one_local_source_and_no_actions() {
         rows,
         [Row {
             image_ref: local_ref("a.img.gz"),
-            names: vec!["a.img.gz".to_owned()],
-            sha256: Some(SHA_A.to_owned()),
-            format: Some("img.gz".to_owned()),
+            names: Box::new(["a.img.gz".into()]),
+            sha256: Sha256Digest::from_hex(SHA_A),
+            format: Some("img.gz".into()),
             size_bytes: Some(42),
-            sources: vec![local("/root/a.img.gz")],
+            sources: Box::new([local("/root/a.img.gz")]),
             cached: true,
             actions: NONE,
-            file_name: Some("a.img.gz".to_owned()),
+            file_name: Some("a.img.gz".into()),
             signed_by: None,
         }]
     );
@@ -162,12 +170,12 @@ fn pinned_remote_entry_uncached_can_be_fetched_and_deleted() {
     assert_eq!(
         rows,
         [Row {
-            image_ref: sha256_bytes(e.src.as_bytes()),
-            names: vec!["Debian".to_owned()],
-            sha256: Some(SHA_B.to_owned()),
-            format: Some("img.xz".to_owned()),
+            image_ref: Sha256Digest::of(e.src.as_bytes()),
+            names: Box::new(["Debian".into()]),
+            sha256: Sha256Digest::from_hex(SHA_B),
+            format: Some("img.xz".into()),
             size_bytes: Some(1000),
-            sources: vec![remote(SourceKind::Url, "https://x.test/d.img.xz")],
+            sources: Box::new([remote(SourceKind::Url, "https://x.test/d.img.xz")]),
             cached: false,
             actions: FETCHABLE,
             file_name: None,
@@ -194,9 +202,9 @@ fn cached_remote_entry_can_be_updated_and_cache_deleted() {
     assert!(row.cached);
     assert_eq!(row.actions, CACHED);
     assert_eq!(row.size_bytes, Some(555));
-    assert_eq!(row.sources, [remote(SourceKind::Manifest, &e.src)]);
+    assert_eq!(*row.sources, [remote(SourceKind::Manifest, &e.src)]);
     assert_eq!(row.file_name.as_deref(), Some(cache.name.as_str()));
-    assert_eq!(row.names, ["Debian"]);
+    assert_eq!(names(row), ["Debian"]);
 }
 
 #[test]
@@ -211,10 +219,10 @@ fn local_and_remote_with_same_sha_collapse() {
     let rows = merge(&scan, &[mentry(&e, SourceKind::Manifest)]);
     assert_eq!(rows.len(), 1, "{rows:#?}");
     let row = &rows[0];
-    assert_eq!(row.id(), SHA_A);
-    assert_eq!(row.names, ["debian.img.gz", "Debian 12"]);
+    assert_eq!(row.id().to_hex(), SHA_A);
+    assert_eq!(names(row), ["debian.img.gz", "Debian 12"]);
     assert_eq!(
-        row.sources,
+        *row.sources,
         [
             local("/root/debian.img.gz"),
             remote(SourceKind::Manifest, "oras://r.test/a/b:1")
@@ -222,7 +230,7 @@ fn local_and_remote_with_same_sha_collapse() {
     );
     assert!(row.cached);
     assert_eq!(row.actions, CACHED);
-    assert_eq!(row.image_ref, sha256_bytes(e.src.as_bytes()));
+    assert_eq!(row.image_ref, Sha256Digest::of(e.src.as_bytes()));
     assert_eq!(row.file_name.as_deref(), Some("debian.img.gz"));
     assert_eq!(row.size_bytes, Some(42));
 }
@@ -240,15 +248,15 @@ fn two_entries_with_same_sha_collapse() {
     );
     assert_eq!(rows.len(), 1, "{rows:#?}");
     let row = &rows[0];
-    assert_eq!(row.names, ["One", "Two"]);
+    assert_eq!(names(row), ["One", "Two"]);
     assert_eq!(
-        row.sources,
+        *row.sources,
         [
             remote(SourceKind::Url, "https://a.test/x.img"),
             remote(SourceKind::Manifest, "https://b.test/x.img")
         ]
     );
-    assert_eq!(row.image_ref, sha256_bytes(e1.src.as_bytes()));
+    assert_eq!(row.image_ref, Sha256Digest::of(e1.src.as_bytes()));
     assert_eq!(row.format.as_deref(), Some("img"));
     assert_eq!(row.actions, FETCHABLE);
 }
@@ -290,9 +298,9 @@ fn unpinned_entries_dedupe_by_ref() {
         ],
     );
     assert_eq!(rows.len(), 1, "{rows:#?}");
-    assert_eq!(rows[0].names, ["Rolling", "Rolling again"]);
+    assert_eq!(names(&rows[0]), ["Rolling", "Rolling again"]);
     assert_eq!(rows[0].sources.len(), 1);
-    assert_eq!(rows[0].id(), sha256_bytes(e1.src.as_bytes()));
+    assert_eq!(rows[0].id(), Sha256Digest::of(e1.src.as_bytes()));
     assert_eq!(rows[0].sha256, None);
 }
 
@@ -308,10 +316,13 @@ fn unpinned_cached_entry_takes_sha_from_fresh_cache_sidecar() {
         let scan = [cache_file_of(&e, 5, sidecar.clone())];
         let rows = merge(&scan, &[mentry(&e, SourceKind::Manifest)]);
         assert_eq!(rows.len(), 1, "{sidecar:?}");
-        assert_eq!(rows[0].sha256.as_deref(), want, "{sidecar:?}");
+        assert_eq!(sha(&rows[0]).as_deref(), want, "{sidecar:?}");
         assert!(rows[0].cached);
-        let id = want.map_or_else(|| sha256_bytes(e.src.as_bytes()), str::to_owned);
-        assert_eq!(rows[0].id(), id);
+        let id = want.map_or_else(
+            || Sha256Digest::of(e.src.as_bytes()).to_hex(),
+            str::to_owned,
+        );
+        assert_eq!(rows[0].id().to_hex(), id);
     }
 }
 
@@ -321,7 +332,7 @@ fn pinned_sha_wins_over_cache_sidecar() {
     let scan = [cache_file_of(&e, 5, fresh(SHA_B))];
     let rows = merge(&scan, &[mentry(&e, SourceKind::Url)]);
     assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0].sha256.as_deref(), Some(SHA_A));
+    assert_eq!(sha(&rows[0]).as_deref(), Some(SHA_A));
 }
 
 #[test]
@@ -340,21 +351,24 @@ fn orphan_cache_file_is_shown_as_local() {
     assert_eq!(rows.len(), 3, "{rows:#?}");
     let orphan_row = rows
         .iter()
-        .find(|r| r.names == [orphan.name.clone()])
+        .find(|r| names(r) == [orphan.name.as_str()])
         .expect("orphan row");
     assert_eq!(
-        orphan_row.sources,
+        *orphan_row.sources,
         [local(&format!("/root/{}", orphan.name))]
     );
     assert_eq!(orphan_row.actions, NONE);
-    assert_eq!(orphan_row.sha256.as_deref(), Some(SHA_A));
+    assert_eq!(sha(orphan_row).as_deref(), Some(SHA_A));
     let entry_row = rows
         .iter()
-        .find(|r| r.names == ["Other"])
+        .find(|r| names(r) == ["Other"])
         .expect("entry row");
     assert!(!entry_row.cached);
     assert_eq!(entry_row.actions, FETCHABLE);
-    assert!(rows.iter().any(|r| r.names == [stale_format.name.clone()]));
+    assert!(
+        rows.iter()
+            .any(|r| names(r) == [stale_format.name.as_str()])
+    );
 }
 
 #[test]
@@ -371,7 +385,7 @@ fn hashed_rows_first_then_unhashed_each_by_first_name() {
         &scan,
         &[mentry(&e1, SourceKind::Url), mentry(&e2, SourceKind::Url)],
     );
-    let order: Vec<&str> = rows.iter().map(|r| r.names[0].as_str()).collect();
+    let order: Vec<&str> = rows.iter().map(|r| r.first_name()).collect();
     // Byte order: uppercase before lowercase, non-ASCII last.
     assert_eq!(order, ["a.img", "b.img", "Ä", "B-remote", "Z.img", "c.img"]);
 }
@@ -384,9 +398,9 @@ fn same_content_local_files_share_a_row_keyed_by_the_first() {
     ];
     let rows = merge(&scan, &[]);
     assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0].names, ["a.img", "copy.img"]);
+    assert_eq!(names(&rows[0]), ["a.img", "copy.img"]);
     assert_eq!(
-        rows[0].sources,
+        *rows[0].sources,
         [local("/root/a.img"), local("/root/copy.img")]
     );
     assert_eq!(rows[0].image_ref, local_ref("a.img"));
@@ -403,7 +417,7 @@ fn unhashed_duplicate_learns_sha_from_pinned_twin() {
         &[mentry(&e1, SourceKind::Url), mentry(&e2, SourceKind::Url)],
     );
     assert_eq!(rows.len(), 1, "{rows:#?}");
-    assert_eq!(rows[0].sha256.as_deref(), Some(SHA_A));
-    assert_eq!(rows[0].id(), SHA_A);
-    assert_eq!(rows[0].names, ["Loose", "Pinned"]);
+    assert_eq!(sha(&rows[0]).as_deref(), Some(SHA_A));
+    assert_eq!(rows[0].id().to_hex(), SHA_A);
+    assert_eq!(names(&rows[0]), ["Loose", "Pinned"]);
 }
