@@ -32,6 +32,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     write_atomic_with(path, bytes, |_| Ok(()))
 }
 
+/// When the rename of an atomic write is made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RenameSync {
+    /// The directory is fsynced before the write returns.
+    Now,
+    /// The caller fsyncs the directory later ([`fsync_dir`]), once for a
+    /// burst of writes. The write is still atomic: a crash before that
+    /// sync leaves the old file (or none), never a partial one.
+    Deferred,
+}
+
 /// [`write_atomic`], calling `prepare` on the written temp file before it
 /// is renamed into place (e.g. to set its mtime on the descriptor instead
 /// of reopening the destination by name afterwards).
@@ -39,6 +50,16 @@ pub fn write_atomic_with(
     path: &Path,
     bytes: &[u8],
     prepare: impl FnOnce(&File) -> io::Result<()>,
+) -> io::Result<()> {
+    write_atomic_synced(path, bytes, prepare, RenameSync::Now)
+}
+
+/// [`write_atomic_with`], with the rename made durable now or later.
+pub fn write_atomic_synced(
+    path: &Path,
+    bytes: &[u8],
+    prepare: impl FnOnce(&File) -> io::Result<()>,
+    rename_sync: RenameSync,
 ) -> io::Result<()> {
     let temp = temp_path(path)?;
     let written = write_and_sync(&temp, bytes, prepare).and_then(|()| fs::rename(&temp, path));
@@ -48,7 +69,10 @@ pub fn write_atomic_with(
         let _ = fs::remove_file(&temp);
         return Err(e);
     }
-    fsync_dir(parent_dir(path))
+    match rename_sync {
+        RenameSync::Now => fsync_dir(parent_dir(path)),
+        RenameSync::Deferred => Ok(()),
+    }
 }
 
 /// `.<file name>.tmp-<pid>-<random>` next to `path`.

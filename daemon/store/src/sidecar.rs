@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use crate::atomic::write_atomic_with;
+use crate::atomic::{RenameSync, write_atomic_synced};
 use crate::digest::is_sha256_hex;
 use crate::identity::open_nofollow;
 use crate::names::SIDECAR_SUFFIX;
@@ -146,6 +146,13 @@ pub fn check_sidecar(text: &str) -> Result<String, SidecarError> {
 /// The caller must make sure the file did not change while it was hashed
 /// (compare its mtime before and after), or a wrong hash would look fresh.
 pub fn write_sidecar(file: &Path, sha256: &str) -> io::Result<()> {
+    write_sidecar_synced(file, sha256, RenameSync::Now)
+}
+
+/// [`write_sidecar`] with the rename made durable now or by the caller's
+/// later [`crate::atomic::fsync_dir`] (the hasher syncs the image root
+/// once per burst of small files, not once per file).
+pub fn write_sidecar_synced(file: &Path, sha256: &str, rename_sync: RenameSync) -> io::Result<()> {
     let sha = sha256.to_ascii_lowercase();
     if !is_sha256_hex(&sha) {
         return Err(io::Error::new(
@@ -166,14 +173,16 @@ pub fn write_sidecar(file: &Path, sha256: &str) -> io::Result<()> {
     let file_mtime = fs::symlink_metadata(file).and_then(|m| m.modified()).ok();
     // The mtime is set on the temp before the rename: reopening the sidecar
     // by name afterwards could open whatever was planted there meanwhile.
-    write_atomic_with(&path, sidecar_line(&sha, &name).as_bytes(), |sidecar| {
+    let line = sidecar_line(&sha, &name);
+    let keep_fresh = |sidecar: &File| {
         if let Some(file_mtime) = file_mtime
             && sidecar.metadata()?.modified()? < file_mtime
         {
             sidecar.set_modified(file_mtime)?;
         }
         Ok(())
-    })
+    };
+    write_atomic_synced(&path, line.as_bytes(), keep_fresh, rename_sync)
 }
 
 /// One `sha256sum` line. Names with `\` or a newline are escaped the way GNU
@@ -267,6 +276,25 @@ mod tests {
         );
         assert_eq!(read_sidecar(&file), Sidecar::Fresh(SHA.to_owned()));
         assert_eq!(read_sidecar(&file).fresh_sha256(), Some(SHA));
+    }
+
+    #[test]
+    fn a_sidecar_whose_rename_waits_for_a_later_sync_is_the_same_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = image(dir.path(), "x.img");
+        set_mtime(&file, SystemTime::now() + Duration::from_secs(3600));
+        write_sidecar_synced(&file, SHA, RenameSync::Deferred).expect("write");
+        assert_eq!(
+            fs::read_to_string(sidecar_path(&file)).expect("read"),
+            format!("{SHA}  x.img\n")
+        );
+        assert_eq!(read_sidecar(&file), Sidecar::Fresh(SHA.to_owned()));
+        // No temp is left behind for the later sync to find.
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .expect("list")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
     }
 
     #[test]

@@ -11,6 +11,7 @@ use crate::events::EventBus;
 use crate::jobs::in_order::InOrder;
 use crate::jobs::table::{CancelOutcome, JobTable, Lane};
 use crate::jobs::{JobKind, JobPhase, JobSnapshot, JobState};
+use bty_store::atomic::{RenameSync, fsync_dir};
 use bty_store::identity::FileIdentity;
 use bty_store::names::{is_cache_file_name, validate_image_file_name};
 use bty_store::sidecar::{Sidecar, read_sidecar};
@@ -28,6 +29,12 @@ const QUICK_MAX_BYTES: u64 = 4 << 20;
 /// Quick-lane hashes at once: enough to overlap the fsyncs of a drop of
 /// many small files (the journal commits them together).
 const QUICK_PARALLEL: usize = 8;
+/// Small files' sidecars whose renames may wait for one directory sync:
+/// a flush costs as much as hashing a small file, so a drop of many small
+/// files syncs the image root once per this many (and when the burst
+/// ends), not once per file. A crash before the sync loses at most these
+/// renames, and those files are hashed again at the next start.
+const DEFERRED_RENAMES_MAX: usize = 256;
 
 /// What the supervisor gives the hasher at each (re)start.
 #[derive(Debug, Clone)]
@@ -57,6 +64,11 @@ pub struct HasherState {
     jobs: JobTable<FileIdentity>,
     /// Lookups run in parallel; their jobs queue in request order.
     lookups: InOrder<Looked>,
+    /// Small-file tasks running, whose sidecar renames wait for
+    /// [`HasherState::sync_deferred_renames`].
+    deferring: usize,
+    /// Sidecars renamed since the image root was last synced.
+    unsynced_renames: usize,
 }
 
 /// A looked-at file waiting for its turn to become a job.
@@ -89,6 +101,13 @@ impl Actor for HasherActor {
         // next chunk without writing a sidecar, and the file is hashed again
         // at the next start.
         state.jobs.cancel_running();
+        if state.unsynced_renames > 0 {
+            let root = state.args.image_root.clone();
+            let synced = tokio::task::spawn_blocking(move || fsync_dir(&root)).await;
+            if !matches!(synced, Ok(Ok(()))) {
+                tracing::warn!("cannot sync the image root's new sidecars at stop");
+            }
+        }
         Ok(())
     }
 
@@ -174,6 +193,8 @@ impl HasherState {
         Self {
             jobs: JobTable::new(args.max_parallel, HISTORY).with_quick_lane(QUICK_PARALLEL),
             lookups: InOrder::default(),
+            deferring: 0,
+            unsynced_renames: 0,
             args,
         }
     }
@@ -235,6 +256,12 @@ impl HasherState {
     fn start_queued(&mut self) {
         while let Some(job) = self.jobs.start_next(|_| JobPhase::Hashing) {
             self.args.events.job(&job.snapshot);
+            let rename_sync = if job.work.size <= QUICK_MAX_BYTES {
+                self.deferring += 1;
+                RenameSync::Deferred
+            } else {
+                RenameSync::Now
+            };
             let task = HashTask {
                 id: job.snapshot.id.clone(),
                 name: job.snapshot.subject.clone(),
@@ -242,9 +269,28 @@ impl HasherState {
                 expected: job.work,
                 cancel: job.cancel.clone(),
                 handle: self.args.me.clone(),
+                rename_sync,
             };
             tokio::task::spawn_blocking(move || task.run());
         }
+    }
+
+    /// Once a burst of small files is over (none running, so none queued
+    /// either) or enough renames wait, sync the image root once for all of
+    /// them, on the blocking pool.
+    fn sync_renames_if_due(&mut self) {
+        if self.unsynced_renames == 0
+            || (self.deferring > 0 && self.unsynced_renames < DEFERRED_RENAMES_MAX)
+        {
+            return;
+        }
+        self.unsynced_renames = 0;
+        let root = self.args.image_root.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = fsync_dir(&root) {
+                tracing::warn!(root = %root.display(), error = %e, "cannot sync the image root after writing sidecars");
+            }
+        });
     }
 
     fn progress(&mut self, id: &str, bytes_done: u64) {
@@ -254,6 +300,7 @@ impl HasherState {
     }
 
     fn finished(&mut self, id: &str, name: &str, outcome: HashOutcome) {
+        let renamed = matches!(outcome, HashOutcome::Hashed { .. });
         if let HashOutcome::Hashed { sha256, .. } = &outcome {
             // Even a job this incarnation never started (it survived a
             // restart) wrote a valid sidecar: the catalog must know.
@@ -261,8 +308,12 @@ impl HasherState {
         }
         let Some(job) = self.jobs.end(id) else {
             tracing::info!(id, name, "result of a job from before a restart");
+            // Its rename may be one the last incarnation deferred.
+            self.unsynced_renames += usize::from(renamed);
+            self.sync_renames_if_due();
             return;
         };
+        let deferred = job.work.size <= QUICK_MAX_BYTES;
         match outcome {
             HashOutcome::Hashed { sha256, bytes } => {
                 job.snapshot.bytes_done = bytes;
@@ -294,7 +345,12 @@ impl HasherState {
             }
         }
         self.args.events.job(&job.snapshot);
+        if deferred {
+            self.deferring = self.deferring.saturating_sub(1);
+            self.unsynced_renames += usize::from(renamed);
+        }
         self.start_queued();
+        self.sync_renames_if_due();
     }
 }
 

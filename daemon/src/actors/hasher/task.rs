@@ -6,8 +6,9 @@ use super::handle::HasherHandle;
 use super::messages::HashOutcome;
 use bty_dio::DigestError;
 use bty_dio::sha256::sha256_reader;
+use bty_store::atomic::RenameSync;
 use bty_store::identity::{FileIdentity, VerifiedImage};
-use bty_store::sidecar::write_sidecar;
+use bty_store::sidecar::write_sidecar_synced;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -24,6 +25,9 @@ pub(crate) struct HashTask {
     pub(crate) expected: FileIdentity,
     pub(crate) cancel: CancellationToken,
     pub(crate) handle: HasherHandle,
+    /// Whether the sidecar's rename is synced by this task or, for a
+    /// burst of small files, by the hasher once the burst ends.
+    pub(crate) rename_sync: RenameSync,
 }
 
 impl HashTask {
@@ -75,7 +79,7 @@ impl HashTask {
                 });
             }
         }
-        if let Err(source) = write_sidecar(&path, &sha256) {
+        if let Err(source) = write_sidecar_synced(&path, &sha256, self.rename_sync) {
             return HashOutcome::Failed(HashFailure::Sidecar {
                 name: self.name.clone(),
                 source,
