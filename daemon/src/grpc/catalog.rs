@@ -64,6 +64,9 @@ impl CatalogApi {
     }
 }
 
+/// A listing this long gives its buffers back to the kernel once sent.
+const LARGE_LISTING_ROWS: usize = 10_000;
+
 #[tonic::async_trait]
 impl CatalogService for CatalogApi {
     async fn list_images(
@@ -99,18 +102,26 @@ impl CatalogService for CatalogApi {
         // memory.
         let (tx, rx) = tokio::sync::mpsc::channel(2);
         tokio::spawn(async move {
+            let large = selection.total() >= LARGE_LISTING_ROWS;
             loop {
                 let page = selection.page(offset, left.min(MAX_PAGE_ROWS));
                 let sent = page.images.len();
                 let next = page.next_offset;
                 if tx.send(Ok(page)).await.is_err() {
-                    return;
+                    break;
                 }
                 left -= sent;
                 match next {
                     Some(n) if left > 0 => offset = usize::try_from(n).unwrap_or(usize::MAX),
-                    _ => return,
+                    _ => break,
                 }
+            }
+            if large {
+                // A large listing's conversion and transport buffers stay
+                // in the heap once freed (14 MiB for 100 000 rows): give
+                // them back to the kernel (a few ms, off the runtime).
+                drop(selection);
+                let _ = tokio::task::spawn_blocking(crate::allocator::release_free_memory).await;
             }
         });
         Ok(Response::new(Box::pin(

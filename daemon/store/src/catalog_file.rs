@@ -532,7 +532,7 @@ struct EntryOut<'a> {
     name: &'a str,
     src: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    sha256: Option<String>,
+    sha256: Option<&'a Sha256Digest>,
     #[serde(skip_serializing_if = "Option::is_none")]
     format: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -564,7 +564,7 @@ impl<'a> DocOut<'a> {
                 .map(|e| EntryOut {
                     name: &e.name,
                     src: &e.src,
-                    sha256: e.sha256.map(|d| d.to_hex()),
+                    sha256: e.sha256.as_ref(),
                     format: e.format.as_deref(),
                     // TOML integers are i64; a larger size cannot be written.
                     size_bytes: e.size_bytes.and_then(|n| i64::try_from(n).ok()),

@@ -60,6 +60,23 @@ impl Sha256Digest {
     }
 }
 
+/// Written as its canonical hex, without a heap allocation (a catalog
+/// write serialises one per pinned entry).
+impl serde::Serialize for Sha256Digest {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut hex = [0u8; 64];
+        for (pair, byte) in hex.chunks_exact_mut(2).zip(self.0) {
+            pair[0] = DIGITS[usize::from(byte >> 4)];
+            pair[1] = DIGITS[usize::from(byte & 0x0f)];
+        }
+        match std::str::from_utf8(&hex) {
+            Ok(text) => serializer.serialize_str(text),
+            Err(e) => Err(serde::ser::Error::custom(e)),
+        }
+    }
+}
+
 impl std::fmt::Display for Sha256Digest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         for b in self.0 {
@@ -102,6 +119,10 @@ mod tests {
         assert_eq!(digest.to_hex(), EMPTY);
         assert_eq!(digest, Sha256Digest::of(b""));
         assert!(digest.is_spelled_by(EMPTY));
+        assert_eq!(
+            serde_json::to_string(&digest).unwrap(),
+            format!("\"{EMPTY}\"")
+        );
         assert!(digest.hex_starts_with(""));
         assert!(digest.hex_starts_with("e3b0c4"));
         assert!(digest.hex_starts_with(EMPTY));

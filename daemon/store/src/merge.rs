@@ -226,7 +226,6 @@ fn push_snug<T>(v: &mut Vec<T>, item: T) {
 }
 
 /// Collapses candidates: same known sha256 → one row, else same ref.
-#[derive(Default)]
 struct Collapser {
     accs: Vec<Acc>,
     by_sha: HashMap<Sha256Digest, usize>,
@@ -234,6 +233,17 @@ struct Collapser {
 }
 
 impl Collapser {
+    /// Room for `n` candidates up front: a large listing's tables are made
+    /// once instead of doubling, which would leave their old copies as
+    /// holes among the rows that live on.
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            accs: Vec::with_capacity(n),
+            by_sha: HashMap::with_capacity(n),
+            by_ref: HashMap::with_capacity(n),
+        }
+    }
+
     fn add(&mut self, c: Candidate) {
         let found = match &c.sha256 {
             // A hashed candidate joins the row with its content, or else an
@@ -295,7 +305,7 @@ pub fn merge(scan: &[ScannedFile], entries: &[MergeEntry<'_>]) -> Vec<Row> {
         .collect();
     let owned: HashSet<usize> = cache_hits.iter().flatten().copied().collect();
 
-    let mut rows = Collapser::default();
+    let mut rows = Collapser::with_capacity(scan.len() + entries.len());
     // Pass 1: files in the root that no entry owns, orphaned cache files
     // included so the operator sees (and can remove) them.
     for (i, f) in scan.iter().enumerate().filter(|(i, _)| !owned.contains(i)) {
