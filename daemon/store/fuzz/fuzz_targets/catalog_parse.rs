@@ -26,8 +26,8 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(tables.len(), parsed.entries.len(), "entries dropped or added");
     for (entry, table) in parsed.entries.iter().zip(&tables) {
         let field = |key: &str| table.get(key).and_then(|v| v.as_str());
-        assert_eq!(field("name"), Some(entry.name.as_str()), "name changed");
-        assert_eq!(field("src"), Some(entry.src.as_str()), "src changed");
+        assert_eq!(field("name"), Some(&*entry.name), "name changed");
+        assert_eq!(field("src"), Some(&*entry.src), "src changed");
         assert_eq!(field("description"), entry.description.as_deref());
     }
     let text = parsed.to_toml_string();
