@@ -21,7 +21,7 @@ pub(crate) const MAX_MESSAGE_BYTES: usize = 1 << 20;
 /// The rows of one snapshot that a request matches.
 #[derive(Debug)]
 pub(crate) struct Selection {
-    rows: Arc<[Row]>,
+    rows: Arc<Vec<Row>>,
     /// Indexes of the matching rows; `None` = every row.
     matches: Option<Vec<usize>>,
 }
@@ -30,7 +30,7 @@ impl Selection {
     /// The rows matching `query` (case-insensitive substring of a name or
     /// source location, or prefix of the sha256) and `id` (exact id, ref or
     /// sha256); empty strings match everything. O(rows).
-    pub(crate) fn new(rows: Arc<[Row]>, query: &str, id: &str) -> Self {
+    pub(crate) fn new(rows: Arc<Vec<Row>>, query: &str, id: &str) -> Self {
         let query = query.trim().to_lowercase();
         let id = id.trim();
         // A key that is no digest names no row.
@@ -124,11 +124,12 @@ mod tests {
             actions: Actions::default(),
             file_name: None,
             signed_by: None,
+            merged_refs: Box::new([]),
         }
     }
 
-    fn rows(n: usize, location_len: usize) -> Arc<[Row]> {
-        (0..n).map(|i| row(i, location_len)).collect()
+    fn rows(n: usize, location_len: usize) -> Arc<Vec<Row>> {
+        Arc::new((0..n).map(|i| row(i, location_len)).collect())
     }
 
     #[test]

@@ -138,6 +138,7 @@ mod tests {
             actions: Actions::default(),
             file_name: None,
             signed_by: None,
+            merged_refs: Box::new([]),
         }
     }
 

@@ -39,7 +39,7 @@ impl SourceKind {
 }
 
 /// One source of a row.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RowSource {
     /// Local file, or which kind of remote entry.
     pub kind: SourceKind,
@@ -88,6 +88,10 @@ pub struct Row {
     /// Fingerprint of the key that signed the stored bytes, when they were
     /// downloaded under a passing `[[trust]]` check.
     pub signed_by: Option<Box<str>>,
+    /// Every other ref that merged into this row (empty for most rows):
+    /// with `image_ref` and `sha256`, the keys a change must reach for the
+    /// row to be collapsed again (`remerge`).
+    pub merged_refs: Box<[Sha256Digest]>,
 }
 
 impl Row {
@@ -106,6 +110,24 @@ impl Row {
     /// The first name (every row has at least one).
     pub fn first_name(&self) -> &str {
         self.names.first().map_or("", |n| n)
+    }
+
+    /// Every key that joined candidates into this row: its refs and its
+    /// sha256.
+    pub fn keys(&self) -> impl Iterator<Item = Sha256Digest> + '_ {
+        std::iter::once(self.image_ref)
+            .chain(self.sha256)
+            .chain(self.merged_refs.iter().copied())
+    }
+
+    /// The listing's order: hashed rows by first name, then unhashed rows
+    /// by first name; the id breaks ties.
+    fn listing_order(&self, other: &Self) -> std::cmp::Ordering {
+        (self.sha256.is_none(), self.names.first(), self.id()).cmp(&(
+            other.sha256.is_none(),
+            other.names.first(),
+            other.id(),
+        ))
     }
 }
 
@@ -151,6 +173,9 @@ struct Acc {
     local_file: Option<usize>,
     cache_file: Option<usize>,
     signed_by: Option<Box<str>>,
+    /// Refs absorbed beyond the first local and the first remote one
+    /// (rare: kept apart so most rows allocate nothing for them).
+    more_refs: Vec<Sha256Digest>,
 }
 
 impl Acc {
@@ -158,9 +183,7 @@ impl Acc {
         if self.sha256.is_none() {
             self.sha256 = c.sha256;
         }
-        if !self.names.contains(&c.name) {
-            push_snug(&mut self.names, c.name);
-        }
+        push_unique(&mut self.names, c.name);
         if self.format.is_none() {
             self.format = c.format;
         }
@@ -173,21 +196,25 @@ impl Acc {
             self.signed_by = c.signed_by;
         }
         let local = c.source.kind == SourceKind::Local;
-        let (row_ref, file) = if local {
-            (&mut self.local_ref, &mut self.local_file)
+        let (row_ref, other_ref, file) = if local {
+            (&mut self.local_ref, self.remote_ref, &mut self.local_file)
         } else {
-            (&mut self.remote_ref, &mut self.cache_file)
+            (&mut self.remote_ref, self.local_ref, &mut self.cache_file)
         };
-        row_ref.get_or_insert(c.image_ref);
+        let first = *row_ref.get_or_insert(c.image_ref);
+        if first != c.image_ref && other_ref != Some(c.image_ref) {
+            push_unique(&mut self.more_refs, c.image_ref);
+        }
         if let Some(f) = c.file {
             file.get_or_insert(f);
         }
-        if !self.sources.contains(&c.source) {
-            push_snug(&mut self.sources, c.source);
-        }
+        push_unique(&mut self.sources, c.source);
     }
 
-    fn into_row(self, scan: &[ScannedFile]) -> Option<Row> {
+    fn into_row(mut self, scan: &[ScannedFile]) -> Option<Row> {
+        dedup_long(&mut self.names);
+        dedup_long(&mut self.sources);
+        dedup_long(&mut self.more_refs);
         let image_ref = self.remote_ref.or(self.local_ref)?;
         let remote = self.sources.iter().any(|s| s.kind != SourceKind::Local);
         let actions = Actions {
@@ -197,6 +224,13 @@ impl Acc {
             entry_delete: remote,
         };
         let file = self.local_file.or(self.cache_file.filter(|_| self.cached));
+        let mut merged_refs = Vec::new();
+        for r in self.local_ref.into_iter().chain(self.more_refs) {
+            if r != image_ref && !merged_refs.contains(&r) {
+                merged_refs.push(r);
+            }
+        }
+        let merged_refs = merged_refs.into_boxed_slice();
         Some(Row {
             image_ref,
             names: self.names.into_boxed_slice(),
@@ -210,7 +244,32 @@ impl Acc {
                 .and_then(|i| scan.get(i))
                 .map(|f| f.name.as_str().into()),
             signed_by: self.signed_by,
+            merged_refs,
         })
+    }
+}
+
+/// Lists up to this long are kept unique as they grow (a linear check);
+/// longer ones take duplicates and are made unique once, in `into_row`, so
+/// a row that thousands of entries collapse into (one pinned sha256)
+/// costs O(k), not O(k²).
+const UNIQUE_AS_PUSHED_MAX: usize = 16;
+
+/// Push `item` unless a short `v` already holds it.
+fn push_unique<T: PartialEq>(v: &mut Vec<T>, item: T) {
+    if v.len() >= UNIQUE_AS_PUSHED_MAX {
+        v.push(item);
+    } else if !v.contains(&item) {
+        push_snug(v, item);
+    }
+}
+
+/// Drop the later copies of any item in a long `v`, keeping first-seen
+/// order.
+fn dedup_long<T: Eq + std::hash::Hash + Clone>(v: &mut Vec<T>) {
+    if v.len() > UNIQUE_AS_PUSHED_MAX {
+        let mut seen = HashSet::with_capacity(v.len());
+        v.retain(|item| seen.insert(item.clone()));
     }
 }
 
@@ -268,6 +327,13 @@ impl Collapser {
         }
         self.accs[idx].absorb(c);
     }
+
+    /// The collapsed rows, unsorted.
+    fn into_rows(self, scan: &[ScannedFile]) -> Vec<Row> {
+        let mut out = Vec::with_capacity(self.accs.len());
+        out.extend(self.accs.into_iter().filter_map(|acc| acc.into_row(scan)));
+        out
+    }
 }
 
 /// The ref of a file in the image root: sha256 of `file://<name>`, which is
@@ -279,6 +345,65 @@ fn local_ref(name: &str) -> Sha256Digest {
 /// A sidecar's or entry's sha256 as a digest (they are validated hex).
 fn digest(hex: &str) -> Option<Sha256Digest> {
     Sha256Digest::from_hex(hex)
+}
+
+/// Whether `file` is the cache file of the entry whose ref is `ref_hex`
+/// (the name was derived from that entry; the prefix must match too).
+fn is_cache_of(file: &ScannedFile, ref_hex: &str) -> bool {
+    file.cache_ref_prefix.as_deref() == ref_hex.get(..REF_PREFIX_LEN)
+}
+
+/// The name an entry's cached bytes are stored under, and its ref in hex.
+fn cache_name_of(e: &MergeEntry<'_>) -> (String, String) {
+    let ref_hex = e.image_ref.to_hex();
+    let name = cache_file_name(&ref_hex, &e.entry.name, e.entry.format.as_deref());
+    (name, ref_hex)
+}
+
+/// The candidate of file `i` of the scan, listed as a local file (no entry
+/// owns it).
+fn file_candidate(i: usize, f: &ScannedFile) -> Candidate {
+    Candidate {
+        image_ref: local_ref(&f.name),
+        sha256: f.sidecar.fresh_sha256().and_then(digest),
+        name: f.name.as_str().into(),
+        format: Some(Cow::Borrowed(f.format.as_str())),
+        size_bytes: Some(f.size_bytes),
+        source: RowSource {
+            kind: SourceKind::Local,
+            location: f.path.to_string_lossy().into(),
+        },
+        cached: true,
+        file: Some(i),
+        signed_by: f.signed_by.as_deref().map(Box::from),
+    }
+}
+
+/// The candidate of a catalog entry whose cache file is scan entry `hit`.
+fn entry_candidate(e: &MergeEntry<'_>, hit: Option<usize>, scan: &[ScannedFile]) -> Candidate {
+    let file = hit.and_then(|i| scan.get(i));
+    let sha256 = e
+        .entry
+        .sha256
+        .or_else(|| file.and_then(|f| f.sidecar.fresh_sha256()).and_then(digest));
+    Candidate {
+        image_ref: e.image_ref,
+        sha256,
+        name: Arc::clone(&e.entry.name),
+        format: e
+            .entry
+            .format
+            .clone()
+            .or_else(|| file.map(|f| Cow::Borrowed(f.format.as_str()))),
+        size_bytes: file.map(|f| f.size_bytes).or(e.entry.size_bytes),
+        source: RowSource {
+            kind: e.kind,
+            location: Arc::clone(&e.entry.src),
+        },
+        cached: hit.is_some(),
+        file: hit,
+        signed_by: file.and_then(|f| f.signed_by.as_deref()).map(Box::from),
+    }
 }
 
 /// Merge the image-root scan with the catalog entries into listing rows:
@@ -295,12 +420,11 @@ pub fn merge(scan: &[ScannedFile], entries: &[MergeEntry<'_>]) -> Vec<Row> {
     let cache_hits: Vec<Option<usize>> = entries
         .iter()
         .map(|e| {
-            let image_ref = e.image_ref.to_hex();
-            let name = cache_file_name(&image_ref, &e.entry.name, e.entry.format.as_deref());
+            let (name, ref_hex) = cache_name_of(e);
             cache_files
                 .get(name.as_str())
                 .copied()
-                .filter(|&i| scan[i].cache_ref_prefix.as_deref() == image_ref.get(..REF_PREFIX_LEN))
+                .filter(|&i| is_cache_of(&scan[i], &ref_hex))
         })
         .collect();
     let owned: HashSet<usize> = cache_hits.iter().flatten().copied().collect();
@@ -309,59 +433,20 @@ pub fn merge(scan: &[ScannedFile], entries: &[MergeEntry<'_>]) -> Vec<Row> {
     // Pass 1: files in the root that no entry owns, orphaned cache files
     // included so the operator sees (and can remove) them.
     for (i, f) in scan.iter().enumerate().filter(|(i, _)| !owned.contains(i)) {
-        rows.add(Candidate {
-            image_ref: local_ref(&f.name),
-            sha256: f.sidecar.fresh_sha256().and_then(digest),
-            name: f.name.as_str().into(),
-            format: Some(Cow::Borrowed(f.format.as_str())),
-            size_bytes: Some(f.size_bytes),
-            source: RowSource {
-                kind: SourceKind::Local,
-                location: f.path.to_string_lossy().into(),
-            },
-            cached: true,
-            file: Some(i),
-            signed_by: f.signed_by.as_deref().map(Box::from),
-        });
+        rows.add(file_candidate(i, f));
     }
     // Pass 2: catalog entries, cached when their cache file is present.
     for (e, hit) in entries.iter().zip(cache_hits) {
-        let file = hit.and_then(|i| scan.get(i));
-        let sha256 = e
-            .entry
-            .sha256
-            .or_else(|| file.and_then(|f| f.sidecar.fresh_sha256()).and_then(digest));
-        rows.add(Candidate {
-            image_ref: e.image_ref,
-            sha256,
-            name: Arc::clone(&e.entry.name),
-            format: e
-                .entry
-                .format
-                .clone()
-                .or_else(|| file.map(|f| Cow::Borrowed(f.format.as_str()))),
-            size_bytes: file.map(|f| f.size_bytes).or(e.entry.size_bytes),
-            source: RowSource {
-                kind: e.kind,
-                location: Arc::clone(&e.entry.src),
-            },
-            cached: hit.is_some(),
-            file: hit,
-            signed_by: file.and_then(|f| f.signed_by.as_deref()).map(Box::from),
-        });
+        rows.add(entry_candidate(e, hit, scan));
     }
 
-    let mut out: Vec<Row> = Vec::with_capacity(rows.accs.len());
-    out.extend(rows.accs.into_iter().filter_map(|acc| acc.into_row(scan)));
-    out.sort_by(|a, b| {
-        (a.sha256.is_none(), a.names.first(), a.id()).cmp(&(
-            b.sha256.is_none(),
-            b.names.first(),
-            b.id(),
-        ))
-    });
+    let mut out = rows.into_rows(scan);
+    out.sort_by(Row::listing_order);
     out
 }
+
+mod incremental;
+pub use incremental::{Touched, remerge};
 
 #[cfg(test)]
 mod tests;

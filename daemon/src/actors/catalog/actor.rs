@@ -9,7 +9,7 @@ use crate::actors::Unavailable;
 use crate::actors::hasher::HasherHandle;
 use crate::events::{CatalogEvent, CatalogEventKind, EventBus};
 use bty_store::catalog_file::{CatalogFile, ParsedCatalog};
-use bty_store::merge::{MergeEntry, Row, SourceKind, merge};
+use bty_store::merge::{MergeEntry, Row, SourceKind, Touched, remerge};
 use bty_store::scan::{ScannedFile, scan_image_root};
 use bty_store::sidecar::Sidecar;
 use bty_store::{atomic::write_atomic, export::export_catalog};
@@ -21,6 +21,11 @@ use std::sync::Arc;
 /// From this many rows and entries on, the catalog returns freed memory to
 /// the kernel after parsing, writing or merging.
 const LARGE_CATALOG_ROWS: usize = 10_000;
+
+/// Debug builds check each incremental listing update against a whole
+/// merge up to this many rows.
+#[cfg(debug_assertions)]
+const DEBUG_CHECKED_ROWS: usize = 2_000;
 
 /// What the supervisor gives the catalog at each (re)start.
 #[derive(Debug, Clone)]
@@ -50,10 +55,11 @@ pub struct CatalogState {
     /// so the operator's file is never overwritten.
     pub(super) load_error: Option<String>,
     pub(super) scan: Vec<ScannedFile>,
-    /// The merged listing, shared with readers; rebuilt when asked for
-    /// after a change (`rows_stale`), so a burst of changes merges once.
-    rows: Arc<[Row]>,
-    rows_stale: bool,
+    /// The merged listing, shared with readers; brought up to date when
+    /// asked for after changes (`touched`), so a burst of changes merges
+    /// once, and only the rows the changes reach.
+    rows: Arc<Vec<Row>>,
+    touched: Touched,
     /// Cache files being downloaded: hashed inline, never by the hasher.
     pub(super) arriving: std::collections::BTreeSet<String>,
 }
@@ -90,8 +96,8 @@ impl Actor for CatalogActor {
             catalog,
             load_error,
             scan: Vec::new(),
-            rows: Arc::new([]),
-            rows_stale: true,
+            rows: Arc::default(),
+            touched: Touched::everything(),
             arriving: std::collections::BTreeSet::new(),
         };
         state.take_scan(scanning.await);
@@ -172,27 +178,44 @@ fn load_catalog(path: &Path, max_bytes: usize) -> Result<ParsedCatalog, LoadErro
 }
 
 impl CatalogState {
-    /// The merged rows, merged again first if anything changed.
-    pub(super) fn rows(&mut self) -> Arc<[Row]> {
-        if self.rows_stale {
-            let entries: Vec<MergeEntry<'_>> = self
-                .catalog
-                .with_refs()
-                .filter_map(|(entry, image_ref)| {
-                    let kind = if entry.record.origin.as_deref() == Some(ORIGIN_URL) {
-                        SourceKind::Url
-                    } else {
-                        SourceKind::Manifest
-                    };
-                    Some(MergeEntry {
-                        entry,
-                        image_ref: image_ref?,
-                        kind,
-                    })
+    /// The merged rows, brought up to date first if anything changed.
+    pub(super) fn rows(&mut self) -> Arc<Vec<Row>> {
+        if self.touched.is_empty() {
+            return Arc::clone(&self.rows);
+        }
+        let touched = self.touched.take();
+        let entries: Vec<MergeEntry<'_>> = self
+            .catalog
+            .with_refs()
+            .filter_map(|(entry, image_ref)| {
+                let kind = if entry.record.origin.as_deref() == Some(ORIGIN_URL) {
+                    SourceKind::Url
+                } else {
+                    SourceKind::Manifest
+                };
+                Some(MergeEntry {
+                    entry,
+                    image_ref: image_ref?,
+                    kind,
                 })
-                .collect();
-            self.rows = merge(&self.scan, &entries).into();
-            self.rows_stale = false;
+            })
+            .collect();
+        // A reader still streaming the old rows keeps them: the update
+        // then works on a copy.
+        let rows = Arc::make_mut(&mut self.rows);
+        let whole = remerge(rows, &self.scan, &entries, &touched);
+        // Debug builds (every test of a real btyd) hold each update to a
+        // whole merge while the listing is small.
+        #[cfg(debug_assertions)]
+        if rows.len() <= DEBUG_CHECKED_ROWS {
+            debug_assert_eq!(
+                *rows,
+                bty_store::merge::merge(&self.scan, &entries),
+                "the listing updated for {touched:?} differs from a whole merge"
+            );
+        }
+        drop(entries);
+        if whole {
             self.release_if_large();
         }
         Arc::clone(&self.rows)
@@ -204,11 +227,6 @@ impl CatalogState {
         if self.rows.len() + self.catalog.file().entries.len() >= LARGE_CATALOG_ROWS {
             crate::allocator::release_free_memory();
         }
-    }
-
-    /// The listing changed: merge again when next asked.
-    pub(super) fn rows_changed(&mut self) {
-        self.rows_stale = true;
     }
 
     /// Re-read the image root; ask for hashes of new or changed files.
@@ -243,6 +261,9 @@ impl CatalogState {
         let mut to_hash = Vec::new();
         for file in &scan {
             let seen = before.get(file.name.as_str());
+            if seen != Some(&file) {
+                self.touched.file(&file.name);
+            }
             let changed = seen.is_none_or(|old| {
                 old.size_bytes != file.size_bytes || old.modified != file.modified
             });
@@ -262,6 +283,7 @@ impl CatalogState {
         }
         let now: std::collections::BTreeSet<&str> = scan.iter().map(|f| f.name.as_str()).collect();
         for gone in before.keys().filter(|n| !now.contains(*n)) {
+            self.touched.file(gone);
             self.args.events.catalog(CatalogEvent::new(
                 CatalogEventKind::ImageRemoved,
                 gone,
@@ -269,7 +291,6 @@ impl CatalogState {
             ));
         }
         self.scan = scan;
-        self.rows_changed();
         for name in to_hash {
             self.args.hasher.enqueue_detached(&name);
         }
@@ -306,7 +327,7 @@ impl CatalogState {
             return;
         }
         file.sidecar = Sidecar::Fresh(sha256.to_owned());
-        self.rows_changed();
+        self.touched.file(name);
         self.args.events.catalog(CatalogEvent::new(
             CatalogEventKind::ImageHashed,
             name,
@@ -348,7 +369,9 @@ impl CatalogState {
         })?;
         written?;
         self.catalog = catalog;
-        self.rows_changed();
+        for image_ref in self.catalog.take_touched() {
+            self.touched.entry(image_ref);
+        }
         self.release_if_large();
         Ok(())
     }

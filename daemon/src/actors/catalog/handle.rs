@@ -69,7 +69,7 @@ impl CatalogHandle {
     }
 
     /// The merged rows.
-    pub async fn list(&self) -> Result<Arc<[Row]>, CatalogError> {
+    pub async fn list(&self) -> Result<Arc<Vec<Row>>, CatalogError> {
         self.ask(REQUEST, |reply| CatalogMessage::List { reply })
             .await
     }

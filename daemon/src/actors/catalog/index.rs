@@ -28,6 +28,9 @@ pub(super) struct IndexedCatalog {
     by_ref: HashMap<RefKey, usize>,
     /// Keys share the entries' names.
     by_name: HashMap<Arc<str>, usize>,
+    /// Refs of the entries added, replaced or removed since the last
+    /// `take_touched`: what the merged listing must follow.
+    touched: Vec<RefKey>,
 }
 
 /// The ref key of a src: sha256 of its canonical spelling.
@@ -54,6 +57,7 @@ impl IndexedCatalog {
             refs,
             by_ref: HashMap::new(),
             by_name: HashMap::new(),
+            touched: Vec::new(),
         };
         indexed.reindex();
         indexed
@@ -67,6 +71,7 @@ impl IndexedCatalog {
             file: parsed.file,
             by_ref: HashMap::new(),
             by_name: HashMap::new(),
+            touched: Vec::new(),
         };
         indexed.reindex();
         indexed
@@ -145,12 +150,14 @@ impl IndexedCatalog {
         self.by_name.entry(Arc::clone(&entry.name)).or_insert(index);
         self.refs.push(Some(key.0));
         self.file.entries.push(entry);
+        self.touched.push(key.0);
     }
 
     /// Replace entry `index` with one of the same src (an import's update):
     /// only its name can move in the index.
     pub(super) fn replace(&mut self, index: usize, entry: CatalogEntry) {
         let old = std::mem::replace(&mut self.file.entries[index], entry);
+        self.touched.extend(self.refs[index]);
         let new_name = &self.file.entries[index].name;
         if &old.name != new_name {
             if self.by_name.get(&old.name) == Some(&index) {
@@ -158,6 +165,12 @@ impl IndexedCatalog {
             }
             self.by_name.entry(Arc::clone(new_name)).or_insert(index);
         }
+    }
+
+    /// The refs of the entries added, replaced or removed since the last
+    /// call (the validators below change no row).
+    pub(super) fn take_touched(&mut self) -> Vec<Sha256Digest> {
+        std::mem::take(&mut self.touched)
     }
 
     /// Entry `index`'s record of its cached download's validators.
@@ -174,7 +187,7 @@ impl IndexedCatalog {
 
     /// Remove entry `index` (the indexes behind it shift: O(n)).
     pub(super) fn remove(&mut self, index: usize) -> CatalogEntry {
-        self.refs.remove(index);
+        self.touched.extend(self.refs.remove(index));
         let entry = self.file.entries.remove(index);
         self.reindex();
         entry

@@ -92,7 +92,7 @@ pub enum CatalogMessage {
     /// The merged rows (all of them; callers filter).
     List {
         /// The rows, shared: readers filter and page them outside the actor.
-        reply: RpcReplyPort<Arc<[Row]>>,
+        reply: RpcReplyPort<Arc<Vec<Row>>>,
     },
     /// The remote entries, in catalog.toml's order.
     ListEntries {

@@ -62,6 +62,7 @@ mod tests {
             },
             file_name: None,
             signed_by: None,
+            merged_refs: Box::new([]),
         }
     }
 

@@ -137,6 +137,7 @@ fn local_file_alone_has_one_local_source_and_no_actions() {
             actions: NONE,
             file_name: Some("a.img.gz".into()),
             signed_by: None,
+            merged_refs: Box::new([]),
         }]
     );
 }
@@ -180,6 +181,7 @@ fn pinned_remote_entry_uncached_can_be_fetched_and_deleted() {
             actions: FETCHABLE,
             file_name: None,
             signed_by: None,
+            merged_refs: Box::new([]),
         }]
     );
 }
@@ -420,4 +422,258 @@ fn unhashed_duplicate_learns_sha_from_pinned_twin() {
     assert_eq!(sha(&rows[0]).as_deref(), Some(SHA_A));
     assert_eq!(rows[0].id().to_hex(), SHA_A);
     assert_eq!(names(&rows[0]), ["Loose", "Pinned"]);
+}
+
+#[test]
+fn a_row_that_many_entries_collapse_into_lists_each_once_in_order() {
+    // 40 entries pinned to one sha256, each src twice: past the lists that
+    // are kept unique as they grow.
+    let entries: Vec<CatalogEntry> = (0..80)
+        .map(|i| {
+            let n = i % 40;
+            entry(
+                &format!("e{n}"),
+                &format!("https://a.test/{n}.img"),
+                Some(SHA_A),
+                None,
+            )
+        })
+        .collect();
+    let merged: Vec<MergeEntry<'_>> = entries
+        .iter()
+        .map(|e| mentry(e, SourceKind::Manifest))
+        .collect();
+    let rows = merge(&[], &merged);
+    assert_eq!(rows.len(), 1);
+    let expected: Vec<String> = (0..40).map(|n| format!("e{n}")).collect();
+    assert_eq!(names(&rows[0]), expected);
+    assert_eq!(rows[0].sources.len(), 40);
+    assert_eq!(rows[0].merged_refs.len(), 39, "every other ref, once");
+    assert!(!rows[0].merged_refs.contains(&rows[0].image_ref));
+}
+
+/// A small deterministic generator (xorshift64*): the same changes on every
+/// run, no dependency.
+struct Dice(u64);
+
+impl Dice {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        let x = self.0.wrapping_mul(0x2545_f491_4f6c_dd1d);
+        (x >> 33) as usize % n.max(1)
+    }
+
+    fn chance(&mut self, percent: usize) -> bool {
+        self.below(100) < percent
+    }
+}
+
+/// The world a listing is merged from, changed one step at a time with
+/// what each step touched recorded as the catalog actor records it.
+struct World {
+    files: std::collections::BTreeMap<String, ScannedFile>,
+    entries: Vec<(CatalogEntry, SourceKind)>,
+    touched: Touched,
+}
+
+const SHAS: [&str; 3] = [SHA_A, SHA_B, SHA_C];
+const PLAIN_NAMES: [&str; 5] = ["a.img", "b.img.gz", "c.img.xz", "d.qcow2", "e.img"];
+
+impl World {
+    fn sidecar(dice: &mut Dice) -> Sidecar {
+        match dice.below(5) {
+            0 => Sidecar::Missing,
+            1 => Sidecar::Stale(SHAS[dice.below(3)].to_owned()),
+            2 => Sidecar::Invalid,
+            _ => fresh(SHAS[dice.below(3)]),
+        }
+    }
+
+    fn put_file(&mut self, f: ScannedFile) {
+        self.touched.file(&f.name);
+        self.files.insert(f.name.clone(), f);
+    }
+
+    fn step(&mut self, dice: &mut Dice) {
+        match dice.below(9) {
+            // A plain file lands or changes.
+            0 => {
+                let name = PLAIN_NAMES[dice.below(PLAIN_NAMES.len())];
+                let sidecar = Self::sidecar(dice);
+                self.put_file(file(
+                    name,
+                    10 + dice.below(3) as u64,
+                    ImageFormat::Img,
+                    sidecar,
+                ));
+            }
+            // A file leaves.
+            1 => {
+                let names: Vec<String> = self.files.keys().cloned().collect();
+                if !names.is_empty() {
+                    let name = &names[dice.below(names.len())];
+                    self.files.remove(name);
+                    self.touched.file(name);
+                }
+            }
+            // A file is hashed.
+            2 => {
+                let names: Vec<String> = self.files.keys().cloned().collect();
+                if !names.is_empty() {
+                    let name = names[dice.below(names.len())].clone();
+                    let sha = SHAS[dice.below(3)];
+                    if let Some(f) = self.files.get_mut(&name) {
+                        f.sidecar = fresh(sha);
+                    }
+                    self.touched.file(&name);
+                }
+            }
+            // An entry is added (its src may be a local file's `file://`
+            // ref, or another entry's src).
+            3 | 4 => {
+                let n = dice.below(8);
+                let src = if dice.chance(20) {
+                    format!("file://{}", PLAIN_NAMES[dice.below(PLAIN_NAMES.len())])
+                } else {
+                    format!("https://x.test/{n}.img")
+                };
+                let pin = dice.chance(40).then(|| SHAS[dice.below(3)]);
+                let format = [None, Some("img.gz"), Some("qcow2")][dice.below(3)];
+                let e = entry(&format!("entry-{}", dice.below(10)), &src, pin, format);
+                let kind = if dice.chance(50) {
+                    SourceKind::Url
+                } else {
+                    SourceKind::Manifest
+                };
+                self.touched.entry(Sha256Digest::of(src.as_bytes()));
+                self.entries.push((e, kind));
+            }
+            // An entry is removed.
+            5 => {
+                if !self.entries.is_empty() {
+                    let (e, _) = self.entries.remove(dice.below(self.entries.len()));
+                    self.touched.entry(Sha256Digest::of(e.src.as_bytes()));
+                }
+            }
+            // An entry is updated in place (an import): name, pin, format.
+            6 => {
+                if !self.entries.is_empty() {
+                    let i = dice.below(self.entries.len());
+                    let old = &self.entries[i].0;
+                    let pin = dice.chance(40).then(|| SHAS[dice.below(3)]);
+                    let format = [None, Some("img.gz")][dice.below(2)];
+                    let e = entry(&format!("entry-{}", dice.below(10)), &old.src, pin, format);
+                    self.touched.entry(Sha256Digest::of(e.src.as_bytes()));
+                    self.entries[i].0 = e;
+                }
+            }
+            // An entry's bytes land in the cache, or leave it.
+            7 => {
+                if !self.entries.is_empty() {
+                    let (e, _) = &self.entries[dice.below(self.entries.len())];
+                    let f = cache_file_of(e, 1000, Self::sidecar(dice));
+                    if dice.chance(30) && self.files.contains_key(&f.name) {
+                        self.files.remove(&f.name);
+                        self.touched.file(&f.name);
+                    } else {
+                        self.put_file(f);
+                    }
+                }
+            }
+            // An orphaned cache-named file (no entry owns its ref).
+            _ => {
+                let orphan = entry(
+                    "orphan",
+                    &format!("https://gone.test/{}", dice.below(3)),
+                    None,
+                    None,
+                );
+                let sidecar = Self::sidecar(dice);
+                self.put_file(cache_file_of(&orphan, 5, sidecar));
+            }
+        }
+    }
+
+    fn scan(&self) -> Vec<ScannedFile> {
+        self.files.values().cloned().collect()
+    }
+}
+
+#[test]
+fn incremental_updates_give_exactly_the_whole_merge() {
+    let mut updated_in_place = 0;
+    for seed in 1..=300u64 {
+        let mut dice = Dice(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+        let mut world = World {
+            files: Default::default(),
+            entries: Vec::new(),
+            touched: Touched::none(),
+        };
+        let mut rows: Vec<Row> = Vec::new();
+        for step in 0..60 {
+            // Bursts: several changes before the listing is read again.
+            for _ in 0..=dice.below(3) {
+                world.step(&mut dice);
+            }
+            let scan = world.scan();
+            let entries: Vec<MergeEntry<'_>> = world
+                .entries
+                .iter()
+                .map(|(e, kind)| mentry(e, *kind))
+                .collect();
+            let touched = world.touched.take();
+            if !remerge(&mut rows, &scan, &entries, &touched) {
+                updated_in_place += 1;
+            }
+            let whole = merge(&scan, &entries);
+            assert_eq!(
+                rows, whole,
+                "seed {seed}, step {step}: the update for {touched:?} differs from a whole merge"
+            );
+        }
+    }
+    assert!(
+        updated_in_place > 10_000,
+        "only {updated_in_place} updates were incremental"
+    );
+}
+
+#[test]
+fn a_change_reaches_only_its_own_rows() {
+    // 1 000 unrelated files; one is hashed: the other rows are untouched
+    // (their names, moved into the new vector, are the same allocations).
+    let scan: Vec<ScannedFile> = (0..1000)
+        .map(|i| {
+            file(
+                &format!("f{i:04}.img"),
+                1,
+                ImageFormat::Img,
+                Sidecar::Missing,
+            )
+        })
+        .collect();
+    let mut rows = merge(&scan, &[]);
+    let before: Vec<*const str> = rows.iter().map(|r| Arc::as_ptr(&r.names[0])).collect();
+    let mut scan = scan;
+    scan[500].sidecar = fresh(SHA_A);
+    let mut touched = Touched::none();
+    touched.file("f0500.img");
+    assert!(!remerge(&mut rows, &scan, &[], &touched), "merged whole");
+    assert_eq!(rows, merge(&scan, &[]));
+    let after: std::collections::HashSet<*const str> =
+        rows.iter().map(|r| Arc::as_ptr(&r.names[0])).collect();
+    let kept = before.iter().filter(|p| after.contains(p)).count();
+    assert_eq!(kept, 999, "only the hashed file's row is rebuilt");
+}
+
+#[test]
+fn too_many_changes_are_not_tracked_one_by_one() {
+    let mut touched = Touched::none();
+    for i in 0..=(1 << 16) {
+        touched.file(&format!("f{i}"));
+    }
+    assert_eq!(touched, Touched::everything());
+    assert!(!touched.is_empty());
 }
