@@ -113,7 +113,10 @@ pub fn remerge(
         return false;
     }
     let mut reach = Reach::new(rows.len(), entries.len(), touched);
-    reach.close(rows, scan, entries);
+    if !reach.close(rows, scan, entries) {
+        *rows = merge(scan, entries);
+        return true;
+    }
 
     // The reached groups, collapsed again in merge's order: unowned files
     // in scan order, then entries in catalog order.
@@ -158,6 +161,10 @@ pub fn remerge(
     false
 }
 
+/// Passes over the rows and entries before an update gives up and merges
+/// everything (real changes settle in two or three).
+const PASSES_MAX: usize = 8;
+
 /// Up to this many new rows are put in place by binary search (a move of
 /// the rows behind each); more are sorted in.
 const INSERTED_ONE_BY_ONE_MAX: usize = 16;
@@ -172,7 +179,7 @@ struct Reach {
     keys: BTreeSet<Sha256Digest>,
     /// Files reached, by name (present in the scan or not).
     files: BTreeSet<String>,
-    /// Files reached in the last pass, whose keys are not followed yet.
+    /// Files reached whose keys are not followed yet.
     new_files: Vec<String>,
     /// `rows[i]` is reached (the old row is replaced).
     rows: Vec<bool>,
@@ -184,37 +191,43 @@ struct Reach {
 
 impl Reach {
     fn new(rows: usize, entries: usize, touched: &Touched) -> Self {
-        Self {
-            keys: touched.refs.iter().copied().collect(),
+        let mut reach = Self {
+            keys: touched.refs.clone(),
             files: BTreeSet::new(),
-            new_files: touched.files.iter().cloned().collect(),
+            new_files: Vec::new(),
             rows: vec![false; rows],
             entries: vec![false; entries],
             entry_hits: Vec::new(),
+        };
+        for name in &touched.files {
+            reach.reach_file(name);
         }
+        reach
     }
 
-    /// Note a file reached; true if it is new.
-    fn reach_file(&mut self, name: &str) -> bool {
-        if self.files.contains(name) || self.new_files.iter().any(|n| n == name) {
-            return false;
+    /// Note a file reached (once).
+    fn reach_file(&mut self, name: &str) {
+        if !self.files.contains(name) {
+            self.files.insert(name.to_owned());
+            self.new_files.push(name.to_owned());
         }
-        self.new_files.push(name.to_owned());
-        true
     }
 
     /// Follow keys to rows, entries and files until a pass finds nothing
-    /// new.
-    fn close(&mut self, rows: &[Row], scan: &[ScannedFile], entries: &[MergeEntry<'_>]) {
-        loop {
+    /// new; false if that takes more than `PASSES_MAX` passes (a long
+    /// chain of groups: merging everything is then cheaper, and no
+    /// catalog can make an update cost O(n) passes).
+    fn close(&mut self, rows: &[Row], scan: &[ScannedFile], entries: &[MergeEntry<'_>]) -> bool {
+        for _ in 0..PASSES_MAX {
             let mut grew = self.follow_new_files(scan, entries);
             grew |= self.reach_rows(rows);
             grew |= self.reach_entries(scan, entries);
             self.reach_cache_files(scan);
             if !grew && self.new_files.is_empty() {
-                return;
+                return true;
             }
         }
+        false
     }
 
     /// A reached file brings its local ref and the sha256 its sidecar
@@ -234,7 +247,6 @@ impl Reach {
             {
                 grew |= self.keys.insert(sha);
             }
-            self.files.insert(name);
         }
         if !prefixes.is_empty() {
             for e in entries {
