@@ -4,7 +4,7 @@
 use super::entries::ORIGIN_URL;
 use super::error::{CatalogError, LoadError};
 use super::index::IndexedCatalog;
-use super::messages::CatalogMessage;
+use super::messages::{CatalogMessage, ScanOutcome};
 use crate::actors::Unavailable;
 use crate::actors::hasher::HasherHandle;
 use crate::events::{CatalogEvent, CatalogEventKind, EventBus};
@@ -62,6 +62,39 @@ pub struct CatalogState {
     touched: Touched,
     /// Cache files being downloaded: hashed inline, never by the hasher.
     pub(super) arriving: std::collections::BTreeSet<String>,
+    /// Scans of the image root, in the order they were started.
+    scans: ScanOrder,
+    /// This actor, for the results of work it runs off its mailbox.
+    myself: ActorRef<CatalogMessage>,
+}
+
+/// Scans run both off the mailbox (the watcher's) and awaited (an
+/// operation that must see the disk before it replies): each is numbered
+/// when started, and only a scan newer than the adopted one is adopted.
+#[derive(Debug, Default)]
+struct ScanOrder {
+    started: u64,
+    adopted: u64,
+    /// A scan is running off the mailbox.
+    in_background: bool,
+    /// Another rescan was asked for while it ran: run one more after it.
+    again: bool,
+}
+
+impl ScanOrder {
+    fn start(&mut self) -> u64 {
+        self.started += 1;
+        self.started
+    }
+
+    /// Whether scan `seq` is newer than what was adopted (and is adopted).
+    fn adopt(&mut self, seq: u64) -> bool {
+        let newer = seq > self.adopted;
+        if newer {
+            self.adopted = seq;
+        }
+        newer
+    }
 }
 
 impl Actor for CatalogActor {
@@ -71,7 +104,7 @@ impl Actor for CatalogActor {
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         args: CatalogArgs,
     ) -> Result<CatalogState, ActorProcessingErr> {
         // Reading and indexing catalog.toml and scanning the image root
@@ -99,7 +132,11 @@ impl Actor for CatalogActor {
             rows: Arc::default(),
             touched: Touched::everything(),
             arriving: std::collections::BTreeSet::new(),
+            scans: ScanOrder::default(),
+            myself,
         };
+        let seq = state.scans.start();
+        state.scans.adopt(seq);
         state.take_scan(scanning.await);
         state.rows();
         Ok(state)
@@ -130,7 +167,8 @@ impl Actor for CatalogActor {
             CatalogMessage::Export { base_url, reply } => {
                 let _ = reply.send(export_catalog(&state.rows(), &base_url));
             }
-            CatalogMessage::Rescan => state.rescan().await,
+            CatalogMessage::Rescan => state.rescan_in_background(),
+            CatalogMessage::Scanned { seq, scanned } => state.scanned_in_background(seq, scanned),
             CatalogMessage::ImageHashed { name, sha256 } => {
                 state.image_hashed(&name, &sha256).await;
             }
@@ -234,17 +272,49 @@ impl CatalogState {
     /// actor waits for it (its state must follow the disk before the next
     /// message), the runtime's threads do not.
     pub(super) async fn rescan(&mut self) {
+        let seq = self.scans.start();
         let root = self.args.image_root.clone();
         let scanned = tokio::task::spawn_blocking(move || scan_image_root(&root)).await;
-        self.take_scan(scanned);
+        if self.scans.adopt(seq) {
+            self.take_scan(scanned);
+        }
+    }
+
+    /// The watcher's rescan: the scan runs off the mailbox and comes back
+    /// as `Scanned`, so a slow disk or a large root never holds up a
+    /// listing or a lookup. At most one runs at a time; asks that arrive
+    /// meanwhile are folded into one more scan after it.
+    fn rescan_in_background(&mut self) {
+        if self.scans.in_background {
+            self.scans.again = true;
+            return;
+        }
+        self.scans.in_background = true;
+        let seq = self.scans.start();
+        let root = self.args.image_root.clone();
+        let myself = self.myself.clone();
+        tokio::spawn(async move {
+            let scanned = tokio::task::spawn_blocking(move || scan_image_root(&root)).await;
+            // Gone only when the catalog stopped: its successor scans anew.
+            let _ = myself.cast(CatalogMessage::Scanned { seq, scanned });
+        });
+    }
+
+    /// A background scan finished: adopt it unless an awaited scan started
+    /// later was adopted already.
+    fn scanned_in_background(&mut self, seq: u64, scanned: ScanOutcome) {
+        self.scans.in_background = false;
+        if self.scans.adopt(seq) {
+            self.take_scan(scanned);
+        }
+        if std::mem::take(&mut self.scans.again) {
+            self.rescan_in_background();
+        }
     }
 
     /// Adopt a scan of the image root: events for files that came and
     /// went, hashes asked for new or changed files.
-    fn take_scan(
-        &mut self,
-        scanned: Result<std::io::Result<Vec<ScannedFile>>, tokio::task::JoinError>,
-    ) {
+    fn take_scan(&mut self, scanned: ScanOutcome) {
         let scan = match scanned {
             Ok(Ok(scan)) => scan,
             Ok(Err(e)) => {
@@ -258,6 +328,10 @@ impl CatalogState {
         };
         let before: BTreeMap<&str, &ScannedFile> =
             self.scan.iter().map(|f| (f.name.as_str(), f)).collect();
+        // Every scan but the one at start-up announces what appeared (the
+        // scan before being empty is no sign of start-up: a first file
+        // dropped into an empty root is news to the page too).
+        let announce = self.scans.adopted > 1;
         let mut to_hash = Vec::new();
         for file in &scan {
             let seen = before.get(file.name.as_str());
@@ -267,7 +341,7 @@ impl CatalogState {
             let changed = seen.is_none_or(|old| {
                 old.size_bytes != file.size_bytes || old.modified != file.modified
             });
-            if seen.is_none() && !self.scan.is_empty() {
+            if seen.is_none() && announce {
                 self.args.events.catalog(CatalogEvent::new(
                     CatalogEventKind::ImageAppeared,
                     &file.name,
@@ -447,7 +521,7 @@ mod tests {
         let (catalog, actor, events) = spawn_catalog(dir.path(), None).await;
         std::fs::write(root.join("second.img"), b"22").unwrap();
         catalog.rescan();
-        let rows = catalog.list().await.unwrap();
+        let rows = listed(&catalog, 2).await;
         assert_eq!(rows.len(), 2);
         assert!(
             rows.iter().all(|r| r.sha256.is_none()),
@@ -463,12 +537,55 @@ mod tests {
         assert_eq!(second.sha256.map(|d| d.to_hex()), Some(sha.clone()));
         std::fs::remove_file(root.join("first.img")).unwrap();
         catalog.rescan();
-        assert_eq!(catalog.list().await.unwrap().len(), 1);
+        assert_eq!(listed(&catalog, 1).await.len(), 1);
         assert_eq!(
             kinds(&events),
             ["image.appeared", "image.hashed", "image.removed"]
         );
         actor.stop(None);
+    }
+
+    /// The rows once the listing has `n` of them (a rescan asked for by
+    /// the watcher runs off the mailbox), or after 5 s whatever it has.
+    async fn listed(catalog: &CatalogHandle, n: usize) -> Arc<Vec<Row>> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let rows = catalog.list().await.unwrap();
+            if rows.len() == n || tokio::time::Instant::now() > deadline {
+                return rows;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn rescans_asked_in_a_burst_run_off_the_mailbox_and_settle_on_the_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("images");
+        std::fs::create_dir_all(&root).unwrap();
+        let (catalog, actor, events) = spawn_catalog(dir.path(), None).await;
+        for i in 0..20 {
+            std::fs::write(root.join(format!("f{i:02}.img")), [i]).unwrap();
+            catalog.rescan();
+            // The mailbox keeps answering while scans run.
+            catalog.list().await.unwrap();
+        }
+        let rows = listed(&catalog, 20).await;
+        assert_eq!(rows.len(), 20);
+        // Each file appeared once, however the scans overlapped.
+        assert_eq!(kinds(&events), vec!["image.appeared"; 20]);
+        actor.stop(None);
+    }
+
+    #[test]
+    fn only_a_scan_newer_than_the_adopted_one_is_adopted() {
+        let mut scans = ScanOrder::default();
+        let background = scans.start();
+        let awaited = scans.start();
+        assert!(scans.adopt(awaited), "the awaited scan, started later");
+        assert!(!scans.adopt(background), "an older scan finishing late");
+        let next = scans.start();
+        assert!(scans.adopt(next));
     }
 
     #[tokio::test]

@@ -5,6 +5,7 @@ use super::import::ImportReport;
 use crate::domain::{DownloadSpec, Downloaded, LocalImage};
 use bty_store::catalog_file::{CatalogEntry, ParsedCatalog};
 use bty_store::merge::Row;
+use bty_store::scan::ScannedFile;
 use ractor::RpcReplyPort;
 use std::sync::Arc;
 
@@ -86,6 +87,9 @@ pub struct CacheDeleted {
     pub file_name: String,
 }
 
+/// A scan of the image root run on the blocking pool.
+pub(crate) type ScanOutcome = Result<std::io::Result<Vec<ScannedFile>>, tokio::task::JoinError>;
+
 /// Requests and notifications.
 #[derive(Debug)]
 pub enum CatalogMessage {
@@ -127,8 +131,17 @@ pub enum CatalogMessage {
         /// catalog.toml text.
         reply: RpcReplyPort<String>,
     },
-    /// The image root changed on disk (from the directory watcher).
+    /// The image root changed on disk (from the directory watcher): scan
+    /// it off the mailbox.
     Rescan,
+    /// A scan the catalog started off the mailbox finished (sent by the
+    /// catalog to itself).
+    Scanned {
+        /// The scan's place in the order scans were started.
+        seq: u64,
+        /// What it found.
+        scanned: ScanOutcome,
+    },
     /// The hasher wrote a sidecar.
     ImageHashed {
         /// File name.
