@@ -4,17 +4,16 @@
 use super::entries::ORIGIN_URL;
 use super::error::{CatalogError, LoadError};
 use super::index::IndexedCatalog;
-use super::messages::{CatalogMessage, ScanOutcome};
+use super::messages::CatalogMessage;
+use super::scanning::ScanOrder;
 use crate::actors::Unavailable;
 use crate::actors::hasher::HasherHandle;
-use crate::events::{CatalogEvent, CatalogEventKind, EventBus};
+use crate::events::EventBus;
 use bty_store::catalog_file::{CatalogFile, ParsedCatalog};
 use bty_store::merge::{MergeEntry, Row, SourceKind, Touched, remerge};
 use bty_store::scan::{ScannedFile, scan_image_root};
-use bty_store::sidecar::Sidecar;
 use bty_store::{atomic::write_atomic, export::export_catalog};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -59,42 +58,13 @@ pub struct CatalogState {
     /// asked for after changes (`touched`), so a burst of changes merges
     /// once, and only the rows the changes reach.
     rows: Arc<Vec<Row>>,
-    touched: Touched,
+    pub(super) touched: Touched,
     /// Cache files being downloaded: hashed inline, never by the hasher.
     pub(super) arriving: std::collections::BTreeSet<String>,
     /// Scans of the image root, in the order they were started.
-    scans: ScanOrder,
+    pub(super) scans: ScanOrder,
     /// This actor, for the results of work it runs off its mailbox.
-    myself: ActorRef<CatalogMessage>,
-}
-
-/// Scans run both off the mailbox (the watcher's) and awaited (an
-/// operation that must see the disk before it replies): each is numbered
-/// when started, and only a scan newer than the adopted one is adopted.
-#[derive(Debug, Default)]
-struct ScanOrder {
-    started: u64,
-    adopted: u64,
-    /// A scan is running off the mailbox.
-    in_background: bool,
-    /// Another rescan was asked for while it ran: run one more after it.
-    again: bool,
-}
-
-impl ScanOrder {
-    fn start(&mut self) -> u64 {
-        self.started += 1;
-        self.started
-    }
-
-    /// Whether scan `seq` is newer than what was adopted (and is adopted).
-    fn adopt(&mut self, seq: u64) -> bool {
-        let newer = seq > self.adopted;
-        if newer {
-            self.adopted = seq;
-        }
-        newer
-    }
+    pub(super) myself: ActorRef<CatalogMessage>,
 }
 
 impl Actor for CatalogActor {
@@ -267,155 +237,6 @@ impl CatalogState {
         }
     }
 
-    /// Re-read the image root; ask for hashes of new or changed files.
-    /// The listing and stat of every file runs on the blocking pool: the
-    /// actor waits for it (its state must follow the disk before the next
-    /// message), the runtime's threads do not.
-    pub(super) async fn rescan(&mut self) {
-        let seq = self.scans.start();
-        let root = self.args.image_root.clone();
-        let scanned = tokio::task::spawn_blocking(move || scan_image_root(&root)).await;
-        if self.scans.adopt(seq) {
-            self.take_scan(scanned);
-        }
-    }
-
-    /// The watcher's rescan: the scan runs off the mailbox and comes back
-    /// as `Scanned`, so a slow disk or a large root never holds up a
-    /// listing or a lookup. At most one runs at a time; asks that arrive
-    /// meanwhile are folded into one more scan after it.
-    fn rescan_in_background(&mut self) {
-        if self.scans.in_background {
-            self.scans.again = true;
-            return;
-        }
-        self.scans.in_background = true;
-        let seq = self.scans.start();
-        let root = self.args.image_root.clone();
-        let myself = self.myself.clone();
-        tokio::spawn(async move {
-            let scanned = tokio::task::spawn_blocking(move || scan_image_root(&root)).await;
-            // Gone only when the catalog stopped: its successor scans anew.
-            let _ = myself.cast(CatalogMessage::Scanned { seq, scanned });
-        });
-    }
-
-    /// A background scan finished: adopt it unless an awaited scan started
-    /// later was adopted already.
-    fn scanned_in_background(&mut self, seq: u64, scanned: ScanOutcome) {
-        self.scans.in_background = false;
-        if self.scans.adopt(seq) {
-            self.take_scan(scanned);
-        }
-        if std::mem::take(&mut self.scans.again) {
-            self.rescan_in_background();
-        }
-    }
-
-    /// Adopt a scan of the image root: events for files that came and
-    /// went, hashes asked for new or changed files.
-    fn take_scan(&mut self, scanned: ScanOutcome) {
-        let scan = match scanned {
-            Ok(Ok(scan)) => scan,
-            Ok(Err(e)) => {
-                tracing::error!(root = %self.args.image_root.display(), error = %e, "cannot scan the image root");
-                return;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "the image root scan did not finish");
-                return;
-            }
-        };
-        let before: BTreeMap<&str, &ScannedFile> =
-            self.scan.iter().map(|f| (f.name.as_str(), f)).collect();
-        // Every scan but the one at start-up announces what appeared (the
-        // scan before being empty is no sign of start-up: a first file
-        // dropped into an empty root is news to the page too).
-        let announce = self.scans.adopted > 1;
-        let mut to_hash = Vec::new();
-        for file in &scan {
-            let seen = before.get(file.name.as_str());
-            if seen != Some(&file) {
-                self.touched.file(&file.name);
-            }
-            let changed = seen.is_none_or(|old| {
-                old.size_bytes != file.size_bytes || old.modified != file.modified
-            });
-            if seen.is_none() && announce {
-                self.args.events.catalog(CatalogEvent::new(
-                    CatalogEventKind::ImageAppeared,
-                    &file.name,
-                    format!("{} appeared in the image root", file.name),
-                ));
-            }
-            if changed
-                && !matches!(file.sidecar, Sidecar::Fresh(_))
-                && !self.arriving.contains(&file.name)
-            {
-                to_hash.push(file.name.clone());
-            }
-        }
-        let now: std::collections::BTreeSet<&str> = scan.iter().map(|f| f.name.as_str()).collect();
-        for gone in before.keys().filter(|n| !now.contains(*n)) {
-            self.touched.file(gone);
-            self.args.events.catalog(CatalogEvent::new(
-                CatalogEventKind::ImageRemoved,
-                gone,
-                format!("{gone} left the image root"),
-            ));
-        }
-        self.scan = scan;
-        for name in to_hash {
-            self.args.hasher.enqueue_detached(&name);
-        }
-    }
-
-    /// An upload landed: list it with the sha256 its sidecar records. A
-    /// file changed since (the sidecar no longer fresh) is hashed again,
-    /// as the name is no longer expected.
-    async fn uploaded(&mut self, name: &str, sha256: &str) {
-        self.arriving.remove(name);
-        self.rescan().await;
-        let listed = self.scan.iter().find(|f| f.name == name);
-        if !listed.is_some_and(|f| f.sidecar == Sidecar::Fresh(sha256.to_owned())) {
-            tracing::info!(name, "an uploaded file changed before it was listed");
-        }
-    }
-
-    fn requeue_unhashed(&self) {
-        for file in &self.scan {
-            if !matches!(file.sidecar, Sidecar::Fresh(_)) && !self.arriving.contains(&file.name) {
-                self.args.hasher.enqueue_detached(&file.name);
-            }
-        }
-    }
-
-    async fn image_hashed(&mut self, name: &str, sha256: &str) {
-        let found = self.scan.binary_search_by(|f| f.name.as_str().cmp(name));
-        let Some(file) = found.ok().and_then(|i| self.scan.get_mut(i)) else {
-            // Not scanned yet (it just appeared): a rescan picks it up.
-            self.rescan().await;
-            return;
-        };
-        if file.sidecar == Sidecar::Fresh(sha256.to_owned()) {
-            return;
-        }
-        file.sidecar = Sidecar::Fresh(sha256.to_owned());
-        self.touched.file(name);
-        self.args.events.catalog(CatalogEvent::new(
-            CatalogEventKind::ImageHashed,
-            name,
-            format!("{name} hashed: sha256 {}", &sha256[..sha256.len().min(12)]),
-        ));
-    }
-
-    /// The scanned file named `name`. The scan is sorted by name (byte
-    /// order): O(log n).
-    pub(super) fn scanned(&self, name: &str) -> Option<&ScannedFile> {
-        let found = self.scan.binary_search_by(|f| f.name.as_str().cmp(name));
-        found.ok().and_then(|i| self.scan.get(i))
-    }
-
     pub(super) fn ensure_writable(&self) -> Result<(), CatalogError> {
         match &self.load_error {
             Some(reason) => Err(CatalogError::ReadOnly {
@@ -472,6 +293,7 @@ mod tests {
     use super::*;
     use crate::actors::catalog::{AddEntry, CatalogHandle};
     use crate::actors::slot::ActorSlot;
+    use crate::domain::Downloaded;
     use bty_store::digest::sha256_bytes;
     use bty_store::sidecar::install_with_sidecar;
 
@@ -577,17 +399,6 @@ mod tests {
         actor.stop(None);
     }
 
-    #[test]
-    fn only_a_scan_newer_than_the_adopted_one_is_adopted() {
-        let mut scans = ScanOrder::default();
-        let background = scans.start();
-        let awaited = scans.start();
-        assert!(scans.adopt(awaited), "the awaited scan, started later");
-        assert!(!scans.adopt(background), "an older scan finishing late");
-        let next = scans.start();
-        assert!(scans.adopt(next));
-    }
-
     #[tokio::test]
     async fn a_cache_file_being_downloaded_is_not_deleted_until_its_arrival_ends() {
         let dir = tempfile::tempdir().unwrap();
@@ -610,6 +421,41 @@ mod tests {
         let again = catalog.delete_cache("a.img").await.unwrap();
         assert!(!again.deleted && again.reason == "not cached", "{again:?}");
         assert!(kinds(&events).iter().any(|k| k == "cache.deleted"));
+        actor.stop(None);
+    }
+
+    #[tokio::test]
+    async fn a_landed_download_fills_its_row_and_is_no_new_row_to_announce() {
+        let dir = tempfile::tempdir().unwrap();
+        let toml = "version = 1\n\n[[images]]\nname = \"a.img\"\nsrc = \"https://h/a.img\"\n";
+        let (catalog, actor, events) = spawn_catalog(dir.path(), Some(toml)).await;
+        let root = dir.path().join("images");
+        std::fs::write(root.join("other.img"), b"o").unwrap();
+        catalog.rescan();
+        listed(&catalog, 2).await;
+        let spec = catalog.download_spec("a.img", false).await.unwrap();
+        catalog.expect_arrival(&spec.cache_file_name).await.unwrap();
+        let sha = sha256_bytes(b"bytes");
+        let staged = dir.path().join("staged");
+        std::fs::write(&staged, b"bytes").unwrap();
+        install_with_sidecar(&staged, &root.join(&spec.cache_file_name), &sha).unwrap();
+        // The watcher sees the file land before the downloader reports it.
+        catalog.rescan();
+        catalog.downloaded(Downloaded {
+            image_ref: spec.image_ref.clone(),
+            cache_file_name: spec.cache_file_name.clone(),
+            sha256: sha.clone(),
+            etag: None,
+            last_modified: None,
+        });
+        let rows = catalog.list().await.unwrap();
+        let row = rows.iter().find(|r| r.first_name() == "a.img").unwrap();
+        assert!(row.cached, "{row:?}");
+        assert_eq!(
+            kinds(&events),
+            ["image.appeared", "cache.populated"],
+            "other.img appeared; the landed cache file did not"
+        );
         actor.stop(None);
     }
 

@@ -78,7 +78,6 @@ impl CatalogState {
     }
 
     pub(super) async fn downloaded(&mut self, done: Downloaded) {
-        self.arriving.remove(&done.cache_file_name);
         let index = self.catalog.position_of_ref(&done.image_ref);
         if let Some(index) = index
             && self.load_error.is_none()
@@ -91,7 +90,10 @@ impl CatalogState {
                 tracing::warn!(error = %crate::chain::Chain(&e), "cannot record download validators");
             }
         }
+        // Still expected while listed: the file fills its entry's row
+        // (cache.populated below), it is no new row to announce.
         self.rescan().await;
+        self.arriving.remove(&done.cache_file_name);
         self.args.events.catalog(CatalogEvent::new(
             CatalogEventKind::CachePopulated,
             &done.cache_file_name,

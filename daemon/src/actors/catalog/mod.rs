@@ -11,6 +11,7 @@ mod handle;
 mod import;
 mod index;
 mod messages;
+mod scanning;
 
 pub use actor::{CatalogActor, CatalogArgs};
 pub use error::CatalogError;

@@ -1,0 +1,208 @@
+//! The catalog's side of the image root: scans (awaited, or run off the
+//! mailbox for the watcher and adopted in the order they were started),
+//! what a scan tells (files that came, went or changed; hashes to ask
+//! for), and hashes and uploads as they are reported.
+
+use super::actor::CatalogState;
+use super::messages::{CatalogMessage, ScanOutcome};
+use crate::events::{CatalogEvent, CatalogEventKind};
+use bty_store::scan::{ScannedFile, scan_image_root};
+use bty_store::sidecar::Sidecar;
+use std::collections::BTreeMap;
+
+/// Scans run both off the mailbox (the watcher's) and awaited (an
+/// operation that must see the disk before it replies): each is numbered
+/// when started, and only a scan newer than the adopted one is adopted.
+#[derive(Debug, Default)]
+pub(super) struct ScanOrder {
+    started: u64,
+    pub(super) adopted: u64,
+    /// A scan is running off the mailbox.
+    in_background: bool,
+    /// Another rescan was asked for while it ran: run one more after it.
+    again: bool,
+}
+
+impl ScanOrder {
+    pub(super) fn start(&mut self) -> u64 {
+        self.started += 1;
+        self.started
+    }
+
+    /// Whether scan `seq` is newer than what was adopted (and is adopted).
+    pub(super) fn adopt(&mut self, seq: u64) -> bool {
+        let newer = seq > self.adopted;
+        if newer {
+            self.adopted = seq;
+        }
+        newer
+    }
+}
+
+impl CatalogState {
+    /// Re-read the image root; ask for hashes of new or changed files.
+    /// The listing and stat of every file runs on the blocking pool: the
+    /// actor waits for it (its state must follow the disk before the next
+    /// message), the runtime's threads do not.
+    pub(super) async fn rescan(&mut self) {
+        let seq = self.scans.start();
+        let root = self.args.image_root.clone();
+        let scanned = tokio::task::spawn_blocking(move || scan_image_root(&root)).await;
+        if self.scans.adopt(seq) {
+            self.take_scan(scanned);
+        }
+    }
+
+    /// The watcher's rescan: the scan runs off the mailbox and comes back
+    /// as `Scanned`, so a slow disk or a large root never holds up a
+    /// listing or a lookup. At most one runs at a time; asks that arrive
+    /// meanwhile are folded into one more scan after it.
+    pub(super) fn rescan_in_background(&mut self) {
+        if self.scans.in_background {
+            self.scans.again = true;
+            return;
+        }
+        self.scans.in_background = true;
+        let seq = self.scans.start();
+        let root = self.args.image_root.clone();
+        let myself = self.myself.clone();
+        tokio::spawn(async move {
+            let scanned = tokio::task::spawn_blocking(move || scan_image_root(&root)).await;
+            // Gone only when the catalog stopped: its successor scans anew.
+            let _ = myself.cast(CatalogMessage::Scanned { seq, scanned });
+        });
+    }
+
+    /// A background scan finished: adopt it unless an awaited scan started
+    /// later was adopted already.
+    pub(super) fn scanned_in_background(&mut self, seq: u64, scanned: ScanOutcome) {
+        self.scans.in_background = false;
+        if self.scans.adopt(seq) {
+            self.take_scan(scanned);
+        }
+        if std::mem::take(&mut self.scans.again) {
+            self.rescan_in_background();
+        }
+    }
+
+    /// Adopt a scan of the image root: events for files that came and
+    /// went, hashes asked for new or changed files.
+    pub(super) fn take_scan(&mut self, scanned: ScanOutcome) {
+        let scan = match scanned {
+            Ok(Ok(scan)) => scan,
+            Ok(Err(e)) => {
+                tracing::error!(root = %self.args.image_root.display(), error = %e, "cannot scan the image root");
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the image root scan did not finish");
+                return;
+            }
+        };
+        let before: BTreeMap<&str, &ScannedFile> =
+            self.scan.iter().map(|f| (f.name.as_str(), f)).collect();
+        // Every scan but the one at start-up announces what appeared (the
+        // scan before being empty is no sign of start-up: a first file
+        // dropped into an empty root is news to the page too), except
+        // files a download is landing: they fill their entry's row.
+        let announce = self.scans.adopted > 1;
+        let mut to_hash = Vec::new();
+        for file in &scan {
+            let seen = before.get(file.name.as_str());
+            if seen != Some(&file) {
+                self.touched.file(&file.name);
+            }
+            let changed = seen.is_none_or(|old| {
+                old.size_bytes != file.size_bytes || old.modified != file.modified
+            });
+            if seen.is_none() && announce && !self.arriving.contains(&file.name) {
+                self.args.events.catalog(CatalogEvent::new(
+                    CatalogEventKind::ImageAppeared,
+                    &file.name,
+                    format!("{} appeared in the image root", file.name),
+                ));
+            }
+            if changed
+                && !matches!(file.sidecar, Sidecar::Fresh(_))
+                && !self.arriving.contains(&file.name)
+            {
+                to_hash.push(file.name.clone());
+            }
+        }
+        let now: std::collections::BTreeSet<&str> = scan.iter().map(|f| f.name.as_str()).collect();
+        for gone in before.keys().filter(|n| !now.contains(*n)) {
+            self.touched.file(gone);
+            self.args.events.catalog(CatalogEvent::new(
+                CatalogEventKind::ImageRemoved,
+                gone,
+                format!("{gone} left the image root"),
+            ));
+        }
+        self.scan = scan;
+        for name in to_hash {
+            self.args.hasher.enqueue_detached(&name);
+        }
+    }
+
+    /// An upload landed: list it with the sha256 its sidecar records. A
+    /// file changed since (the sidecar no longer fresh) is hashed again,
+    /// as the name is no longer expected.
+    pub(super) async fn uploaded(&mut self, name: &str, sha256: &str) {
+        self.arriving.remove(name);
+        self.rescan().await;
+        let listed = self.scan.iter().find(|f| f.name == name);
+        if !listed.is_some_and(|f| f.sidecar == Sidecar::Fresh(sha256.to_owned())) {
+            tracing::info!(name, "an uploaded file changed before it was listed");
+        }
+    }
+
+    pub(super) fn requeue_unhashed(&self) {
+        for file in &self.scan {
+            if !matches!(file.sidecar, Sidecar::Fresh(_)) && !self.arriving.contains(&file.name) {
+                self.args.hasher.enqueue_detached(&file.name);
+            }
+        }
+    }
+
+    pub(super) async fn image_hashed(&mut self, name: &str, sha256: &str) {
+        let found = self.scan.binary_search_by(|f| f.name.as_str().cmp(name));
+        let Some(file) = found.ok().and_then(|i| self.scan.get_mut(i)) else {
+            // Not scanned yet (it just appeared): a rescan picks it up.
+            self.rescan().await;
+            return;
+        };
+        if file.sidecar == Sidecar::Fresh(sha256.to_owned()) {
+            return;
+        }
+        file.sidecar = Sidecar::Fresh(sha256.to_owned());
+        self.touched.file(name);
+        self.args.events.catalog(CatalogEvent::new(
+            CatalogEventKind::ImageHashed,
+            name,
+            format!("{name} hashed: sha256 {}", &sha256[..sha256.len().min(12)]),
+        ));
+    }
+
+    /// The scanned file named `name`. The scan is sorted by name (byte
+    /// order): O(log n).
+    pub(super) fn scanned(&self, name: &str) -> Option<&ScannedFile> {
+        let found = self.scan.binary_search_by(|f| f.name.as_str().cmp(name));
+        found.ok().and_then(|i| self.scan.get(i))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_scan_newer_than_the_adopted_one_is_adopted() {
+        let mut scans = ScanOrder::default();
+        let background = scans.start();
+        let awaited = scans.start();
+        assert!(scans.adopt(awaited), "the awaited scan, started later");
+        assert!(!scans.adopt(background), "an older scan finishing late");
+        let next = scans.start();
+        assert!(scans.adopt(next));
+    }
+}
