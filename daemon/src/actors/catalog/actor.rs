@@ -5,13 +5,13 @@ use super::entries::ORIGIN_URL;
 use super::error::{CatalogError, LoadError};
 use super::index::IndexedCatalog;
 use super::messages::CatalogMessage;
-use super::scanning::ScanOrder;
+use super::scanning::{ScanOrder, scan_off_runtime};
 use crate::actors::Unavailable;
 use crate::actors::hasher::HasherHandle;
 use crate::events::EventBus;
 use bty_store::catalog_file::{CatalogFile, ParsedCatalog};
 use bty_store::merge::{MergeEntry, Row, SourceKind, Touched, remerge};
-use bty_store::scan::{ScannedFile, scan_image_root};
+use bty_store::scan::ScannedFile;
 use bty_store::{atomic::write_atomic, export::export_catalog};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::path::{Path, PathBuf};
@@ -80,7 +80,7 @@ impl Actor for CatalogActor {
         // Reading and indexing catalog.toml and scanning the image root
         // are independent: they run side by side on the blocking pool.
         let root = args.image_root.clone();
-        let scanning = tokio::task::spawn_blocking(move || scan_image_root(&root));
+        let scanning = tokio::spawn(scan_off_runtime(root));
         let (path, max_bytes) = (args.catalog_path.clone(), args.max_catalog_bytes);
         let (catalog, load_error) = tokio::task::spawn_blocking(move || {
             let (parsed, load_error) = match load_catalog(&path, max_bytes) {
@@ -107,7 +107,7 @@ impl Actor for CatalogActor {
         };
         let seq = state.scans.start();
         state.scans.adopt(seq);
-        state.take_scan(scanning.await);
+        state.take_scan(scanning.await.and_then(|outcome| outcome));
         state.rows();
         Ok(state)
     }

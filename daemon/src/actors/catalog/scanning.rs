@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 #[derive(Debug, Default)]
 pub(super) struct ScanOrder {
     started: u64,
-    pub(super) adopted: u64,
+    adopted: u64,
     /// A scan is running off the mailbox.
     in_background: bool,
     /// Another rescan was asked for while it ran: run one more after it.
@@ -29,6 +29,12 @@ impl ScanOrder {
         self.started
     }
 
+    /// Whether a scan after the start-up one was adopted: only those
+    /// announce what appeared.
+    fn past_start_up(&self) -> bool {
+        self.adopted > 1
+    }
+
     /// Whether scan `seq` is newer than what was adopted (and is adopted).
     pub(super) fn adopt(&mut self, seq: u64) -> bool {
         let newer = seq > self.adopted;
@@ -39,6 +45,12 @@ impl ScanOrder {
     }
 }
 
+/// Scan the image root on the blocking pool (listing and stat of every
+/// file): the runtime's threads never wait on the disk.
+pub(super) async fn scan_off_runtime(root: std::path::PathBuf) -> ScanOutcome {
+    tokio::task::spawn_blocking(move || scan_image_root(&root)).await
+}
+
 impl CatalogState {
     /// Re-read the image root; ask for hashes of new or changed files.
     /// The listing and stat of every file runs on the blocking pool: the
@@ -46,8 +58,7 @@ impl CatalogState {
     /// message), the runtime's threads do not.
     pub(super) async fn rescan(&mut self) {
         let seq = self.scans.start();
-        let root = self.args.image_root.clone();
-        let scanned = tokio::task::spawn_blocking(move || scan_image_root(&root)).await;
+        let scanned = scan_off_runtime(self.args.image_root.clone()).await;
         if self.scans.adopt(seq) {
             self.take_scan(scanned);
         }
@@ -67,7 +78,7 @@ impl CatalogState {
         let root = self.args.image_root.clone();
         let myself = self.myself.clone();
         tokio::spawn(async move {
-            let scanned = tokio::task::spawn_blocking(move || scan_image_root(&root)).await;
+            let scanned = scan_off_runtime(root).await;
             // Gone only when the catalog stopped: its successor scans anew.
             let _ = myself.cast(CatalogMessage::Scanned { seq, scanned });
         });
@@ -105,7 +116,7 @@ impl CatalogState {
         // scan before being empty is no sign of start-up: a first file
         // dropped into an empty root is news to the page too), except
         // files a download is landing: they fill their entry's row.
-        let announce = self.scans.adopted > 1;
+        let announce = self.scans.past_start_up();
         let mut to_hash = Vec::new();
         for file in &scan {
             let seen = before.get(file.name.as_str());
