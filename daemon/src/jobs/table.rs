@@ -115,27 +115,10 @@ impl<W> JobTable<W> {
         } else {
             lane
         };
-        let id = snapshot.id.clone();
         if snapshot.state == JobState::Queued {
-            self.queue_mut(lane).waiting.push_back(id.clone());
+            self.queue_mut(lane).waiting.push_back(snapshot.id.clone());
         }
-        if snapshot.state.is_active() {
-            self.active_subjects
-                .entry(snapshot.subject.clone())
-                .or_insert_with(|| id.clone());
-        } else {
-            self.ended.push_back(id.clone());
-        }
-        let entry = TableEntry {
-            snapshot: snapshot.clone(),
-            cancel: CancellationToken::new(),
-            work,
-            meter: RateMeter::new(RATE_WINDOW),
-            lane: Some(lane),
-        };
-        self.jobs.insert(id, entry);
-        self.prune();
-        snapshot
+        self.register(lane, snapshot, work, CancellationToken::new())
     }
 
     /// Add a job whose task runs already, or starts now, outside the
@@ -150,9 +133,23 @@ impl<W> JobTable<W> {
         work: W,
         cancel: CancellationToken,
     ) -> JobSnapshot {
-        let id = snapshot.id.clone();
         if snapshot.state.is_active() {
             self.main.running += 1;
+        }
+        self.register(Lane::Main, snapshot, work, cancel)
+    }
+
+    /// Keep a job (queued or running in `lane`, or ended) under its id:
+    /// an active one holds its subject, an ended one joins the history.
+    fn register(
+        &mut self,
+        lane: Lane,
+        snapshot: JobSnapshot,
+        work: W,
+        cancel: CancellationToken,
+    ) -> JobSnapshot {
+        let id = snapshot.id.clone();
+        if snapshot.state.is_active() {
             self.active_subjects
                 .entry(snapshot.subject.clone())
                 .or_insert_with(|| id.clone());
@@ -164,7 +161,7 @@ impl<W> JobTable<W> {
             cancel,
             work,
             meter: RateMeter::new(RATE_WINDOW),
-            lane: Some(Lane::Main),
+            lane: Some(lane),
         };
         self.jobs.insert(id, entry);
         self.prune();
