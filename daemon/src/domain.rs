@@ -39,7 +39,7 @@ pub struct DownloadSpec {
 }
 
 /// A download finished and its bytes (with sidecar) are in place.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Downloaded {
     /// The entry's ref.
     pub image_ref: String,
@@ -51,6 +51,10 @@ pub struct Downloaded {
     pub etag: Option<String>,
     /// Validators to ask upstream "changed?" next time.
     pub last_modified: Option<String>,
+    /// The file as a scan lists it, looked at right after it landed, so
+    /// the catalog lists it without scanning the whole root (`None`: not
+    /// listable as it stands; a scan settles it).
+    pub landed: Option<bty_store::scan::ScannedFile>,
 }
 
 /// A file in the image root, resolved from a row id, ref, src or name.

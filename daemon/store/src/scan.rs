@@ -76,7 +76,13 @@ fn classify(root: &Path, entry: &fs::DirEntry) -> io::Result<Class> {
     };
     // DirEntry::metadata does not follow symlinks: a symlink is skipped, so
     // the root never lists (or serves) bytes from outside itself.
-    let meta = match entry.metadata() {
+    classify_named(root, name, entry.metadata())
+}
+
+/// Classify `root/name`, given its metadata as read without following a
+/// symlink.
+fn classify_named(root: &Path, name: String, meta: io::Result<fs::Metadata>) -> io::Result<Class> {
+    let meta = match meta {
         Ok(m) => m,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Class::Skip),
         Err(e) => return Err(e),
@@ -169,6 +175,21 @@ pub fn scan_image_root(root: &Path) -> io::Result<Vec<ScannedFile>> {
             _ => None,
         })
         .collect())
+}
+
+/// The one file `name` in `root` as a scan would list it, or `None` when a
+/// scan would not list it (gone, a link, bty's own, not an image): what
+/// a download or upload that just landed tells the catalog, so the
+/// catalog need not scan the whole root for it.
+pub fn scan_one(root: &Path, name: &str) -> io::Result<Option<ScannedFile>> {
+    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+        return Ok(None);
+    }
+    let meta = fs::symlink_metadata(root.join(name));
+    Ok(match classify_named(root, name.to_owned(), meta)? {
+        Class::Image(file) => Some(file),
+        _ => None,
+    })
 }
 
 /// Names of regular files in `root` that the scan ignores and bty does not
@@ -283,6 +304,34 @@ mod tests {
             unrecognised_files(dir.path()).expect("survey"),
             ["disk.tar.gz", "hardlink.img", "notes.txt"]
         );
+    }
+
+    #[test]
+    fn one_file_is_listed_as_the_whole_scan_lists_it() {
+        let dir = root_with_everything();
+        let whole = scan_image_root(dir.path()).expect("scan");
+        for file in &whole {
+            let one = scan_one(dir.path(), &file.name).expect("scan one");
+            assert_eq!(one.as_ref(), Some(file), "{}", file.name);
+        }
+        for unlisted in [
+            "link.img",
+            "dangling.img",
+            "fifo.img",
+            "dir.img",
+            "hardlink.img",
+            "notes.txt",
+            "a.img.gz.sha256",
+            "up.img.partial",
+            ".hidden.img",
+            "missing.img",
+            "../b.img",
+            "..",
+            "",
+        ] {
+            let one = scan_one(dir.path(), unlisted).expect("scan one");
+            assert_eq!(one, None, "{unlisted:?} is not listed");
+        }
     }
 
     #[test]

@@ -1,12 +1,12 @@
 //! The catalog actor: state = parsed catalog.toml + the latest image-root
 //! scan + the merged rows; a flat `match` over messages calling plain methods.
 
+use super::changes::Change;
 use super::entries::ORIGIN_URL;
 use super::error::{CatalogError, LoadError};
 use super::index::IndexedCatalog;
 use super::messages::CatalogMessage;
 use super::scanning::{ScanOrder, scan_off_runtime};
-use crate::actors::Unavailable;
 use crate::actors::hasher::HasherHandle;
 use crate::events::EventBus;
 use bty_store::catalog_file::{CatalogFile, ParsedCatalog};
@@ -63,6 +63,9 @@ pub struct CatalogState {
     pub(super) arriving: std::collections::BTreeSet<String>,
     /// Scans of the image root, in the order they were started.
     pub(super) scans: ScanOrder,
+    /// Changes waiting for the one whose disk work runs (`changing`).
+    pub(super) changes: std::collections::VecDeque<Change>,
+    pub(super) changing: bool,
     /// This actor, for the results of work it runs off its mailbox.
     pub(super) myself: ActorRef<CatalogMessage>,
 }
@@ -103,6 +106,8 @@ impl Actor for CatalogActor {
             touched: Touched::everything(),
             arriving: std::collections::BTreeSet::new(),
             scans: ScanOrder::default(),
+            changes: std::collections::VecDeque::new(),
+            changing: false,
             myself,
         };
         let seq = state.scans.start();
@@ -126,22 +131,21 @@ impl Actor for CatalogActor {
                 let _ = reply.send(state.list_entries());
             }
             CatalogMessage::AddEntry { request, reply } => {
-                let _ = reply.send(state.add_entry(request).await);
+                state.change(Change::Add { request, reply });
             }
             CatalogMessage::RemoveEntry { src_or_ref, reply } => {
-                let _ = reply.send(state.remove_entry(&src_or_ref).await);
+                state.change(Change::Remove { src_or_ref, reply });
             }
             CatalogMessage::Import { import, reply } => {
-                let _ = reply.send(state.import(import).await);
+                state.change(Change::Import { import, reply });
             }
+            CatalogMessage::DiskWorkDone { done, then } => state.disk_work_done(done, then),
             CatalogMessage::Export { base_url, reply } => {
                 let _ = reply.send(export_catalog(&state.rows(), &base_url));
             }
             CatalogMessage::Rescan => state.rescan_in_background(),
             CatalogMessage::Scanned { seq, scanned } => state.scanned_in_background(seq, scanned),
-            CatalogMessage::ImageHashed { name, sha256 } => {
-                state.image_hashed(&name, &sha256).await;
-            }
+            CatalogMessage::ImageHashed { name, sha256 } => state.image_hashed(&name, &sha256),
             CatalogMessage::RequeueUnhashed => state.requeue_unhashed(),
             CatalogMessage::DownloadSpec { key, update, reply } => {
                 let _ = reply.send(state.download_spec(&key, update));
@@ -150,14 +154,18 @@ impl Actor for CatalogActor {
                 state.arriving.insert(name);
                 let _ = reply.send(());
             }
-            CatalogMessage::Downloaded(done) => state.downloaded(done).await,
-            CatalogMessage::Uploaded { name, sha256 } => state.uploaded(&name, &sha256).await,
+            CatalogMessage::Downloaded(done) => state.downloaded(done),
+            CatalogMessage::Uploaded {
+                name,
+                sha256,
+                landed,
+            } => state.uploaded(&name, &sha256, landed),
             CatalogMessage::ArrivalAbandoned { name } => {
                 state.arriving.remove(&name);
-                state.rescan().await;
+                state.rescan_in_background();
             }
             CatalogMessage::DeleteCache { key, reply } => {
-                let _ = reply.send(state.delete_cache(&key).await);
+                state.change(Change::DeleteCache { key, reply });
             }
             CatalogMessage::ResolveLocal { key, reply } => {
                 let _ = reply.send(state.resolve_local(&key));
@@ -247,34 +255,24 @@ impl CatalogState {
         }
     }
 
-    /// Write `catalog` to catalog.toml atomically (on the blocking pool:
-    /// serialising a large catalog takes a while), then adopt it. On error
-    /// nothing changed, on disk or here.
-    pub(super) async fn persist(&mut self, catalog: IndexedCatalog) -> Result<(), CatalogError> {
-        let path = self.args.catalog_path.clone();
-        let max = self.args.max_catalog_bytes;
-        let (catalog, written) = tokio::task::spawn_blocking(move || {
-            let written = write_catalog(&path, catalog.file(), max);
-            (catalog, written)
-        })
-        .await
-        .map_err(|source| Unavailable::Task {
-            what: "catalog writer",
-            source,
-        })?;
-        written?;
+    /// Adopt `catalog`, as written to catalog.toml; the listing follows
+    /// the entries it changed.
+    pub(super) fn adopt(&mut self, catalog: IndexedCatalog) {
         self.catalog = catalog;
         for image_ref in self.catalog.take_touched() {
             self.touched.entry(image_ref);
         }
         self.release_if_large();
-        Ok(())
     }
 }
 
 /// Serialise `file` and write it to `path` atomically, unless it is larger
 /// than the next start could load.
-fn write_catalog(path: &Path, file: &CatalogFile, max: usize) -> Result<(), CatalogError> {
+pub(super) fn write_catalog(
+    path: &Path,
+    file: &CatalogFile,
+    max: usize,
+) -> Result<(), CatalogError> {
     let text = file.to_toml_string();
     if text.len() > max {
         return Err(CatalogError::StateTooLarge {
@@ -295,6 +293,7 @@ mod tests {
     use crate::actors::slot::ActorSlot;
     use crate::domain::Downloaded;
     use bty_store::digest::sha256_bytes;
+    use bty_store::scan::scan_one;
     use bty_store::sidecar::install_with_sidecar;
 
     /// A catalog actor on a fresh image root under `dir` (catalog.toml as
@@ -312,7 +311,7 @@ mod tests {
         let args = CatalogArgs {
             image_root: root,
             catalog_path: dir.join("catalog.toml"),
-            max_catalog_bytes: 1 << 20,
+            max_catalog_bytes: 64 << 20,
             events: events.clone(),
             hasher: HasherHandle::default(),
         };
@@ -447,6 +446,7 @@ mod tests {
             sha256: sha.clone(),
             etag: None,
             last_modified: None,
+            landed: scan_one(&root, &spec.cache_file_name).unwrap(),
         });
         let rows = catalog.list().await.unwrap();
         let row = rows.iter().find(|r| r.first_name() == "a.img").unwrap();
@@ -498,7 +498,7 @@ mod tests {
         let staged = root.join(".up.img.tmp-test");
         std::fs::write(&staged, &bytes).unwrap();
         install_with_sidecar(&staged, &root.join("up.img"), &sha).unwrap();
-        catalog.uploaded("up.img", &sha);
+        catalog.uploaded("up.img", &sha, scan_one(&root, "up.img").unwrap());
 
         let rows = catalog.list().await.unwrap();
         let row = rows
@@ -507,6 +507,138 @@ mod tests {
             .expect("the upload is listed");
         assert_eq!(row.sha256.map(|d| d.to_hex()), Some(sha.clone()));
         assert!(row.cached, "{row:?}");
+        actor.stop(None);
+    }
+
+    /// `message`, made around a fresh reply port, straight into the
+    /// actor's mailbox (so the order of messages is the test's); the
+    /// port's receiving end.
+    fn send<T: Send + 'static>(
+        actor: &ActorRef<CatalogMessage>,
+        message: impl FnOnce(ractor::RpcReplyPort<T>) -> CatalogMessage,
+    ) -> tokio::sync::oneshot::Receiver<T> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        actor.cast(message(reply.into())).unwrap();
+        answer
+    }
+
+    fn add(url: &str) -> AddEntry {
+        AddEntry {
+            url: url.into(),
+            ..AddEntry::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn readers_are_answered_while_a_change_writes_catalog_toml() {
+        let dir = tempfile::tempdir().unwrap();
+        // Large enough that writing catalog.toml takes a while.
+        let toml: String = std::iter::once("version = 1\n".to_owned())
+            .chain((0..10_000).map(|i| {
+                format!("\n[[images]]\nname = \"e{i}.img\"\nsrc = \"https://h/e{i}.img\"\n")
+            }))
+            .collect();
+        let (catalog, actor, _) = spawn_catalog(dir.path(), Some(&toml)).await;
+        assert_eq!(catalog.list().await.unwrap().len(), 10_000);
+        let mut added = send(&actor, |reply| CatalogMessage::AddEntry {
+            request: add("https://h/new.img"),
+            reply,
+        });
+        // Behind the add in the mailbox, answered while the add's write
+        // runs, from the catalog before it.
+        let rows = catalog.list().await.unwrap();
+        assert_eq!(rows.len(), 10_000, "an add is listed only once stored");
+        assert!(
+            matches!(
+                added.try_recv(),
+                Err(tokio::sync::oneshot::error::TryRecvError::Empty)
+            ),
+            "the listing was answered before the write ended"
+        );
+        let (entry, _) = added.await.unwrap().unwrap();
+        assert_eq!(&*entry.name, "new.img");
+        assert_eq!(catalog.list().await.unwrap().len(), 10_001);
+        let on_disk = std::fs::read_to_string(dir.path().join("catalog.toml")).unwrap();
+        assert!(on_disk.contains("https://h/new.img"));
+        actor.stop(None);
+    }
+
+    #[tokio::test]
+    async fn changes_asked_together_apply_one_after_another_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let (catalog, actor, events) = spawn_catalog(dir.path(), None).await;
+        let adds: Vec<_> = (0..8)
+            .map(|i| {
+                send(&actor, |reply| CatalogMessage::AddEntry {
+                    request: add(&format!("https://h/{i}.img")),
+                    reply,
+                })
+            })
+            .collect();
+        // Each change is decided on the catalog the ones before it left.
+        let again = send(&actor, |reply| CatalogMessage::AddEntry {
+            request: add("https://h/0.img"),
+            reply,
+        });
+        let removed = send(&actor, |reply| CatalogMessage::RemoveEntry {
+            src_or_ref: "https://h/3.img".into(),
+            reply,
+        });
+        for added in adds {
+            added.await.unwrap().unwrap();
+        }
+        let again = again.await.unwrap().unwrap_err();
+        assert!(
+            matches!(again, CatalogError::AlreadyExists { .. }),
+            "{again}"
+        );
+        assert_eq!(&*removed.await.unwrap().unwrap().entry.name, "3.img");
+        let want = [
+            "0.img", "1.img", "2.img", "4.img", "5.img", "6.img", "7.img",
+        ];
+        let listed: Vec<String> = catalog
+            .list_entries()
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.entry.name.to_string())
+            .collect();
+        assert_eq!(listed, want);
+        let on_disk = load_catalog(&dir.path().join("catalog.toml"), 1 << 20).unwrap();
+        let stored: Vec<&str> = on_disk.file.entries.iter().map(|e| &*e.name).collect();
+        assert_eq!(stored, want, "what the next start loads");
+        let (all, _) = events.timeline().query(
+            &crate::events::EventFilter {
+                kinds: vec!["entry.".into()],
+                ..crate::events::EventFilter::default()
+            },
+            100,
+        );
+        assert_eq!(all.len(), 9, "8 added, 1 deleted, each announced once");
+        actor.stop(None);
+    }
+
+    #[tokio::test]
+    async fn a_landed_upload_is_listed_at_once_and_stays_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("images");
+        let (catalog, actor, _) = spawn_catalog(dir.path(), None).await;
+        catalog.expect_arrival("up.img").await.unwrap();
+        // A watcher scan starts before the upload lands, and finishes
+        // after the catalog was told.
+        catalog.rescan();
+        let bytes = b"uploaded bytes".to_vec();
+        let sha = sha256_bytes(&bytes);
+        let staged = root.join(".up.img.tmp-test");
+        std::fs::write(&staged, &bytes).unwrap();
+        install_with_sidecar(&staged, &root.join("up.img"), &sha).unwrap();
+        catalog.uploaded("up.img", &sha, scan_one(&root, "up.img").unwrap());
+        for _ in 0..20 {
+            let rows = catalog.list().await.unwrap();
+            assert_eq!(rows.len(), 1, "the landed file stays listed: {rows:?}");
+            assert_eq!(rows[0].sha256.map(|d| d.to_hex()), Some(sha.clone()));
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
         actor.stop(None);
     }
 }

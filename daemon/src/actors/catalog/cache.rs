@@ -3,8 +3,9 @@
 //! any key an operator types (row id, ref, sha256, src, name) to a file.
 
 use super::actor::CatalogState;
+use super::changes::Change;
 use super::error::CatalogError;
-use super::messages::CacheDeleted;
+use super::index::IndexedCatalog;
 use crate::domain::{DownloadSpec, Downloaded, LocalImage};
 use crate::events::{CatalogEvent, CatalogEventKind};
 use bty_store::digest::Sha256Digest;
@@ -77,22 +78,11 @@ impl CatalogState {
         })
     }
 
-    pub(super) async fn downloaded(&mut self, done: Downloaded) {
-        let index = self.catalog.position_of_ref(&done.image_ref);
-        if let Some(index) = index
-            && self.load_error.is_none()
-        {
-            let mut catalog = self.catalog.clone();
-            catalog.set_cache_validators(index, done.etag.clone(), done.last_modified.clone());
-            if catalog.entry(index) != self.catalog.entry(index)
-                && let Err(e) = self.persist(catalog).await
-            {
-                tracing::warn!(error = %crate::chain::Chain(&e), "cannot record download validators");
-            }
-        }
-        // Still expected while listed: the file fills its entry's row
-        // (cache.populated below), it is no new row to announce.
-        self.rescan().await;
+    /// A download landed: its file fills its entry's row at once (it is
+    /// no new row to announce: `cache.populated` is said), and its
+    /// validators are recorded as a change of their own.
+    pub(super) fn downloaded(&mut self, mut done: Downloaded) {
+        self.land_file(&done.cache_file_name, done.landed.take());
         self.arriving.remove(&done.cache_file_name);
         self.args.events.catalog(CatalogEvent::new(
             CatalogEventKind::CachePopulated,
@@ -103,9 +93,27 @@ impl CatalogState {
                 &done.sha256[..done.sha256.len().min(12)]
             ),
         ));
+        self.change(Change::Validators(done));
     }
 
-    pub(super) async fn delete_cache(&mut self, key: &str) -> Result<CacheDeleted, CatalogError> {
+    /// The catalog with a landed download's validators, when they changed
+    /// (and catalog.toml may be written).
+    pub(super) fn plan_validators(&self, done: &Downloaded) -> Option<IndexedCatalog> {
+        let index = self.catalog.position_of_ref(&done.image_ref)?;
+        if self.load_error.is_some() {
+            return None;
+        }
+        let mut catalog = self.catalog.clone();
+        catalog.set_cache_validators(index, done.etag.clone(), done.last_modified.clone());
+        (catalog.entry(index) != self.catalog.entry(index)).then_some(catalog)
+    }
+
+    /// What deleting the cached bytes of the entry `key` names removes:
+    /// the cache file's name, the entry's name and the sha256 it had.
+    pub(super) fn plan_delete_cache(
+        &mut self,
+        key: &str,
+    ) -> Result<(String, String, Option<String>), CatalogError> {
         let index = self.no_remote_entry(key)?;
         let entry = self.catalog.entry(index);
         let file_name = entry.cache_file_name()?;
@@ -114,30 +122,12 @@ impl CatalogState {
                 name: entry.name.to_string(),
             });
         }
+        let name = entry.name.to_string();
         let sha256 = self.scanned(&file_name).and_then(|f| match &f.sidecar {
             Sidecar::Fresh(sha) => Some(sha.clone()),
             _ => None,
         });
-        let name = entry.name.clone();
-        let deleted = self.remove_cached(&file_name).await;
-        self.rescan().await;
-        if deleted {
-            self.args.events.catalog(CatalogEvent::new(
-                CatalogEventKind::CacheDeleted,
-                &name,
-                format!("deleted the local copy of {name}"),
-            ));
-        }
-        Ok(CacheDeleted {
-            deleted,
-            reason: if deleted {
-                String::new()
-            } else {
-                "not cached".to_owned()
-            },
-            sha256,
-            file_name,
-        })
+        Ok((file_name, name, sha256))
     }
 
     pub(super) fn resolve_local(&mut self, key: &str) -> Result<LocalImage, CatalogError> {

@@ -2,16 +2,16 @@
 //! cached bytes), and import a whole catalog file.
 
 use super::actor::CatalogState;
+use super::changes::DiskWork;
 use super::error::CatalogError;
 use super::import::{ImportReport, import_entries};
 use super::index::IndexedCatalog;
-use super::messages::{AddEntry, ListedEntry, ParsedImport, RemovedEntry};
+use super::messages::{AddEntry, ListedEntry, ParsedImport};
 use crate::events::{CatalogEvent, CatalogEventKind};
 use bty_store::canon::{Scheme, canonicalise_src, image_ref, scheme, url_file_name};
 use bty_store::catalog_file::{CatalogEntry, EntryRecord};
 use bty_store::digest::{Sha256Digest, is_sha256_hex};
 use bty_store::format::{ImageFormat, format_from_name};
-use bty_store::sidecar::remove_with_sidecar;
 use std::borrow::Cow;
 
 /// The `origin` of entries added by URL (shown as source kind `url`).
@@ -67,10 +67,12 @@ impl CatalogState {
             .collect()
     }
 
-    pub(super) async fn add_entry(
-        &mut self,
+    /// The catalog with the entry `request` asks for, that entry and its
+    /// ref; or why it cannot be added.
+    pub(super) fn plan_add(
+        &self,
         request: AddEntry,
-    ) -> Result<(CatalogEntry, String), CatalogError> {
+    ) -> Result<(IndexedCatalog, CatalogEntry, String), CatalogError> {
         self.ensure_writable()?;
         let url = request.url.trim().to_owned();
         let remote = request.remote.clone().unwrap_or_default();
@@ -148,19 +150,16 @@ impl CatalogState {
         };
         let mut catalog = self.catalog.clone();
         catalog.push(entry.clone(), key);
-        self.persist(catalog).await?;
-        self.args.events.catalog(CatalogEvent::new(
-            CatalogEventKind::EntryAdded,
-            &entry.src,
-            format!("added {} ({})", entry.name, entry.src),
-        ));
-        Ok((entry, image_ref))
+        Ok((catalog, entry, image_ref))
     }
 
-    pub(super) async fn remove_entry(
-        &mut self,
+    /// The disk work of removing the entry `src_or_ref` names (its cached
+    /// bytes go too: upstream left them behind, an orphan the listing no
+    /// longer showed), the entry and its ref.
+    pub(super) fn plan_remove(
+        &self,
         src_or_ref: &str,
-    ) -> Result<RemovedEntry, CatalogError> {
+    ) -> Result<(DiskWork, CatalogEntry, String), CatalogError> {
         self.ensure_writable()?;
         let index = self
             .catalog
@@ -171,51 +170,19 @@ impl CatalogState {
         let mut catalog = self.catalog.clone();
         let entry = catalog.remove(index);
         let image_ref = entry.image_ref()?;
-        self.persist(catalog).await?;
-        // Entry delete also removes the cached bytes: upstream left them
-        // behind, an orphan the listing no longer showed.
-        let cache_removed = match entry.cache_file_name() {
-            Ok(name) => self.remove_cached(&name).await,
-            Err(_) => false,
+        let work = DiskWork {
+            write: Some(catalog),
+            delete: entry.cache_file_name().ok(),
         };
-        self.rescan().await;
-        self.args.events.catalog(CatalogEvent::new(
-            CatalogEventKind::EntryDeleted,
-            &entry.src,
-            format!("removed {} ({})", entry.name, entry.src),
-        ));
-        Ok(RemovedEntry {
-            entry,
-            image_ref,
-            cache_removed,
-        })
+        Ok((work, entry, image_ref))
     }
 
-    /// Delete a cached file and its sidecar; true if the file existed.
-    /// (On the blocking pool: unlinking a large file takes a while.)
-    pub(super) async fn remove_cached(&self, name: &str) -> bool {
-        let path = self.args.image_root.join(name);
-        let name = name.to_owned();
-        tokio::task::spawn_blocking(move || {
-            if let Err(e) = bty_store::signed::remove_signed(&path) {
-                tracing::warn!(name, error = %e, "cannot remove a cached file's signer record");
-            }
-            remove_with_sidecar(&path).unwrap_or_else(|e| {
-                tracing::warn!(name, error = %e, "cannot remove cached file");
-                false
-            })
-        })
-        .await
-        .unwrap_or_else(|e| {
-            tracing::error!(error = %e, "removing a cached file did not finish");
-            false
-        })
-    }
-
-    pub(super) async fn import(
-        &mut self,
+    /// The catalog with `import` merged in (`None` when nothing changed)
+    /// and the import's report; or why the import is refused.
+    pub(super) fn plan_import(
+        &self,
         import: ParsedImport,
-    ) -> Result<ImportReport, CatalogError> {
+    ) -> Result<(Option<IndexedCatalog>, ImportReport), CatalogError> {
         self.ensure_writable()?;
         let ParsedImport { parsed, label } = import;
         let incoming = parsed.map_err(|e| {
@@ -228,13 +195,16 @@ impl CatalogState {
         })?;
         let mut catalog = self.catalog.clone();
         let report = import_entries(&mut catalog, incoming, &label);
-        if report.changed() {
-            self.persist(catalog).await?;
-        }
+        Ok((report.changed().then_some(catalog), report))
+    }
+
+    /// Announce an import that was stored (or changed nothing).
+    pub(super) fn announce_import(&self, report: &ImportReport) {
+        let label = &report.source;
         self.args.events.catalog(
             CatalogEvent::new(
                 CatalogEventKind::CatalogImported,
-                &label,
+                label,
                 format!(
                     "imported {label}: {} new, {} updated, {} unchanged, {} errors",
                     report.imported,
@@ -245,6 +215,5 @@ impl CatalogState {
             )
             .failed_if(!report.errors.is_empty()),
         );
-        Ok(report)
     }
 }

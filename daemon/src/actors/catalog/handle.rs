@@ -10,6 +10,7 @@ use crate::actors::{Unavailable, slot::ActorSlot};
 use crate::domain::{DownloadSpec, Downloaded, LocalImage};
 use bty_store::catalog_file::{CatalogEntry, ParsedCatalog};
 use bty_store::merge::Row;
+use bty_store::scan::ScannedFile;
 use ractor::{ActorRef, RpcReplyPort};
 use std::sync::Arc;
 use std::time::Duration;
@@ -177,11 +178,13 @@ impl CatalogHandle {
         self.cast(CatalogMessage::Downloaded(done));
     }
 
-    /// An upload stored `name` (bytes and sidecar in place).
-    pub fn uploaded(&self, name: &str, sha256: &str) {
+    /// An upload stored `name` (bytes and sidecar in place); `landed` is
+    /// the file as a scan lists it.
+    pub fn uploaded(&self, name: &str, sha256: &str, landed: Option<ScannedFile>) {
         self.cast(CatalogMessage::Uploaded {
             name: name.to_owned(),
             sha256: sha256.to_owned(),
+            landed,
         });
     }
 

@@ -1,5 +1,6 @@
 //! Messages the catalog understands.
 
+use super::changes::{DiskDone, Then};
 use super::error::CatalogError;
 use super::import::ImportReport;
 use crate::domain::{DownloadSpec, Downloaded, LocalImage};
@@ -177,6 +178,16 @@ pub enum CatalogMessage {
         name: String,
         /// The sha256 its sidecar records.
         sha256: String,
+        /// The file as a scan lists it, looked at right after it landed
+        /// (`None`: not listable, and a scan settles it).
+        landed: Option<ScannedFile>,
+    },
+    /// A change's disk work finished (sent by the catalog to itself).
+    DiskWorkDone {
+        /// What was written and deleted.
+        done: DiskDone,
+        /// How the change ends.
+        then: Then,
     },
     /// A download or upload ended without landing.
     ArrivalAbandoned {

@@ -5,6 +5,7 @@
 
 mod actor;
 mod cache;
+mod changes;
 mod entries;
 mod error;
 mod handle;

@@ -35,6 +35,14 @@ impl ScanOrder {
         self.adopted > 1
     }
 
+    /// The adopted scan was edited for a file bty itself landed or
+    /// deleted: a scan started before may not have seen that, so it is no
+    /// longer adopted when it finishes.
+    fn edited(&mut self) {
+        self.started += 1;
+        self.adopted = self.started;
+    }
+
     /// Whether scan `seq` is newer than what was adopted (and is adopted).
     pub(super) fn adopt(&mut self, seq: u64) -> bool {
         let newer = seq > self.adopted;
@@ -52,18 +60,6 @@ pub(super) async fn scan_off_runtime(root: std::path::PathBuf) -> ScanOutcome {
 }
 
 impl CatalogState {
-    /// Re-read the image root; ask for hashes of new or changed files.
-    /// The listing and stat of every file runs on the blocking pool: the
-    /// actor waits for it (its state must follow the disk before the next
-    /// message), the runtime's threads do not.
-    pub(super) async fn rescan(&mut self) {
-        let seq = self.scans.start();
-        let scanned = scan_off_runtime(self.args.image_root.clone()).await;
-        if self.scans.adopt(seq) {
-            self.take_scan(scanned);
-        }
-    }
-
     /// The watcher's rescan: the scan runs off the mailbox and comes back
     /// as `Scanned`, so a slow disk or a large root never holds up a
     /// listing or a lookup. At most one runs at a time; asks that arrive
@@ -84,12 +80,15 @@ impl CatalogState {
         });
     }
 
-    /// A background scan finished: adopt it unless an awaited scan started
-    /// later was adopted already.
+    /// A background scan finished: adopt it, unless the scan was edited
+    /// since it started; then scan again, as the disk may hold more news
+    /// than the edit.
     pub(super) fn scanned_in_background(&mut self, seq: u64, scanned: ScanOutcome) {
         self.scans.in_background = false;
         if self.scans.adopt(seq) {
             self.take_scan(scanned);
+        } else {
+            self.scans.again = true;
         }
         if std::mem::take(&mut self.scans.again) {
             self.rescan_in_background();
@@ -155,16 +154,48 @@ impl CatalogState {
         }
     }
 
-    /// An upload landed: list it with the sha256 its sidecar records. A
-    /// file changed since (the sidecar no longer fresh) is hashed again,
-    /// as the name is no longer expected.
-    pub(super) async fn uploaded(&mut self, name: &str, sha256: &str) {
+    /// An upload landed: list it with the sha256 its sidecar records.
+    pub(super) fn uploaded(&mut self, name: &str, sha256: &str, landed: Option<ScannedFile>) {
         self.arriving.remove(name);
-        self.rescan().await;
-        let listed = self.scan.iter().find(|f| f.name == name);
-        if !listed.is_some_and(|f| f.sidecar == Sidecar::Fresh(sha256.to_owned())) {
+        if !landed
+            .as_ref()
+            .is_some_and(|f| f.sidecar == Sidecar::Fresh(sha256.to_owned()))
+        {
             tracing::info!(name, "an uploaded file changed before it was listed");
         }
+        self.land_file(name, landed);
+    }
+
+    /// A file bty itself just put in place, as `scan_one` listed it: into
+    /// the scan at once, so whoever is told it landed finds it listed.
+    /// (`None`: not listable as it stands; a scan settles it.)
+    pub(super) fn land_file(&mut self, name: &str, landed: Option<ScannedFile>) {
+        let Some(file) = landed.filter(|f| f.name == name) else {
+            self.rescan_in_background();
+            return;
+        };
+        match self.scan.binary_search_by(|f| f.name.as_str().cmp(name)) {
+            Ok(i) => self.scan[i] = file,
+            Err(i) => self.scan.insert(i, file),
+        }
+        self.scans.edited();
+        self.touched.file(name);
+    }
+
+    /// A file bty itself deleted: out of the scan at once, and announced
+    /// as a scan would.
+    pub(super) fn forget_file(&mut self, name: &str) {
+        let Ok(i) = self.scan.binary_search_by(|f| f.name.as_str().cmp(name)) else {
+            return;
+        };
+        self.scan.remove(i);
+        self.scans.edited();
+        self.touched.file(name);
+        self.args.events.catalog(CatalogEvent::new(
+            CatalogEventKind::ImageRemoved,
+            name,
+            format!("{name} left the image root"),
+        ));
     }
 
     pub(super) fn requeue_unhashed(&self) {
@@ -175,11 +206,11 @@ impl CatalogState {
         }
     }
 
-    pub(super) async fn image_hashed(&mut self, name: &str, sha256: &str) {
+    pub(super) fn image_hashed(&mut self, name: &str, sha256: &str) {
         let found = self.scan.binary_search_by(|f| f.name.as_str().cmp(name));
         let Some(file) = found.ok().and_then(|i| self.scan.get_mut(i)) else {
             // Not scanned yet (it just appeared): a rescan picks it up.
-            self.rescan().await;
+            self.rescan_in_background();
             return;
         };
         if file.sidecar == Sidecar::Fresh(sha256.to_owned()) {
@@ -215,5 +246,16 @@ mod tests {
         assert!(!scans.adopt(background), "an older scan finishing late");
         let next = scans.start();
         assert!(scans.adopt(next));
+    }
+
+    #[test]
+    fn a_scan_started_before_an_edit_is_not_adopted() {
+        let mut scans = ScanOrder::default();
+        let before = scans.start();
+        // bty landed or deleted a file and edited the adopted scan.
+        scans.edited();
+        assert!(!scans.adopt(before), "it may not know of the edit");
+        let after = scans.start();
+        assert!(scans.adopt(after));
     }
 }

@@ -88,7 +88,13 @@ pub struct DownloaderState {
     args: DownloaderArgs,
     jobs: JobTable<Work>,
     job_files: JobFiles,
+    /// Fetches whose job file is being written, by ref, with everyone
+    /// waiting for the job.
+    recording: std::collections::BTreeMap<String, Vec<FetchReply>>,
 }
+
+/// Where a fetch is answered.
+type FetchReply = ractor::RpcReplyPort<Result<JobSnapshot, DownloaderError>>;
 
 impl Actor for DownloaderActor {
     type Msg = DownloaderMessage;
@@ -111,6 +117,7 @@ impl Actor for DownloaderActor {
         let mut state = DownloaderState {
             jobs: JobTable::new(args.max_parallel, HISTORY),
             job_files: JobFiles::start(args.jobs_dir.clone())?,
+            recording: std::collections::BTreeMap::new(),
             args,
         };
         let mut specs = persist::load_all(&state.args.jobs_dir);
@@ -164,9 +171,11 @@ impl Actor for DownloaderActor {
         state: &mut DownloaderState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            DownloaderMessage::Fetch { spec, reply } => {
-                let _ = reply.send(state.fetch(spec).await);
-            }
+            DownloaderMessage::Fetch { spec, reply } => state.fetch(spec, reply),
+            DownloaderMessage::Recorded {
+                image_ref,
+                recorded,
+            } => state.recorded(&image_ref, recorded),
             DownloaderMessage::Push {
                 image,
                 target,
@@ -204,31 +213,14 @@ impl Actor for DownloaderActor {
                     task::fetch_document(&http, &oci, &url, cap).await
                 }));
             }
-            DownloaderMessage::OpenStream {
-                src,
-                pinned_sha256,
-                sha_url,
-                name,
-                from,
-                reply,
-            } => {
+            DownloaderMessage::OpenStream { request, reply } => {
                 let ctx = StreamContext {
                     http: state.args.http.clone(),
                     oci: state.args.oci.clone(),
                     options: state.args.fetch_options.clone(),
                     http_trust: state.args.http_trust.clone(),
                 };
-                let _ = reply.send(tokio::spawn(async move {
-                    open_stream(
-                        ctx,
-                        &src,
-                        pinned_sha256.as_deref(),
-                        sha_url.as_deref(),
-                        name,
-                        from,
-                    )
-                    .await
-                }));
+                let _ = reply.send(tokio::spawn(open_stream(ctx, request)));
             }
             DownloaderMessage::Upload { request, reply } => state.upload(request, reply),
             DownloaderMessage::Progress {
@@ -248,24 +240,54 @@ impl Actor for DownloaderActor {
 }
 
 impl DownloaderState {
-    async fn fetch(&mut self, spec: DownloadSpec) -> Result<JobSnapshot, DownloaderError> {
-        // A second request for an entry already queued/running joins it.
+    /// Queue a download once its job file is written (by the job-file
+    /// thread, off the mailbox); `Recorded` answers.
+    fn fetch(&mut self, spec: DownloadSpec, reply: FetchReply) {
+        // A second request for an entry already queued/running joins it,
+        // and one for an entry being recorded waits with the first.
         if let Some(active) = self
             .jobs
             .find_active(|j| matches!(&j.work, Work::Download(s) if s.image_ref == spec.image_ref))
         {
-            return Ok(active.snapshot.clone());
+            let _ = reply.send(Ok(active.snapshot.clone()));
+            return;
         }
-        let spec = self
-            .job_files
-            .record(spec)
-            .await
-            .map_err(|source| DownloaderError::Io {
-                what: "cannot record the download job".to_owned(),
-                path: self.args.jobs_dir.clone(),
-                source,
-            })?;
-        Ok(self.enqueue(Work::Download(spec)))
+        if let Some(waiting) = self.recording.get_mut(&spec.image_ref) {
+            waiting.push(reply);
+            return;
+        }
+        self.recording.insert(spec.image_ref.clone(), vec![reply]);
+        let (job_files, me) = (self.job_files.clone(), self.args.me.clone());
+        tokio::spawn(async move {
+            let image_ref = spec.image_ref.clone();
+            let recorded = job_files.record(spec).await;
+            me.recorded(image_ref, recorded);
+        });
+    }
+
+    /// A fetch's job file was written: queue its job, and answer everyone
+    /// who asked for the entry meanwhile.
+    fn recorded(&mut self, image_ref: &str, recorded: std::io::Result<DownloadSpec>) {
+        let Some(replies) = self.recording.remove(image_ref) else {
+            return;
+        };
+        match recorded {
+            Ok(spec) => {
+                let snapshot = self.enqueue(Work::Download(spec));
+                for reply in replies {
+                    let _ = reply.send(Ok(snapshot.clone()));
+                }
+            }
+            Err(e) => {
+                for reply in replies {
+                    let _ = reply.send(Err(DownloaderError::Io {
+                        what: "cannot record the download job".to_owned(),
+                        path: self.args.jobs_dir.clone(),
+                        source: std::io::Error::new(e.kind(), e.to_string()),
+                    }));
+                }
+            }
+        }
     }
 
     fn enqueue(&mut self, work: Work) -> JobSnapshot {

@@ -2,7 +2,8 @@
 
 use super::error::DownloaderError;
 use super::messages::{
-    DownloaderMessage, JobOutcome, OrasResolved, SignaturePush, UploadRequest, Uploaded,
+    DownloaderMessage, JobOutcome, OpenStreamRequest, OrasResolved, SignaturePush, UploadRequest,
+    Uploaded,
 };
 use super::stream::RemoteStream;
 use crate::actors::call::{QUICK, Running, ask, ask_running};
@@ -119,13 +120,15 @@ impl DownloaderHandle {
         name: Option<String>,
         from: u64,
     ) -> Result<RemoteStream, DownloaderError> {
-        let src = src.to_owned();
-        self.run("stream opening", |reply| DownloaderMessage::OpenStream {
-            src,
+        let request = OpenStreamRequest {
+            src: src.to_owned(),
             pinned_sha256,
             sha_url,
             name,
             from,
+        };
+        self.run("stream opening", |reply| DownloaderMessage::OpenStream {
+            request,
             reply,
         })
         .await
@@ -178,6 +181,14 @@ impl DownloaderHandle {
             wrap: DownloaderMessage::Jobs,
             unavailable: DownloaderError::Unavailable,
         }
+    }
+
+    /// A fetch's job file was written, or why not.
+    pub(crate) fn recorded(&self, image_ref: String, recorded: std::io::Result<DownloadSpec>) {
+        self.cast(DownloaderMessage::Recorded {
+            image_ref,
+            recorded,
+        });
     }
 
     /// Task report: progress.

@@ -52,8 +52,24 @@ pub struct UploadRequest {
     pub chunks: tokio::sync::mpsc::Receiver<Option<bytes::Bytes>>,
 }
 
+/// A remote image to read as a stream.
+#[derive(Debug, Clone)]
+pub struct OpenStreamRequest {
+    /// http(s) URL or `oras://` reference.
+    pub src: String,
+    /// The sha256 the bytes must have, if pinned.
+    pub pinned_sha256: Option<String>,
+    /// The entry's checksum file, for a `[[trust]]` rule's check.
+    pub sha_url: Option<String>,
+    /// A file name for the image, if the caller knows one.
+    pub name: Option<String>,
+    /// Start at this byte (0: the whole body, checked against its digest;
+    /// later: a ranged read, which no digest covers).
+    pub from: u64,
+}
+
 /// A finished upload.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Uploaded {
     /// The upload's job.
     pub job_id: String,
@@ -63,6 +79,8 @@ pub struct Uploaded {
     pub size_bytes: u64,
     /// Their sha256 (the sidecar is written).
     pub sha256: String,
+    /// The file as a scan lists it, right after it landed.
+    pub landed: Option<bty_store::scan::ScannedFile>,
 }
 
 /// How a job task ended.
@@ -150,6 +168,15 @@ pub enum DownloaderMessage {
         /// The job.
         reply: RpcReplyPort<Result<JobSnapshot, DownloaderError>>,
     },
+    /// A fetch's job file was written (or not): queue the job and answer
+    /// everyone who asked for it meanwhile (sent by the downloader to
+    /// itself).
+    Recorded {
+        /// The entry's ref.
+        image_ref: String,
+        /// The spec as recorded, or why it could not be.
+        recorded: std::io::Result<DownloadSpec>,
+    },
     /// Push a file from the store to a registry.
     Push {
         /// The file, as the scan listed it (opened and checked by the task).
@@ -195,17 +222,8 @@ pub enum DownloaderMessage {
     },
     /// Open a remote image as a stream (a flash that does not land it).
     OpenStream {
-        /// http(s) URL or `oras://` reference.
-        src: String,
-        /// The sha256 the bytes must have, if pinned.
-        pinned_sha256: Option<String>,
-        /// The entry's checksum file, for a `[[trust]]` rule's check.
-        sha_url: Option<String>,
-        /// A file name for the image, if the caller knows one.
-        name: Option<String>,
-        /// Start at this byte (0: the whole body, checked against its
-        /// digest; later: a ranged read, which no digest covers).
-        from: u64,
+        /// What to open.
+        request: OpenStreamRequest,
         /// The opening task (answered at once); it ends with the stream,
         /// once its first bytes arrived.
         reply: RpcReplyPort<Running<RemoteStream, DownloaderError>>,

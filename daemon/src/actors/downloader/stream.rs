@@ -4,6 +4,7 @@
 //! in the image root.
 
 use super::error::{DownloaderError, StreamError};
+use super::messages::OpenStreamRequest;
 use super::signed_sums::HttpTrust;
 use super::source::{Checks, remote_source};
 use crate::chain::chain;
@@ -39,12 +40,17 @@ pub(crate) struct StreamContext {
 /// arrived, so a refused request (404, bad token) fails here, not later.
 pub(crate) async fn open_stream(
     ctx: StreamContext,
-    src: &str,
-    pinned_sha256: Option<&str>,
-    sha_url: Option<&str>,
-    name: Option<String>,
-    from: u64,
+    request: OpenStreamRequest,
 ) -> Result<RemoteStream, DownloaderError> {
+    let OpenStreamRequest {
+        src,
+        pinned_sha256,
+        sha_url,
+        name,
+        from,
+    } = request;
+    let (src, pinned_sha256, sha_url) =
+        (src.as_str(), pinned_sha256.as_deref(), sha_url.as_deref());
     let checks = Checks {
         http: ctx.http.clone(),
         oci: ctx.oci.clone(),

@@ -154,6 +154,7 @@ async fn download(ctx: &TaskContext, spec: &DownloadSpec) -> JobOutcome {
         sha256: fetched.sha256.clone(),
         etag: fetched.etag.clone(),
         last_modified: fetched.last_modified.clone(),
+        landed: landed_as_listed(&ctx.image_root, &spec.cache_file_name),
     });
     let mut notes = Vec::new();
     if let Some(signer) = &source.signed_by {
@@ -358,4 +359,16 @@ async fn push(ctx: &TaskContext, image: &LocalImage, target: &str) -> JobOutcome
             Err(e) => JobOutcome::Failed(JobFailure::Push(e)),
         },
     }
+}
+
+/// `name` in the image root as a scan lists it, right after bty put it
+/// there: what the catalog lists at once (`None` makes it scan).
+pub(super) fn landed_as_listed(
+    image_root: &std::path::Path,
+    name: &str,
+) -> Option<bty_store::scan::ScannedFile> {
+    bty_store::scan::scan_one(image_root, name).unwrap_or_else(|e| {
+        tracing::warn!(name, error = %e, "cannot look at a file that just landed; the catalog scans for it");
+        None
+    })
 }

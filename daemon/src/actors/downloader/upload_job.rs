@@ -85,17 +85,26 @@ async fn receive(ctx: &UploadContext, request: UploadRequest) -> Result<Uploaded
     };
     let image_root = ctx.image_root.clone();
     let cap = ctx.cap;
-    let store = tokio::task::spawn_blocking(move || store_upload(&image_root, storing, cap));
+    let store = tokio::task::spawn_blocking(move || {
+        let stored_name = storing.name.clone();
+        store_upload(&image_root, storing, cap).map(|stored| {
+            (
+                stored,
+                super::task::landed_as_listed(&image_root, &stored_name),
+            )
+        })
+    });
     let received = forward(ctx, chunks, to_store, size_bytes).await;
     let stored = store
         .await
         .unwrap_or_else(|e| Err(DownloaderError::UploadTask(e)));
     match stored {
-        Ok(Stored { size_bytes, sha256 }) => Ok(Uploaded {
+        Ok((Stored { size_bytes, sha256 }, landed)) => Ok(Uploaded {
             job_id: ctx.id.clone(),
             name,
             size_bytes,
             sha256,
+            landed,
         }),
         // The storing side stopped because the chunks stopped coming.
         Err(_) if ctx.cancel.is_cancelled() => Err(DownloaderError::Cancelled {
@@ -161,7 +170,7 @@ fn report_upload(
 ) {
     match result {
         Ok(done) => {
-            catalog.uploaded(name, &done.sha256);
+            catalog.uploaded(name, &done.sha256, done.landed.clone());
             events.catalog(CatalogEvent::new(
                 CatalogEventKind::ImageUploaded,
                 name,
@@ -222,7 +231,9 @@ mod tests {
                     let _ = reply.send(());
                     return Ok(());
                 }
-                CatalogMessage::Uploaded { name, sha256 } => format!("uploaded {name} {sha256}"),
+                CatalogMessage::Uploaded { name, sha256, .. } => {
+                    format!("uploaded {name} {sha256}")
+                }
                 CatalogMessage::ArrivalAbandoned { name } => format!("abandoned {name}"),
                 _ => "other".to_owned(),
             };
@@ -272,6 +283,7 @@ mod tests {
             name: "disk.img".to_owned(),
             size_bytes: 7,
             sha256: sha.clone(),
+            landed: None,
         }))
         .await;
         assert_eq!(seen, [format!("uploaded disk.img {sha}")]);
@@ -493,5 +505,57 @@ mod tests {
         // One upload job: the refused one never became a job.
         let jobs = rig.downloader.jobs().list().await.unwrap();
         assert_eq!(jobs.len(), 1, "{jobs:?}");
+    }
+
+    /// A download of `a.img` from a port nothing listens on.
+    fn unreachable_spec() -> crate::domain::DownloadSpec {
+        crate::domain::DownloadSpec {
+            image_ref: "ab".repeat(32),
+            name: "a.img".into(),
+            src: "http://127.0.0.1:9/a.img".into(),
+            pinned_sha256: None,
+            sha_url: None,
+            size_bytes: None,
+            cache_file_name: "catalog-abababababab-a.img".into(),
+            update: false,
+            cached_sha256: None,
+            etag: None,
+            last_modified: None,
+            partial_name: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn fetches_of_one_entry_asked_together_join_one_recorded_job() {
+        let rig = Rig::new().await;
+        let (first, second) = tokio::join!(
+            rig.downloader.fetch(unreachable_spec()),
+            rig.downloader.fetch(unreachable_spec())
+        );
+        let (first, second) = (first.unwrap(), second.unwrap());
+        assert_eq!(first.id, second.id, "the second joined the first");
+        let jobs = rig.downloader.jobs().list().await.unwrap();
+        assert_eq!(jobs.len(), 1, "{jobs:?}");
+        let recorded = super::super::persist::load_all(&rig._state.path().join("jobs"));
+        assert!(
+            recorded.len() <= 1,
+            "one job file, or none once the job ended"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_fetch_whose_job_file_cannot_be_written_is_refused_with_why() {
+        let rig = Rig::new().await;
+        let jobs_dir = rig._state.path().join("jobs");
+        std::fs::remove_dir(&jobs_dir).unwrap();
+        std::fs::write(&jobs_dir, b"not a directory").unwrap();
+        let refused = rig.downloader.fetch(unreachable_spec()).await.unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("cannot record the download job"),
+            "{refused}"
+        );
+        assert!(rig.downloader.jobs().list().await.unwrap().is_empty());
     }
 }
