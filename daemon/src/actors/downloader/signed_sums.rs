@@ -8,7 +8,7 @@
 
 use bty_fetch::FetchError;
 use bty_openpgp::{Keyring, MAX_SIGNATURE_BYTES, PgpError, verify_detached};
-use bty_store::canon::{canonicalise_src, url_file_name};
+use bty_store::canon::{SrcError, canonicalise_src, url_file_name};
 use bty_store::sums::{MAX_SUMS_BYTES, SumsError, digest_for};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
@@ -87,25 +87,27 @@ pub enum SignedSumsError {
         src: String,
     },
     /// The `sha_url` is not a URL bty fetches.
-    #[error("[[trust]] match = {rule:?}: invalid sha_url {sha_url:?}: {reason}")]
+    #[error("[[trust]] match = {rule:?}: invalid sha_url {sha_url:?}")]
     BadShaUrl {
         /// The rule's `match`.
         rule: String,
         /// The sums URL as given.
         sha_url: String,
         /// Why.
-        reason: String,
+        #[source]
+        source: SrcError,
     },
     /// A sums or signature fetch failed (a missing signature is
     /// [`Self::NoSignature`]).
-    #[error("[[trust]] match = {rule:?}: fetching {url}: {reason}")]
+    #[error("[[trust]] match = {rule:?}: fetching {url}")]
     Fetch {
         /// The rule's `match`.
         rule: String,
         /// What was fetched.
         url: String,
         /// Why it failed.
-        reason: String,
+        #[source]
+        source: DocumentFetchError,
     },
     /// None of `.gpg`, `.sign`, `.asc` exists next to the sums file.
     #[error(
@@ -227,19 +229,18 @@ async fn verified_digest(
             src: src.to_owned(),
         });
     };
-    let sums_url = canonicalise_src(sha_url).map_err(|e| SignedSumsError::BadShaUrl {
+    let sums_url = canonicalise_src(sha_url).map_err(|source| SignedSumsError::BadShaUrl {
         rule: rule_name(),
         sha_url: sha_url.chars().take(200).collect(),
-        reason: e.to_string(),
+        source,
     })?;
-    let sums =
-        fetch(http, &sums_url, MAX_SUMS_BYTES)
-            .await
-            .map_err(|e| SignedSumsError::Fetch {
-                rule: rule_name(),
-                url: sums_url.clone(),
-                reason: e.to_string(),
-            })?;
+    let sums = fetch(http, &sums_url, MAX_SUMS_BYTES)
+        .await
+        .map_err(|source| SignedSumsError::Fetch {
+            rule: rule_name(),
+            url: sums_url.clone(),
+            source,
+        })?;
     let mut found = None;
     for suffix in SIGNATURE_SUFFIXES {
         let url = format!("{sums_url}{suffix}");
@@ -248,12 +249,12 @@ async fn verified_digest(
                 found = Some((url, bytes));
                 break;
             }
-            Err(FetchFailure::NotFound) => continue,
-            Err(e) => {
+            Err(DocumentFetchError::NotFound) => continue,
+            Err(source) => {
                 return Err(SignedSumsError::Fetch {
                     rule: rule_name(),
                     url,
-                    reason: e.to_string(),
+                    source,
                 });
             }
         }
@@ -284,34 +285,34 @@ async fn verified_digest(
     Ok(SignedDigest { sha256, signed_by })
 }
 
-/// Why a document fetch failed; "not there" is told apart, as the next
-/// signature suffix is then tried.
-#[derive(Debug)]
-enum FetchFailure {
+/// Why a sums or signature fetch failed; "not there" is told apart, as
+/// the next signature suffix is then tried.
+#[derive(Debug, Error)]
+pub enum DocumentFetchError {
+    /// 404 or 410.
+    #[error("not found")]
     NotFound,
-    Other(String),
+    /// No whole answer within the time a small document gets.
+    #[error("took longer than {}s", .0.as_secs())]
+    TimedOut(std::time::Duration),
+    /// Any other failure.
+    #[error(transparent)]
+    Fetch(FetchError),
 }
 
-impl std::fmt::Display for FetchFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::NotFound => f.write_str("not found"),
-            Self::Other(why) => f.write_str(why),
-        }
-    }
-}
-
-async fn fetch(http: &reqwest::Client, url: &str, cap: usize) -> Result<Vec<u8>, FetchFailure> {
+async fn fetch(
+    http: &reqwest::Client,
+    url: &str,
+    cap: usize,
+) -> Result<Vec<u8>, DocumentFetchError> {
     let fetched = tokio::time::timeout(
         DOCUMENT_TIMEOUT,
         bty_fetch::fetch_bytes(http, url, &HeaderMap::new(), cap),
     )
     .await
-    .map_err(|_| {
-        FetchFailure::Other(format!("took longer than {}s", DOCUMENT_TIMEOUT.as_secs()))
-    })?;
+    .map_err(|_| DocumentFetchError::TimedOut(DOCUMENT_TIMEOUT))?;
     fetched.map_err(|e: FetchError| match e.status() {
-        Some(StatusCode::NOT_FOUND | StatusCode::GONE) => FetchFailure::NotFound,
-        _ => FetchFailure::Other(crate::chain::chain(&e)),
+        Some(StatusCode::NOT_FOUND | StatusCode::GONE) => DocumentFetchError::NotFound,
+        _ => DocumentFetchError::Fetch(e),
     })
 }
