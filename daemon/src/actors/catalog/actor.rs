@@ -1,11 +1,11 @@
 //! The catalog actor: state = parsed catalog.toml + the latest image-root
 //! scan + the merged rows; a flat `match` over messages calling plain methods.
 
-use super::changes::Change;
 use super::entries::ORIGIN_URL;
 use super::error::{CatalogError, LoadError};
 use super::index::IndexedCatalog;
 use super::messages::CatalogMessage;
+use super::messages::Change;
 use super::scanning::{ScanOrder, scan_off_runtime};
 use crate::actors::hasher::HasherHandle;
 use crate::events::EventBus;
@@ -130,15 +130,7 @@ impl Actor for CatalogActor {
             CatalogMessage::ListEntries { reply } => {
                 let _ = reply.send(state.list_entries());
             }
-            CatalogMessage::AddEntry { request, reply } => {
-                state.change(Change::Add { request, reply });
-            }
-            CatalogMessage::RemoveEntry { src_or_ref, reply } => {
-                state.change(Change::Remove { src_or_ref, reply });
-            }
-            CatalogMessage::Import { import, reply } => {
-                state.change(Change::Import { import, reply });
-            }
+            CatalogMessage::Change(change) => state.change(change),
             CatalogMessage::DiskWorkDone { done, then } => state.disk_work_done(done, then),
             CatalogMessage::Export { base_url, reply } => {
                 let _ = reply.send(export_catalog(&state.rows(), &base_url));
@@ -163,9 +155,6 @@ impl Actor for CatalogActor {
             CatalogMessage::ArrivalAbandoned { name } => {
                 state.arriving.remove(&name);
                 state.rescan_in_background();
-            }
-            CatalogMessage::DeleteCache { key, reply } => {
-                state.change(Change::DeleteCache { key, reply });
             }
             CatalogMessage::ResolveLocal { key, reply } => {
                 let _ = reply.send(state.resolve_local(&key));
@@ -484,6 +473,18 @@ mod tests {
         actor.stop(None);
     }
 
+    /// Store `up.img` in `root` as an upload does (beside the name with
+    /// its sidecar, then swapped in) and report it; its sha256.
+    fn land_upload(catalog: &CatalogHandle, root: &std::path::Path) -> String {
+        let bytes = b"uploaded bytes".to_vec();
+        let sha = sha256_bytes(&bytes);
+        let staged = root.join(".up.img.tmp-test");
+        std::fs::write(&staged, &bytes).unwrap();
+        install_with_sidecar(&staged, &root.join("up.img"), &sha).unwrap();
+        catalog.uploaded("up.img", &sha, scan_one(root, "up.img").unwrap());
+        sha
+    }
+
     #[tokio::test]
     async fn an_uploaded_file_is_listed_with_its_sha256() {
         let dir = tempfile::tempdir().unwrap();
@@ -493,12 +494,7 @@ mod tests {
         // As the downloader stores an upload: announced, landed beside the
         // name with its sidecar, swapped in, then reported.
         catalog.expect_arrival("up.img").await.unwrap();
-        let bytes = b"uploaded bytes".to_vec();
-        let sha = sha256_bytes(&bytes);
-        let staged = root.join(".up.img.tmp-test");
-        std::fs::write(&staged, &bytes).unwrap();
-        install_with_sidecar(&staged, &root.join("up.img"), &sha).unwrap();
-        catalog.uploaded("up.img", &sha, scan_one(&root, "up.img").unwrap());
+        let sha = land_upload(&catalog, &root);
 
         let rows = catalog.list().await.unwrap();
         let row = rows
@@ -540,9 +536,11 @@ mod tests {
             .collect();
         let (catalog, actor, _) = spawn_catalog(dir.path(), Some(&toml)).await;
         assert_eq!(catalog.list().await.unwrap().len(), 10_000);
-        let mut added = send(&actor, |reply| CatalogMessage::AddEntry {
-            request: add("https://h/new.img"),
-            reply,
+        let mut added = send(&actor, |reply| {
+            CatalogMessage::Change(Change::Add {
+                request: add("https://h/new.img"),
+                reply,
+            })
         });
         // Behind the add in the mailbox, answered while the add's write
         // runs, from the catalog before it.
@@ -569,20 +567,26 @@ mod tests {
         let (catalog, actor, events) = spawn_catalog(dir.path(), None).await;
         let adds: Vec<_> = (0..8)
             .map(|i| {
-                send(&actor, |reply| CatalogMessage::AddEntry {
-                    request: add(&format!("https://h/{i}.img")),
-                    reply,
+                send(&actor, |reply| {
+                    CatalogMessage::Change(Change::Add {
+                        request: add(&format!("https://h/{i}.img")),
+                        reply,
+                    })
                 })
             })
             .collect();
         // Each change is decided on the catalog the ones before it left.
-        let again = send(&actor, |reply| CatalogMessage::AddEntry {
-            request: add("https://h/0.img"),
-            reply,
+        let again = send(&actor, |reply| {
+            CatalogMessage::Change(Change::Add {
+                request: add("https://h/0.img"),
+                reply,
+            })
         });
-        let removed = send(&actor, |reply| CatalogMessage::RemoveEntry {
-            src_or_ref: "https://h/3.img".into(),
-            reply,
+        let removed = send(&actor, |reply| {
+            CatalogMessage::Change(Change::Remove {
+                src_or_ref: "https://h/3.img".into(),
+                reply,
+            })
         });
         for added in adds {
             added.await.unwrap().unwrap();
@@ -627,12 +631,7 @@ mod tests {
         // A watcher scan starts before the upload lands, and finishes
         // after the catalog was told.
         catalog.rescan();
-        let bytes = b"uploaded bytes".to_vec();
-        let sha = sha256_bytes(&bytes);
-        let staged = root.join(".up.img.tmp-test");
-        std::fs::write(&staged, &bytes).unwrap();
-        install_with_sidecar(&staged, &root.join("up.img"), &sha).unwrap();
-        catalog.uploaded("up.img", &sha, scan_one(&root, "up.img").unwrap());
+        let sha = land_upload(&catalog, &root);
         for _ in 0..20 {
             let rows = catalog.list().await.unwrap();
             assert_eq!(rows.len(), 1, "the landed file stays listed: {rows:?}");

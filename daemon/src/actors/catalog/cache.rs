@@ -3,9 +3,9 @@
 //! any key an operator types (row id, ref, sha256, src, name) to a file.
 
 use super::actor::CatalogState;
-use super::changes::Change;
 use super::error::CatalogError;
 use super::index::IndexedCatalog;
+use super::messages::Change;
 use crate::domain::{DownloadSpec, Downloaded, LocalImage};
 use crate::events::{CatalogEvent, CatalogEventKind};
 use bty_store::digest::Sha256Digest;

@@ -12,41 +12,13 @@ use super::actor::{CatalogState, write_catalog};
 use super::error::CatalogError;
 use super::import::ImportReport;
 use super::index::IndexedCatalog;
-use super::messages::{AddEntry, CacheDeleted, CatalogMessage, ParsedImport, RemovedEntry};
+use super::messages::{CacheDeleted, CatalogMessage, Change, RemovedEntry};
 use crate::actors::Unavailable;
-use crate::domain::Downloaded;
 use crate::events::{CatalogEvent, CatalogEventKind};
 use bty_store::catalog_file::CatalogEntry;
 use bty_store::sidecar::remove_with_sidecar;
 use ractor::RpcReplyPort;
 use std::path::Path;
-
-/// A change, as asked; it waits while another one's disk work runs.
-#[derive(Debug)]
-pub(super) enum Change {
-    /// Add a remote entry.
-    Add {
-        request: AddEntry,
-        reply: RpcReplyPort<Result<(CatalogEntry, String), CatalogError>>,
-    },
-    /// Remove a remote entry and its cached bytes.
-    Remove {
-        src_or_ref: String,
-        reply: RpcReplyPort<Result<RemovedEntry, CatalogError>>,
-    },
-    /// Merge an imported catalog.
-    Import {
-        import: ParsedImport,
-        reply: RpcReplyPort<Result<ImportReport, CatalogError>>,
-    },
-    /// Delete an entry's cached bytes.
-    DeleteCache {
-        key: String,
-        reply: RpcReplyPort<Result<CacheDeleted, CatalogError>>,
-    },
-    /// Record a landed download's validators, for its next "changed?".
-    Validators(Downloaded),
-}
 
 /// The disk work of one change, in this order: the delete only once the
 /// write (when there is one) succeeded.
@@ -137,6 +109,21 @@ fn delete_cached(path: &Path, name: &str) -> bool {
     })
 }
 
+/// What a planned change goes on with, or its refusal answered at once.
+fn or_refused<P, T>(
+    planned: Result<P, CatalogError>,
+    reply: RpcReplyPort<Result<T, CatalogError>>,
+    go_on: impl FnOnce(P, RpcReplyPort<Result<T, CatalogError>>) -> Option<(DiskWork, Then)>,
+) -> Option<(DiskWork, Then)> {
+    match planned {
+        Ok(planned) => go_on(planned, reply),
+        Err(e) => {
+            let _ = reply.send(Err(e));
+            None
+        }
+    }
+}
+
 impl CatalogState {
     /// Take a change: at once when no other is under way, else after the
     /// ones asked before it.
@@ -162,66 +149,58 @@ impl CatalogState {
     /// to write).
     fn begin(&mut self, change: Change) -> Option<(DiskWork, Then)> {
         match change {
-            Change::Add { request, reply } => match self.plan_add(request) {
-                Ok((catalog, entry, image_ref)) => Some((
-                    DiskWork::write(catalog),
-                    Then::Added {
+            Change::Add { request, reply } => {
+                or_refused(self.plan_add(request), reply, |planned, reply| {
+                    let (catalog, entry, image_ref) = planned;
+                    let then = Then::Added {
                         entry,
                         image_ref,
                         reply,
-                    },
-                )),
-                Err(e) => {
-                    let _ = reply.send(Err(e));
-                    None
-                }
-            },
-            Change::Remove { src_or_ref, reply } => match self.plan_remove(&src_or_ref) {
-                Ok((work, entry, image_ref)) => Some((
-                    work,
-                    Then::Removed {
+                    };
+                    Some((DiskWork::write(catalog), then))
+                })
+            }
+            Change::Remove { src_or_ref, reply } => {
+                or_refused(self.plan_remove(&src_or_ref), reply, |planned, reply| {
+                    let (work, entry, image_ref) = planned;
+                    let then = Then::Removed {
                         entry,
                         image_ref,
                         reply,
-                    },
-                )),
-                Err(e) => {
-                    let _ = reply.send(Err(e));
-                    None
-                }
-            },
-            Change::Import { import, reply } => match self.plan_import(import) {
-                Ok((Some(catalog), report)) => {
-                    Some((DiskWork::write(catalog), Then::Imported { report, reply }))
-                }
-                Ok((None, report)) => {
-                    self.announce_import(&report);
-                    let _ = reply.send(Ok(report));
-                    None
-                }
-                Err(e) => {
-                    let _ = reply.send(Err(e));
-                    None
-                }
-            },
-            Change::DeleteCache { key, reply } => match self.plan_delete_cache(&key) {
-                Ok((file_name, name, sha256)) => Some((
-                    DiskWork {
+                    };
+                    Some((work, then))
+                })
+            }
+            Change::Import { import, reply } => or_refused(
+                self.plan_import(import),
+                reply,
+                |planned, reply| match planned {
+                    (Some(catalog), report) => {
+                        Some((DiskWork::write(catalog), Then::Imported { report, reply }))
+                    }
+                    (None, report) => {
+                        self.announce_import(&report);
+                        let _ = reply.send(Ok(report));
+                        None
+                    }
+                },
+            ),
+            Change::DeleteCache { key, reply } => {
+                or_refused(self.plan_delete_cache(&key), reply, |planned, reply| {
+                    let (file_name, name, sha256) = planned;
+                    let work = DiskWork {
                         write: None,
                         delete: Some(file_name.clone()),
-                    },
-                    Then::CacheDeleted {
+                    };
+                    let then = Then::CacheDeleted {
                         name,
                         file_name,
                         sha256,
                         reply,
-                    },
-                )),
-                Err(e) => {
-                    let _ = reply.send(Err(e));
-                    None
-                }
-            },
+                    };
+                    Some((work, then))
+                })
+            }
             Change::Validators(done) => self
                 .plan_validators(&done)
                 .map(|catalog| (DiskWork::write(catalog), Then::ValidatorsRecorded)),
@@ -285,11 +264,7 @@ impl CatalogState {
                 reply,
             } => {
                 let answer = written.map(|()| {
-                    self.args.events.catalog(CatalogEvent::new(
-                        CatalogEventKind::EntryAdded,
-                        &entry.src,
-                        format!("added {} ({})", entry.name, entry.src),
-                    ));
+                    self.announce_entry(CatalogEventKind::EntryAdded, "added", &entry);
                     (entry, image_ref)
                 });
                 let _ = reply.send(answer);
@@ -300,11 +275,7 @@ impl CatalogState {
                 reply,
             } => {
                 let answer = written.map(|()| {
-                    self.args.events.catalog(CatalogEvent::new(
-                        CatalogEventKind::EntryDeleted,
-                        &entry.src,
-                        format!("removed {} ({})", entry.name, entry.src),
-                    ));
+                    self.announce_entry(CatalogEventKind::EntryDeleted, "removed", &entry);
                     RemovedEntry {
                         entry,
                         image_ref,
@@ -350,5 +321,14 @@ impl CatalogState {
                 }
             }
         }
+    }
+
+    /// `entry.added` / `entry.deleted`: "<done> <name> (<src>)".
+    fn announce_entry(&self, kind: CatalogEventKind, done: &str, entry: &CatalogEntry) {
+        self.args.events.catalog(CatalogEvent::new(
+            kind,
+            &entry.src,
+            format!("{done} {} ({})", entry.name, entry.src),
+        ));
     }
 }

@@ -3,7 +3,7 @@
 use super::error::CatalogError;
 use super::import::ImportReport;
 use super::messages::{
-    AddEntry, CacheDeleted, CatalogMessage, ListedEntry, ParsedImport, RemovedEntry,
+    AddEntry, CacheDeleted, CatalogMessage, Change, ListedEntry, ParsedImport, RemovedEntry,
 };
 use crate::actors::call::ask;
 use crate::actors::{Unavailable, slot::ActorSlot};
@@ -86,16 +86,17 @@ impl CatalogHandle {
         &self,
         request: AddEntry,
     ) -> Result<(CatalogEntry, String), CatalogError> {
-        self.ask(REQUEST, |reply| CatalogMessage::AddEntry { request, reply })
-            .await?
+        self.ask(REQUEST, |reply| {
+            CatalogMessage::Change(Change::Add { request, reply })
+        })
+        .await?
     }
 
     /// Remove a remote entry.
     pub async fn remove_entry(&self, src_or_ref: &str) -> Result<RemovedEntry, CatalogError> {
         let src_or_ref = src_or_ref.to_owned();
-        self.ask(REQUEST, |reply| CatalogMessage::RemoveEntry {
-            src_or_ref,
-            reply,
+        self.ask(REQUEST, |reply| {
+            CatalogMessage::Change(Change::Remove { src_or_ref, reply })
         })
         .await?
     }
@@ -119,8 +120,10 @@ impl CatalogHandle {
             source,
         })?;
         let import = ParsedImport { parsed, label };
-        self.ask(IMPORT, |reply| CatalogMessage::Import { import, reply })
-            .await?
+        self.ask(IMPORT, |reply| {
+            CatalogMessage::Change(Change::Import { import, reply })
+        })
+        .await?
     }
 
     /// The exportable catalog.toml.
@@ -198,8 +201,10 @@ impl CatalogHandle {
     /// Remove an entry's cached bytes.
     pub async fn delete_cache(&self, key: &str) -> Result<CacheDeleted, CatalogError> {
         let key = key.to_owned();
-        self.ask(REQUEST, |reply| CatalogMessage::DeleteCache { key, reply })
-            .await?
+        self.ask(REQUEST, |reply| {
+            CatalogMessage::Change(Change::DeleteCache { key, reply })
+        })
+        .await?
     }
 
     /// Resolve an image to a file in the image root.

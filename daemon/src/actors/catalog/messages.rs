@@ -91,6 +91,44 @@ pub struct CacheDeleted {
 /// A scan of the image root run on the blocking pool.
 pub(crate) type ScanOutcome = Result<std::io::Result<Vec<ScannedFile>>, tokio::task::JoinError>;
 
+/// A change to the catalog, as asked. Each is decided on the catalog as
+/// the change before it left it, and answered once its disk work is done
+/// (`changes.rs`).
+#[derive(Debug)]
+pub enum Change {
+    /// Add a remote entry.
+    Add {
+        /// What to add.
+        request: AddEntry,
+        /// The entry and its ref.
+        reply: RpcReplyPort<Result<(CatalogEntry, String), CatalogError>>,
+    },
+    /// Remove a remote entry and its cached bytes.
+    Remove {
+        /// src (any spelling with the same canonical form) or ref.
+        src_or_ref: String,
+        /// What was removed.
+        reply: RpcReplyPort<Result<RemovedEntry, CatalogError>>,
+    },
+    /// Import a catalog.
+    Import {
+        /// What was sent, parsed.
+        import: ParsedImport,
+        /// Counts and per-entry errors.
+        reply: RpcReplyPort<Result<ImportReport, CatalogError>>,
+    },
+    /// Remove an entry's cached bytes.
+    DeleteCache {
+        /// Row id, ref, src or entry name.
+        key: String,
+        /// What happened.
+        reply: RpcReplyPort<Result<CacheDeleted, CatalogError>>,
+    },
+    /// Record a landed download's validators, for its next "changed?"
+    /// (the catalog's own, after `Downloaded`).
+    Validators(Downloaded),
+}
+
 /// Requests and notifications.
 #[derive(Debug)]
 pub enum CatalogMessage {
@@ -104,27 +142,9 @@ pub enum CatalogMessage {
         /// The entries.
         reply: RpcReplyPort<Vec<ListedEntry>>,
     },
-    /// Add a remote entry.
-    AddEntry {
-        /// What to add.
-        request: AddEntry,
-        /// The entry and its ref.
-        reply: RpcReplyPort<Result<(CatalogEntry, String), CatalogError>>,
-    },
-    /// Remove a remote entry and its cached bytes.
-    RemoveEntry {
-        /// src (any spelling with the same canonical form) or ref.
-        src_or_ref: String,
-        /// What was removed.
-        reply: RpcReplyPort<Result<RemovedEntry, CatalogError>>,
-    },
-    /// Import a catalog.
-    Import {
-        /// What was sent, parsed.
-        import: ParsedImport,
-        /// Counts and per-entry errors.
-        reply: RpcReplyPort<Result<ImportReport, CatalogError>>,
-    },
+    /// A change to the catalog: it waits while another one's disk work
+    /// runs.
+    Change(Change),
     /// Render the exportable catalog.
     Export {
         /// Origin for cached rows' URLs.
@@ -193,13 +213,6 @@ pub enum CatalogMessage {
     ArrivalAbandoned {
         /// Cache file name.
         name: String,
-    },
-    /// Remove an entry's cached bytes.
-    DeleteCache {
-        /// Row id, ref, src or entry name.
-        key: String,
-        /// What happened.
-        reply: RpcReplyPort<Result<CacheDeleted, CatalogError>>,
     },
     /// Resolve a row id, ref, sha256 or name to a file in the image root.
     ResolveLocal {

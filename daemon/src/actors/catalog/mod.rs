@@ -19,5 +19,6 @@ pub use error::CatalogError;
 pub use handle::CatalogHandle;
 pub use import::ImportReport;
 pub use messages::{
-    AddEntry, CacheDeleted, CatalogMessage, ListedEntry, ParsedImport, RemoteMetadata, RemovedEntry,
+    AddEntry, CacheDeleted, CatalogMessage, Change, ListedEntry, ParsedImport, RemoteMetadata,
+    RemovedEntry,
 };

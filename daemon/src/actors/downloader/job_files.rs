@@ -92,10 +92,11 @@ fn run(jobs_dir: &std::path::Path, rx: &Receiver<Op>) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn spec(image_ref: &str) -> DownloadSpec {
+    /// A download of `a.img` from `https://h/` under `image_ref`.
+    pub(in crate::actors::downloader) fn spec(image_ref: &str) -> DownloadSpec {
         DownloadSpec {
             image_ref: image_ref.into(),
             name: "a.img".into(),

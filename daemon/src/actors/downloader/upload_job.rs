@@ -510,18 +510,8 @@ mod tests {
     /// A download of `a.img` from a port nothing listens on.
     fn unreachable_spec() -> crate::domain::DownloadSpec {
         crate::domain::DownloadSpec {
-            image_ref: "ab".repeat(32),
-            name: "a.img".into(),
             src: "http://127.0.0.1:9/a.img".into(),
-            pinned_sha256: None,
-            sha_url: None,
-            size_bytes: None,
-            cache_file_name: "catalog-abababababab-a.img".into(),
-            update: false,
-            cached_sha256: None,
-            etag: None,
-            last_modified: None,
-            partial_name: None,
+            ..super::super::job_files::tests::spec(&"ab".repeat(32))
         }
     }
 
