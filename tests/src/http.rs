@@ -57,9 +57,15 @@ pub fn request(
     }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes()).expect("write head");
-    stream.write_all(body).expect("write body");
+    // A server may answer a refused upload before it read the whole body
+    // and close: the body's write then fails, and the answer still counts.
+    let written = stream.write_all(body);
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).expect("read response");
+    let read = stream.read_to_end(&mut raw);
+    if raw.is_empty() {
+        written.expect("write body");
+        read.expect("read response");
+    }
     parse(&raw)
 }
 
