@@ -18,7 +18,7 @@ type RefKey = Sha256Digest;
 pub(super) struct EntryKey(RefKey);
 
 /// `catalog.toml` plus its indexes. Changes are made on a clone and adopted
-/// only once written (see `CatalogState::persist`).
+/// only once written (see `changes.rs`).
 #[derive(Debug, Clone, Default)]
 pub(super) struct IndexedCatalog {
     file: CatalogFile,

@@ -1,7 +1,8 @@
-//! The catalog's side of the image root: scans (awaited, or run off the
-//! mailbox for the watcher and adopted in the order they were started),
-//! what a scan tells (files that came, went or changed; hashes to ask
-//! for), and hashes and uploads as they are reported.
+//! The catalog's side of the image root: scans (the start-up one, and the
+//! watcher's, run off the mailbox and adopted in the order they were
+//! started), what a scan tells (files that came, went or changed; hashes
+//! to ask for), edits for files bty itself landed or deleted, and hashes
+//! and uploads as they are reported.
 
 use super::actor::CatalogState;
 use super::messages::{CatalogMessage, ScanOutcome};
@@ -10,9 +11,9 @@ use bty_store::scan::{ScannedFile, scan_image_root};
 use bty_store::sidecar::Sidecar;
 use std::collections::BTreeMap;
 
-/// Scans run both off the mailbox (the watcher's) and awaited (an
-/// operation that must see the disk before it replies): each is numbered
-/// when started, and only a scan newer than the adopted one is adopted.
+/// Scans finish in any order, and bty edits the adopted scan for files it
+/// landed or deleted itself: each scan is numbered when started, and only
+/// one newer than the adopted scan (or the last edit) is adopted.
 #[derive(Debug, Default)]
 pub(super) struct ScanOrder {
     started: u64,
@@ -241,8 +242,8 @@ mod tests {
     fn only_a_scan_newer_than_the_adopted_one_is_adopted() {
         let mut scans = ScanOrder::default();
         let background = scans.start();
-        let awaited = scans.start();
-        assert!(scans.adopt(awaited), "the awaited scan, started later");
+        let later = scans.start();
+        assert!(scans.adopt(later), "a scan started later, finished first");
         assert!(!scans.adopt(background), "an older scan finishing late");
         let next = scans.start();
         assert!(scans.adopt(next));
