@@ -28,10 +28,16 @@ const OVERRUN_BUDGET: u64 = 64 << 20;
 /// Run a stream case on `surface` (`decode` or `flash`).
 pub(crate) fn run(case: &Case, surface: &str, scratch: &Path) -> Result<(), String> {
     let codec = case.codec.as_deref().unwrap_or_default();
-    let damage = case.damage.as_deref().unwrap_or_default();
+    // A stream found by fuzzing is given as its bytes; the others are
+    // generated from a good stream and a named damage.
+    let damage = case.damage.as_deref().unwrap_or("given");
     let container = container(codec)?;
     let bomb = damage == "bomb";
-    let stream = damaged(codec, damage)?;
+    let stream = if case.input_hex.is_some() {
+        case.bytes()
+    } else {
+        damaged(codec, damage)?
+    };
     let baseline = reset_peak_memory();
     let result = match surface {
         "decode" if bomb => decode_capped(stream, container, 256 * MIB as u64),
