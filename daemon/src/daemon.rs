@@ -54,8 +54,8 @@ pub enum DaemonError {
         source: std::io::Error,
     },
     /// The actor tree could not start.
-    #[error("cannot start the actors: {0}")]
-    Actors(String),
+    #[error("cannot start the actors")]
+    Actors(#[source] ractor::SpawnErr),
     /// The directory watcher could not start.
     #[error("cannot watch the image root {path}")]
     Watch {
@@ -72,8 +72,14 @@ pub enum DaemonError {
     #[error("cannot build the HTTP client")]
     Http(#[source] bty_fetch::FetchError),
     /// The web settings cannot be used (e.g. no login off loopback).
-    #[error("invalid web settings: {0}")]
-    WebConfig(String),
+    #[error("invalid web settings")]
+    WebConfig(#[source] bty_web::ConfigError),
+    /// The web listener's certificate or key cannot be used.
+    #[error("invalid web TLS settings")]
+    WebTls(#[source] bty_web::TlsError),
+    /// The web adapter cannot name btyd's own socket as its gRPC target.
+    #[error("cannot reach btyd's socket from the web adapter")]
+    WebChannel(#[source] bty_proto::channel::ChannelError),
     /// The web listener failed.
     #[error("web server failed")]
     Web(#[source] std::io::Error),
@@ -89,9 +95,9 @@ pub enum DaemonError {
     /// The event log cannot be opened.
     #[error(transparent)]
     EventLog(#[from] crate::events::JournalError),
-    /// The supervisor gave up (restart budget exhausted).
-    #[error("the actor supervisor stopped: {0}")]
-    SupervisorStopped(String),
+    /// The supervisor gave up.
+    #[error("the actor supervisor stopped: restart budget exhausted")]
+    SupervisorStopped,
 }
 
 /// Run btyd until `shutdown` resolves or the supervisor gives up.
@@ -165,7 +171,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     };
     let (supervisor, supervisor_done) = Actor::spawn(None, Supervisor, args)
         .await
-        .map_err(|e| DaemonError::Actors(e.to_string()))?;
+        .map_err(DaemonError::Actors)?;
     let watcher =
         crate::watch::spawn_watcher(&config.image_root, catalog.clone()).map_err(|source| {
             DaemonError::Watch {
@@ -264,7 +270,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let mut supervisor_done = supervisor_done;
     let outcome = tokio::select! {
         () = shutdown => Ok(()),
-        _ = &mut supervisor_done => Err(DaemonError::SupervisorStopped("restart budget exhausted".to_owned())),
+        _ = &mut supervisor_done => Err(DaemonError::SupervisorStopped),
         Some(result) = servers.join_next() => match result {
             Ok(Err(e)) => Err(e),
             _ => Ok(()),

@@ -51,9 +51,7 @@ pub async fn prepare(config: &Config) -> Result<Option<WebListener>, DaemonError
         ),
     };
     let tls = match &web.tls {
-        Some((cert, key)) => {
-            Some(bty_web::load_tls(cert, key).map_err(|e| DaemonError::WebConfig(e.to_string()))?)
-        }
+        Some((cert, key)) => Some(bty_web::load_tls(cert, key).map_err(DaemonError::WebTls)?),
         None => None,
     };
     let mut options = bty_web::WebOptions {
@@ -67,7 +65,7 @@ pub async fn prepare(config: &Config) -> Result<Option<WebListener>, DaemonError
         public_read: web.public_read,
         tls: tls.is_some(),
     };
-    bty_web::validate(&options, web.insecure).map_err(|e| DaemonError::WebConfig(e.to_string()))?;
+    bty_web::validate(&options, web.insecure).map_err(DaemonError::WebConfig)?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|source| DaemonError::Bind {
@@ -99,7 +97,7 @@ pub async fn prepare(config: &Config) -> Result<Option<WebListener>, DaemonError
     }
     let channel = bty_proto::channel::Target::Unix(config.socket.clone())
         .lazy_channel()
-        .map_err(|e| DaemonError::Actors(e.to_string()))?;
+        .map_err(DaemonError::WebChannel)?;
     let router = bty_web::router(channel, options);
     Ok(Some(WebListener {
         listener,

@@ -114,25 +114,24 @@ pub const MIN_TOKEN_LEN: usize = 16;
 /// token, a password hash that is not argon2id, and plain HTTP off
 /// loopback unless `insecure` says the operator accepts it. Call before
 /// [`serve`].
-pub fn validate(options: &WebOptions, insecure: bool) -> Result<(), WebError> {
+pub fn validate(options: &WebOptions, insecure: bool) -> Result<(), ConfigError> {
     if options.auth.token.trim().len() < MIN_TOKEN_LEN {
-        return Err(ConfigError::ShortToken { min: MIN_TOKEN_LEN }.into());
+        return Err(ConfigError::ShortToken { min: MIN_TOKEN_LEN });
     }
     if let Some(hash) = &options.auth.password_hash
         && !is_password_hash(hash)
     {
-        return Err(ConfigError::PasswordHash.into());
+        return Err(ConfigError::PasswordHash);
     }
     for host in &options.hosts {
         if !access::is_host_name(host) {
-            return Err(ConfigError::Host { host: host.clone() }.into());
+            return Err(ConfigError::Host { host: host.clone() });
         }
     }
     if !options.tls && !options.listen.ip().is_loopback() && !insecure {
         return Err(ConfigError::PlainHttp {
             listen: options.listen,
-        }
-        .into());
+        });
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! code here, and the message is the error with its causes on one line.
 
 use crate::actors::catalog::CatalogError;
-use crate::actors::downloader::DownloaderError;
+use crate::actors::downloader::{DownloaderError, UploadError};
 use crate::actors::flasher::FlasherError;
 use crate::actors::hasher::HasherError;
 use crate::chain::chain;
@@ -20,8 +20,14 @@ fn status(code: Code, e: &(dyn std::error::Error + 'static)) -> Status {
 
 impl From<CatalogError> for Status {
     fn from(e: CatalogError) -> Self {
+        Self::from(&e)
+    }
+}
+
+impl From<&CatalogError> for Status {
+    fn from(e: &CatalogError) -> Self {
         use CatalogError as E;
-        let code = match &e {
+        let code = match e {
             E::BadUrl(_)
             | E::LocalSource
             | E::RefMismatch { .. }
@@ -44,7 +50,7 @@ impl From<CatalogError> for Status {
             E::StateTooLarge { .. } => Code::ResourceExhausted,
             E::Unavailable(_) => Code::Unavailable,
         };
-        status(code, &e)
+        status(code, e)
     }
 }
 
@@ -63,18 +69,13 @@ impl From<DownloaderError> for Status {
     fn from(e: DownloaderError) -> Self {
         use DownloaderError as E;
         match e {
-            // Announcing an upload fails only when the catalog is away.
-            E::Catalog(e) => e.into(),
+            E::Upload(e) => e.into(),
             e @ (E::BadName(_)
             | E::BadImageUrl(_)
             | E::BadCatalogUrl(_)
             | E::FileCatalogUrl
-            | E::BadSignaturePush(_)
-            | E::SizeMismatch { .. }
-            | E::Interrupted { .. }
-            | E::NoSpace { .. }) => status(Code::InvalidArgument, &e),
+            | E::BadSignaturePush(_)) => status(Code::InvalidArgument, &e),
             e @ E::NoSuchJob { .. } => status(Code::NotFound, &e),
-            e @ E::Cancelled { .. } => status(Code::Cancelled, &e),
             e @ E::Busy { .. } => status(Code::AlreadyExists, &e),
             e @ (E::ResolveOras(_)
             | E::PushSignature(_)
@@ -82,10 +83,27 @@ impl From<DownloaderError> for Status {
             | E::Source(_)
             | E::UnsignedSums(_)
             | E::Stream { .. }) => status(Code::FailedPrecondition, &e),
-            e @ E::TooLarge { .. } => status(Code::ResourceExhausted, &e),
-            e @ (E::Io { .. } | E::Store { .. } | E::UploadTask(_)) => status(Code::Internal, &e),
+            e @ E::Io { .. } => status(Code::Internal, &e),
             e @ E::Unavailable(_) => status(Code::Unavailable, &e),
         }
+    }
+}
+
+impl From<UploadError> for Status {
+    fn from(e: UploadError) -> Self {
+        use UploadError as E;
+        let code = match &e {
+            // Announcing an upload fails when a download lands on its name
+            // or the catalog is away: the catalog's own code.
+            E::Catalog(e) => return Status::from(&**e),
+            E::SizeMismatch { .. } | E::Interrupted { .. } | E::NoSpace { .. } => {
+                Code::InvalidArgument
+            }
+            E::Cancelled { .. } => Code::Cancelled,
+            E::TooLarge { .. } => Code::ResourceExhausted,
+            E::Store { .. } | E::Io { .. } | E::Task(_) => Code::Internal,
+        };
+        status(code, &e)
     }
 }
 

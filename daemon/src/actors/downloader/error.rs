@@ -10,6 +10,7 @@ use bty_store::intake::IntakeError;
 use bty_store::names::NameError;
 use bty_store::oras_ref::OrasRefError;
 use std::path::PathBuf;
+use std::sync::Arc;
 use thiserror::Error;
 
 /// Why a downloader request was refused or failed.
@@ -30,42 +31,9 @@ pub enum DownloaderError {
     /// A `file://` catalog URL.
     #[error("file:// catalogs are read with a path, not a URL")]
     FileCatalogUrl,
-    /// An upload that ended before its declared size.
-    #[error("upload of {name} ended after {size} bytes, {declared} were declared")]
-    SizeMismatch {
-        /// File name.
-        name: String,
-        /// Bytes received.
-        size: u64,
-        /// Bytes declared.
-        declared: u64,
-    },
-    /// The client went away mid-upload.
-    #[error("upload of {name} was interrupted after {size} bytes")]
-    Interrupted {
-        /// File name.
-        name: String,
-        /// Bytes received.
-        size: u64,
-    },
-    /// An operator cancelled the upload's job.
-    #[error("upload of {name} was cancelled after {size} bytes")]
-    Cancelled {
-        /// File name.
-        name: String,
-        /// Bytes received.
-        size: u64,
-    },
-    /// A declared upload size that does not fit.
-    #[error("not enough free space in {}: {needed} bytes needed, {free} free", root.display())]
-    NoSpace {
-        /// The image root.
-        root: PathBuf,
-        /// Bytes declared.
-        needed: u64,
-        /// Bytes free.
-        free: u64,
-    },
+    /// An upload stored nothing.
+    #[error(transparent)]
+    Upload(#[from] UploadError),
     /// No such job.
     #[error("no download job with id {id:?}")]
     NoSuchJob {
@@ -119,30 +87,84 @@ pub enum DownloaderError {
         #[source]
         source: std::io::Error,
     },
-    /// Writing an upload's bytes failed.
+    /// The actor (or a task of it) could not answer.
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
+}
+
+/// Why an upload stored nothing. The same failure answers the client and
+/// ends the upload's job, so it is `Clone`: its causes are shared.
+#[derive(Debug, Clone, Error)]
+pub enum UploadError {
+    /// An upload that ended before its declared size.
+    #[error("upload of {name} ended after {size} bytes, {declared} were declared")]
+    SizeMismatch {
+        /// File name.
+        name: String,
+        /// Bytes received.
+        size: u64,
+        /// Bytes declared.
+        declared: u64,
+    },
+    /// The client went away mid-upload.
+    #[error("upload of {name} was interrupted after {size} bytes")]
+    Interrupted {
+        /// File name.
+        name: String,
+        /// Bytes received.
+        size: u64,
+    },
+    /// An operator cancelled the upload's job.
+    #[error("upload of {name} was cancelled after {size} bytes")]
+    Cancelled {
+        /// File name.
+        name: String,
+        /// Bytes received.
+        size: u64,
+    },
+    /// A declared upload size that does not fit.
+    #[error("not enough free space in {}: {needed} bytes needed, {free} free", root.display())]
+    NoSpace {
+        /// The image root.
+        root: PathBuf,
+        /// Bytes declared.
+        needed: u64,
+        /// Bytes free.
+        free: u64,
+    },
+    /// Writing the upload's bytes failed.
     #[error("cannot store the upload of {name}")]
     Store {
         /// File name.
         name: String,
         /// Why.
         #[source]
-        source: IntakeError,
+        source: Arc<IntakeError>,
     },
-    /// The upload's task panicked.
+    /// Local I/O on the upload's file or the image root failed.
+    #[error("{what}")]
+    Io {
+        /// What bty was doing.
+        what: String,
+        /// The file concerned.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// The storing task panicked.
     #[error("upload task failed")]
-    UploadTask(#[source] tokio::task::JoinError),
+    Task(#[source] Arc<tokio::task::JoinError>),
     /// The upload exceeded the configured cap.
     #[error("upload exceeded {cap} bytes")]
     TooLarge {
         /// The cap.
         cap: u64,
     },
-    /// The catalog refused or could not answer (announcing an upload).
+    /// The catalog refused the upload's name (a download is landing on
+    /// it) or could not answer.
     #[error(transparent)]
-    Catalog(#[from] CatalogError),
-    /// The actor (or a task of it) could not answer.
-    #[error(transparent)]
-    Unavailable(#[from] Unavailable),
+    Catalog(Arc<CatalogError>),
 }
 
 /// A URL or reference that is not a valid source.

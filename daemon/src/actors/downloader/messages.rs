@@ -1,6 +1,6 @@
 //! Messages the downloader understands.
 
-use super::error::{BadRef, DownloaderError, SourceError};
+use super::error::{BadRef, DownloaderError, SourceError, UploadError};
 use super::stream::RemoteStream;
 use crate::actors::call::Running;
 use crate::actors::catalog::CatalogError;
@@ -152,10 +152,10 @@ pub enum JobFailure {
     /// The registry refused the push.
     #[error(transparent)]
     Push(OciError),
-    /// An upload failed: its error with causes, on one line (the client
-    /// gets the typed error itself as its call's status).
-    #[error("{0}")]
-    Upload(String),
+    /// An upload stored nothing (the client's call ends with the same
+    /// error).
+    #[error(transparent)]
+    Upload(UploadError),
 }
 
 /// Requests and task reports.

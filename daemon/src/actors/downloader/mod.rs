@@ -19,7 +19,7 @@ mod upload;
 mod upload_job;
 
 pub use actor::{DownloaderActor, DownloaderArgs, TaskRegistry};
-pub use error::{BadRef, DocumentError, DownloaderError, SourceError, StreamError};
+pub use error::{BadRef, DocumentError, DownloaderError, SourceError, StreamError, UploadError};
 pub use handle::DownloaderHandle;
 pub use messages::{
     DownloaderMessage, JobFailure, JobOutcome, OrasResolved, SignaturePush, UploadRequest, Uploaded,

@@ -7,13 +7,14 @@
 //! hashed on one thread and written on another, with `O_DIRECT` where the
 //! filesystem allows it.
 
-use super::error::DownloaderError;
+use super::error::UploadError;
 use super::messages::UploadRequest;
 use bty_store::atomic::temp_path;
 use bty_store::intake::{IntakeError, IntakeFile, Written};
 use bty_store::sidecar::install_with_sidecar;
 use std::io;
 use std::path::Path;
+use std::sync::Arc;
 
 /// What an upload stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,7 +31,7 @@ pub(crate) fn store_upload(
     image_root: &Path,
     mut request: UploadRequest,
     cap: u64,
-) -> Result<Stored, DownloaderError> {
+) -> Result<Stored, UploadError> {
     let dest = image_root.join(&request.name);
     // A hidden temp name per upload with 64 random bits: concurrent uploads
     // never share bytes, the scan ignores it, nobody can plant a link under
@@ -42,7 +43,7 @@ pub(crate) fn store_upload(
         if let Some(declared) = request.size_bytes
             && declared != size
         {
-            return Err(DownloaderError::SizeMismatch {
+            return Err(UploadError::SizeMismatch {
                 name: request.name.clone(),
                 size,
                 declared,
@@ -63,11 +64,11 @@ pub(crate) fn store_upload(
 
 /// Refuse an upload whose declared size does not fit on the image root's
 /// filesystem, before a byte is written.
-fn check_space(image_root: &Path, declared: u64) -> Result<(), DownloaderError> {
+fn check_space(image_root: &Path, declared: u64) -> Result<(), UploadError> {
     let free = bty_store::create::free_bytes(image_root)
         .map_err(|e| io_failed("cannot check free space", image_root, e))?;
     if declared > free {
-        return Err(DownloaderError::NoSpace {
+        return Err(UploadError::NoSpace {
             root: image_root.to_owned(),
             needed: declared,
             free,
@@ -78,15 +79,11 @@ fn check_space(image_root: &Path, declared: u64) -> Result<(), DownloaderError> 
 
 /// Write and hash every chunk, then make the bytes durable: the size and
 /// the hex sha256.
-fn receive(
-    partial: &Path,
-    request: &mut UploadRequest,
-    cap: u64,
-) -> Result<Written, DownloaderError> {
+fn receive(partial: &Path, request: &mut UploadRequest, cap: u64) -> Result<Written, UploadError> {
     if let Some(declared) = request.size_bytes
         && declared > cap
     {
-        return Err(DownloaderError::TooLarge { cap });
+        return Err(UploadError::TooLarge { cap });
     }
     if let (Some(declared), Some(root)) = (request.size_bytes, partial.parent()) {
         check_space(root, declared)?;
@@ -100,7 +97,7 @@ fn receive(
             Some(Some(chunk)) => chunk,
             Some(None) => break,
             None => {
-                return Err(DownloaderError::Interrupted {
+                return Err(UploadError::Interrupted {
                     name: name.to_owned(),
                     size,
                 });
@@ -108,7 +105,7 @@ fn receive(
         };
         size += chunk.len() as u64;
         if size > cap {
-            return Err(DownloaderError::TooLarge { cap });
+            return Err(UploadError::TooLarge { cap });
         }
         intake.write(&chunk).map_err(|e| intake_failed(name, e))?;
     }
@@ -117,19 +114,19 @@ fn receive(
 }
 
 /// The error for a failed write of the upload `name`.
-fn intake_failed(name: &str, source: IntakeError) -> DownloaderError {
-    DownloaderError::Store {
+fn intake_failed(name: &str, source: IntakeError) -> UploadError {
+    UploadError::Store {
         name: name.to_owned(),
-        source,
+        source: Arc::new(source),
     }
 }
 
 /// The error for failed local I/O on `path`.
-fn io_failed(what: impl Into<String>, path: &Path, source: io::Error) -> DownloaderError {
-    DownloaderError::Io {
+fn io_failed(what: impl Into<String>, path: &Path, source: io::Error) -> UploadError {
+    UploadError::Io {
         what: what.into(),
         path: path.to_owned(),
-        source,
+        source: Arc::new(source),
     }
 }
 
@@ -184,7 +181,7 @@ mod tests {
     }
 
     /// 1200 bytes uploaded into `root` under a 1000-byte cap.
-    fn upload_over_the_cap(root: &Path) -> DownloaderError {
+    fn upload_over_the_cap(root: &Path) -> UploadError {
         let (request, tx) = request(None);
         for chunk in chunks(&[600, 600]) {
             tx.blocking_send(Some(chunk)).unwrap();
@@ -197,10 +194,7 @@ mod tests {
     fn over_the_cap_fails_and_leaves_nothing() {
         let root = tempfile::tempdir().unwrap();
         let err = upload_over_the_cap(root.path());
-        assert!(
-            matches!(err, DownloaderError::TooLarge { cap: 1000 }),
-            "{err}"
-        );
+        assert!(matches!(err, UploadError::TooLarge { cap: 1000 }), "{err}");
         assert!(leftovers(root.path()).is_empty());
     }
 
@@ -209,10 +203,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         std::fs::write(root.path().join("disk.img"), b"old").unwrap();
         let err = upload_over_the_cap(root.path());
-        assert!(
-            matches!(err, DownloaderError::TooLarge { cap: 1000 }),
-            "{err}"
-        );
+        assert!(matches!(err, UploadError::TooLarge { cap: 1000 }), "{err}");
         assert_eq!(leftovers(root.path()), ["disk.img"]);
         assert_eq!(std::fs::read(root.path().join("disk.img")).unwrap(), b"old");
     }

@@ -3,7 +3,7 @@
 //! stopping when the job is cancelled, then tells the catalog, the event
 //! bus and the downloader how it ended.
 
-use super::error::DownloaderError;
+use super::error::{DownloaderError, UploadError};
 use super::handle::DownloaderHandle;
 use super::messages::{JobFailure, JobOutcome, UploadRequest, Uploaded};
 use super::upload::{Stored, store_upload};
@@ -12,6 +12,7 @@ use crate::chain::chain;
 use crate::events::{CatalogEvent, CatalogEventKind, EventBus};
 use bytes::Bytes;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -50,28 +51,28 @@ pub(crate) async fn run_upload(
             report_upload(&ctx.catalog, &ctx.events, &name, &result);
             result
         }
-        Err(e) => Err(e.into()),
+        Err(e) => Err(UploadError::Catalog(Arc::new(e))),
     };
     ctx.me.finished(&ctx.id, job_outcome(&result));
-    result
+    result.map_err(DownloaderError::from)
 }
 
 /// How the job ends for an upload that ended with `result`.
-fn job_outcome(result: &Result<Uploaded, DownloaderError>) -> JobOutcome {
+fn job_outcome(result: &Result<Uploaded, UploadError>) -> JobOutcome {
     match result {
         Ok(done) => JobOutcome::Completed {
             sha256: Some(done.sha256.clone()),
             bytes: done.size_bytes,
             note: String::new(),
         },
-        Err(DownloaderError::Cancelled { .. }) => JobOutcome::Cancelled,
-        Err(e) => JobOutcome::Failed(JobFailure::Upload(chain(e))),
+        Err(UploadError::Cancelled { .. }) => JobOutcome::Cancelled,
+        Err(e) => JobOutcome::Failed(JobFailure::Upload(e.clone())),
     }
 }
 
 /// Store the chunks on the blocking pool while passing them on from the
-/// client; a cancelled job's upload ends as [`DownloaderError::Cancelled`].
-async fn receive(ctx: &UploadContext, request: UploadRequest) -> Result<Uploaded, DownloaderError> {
+/// client; a cancelled job's upload ends as [`UploadError::Cancelled`].
+async fn receive(ctx: &UploadContext, request: UploadRequest) -> Result<Uploaded, UploadError> {
     let UploadRequest {
         name,
         size_bytes,
@@ -97,7 +98,7 @@ async fn receive(ctx: &UploadContext, request: UploadRequest) -> Result<Uploaded
     let received = forward(ctx, chunks, to_store, size_bytes).await;
     let stored = store
         .await
-        .unwrap_or_else(|e| Err(DownloaderError::UploadTask(e)));
+        .unwrap_or_else(|e| Err(UploadError::Task(Arc::new(e))));
     match stored {
         Ok((Stored { size_bytes, sha256 }, landed)) => Ok(Uploaded {
             job_id: ctx.id.clone(),
@@ -107,7 +108,7 @@ async fn receive(ctx: &UploadContext, request: UploadRequest) -> Result<Uploaded
             landed,
         }),
         // The storing side stopped because the chunks stopped coming.
-        Err(_) if ctx.cancel.is_cancelled() => Err(DownloaderError::Cancelled {
+        Err(_) if ctx.cancel.is_cancelled() => Err(UploadError::Cancelled {
             name,
             size: received,
         }),
@@ -166,7 +167,7 @@ fn report_upload(
     catalog: &CatalogHandle,
     events: &EventBus,
     name: &str,
-    result: &Result<Uploaded, DownloaderError>,
+    result: &Result<Uploaded, UploadError>,
 ) {
     match result {
         Ok(done) => {
@@ -252,9 +253,7 @@ mod tests {
 
     /// What the catalog and the event bus hear when an upload ends with
     /// `result`.
-    async fn reported(
-        result: Result<Uploaded, DownloaderError>,
-    ) -> (Vec<String>, CatalogEventKind) {
+    async fn reported(result: Result<Uploaded, UploadError>) -> (Vec<String>, CatalogEventKind) {
         let seen = Seen::default();
         let (catalog, actor) = recorder(seen.clone()).await;
         let events = EventBus::default();
@@ -292,7 +291,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_upload_is_an_arrival_abandoned() {
-        let (seen, event) = reported(Err(DownloaderError::TooLarge { cap: 1 })).await;
+        let (seen, event) = reported(Err(UploadError::TooLarge { cap: 1 })).await;
         assert_eq!(seen, ["abandoned disk.img"]);
         assert_eq!(event, CatalogEventKind::ImageUploadFailed);
     }
@@ -462,7 +461,10 @@ mod tests {
             .unwrap()
             .unwrap_err();
         assert!(
-            matches!(err, DownloaderError::Cancelled { size: 7, .. }),
+            matches!(
+                err,
+                DownloaderError::Upload(UploadError::Cancelled { size: 7, .. })
+            ),
             "{err}"
         );
         let job = rig.job_when(|j| !j.state.is_active()).await;
