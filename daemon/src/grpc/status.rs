@@ -127,3 +127,57 @@ impl From<FlasherError> for Status {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    /// An upload's failure answers the client with the code of what went
+    /// wrong, the catalog's own code included, whichever way it arrives.
+    #[test]
+    fn an_upload_failure_keeps_its_code_and_causes() {
+        let busy = UploadError::Catalog(Arc::new(CatalogError::Downloading {
+            name: "disk.img".to_owned(),
+        }));
+        let status = Status::from(DownloaderError::from(busy));
+        assert_eq!(status.code(), Code::AlreadyExists);
+        assert_eq!(
+            status.message(),
+            "disk.img is being downloaded; cancel the download first"
+        );
+        let cases = [
+            (UploadError::TooLarge { cap: 10 }, Code::ResourceExhausted),
+            (
+                UploadError::Cancelled {
+                    name: "disk.img".to_owned(),
+                    size: 3,
+                },
+                Code::Cancelled,
+            ),
+            (
+                UploadError::Interrupted {
+                    name: "disk.img".to_owned(),
+                    size: 3,
+                },
+                Code::InvalidArgument,
+            ),
+        ];
+        for (error, code) in cases {
+            assert_eq!(Status::from(error.clone()).code(), code, "{error}");
+            assert_eq!(Status::from(DownloaderError::from(error)).code(), code);
+        }
+        let store = UploadError::Io {
+            what: "cannot check free space".to_owned(),
+            path: "/srv/images".into(),
+            source: Arc::new(std::io::Error::from_raw_os_error(28)),
+        };
+        let status = Status::from(store);
+        assert_eq!(status.code(), Code::Internal);
+        assert!(
+            status.message().starts_with("cannot check free space: "),
+            "the cause is kept: {}",
+            status.message()
+        );
+    }
+}
