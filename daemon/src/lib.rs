@@ -7,7 +7,6 @@
 
 pub mod actors;
 pub mod allocator;
-pub mod chain;
 pub mod config;
 pub mod daemon;
 pub mod domain;

@@ -116,7 +116,7 @@ pub(crate) async fn read_remote(
                 match downloader.fetch(image.spec).await {
                     Ok(job) => tracing::info!(job = job.id, "streamed through; caching it"),
                     Err(e) => {
-                        tracing::info!(error = %crate::chain::Chain(&e), "streamed through; not cached")
+                        tracing::info!(error = %bty_store::chain::Chain(&e), "streamed through; not cached")
                     }
                 }
             }

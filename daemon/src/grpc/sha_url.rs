@@ -5,8 +5,8 @@
 //! and retries as a catalog fetch, under its own cap and deadline.
 
 use crate::actors::downloader::{DocumentError, DownloaderError, DownloaderHandle};
-use crate::chain::chain;
 use bty_store::canon::{Scheme, canonicalise_src, scheme, url_file_name};
+use bty_store::chain::chain;
 use bty_store::digest::is_sha256_hex;
 use bty_store::sums::{MAX_SUMS_BYTES, SumsError, digest_for};
 use std::time::Duration;

@@ -5,7 +5,7 @@ use crate::actors::catalog::CatalogError;
 use crate::actors::downloader::{DownloaderError, UploadError};
 use crate::actors::flasher::FlasherError;
 use crate::actors::hasher::HasherError;
-use crate::chain::chain;
+use bty_store::chain::chain;
 use tonic::{Code, Status};
 
 /// The status of `code` for `e`; internal failures are logged, as the

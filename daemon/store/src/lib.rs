@@ -5,6 +5,7 @@
 //!
 //! - [`canon`]: `src` canonicalisation and the `ref` (sha256 of the canonical src)
 //! - [`oras_ref`]: `oras://host/repo:tag|@sha256:…` references
+//! - [`chain`]: an error and its causes on one line, as people read it
 //! - [`catalog_file`]: `catalog.toml` parse / validate / serialize
 //! - [`names`]: cached file names, slugs, validation of operator file names
 //! - [`format`]: image formats by extension and by magic bytes
@@ -24,6 +25,7 @@
 pub mod atomic;
 pub mod canon;
 pub mod catalog_file;
+pub mod chain;
 pub mod create;
 pub mod digest;
 pub mod export;

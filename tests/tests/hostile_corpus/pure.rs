@@ -2,6 +2,7 @@
 
 use bty_store::canon::canonicalise_src;
 use bty_store::catalog_file::CatalogFile;
+use bty_store::chain::chain;
 use bty_store::format::detect;
 use bty_store::names::validate_image_file_name;
 use bty_store::oras_ref::OrasRef;
@@ -18,7 +19,7 @@ pub(crate) fn run(case: &Case, surface: &str) -> Result<(), String> {
         "validate" => validate_image_file_name(&case.text())
             .map(|()| "valid".to_owned())
             .map_err(|e| e.to_string()),
-        "canon" => canonicalise_src(&case.text()).map_err(|e| error_chain(&e)),
+        "canon" => canonicalise_src(&case.text()).map_err(|e| chain(&e)),
         "oras" => OrasRef::parse(&case.text())
             .map(|r| r.to_string())
             .map_err(|e| e.to_string()),
@@ -47,16 +48,4 @@ pub(crate) fn judge(case: &Case, outcome: Result<String, String>) -> Result<(), 
         },
         (Err(message), true) => Err(format!("refused a valid input: {}", clip(&message))),
     }
-}
-
-/// An error and its sources, as an operator sees them in one line.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text
 }

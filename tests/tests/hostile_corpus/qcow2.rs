@@ -6,9 +6,10 @@
 use std::process::Command;
 
 use bty_flash::inspect_qcow2;
+use bty_store::chain::chain;
 
 use super::manifest::Case;
-use super::pure::{error_chain, judge};
+use super::pure::judge;
 
 /// Run a qcow2 case on `surface` (`inspect`).
 pub(crate) fn run(case: &Case, surface: &str, scratch: &std::path::Path) -> Result<(), String> {
@@ -39,6 +40,6 @@ pub(crate) fn run(case: &Case, surface: &str, scratch: &std::path::Path) -> Resu
     let file = std::fs::File::open(&image).map_err(|e| e.to_string())?;
     let outcome = inspect_qcow2(&file)
         .map(|info| format!("qcow2 v{} of {} bytes", info.version, info.virtual_size))
-        .map_err(|e| error_chain(&e));
+        .map_err(|e| chain(&e));
     judge(case, outcome)
 }

@@ -10,7 +10,7 @@ use bty_flash::{FlashOptions, TargetKind, TargetSpec, flash, open_decoder};
 use bty_store::format::Container;
 
 use super::manifest::{Case, clip};
-use super::pure::error_chain;
+use bty_store::chain::chain;
 
 const MIB: usize = 1 << 20;
 /// A bomb expands to this many bytes…
@@ -194,14 +194,14 @@ fn with_xz_dict(mut xz: Vec<u8>, prop: u8) -> Result<Vec<u8>, String> {
 fn decode(stream: Vec<u8>, container: Container) -> Result<Option<String>, String> {
     let mut reader = match open_decoder(Cursor::new(stream), container) {
         Ok(reader) => reader,
-        Err(e) => return Ok(Some(error_chain(&e))),
+        Err(e) => return Ok(Some(chain(&e))),
     };
     let mut buf = vec![0u8; MIB];
     loop {
         match reader.read(&mut buf) {
             Ok(0) => return Ok(None),
             Ok(_) => {}
-            Err(e) => return Ok(Some(error_chain(&e))),
+            Err(e) => return Ok(Some(chain(&e))),
         }
     }
 }
@@ -212,7 +212,7 @@ fn decode_capped(
     container: Container,
     cap: u64,
 ) -> Result<Option<String>, String> {
-    let reader = open_decoder(Cursor::new(stream), container).map_err(|e| error_chain(&e))?;
+    let reader = open_decoder(Cursor::new(stream), container).map_err(|e| chain(&e))?;
     let mut limited = reader.take(cap);
     let mut buf = vec![0u8; MIB];
     let mut total = 0u64;
@@ -249,7 +249,7 @@ fn flash_onto(
     let capacity = if bomb { BOMB_TARGET } else { TARGET };
     let source = match open_decoder(Cursor::new(stream), container) {
         Ok(source) => source,
-        Err(e) => return Ok(Some(error_chain(&e))),
+        Err(e) => return Ok(Some(chain(&e))),
     };
     let spec = TargetSpec {
         path: path.clone(),
@@ -283,7 +283,7 @@ fn flash_onto(
         ));
     }
     let _ = std::fs::remove_file(&path);
-    Ok(Some(error_chain(error)))
+    Ok(Some(chain(error)))
 }
 
 /// Reset the process's peak RSS (`clear_refs` 5) and return the current RSS.

@@ -37,6 +37,7 @@
 use std::io::{Cursor, Read};
 
 use bty_flash::open_decoder;
+use bty_store::chain::chain;
 use bty_store::format::{Container, sniff};
 use libfuzzer_sys::fuzz_target;
 
@@ -87,19 +88,9 @@ fn drain(decoder: impl Read) -> Drained {
             Ok(0) if out.len() as u64 == OUTPUT_CAP => return Drained::Capped,
             Ok(0) => return Drained::Complete(out),
             Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e) => return Drained::Failed(error_chain(&e), out),
+            Err(e) => return Drained::Failed(chain(&e), out),
         }
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text = format!("{text}: {cause}");
-        source = cause.source();
-    }
-    text
 }
 
 /// A reference refusal (the reference's partial output is never compared).

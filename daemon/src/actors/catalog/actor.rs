@@ -89,7 +89,7 @@ impl Actor for CatalogActor {
             let (parsed, load_error) = match load_catalog(&path, max_bytes) {
                 Ok(parsed) => (parsed, None),
                 Err(e) => {
-                    let reason = crate::chain::chain(&e);
+                    let reason = bty_store::chain::chain(&e);
                     tracing::error!(path = %path.display(), %reason, "catalog.toml does not parse; catalog is read-only");
                     (ParsedCatalog::default(), Some(reason))
                 }

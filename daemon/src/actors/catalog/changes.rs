@@ -317,7 +317,7 @@ impl CatalogState {
             }
             Then::ValidatorsRecorded => {
                 if let Err(e) = written {
-                    tracing::warn!(error = %crate::chain::Chain(&e), "cannot record download validators");
+                    tracing::warn!(error = %bty_store::chain::Chain(&e), "cannot record download validators");
                 }
             }
         }

@@ -71,7 +71,7 @@ impl PendingDownload {
         loop {
             if cancel.load(Ordering::Relaxed) {
                 if let Err(e) = peers.downloader.jobs().cancel(&self.job_id).await {
-                    tracing::warn!(job = self.job_id, error = %crate::chain::Chain(&e), "cannot cancel the download");
+                    tracing::warn!(job = self.job_id, error = %bty_store::chain::Chain(&e), "cannot cancel the download");
                 }
                 return Ok(Waited::Cancelled);
             }

@@ -10,13 +10,13 @@ use super::pending::{Peers, PendingDownload, Waited};
 use super::safety::{TargetRules, recheck};
 use crate::actors::catalog::CatalogHandle;
 use crate::actors::downloader::DownloaderHandle;
-use crate::chain::chain;
 use crate::events::EventBus;
 use crate::jobs::{JobPhase, JobSnapshot, JobState, RateMeter, TargetSnapshot, TargetState};
 use bty_disks::Target;
 use bty_flash::{
     FlashOptions, FlashReport, HashingReader, Phase, Progress, Source, TargetKind, TargetSpec,
 };
+use bty_store::chain::chain;
 use bty_store::format::{Container, ImageFormat, detect, read_header_of, sniff};
 use bty_store::identity::VerifiedImage;
 use std::io::{BufRead, BufReader};

@@ -217,7 +217,7 @@ impl HasherState {
     ) {
         let result = looked.map(|file| self.enqueue(&name, file));
         if let Err(e) = &result {
-            tracing::debug!(name, error = %crate::chain::Chain(e), "hash request refused");
+            tracing::debug!(name, error = %bty_store::chain::Chain(e), "hash request refused");
         }
         if let Some(reply) = reply {
             let _ = reply.send(result);
@@ -327,7 +327,7 @@ impl HasherState {
                 );
             }
             HashOutcome::Failed(failure) => {
-                let reason = crate::chain::chain(&failure);
+                let reason = bty_store::chain::chain(&failure);
                 tracing::warn!(name, reason, "hash failed");
                 job.snapshot.finish(JobState::Failed, Some(reason));
             }
