@@ -303,8 +303,8 @@ fn run_writer(
 
 /// Write every message up to the end of the image; returns its length.
 /// With `trailing`, hand each [`stretch`] to the verifier as soon as its
-/// writes have completed (the verifier makes it durable: this thread never
-/// waits for a flush before the end).
+/// writes have completed (nothing is flushed before the end: a direct
+/// read-back sees completed writes).
 fn receive<S: BlockSink>(
     writer: &mut BlockWriter<S>,
     rx: &Receiver<Msg>,
