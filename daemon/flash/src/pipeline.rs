@@ -1,7 +1,7 @@
 //! The coordinator of a streaming flash: starts the reader and one writer
 //! per target, relays cancel, reports progress, and collects the outcome.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel, sync_channel};
 use std::sync::{Arc, PoisonError};
 use std::thread;
@@ -269,18 +269,30 @@ fn run_writer(
             stats.set_phase(Phase::Syncing);
             writer.finish_body(total).map_err(WriterStop::Failed)?;
             stats.set_phase(Phase::Verifying);
-            let first = trailing.finish(total).map_err(WriterStop::Failed)?;
+            let rest = trailing.finish(total).map_err(WriterStop::Failed)?;
             let sink = writer.write_held().map_err(WriterStop::Failed)?;
             sink.reread_partitions();
             let diff = sink.diff_counts();
             drop(sink);
+            let stopped = || stop.load(Ordering::Relaxed);
+            let (direct, size) = (opts.direct_io, opts.buffer_size);
             read_back_check(
                 &spec.path,
-                &first,
-                opts.direct_io,
-                opts.buffer_size,
-                &|| stop.load(Ordering::Relaxed),
+                &rest.first_region,
+                direct,
+                size,
+                &stopped,
                 &stats.verified,
+            )
+            .map_err(WriterStop::Failed)?;
+            // A second reading: not counted as progress again.
+            read_back_check(
+                &spec.path,
+                &rest.again,
+                direct,
+                size,
+                &stopped,
+                &AtomicU64::new(0),
             )
             .map_err(WriterStop::Failed)?;
             Ok(TargetDone {

@@ -10,6 +10,14 @@
 //! after the last byte and before the last stretch is checked and the
 //! first region written, which is what makes the image durable.
 //!
+//! A piece passed once can still be overwritten later by the flash's own
+//! writes: a counterfeit stick that reports more than it holds wraps every
+//! write past its real capacity C back onto 0..(image - C). So a few pieces
+//! already passed are read a second time after the last write ([`Rest`]):
+//! those that hold a power-of-two offset, about log2 of the image size of
+//! them (4 MiB, 8 MiB, … of reads), which a wrap of more than 4 MiB always
+//! reaches (the first region's piece, checked last, covers smaller ones).
+//!
 //! On a CPU-bound format (xz, bzip2) the device sits idle while the decoder
 //! works, so the read-back mostly costs nothing; on a fast format it shares
 //! the device with the writes. Either way only the last stretch (32 MiB)
@@ -34,6 +42,24 @@ use crate::verify::read_back_check;
 /// verifier that falls behind takes every stretch written meanwhile at once.
 const STRETCH_BUFFERS: u64 = 8;
 
+/// What is left to read back once the first region is written.
+#[derive(Debug, Default)]
+pub(crate) struct Rest {
+    /// The pieces of the first region, not checked yet.
+    pub(crate) first_region: Vec<Piece>,
+    /// Pieces checked once already, read again (see the module's docs).
+    pub(crate) again: Vec<Piece>,
+}
+
+/// Whether a piece checked while writing is read again after the last
+/// write: it holds a power-of-two offset.
+fn checked_again(piece: &Piece) -> bool {
+    piece
+        .offset
+        .checked_next_power_of_two()
+        .is_some_and(|p| p < piece.offset + piece.len)
+}
+
 /// Bytes of image between two stretches handed to the verifier.
 pub(crate) fn stretch(buffer_size: usize) -> u64 {
     buffer_size as u64 * STRETCH_BUFFERS
@@ -42,7 +68,7 @@ pub(crate) fn stretch(buffer_size: usize) -> u64 {
 /// A target's verifier thread and the writer's handle on it.
 pub(crate) struct Trailing<'scope> {
     written: Option<Sender<u64>>,
-    worker: Option<ScopedJoinHandle<'scope, Result<Vec<Piece>, FlashError>>>,
+    worker: Option<ScopedJoinHandle<'scope, Result<Rest, FlashError>>>,
     /// Set by the verifier when it found a problem: the writer stops early.
     failed: &'scope AtomicBool,
     /// Set when the writer gives up: the verifier stops at once.
@@ -102,8 +128,8 @@ impl<'scope> Trailing<'scope> {
     }
 
     /// The image is written and synced up to `total`: wait until all of it
-    /// but the first region's pieces is checked, and return those.
-    pub(crate) fn finish(mut self, total: u64) -> Result<Vec<Piece>, FlashError> {
+    /// but the first region's pieces is checked, and return what is left.
+    pub(crate) fn finish(mut self, total: u64) -> Result<Rest, FlashError> {
         self.written(total);
         drop(self.written.take());
         match self.worker.take().map(ScopedJoinHandle::join) {
@@ -122,14 +148,14 @@ impl Drop for Trailing<'_> {
 }
 
 impl TrailingCtx<'_> {
-    /// Check each stretch as it is announced; returns the pieces of the
-    /// first region once the writer says it is done.
-    fn run(&self, written: &Receiver<u64>) -> Result<Vec<Piece>, FlashError> {
+    /// Check each stretch as it is announced; returns what is left to
+    /// check once the writer says it is done.
+    fn run(&self, written: &Receiver<u64>) -> Result<Rest, FlashError> {
         lower_priority();
         let stopped =
             || self.cancel.load(Ordering::Relaxed) || self.abandoned.load(Ordering::Relaxed);
         let mut next = 0;
-        let mut held = Vec::new();
+        let mut rest = Rest::default();
         while let Ok(mut upto) = written.recv() {
             // Catch up with every announcement at once.
             while let Ok(later) = written.try_recv() {
@@ -147,7 +173,9 @@ impl TrailingCtx<'_> {
                 .iter()
                 .position(|p| p.offset >= self.first_region)
                 .unwrap_or(pieces.len());
-            held.extend_from_slice(&pieces[..split]);
+            rest.first_region.extend_from_slice(&pieces[..split]);
+            rest.again
+                .extend(pieces[split..].iter().filter(|p| checked_again(p)));
             read_back_check(
                 self.path,
                 &pieces[split..],
@@ -160,7 +188,7 @@ impl TrailingCtx<'_> {
         if stopped() {
             return Err(FlashError::Cancelled);
         }
-        Ok(held)
+        Ok(rest)
     }
 }
 
@@ -199,7 +227,7 @@ mod tests {
         target: &Path,
         image: &[u8],
         stretches: &[u64],
-    ) -> (Result<Vec<Piece>, FlashError>, bool, u64) {
+    ) -> (Result<Rest, FlashError>, bool, u64) {
         let book = book_of(image, MIB);
         let (cancel, failed, abandoned) = Default::default();
         let progress = AtomicU64::new(0);
@@ -243,7 +271,7 @@ mod tests {
         let image: Vec<u8> = (0..6 * MIB).map(|i| (i % 253) as u8).collect();
         std::fs::write(&path, &image).unwrap();
         let (result, failed, progress) = trail(&path, &image, &[3 * MIB as u64]);
-        let held = result.unwrap();
+        let held = result.unwrap().first_region;
         assert!(!failed);
         assert_eq!(held.len(), 1);
         assert_eq!((held[0].offset, held[0].len), (0, MIB as u64));
@@ -264,6 +292,35 @@ mod tests {
             FlashError::VerifyMismatch { offset, len, .. } => {
                 assert_eq!((offset, len), (2 * MIB as u64, MIB as u64));
             }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn pieces_at_powers_of_two_are_read_again_after_the_last_write() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("t.img");
+        let image: Vec<u8> = (0..12 * MIB).map(|i| (i % 249) as u8).collect();
+        std::fs::write(&path, &image).unwrap();
+        let (result, failed, _) = trail(&path, &image, &[12 * MIB as u64]);
+        assert!(!failed);
+        let again: Vec<u64> = result.unwrap().again.iter().map(|p| p.offset).collect();
+        let mib = MIB as u64;
+        assert_eq!(again, [mib, 2 * mib, 4 * mib, 8 * mib]);
+
+        // A counterfeit stick of 10 MiB wraps the writes past 10 MiB onto
+        // 0..2 MiB once the verifier has passed them (the first region is
+        // written last, over the wrap): the second reading finds it.
+        let mut wrapped = image.clone();
+        wrapped.copy_within(11 * MIB..12 * MIB, MIB);
+        std::fs::write(&path, &wrapped).unwrap();
+        let pieces = book_of(&image, MIB);
+        let (again, _) = pieces.settled(0, image.len() as u64, &|| false).unwrap();
+        let again: Vec<Piece> = again.into_iter().filter(checked_again).collect();
+        let err =
+            read_back_check(&path, &again, true, MIB, &|| false, &AtomicU64::new(0)).unwrap_err();
+        match err {
+            FlashError::VerifyMismatch { offset, .. } => assert_eq!(offset, mib),
             other => panic!("{other:?}"),
         }
     }
