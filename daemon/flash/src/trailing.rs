@@ -15,8 +15,9 @@
 //! write past its real capacity C back onto 0..(image - C). So a few pieces
 //! already passed are read a second time after the last write ([`Rest`]):
 //! those that hold a power-of-two offset, about log2 of the image size of
-//! them (4 MiB, 8 MiB, … of reads), which a wrap of more than 4 MiB always
-//! reaches (the first region's piece, checked last, covers smaller ones).
+//! them (4 MiB, 8 MiB, … of reads), which a wrap of more than a piece
+//! always overwrote, and the last piece, which a smaller wrap now reads
+//! from the first region (written over the wrap at the very end).
 //!
 //! On a CPU-bound format (xz, bzip2) the device sits idle while the decoder
 //! works, so the read-back mostly costs nothing; on a fast format it shares
@@ -156,6 +157,7 @@ impl TrailingCtx<'_> {
             || self.cancel.load(Ordering::Relaxed) || self.abandoned.load(Ordering::Relaxed);
         let mut next = 0;
         let mut rest = Rest::default();
+        let mut last = None;
         while let Ok(mut upto) = written.recv() {
             // Catch up with every announcement at once.
             while let Ok(later) = written.try_recv() {
@@ -176,6 +178,7 @@ impl TrailingCtx<'_> {
             rest.first_region.extend_from_slice(&pieces[..split]);
             rest.again
                 .extend(pieces[split..].iter().filter(|p| checked_again(p)));
+            last = pieces[split..].last().copied().or(last);
             read_back_check(
                 self.path,
                 &pieces[split..],
@@ -187,6 +190,9 @@ impl TrailingCtx<'_> {
         }
         if stopped() {
             return Err(FlashError::Cancelled);
+        }
+        if let Some(last) = last.filter(|p| !checked_again(p)) {
+            rest.again.push(last);
         }
         Ok(rest)
     }
@@ -306,7 +312,7 @@ mod tests {
         assert!(!failed);
         let again: Vec<u64> = result.unwrap().again.iter().map(|p| p.offset).collect();
         let mib = MIB as u64;
-        assert_eq!(again, [mib, 2 * mib, 4 * mib, 8 * mib]);
+        assert_eq!(again, [mib, 2 * mib, 4 * mib, 8 * mib, 11 * mib]);
 
         // A counterfeit stick of 10 MiB wraps the writes past 10 MiB onto
         // 0..2 MiB once the verifier has passed them (the first region is
