@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bty_disks::SystemPaths;
 
-use crate::pieces::PieceBook;
+use crate::pieces::{Piece, PieceBook};
 use crate::progress::{TargetStats, snapshot};
 use crate::reader::{Input, Msg, ReaderShared, Source, run_reader};
 use crate::removed;
@@ -274,27 +274,21 @@ fn run_writer(
             sink.reread_partitions();
             let diff = sink.diff_counts();
             drop(sink);
-            let stopped = || stop.load(Ordering::Relaxed);
-            let (direct, size) = (opts.direct_io, opts.buffer_size);
-            read_back_check(
-                &spec.path,
-                &rest.first_region,
-                direct,
-                size,
-                &stopped,
-                &stats.verified,
-            )
-            .map_err(WriterStop::Failed)?;
+            let check = |pieces: &[Piece], progress: &AtomicU64| {
+                let stopped = || stop.load(Ordering::Relaxed);
+                read_back_check(
+                    &spec.path,
+                    pieces,
+                    opts.direct_io,
+                    opts.buffer_size,
+                    &stopped,
+                    progress,
+                )
+                .map_err(WriterStop::Failed)
+            };
+            check(&rest.first_region, &stats.verified)?;
             // A second reading: not counted as progress again.
-            read_back_check(
-                &spec.path,
-                &rest.again,
-                direct,
-                size,
-                &stopped,
-                &AtomicU64::new(0),
-            )
-            .map_err(WriterStop::Failed)?;
+            check(&rest.again, &AtomicU64::new(0))?;
             Ok(TargetDone {
                 written: total,
                 verified: Some(true),
