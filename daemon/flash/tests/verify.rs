@@ -4,10 +4,14 @@
 //! run; a raw image file and a plain qcow2 (both read by their layout) onto
 //! a fresh file. The first MiB is never written when verify fails.
 //!
-//! No race decides these tests: the stream is held back just before the
-//! stretch holding the flipped byte is complete, so the verifier cannot
-//! have read it before the flip; on a fresh file the flipped byte sits in a
-//! hole of the image, which the writer never writes.
+//! On a loop device no race decides these tests: the stream is held back
+//! just before the stretch holding the flipped byte is complete, so the
+//! verifier cannot have read it before the flip. A raw file or qcow2 read
+//! by its layout cannot be held back that way, so there the flipped byte
+//! sits in a hole of the image, which the writer never writes on a fresh
+//! file, 3 GiB of zeros after the first write: the planter, woken within a
+//! millisecond of that write, has the verifier's read of those 3 GiB to
+//! land in.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -214,12 +218,17 @@ const IN_HOLE: u64 = 2 * MIB + HOLE - (64 << 20) + 3;
 
 /// Flip a byte in the hole of `target` as soon as the writer has started
 /// on it (a fresh file skips zero runs, so nothing writes there later).
+///
+/// The planter sleeps between looks rather than yielding: on a loaded
+/// machine a thread that keeps calling `sched_yield` is the last one the
+/// scheduler picks, and it lost the race against the verifier's read of
+/// the hole in CI; a sleeper is run as soon as it wakes.
 fn plant_in_hole(target: PathBuf) -> thread::JoinHandle<()> {
     thread::spawn(move || {
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::fs::metadata(&target).map_or(0, |m| m.len()) == 0 {
             assert!(Instant::now() < deadline, "the writer never started");
-            thread::yield_now();
+            thread::sleep(Duration::from_micros(200));
         }
         let f = OpenOptions::new().write(true).open(&target).unwrap();
         f.write_all_at(&[0x5a], IN_HOLE).unwrap();
