@@ -59,6 +59,20 @@ fn proc_fd_path(file: &impl AsFd) -> PathBuf {
     PathBuf::from(format!("/proc/self/fd/{}", file.as_fd().as_raw_fd()))
 }
 
+/// [`reopen`] read-only, with `O_DIRECT` when `direct` asks for it and the
+/// filesystem takes it, buffered where it refuses. Returns the file and
+/// whether it is direct.
+pub fn reopen_read(file: &impl AsFd, direct: bool) -> io::Result<(File, bool)> {
+    if direct {
+        match reopen(file, false, true) {
+            Ok(f) => return Ok((f, true)),
+            Err(e) if is_refusal(&e) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((reopen(file, false, false)?, false))
+}
+
 /// Switch `O_DIRECT` on or off for an open descriptor (for its open file
 /// description, so every duplicate of it follows).
 pub fn set_direct(fd: impl AsFd, on: bool) -> io::Result<()> {

@@ -10,7 +10,6 @@
 //! write is wear saved. Verify is unchanged: it reads the target back and
 //! checks it against the image, so a piece wrongly judged equal would fail.
 
-use std::fs::File;
 use std::io;
 use std::ops::Range;
 use std::os::fd::AsFd;
@@ -57,12 +56,7 @@ impl Differ {
     /// same inode, never a name), comparing up to `buffer_size` bytes per
     /// read.
     pub(crate) fn new(target: &impl AsFd, direct: bool, buffer_size: usize) -> io::Result<Self> {
-        let file: File = match direct::reopen(target, false, direct) {
-            Ok(file) => file,
-            Err(e) if direct && direct::is_refusal(&e) => direct::reopen(target, false, false)?,
-            Err(e) => return Err(e),
-        };
-        let direct = direct && is_direct(&file);
+        let (file, direct) = direct::reopen_read(target, direct)?;
         Ok(Self {
             before: DirectFile::opened(file, direct),
             scratch: AlignedBuf::new(buffer_size.max(PIECE)),
@@ -148,10 +142,6 @@ fn push_merged(ranges: &mut Vec<Range<usize>>, next: Range<usize>) {
         Some(last) if last.end == next.start => last.end = next.end,
         _ => ranges.push(next),
     }
-}
-
-fn is_direct(file: &File) -> bool {
-    rustix::fs::fcntl_getfl(file).is_ok_and(|flags| flags.contains(rustix::fs::OFlags::DIRECT))
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use crate::reader::{Input, Msg, ReaderShared, Source, run_reader};
 use crate::removed;
 use crate::target::open_target;
 use crate::trailing::{Trailing, TrailingCtx, stretch};
-use crate::verify::read_back_check;
+use crate::verify::{ReadBack, read_back_check};
 use crate::writer::{BlockSink, BlockWriter};
 use crate::{
     FlashError, FlashOptions, FlashReport, Phase, Progress, TargetDone, TargetOutcome, TargetSpec,
@@ -217,6 +217,14 @@ fn run_writer(
         }));
     }
     let device = sink.device();
+    // Opened now, from the writer's descriptor: verify reads what was
+    // written, whatever the name points at by the time it reads.
+    let read_back = match book {
+        Some(_) => {
+            Some(ReadBack::reopen(&sink, &spec.path, opts.direct_io).map_err(WriterStop::Failed)?)
+        }
+        None => None,
+    };
     let mut writer = BlockWriter::new(
         spec.path.clone(),
         sink,
@@ -227,7 +235,7 @@ fn run_writer(
     // Every failure of the writes below is explained the same way: a
     // target that went away says so.
     let write = move || -> Result<TargetDone, WriterStop> {
-        let Some(book) = book else {
+        let (Some(book), Some(read_back)) = (book, read_back.as_ref()) else {
             let total = receive(&mut writer, &rx, opts, stop, stats, None)?;
             drop(rx);
             stats.set_phase(Phase::Syncing);
@@ -244,10 +252,9 @@ fn run_writer(
             let trailing = Trailing::start(
                 s,
                 TrailingCtx {
-                    path: &spec.path,
+                    target: read_back,
                     book,
                     first_region: opts.first_region,
-                    direct: opts.direct_io,
                     buffer_size: opts.buffer_size,
                     cancel: stop,
                     progress: &stats.verified,
@@ -276,15 +283,8 @@ fn run_writer(
             drop(sink);
             let check = |pieces: &[Piece], progress: &AtomicU64| {
                 let stopped = || stop.load(Ordering::Relaxed);
-                read_back_check(
-                    &spec.path,
-                    pieces,
-                    opts.direct_io,
-                    opts.buffer_size,
-                    &stopped,
-                    progress,
-                )
-                .map_err(WriterStop::Failed)
+                read_back_check(read_back, pieces, opts.buffer_size, &stopped, progress)
+                    .map_err(WriterStop::Failed)
             };
             check(&rest.first_region, &stats.verified)?;
             // A second reading: not counted as progress again.

@@ -3,7 +3,7 @@
 //! holes for zero runs, `fsync`, `BLKRRPART`.
 
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -123,6 +123,12 @@ pub(crate) fn open_target(
         },
         capacity,
     ))
+}
+
+impl AsFd for FileSink {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
 }
 
 impl FileSink {

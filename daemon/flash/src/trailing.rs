@@ -28,14 +28,13 @@
 //! xxh3 at tens of GB/s) is small, and it must never be what a CPU-bound
 //! decoder waits for.
 
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread::{Scope, ScopedJoinHandle};
 
 use crate::FlashError;
 use crate::pieces::{BookError, Piece, PieceBook};
-use crate::verify::read_back_check;
+use crate::verify::{ReadBack, read_back_check};
 
 /// The writer hands a stretch to the verifier every this many buffers of
 /// image (32 MiB of 4 MiB buffers): short enough to leave little to check
@@ -78,12 +77,12 @@ pub(crate) struct Trailing<'scope> {
 
 /// What the verifier thread needs, borrowed from the writer's scope.
 pub(crate) struct TrailingCtx<'a> {
-    pub(crate) path: &'a Path,
+    /// The target, as verify reads it.
+    pub(crate) target: &'a ReadBack,
     pub(crate) book: &'a PieceBook,
     /// Pieces starting below this are checked only after the held first
     /// region is written ([`Trailing::finish`] returns them).
     pub(crate) first_region: u64,
-    pub(crate) direct: bool,
     pub(crate) buffer_size: usize,
     pub(crate) cancel: &'a AtomicBool,
     pub(crate) progress: &'a AtomicU64,
@@ -180,9 +179,8 @@ impl TrailingCtx<'_> {
                 .extend(pieces[split..].iter().filter(|p| checked_again(p)));
             last = pieces[split..].last().copied().or(last);
             read_back_check(
-                self.path,
+                self.target,
                 &pieces[split..],
-                self.direct,
                 self.buffer_size,
                 &stopped,
                 self.progress,
@@ -215,6 +213,7 @@ const VERIFY_NICE: i32 = 5;
 mod tests {
     use super::*;
     use crate::pieces::expect_of;
+    use std::path::Path;
     use std::thread;
     use std::time::{Duration, Instant};
 
@@ -237,14 +236,14 @@ mod tests {
         let book = book_of(image, MIB);
         let (cancel, failed, abandoned) = Default::default();
         let progress = AtomicU64::new(0);
+        let read_back = ReadBack::of_file(target);
         let (result, failed_early) = thread::scope(|s| {
             let trailing = Trailing::start(
                 s,
                 TrailingCtx {
-                    path: target,
+                    target: &read_back,
                     book: &book,
                     first_region: MIB as u64,
-                    direct: true,
                     buffer_size: MIB,
                     cancel: &cancel,
                     progress: &progress,
@@ -321,8 +320,14 @@ mod tests {
         let mut wrapped = image.clone();
         wrapped.copy_within(11 * MIB..12 * MIB, MIB);
         std::fs::write(&path, &wrapped).unwrap();
-        let err =
-            read_back_check(&path, &again, true, MIB, &|| false, &AtomicU64::new(0)).unwrap_err();
+        let err = read_back_check(
+            &ReadBack::of_file(&path),
+            &again,
+            MIB,
+            &|| false,
+            &AtomicU64::new(0),
+        )
+        .unwrap_err();
         match err {
             FlashError::VerifyMismatch { offset, .. } => assert_eq!(offset, mib),
             other => panic!("{other:?}"),

@@ -1,16 +1,22 @@
 //! Read-back verification: every piece of the written range is read back,
 //! with `O_DIRECT` where possible so the page cache cannot answer for the
 //! device, and checked against what was written ([`crate::pieces`]).
+//!
+//! The read-back goes through a descriptor reopened from the writer's own
+//! ([`ReadBack`]), never through the target's name: the name may point at
+//! another device or file by the time verify reads (a symlink or by-id
+//! link moved, a stick pulled and another given its node), and a verify
+//! that read there would judge a disk it did not write.
 
 use std::fs::File;
 use std::io;
-use std::path::Path;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Sender, channel};
 use std::thread;
 
-use bty_dio::{ALIGN, AlignedBuf};
-use rustix::fs::OFlags;
+use bty_dio::{ALIGN, AlignedBuf, direct};
 
 use crate::FlashError;
 use crate::pieces::{Expect, Piece, piece_digest};
@@ -39,40 +45,79 @@ enum Stop {
     Read(u64, io::Error),
 }
 
-/// Read `pieces` back from `path` and check each; `stopped` is asked per
+/// The target as verify reads it: the writer's file, reopened.
+#[derive(Debug)]
+pub(crate) struct ReadBack {
+    file: File,
+    direct: bool,
+    /// The target's name, for errors only.
+    path: PathBuf,
+}
+
+impl ReadBack {
+    /// A read-only descriptor on what `target` (the writer's descriptor,
+    /// opened and checked as `path`) is open on, `O_DIRECT` when `direct`
+    /// asks for it and the filesystem takes it.
+    pub(crate) fn reopen(
+        target: &impl AsFd,
+        path: &Path,
+        direct: bool,
+    ) -> Result<Self, FlashError> {
+        let (file, direct) =
+            direct::reopen_read(target, direct).map_err(|e| FlashError::VerifyRead {
+                path: path.to_path_buf(),
+                offset: 0,
+                source: FlashError::arc(e),
+            })?;
+        Ok(Self {
+            file,
+            direct,
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+#[cfg(test)]
+impl ReadBack {
+    /// Verify's view of the file at `path`, for tests.
+    #[allow(clippy::unwrap_used)]
+    pub(crate) fn of_file(path: &Path) -> Self {
+        Self::reopen(&File::open(path).unwrap(), path, true).unwrap()
+    }
+}
+
+/// Read `pieces` back from `target` and check each; `stopped` is asked per
 /// buffer, `progress` counts bytes checked.
 ///
 /// Several threads (one per core, at least two) each read a unit and check
 /// it: the reads overlap on the device queue and the hashing spreads over
 /// the cores, so verify costs about one sequential read.
 pub(crate) fn read_back_check(
-    path: &Path,
+    target: &ReadBack,
     pieces: &[Piece],
-    direct: bool,
     buffer_size: usize,
     stopped: &(dyn Fn() -> bool + Sync),
     progress: &AtomicU64,
 ) -> Result<(), FlashError> {
+    let path = &target.path;
     let read_err = |offset: u64, e: io::Error| FlashError::VerifyRead {
-        path: path.to_path_buf(),
+        path: path.clone(),
         offset,
         source: FlashError::arc(e),
     };
-    let (fd, direct) = bty_dio::direct::open(path, OFlags::RDONLY | OFlags::CLOEXEC, direct)
-        .map_err(|e| read_err(0, e))?;
     let units = units(pieces, buffer_size);
     let buffer_size = units.iter().map(|u| u.len).max().unwrap_or(ALIGN);
     let threads = thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 4));
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
-    let file = File::from(fd);
+    let (file, direct) = (&target.file, target.direct);
     let (bad_tx, bad_rx) = channel::<Mismatch>();
     let stops: Vec<Stop> = thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 let bad_tx = bad_tx.clone();
                 let ctx = Checker {
-                    file: &file,
+                    file,
                     direct,
                     units: &units,
                     next: &next,
@@ -95,7 +140,7 @@ pub(crate) fn read_back_check(
     drop(bad_tx);
     if let Some(bad) = bad_rx.try_iter().min_by_key(|m| m.offset) {
         return Err(FlashError::VerifyMismatch {
-            path: path.to_path_buf(),
+            path: path.clone(),
             offset: bad.offset,
             len: bad.len,
             expected: bad.expected,
@@ -244,14 +289,28 @@ mod tests {
         let pieces = pieces_of(&image, 1 << 20);
         assert_eq!(pieces[1].expect, Expect::Zeros);
         let (stop, progress) = (|| false, AtomicU64::new(0));
-        read_back_check(&path, &pieces, true, 1 << 20, &stop, &progress).unwrap();
+        read_back_check(
+            &ReadBack::of_file(&path),
+            &pieces,
+            1 << 20,
+            &stop,
+            &progress,
+        )
+        .unwrap();
         assert_eq!(progress.load(Ordering::Relaxed), image.len() as u64);
 
         for at in [(1 << 20) + 5, (2 << 20) + 9] {
             let mut bad = image.clone();
             bad[at] ^= 1;
             std::fs::write(&path, &bad).unwrap();
-            let err = read_back_check(&path, &pieces, true, 1 << 20, &stop, &progress).unwrap_err();
+            let err = read_back_check(
+                &ReadBack::of_file(&path),
+                &pieces,
+                1 << 20,
+                &stop,
+                &progress,
+            )
+            .unwrap_err();
             let FlashError::VerifyMismatch { offset, actual, .. } = &err else {
                 panic!("{err:?}");
             };
@@ -272,9 +331,8 @@ mod tests {
         std::fs::write(&path, &image[..1 << 20]).unwrap();
         let (stop, progress) = (|| false, AtomicU64::new(0));
         let err = read_back_check(
-            &path,
+            &ReadBack::of_file(&path),
             &pieces_of(&image, 1 << 20),
-            true,
             1 << 20,
             &stop,
             &progress,

@@ -284,3 +284,79 @@ fn a_flipped_byte_is_named_for_raw_files_and_plain_qcow2() {
         );
     }
 }
+
+/// The image, with the target's name moved onto `decoy` once `gate`
+/// bytes have gone by: every stretch after that is announced to the
+/// verifier after the move.
+struct RenameAt {
+    inner: Box<dyn Read + Send>,
+    pos: u64,
+    gate: u64,
+    rename: Option<(PathBuf, PathBuf)>,
+}
+
+impl Read for RenameAt {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.pos >= self.gate
+            && let Some((decoy, target)) = self.rename.take()
+        {
+            std::fs::rename(decoy, target).unwrap();
+        }
+        let room = if self.rename.is_some() {
+            buf.len()
+                .min(usize::try_from(self.gate - self.pos).unwrap())
+        } else {
+            buf.len()
+        };
+        let n = self.inner.read(&mut buf[..room])?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// An attacker (or a hot-swap) moves the target's name onto another file
+/// while the flash runs. Verify reads the file that was opened, checked
+/// and written, never what the name points at later: the flash passes,
+/// the written file holds the image, and the decoy is not read as the
+/// target (it would fail the verify) nor written.
+#[test]
+fn verify_reads_the_file_it_wrote_not_what_its_name_points_at_later() {
+    let tmp = tempfile::tempdir().unwrap();
+    let target = tmp.path().join("target.img");
+    let decoy = tmp.path().join("decoy.img");
+    std::fs::write(&target, b"").unwrap();
+    // The written file, still reachable after its name moves.
+    let kept = tmp.path().join("kept.img");
+    std::fs::hard_link(&target, &kept).unwrap();
+    let decoy_bytes = noise(77, (IMAGE_SIZE + 4 * MIB) as usize);
+    std::fs::write(&decoy, &decoy_bytes).unwrap();
+
+    let src = image("disk.img.zst");
+    let decoded = open_decoder(BufReader::new(File::open(&src).unwrap()), Container::Zstd).unwrap();
+    let gate = 3 * MIB;
+    assert!(gate + 2 * STRETCH < IMAGE_SIZE, "stretches after the move");
+    let source = RenameAt {
+        inner: decoded,
+        pos: 0,
+        gate,
+        rename: Some((decoy.clone(), target.clone())),
+    };
+    let report = flash(
+        Box::new(source) as Box<dyn Read + Send>,
+        vec![file_spec(&target)],
+        &opts(),
+        &|_| {},
+        &AtomicBool::new(false),
+    );
+    let done = report.targets[0].result.as_ref().unwrap();
+    assert_eq!(done.verified, Some(true));
+    let raw = std::fs::read(image("disk.img")).unwrap();
+    assert!(
+        std::fs::read(&kept).unwrap() == raw,
+        "the written file holds the image"
+    );
+    assert!(
+        std::fs::read(&target).unwrap() == decoy_bytes,
+        "the decoy now at the target's name is unchanged"
+    );
+}
