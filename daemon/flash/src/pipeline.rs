@@ -219,12 +219,10 @@ fn run_writer(
     let device = sink.device();
     // Opened now, from the writer's descriptor: verify reads what was
     // written, whatever the name points at by the time it reads.
-    let read_back = match book {
-        Some(_) => {
-            Some(ReadBack::reopen(&sink, &spec.path, opts.direct_io).map_err(WriterStop::Failed)?)
-        }
-        None => None,
-    };
+    let verify = book
+        .map(|book| Ok((book, ReadBack::reopen(&sink, &spec.path, opts.direct_io)?)))
+        .transpose()
+        .map_err(WriterStop::Failed)?;
     let mut writer = BlockWriter::new(
         spec.path.clone(),
         sink,
@@ -235,7 +233,7 @@ fn run_writer(
     // Every failure of the writes below is explained the same way: a
     // target that went away says so.
     let write = move || -> Result<TargetDone, WriterStop> {
-        let (Some(book), Some(read_back)) = (book, read_back.as_ref()) else {
+        let Some((book, read_back)) = &verify else {
             let total = receive(&mut writer, &rx, opts, stop, stats, None)?;
             drop(rx);
             stats.set_phase(Phase::Syncing);
