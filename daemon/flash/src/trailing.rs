@@ -213,7 +213,7 @@ const VERIFY_NICE: i32 = 5;
 mod tests {
     use super::*;
     use crate::pieces::expect_of;
-    use std::path::Path;
+    use std::path::{Path, PathBuf};
     use std::thread;
     use std::time::{Duration, Instant};
 
@@ -269,12 +269,19 @@ mod tests {
         (result, failed_early, progress.load(Ordering::Relaxed))
     }
 
-    #[test]
-    fn the_first_region_is_held_back_and_the_rest_checked() {
+    /// An image of `len` bytes (a repeating count to `modulus`) and a file
+    /// holding it, in a tempdir that lives as long as the returned guard.
+    fn image_on_file(len: usize, modulus: usize) -> (tempfile::TempDir, PathBuf, Vec<u8>) {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("t.img");
-        let image: Vec<u8> = (0..6 * MIB).map(|i| (i % 253) as u8).collect();
+        let image: Vec<u8> = (0..len).map(|i| (i % modulus) as u8).collect();
         std::fs::write(&path, &image).unwrap();
+        (tmp, path, image)
+    }
+
+    #[test]
+    fn the_first_region_is_held_back_and_the_rest_checked() {
+        let (_tmp, path, image) = image_on_file(6 * MIB, 253);
         let (result, failed, progress) = trail(&path, &image, &[3 * MIB as u64]);
         let held = result.unwrap().first_region;
         assert!(!failed);
@@ -285,9 +292,7 @@ mod tests {
 
     #[test]
     fn a_bad_stretch_is_reported_before_the_writer_finishes() {
-        let tmp = tempfile::tempdir().unwrap();
-        let path = tmp.path().join("t.img");
-        let image: Vec<u8> = (0..8 * MIB).map(|i| (i % 251) as u8).collect();
+        let (_tmp, path, image) = image_on_file(8 * MIB, 251);
         let mut bad = image.clone();
         bad[2 * MIB + 17] ^= 0x40;
         std::fs::write(&path, &bad).unwrap();
@@ -303,10 +308,7 @@ mod tests {
 
     #[test]
     fn pieces_at_powers_of_two_are_read_again_after_the_last_write() {
-        let tmp = tempfile::tempdir().unwrap();
-        let path = tmp.path().join("t.img");
-        let image: Vec<u8> = (0..12 * MIB).map(|i| (i % 249) as u8).collect();
-        std::fs::write(&path, &image).unwrap();
+        let (_tmp, path, image) = image_on_file(12 * MIB, 249);
         let (result, failed, _) = trail(&path, &image, &[12 * MIB as u64]);
         assert!(!failed);
         let again = result.unwrap().again;
