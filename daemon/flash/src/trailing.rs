@@ -17,7 +17,11 @@
 //! those that hold a power-of-two offset, about log2 of the image size of
 //! them (4 MiB, 8 MiB, … of reads), which a wrap of more than a piece
 //! always overwrote, and the last piece, which a smaller wrap now reads
-//! from the first region (written over the wrap at the very end).
+//! from the first region (written over the wrap at the very end). Of a
+//! zero run, which can be hundreds of MiB, only one read's worth is read
+//! again: from the power-of-two offset it holds, and for the last piece its
+//! end. Those are the bytes the wrap overwrote; a data piece is read whole,
+//! as its digest covers it whole.
 //!
 //! On a CPU-bound format (xz, bzip2) the device sits idle while the decoder
 //! works, so the read-back mostly costs nothing; on a fast format it shares
@@ -28,12 +32,15 @@
 //! xxh3 at tens of GB/s) is small, and it must never be what a CPU-bound
 //! decoder waits for.
 
+use std::iter;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread::{Scope, ScopedJoinHandle};
 
+use bty_dio::ALIGN;
+
 use crate::FlashError;
-use crate::pieces::{BookError, Piece, PieceBook};
+use crate::pieces::{BookError, Expect, Piece, PieceBook};
 use crate::verify::{ReadBack, read_back_check};
 
 /// The writer hands a stretch to the verifier every this many buffers of
@@ -51,13 +58,56 @@ pub(crate) struct Rest {
     pub(crate) again: Vec<Piece>,
 }
 
-/// Whether a piece checked while writing is read again after the last
-/// write: it holds a power-of-two offset.
-fn checked_again(piece: &Piece) -> bool {
-    piece
-        .offset
-        .checked_next_power_of_two()
-        .is_some_and(|p| p < piece.offset + piece.len)
+/// What of a piece checked while writing is read again after the last
+/// write (module docs) goes into `again`: nothing if the piece holds no
+/// power-of-two offset; else a data piece whole (its digest covers it
+/// whole), and of a zero run `span` bytes from each power-of-two offset it
+/// holds, so a run of hundreds of MiB costs a few reads, not its length
+/// again.
+fn read_again(piece: &Piece, span: u64, again: &mut Vec<Piece>) {
+    let end = piece.offset + piece.len;
+    let mut powers = iter::successors(piece.offset.checked_next_power_of_two(), |p| {
+        p.checked_mul(2)
+    })
+    .take_while(|&p| p < end)
+    .peekable();
+    match piece.expect {
+        Expect::Xxh3(_) => {
+            if powers.peek().is_some() {
+                again.push(*piece);
+            }
+        }
+        Expect::Zeros => {
+            for at in powers {
+                let part = zero_part(piece, at, span);
+                if again.last() != Some(&part) {
+                    again.push(part);
+                }
+            }
+        }
+    }
+}
+
+/// What of the image's last piece is read again: a data piece whole, of a
+/// zero run its last `span` bytes, where a wrap smaller than a piece now
+/// reads the first region.
+fn read_again_last(piece: &Piece, span: u64) -> Piece {
+    match piece.expect {
+        Expect::Xxh3(_) => *piece,
+        Expect::Zeros => zero_part(piece, (piece.offset + piece.len).saturating_sub(span), span),
+    }
+}
+
+/// `span` bytes of the zero run `piece` from `from` (aligned down for a
+/// direct read), cut at its ends.
+fn zero_part(piece: &Piece, from: u64, span: u64) -> Piece {
+    let end = piece.offset + piece.len;
+    let start = (from / ALIGN as u64 * ALIGN as u64).clamp(piece.offset, end);
+    Piece {
+        offset: start,
+        len: span.min(end - start),
+        expect: Expect::Zeros,
+    }
 }
 
 /// Bytes of image between two stretches handed to the verifier.
@@ -157,6 +207,7 @@ impl TrailingCtx<'_> {
         let mut next = 0;
         let mut rest = Rest::default();
         let mut last = None;
+        let span = self.buffer_size as u64;
         while let Ok(mut upto) = written.recv() {
             // Catch up with every announcement at once.
             while let Ok(later) = written.try_recv() {
@@ -175,8 +226,9 @@ impl TrailingCtx<'_> {
                 .position(|p| p.offset >= self.first_region)
                 .unwrap_or(pieces.len());
             rest.first_region.extend_from_slice(&pieces[..split]);
-            rest.again
-                .extend(pieces[split..].iter().filter(|p| checked_again(p)));
+            for piece in &pieces[split..] {
+                read_again(piece, span, &mut rest.again);
+            }
             last = pieces[split..].last().copied().or(last);
             read_back_check(
                 self.target,
@@ -189,7 +241,9 @@ impl TrailingCtx<'_> {
         if stopped() {
             return Err(FlashError::Cancelled);
         }
-        if let Some(last) = last.filter(|p| !checked_again(p)) {
+        if let Some(last) = last.map(|p| read_again_last(&p, span))
+            && rest.again.last() != Some(&last)
+        {
             rest.again.push(last);
         }
         Ok(rest)
@@ -227,13 +281,24 @@ mod tests {
         book
     }
 
-    /// Runs a verifier over `target` for `image`, announcing `stretches`.
+    /// Runs a verifier over `target` for `image`, in 1 MiB pieces,
+    /// announcing `stretches`.
     fn trail(
         target: &Path,
         image: &[u8],
         stretches: &[u64],
     ) -> (Result<Rest, FlashError>, bool, u64) {
-        let book = book_of(image, MIB);
+        trail_book(target, &book_of(image, MIB), image.len() as u64, stretches)
+    }
+
+    /// Runs a verifier over `target` for an image of `len` bytes in `book`,
+    /// announcing `stretches`.
+    fn trail_book(
+        target: &Path,
+        book: &PieceBook,
+        len: u64,
+        stretches: &[u64],
+    ) -> (Result<Rest, FlashError>, bool, u64) {
         let (cancel, failed, abandoned) = Default::default();
         let progress = AtomicU64::new(0);
         let read_back = ReadBack::of_file(target);
@@ -242,7 +307,7 @@ mod tests {
                 s,
                 TrailingCtx {
                     target: &read_back,
-                    book: &book,
+                    book,
                     first_region: MIB as u64,
                     buffer_size: MIB,
                     cancel: &cancel,
@@ -264,7 +329,7 @@ mod tests {
                 thread::sleep(Duration::from_millis(5));
             }
             let failed_early = trailing.failed();
-            (trailing.finish(image.len() as u64), failed_early)
+            (trailing.finish(len), failed_early)
         });
         (result, failed_early, progress.load(Ordering::Relaxed))
     }
@@ -333,6 +398,65 @@ mod tests {
         match err {
             FlashError::VerifyMismatch { offset, .. } => assert_eq!(offset, mib),
             other => panic!("{other:?}"),
+        }
+    }
+
+    /// The second reading of a zero run whose wrap shows only in the
+    /// second reading: `image` is a 1 MiB data first region and a zero run
+    /// to 12 MiB, booked as one piece, written to a file as `target`.
+    fn zero_run_to_12_mib() -> (tempfile::TempDir, PathBuf, Vec<u8>, PieceBook) {
+        let (tmp, path, mut image) = image_on_file(12 * MIB, 247);
+        image[MIB..].fill(0);
+        std::fs::write(&path, &image).unwrap();
+        let book = PieceBook::default();
+        book.add_known(0, MIB as u64, expect_of(&image[..MIB]));
+        book.add_known(MIB as u64, 11 * MIB as u64, Expect::Zeros);
+        (tmp, path, image, book)
+    }
+
+    #[test]
+    fn a_zero_run_is_read_again_a_read_at_each_power_of_two_and_at_its_end() {
+        let (_tmp, path, image, book) = zero_run_to_12_mib();
+        let (result, failed, _) = trail_book(&path, &book, image.len() as u64, &[12 * MIB as u64]);
+        assert!(!failed);
+        let again = result.unwrap().again;
+        let mib = MIB as u64;
+        let parts: Vec<(u64, u64)> = again.iter().map(|p| (p.offset, p.len)).collect();
+        // 5 MiB read again, where the whole run would be 11 MiB.
+        assert_eq!(
+            parts,
+            [
+                (mib, mib),
+                (2 * mib, mib),
+                (4 * mib, mib),
+                (8 * mib, mib),
+                (11 * mib, mib)
+            ]
+        );
+        assert!(again.iter().all(|p| p.expect == Expect::Zeros));
+
+        // A counterfeit stick of 8 MiB (an address line short) reads the
+        // first region at 8 MiB; one of 11.5 MiB reads it at 11.5 MiB, in
+        // the run's last read.
+        for (capacity, caught_at) in [(8 * MIB, 8 * mib), (11 * MIB + MIB / 2, 11 * mib)] {
+            let mut wrapped = image.clone();
+            let wrap = 12 * MIB - capacity;
+            wrapped.copy_within(..wrap.min(MIB), capacity);
+            std::fs::write(&path, &wrapped).unwrap();
+            let err = read_back_check(
+                &ReadBack::of_file(&path),
+                &again,
+                MIB,
+                &|| false,
+                &AtomicU64::new(0),
+            )
+            .unwrap_err();
+            match err {
+                FlashError::VerifyMismatch { offset, .. } => {
+                    assert_eq!(offset, caught_at, "capacity {capacity}")
+                }
+                other => panic!("{other:?}"),
+            }
         }
     }
 }
