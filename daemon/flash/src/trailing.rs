@@ -386,24 +386,29 @@ mod tests {
         // written last, over the wrap): the second reading finds it.
         let mut wrapped = image.clone();
         wrapped.copy_within(11 * MIB..12 * MIB, MIB);
-        std::fs::write(&path, &wrapped).unwrap();
+        assert_eq!(second_reading_fails_at(&path, &wrapped, &again), mib);
+    }
+
+    /// Puts `target` on the file at `path` and reads `again` back from it:
+    /// the offset of the mismatch found.
+    fn second_reading_fails_at(path: &Path, target: &[u8], again: &[Piece]) -> u64 {
+        std::fs::write(path, target).unwrap();
         let err = read_back_check(
-            &ReadBack::of_file(&path),
-            &again,
+            &ReadBack::of_file(path),
+            again,
             MIB,
             &|| false,
             &AtomicU64::new(0),
         )
         .unwrap_err();
         match err {
-            FlashError::VerifyMismatch { offset, .. } => assert_eq!(offset, mib),
+            FlashError::VerifyMismatch { offset, .. } => offset,
             other => panic!("{other:?}"),
         }
     }
 
-    /// The second reading of a zero run whose wrap shows only in the
-    /// second reading: `image` is a 1 MiB data first region and a zero run
-    /// to 12 MiB, booked as one piece, written to a file as `target`.
+    /// An image of a 1 MiB data first region and a zero run to 12 MiB,
+    /// booked as two pieces (the run one piece), on a file.
     fn zero_run_to_12_mib() -> (tempfile::TempDir, PathBuf, Vec<u8>, PieceBook) {
         let (tmp, path, mut image) = image_on_file(12 * MIB, 247);
         image[MIB..].fill(0);
@@ -442,21 +447,8 @@ mod tests {
             let mut wrapped = image.clone();
             let wrap = 12 * MIB - capacity;
             wrapped.copy_within(..wrap.min(MIB), capacity);
-            std::fs::write(&path, &wrapped).unwrap();
-            let err = read_back_check(
-                &ReadBack::of_file(&path),
-                &again,
-                MIB,
-                &|| false,
-                &AtomicU64::new(0),
-            )
-            .unwrap_err();
-            match err {
-                FlashError::VerifyMismatch { offset, .. } => {
-                    assert_eq!(offset, caught_at, "capacity {capacity}")
-                }
-                other => panic!("{other:?}"),
-            }
+            let offset = second_reading_fails_at(&path, &wrapped, &again);
+            assert_eq!(offset, caught_at, "capacity {capacity}");
         }
     }
 }
