@@ -19,16 +19,31 @@ use rustix::io::Errno;
 /// the caller's.
 pub fn open(path: &Path, flags: OFlags, direct: bool) -> io::Result<(OwnedFd, bool)> {
     let mode = Mode::from_raw_mode(0o644);
+    direct_or_buffered(direct, |direct| {
+        let flags = if direct {
+            flags | OFlags::DIRECT
+        } else {
+            flags
+        };
+        Ok(rustix::fs::open(path, flags, mode)?)
+    })
+}
+
+/// `attempt(true)` when `direct` asks for it, `attempt(false)` otherwise
+/// or where that was refused ([`is_refusal`]). Returns what the attempt
+/// opened and whether it is direct; any other failure is the caller's.
+fn direct_or_buffered<T>(
+    direct: bool,
+    attempt: impl Fn(bool) -> io::Result<T>,
+) -> io::Result<(T, bool)> {
     if direct {
-        match rustix::fs::open(path, flags | OFlags::DIRECT, mode) {
-            Ok(fd) => return Ok((fd, true)),
-            Err(Errno::INVAL) => {
-                tracing::debug!(path = %path.display(), "O_DIRECT refused; using buffered I/O");
-            }
-            Err(e) => return Err(e.into()),
+        match attempt(true) {
+            Ok(opened) => return Ok((opened, true)),
+            Err(e) if is_refusal(&e) => tracing::debug!("O_DIRECT refused; using buffered I/O"),
+            Err(e) => return Err(e),
         }
     }
-    Ok((rustix::fs::open(path, flags, mode)?, false))
+    Ok((attempt(false)?, false))
 }
 
 /// A second descriptor on the file `file` is open on, by reopening
@@ -63,14 +78,7 @@ fn proc_fd_path(file: &impl AsFd) -> PathBuf {
 /// filesystem takes it, buffered where it refuses. Returns the file and
 /// whether it is direct.
 pub fn reopen_read(file: &impl AsFd, direct: bool) -> io::Result<(File, bool)> {
-    if direct {
-        match reopen(file, false, true) {
-            Ok(f) => return Ok((f, true)),
-            Err(e) if is_refusal(&e) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok((reopen(file, false, false)?, false))
+    direct_or_buffered(direct, |direct| reopen(file, false, direct))
 }
 
 /// Switch `O_DIRECT` on or off for an open descriptor (for its open file
