@@ -19,7 +19,7 @@ use rustix::io::Errno;
 /// the caller's.
 pub fn open(path: &Path, flags: OFlags, direct: bool) -> io::Result<(OwnedFd, bool)> {
     let mode = Mode::from_raw_mode(0o644);
-    direct_or_buffered(direct, |direct| {
+    direct_or_buffered(path, direct, |direct| {
         let flags = if direct {
             flags | OFlags::DIRECT
         } else {
@@ -30,16 +30,20 @@ pub fn open(path: &Path, flags: OFlags, direct: bool) -> io::Result<(OwnedFd, bo
 }
 
 /// `attempt(true)` when `direct` asks for it, `attempt(false)` otherwise
-/// or where that was refused ([`is_refusal`]). Returns what the attempt
-/// opened and whether it is direct; any other failure is the caller's.
+/// or where that was refused ([`is_refusal`]; logged with `path`). Returns
+/// what the attempt opened and whether it is direct; any other failure is
+/// the caller's.
 fn direct_or_buffered<T>(
+    path: &Path,
     direct: bool,
     attempt: impl Fn(bool) -> io::Result<T>,
 ) -> io::Result<(T, bool)> {
     if direct {
         match attempt(true) {
             Ok(opened) => return Ok((opened, true)),
-            Err(e) if is_refusal(&e) => tracing::debug!("O_DIRECT refused; using buffered I/O"),
+            Err(e) if is_refusal(&e) => {
+                tracing::debug!(path = %path.display(), "O_DIRECT refused; using buffered I/O");
+            }
             Err(e) => return Err(e),
         }
     }
@@ -78,7 +82,9 @@ fn proc_fd_path(file: &impl AsFd) -> PathBuf {
 /// filesystem takes it, buffered where it refuses. Returns the file and
 /// whether it is direct.
 pub fn reopen_read(file: &impl AsFd, direct: bool) -> io::Result<(File, bool)> {
-    direct_or_buffered(direct, |direct| reopen(file, false, direct))
+    direct_or_buffered(&proc_fd_path(file), direct, |direct| {
+        reopen(file, false, direct)
+    })
 }
 
 /// Switch `O_DIRECT` on or off for an open descriptor (for its open file
